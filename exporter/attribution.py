@@ -1,0 +1,39 @@
+"""Split one poll interval's GPU energy among the jobs on that GPU.
+
+Energies are integer millijoules so that conservation is exact: the parts
+returned always add up to the delta given, to the millijoule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+
+def split_energy_mj(
+    delta_mj: int,
+    jobs: Sequence[Hashable],
+    weights: Mapping[Hashable, float] | None = None,
+) -> dict[Hashable, int]:
+    """Divide ``delta_mj`` among ``jobs``.
+
+    With positive ``weights`` for at least one job (per-process utilisation),
+    the split is proportional to them; otherwise it is equal. Rounding uses the
+    largest-remainder method, ties broken by job order, so the result is
+    deterministic and sums to ``delta_mj`` exactly.
+    """
+    if delta_mj < 0:
+        raise ValueError(f"energy delta must not be negative, got {delta_mj} mJ")
+    if not jobs:
+        return {}
+    w = [max(0.0, float(weights.get(j, 0.0))) if weights else 0.0 for j in jobs]
+    total = sum(w)
+    if total <= 0.0:
+        w = [1.0] * len(jobs)
+        total = float(len(jobs))
+    exact = [delta_mj * x / total for x in w]
+    parts = [int(e) for e in exact]
+    short = delta_mj - sum(parts)
+    order = sorted(range(len(jobs)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in order[:short]:
+        parts[i] += 1
+    return dict(zip(jobs, parts, strict=True))

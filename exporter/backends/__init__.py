@@ -1,0 +1,7 @@
+"""GPU backends: nvml (the only module importing pynvml), dcgm and replay."""
+
+from __future__ import annotations
+
+from .base import BackendError, BackendUnavailable, GpuBackend, GpuInfo, GpuReading
+
+__all__ = ["BackendError", "BackendUnavailable", "GpuBackend", "GpuInfo", "GpuReading"]

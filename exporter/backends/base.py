@@ -1,0 +1,65 @@
+"""What every GPU backend returns, and the errors it may raise.
+
+A backend turns one hardware source (NVML, a dcgm-exporter endpoint, a recorded
+trace) into a list of GpuReading per poll. Per-GPU faults are reported inside
+the readings (``ok=False``, ``failed_calls``); only a whole-backend failure
+(endpoint down, garbage page) raises BackendError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class BackendUnavailable(Exception):
+    """The backend cannot start at all (e.g. NVML library missing). Fatal at start-up."""
+
+
+class BackendError(Exception):
+    """One read of the whole backend failed; the next poll tries again."""
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """Static facts about one GPU; ``index`` is the string used in the ``gpu`` label."""
+
+    index: str
+    uuid: str
+    model: str = ""
+    driver: str = ""
+    # True when the hardware reports a cumulative energy counter (Volta and newer).
+    has_energy_counter: bool = True
+
+
+@dataclass
+class GpuReading:
+    info: GpuInfo
+    # Monotonic time (seconds) at which the reading was taken.
+    timestamp: float
+    # False when the essential reading (energy counter, or power without one) failed.
+    ok: bool = True
+    # Hardware energy counter in millijoules since driver load; None if absent or failed.
+    energy_mj: int | None = None
+    power_watts: float | None = None
+    power_limit_watts: float | None = None
+    utilization_ratio: float | None = None
+    memory_used_bytes: int | None = None
+    # PIDs of compute processes on this GPU; None when the backend cannot see processes.
+    pids: tuple[int, ...] | None = None
+    # Summed SM utilisation (percent-samples) per PID since the previous read.
+    process_sm_util: dict[int, float] = field(default_factory=dict)
+    # Names of the calls that failed during this read (counted per GPU and call).
+    failed_calls: tuple[str, ...] = ()
+
+
+class GpuBackend(Protocol):
+    name: str
+
+    def open(self) -> None:
+        """Initialise; raise BackendUnavailable with a one-line, actionable reason."""
+
+    def read(self) -> list[GpuReading]:
+        """Read every GPU once; raise BackendError only if nothing could be read."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,170 @@
+"""Turn the poller's latest Snapshot into Prometheus metric families.
+
+Nothing here touches hardware: a scrape only serialises what the poller
+already read. Metric names are the contract with the pipeline, dashboards and
+alerts (docs/metrics.md); keep them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from . import __version__
+from .poller import GpuSnapshot, Snapshot
+
+log = logging.getLogger("wattprint.collectors")
+
+GPU_LABELS = ("gpu", "uuid", "model", "hostname")
+RESERVED_LABELS = frozenset(
+    GPU_LABELS + ("job_id", "job_source", "uid", "container", "driver", "energy_source", "backend",
+                  "call", "collector", "discovery", "reason", "version", "instance", "job")
+)
+
+
+class WattprintCollector(Collector):
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        hostname: str,
+        static_labels: Sequence[tuple[str, str]] = (),
+        backend: str = "",
+    ) -> None:
+        self._snapshot = snapshot
+        self._hostname = hostname
+        self._static = tuple(static_labels)
+        self._static_keys = [k for k, _ in self._static]
+        self._static_values = [v for _, v in self._static]
+        self._backend = backend
+
+    def collect(self) -> Iterator[Metric]:
+        start = time.perf_counter()
+        snap = self._snapshot()
+        try:
+            families = self._families(snap)
+            ok = True
+        except Exception as exc:  # a bug here must not take the whole page down
+            log.error("rendering metrics failed err=%r", exc)
+            families, ok = [], False
+        yield from families
+        yield from self._exporter_families(snap, ok, time.perf_counter() - start)
+
+    # -- GPU and job series ---------------------------------------------------------
+    def _gpu_values(self, g: GpuSnapshot) -> list[str]:
+        return [g.info.index, g.info.uuid, g.info.model, self._hostname, *self._static_values]
+
+    def _families(self, snap: Snapshot) -> list[Metric]:
+        lk = [*GPU_LABELS, *self._static_keys]
+        up = GaugeMetricFamily("wattprint_gpu_up", "1 if the last poll read this GPU, 0 if it failed.", labels=lk)
+        info = GaugeMetricFamily(
+            "wattprint_gpu_info",
+            "GPU facts; energy_source says whether energy comes from the hardware counter or integrated power.",
+            labels=[*lk, "driver", "energy_source", "backend"],
+        )
+        energy = CounterMetricFamily(
+            "wattprint_gpu_energy_joules",
+            "GPU energy since the exporter started, from hardware energy-counter deltas "
+            "(or integrated power where energy_source says so).",
+            labels=lk,
+        )
+        idle = CounterMetricFamily(
+            "wattprint_gpu_idle_energy_joules",
+            "GPU energy in intervals with no job on the GPU; jobs + idle == GPU energy.",
+            labels=lk,
+        )
+        power = GaugeMetricFamily("wattprint_gpu_power_watts", "Power draw as reported by the GPU.", labels=lk)
+        limit = GaugeMetricFamily(
+            "wattprint_gpu_power_limit_watts", "Enforced power limit of the GPU.", labels=lk
+        )
+        util = GaugeMetricFamily(
+            "wattprint_gpu_utilization_ratio", "Fraction of the last sample period the GPU was busy (0-1).",
+            labels=lk,
+        )
+        mem = GaugeMetricFamily("wattprint_gpu_memory_used_bytes", "GPU memory in use.", labels=lk)
+        resets = CounterMetricFamily(
+            "wattprint_gpu_energy_counter_resets",
+            "Times the hardware energy counter went backwards (driver reload, GPU reset); "
+            "each drops at most one poll interval of energy.",
+            labels=lk,
+        )
+        errors = CounterMetricFamily(
+            "wattprint_gpu_collection_errors", "Failed reads per GPU and call.", labels=[*lk, "call"]
+        )
+        job_info = GaugeMetricFamily(
+            "wattprint_job_info",
+            "One series per GPU and job while the job runs on it.",
+            labels=[*lk, "job_id", "job_source", "uid", "container"],
+        )
+        job_energy = CounterMetricFamily(
+            "wattprint_job_energy_joules",
+            "Energy of a job on a GPU, its share of each poll interval's GPU energy.",
+            labels=[*lk, "job_id"],
+        )
+        for g in snap.gpus:
+            v = self._gpu_values(g)
+            up.add_metric(v, 1.0 if g.up else 0.0)
+            info.add_metric([*v, g.info.driver, g.energy_source, self._backend], 1.0)
+            energy.add_metric(v, g.energy_mj / 1000.0)
+            idle.add_metric(v, g.idle_mj / 1000.0)
+            resets.add_metric(v, float(g.counter_resets))
+            if g.power_watts is not None:
+                power.add_metric(v, g.power_watts)
+            if g.power_limit_watts is not None:
+                limit.add_metric(v, g.power_limit_watts)
+            if g.utilization_ratio is not None:
+                util.add_metric(v, g.utilization_ratio)
+            if g.memory_used_bytes is not None:
+                mem.add_metric(v, float(g.memory_used_bytes))
+            for call, n in g.errors:
+                errors.add_metric([*v, call], float(n))
+            for j in g.jobs:
+                job_energy.add_metric([*v, j.job.job_id], j.energy_mj / 1000.0)
+                if j.running:
+                    job_info.add_metric([*v, j.job.job_id, j.job.source, j.job.pod_uid, j.job.container], 1.0)
+        return [up, info, energy, idle, power, limit, util, mem, resets, errors, job_info, job_energy]
+
+    # -- the exporter's own health -----------------------------------------------------
+    def _exporter_families(self, snap: Snapshot, render_ok: bool, render_s: float) -> Iterator[Metric]:
+        build = GaugeMetricFamily(
+            "wattprint_exporter_build_info", "Exporter version and backend.", labels=["version", "backend"]
+        )
+        build.add_metric([__version__, self._backend], 1.0)
+        yield build
+        polls = CounterMetricFamily("wattprint_exporter_polls", "Polls run since start.")
+        polls.add_metric([], float(snap.polls))
+        yield polls
+        yield GaugeMetricFamily(
+            "wattprint_exporter_poll_duration_seconds", "Duration of the last poll.", value=snap.poll_duration_seconds
+        )
+        yield GaugeMetricFamily(
+            "wattprint_exporter_last_successful_poll_timestamp_seconds",
+            "Unix time of the last poll that read the backend.",
+            value=snap.last_success_unixtime,
+        )
+        success = GaugeMetricFamily(
+            "wattprint_exporter_collector_success",
+            "1 if the collector succeeded in the last poll (render: this scrape).",
+            labels=["collector"],
+        )
+        duration = GaugeMetricFamily(
+            "wattprint_exporter_collector_duration_seconds",
+            "Time the collector took in the last poll (render: this scrape).",
+            labels=["collector"],
+        )
+        for name, ok, secs in (*snap.collectors, ("render", render_ok, render_s)):
+            success.add_metric([name], 1.0 if ok else 0.0)
+            duration.add_metric([name], secs)
+        yield success
+        yield duration
+        derr = CounterMetricFamily(
+            "wattprint_job_discovery_errors",
+            "Job-discovery entries skipped (unreadable /proc files, malformed mapping files), by reason.",
+            labels=["discovery", "reason"],
+        )
+        for reason, n in snap.discovery_errors:
+            derr.add_metric([snap.discovery_name, reason], float(n))
+        yield derr

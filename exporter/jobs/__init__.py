@@ -1,0 +1,1 @@
+"""Job discovery sources: slurm, mapping-dir, kubernetes (one module each)."""

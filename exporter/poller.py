@@ -1,0 +1,280 @@
+"""Background polling: read GPUs, find jobs, book each interval's energy.
+
+Collection is decoupled from scrapes: a thread calls ``poll_once`` every
+``interval`` seconds and publishes an immutable Snapshot; scrapes only
+serialise the latest one. All energy is kept as integer millijoules so that,
+per GPU, job energy + idle energy == GPU energy exactly at every snapshot.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .attribution import split_energy_mj
+from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading
+from .jobs.base import Assignment, Job, JobDiscovery
+
+log = logging.getLogger("wattprint.poller")
+
+ENERGY_FROM_COUNTER = "counter"
+ENERGY_FROM_POWER = "power_integration"
+
+
+@dataclass
+class _JobAccount:
+    energy_mj: int = 0
+    last_seen: float = 0.0
+    running: bool = True
+
+
+@dataclass
+class _GpuAccount:
+    info: GpuInfo
+    up: bool = False
+    energy_source: str = ENERGY_FROM_COUNTER
+    last_counter_mj: int | None = None
+    last_ts: float | None = None
+    last_power: float | None = None
+    carry_mj: float = 0.0
+    energy_mj: int = 0
+    idle_mj: int = 0
+    resets: int = 0
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    jobs: dict[Job, _JobAccount] = field(default_factory=dict)
+    reading: GpuReading | None = None
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    job: Job
+    energy_mj: int
+    running: bool
+
+
+@dataclass(frozen=True)
+class GpuSnapshot:
+    info: GpuInfo
+    up: bool
+    energy_source: str
+    energy_mj: int
+    idle_mj: int
+    power_watts: float | None
+    power_limit_watts: float | None
+    utilization_ratio: float | None
+    memory_used_bytes: int | None
+    counter_resets: int
+    errors: tuple[tuple[str, int], ...]
+    jobs: tuple[JobSnapshot, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    generation: int
+    gpus: tuple[GpuSnapshot, ...] = ()
+    polls: int = 0
+    poll_duration_seconds: float = 0.0
+    last_success_unixtime: float = 0.0
+    # collector name -> (success, duration seconds) of the last poll
+    collectors: tuple[tuple[str, bool, float], ...] = ()
+    discovery_name: str = "none"
+    discovery_errors: tuple[tuple[str, int], ...] = ()
+
+
+class Poller:
+    def __init__(
+        self,
+        backend: GpuBackend,
+        discovery: JobDiscovery,
+        interval: float = 1.0,
+        job_retention: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self.discovery = discovery
+        self.interval = interval
+        self.job_retention = job_retention
+        self._clock = clock
+        self._wallclock = wallclock
+        self._accounts: dict[str, _GpuAccount] = {}
+        self._polls = 0
+        self._last_success = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.snapshot = Snapshot(generation=0, discovery_name=discovery.name)
+
+    # -- one poll -----------------------------------------------------------------
+    def poll_once(self) -> Snapshot:
+        with self._lock:
+            start = time.perf_counter()
+            collectors: list[tuple[str, bool, float]] = []
+            readings: list[GpuReading] = []
+            try:
+                readings = self.backend.read()
+                gpu_ok = True
+            except BackendError as exc:
+                gpu_ok = False
+                log.warning("gpu read failed backend=%s err=%s", self.backend.name, exc)
+                for acc in self._accounts.values():
+                    acc.up = False
+                    acc.errors["backend"] += 1
+            t_gpu = time.perf_counter()
+            collectors.append(("gpu", gpu_ok, t_gpu - start))
+
+            assignment: Assignment = {}
+            jobs_ok = True
+            if readings:
+                try:
+                    assignment = self.discovery.discover(readings)
+                except Exception as exc:  # a discovery bug must not stop energy accounting
+                    jobs_ok = False
+                    log.error("job discovery failed discovery=%s err=%r", self.discovery.name, exc)
+            collectors.append(("jobs", jobs_ok, time.perf_counter() - t_gpu))
+
+            seen = set()
+            now = self._clock()
+            for reading in readings:
+                seen.add(reading.info.uuid)
+                self._book(reading, assignment.get(reading.info.index, {}), now)
+            for uuid, acc in self._accounts.items():
+                if gpu_ok and uuid not in seen:
+                    acc.up = False
+                    acc.errors["missing"] += 1
+                self._expire_jobs(acc, now)
+
+            self._polls += 1
+            if gpu_ok:
+                self._last_success = self._wallclock()
+            self.snapshot = self._build_snapshot(collectors, time.perf_counter() - start)
+            return self.snapshot
+
+    def _book(self, r: GpuReading, jobs: dict[Job, frozenset[int]], now: float) -> None:
+        acc = self._accounts.get(r.info.uuid)
+        if acc is None:
+            acc = self._accounts[r.info.uuid] = _GpuAccount(info=r.info)
+        acc.info = r.info
+        acc.reading = r
+        for call in r.failed_calls:
+            acc.errors[call] += 1
+        acc.up = r.ok
+        if not r.ok:
+            # Keep the last good counter: the hardware keeps counting, so the delta
+            # across the outage is booked when the GPU answers again.
+            return
+
+        delta = 0
+        if r.energy_mj is not None:
+            acc.energy_source = ENERGY_FROM_COUNTER
+            if acc.last_counter_mj is not None:
+                if r.energy_mj >= acc.last_counter_mj:
+                    delta = r.energy_mj - acc.last_counter_mj
+                else:
+                    # Driver reload or GPU reset restarted the counter. We cannot know
+                    # how much of this interval ran before the reset, so it is dropped:
+                    # at most one poll interval is lost, and the exported counters never go back.
+                    acc.resets += 1
+                    log.warning(
+                        "energy counter went backwards gpu=%s uuid=%s from_mj=%d to_mj=%d",
+                        r.info.index, r.info.uuid, acc.last_counter_mj, r.energy_mj,
+                    )
+            acc.last_counter_mj = r.energy_mj
+        elif r.power_watts is not None:
+            acc.energy_source = ENERGY_FROM_POWER
+            if acc.last_ts is not None and acc.last_power is not None:
+                exact = (acc.last_power + r.power_watts) / 2.0 * (r.timestamp - acc.last_ts) * 1000.0
+                exact += acc.carry_mj
+                delta = max(0, int(exact))
+                acc.carry_mj = exact - delta
+            acc.last_power = r.power_watts
+        acc.last_ts = r.timestamp
+
+        for ja in acc.jobs.values():
+            ja.running = False
+        ordered = sorted(jobs)
+        for job in ordered:
+            ja = acc.jobs.get(job)
+            if ja is None:
+                ja = acc.jobs[job] = _JobAccount()
+            ja.running = True
+            ja.last_seen = now
+
+        acc.energy_mj += delta
+        if not ordered:
+            acc.idle_mj += delta
+            return
+        weights = {job: sum(r.process_sm_util.get(pid, 0.0) for pid in pids) for job, pids in jobs.items()}
+        for job, part in split_energy_mj(delta, ordered, weights).items():
+            acc.jobs[job].energy_mj += part  # type: ignore[index]
+
+    def _expire_jobs(self, acc: _GpuAccount, now: float) -> None:
+        # Finished jobs stay exported for a while so Prometheus scrapes their final value.
+        for job in [j for j, ja in acc.jobs.items() if not ja.running and now - ja.last_seen > self.job_retention]:
+            del acc.jobs[job]
+
+    def _build_snapshot(self, collectors: list[tuple[str, bool, float]], duration: float) -> Snapshot:
+        gpus = []
+        for acc in sorted(self._accounts.values(), key=lambda a: (_index_key(a.info.index), a.info.uuid)):
+            r = acc.reading if acc.up else None
+            gpus.append(
+                GpuSnapshot(
+                    info=acc.info,
+                    up=acc.up,
+                    energy_source=acc.energy_source,
+                    energy_mj=acc.energy_mj,
+                    idle_mj=acc.idle_mj,
+                    power_watts=r.power_watts if r else None,
+                    power_limit_watts=r.power_limit_watts if r else None,
+                    utilization_ratio=r.utilization_ratio if r else None,
+                    memory_used_bytes=r.memory_used_bytes if r else None,
+                    counter_resets=acc.resets,
+                    errors=tuple(sorted(acc.errors.items())),
+                    jobs=tuple(
+                        JobSnapshot(job=j, energy_mj=ja.energy_mj, running=ja.running)
+                        for j, ja in sorted(acc.jobs.items())
+                    ),
+                )
+            )
+        return Snapshot(
+            generation=self.snapshot.generation + 1,
+            gpus=tuple(gpus),
+            polls=self._polls,
+            poll_duration_seconds=duration,
+            last_success_unixtime=self._last_success,
+            collectors=tuple(collectors),
+            discovery_name=self.discovery.name,
+            discovery_errors=tuple(sorted(self.discovery.errors.items())),
+        )
+
+    # -- thread -------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="wattprint-poller", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_at = self._clock()
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # keep polling whatever one poll hit
+                log.error("poll failed err=%r", exc)
+            next_at += self.interval
+            now = self._clock()
+            if next_at < now:  # a slow poll: skip the missed ticks rather than bursting
+                next_at = now + self.interval
+            self._stop.wait(next_at - now)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def _index_key(index: str) -> tuple[int, str]:
+    head = index.split(".", 1)[0]
+    return (int(head), index) if head.isdigit() else (1 << 30, index)

@@ -184,8 +184,12 @@ class Poller:
                         r.info.index, r.info.uuid, acc.last_counter_mj, r.energy_mj,
                     )
             acc.last_counter_mj = r.energy_mj
+            acc.last_power = None
         elif r.power_watts is not None:
             acc.energy_source = ENERGY_FROM_POWER
+            # A counter seen again later restarts from a fresh baseline, so the span
+            # integrated here is never booked a second time from the counter delta.
+            acc.last_counter_mj = None
             if acc.last_ts is not None and acc.last_power is not None:
                 exact = (acc.last_power + r.power_watts) / 2.0 * (r.timestamp - acc.last_ts) * 1000.0
                 exact += acc.carry_mj

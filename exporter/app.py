@@ -1,0 +1,147 @@
+"""Wire config -> backend, discovery, poller, registry and HTTP server; run until signalled."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+
+from .backends.base import GpuBackend
+from .collectors import WattprintCollector
+from .config import Config
+from .jobs.base import JobDiscovery, NoDiscovery
+from .poller import Poller
+
+log = logging.getLogger("wattprint.app")
+
+
+class StartupError(Exception):
+    """A fault the operator must fix before the exporter can run (exit status 2)."""
+
+
+def build_backend(cfg: Config) -> GpuBackend:
+    if cfg.backend == "nvml":
+        from .backends.nvml import NvmlBackend
+
+        return NvmlBackend()
+    if cfg.backend == "dcgm":
+        from .backends.dcgm import DcgmBackend
+
+        return DcgmBackend(cfg.dcgm_url, timeout=cfg.dcgm_timeout, retries=cfg.dcgm_retries)
+    from .backends.replay import ReplayBackend
+
+    return ReplayBackend(cfg.replay_trace, gpus=cfg.replay_gpus, epoch=cfg.replay_epoch, hostname=cfg.hostname)
+
+
+def build_discovery(cfg: Config) -> JobDiscovery:
+    if cfg.job_discovery == "slurm":
+        from .jobs.slurm import SlurmDiscovery
+
+        return SlurmDiscovery(cfg.procfs)
+    if cfg.job_discovery == "kubernetes":
+        from .jobs.kubernetes import KubernetesDiscovery
+
+        return KubernetesDiscovery(cfg.procfs)
+    if cfg.job_discovery == "mapping-dir":
+        from .jobs.mapping_dir import MappingDirDiscovery
+
+        assert cfg.mapping_dir is not None
+        return MappingDirDiscovery(cfg.mapping_dir)
+    return NoDiscovery()
+
+
+class CachedRenderer:
+    """Serialise the registry once per poller snapshot and encoding.
+
+    Concurrent scrapes of the same snapshot wait for one rendering and share
+    its bytes, so 200 scrapers cost one serialisation per poll, not 200.
+    """
+
+    def __init__(self, registry: CollectorRegistry, generation: Callable[[], int]) -> None:
+        self._registry = registry
+        self._generation = generation
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[int, bytes]] = {}
+
+    def __call__(self, accept: str | None) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept or "")
+        gen = self._generation()
+        with self._lock:
+            hit = self._cache.get(content_type)
+            if hit is not None and hit[0] == gen:
+                return hit[1], content_type
+            body = encoder(self._registry)
+            self._cache[content_type] = (gen, body)
+            return body, content_type
+
+
+class App:
+    def __init__(self, cfg: Config, backend: GpuBackend | None = None) -> None:
+        self.cfg = cfg
+        self.backend = backend or build_backend(cfg)
+        self.discovery = build_discovery(cfg)
+        self.poller = Poller(self.backend, self.discovery, cfg.poll_interval, cfg.job_retention)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(
+            WattprintCollector(lambda: self.poller.snapshot, cfg.hostname, cfg.labels, self.backend.name)
+        )
+        ProcessCollector(registry=self.registry)
+        self.renderer = CachedRenderer(self.registry, lambda: self.poller.snapshot.generation)
+        self.server = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        from .backends.base import BackendUnavailable
+        from .web import MetricsServer, parse_listen_address
+        from .webconfig import WebConfigError, load_web_config
+
+        try:
+            address = parse_listen_address(self.cfg.listen_address)
+        except ValueError as exc:
+            raise StartupError(f"--web.listen-address: {exc}") from None
+        web_config = None
+        if self.cfg.web_config_file:
+            try:
+                web_config = load_web_config(self.cfg.web_config_file)
+            except WebConfigError as exc:
+                raise StartupError(f"--web.config.file: {exc}") from None
+        try:
+            self.backend.open()
+        except BackendUnavailable as exc:
+            raise StartupError(f"--backend {self.backend.name}: {exc}") from None
+        self.poller.poll_once()  # the first scrape already has data
+        try:
+            self.server = MetricsServer(address, self.renderer, web_config)
+        except OSError as exc:
+            raise StartupError(
+                f"--web.listen-address {self.cfg.listen_address}: cannot listen ({exc.strerror}); "
+                "is another exporter on that port?"
+            ) from None
+        self.server.start()
+        self.poller.start()
+        log.info(
+            "listening address=%s:%d tls=%s backend=%s discovery=%s poll_interval=%ss",
+            address[0], self.server.port, bool(web_config and web_config.ssl_context()), self.backend.name,
+            self.discovery.name, self.cfg.poll_interval,
+        )
+
+    def run_until_signalled(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("stopping signal=%s", signal.Signals(signum).name)
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self._stop.wait()
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+        self.poller.stop()
+        self.backend.close()

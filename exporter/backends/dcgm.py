@@ -1,0 +1,181 @@
+"""Read GPUs from a dcgm-exporter ``/metrics`` page instead of NVML.
+
+For nodes where DCGM already owns the GPUs (e.g. the NVIDIA GPU Operator), a
+second NVML client is unwanted, so we scrape the page dcgm-exporter already
+serves. The page format drifted across releases (``Hostname`` -> ``hostname``,
+``UUID``/``uuid``, HELP/TYPE lines present or not), so labels and metric names
+are matched loosely. With MIG, current releases repeat the whole board's power
+and energy on every MIG-instance series, so values are taken once per board
+(keyed by UUID) and never summed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from urllib.parse import urlsplit
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from .base import BackendError, BackendUnavailable, GpuInfo, GpuReading
+
+# DCGM field -> GpuReading field. Several DCGM fields may feed one reading field;
+# the first one listed wins, because the enforced limit is what actually caps the board.
+_FIELDS: dict[str, str] = {
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "energy",
+    "DCGM_FI_DEV_POWER_USAGE": "power",
+    "DCGM_FI_DEV_ENFORCED_POWER_LIMIT": "limit",
+    "DCGM_FI_DEV_POWER_MGMT_LIMIT": "limit",
+    "DCGM_FI_DEV_GPU_UTIL": "util",
+    "DCGM_FI_DEV_FB_USED": "fb_used_mib",
+}
+_PRIORITY = {name: i for i, name in enumerate(_FIELDS)}
+# A dcgm page for 8 GPUs with pod labels is a few MB; anything far larger is not dcgm-exporter.
+_MAX_BODY_BYTES = 32 * 1024 * 1024
+_BACKOFF_S = 0.1
+
+
+def _label(labels: dict[str, str], *names: str) -> str:
+    for n in names:
+        if labels.get(n):
+            return labels[n]
+    return ""
+
+
+def _short(text: str, limit: int = 100) -> str:
+    """Page content may be huge or hostile; never put more than a snippet into logs or errors."""
+    text = " ".join(text.split()).encode("ascii", "backslashreplace").decode()  # binary junk stays printable
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Board:
+    """What one physical board said on this page; whole-board lines win over MIG-instance lines."""
+
+    def __init__(self, uuid: str) -> None:
+        self.uuid = uuid
+        self.index = self.model = self.driver = ""
+        self.whole: dict[str, tuple[int, float]] = {}  # field -> (priority, value)
+        self.mig: dict[str, tuple[int, float]] = {}
+
+    def add(self, name: str, labels: dict[str, str], value: float) -> None:
+        self.index = self.index or labels.get("gpu", "")
+        self.model = self.model or labels.get("modelName", "")
+        self.driver = self.driver or labels.get("DCGM_FI_DRIVER_VERSION", "")
+        field = _FIELDS.get(name)
+        if field is None or math.isnan(value):
+            return
+        # MIG lines repeat the board's value: keep one, never add them up.
+        target = self.mig if labels.get("GPU_I_ID") or labels.get("GPU_I_PROFILE") else self.whole
+        prio = _PRIORITY[name]
+        if field not in target or prio < target[field][0]:
+            target[field] = (prio, value)
+
+    def get(self, field: str) -> float | None:
+        hit = self.whole.get(field) or self.mig.get(field)
+        return hit[1] if hit else None
+
+    def reading(self, now: float) -> GpuReading:
+        energy, power = self.get("energy"), self.get("power")
+        util, fb = self.get("util"), self.get("fb_used_mib")
+        ok = energy is not None or power is not None
+        info = GpuInfo(
+            index=self.index,
+            uuid=self.uuid,
+            model=self.model,
+            driver=self.driver,
+            has_energy_counter=energy is not None,
+        )
+        return GpuReading(
+            info=info,
+            timestamp=now,
+            ok=ok,
+            energy_mj=int(energy) if energy is not None else None,
+            power_watts=power,
+            power_limit_watts=self.get("limit"),
+            utilization_ratio=util / 100.0 if util is not None else None,
+            memory_used_bytes=int(fb * 1024 * 1024) if fb is not None else None,
+            pids=None,
+            failed_calls=() if ok else ("energy", "power"),
+        )
+
+
+class DcgmBackend:
+    """``--gpu-backend dcgm``: one HTTP GET of dcgm-exporter per poll."""
+
+    name = "dcgm"
+
+    def __init__(
+        self, url: str, timeout: float = 2.0, retries: int = 2, session: requests.Session | None = None
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.session = session or requests.Session()
+        # Hostname dcgm-exporter reports, so a mis-pointed URL (another node's pod) can be spotted.
+        self.hostname = ""
+
+    def open(self) -> None:
+        """Only the URL is checked: dcgm-exporter often starts after us, and read() retries every poll."""
+        try:
+            parts = urlsplit(self.url)
+            _ = parts.port  # raises ValueError on a bad port
+        except ValueError as exc:
+            raise BackendUnavailable(
+                f"invalid --dcgm-url {self.url!r}: {exc}; use e.g. http://localhost:9400/metrics"
+            ) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BackendUnavailable(
+                f"invalid --dcgm-url {self.url!r}: need an http(s) URL with a host, "
+                "e.g. http://localhost:9400/metrics"
+            )
+
+    def read(self) -> list[GpuReading]:
+        text = self._fetch()
+        now = time.monotonic()
+        boards: dict[str, _Board] = {}
+        try:
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    # Typed counters get "_total" appended by the parser; untyped lines keep their name.
+                    name = s.name.removesuffix("_total")
+                    uuid = _label(s.labels, "UUID", "uuid")
+                    if not name.startswith("DCGM_FI_") or not uuid:
+                        continue
+                    self.hostname = _label(s.labels, "hostname", "Hostname") or self.hostname
+                    boards.setdefault(uuid, _Board(uuid)).add(name, s.labels, float(s.value))
+        except Exception as exc:  # the parser raises ValueError, IndexError, ... on garbage
+            raise BackendError(f"unparseable page from {self.url}: {_short(str(exc))}") from None
+        if not boards:
+            raise BackendError(f"no DCGM GPU series in page from {self.url}: {_short(text, 60)!r}")
+        return [b.reading(now) for b in boards.values()]
+
+    def _fetch(self) -> str:
+        """Bounded to about (retries+1)*timeout plus backoff, so one dead endpoint cannot stall polling."""
+        problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(_BACKOFF_S * attempt)
+            deadline = time.monotonic() + self.timeout
+            try:
+                with self.session.get(self.url, timeout=self.timeout, stream=True) as resp:
+                    if resp.status_code != 200:
+                        problem = f"HTTP {resp.status_code}"
+                        continue
+                    body = bytearray()
+                    # requests' timeout is per socket read; a trickling server needs its own deadline.
+                    for chunk in resp.iter_content(65536):
+                        body += chunk
+                        if time.monotonic() > deadline:
+                            raise requests.Timeout()
+                        if len(body) > _MAX_BODY_BYTES:
+                            raise BackendError(f"page from {self.url} larger than {_MAX_BODY_BYTES} bytes")
+                    return body.decode("utf-8", errors="replace")
+            except requests.Timeout:
+                problem = f"timed out after {self.timeout:g} s"
+            except requests.RequestException as exc:
+                problem = f"request failed ({type(exc).__name__})"
+        raise BackendError(f"dcgm-exporter at {self.url}: {problem} (after {self.retries + 1} attempt(s))")
+
+    def close(self) -> None:
+        self.session.close()

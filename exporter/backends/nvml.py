@@ -1,0 +1,161 @@
+"""NVML backend: the only module that imports pynvml (package nvidia-ml-py).
+
+Per-call failures are recorded by call name and never stop the other GPUs.
+A call that answers NotSupported is remembered and not asked again, so an old
+board without (say) an energy counter costs nothing per poll and is not
+reported as failing every second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from .base import BackendUnavailable, GpuInfo, GpuReading
+
+log = logging.getLogger("wattprint.nvml")
+
+
+@dataclass
+class _Device:
+    handle: Any
+    info: GpuInfo
+    unsupported: set[str] = field(default_factory=set)
+    last_process_sample_us: int = 0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class NvmlBackend:
+    name = "nvml"
+
+    def __init__(self, nvml: ModuleType | None = None) -> None:
+        self._nv = nvml
+        self._devices: list[_Device] = []
+
+    def open(self) -> None:
+        if self._nv is None:
+            try:
+                import pynvml
+            except ImportError:
+                raise BackendUnavailable(
+                    "the nvidia-ml-py package is not installed: pip install nvidia-ml-py, "
+                    "or use --backend replay on a machine without a GPU"
+                ) from None
+            self._nv = pynvml
+        nv = self._nv
+        try:
+            nv.nvmlInit()
+            count = nv.nvmlDeviceGetCount()
+            driver = _text(nv.nvmlSystemGetDriverVersion())
+        except nv.NVMLError as exc:
+            raise BackendUnavailable(
+                f"cannot initialise NVML ({exc}): check that the NVIDIA driver is loaded and that this "
+                "process sees /dev/nvidia* and libnvidia-ml.so (in a container: the NVIDIA runtime), "
+                "or use --backend dcgm or --backend replay"
+            ) from None
+        for i in range(count):
+            try:
+                h = nv.nvmlDeviceGetHandleByIndex(i)
+                info = GpuInfo(
+                    index=str(i),
+                    uuid=_text(nv.nvmlDeviceGetUUID(h)),
+                    model=_text(nv.nvmlDeviceGetName(h)),
+                    driver=driver,
+                )
+            except nv.NVMLError as exc:
+                # A board lost at start-up is skipped, not fatal: the rest still get measured.
+                log.error("gpu skipped at start-up gpu=%d err=%s", i, exc)
+                continue
+            dev = _Device(handle=h, info=info)
+            try:
+                nv.nvmlDeviceGetTotalEnergyConsumption(h)
+            except nv.NVMLError_NotSupported:
+                dev.unsupported.add("energy")
+                dev.info = GpuInfo(info.index, info.uuid, info.model, info.driver, has_energy_counter=False)
+                log.warning("gpu has no energy counter; integrating power gpu=%d uuid=%s", i, info.uuid)
+            except nv.NVMLError:
+                pass  # transient: read() will count it
+            self._devices.append(dev)
+        log.info("nvml ready gpus=%d driver=%s", len(self._devices), driver)
+
+    def _call(self, dev: _Device, name: str, failed: list[str], fn: Any, *args: Any) -> Any:
+        if name in dev.unsupported:
+            return None
+        nv = self._nv
+        assert nv is not None
+        try:
+            return fn(dev.handle, *args)
+        except nv.NVMLError_NotSupported:
+            dev.unsupported.add(name)
+            log.info("call not supported; not asked again gpu=%s call=%s", dev.info.index, name)
+        except nv.NVMLError as exc:
+            failed.append(name)
+            log.debug("nvml call failed gpu=%s call=%s err=%s", dev.info.index, name, exc)
+        return None
+
+    def _process_util(self, dev: _Device, failed: list[str]) -> dict[int, float]:
+        nv = self._nv
+        assert nv is not None
+        if "process_utilization" in dev.unsupported:
+            return {}
+        try:
+            samples = nv.nvmlDeviceGetProcessUtilization(dev.handle, dev.last_process_sample_us)
+        except nv.NVMLError_NotFound:
+            return {}  # no new sample since last time: "nothing new", not a failure
+        except nv.NVMLError_NotSupported:
+            dev.unsupported.add("process_utilization")
+            return {}
+        except nv.NVMLError:
+            failed.append("process_utilization")
+            return {}
+        util: dict[int, float] = {}
+        for s in samples:
+            if s.timeStamp > dev.last_process_sample_us:
+                dev.last_process_sample_us = s.timeStamp
+            util[s.pid] = util.get(s.pid, 0.0) + float(s.smUtil)
+        return util
+
+    def read(self) -> list[GpuReading]:
+        nv = self._nv
+        assert nv is not None
+        out = []
+        for dev in self._devices:
+            failed: list[str] = []
+            energy = self._call(dev, "energy", failed, nv.nvmlDeviceGetTotalEnergyConsumption)
+            power_mw = self._call(dev, "power", failed, nv.nvmlDeviceGetPowerUsage)
+            limit_mw = self._call(dev, "power_limit", failed, nv.nvmlDeviceGetEnforcedPowerLimit)
+            util = self._call(dev, "utilization", failed, nv.nvmlDeviceGetUtilizationRates)
+            mem = self._call(dev, "memory", failed, nv.nvmlDeviceGetMemoryInfo)
+            procs = self._call(dev, "processes", failed, nv.nvmlDeviceGetComputeRunningProcesses)
+            proc_util = self._process_util(dev, failed) if procs else {}
+            has_counter = "energy" not in dev.unsupported
+            ok = energy is not None if has_counter else power_mw is not None
+            out.append(
+                GpuReading(
+                    info=dev.info,
+                    timestamp=time.monotonic(),
+                    ok=ok,
+                    energy_mj=int(energy) if energy is not None else None,
+                    power_watts=power_mw / 1000.0 if power_mw is not None else None,
+                    power_limit_watts=limit_mw / 1000.0 if limit_mw is not None else None,
+                    utilization_ratio=util.gpu / 100.0 if util is not None else None,
+                    memory_used_bytes=int(mem.used) if mem is not None else None,
+                    pids=tuple(sorted({p.pid for p in procs})) if procs is not None else None,
+                    process_sm_util=proc_util,
+                    failed_calls=tuple(failed),
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        if self._nv is not None and self._devices:
+            try:
+                self._nv.nvmlShutdown()
+            except self._nv.NVMLError:
+                pass

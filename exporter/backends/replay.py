@@ -1,0 +1,197 @@
+"""Replay a recorded NVML trace as N virtual GPUs, for machines with no GPU.
+
+The trace is real H100 data (exporter/data/h100_trace.csv, a copy of
+shared/fixtures/nvml-h100/trace.csv). Each virtual GPU plays it from its own
+offset (i * duration / N) and loops; its energy counter keeps rising across
+loops so Prometheus never sees a reset. Wall time drives the position, so two
+exporters started with the same --replay-epoch play in step.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .base import BackendUnavailable, GpuInfo, GpuReading
+
+REPLAY_MODEL = "NVIDIA H100 80GB HBM3"
+REPLAY_POWER_LIMIT_WATTS = 700.0
+REQUIRED_COLUMNS = ("ts", "power_mw", "energy_mj")
+
+
+def default_trace_path() -> Path:
+    return Path(str(resources.files("exporter") / "data" / "h100_trace.csv"))
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A trace on a relative time axis: t[0] == 0, energy_mj[0] == 0, closed at ``duration``."""
+
+    path: str
+    t: tuple[float, ...]
+    energy_mj: tuple[float, ...]
+    power_mw: tuple[float, ...]
+    util: tuple[float | None, ...]
+    mem_used: tuple[int | None, ...]
+    start_energy_mj: int
+    duration: float
+    loop_energy_mj: float
+
+    def position(self, elapsed: float) -> tuple[int, float]:
+        loops, pos = divmod(elapsed, self.duration)
+        return int(loops), pos
+
+    def energy_at(self, elapsed: float) -> float:
+        """Cumulative energy (mJ, relative) after ``elapsed`` seconds of playback from position 0."""
+        loops, pos = self.position(elapsed)
+        i = bisect.bisect_right(self.t, pos) - 1
+        t0, t1 = self.t[i], self.t[i + 1]
+        e0, e1 = self.energy_mj[i], self.energy_mj[i + 1]
+        return loops * self.loop_energy_mj + e0 + (e1 - e0) * (pos - t0) / (t1 - t0)
+
+    def sample_at(self, elapsed: float) -> int:
+        """Index of the row in force (sample-and-hold, like NVML's 1 s power average)."""
+        _, pos = self.position(elapsed)
+        return min(bisect.bisect_right(self.t, pos) - 1, len(self.power_mw) - 1)
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Parse a trace CSV; any bad row is an error naming the file and line."""
+    path = Path(path)
+    try:
+        fh = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot read replay trace {path}: {exc.strerror}; check --replay-trace") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise BackendUnavailable(
+                f"{path}:1: replay trace lacks column(s) {', '.join(missing)}; "
+                f"it needs {', '.join(REQUIRED_COLUMNS)} (the format of shared/fixtures/nvml-h100/trace.csv)"
+            )
+        ts: list[float] = []
+        energy: list[float] = []
+        power: list[float] = []
+        util: list[float | None] = []
+        mem: list[int | None] = []
+        for row in reader:
+            line = reader.line_num
+            try:
+                t, p, e = float(row["ts"]), float(row["power_mw"]), float(row["energy_mj"])
+                u = float(row["util_gpu"]) / 100.0 if row.get("util_gpu") not in (None, "") else None
+                m = int(float(row["mem_used"])) if row.get("mem_used") not in (None, "") else None
+            except (TypeError, ValueError):
+                raise BackendUnavailable(
+                    f"{path}:{line}: not a number in ts/power_mw/energy_mj/util_gpu/mem_used; fix or drop the row"
+                ) from None
+            if ts and t <= ts[-1]:
+                raise BackendUnavailable(f"{path}:{line}: ts {t} does not increase; rows must be in time order")
+            if energy and e < energy[-1]:
+                raise BackendUnavailable(
+                    f"{path}:{line}: energy_mj goes backwards ({e} < {energy[-1]}); "
+                    "a trace must come from one driver session"
+                )
+            if p < 0:
+                raise BackendUnavailable(f"{path}:{line}: negative power_mw {p}")
+            ts.append(t)
+            energy.append(e)
+            power.append(p)
+            util.append(u)
+            mem.append(m)
+    if len(ts) < 2:
+        raise BackendUnavailable(f"{path}: replay trace needs at least 2 rows, found {len(ts)}")
+    # Close the loop: after the last row, hold its power for one median sample period.
+    steps = sorted(b - a for a, b in zip(ts, ts[1:], strict=False))
+    dt = steps[len(steps) // 2]
+    rel_t = [t - ts[0] for t in ts] + [ts[-1] - ts[0] + dt]
+    rel_e = [e - energy[0] for e in energy]
+    rel_e.append(rel_e[-1] + power[-1] * dt)  # mW * s = mJ
+    return Trace(
+        path=str(path),
+        t=tuple(rel_t),
+        energy_mj=tuple(rel_e),
+        power_mw=tuple(power),
+        util=tuple(util),
+        mem_used=tuple(mem),
+        start_energy_mj=int(energy[0]),
+        duration=rel_t[-1],
+        loop_energy_mj=rel_e[-1],
+    )
+
+
+class ReplayBackend:
+    name = "replay"
+
+    def __init__(
+        self,
+        trace_path: str | Path | None = None,
+        gpus: int = 1,
+        epoch: float | None = None,
+        hostname: str = "localhost",
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        if gpus < 1:
+            raise BackendUnavailable(f"--replay-gpus must be at least 1, got {gpus}")
+        self.trace_path = Path(trace_path) if trace_path else default_trace_path()
+        self.gpus = gpus
+        self.epoch = epoch
+        self.hostname = hostname
+        self._wallclock = wallclock
+        self.trace: Trace | None = None
+        self.infos: list[GpuInfo] = []
+
+    def open(self) -> None:
+        self.trace = load_trace(self.trace_path)
+        if self.epoch is None:
+            self.epoch = self._wallclock()
+        self.infos = [
+            GpuInfo(
+                index=str(i),
+                uuid="GPU-" + str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"wattprint-replay:{self.hostname}:{i}")),
+                model=REPLAY_MODEL,
+                driver="replay",
+            )
+            for i in range(self.gpus)
+        ]
+
+    def offset(self, gpu: int) -> float:
+        assert self.trace is not None
+        return gpu * self.trace.duration / self.gpus
+
+    def elapsed(self, gpu: int, wall: float) -> float:
+        """Playback position of ``gpu`` at unix time ``wall`` (seconds since trace row 0, unwrapped)."""
+        assert self.epoch is not None
+        return max(0.0, wall - self.epoch) + self.offset(gpu)
+
+    def read(self) -> list[GpuReading]:
+        tr = self.trace
+        if tr is None:
+            raise RuntimeError("ReplayBackend.read() before open()")
+        wall = self._wallclock()
+        mono = time.monotonic()
+        out = []
+        for i, info in enumerate(self.infos):
+            el = self.elapsed(i, wall)
+            row = tr.sample_at(el)
+            out.append(
+                GpuReading(
+                    info=info,
+                    timestamp=mono,
+                    energy_mj=tr.start_energy_mj + int(tr.energy_at(el)),
+                    power_watts=tr.power_mw[row] / 1000.0,
+                    power_limit_watts=REPLAY_POWER_LIMIT_WATTS,
+                    utilization_ratio=tr.util[row],
+                    memory_used_bytes=tr.mem_used[row],
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,172 @@
+"""Flags (and WATTPRINT_* environment defaults) -> a frozen Config.
+
+Every flag can also be set by an environment variable named WATTPRINT_ plus
+the flag in upper case with dots and dashes as underscores (e.g.
+--poll-interval -> WATTPRINT_POLL_INTERVAL); a flag on the command line wins.
+Secrets never come from flags: the web-config file holds password hashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import __version__
+
+# 9100 is node_exporter, 9400 dcgm-exporter, 9102 and 8888 Kepler.
+DEFAULT_LISTEN = ":9835"
+BACKENDS = ("nvml", "dcgm", "replay")
+DISCOVERIES = ("none", "slurm", "mapping-dir", "kubernetes")
+_LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Config:
+    backend: str = "nvml"
+    poll_interval: float = 1.0
+    listen_address: str = DEFAULT_LISTEN
+    web_config_file: str | None = None
+    dcgm_url: str = "http://localhost:9400/metrics"
+    dcgm_timeout: float = 2.0
+    dcgm_retries: int = 2
+    replay_trace: str | None = None
+    replay_gpus: int = 1
+    replay_epoch: float | None = None
+    job_discovery: str = "none"
+    mapping_dir: str | None = None
+    procfs: str = "/proc"
+    labels: tuple[tuple[str, str], ...] = ()
+    hostname: str = ""
+    job_retention: float = 300.0
+    log_level: str = "info"
+
+
+def _env(flag: str) -> str | None:
+    return os.environ.get("WATTPRINT_" + flag.lstrip("-").upper().replace(".", "_").replace("-", "_"))
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return v
+
+
+def _label(text: str) -> tuple[str, str]:
+    from .collectors import RESERVED_LABELS
+
+    key, sep, value = text.partition("=")
+    if not sep or not _LABEL_KEY.match(key):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY matching [a-zA-Z_][a-zA-Z0-9_]*, got {text!r}")
+    if key in RESERVED_LABELS or key.startswith("__"):
+        raise argparse.ArgumentTypeError(f"label {key!r} is set by the exporter itself; choose another key")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wattprint-exporter",
+        description="Per-node GPU energy exporter for Prometheus: hardware energy counters per GPU, "
+        "split exactly among the jobs on each GPU.",
+        epilog="Every flag may also be set as WATTPRINT_<FLAG> in the environment "
+        "(e.g. WATTPRINT_POLL_INTERVAL=2); WATTPRINT_LABEL takes comma-separated KEY=VALUE pairs.",
+    )
+
+    def add(flag: str, **kw: object) -> None:
+        env = _env(flag)
+        if env is not None:
+            kw["default"] = env  # argparse converts and checks string defaults with the flag's type
+        p.add_argument(flag, **kw)  # type: ignore[arg-type]
+
+    add("--backend", choices=BACKENDS, default="nvml", help="GPU source (default: %(default)s)")
+    add("--poll-interval", type=_positive_float, default=1.0, metavar="SECONDS",
+        help="how often the background poller reads the GPUs (default: %(default)s)")
+    add("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+        help="address to serve /metrics on (default: %(default)s)")
+    add("--web.config.file", dest="web_config_file", default=None, metavar="PATH",
+        help="exporter-toolkit web config YAML: tls_server_config, basic_auth_users (bcrypt)")
+    add("--dcgm-url", default="http://localhost:9400/metrics", metavar="URL",
+        help="dcgm-exporter /metrics URL for --backend dcgm (default: %(default)s)")
+    add("--dcgm-timeout", type=_positive_float, default=2.0, metavar="SECONDS",
+        help="timeout per dcgm-exporter request (default: %(default)s)")
+    add("--dcgm-retries", type=_nonneg_int, default=2, metavar="N",
+        help="extra attempts per poll when dcgm-exporter fails (default: %(default)s)")
+    add("--replay-trace", default=None, metavar="PATH",
+        help="trace CSV for --backend replay (default: the shipped real H100 trace)")
+    add("--replay-gpus", type=_nonneg_int, default=1, metavar="N", help="virtual GPUs to replay (default: %(default)s)")
+    add("--replay-epoch", type=float, default=None, metavar="UNIXTIME",
+        help="unix time at which GPU 0 is at the trace's first row (default: start-up); "
+        "exporters given the same epoch replay in step")
+    add("--job-discovery", choices=DISCOVERIES, default="none",
+        help="how jobs on each GPU are found (default: %(default)s)")
+    add("--mapping-dir", default=None, metavar="PATH",
+        help="for --job-discovery mapping-dir: a directory with one file per GPU index (or <gpu>.<GPU_I_ID>) "
+        "listing job ids, as dcgm-exporter's --hpc-job-mapping-dir")
+    add("--path.procfs", dest="procfs", default="/proc", metavar="PATH",
+        help="procfs mount point, for slurm and kubernetes discovery (default: %(default)s)")
+    p.add_argument("--label", dest="labels", type=_label, action="append", default=None, metavar="KEY=VALUE",
+                   help="static label on every GPU and job series, e.g. --label cluster=jz --label region=fr "
+                   "(repeatable)")
+    add("--hostname", default="", help="value of the hostname label (default: this machine's hostname)")
+    add("--job-retention", type=_positive_float, default=300.0, metavar="SECONDS",
+        help="keep exporting a finished job's energy counter this long, so its final value is scraped "
+        "(default: %(default)s)")
+    add("--log.level", dest="log_level", choices=("debug", "info", "warning", "error"), default="info")
+    p.add_argument("--version", action="version", version=f"wattprint-exporter {__version__}")
+    return p
+
+
+def parse_config(argv: Sequence[str] | None = None) -> Config:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    labels = ns.labels
+    if labels is None:
+        env = _env("--label")
+        try:
+            labels = [_label(x.strip()) for x in env.split(",") if x.strip()] if env else []
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"WATTPRINT_LABEL: {exc}")
+    keys = [k for k, _ in labels]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        parser.error(f"--label: key(s) given more than once: {', '.join(dupes)}")
+    if ns.job_discovery == "mapping-dir" and not ns.mapping_dir:
+        parser.error("--job-discovery mapping-dir needs --mapping-dir PATH")
+    if ns.backend == "replay" and ns.replay_gpus < 1:
+        parser.error("--replay-gpus must be at least 1")
+    return Config(
+        backend=ns.backend,
+        poll_interval=ns.poll_interval,
+        listen_address=ns.listen_address,
+        web_config_file=ns.web_config_file,
+        dcgm_url=ns.dcgm_url,
+        dcgm_timeout=ns.dcgm_timeout,
+        dcgm_retries=ns.dcgm_retries,
+        replay_trace=ns.replay_trace,
+        replay_gpus=ns.replay_gpus,
+        replay_epoch=ns.replay_epoch,
+        job_discovery=ns.job_discovery,
+        mapping_dir=ns.mapping_dir,
+        procfs=ns.procfs,
+        labels=tuple(sorted(labels)),
+        hostname=ns.hostname or socket.gethostname(),
+        job_retention=ns.job_retention,
+        log_level=ns.log_level,
+    )

@@ -1,0 +1,32 @@
+"""One line per event, logfmt-style, UTC; tracebacks only at debug level."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+
+class _LineFormatter(logging.Formatter):
+    converter = time.gmtime
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__()
+        self._debug = debug
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        name = record.name.removeprefix("wattprint.")
+        line = f"ts={ts} level={record.levelname.lower()} caller={name} msg={record.getMessage()}"
+        if self._debug and record.exc_info:
+            line += " exc=" + repr(self.formatException(record.exc_info))
+        return line.replace("\n", "\\n")
+
+
+def setup_logging(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter(debug=level == "debug"))
+    root = logging.getLogger("wattprint")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False

@@ -1,0 +1,54 @@
+"""Shared test helpers: the CI guard for tools, free ports, waiting on HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def tools_required() -> bool:
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("WATTPRINT_REQUIRE_TOOLS") == "1"
+
+
+def require_tool(name: str) -> str:
+    """Path of a tool; skip without it on a laptop, fail without it in CI (CI=true / WATTPRINT_REQUIRE_TOOLS=1)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    msg = f"{name} not found on PATH (Debian: apt-get install --no-install-recommends prometheus)"
+    if tools_required():
+        pytest.fail(f"{msg}; required because CI=true or WATTPRINT_REQUIRE_TOOLS=1")
+    pytest.skip(msg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20.0, **kw: object) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            r = requests.get(url, timeout=2, **kw)  # type: ignore[arg-type]
+            if r.status_code < 500:
+                return r
+        except requests.RequestException as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not up after {timeout}s: {last}")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden files (review the diff)")

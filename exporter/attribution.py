@@ -13,13 +13,16 @@ def split_energy_mj(
     delta_mj: int,
     jobs: Sequence[Hashable],
     weights: Mapping[Hashable, float] | None = None,
+    rotate: int = 0,
 ) -> dict[Hashable, int]:
     """Divide ``delta_mj`` among ``jobs``.
 
     With positive ``weights`` for at least one job (per-process utilisation),
     the split is proportional to them; otherwise it is equal. Rounding uses the
-    largest-remainder method, ties broken by job order, so the result is
-    deterministic and sums to ``delta_mj`` exactly.
+    largest-remainder method, so the result sums to ``delta_mj`` exactly. Ties
+    go to jobs in an order rotated by ``rotate`` (the poller passes its poll
+    count): with a fixed order the first job would win every spare millijoule
+    of an equal split, a small but steady bias.
     """
     if delta_mj < 0:
         raise ValueError(f"energy delta must not be negative, got {delta_mj} mJ")
@@ -33,7 +36,8 @@ def split_energy_mj(
     exact = [delta_mj * x / total for x in w]
     parts = [int(e) for e in exact]
     short = delta_mj - sum(parts)
-    order = sorted(range(len(jobs)), key=lambda i: (-(exact[i] - parts[i]), i))
+    n = len(jobs)
+    order = sorted(range(n), key=lambda i: (-(exact[i] - parts[i]), (i - rotate) % n))
     for i in order[:short]:
         parts[i] += 1
     return dict(zip(jobs, parts, strict=True))

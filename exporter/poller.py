@@ -213,7 +213,7 @@ class Poller:
             acc.idle_mj += delta
             return
         weights = {job: sum(r.process_sm_util.get(pid, 0.0) for pid in pids) for job, pids in jobs.items()}
-        for job, part in split_energy_mj(delta, ordered, weights).items():
+        for job, part in split_energy_mj(delta, ordered, weights, rotate=self._polls).items():
             acc.jobs[job].energy_mj += part  # type: ignore[index]
 
     def _expire_jobs(self, acc: _GpuAccount, now: float) -> None:

@@ -18,6 +18,14 @@ def test_equal_split_without_weights_and_remainder_is_deterministic():
     assert split_energy_mj(10, ["a", "b", "c"], {"a": 0, "b": 0}) == {"a": 4, "b": 3, "c": 3}
 
 
+def test_spare_millijoules_rotate_so_equal_jobs_stay_equal_over_time():
+    totals = {"a": 0, "b": 0, "c": 0}
+    for k in range(3000):
+        for j, v in split_energy_mj(1001, ["a", "b", "c"], rotate=k).items():
+            totals[j] += v
+    assert max(totals.values()) - min(totals.values()) <= 1
+
+
 def test_split_by_utilisation():
     assert split_energy_mj(1000, ["heavy", "light"], {"heavy": 99.0, "light": 1.0}) == {"heavy": 990, "light": 10}
 

@@ -1,0 +1,110 @@
+"""Slurm jobs from the processes on each GPU (``/proc/<pid>/cgroup``, then ``environ``).
+
+slurmd puts every step of a job into a cgroup whose path holds ``job_<id>``
+(cgroup v1: ``/slurm/uid_1000/job_123/step_0/task_0``; cgroup v2:
+``/system.slice/slurmstepd.scope/job_123/step_batch/user/task_0``). The path
+is readable by anyone and cannot be changed by the job, so it is the source
+trusted first. Without Slurm's cgroup plugin (proctrack/linuxproc, or a
+process started outside a step) the job id is taken from the process's
+``SLURM_JOB_ID`` environment variable, which only root or the job's owner
+can read.
+
+The PIDs come from the GPU backend, and processes come and go between that
+read and this one: a vanished or unreadable process is counted and skipped,
+never an error that stops the poll.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..backends.base import GpuReading
+from .base import Assignment, Job
+
+log = logging.getLogger("wattprint.jobs")
+
+SOURCE = "slurm"
+
+_CGROUP_JOB = re.compile(r"job_(\d+)", re.ASCII)
+_ENV_JOB = re.compile(r"\d+", re.ASCII)
+_ENV_KEY = b"SLURM_JOB_ID="
+
+
+class SlurmDiscovery:
+    """--job-discovery slurm: map each GPU process to its Slurm job."""
+
+    name = SOURCE
+
+    def __init__(self, procfs: str | Path = "/proc") -> None:
+        self.procfs = Path(procfs)
+        self.errors: collections.Counter[str] = collections.Counter()
+
+    def discover(self, readings: Sequence[GpuReading]) -> Assignment:
+        # One process may use several GPUs: look it up once per poll.
+        seen: dict[int, str | None] = {}
+        found: Assignment = {}
+        for r in readings:
+            if r.pids is None:  # the backend cannot see processes on this GPU
+                continue
+            pids_by_job: dict[str, set[int]] = {}
+            for pid in r.pids:
+                if pid not in seen:
+                    seen[pid] = self._job_of(pid)
+                job_id = seen[pid]
+                if job_id is not None:
+                    pids_by_job.setdefault(job_id, set()).add(pid)
+            if pids_by_job:
+                found[r.info.index] = {Job(j, SOURCE): frozenset(p) for j, p in pids_by_job.items()}
+        return found
+
+    def _job_of(self, pid: int) -> str | None:
+        base = self.procfs / str(pid)
+        try:
+            cgroup = (base / "cgroup").read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            return self._skip("proc_unreadable", pid, f"cgroup: {exc.strerror or exc}")
+        job_id = job_from_cgroup(cgroup)
+        if job_id is not None:
+            return job_id
+        try:
+            environ = (base / "environ").read_bytes()
+        except OSError as exc:
+            return self._skip("proc_unreadable", pid, f"environ: {exc.strerror or exc}")
+        job_id = job_from_environ(environ)
+        if job_id is None:
+            # Not a Slurm process (or an admin's tool): its energy stays idle.
+            return self._skip("no_job", pid, "no job_<id> in cgroup and no SLURM_JOB_ID")
+        return job_id
+
+    def _skip(self, reason: str, pid: int, detail: str) -> None:
+        # Exited and non-Slurm processes are routine, so this stays at debug level.
+        self.errors[reason] += 1
+        log.debug("slurm skipped pid=%d reason=%s %s", pid, reason, detail)
+        return None
+
+
+def job_from_cgroup(text: str) -> str | None:
+    """The Slurm job id in a ``/proc/<pid>/cgroup`` file (v1 or v2), or None."""
+    for line in text.splitlines():
+        # hierarchy-id:controllers:path; the path itself may contain ':'.
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for component in parts[2].split("/"):
+            m = _CGROUP_JOB.fullmatch(component)
+            if m:
+                return m.group(1)
+    return None
+
+
+def job_from_environ(data: bytes) -> str | None:
+    """``SLURM_JOB_ID`` from a NUL-separated ``/proc/<pid>/environ``, or None."""
+    for entry in data.split(b"\0"):
+        if entry.startswith(_ENV_KEY):
+            value = entry[len(_ENV_KEY):].decode("ascii", errors="replace").strip()
+            return value if _ENV_JOB.fullmatch(value) else None
+    return None

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Set up everything wattprint needs on a fresh machine, idempotently.
+#   scripts/bootstrap.sh          Python venv (.venv) with wattprint and its test tools
+#   scripts/bootstrap.sh --tools  ... plus the Debian packages the integration tests run
+#                                 (prometheus, which brings promtool), when running as root
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+want_tools=0
+[ "${1:-}" = "--tools" ] && want_tools=1
+
+apt_updated=0
+apt_install() {
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "bootstrap: cannot install $* (not root, or no apt-get); install it yourself" >&2
+    return 1
+  fi
+  if [ $apt_updated = 0 ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "bootstrap: wattprint needs Python >= 3.11 ($PY is $("$PY" --version 2>&1))" >&2
+  exit 1
+fi
+
+stamp=.venv/.installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    # Debian splits venv/ensurepip out of python3
+    apt_install python3-venv
+    "$PY" -m venv .venv
+  fi
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  touch "$stamp"
+fi
+
+if [ $want_tools = 1 ]; then
+  if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    echo "bootstrap: installing Debian prometheus (with promtool)"
+    apt_install prometheus || true
+  fi
+  # The Debian package enables a service; tests start their own server on a free loopback port.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus || true
+  fi
+fi

@@ -86,7 +86,7 @@ class WattprintCollector(Collector):
         )
         mem = GaugeMetricFamily("wattprint_gpu_memory_used_bytes", "GPU memory in use.", labels=lk)
         resets = CounterMetricFamily(
-            "wattprint_gpu_energy_counter_resets",
+            "wattprint_gpu_energy_resets",
             "Times the hardware energy counter went backwards (driver reload, GPU reset); "
             "each drops at most one poll interval of energy.",
             labels=lk,

@@ -1,0 +1,84 @@
+"""Golden-file test of a full /metrics page, and promtool check metrics on it.
+
+The page comes from the real collectors on a deterministic replay (fixed wall
+clock) with jobs from a mapping directory. Timing values (durations, the last
+poll's unix time) are the only ones masked. Rewrite the golden file with
+`pytest --update-golden` and review the diff.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.backends.replay import ReplayBackend
+from exporter.collectors import WattprintCollector
+from exporter.jobs.mapping_dir import MappingDirDiscovery
+from exporter.poller import Poller
+from tests.conftest import require_tool
+
+GOLDEN = "tests/golden/metrics.txt"
+EPOCH = 1_795_000_000.0
+_DYNAMIC = re.compile(
+    r"^((?:wattprint_exporter_(?:poll_duration_seconds|collector_duration_seconds)"
+    r"|wattprint_exporter_last_successful_poll_timestamp_seconds)(?:\{[^}]*\})?) \S+$",
+    re.M,
+)
+
+
+def render_page(mapping_dir) -> str:
+    (mapping_dir / "0").write_text("1001\n")
+    (mapping_dir / "1").write_text("1002\n1003\n")
+    (mapping_dir / "gpu9").write_text("1004\n")  # malformed name: counted, skipped
+    wall = [EPOCH]
+    backend = ReplayBackend(gpus=3, epoch=EPOCH, hostname="node-a", wallclock=lambda: wall[0])
+    backend.open()
+    clock = itertools.count(0.0, 1.0)
+    poller = Poller(backend, MappingDirDiscovery(mapping_dir), clock=lambda: next(clock), wallclock=lambda: wall[0])
+    for _ in range(8):
+        poller.poll_once()
+        wall[0] += 1.0
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(
+        WattprintCollector(lambda: poller.snapshot, "node-a", (("cluster", "jz"), ("region", "FR")), "replay")
+    )
+    return generate_latest(registry).decode()
+
+
+def _masked(text: str) -> str:
+    return _DYNAMIC.sub(r"\1 <dynamic>", text)
+
+
+def test_metrics_page_matches_golden(tmp_path, request):
+    page = _masked(render_page(tmp_path))
+    golden = request.config.rootpath / GOLDEN
+    if request.config.getoption("--update-golden"):
+        golden.write_text(page)
+    assert page == golden.read_text(), "metrics page changed: run pytest --update-golden and review the diff"
+
+
+def test_conservation_on_the_page(tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    fams = {f.name: f for f in text_string_to_metric_families(render_page(tmp_path))}
+
+    def per_gpu(name):
+        return {s.labels["gpu"]: s.value for s in fams[name].samples if s.name.endswith("_total")}
+
+    gpu, idle = per_gpu("wattprint_gpu_energy_joules"), per_gpu("wattprint_gpu_idle_energy_joules")
+    jobs: dict[str, float] = {}
+    for s in fams["wattprint_job_energy_joules"].samples:
+        jobs[s.labels["gpu"]] = jobs.get(s.labels["gpu"], 0.0) + s.value
+    for g in gpu:
+        assert abs(jobs.get(g, 0.0) + idle[g] - gpu[g]) < 1e-6
+    assert gpu["0"] > 0 and idle["0"] == 0 and idle["2"] == gpu["2"]
+
+
+def test_promtool_check_metrics_reports_no_problem(tmp_path):
+    promtool = require_tool("promtool")
+    page = render_page(tmp_path)
+    res = subprocess.run([promtool, "check", "metrics"], input=page, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "" and res.stderr.strip() == "", res.stdout + res.stderr

@@ -70,38 +70,42 @@ def test_prometheus_increase_matches_the_replayed_trace(tmp_path):
     exporter_port = free_port()
     prom, base = start_prometheus(tmp_path, f"127.0.0.1:{exporter_port}")
     try:
-        # GPU 0 enters the trace 3 s into its matmul phase (40 s of ~690 W) as the exporter starts.
-        epoch = time.time() - (matmul_offset + 3.0)
+        # GPU 0 enters the trace 1 s into its matmul phase (40 s of ~690 W) as the exporter starts.
+        epoch = time.time() - (matmul_offset + 1.0)
         with running_exporter(
-            "--backend", "replay", "--replay-gpus", "2", "--replay-epoch", repr(epoch), "--poll-interval", "0.2",
+            "--backend", "replay", "--replay-gpus", "2", "--replay-epoch", repr(epoch), "--poll-interval", "0.1",
             "--job-discovery", "mapping-dir", "--mapping-dir", str(tmp_path / "jobs"), "--label", "cluster=ci",
             port=exporter_port,
         ):
-            window = 10.0
-            # Prometheus' discovery hands targets over only every 5 s: wait until the window is covered.
+            span = 15
+            series = 'wattprint_gpu_energy_joules_total{gpu="0"}'
+            # Prometheus' discovery hands targets over only every 5 s: wait until the span is covered.
             covered = wait_until(
-                lambda: len(query(base, f'count_over_time(wattprint_gpu_energy_joules_total{{gpu="0"}}'
-                                  f'[{window + 2:g}s]) >= {window + 2:g}', time.time())) == 1,
+                lambda: len(query(base, f"count_over_time({series}[{span + 3}s]) >= {span + 2}", time.time())) == 1,
                 timeout=40, step=0.5,
             )
             assert covered, "Prometheus did not collect enough samples"
-            t_eval = time.time() - 0.5
-            inc = query(base, f'increase(wattprint_gpu_energy_joules_total{{gpu="0"}}[{window:g}s])', t_eval)
-            up = query(base, 'up{job="wattprint"}', t_eval)
+            raw = query(base, f"{series}[{span + 3}s]", time.time())[0]["values"]
+            # Align the window on stored samples so increase() has (almost) nothing to extrapolate:
+            # it starts 1 ms before the sample `span` scrapes back and ends on the last one.
+            (t_first, _), (t_last, _) = raw[-1 - span], raw[-1]
+            window = t_last - t_first + 0.001
+            inc = query(base, f"increase({series}[{window * 1000:.0f}ms])", t_last)
+            up = query(base, 'up{job="wattprint"}', t_last)
             gap = query(
                 base,
                 "sum by (gpu) (wattprint_job_energy_joules_total) + on (gpu) "
                 "sum by (gpu) (wattprint_gpu_idle_energy_joules_total) - on (gpu) "
                 "sum by (gpu) (wattprint_gpu_energy_joules_total)",
-                t_eval,
+                t_last,
             )
     finally:
         prom.terminate()
         prom.wait(10)
     assert up and up[0]["value"][1] == "1"
     measured = float(inc[0]["value"][1])
-    expected = trace_energy_joules(t_eval - window - epoch, t_eval - epoch)
-    assert expected > 5000  # ten seconds of a ~690 W matmul
+    expected = trace_energy_joules(t_first - epoch, t_last - epoch)
+    assert expected > 8000  # ~15 s of a ~690 W matmul
     assert measured == pytest.approx(expected, rel=0.01), (measured, expected)
     # conservation, as Prometheus stored it: per GPU, jobs + idle - GPU == 0
     assert {g["metric"]["gpu"] for g in gap} == {"0", "1"}

@@ -53,7 +53,8 @@ def test_200_concurrent_scrapes_for_30_seconds():
         rss_late = rss_bytes(proc.pid)
         assert proc.poll() is None, "exporter died under load"
     served = sum(ok)
-    print(f"\nserved={served} failed={len(bad)} rss_early={rss_early / 2**20:.1f}MiB rss_late={rss_late / 2**20:.1f}MiB")
+    mib = 2**20
+    print(f"\nserved={served} failed={len(bad)} rss_early={rss_early / mib:.1f}MiB rss_late={rss_late / mib:.1f}MiB")
     assert not bad, bad[:5]
     assert served >= CLIENTS  # every client got at least one complete page
     assert all(n > 0 for n in ok)

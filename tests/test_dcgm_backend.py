@@ -213,3 +213,21 @@ def test_poller_integration(dcgm: FakeDcgm) -> None:
     assert dict(g3.errors).get("backend") == 1
     assert ("gpu", False) in [(name, ok) for name, ok, _ in third.collectors]
     assert g3.energy_mj == g2.energy_mj
+
+
+def test_exporter_process_on_the_real_dcgm_sample(dcgm: FakeDcgm) -> None:
+    """The whole exporter, --backend dcgm, against the real A100 sample on a local HTTP server."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.exporter_proc import running_exporter
+
+    dcgm.body = REAL_PAGE.read_bytes()
+    with running_exporter("--backend", "dcgm", "--dcgm-url", dcgm.url, "--poll-interval", "0.2") as (_, port):
+        body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    samples = {s.name: s for f in text_string_to_metric_families(body) for s in f.samples}
+    assert samples["wattprint_gpu_power_watts"].value == pytest.approx(409.692)
+    assert samples["wattprint_gpu_power_watts"].labels["uuid"] == REAL_UUID
+    assert samples["wattprint_gpu_up"].value == 1
+    assert samples["wattprint_gpu_info"].labels["energy_source"] == "counter"
+    assert samples["wattprint_gpu_info"].labels["backend"] == "dcgm"

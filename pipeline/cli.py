@@ -37,14 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--gpus", type=int, default=4, help="virtual GPUs (default: %(default)s)")
     demo.add_argument("--seconds", type=float, default=6.0, help="how long to measure (default: %(default)s)")
     for verb, what in PENDING.items():
-        sp = sub.add_parser(verb, help=f"[not yet implemented] {what}", add_help=True)
-        sp.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        sub.add_parser(verb, help=f"[not yet implemented] {what}")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
     if args.verb == "demo":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         from .demo import run_demo
 
         if args.gpus < 1 or args.seconds <= 0:

@@ -68,7 +68,7 @@ def run_demo(gpus: int = 4, seconds: float = 6.0) -> int:
               by_gpu(last, "wattprint_gpu_idle_energy_joules_total"))
     j0, j1 = by_job(first), by_job(last)
     power = by_gpu(last, "wattprint_gpu_power_watts")
-    print(f"\nEnergy measured over {seconds:g} s (hardware energy-counter deltas, joules):")
+    print(f"\nEnergy measured over {seconds:g} s (deltas of the replayed H100 energy counter, joules):")
     print(f"{'gpu':>4} {'power_watts':>12} {'gpu_joules':>11} {'idle_joules':>12}  jobs (joules)")
     worst = 0.0
     for gpu in sorted(e1, key=int):

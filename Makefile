@@ -17,6 +17,7 @@ tools:
 
 lint: setup
 	.venv/bin/ruff check exporter pipeline tests benchmarks
+	.venv/bin/mypy
 
 bench: setup
 	.venv/bin/python benchmarks/bench_scrape.py

@@ -7,6 +7,7 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
@@ -16,6 +17,9 @@ from .collectors import WattprintCollector
 from .config import Config
 from .jobs.base import JobDiscovery, NoDiscovery
 from .poller import Poller
+
+if TYPE_CHECKING:
+    from .web import MetricsServer
 
 log = logging.getLogger("wattprint.app")
 
@@ -92,7 +96,7 @@ class App:
         )
         ProcessCollector(registry=self.registry)
         self.renderer = CachedRenderer(self.registry, lambda: self.poller.snapshot.generation)
-        self.server = None
+        self.server: MetricsServer | None = None
         self._stop = threading.Event()
 
     def start(self) -> None:

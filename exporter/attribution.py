@@ -7,14 +7,17 @@ returned always add up to the delta given, to the millijoule.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
 def split_energy_mj(
     delta_mj: int,
-    jobs: Sequence[Hashable],
-    weights: Mapping[Hashable, float] | None = None,
+    jobs: Sequence[K],
+    weights: Mapping[K, float] | None = None,
     rotate: int = 0,
-) -> dict[Hashable, int]:
+) -> dict[K, int]:
     """Divide ``delta_mj`` among ``jobs``.
 
     With positive ``weights`` for at least one job (per-process utilisation),

@@ -8,8 +8,6 @@ import time
 
 
 class _LineFormatter(logging.Formatter):
-    converter = time.gmtime
-
     def __init__(self, debug: bool) -> None:
         super().__init__()
         self._debug = debug

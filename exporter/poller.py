@@ -202,19 +202,17 @@ class Poller:
             ja.running = False
         ordered = sorted(jobs)
         for job in ordered:
-            ja = acc.jobs.get(job)
-            if ja is None:
-                ja = acc.jobs[job] = _JobAccount()
-            ja.running = True
-            ja.last_seen = now
+            account = acc.jobs.setdefault(job, _JobAccount())
+            account.running = True
+            account.last_seen = now
 
         acc.energy_mj += delta
         if not ordered:
             acc.idle_mj += delta
             return
-        weights = {job: sum(r.process_sm_util.get(pid, 0.0) for pid in pids) for job, pids in jobs.items()}
+        weights = {job: float(sum(r.process_sm_util.get(pid, 0.0) for pid in pids)) for job, pids in jobs.items()}
         for job, part in split_energy_mj(delta, ordered, weights, rotate=self._polls).items():
-            acc.jobs[job].energy_mj += part  # type: ignore[index]
+            acc.jobs[job].energy_mj += part
 
     def _expire_jobs(self, acc: _GpuAccount, now: float) -> None:
         # Finished jobs stay exported for a while so Prometheus scrapes their final value.

@@ -37,9 +37,9 @@ def run_demo(gpus: int = 4, seconds: float = 6.0) -> int:
     setup_logging("warning")
     with tempfile.TemporaryDirectory(prefix="wattprint-demo-") as tmp:
         mapping = Path(tmp)
-        for gpu, jobs in DEMO_JOBS.items():
-            if gpu < gpus:
-                (mapping / str(gpu)).write_text("\n".join(jobs) + "\n")
+        for index, job_ids in DEMO_JOBS.items():
+            if index < gpus:
+                (mapping / str(index)).write_text("\n".join(job_ids) + "\n")
         cfg = Config(
             backend="replay", replay_gpus=gpus, poll_interval=0.5, listen_address="127.0.0.1:0",
             job_discovery="mapping-dir", mapping_dir=str(mapping), hostname="demo-node",

@@ -78,11 +78,13 @@ class KubernetesDiscovery:
         try:
             text = (self.procfs / str(pid) / "cgroup").read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            return self._skip("proc_unreadable", pid, f"cgroup: {exc.strerror or exc}")
+            self._skip("proc_unreadable", pid, f"cgroup: {exc.strerror or exc}")
+            return None
         hit = pod_from_cgroup(text)
         if hit is None:
             # Not in a pod (a host process, or a container outside Kubernetes): its energy stays idle.
-            return self._skip("no_pod", pid, "no kubepods pod<uid> in cgroup")
+            self._skip("no_pod", pid, "no kubepods pod<uid> in cgroup")
+            return None
         return hit
 
     def _skip(self, reason: str, pid: int, detail: str) -> None:

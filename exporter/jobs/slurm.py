@@ -66,18 +66,21 @@ class SlurmDiscovery:
         try:
             cgroup = (base / "cgroup").read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            return self._skip("proc_unreadable", pid, f"cgroup: {exc.strerror or exc}")
+            self._skip("proc_unreadable", pid, f"cgroup: {exc.strerror or exc}")
+            return None
         job_id = job_from_cgroup(cgroup)
         if job_id is not None:
             return job_id
         try:
             environ = (base / "environ").read_bytes()
         except OSError as exc:
-            return self._skip("proc_unreadable", pid, f"environ: {exc.strerror or exc}")
+            self._skip("proc_unreadable", pid, f"environ: {exc.strerror or exc}")
+            return None
         job_id = job_from_environ(environ)
         if job_id is None:
             # Not a Slurm process (or an admin's tool): its energy stays idle.
-            return self._skip("no_job", pid, "no job_<id> in cgroup and no SLURM_JOB_ID")
+            self._skip("no_job", pid, "no job_<id> in cgroup and no SLURM_JOB_ID")
+            return None
         return job_id
 
     def _skip(self, reason: str, pid: int, detail: str) -> None:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.exposition import choose_encoder
 
 from .backends.base import GpuBackend
 from .collectors import WattprintCollector
 from .config import Config
 from .jobs.base import JobDiscovery, NoDiscovery
 from .poller import Poller
+from .web import CachedRenderer
 
 if TYPE_CHECKING:
     from .web import MetricsServer
@@ -57,31 +56,6 @@ def build_discovery(cfg: Config) -> JobDiscovery:
         assert cfg.mapping_dir is not None
         return MappingDirDiscovery(cfg.mapping_dir)
     return NoDiscovery()
-
-
-class CachedRenderer:
-    """Serialise the registry once per poller snapshot and encoding.
-
-    Concurrent scrapes of the same snapshot wait for one rendering and share
-    its bytes, so 200 scrapers cost one serialisation per poll, not 200.
-    """
-
-    def __init__(self, registry: CollectorRegistry, generation: Callable[[], int]) -> None:
-        self._registry = registry
-        self._generation = generation
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[int, bytes]] = {}
-
-    def __call__(self, accept: str | None) -> tuple[bytes, str]:
-        encoder, content_type = choose_encoder(accept or "")
-        gen = self._generation()
-        with self._lock:
-            hit = self._cache.get(content_type)
-            if hit is not None and hit[0] == gen:
-                return hit[1], content_type
-            body = encoder(self._registry)
-            self._cache[content_type] = (gen, body)
-            return body, content_type
 
 
 class App:

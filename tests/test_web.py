@@ -19,7 +19,7 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, Gauge
 
-from exporter.web import BasicAuth, MetricsServer, Render, parse_listen_address, registry_renderer
+from exporter.web import BasicAuth, CachedRenderer, MetricsServer, Render, parse_listen_address
 from exporter.webconfig import WebConfig, WebConfigError, load_web_config
 from tests.conftest import require_tool
 
@@ -122,10 +122,10 @@ def test_gzip_on_request_only(serve: Callable[..., MetricsServer]) -> None:
     conn.close()
 
 
-def test_registry_renderer_with_gauge(serve: Callable[..., MetricsServer]) -> None:
+def test_cached_renderer_with_gauge(serve: Callable[..., MetricsServer]) -> None:
     registry = CollectorRegistry()
     Gauge("wattprint_test_watts", "A test gauge.", registry=registry).set(123.5)
-    srv = serve(render=registry_renderer(registry))
+    srv = serve(render=CachedRenderer(registry))
     r = requests.get(url(srv), timeout=5)
     assert r.status_code == 200
     assert "wattprint_test_watts 123.5" in r.text

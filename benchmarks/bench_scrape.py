@@ -9,7 +9,9 @@ Measured per GPU count, after a warm-up, with time.perf_counter over --reps repe
   cold render  poll_once(), then time app.renderer(None) alone: the serialisation a scrape pays
                when the poller has published a new snapshot.
   HTTP cold    poll_once(), then time GET /metrics over one persistent HTTP/1.1 connection to
-               127.0.0.1 (request, rendering, response read): the latency a scraper sees.
+               127.0.0.1 (request, rendering, response read): the latency a scraper sees. The
+               client socket is put in the state an idle gap between scrapes leaves it in (see
+               Scraper); the same GET timed back to back is reported separately.
   HTTP cached  GET /metrics again with no new snapshot: the CachedRenderer's bytes are served.
   baseline     generate_latest() of a static CollectorRegistry of plain prometheus_client Gauge and
                Counter objects holding the same families, label names, label values and values as
@@ -17,8 +19,9 @@ Measured per GPU count, after a warm-up, with time.perf_counter over --reps repe
                needs to serialise the same samples.
 
 Also, since Prometheus sends "Accept-Encoding: gzip", the HTTP cold and cached GETs are repeated
-with gzip, and the cold render is split into collect (building the metric families, including
-prometheus_client's ProcessCollector reading /proc) and serialise (the rest).
+with gzip (the exporter compresses every response, cached or not), and the cold render is split
+into collect (building the metric families, including prometheus_client's ProcessCollector
+reading /proc) and serialise (the rest).
 
 Ratios are measured in this one run; see docs/benchmarks.md for how to read them.
 
@@ -31,7 +34,9 @@ import argparse
 import datetime as dt
 import http.client
 import math
+import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -41,15 +46,13 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, disable_created_metrics
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, disable_created_metrics  # noqa: E402
-from prometheus_client.exposition import generate_latest  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-
-from exporter.app import App  # noqa: E402
-from exporter.config import Config  # noqa: E402
-from exporter.logs import setup_logging  # noqa: E402
+from exporter.app import App
+from exporter.config import Config
+from exporter.logs import setup_logging
 
 JOBS_PER_GPU = 2
 TARGET_RATIO = 2.0
@@ -65,8 +68,6 @@ def machine() -> str:
         )
     except OSError:
         model = platform.processor() or "unknown"
-    import os
-
     return (f"{os.cpu_count()} CPU cores ({model}), no GPU, Linux {platform.release()}, "
             f"Python {platform.python_version()}, prometheus_client {metadata.version('prometheus_client')}")
 
@@ -99,27 +100,42 @@ def static_registry(page: bytes) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
     for fam in text_string_to_metric_families(page.decode("utf-8")):
         names = tuple(fam.samples[0].labels) if fam.samples else ("x",)
-        cls = Counter if fam.type == "counter" else Gauge
-        metric = cls(fam.name, fam.documentation or fam.name, names, registry=reg)
-        for s in fam.samples:
-            child = metric.labels(**s.labels) if names else metric
-            if cls is Counter:
-                child.inc(s.value)  # type: ignore[union-attr]
-            else:
-                child.set(s.value)  # type: ignore[union-attr]
+        doc = fam.documentation or fam.name
+        if fam.type == "counter":
+            counter = Counter(fam.name, doc, names, registry=reg)
+            for s in fam.samples:
+                (counter.labels(**s.labels) if names else counter).inc(s.value)
+        else:
+            gauge = Gauge(fam.name, doc, names, registry=reg)
+            for s in fam.samples:
+                (gauge.labels(**s.labels) if names else gauge).set(s.value)
     return reg
 
 
 class Scraper:
-    """GET /metrics over one persistent connection, as Prometheus does."""
+    """GET /metrics over one persistent connection, as Prometheus does.
 
-    def __init__(self, port: int, gzip: bool = False) -> None:
+    Prometheus scrapes a target once per scrape_interval (seconds), so its kept-alive connection is idle
+    between scrapes and Linux acknowledges the first segment of each response at once. Timing requests
+    back to back would instead leave the client's socket in delayed-ACK ("pingpong") mode: the server's
+    small body segment, held by Nagle's algorithm until the header segment is acknowledged, then waits
+    for the 40 ms delayed-ACK timer. ``idle=True`` sets TCP_QUICKACK on the client socket after each
+    request is sent, which puts the socket in the state an idle gap leaves it in, without sleeping;
+    ``idle=False`` times the back-to-back case.
+    """
+
+    def __init__(self, port: int, gzip: bool = False, idle: bool = True) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.conn.connect()
         self.headers = {"Accept-Encoding": "gzip"} if gzip else {}
+        self.idle = idle
         self.size = 0
 
     def get(self) -> None:
         self.conn.request("GET", "/metrics", headers=self.headers)
+        if self.idle:
+            assert self.conn.sock is not None
+            self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         resp = self.conn.getresponse()
         body = resp.read()
         if resp.status != 200:
@@ -130,7 +146,7 @@ class Scraper:
         self.conn.close()
 
 
-def bench_gpus(n: int, reps: int, warmup: int, tmp: Path) -> dict[str, float]:
+def bench_gpus(n: int, reps: int, b2b_reps: int, warmup: int, tmp: Path) -> dict[str, float]:
     mapping = tmp / f"mapping-{n}"
     mapping.mkdir()
     for gpu in range(n):
@@ -145,13 +161,16 @@ def bench_gpus(n: int, reps: int, warmup: int, tmp: Path) -> dict[str, float]:
     app.poller.stop()  # from here on only this script publishes snapshots
     assert app.server is not None
     poll, render = app.poller.poll_once, app.renderer
-    plain, gz = Scraper(app.server.port), Scraper(app.server.port, gzip=True)
+    port = app.server.port
+    plain, gz, b2b = Scraper(port), Scraper(port, gzip=True), Scraper(port, idle=False)
     try:
         for _ in range(warmup):
             poll()
             render(None)
             plain.get()
             gz.get()
+        for _ in range(min(warmup, b2b_reps)):
+            b2b.get()
         page = render(None)[0]
         samples, families = count_samples(page)
         jobs = sum(len(g.jobs) for g in app.poller.snapshot.gpus)
@@ -164,12 +183,13 @@ def bench_gpus(n: int, reps: int, warmup: int, tmp: Path) -> dict[str, float]:
         gz_cold = timed(gz.get, reps, before=poll)
         gz_size = gz.size
         gz_cached = timed(gz.get, reps)
+        b2b_cold = timed(b2b.get, b2b_reps, before=poll)
         collect = timed(lambda: list(app.registry.collect()), reps, before=poll)
         proc = ProcessCollector(registry=None)
         proc_collect = timed(lambda: list(proc.collect()), reps)
     finally:
-        plain.close()
-        gz.close()
+        for scraper in (plain, gz, b2b):
+            scraper.close()
         app.shutdown()
 
     base_reg = static_registry(page)
@@ -192,6 +212,7 @@ def bench_gpus(n: int, reps: int, warmup: int, tmp: Path) -> dict[str, float]:
         "gz_med": med(gz_cold), "gz_p99": pct(gz_cold, 99),
         "gz_cached_med": med(gz_cached), "gz_cached_p99": pct(gz_cached, 99),
         "base_med": med(base), "base_p99": pct(base, 99),
+        "b2b_med": med(b2b_cold), "b2b_p99": pct(b2b_cold, 99),
         "collect_med": med(collect), "proc_med": med(proc_collect),
     }
 
@@ -204,12 +225,17 @@ def us(x: float) -> str:
     return f"{x * 1e6:.2f}"
 
 
-def markdown(rows: list[dict[str, float]], reps: int, warmup: int) -> str:
+def markdown(rows: list[dict[str, float]], reps: int, b2b_reps: int, warmup: int, nodelay: bool) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = [
-        f"Machine: {machine()}. Run: {now}, {reps} timed repetitions per cell after {warmup} warm-up rounds; "
-        "times in milliseconds (median / p99).",
+        f"Machine: {machine()}. Run: {now}; {reps} timed repetitions per cell ({b2b_reps} back to back), "
+        f"after {warmup} warm-up rounds; times in milliseconds (median / p99).",
         "",
+    ]
+    if nodelay:
+        out += ["**Diagnostic run (--tcp-nodelay): the server's sockets had TCP_NODELAY set, which production "
+                "does not do.**", ""]
+    out += [
         "| GPUs | samples (families) | page bytes | cold render | HTTP cold | HTTP cached | baseline "
         "generate_latest | cold render / baseline | HTTP cold / baseline | target HTTP ≤ 2× |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|",
@@ -237,17 +263,19 @@ def markdown(rows: list[dict[str, float]], reps: int, warmup: int) -> str:
         "",
         "Where the cold render goes (medians, ms): collect = registry.collect() building every family "
         "(of which ProcessCollector reading /proc), serialise = cold render - collect. "
-        "With gzip: the same GETs with \"Accept-Encoding: gzip\", as Prometheus sends.",
+        "With gzip: the same GETs with \"Accept-Encoding: gzip\", as Prometheus sends. "
+        "Back to back: HTTP cold with no idle gap between requests (see Scraper in the script).",
         "",
         "| GPUs | collect | of which ProcessCollector | serialise | HTTP cold gzip | HTTP cached gzip | "
-        "gzip bytes |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "gzip bytes | HTTP cold back to back |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         out.append(
             f"| {r['gpus']} | {ms(r['collect_med'])} | {ms(r['proc_med'])} | "
             f"{ms(r['cold_med'] - r['collect_med'])} | {ms(r['gz_med'])} / {ms(r['gz_p99'])} | "
-            f"{ms(r['gz_cached_med'])} / {ms(r['gz_cached_p99'])} | {r['gzip_bytes']} |"
+            f"{ms(r['gz_cached_med'])} / {ms(r['gz_cached_p99'])} | {r['gzip_bytes']} | "
+            f"{ms(r['b2b_med'])} / {ms(r['b2b_p99'])} |"
         )
     return "\n".join(out) + "\n"
 
@@ -256,17 +284,26 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     p.add_argument("--gpus", default="1,8,64", help="comma-separated replay GPU counts (default: %(default)s)")
     p.add_argument("--reps", type=int, default=500, help="timed repetitions per cell (default: %(default)s)")
+    p.add_argument("--b2b-reps", type=int, default=50,
+                   help="timed back-to-back GETs per GPU count (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=50, help="untimed rounds first (default: %(default)s)")
     p.add_argument("--markdown-out", metavar="PATH", help="also write the Markdown tables to PATH")
+    p.add_argument("--tcp-nodelay", action="store_true",
+                   help="diagnostic, not production: set TCP_NODELAY on the server's connections, to show that "
+                   "the back-to-back stall is Nagle's algorithm against the client's delayed ACK")
     args = p.parse_args(argv)
     setup_logging("warning")
+    if args.tcp_nodelay:
+        from exporter.web import _Handler
+
+        _Handler.disable_nagle_algorithm = True  # socketserver.StreamRequestHandler sets TCP_NODELAY
     rows = []
     with tempfile.TemporaryDirectory(prefix="wattprint-bench-") as tmp:
         for n in (int(x) for x in args.gpus.split(",")):
             t0 = time.perf_counter()
-            rows.append(bench_gpus(n, args.reps, args.warmup, Path(tmp)))
+            rows.append(bench_gpus(n, args.reps, args.b2b_reps, args.warmup, Path(tmp)))
             print(f"# {n} GPUs done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    text = markdown(rows, args.reps, args.warmup)
+    text = markdown(rows, args.reps, args.b2b_reps, args.warmup, args.tcp_nodelay)
     print(text, end="")
     if args.markdown_out:
         Path(args.markdown_out).write_text(text)

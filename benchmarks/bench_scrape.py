@@ -225,16 +225,13 @@ def us(x: float) -> str:
     return f"{x * 1e6:.2f}"
 
 
-def markdown(rows: list[dict[str, float]], reps: int, b2b_reps: int, warmup: int, nodelay: bool) -> str:
+def markdown(rows: list[dict[str, float]], reps: int, b2b_reps: int, warmup: int) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = [
         f"Machine: {machine()}. Run: {now}; {reps} timed repetitions per cell ({b2b_reps} back to back), "
         f"after {warmup} warm-up rounds; times in milliseconds (median / p99).",
         "",
     ]
-    if nodelay:
-        out += ["**Diagnostic run (--tcp-nodelay): the server's sockets had TCP_NODELAY set, which production "
-                "does not do.**", ""]
     out += [
         "| GPUs | samples (families) | page bytes | cold render | HTTP cold | HTTP cached | baseline "
         "generate_latest | cold render / baseline | HTTP cold / baseline | target HTTP ≤ 2× |",
@@ -288,22 +285,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="timed back-to-back GETs per GPU count (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=50, help="untimed rounds first (default: %(default)s)")
     p.add_argument("--markdown-out", metavar="PATH", help="also write the Markdown tables to PATH")
-    p.add_argument("--tcp-nodelay", action="store_true",
-                   help="diagnostic, not production: set TCP_NODELAY on the server's connections, to show that "
-                   "the back-to-back stall is Nagle's algorithm against the client's delayed ACK")
     args = p.parse_args(argv)
     setup_logging("warning")
-    if args.tcp_nodelay:
-        from exporter.web import _Handler
-
-        _Handler.disable_nagle_algorithm = True  # socketserver.StreamRequestHandler sets TCP_NODELAY
     rows = []
     with tempfile.TemporaryDirectory(prefix="wattprint-bench-") as tmp:
         for n in (int(x) for x in args.gpus.split(",")):
             t0 = time.perf_counter()
             rows.append(bench_gpus(n, args.reps, args.b2b_reps, args.warmup, Path(tmp)))
             print(f"# {n} GPUs done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    text = markdown(rows, args.reps, args.b2b_reps, args.warmup, args.tcp_nodelay)
+    text = markdown(rows, args.reps, args.b2b_reps, args.warmup)
     print(text, end="")
     if args.markdown_out:
         Path(args.markdown_out).write_text(text)

@@ -13,7 +13,7 @@ import os
 import re
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from . import __version__
 
@@ -151,22 +151,7 @@ def parse_config(argv: Sequence[str] | None = None) -> Config:
         parser.error("--job-discovery mapping-dir needs --mapping-dir PATH")
     if ns.backend == "replay" and ns.replay_gpus < 1:
         parser.error("--replay-gpus must be at least 1")
-    return Config(
-        backend=ns.backend,
-        poll_interval=ns.poll_interval,
-        listen_address=ns.listen_address,
-        web_config_file=ns.web_config_file,
-        dcgm_url=ns.dcgm_url,
-        dcgm_timeout=ns.dcgm_timeout,
-        dcgm_retries=ns.dcgm_retries,
-        replay_trace=ns.replay_trace,
-        replay_gpus=ns.replay_gpus,
-        replay_epoch=ns.replay_epoch,
-        job_discovery=ns.job_discovery,
-        mapping_dir=ns.mapping_dir,
-        procfs=ns.procfs,
-        labels=tuple(sorted(labels)),
-        hostname=ns.hostname or socket.gethostname(),
-        job_retention=ns.job_retention,
-        log_level=ns.log_level,
-    )
+    # Every Config field has a flag whose argparse dest is the field's name.
+    values = {f.name: getattr(ns, f.name) for f in fields(Config)}
+    values.update(labels=tuple(sorted(labels)), hostname=ns.hostname or socket.gethostname())
+    return Config(**values)

@@ -16,16 +16,10 @@ unreadable process is counted and skipped, never an error that stops the poll.
 
 from __future__ import annotations
 
-import collections
-import logging
 import re
-from collections.abc import Sequence
-from pathlib import Path
 
-from ..backends.base import GpuReading
-from .base import Assignment, Job
-
-log = logging.getLogger("wattprint.jobs")
+from .base import Job
+from .proc import ProcDiscovery
 
 SOURCE = "kubernetes"
 
@@ -38,41 +32,16 @@ _POD = re.compile(rf"(?:[A-Za-z0-9_-]*-)?pod({_UID})(?:\.slice)?", re.ASCII)
 _CONTAINER = re.compile(rf"(?:(?:cri-containerd|docker|crio|cri-o)-)?({_HEX}{{64}})(?:\.scope)?", re.ASCII)
 
 
-class KubernetesDiscovery:
+class KubernetesDiscovery(ProcDiscovery):
     """--job-discovery kubernetes: map each GPU process to its pod."""
 
     name = SOURCE
 
-    def __init__(self, procfs: str | Path = "/proc") -> None:
-        self.procfs = Path(procfs)
-        self.errors: collections.Counter[str] = collections.Counter()
+    def _lookup(self, pid: int) -> tuple[str, str] | None:
+        return self._pod_of(pid)
 
-    def discover(self, readings: Sequence[GpuReading]) -> Assignment:
-        # One process may use several GPUs: look it up once per poll.
-        seen: dict[int, tuple[str, str] | None] = {}
-        found: Assignment = {}
-        for r in readings:
-            if r.pids is None:  # the backend cannot see processes on this GPU
-                continue
-            pods: dict[str, tuple[set[int], set[str]]] = {}
-            for pid in r.pids:
-                if pid not in seen:
-                    seen[pid] = self._pod_of(pid)
-                hit = seen[pid]
-                if hit is None:
-                    continue
-                uid, container = hit
-                pids, containers = pods.setdefault(uid, (set(), set()))
-                pids.add(pid)
-                if container:
-                    containers.add(container)
-            if pods:
-                # Job is frozen: build it once all of the pod's processes on this GPU are known.
-                found[r.info.index] = {
-                    Job(uid, SOURCE, pod_uid=uid, container=",".join(sorted(containers))): frozenset(pids)
-                    for uid, (pids, containers) in pods.items()
-                }
-        return found
+    def _job(self, key: str, extras: set[str]) -> Job:
+        return Job(key, SOURCE, pod_uid=key, container=",".join(sorted(extras)))
 
     def _pod_of(self, pid: int) -> tuple[str, str] | None:
         try:
@@ -87,11 +56,6 @@ class KubernetesDiscovery:
             return None
         return hit
 
-    def _skip(self, reason: str, pid: int, detail: str) -> None:
-        # Exited and non-pod processes are routine, so this stays at debug level.
-        self.errors[reason] += 1
-        log.debug("kubernetes skipped pid=%d reason=%s %s", pid, reason, detail)
-        return None
 
 
 def pod_from_cgroup(text: str) -> tuple[str, str] | None:

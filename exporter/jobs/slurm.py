@@ -16,16 +16,10 @@ never an error that stops the poll.
 
 from __future__ import annotations
 
-import collections
-import logging
 import re
-from collections.abc import Sequence
-from pathlib import Path
 
-from ..backends.base import GpuReading
-from .base import Assignment, Job
-
-log = logging.getLogger("wattprint.jobs")
+from .base import Job
+from .proc import ProcDiscovery
 
 SOURCE = "slurm"
 
@@ -34,32 +28,17 @@ _ENV_JOB = re.compile(r"\d+", re.ASCII)
 _ENV_KEY = b"SLURM_JOB_ID="
 
 
-class SlurmDiscovery:
+class SlurmDiscovery(ProcDiscovery):
     """--job-discovery slurm: map each GPU process to its Slurm job."""
 
     name = SOURCE
 
-    def __init__(self, procfs: str | Path = "/proc") -> None:
-        self.procfs = Path(procfs)
-        self.errors: collections.Counter[str] = collections.Counter()
+    def _lookup(self, pid: int) -> tuple[str, str] | None:
+        job_id = self._job_of(pid)
+        return (job_id, "") if job_id is not None else None
 
-    def discover(self, readings: Sequence[GpuReading]) -> Assignment:
-        # One process may use several GPUs: look it up once per poll.
-        seen: dict[int, str | None] = {}
-        found: Assignment = {}
-        for r in readings:
-            if r.pids is None:  # the backend cannot see processes on this GPU
-                continue
-            pids_by_job: dict[str, set[int]] = {}
-            for pid in r.pids:
-                if pid not in seen:
-                    seen[pid] = self._job_of(pid)
-                job_id = seen[pid]
-                if job_id is not None:
-                    pids_by_job.setdefault(job_id, set()).add(pid)
-            if pids_by_job:
-                found[r.info.index] = {Job(j, SOURCE): frozenset(p) for j, p in pids_by_job.items()}
-        return found
+    def _job(self, key: str, extras: set[str]) -> Job:
+        return Job(key, SOURCE)
 
     def _job_of(self, pid: int) -> str | None:
         base = self.procfs / str(pid)
@@ -83,11 +62,6 @@ class SlurmDiscovery:
             return None
         return job_id
 
-    def _skip(self, reason: str, pid: int, detail: str) -> None:
-        # Exited and non-Slurm processes are routine, so this stays at debug level.
-        self.errors[reason] += 1
-        log.debug("slurm skipped pid=%d reason=%s %s", pid, reason, detail)
-        return None
 
 
 def job_from_cgroup(text: str) -> str | None:

@@ -1,0 +1,222 @@
+"""Pull energy series from a Prometheus-compatible API into DuckDB.
+
+Counters are stored as sampled values at each query step (never as `increase()` windows, whose
+extrapolation drifts); the model turns them into intervals. Each query_range chunk is written in
+one transaction (delete the window, insert it again), so re-running a window is idempotent and a
+run killed half-way leaves whole chunks that the next run simply rewrites.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+
+from .db import transaction
+from .errors import InputError
+from .promapi import PromClient, selector
+
+
+@dataclass(frozen=True)
+class SeriesQuery:
+    """One metric to pull, and how its labels map onto GPUs and jobs."""
+
+    source: str                      # wattprint | dcgm | power
+    kind: str                        # job_energy | gpu_energy | idle_energy | gpu_power
+    metric: str
+    scale: float = 1.0               # multiply to get joules (counters) or watts (gauges)
+    host_labels: tuple[str, ...] = ("hostname", "Hostname")
+    gpu_labels: tuple[str, ...] = ("gpu",)
+    uuid_labels: tuple[str, ...] = ("uuid", "UUID")
+    job_labels: tuple[str, ...] = ()
+    cluster_labels: tuple[str, ...] = ("cluster",)
+
+    @property
+    def is_counter(self) -> bool:
+        return self.kind != "gpu_power"
+
+
+def default_queries(power_metric: str | None = None) -> list[SeriesQuery]:
+    qs = [
+        SeriesQuery("wattprint", "job_energy", "wattprint_job_energy_joules_total", job_labels=("job_id",)),
+        SeriesQuery("wattprint", "gpu_energy", "wattprint_gpu_energy_joules_total"),
+        SeriesQuery("wattprint", "idle_energy", "wattprint_gpu_idle_energy_joules_total"),
+        # dcgm-exporter reports the energy counter in millijoules
+        SeriesQuery("dcgm", "gpu_energy", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", scale=0.001,
+                    job_labels=("hpc_job", "pod")),
+        SeriesQuery("dcgm", "gpu_power", "DCGM_FI_DEV_POWER_USAGE", job_labels=("hpc_job", "pod")),
+    ]
+    if power_metric:
+        qs.append(SeriesQuery("power", "gpu_power", power_metric))
+    return qs
+
+
+@dataclass
+class IngestStats:
+    queries: int = 0
+    chunks: int = 0
+    series: int = 0
+    new_series: int = 0
+    samples: int = 0
+    non_finite_dropped: int = 0
+    per_kind: dict[str, int] = field(default_factory=dict)
+
+
+def _first(labels: Mapping[str, str], keys: Iterable[str]) -> str | None:
+    for k in keys:
+        v = labels.get(k)
+        if v:
+            return v
+    return None
+
+
+class _SeriesIds:
+    """fingerprint -> series_id, loaded once per run and extended as new series appear."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._ids = {fp: int(sid) for fp, sid in con.execute("SELECT fingerprint, series_id FROM series").fetchall()}
+
+    def get(self, fingerprint: str) -> int | None:
+        return self._ids.get(fingerprint)
+
+    def add(self, fingerprint: str, sid: int) -> None:
+        self._ids[fingerprint] = sid
+
+    def forget(self, fingerprints: Iterable[str]) -> None:
+        for fp in fingerprints:
+            self._ids.pop(fp, None)
+
+
+def _convert(q: SeriesQuery, query: str, result: list[dict], ids: _SeriesIds, stats: IngestStats
+             ) -> tuple[list[tuple], list[int], pa.Table]:
+    """Raw query_range result -> (new series rows, ids of all series seen, samples table)."""
+    new_rows: list[tuple] = []
+    seen: list[int] = []
+    sid_col: list[int] = []
+    ts_col: list[float] = []
+    val_col: list[float] = []
+    for item in result:
+        labels = dict(item.get("metric") or {})
+        labels.pop("__name__", None)
+        fp = q.kind + "\x1f" + json.dumps(sorted(labels.items()), ensure_ascii=False)
+        sid = ids.get(fp)
+        if sid is None:
+            sid = -(len(new_rows) + 1)          # placeholder until the sequence assigns one
+            new_rows.append((sid, fp, labels))
+        seen.append(sid)
+        values = item.get("values") or []
+        for t, v in values:
+            x = float(v)
+            if not math.isfinite(x):
+                stats.non_finite_dropped += 1
+                continue
+            if q.is_counter and x < 0:
+                raise InputError(
+                    f"series {q.metric}{_fmt_labels(labels)}",
+                    f"negative energy counter value {v} at {datetime.fromtimestamp(float(t)).isoformat()}Z",
+                    "an energy counter cannot go below 0: fix the exporter or exclude the series with --match",
+                )
+            sid_col.append(sid)
+            ts_col.append(float(t))
+            val_col.append(x * q.scale)
+    table = pa.table({
+        "series_id": pa.array(sid_col, pa.int64()),
+        "ts": pa.array(ts_col, pa.float64()),
+        "value": pa.array(val_col, pa.float64()),
+    })
+    return new_rows, seen, table
+
+
+def _fmt_labels(labels: Mapping[str, str]) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    client: PromClient,
+    queries: Iterable[SeriesQuery],
+    start: datetime,
+    end: datetime,
+    step_s: int,
+    *,
+    matchers: Mapping[str, str] | None = None,
+    endpoint: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> IngestStats:
+    """Load every query's series over [start, end] at step_s. Raises InputError / UpstreamError."""
+    stats = IngestStats()
+    ids = _SeriesIds(con)
+    for q in queries:
+        stats.queries += 1
+        query = selector(q.metric, dict(matchers or {}))
+        for chunk in client.query_range(query, start, end, step_s):
+            new_rows, seen, table = _convert(q, query, chunk.series, ids, stats)
+            _write_chunk(con, q, query, chunk.start, chunk.end, step_s, new_rows, seen, table, endpoint, ids)
+            stats.chunks += 1
+            stats.series += len(seen)
+            stats.new_series += len(new_rows)
+            stats.samples += table.num_rows
+            stats.per_kind[f"{q.source}/{q.kind}"] = stats.per_kind.get(f"{q.source}/{q.kind}", 0) + table.num_rows
+            if progress:
+                progress(f"{q.metric}: {chunk.start.isoformat()} .. {chunk.end.isoformat()}: "
+                         f"{len(seen)} series, {table.num_rows} samples")
+    return stats
+
+
+def _write_chunk(
+    con: duckdb.DuckDBPyConnection, q: SeriesQuery, query: str, c_start: datetime, c_end: datetime, step_s: int,
+    new_rows: list[tuple], seen: list[int], table: pa.Table, endpoint: str, ids: _SeriesIds,
+) -> None:
+    placeholder: dict[int, int] = {}
+    try:
+        with transaction(con):
+            for tmp_id, fp, labels in new_rows:
+                row = con.execute(
+                    "INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname, gpu, uuid,"
+                    " job_id, labels) VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " RETURNING series_id",
+                    [q.source, q.kind, query, fp, _first(labels, q.cluster_labels), _first(labels, q.host_labels),
+                     _first(labels, q.gpu_labels), _first(labels, q.uuid_labels), _first(labels, q.job_labels),
+                     json.dumps(labels, ensure_ascii=False)],
+                ).fetchall()
+                placeholder[tmp_id] = int(row[0][0])
+            if placeholder:
+                sid = table.column("series_id").to_pylist()
+                table = table.set_column(0, "series_id", pa.array([placeholder.get(s, s) for s in sid], pa.int64()))
+            seen_ids = [placeholder.get(s, s) for s in seen]
+            # Replace the window for every series this query owns or returned now, so a series
+            # that vanished from the source also vanishes here.
+            con.execute(
+                "DELETE FROM samples WHERE ts BETWEEN ? AND ? AND series_id IN ("
+                " SELECT series_id FROM series WHERE query = ? AND kind = ?"
+                " UNION ALL SELECT unnest(?::BIGINT[]))",
+                [c_start, c_end, query, q.kind, seen_ids],
+            )
+            con.register("chunk_samples", table)
+            try:
+                con.execute("INSERT INTO samples SELECT series_id, to_timestamp(ts), value FROM chunk_samples")
+            finally:
+                con.unregister("chunk_samples")
+            con.execute(
+                "DELETE FROM ingest_coverage WHERE kind = ? AND query = ? AND start_ts = ? AND end_ts = ?",
+                [q.kind, query, c_start, c_end],
+            )
+            con.execute(
+                "INSERT INTO ingest_coverage (kind, query, start_ts, end_ts, step_s, series, samples, endpoint)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [q.kind, query, c_start, c_end, step_s, len(seen), table.num_rows, endpoint],
+            )
+    except BaseException:
+        ids.forget(fp for _, fp, _ in new_rows)
+        raise
+    for tmp_id, fp, _ in new_rows:
+        ids.add(fp, placeholder[tmp_id])
+
+
+def step_delta(step_s: int) -> timedelta:
+    return timedelta(seconds=step_s)

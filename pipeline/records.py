@@ -1,0 +1,43 @@
+"""Plain records that sources produce and the store writes. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+PHASES = ("experimentation", "pretraining", "finetuning", "inference", "evaluation", "unclassified")
+INTENSITY_BASES = ("lifecycle", "direct", "marginal")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job of the ledger. `nodes` are expanded host names; `gpus_per_node` is None when unknown."""
+
+    cluster: str
+    job_id: str
+    project: str
+    phase: str
+    start: datetime
+    end: datetime | None          # None: still running
+    user: str = ""
+    name: str = ""
+    account: str = ""
+    nodes: tuple[str, ...] = ()
+    gpus_per_node: int | None = None
+    source: str = ""              # csv, yaml, sacct-json, sacct-parsable, kubernetes
+    origin: str = ""              # file:line (or series) it came from, for error messages and lineage
+
+
+@dataclass(frozen=True)
+class IntensityPoint:
+    """Grid carbon intensity of a zone over [start, end), in gCO2eq/kWh."""
+
+    zone: str
+    start: datetime
+    end: datetime
+    g_per_kwh: float
+    basis: str                    # one of INTENSITY_BASES
+    source: str                   # electricitymaps, uk-carbon-intensity, watttime, csv
+    is_estimated: bool = False
+    origin: str = ""              # file:line or URL, for error messages and lineage
+    notes: tuple[str, ...] = field(default=())

@@ -1,0 +1,40 @@
+-- The intensity used for every (zone, hour) that has energy, with how it was found:
+-- that hour, else the nearest hour within the bound, else the zone's monthly mean, else the shipped
+-- annual value for the zone, else the world average. Each fallback is named so reports can count it.
+CREATE OR REPLACE TEMP TABLE intensity_resolved AS
+WITH
+needed AS (
+    SELECT DISTINCT coalesce(c.zone, '') AS zone, h.hour_idx, to_timestamp(h.hour_idx * 3600) AS hour_ts
+    FROM hourly_pieces h
+    JOIN streams st USING (stream_id)
+    LEFT JOIN clusters c USING (cluster)
+),
+exact AS (
+    SELECT n.zone, n.hour_idx, i.g_per_kwh
+    FROM needed n JOIN intensity_hourly i ON i.zone = n.zone AND i.hour_ts = n.hour_ts
+),
+nearest AS (
+    SELECT n.zone, n.hour_idx,
+           arg_min(i.g_per_kwh, abs(epoch(i.hour_ts) - epoch(n.hour_ts)) * 2
+                                + CASE WHEN i.hour_ts < n.hour_ts THEN 0 ELSE 1 END) AS g_per_kwh
+    FROM needed n
+    JOIN intensity_hourly i ON i.zone = n.zone
+     AND i.hour_ts BETWEEN n.hour_ts - to_hours($bound_h) AND n.hour_ts + to_hours($bound_h)
+    GROUP BY ALL
+),
+monthly AS (
+    SELECT zone, date_trunc('month', hour_ts) AS month, avg(g_per_kwh) AS g_per_kwh
+    FROM intensity_hourly GROUP BY ALL
+)
+SELECT n.zone, n.hour_idx,
+       coalesce(e.g_per_kwh, ne.g_per_kwh, mo.g_per_kwh, a.g_per_kwh, $world_g_per_kwh) AS g_per_kwh,
+       CASE WHEN e.g_per_kwh IS NOT NULL THEN 'hourly'
+            WHEN ne.g_per_kwh IS NOT NULL THEN 'nearest_hour'
+            WHEN mo.g_per_kwh IS NOT NULL THEN 'monthly_mean'
+            WHEN a.g_per_kwh IS NOT NULL THEN 'annual_default'
+            ELSE 'world_default' END AS quality
+FROM needed n
+LEFT JOIN exact e USING (zone, hour_idx)
+LEFT JOIN nearest ne USING (zone, hour_idx)
+LEFT JOIN monthly mo ON mo.zone = n.zone AND mo.month = date_trunc('month', n.hour_ts)
+LEFT JOIN intensity_annual a ON lower(a.zone) = lower(n.zone) AND n.zone <> ''

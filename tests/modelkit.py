@@ -1,0 +1,55 @@
+"""Write series, samples and coverage straight into a wattprint DuckDB, as ingest would, for model tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def add_series(con: duckdb.DuckDBPyConnection, source: str, kind: str, labels: dict[str, str],
+               points: Sequence[tuple[float, float]], *, query: str = "q", job_key: str = "job_id") -> int:
+    """points: (minutes after T0, value in joules or watts)."""
+    fp = kind + "\x1f" + json.dumps(sorted(labels.items()))
+    sid = con.execute(
+        "INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname, gpu, uuid, job_id, labels)"
+        " VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING series_id",
+        [source, kind, query + kind, fp, labels.get("cluster"), labels.get("hostname") or labels.get("Hostname"), labels.get("gpu"),
+         labels.get("uuid") or labels.get("UUID"), labels.get(job_key), json.dumps(labels)],
+    ).fetchall()[0][0]
+    con.executemany("INSERT INTO samples VALUES (?, ?, ?)", [[sid, at(m), v] for m, v in points])
+    return int(sid)
+
+
+def cover(con: duckdb.DuckDBPyConnection, kind: str, start_min: float, end_min: float, step_s: int = 60) -> None:
+    con.execute(
+        "INSERT INTO ingest_coverage (kind, query, start_ts, end_ts, step_s, series, samples, endpoint)"
+        " VALUES (?, 'q', ?, ?, ?, 0, 0, 'test')",
+        [kind, at(start_min), at(end_min), step_s],
+    )
+
+
+def add_job(con: duckdb.DuckDBPyConnection, cluster: str, job_id: str, project: str, phase: str,
+            start_min: float, end_min: float | None, nodes: dict[str, int | None]) -> None:
+    con.execute(
+        "INSERT INTO jobs (cluster, job_id, project, phase, start_ts, end_ts, source, origin)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'test', 'test')",
+        [cluster, job_id, project, phase, at(start_min), at(end_min) if end_min is not None else None],
+    )
+    for node, gpus in nodes.items():
+        con.execute("INSERT INTO job_nodes VALUES (?, ?, ?, ?)", [cluster, job_id, node, gpus])
+
+
+def fct(con: duckdb.DuckDBPyConnection, where: str = "true", params: Sequence[object] = ()) -> list[tuple]:
+    return con.execute(
+        "SELECT job_id, attribution, energy_quality, sum(energy_j) FROM fct_job_gpu_hour"
+        f" WHERE {where} GROUP BY ALL ORDER BY ALL", list(params)
+    ).fetchall()

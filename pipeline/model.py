@@ -59,7 +59,8 @@ class BuildSummary:
     emissions_g: float
 
 
-def _load_reference(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
+def load_reference(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
+    """Cluster config and the annual intensity table, as used by this build."""
     con.execute("DELETE FROM clusters")
     con.execute("DELETE FROM cluster_nodes")
     con.execute("DELETE FROM intensity_annual")
@@ -74,6 +75,9 @@ def _load_reference(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [[a.zone, a.kind, a.name, a.g_per_kwh, a.year, a.basis, a.source, a.licence] for a in s.annual],
         )
+    if any(c.nodes for c in s.clusters):
+        con.executemany("INSERT INTO cluster_nodes (cluster, pattern, ord) VALUES (?, ?, ?)",
+                        [list(r) for r in _renumber_cluster_nodes(s.clusters)])
 
 
 def _renumber_cluster_nodes(clusters: Sequence[ClusterFacts]) -> list[tuple[str, str, int]]:
@@ -87,31 +91,46 @@ def _renumber_cluster_nodes(clusters: Sequence[ClusterFacts]) -> list[tuple[str,
 
 
 def build(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
+    """Rebuild everything derived, in its own transaction."""
     with transaction(con):
-        _load_reference(con, s)
-        if any(c.nodes for c in s.clusters):
-            con.executemany("INSERT INTO cluster_nodes (cluster, pattern, ord) VALUES (?, ?, ?)",
-                            [list(r) for r in _renumber_cluster_nodes(s.clusters)])
-        for table in DERIVED:
-            con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names, no input
-        run_sql(con, "stg_series_stream", {"default_cluster": s.default_cluster})
-        run_sql(con, "stg_streams")
-        run_sql(con, "stg_intervals_counter", {"max_gap_s": s.max_gap_s, "step_s": s.step_s})
-        run_sql(con, "stg_intervals_power", {"max_gap_s": s.max_gap_s})
-        run_sql(con, "stg_gaps", {"max_gap_s": s.max_gap_s})
-        run_sql(con, "int_hourly_pieces")
-        run_sql(con, "int_intensity_resolved",
-                {"bound_h": s.nearest_hour_bound_h, "world_g_per_kwh": s.world_g_per_kwh})
-        run_sql(con, "fct_job_gpu_hour")
-        row = con.execute(
-            "SELECT (SELECT count(*) FROM energy_intervals), (SELECT count(*) FROM energy_gaps),"
-            " count(*), coalesce(sum(energy_j), 0), coalesce(sum(emissions_g), 0) FROM fct_job_gpu_hour"
-        ).fetchall()[0]
-        con.execute(
-            "INSERT INTO build_info (built_at, config_path, intervals, fct_rows, world_g_per_kwh)"
-            " VALUES (now(), ?, ?, ?, ?)",
-            [s.config_path, row[0], row[2], s.world_g_per_kwh],
-        )
-        for temp in ("series_stream", "hourly_pieces", "intensity_resolved"):
-            con.execute(f"DROP TABLE IF EXISTS {temp}")
+        return rebuild(con, s)
+
+
+def rebuild(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
+    """Rebuild inside the caller's transaction (imports use this so data and results commit together)."""
+    load_reference(con, s)
+    derive_intervals(con, s)
+    return derive_results(con, s)
+
+
+def derive_intervals(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
+    """samples -> streams, energy_intervals, energy_gaps."""
+    for table in DERIVED:
+        con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names, no input
+    run_sql(con, "stg_series_stream", {"default_cluster": s.default_cluster})
+    run_sql(con, "stg_streams")
+    run_sql(con, "stg_intervals_counter", {"max_gap_s": s.max_gap_s, "step_s": s.step_s})
+    run_sql(con, "stg_intervals_power", {"max_gap_s": s.max_gap_s})
+    run_sql(con, "stg_gaps", {"max_gap_s": s.max_gap_s})
+    con.execute("DROP TABLE IF EXISTS series_stream")
+
+
+def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
+    """streams + energy_intervals + jobs + intensity -> fct_job_gpu_hour."""
+    con.execute("DELETE FROM fct_job_gpu_hour")
+    run_sql(con, "int_hourly_pieces")
+    run_sql(con, "int_intensity_resolved",
+            {"bound_h": s.nearest_hour_bound_h, "world_g_per_kwh": s.world_g_per_kwh})
+    run_sql(con, "fct_job_gpu_hour")
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM energy_intervals), (SELECT count(*) FROM energy_gaps),"
+        " count(*), coalesce(sum(energy_j), 0), coalesce(sum(emissions_g), 0) FROM fct_job_gpu_hour"
+    ).fetchall()[0]
+    con.execute(
+        "INSERT INTO build_info (built_at, config_path, intervals, fct_rows, world_g_per_kwh)"
+        " VALUES (now(), ?, ?, ?, ?)",
+        [s.config_path, row[0], row[2], s.world_g_per_kwh],
+    )
+    for temp in ("hourly_pieces", "intensity_resolved"):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
     return BuildSummary(int(row[0]), int(row[1]), int(row[2]), float(row[3]), float(row[4]))

@@ -1,41 +1,156 @@
-"""The `wattprint` batch command.
+"""The `wattprint` batch command: parse flags, run one verb, turn expected failures into one line.
 
-Only `demo` works today; ingest, jobs, intensity and report are the subject of
-open issues and say so (exit status 3) instead of pretending to run.
+Exit status: 0 done, 1 an upstream server or the database failed, 2 bad input (flag, file, row,
+config), 3 verb not implemented yet. Only a bug prints a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .errors import WattprintError
 
 PENDING = {
-    "ingest": "pull GPU energy series from a Prometheus-compatible API into DuckDB (issue #3)",
-    "jobs": "import the job ledger: csv, yaml, sacct, Kubernetes labels (issue #3)",
-    "intensity": "import or fetch hourly grid carbon intensity (issue #3)",
     "report": "per-project phase, monthly and model-card reports (issue #4)",
 }
 NOT_YET_EXIT = 3
 
+JOB_FORMATS = ("csv", "yaml", "sacct-json", "sacct-parsable")
+INTENSITY_FORMATS = ("electricitymaps-csv", "electricitymaps-json", "uk-json", "watttime-json", "csv")
+FETCH_SOURCES = ("electricitymaps", "uk", "watttime")
+
+EPILOG = """\
+environment:
+  WATTPRINT_DB                    DuckDB file when --db is not given (default ./wattprint.duckdb)
+  WATTPRINT_CONFIG                cluster config file when --config is not given
+  WATTPRINT_PROMETHEUS_TOKEN      bearer token for --prometheus (or --prometheus-token-file)
+  WATTPRINT_PROMETHEUS_PASSWORD   basic-auth password for --prometheus-user (or --prometheus-password-file)
+  ELECTRICITYMAPS_TOKEN[_FILE]    Electricity Maps API token for `intensity fetch`
+  WATTTIME_USERNAME, WATTTIME_PASSWORD[_FILE]  WattTime credentials for `intensity fetch`
+Secrets are never accepted on the command line and never printed.
+
+exit status: 0 ok, 1 upstream/database failure, 2 bad input, 3 not implemented yet
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="PATH", help="DuckDB file (default: $WATTPRINT_DB or ./wattprint.duckdb)")
+    p.add_argument("--config", metavar="FILE",
+                   help="cluster config YAML (default: $WATTPRINT_CONFIG; without one, embedded defaults)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def _prometheus(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Prometheus-compatible API (Prometheus, VictoriaMetrics, Thanos, Mimir, Cortex)")
+    g.add_argument("--prometheus", metavar="URL", required=True, help="base URL, e.g. http://prometheus:9090")
+    g.add_argument("--prometheus-token-file", metavar="FILE",
+                   help="file holding a bearer token (else $WATTPRINT_PROMETHEUS_TOKEN)")
+    g.add_argument("--prometheus-user", metavar="USER", help="basic-auth user (password from file or env)")
+    g.add_argument("--prometheus-password-file", metavar="FILE",
+                   help="file holding the basic-auth password (else $WATTPRINT_PROMETHEUS_PASSWORD)")
+    g.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle to verify the server's TLS certificate")
+    g.add_argument("--prometheus-tenant", metavar="ID", help="tenant, sent as X-Scope-OrgID (Mimir, Cortex)")
+    g.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="per-request timeout (default: %(default)s)")
+    g.add_argument("--retries", type=int, default=5,
+                   help="retries on connection errors, 429 and 5xx, with exponential backoff (default: %(default)s)")
+
+
+def _window(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--start", required=required, metavar="ISO8601",
+                   help="window start with an offset, e.g. 2024-03-01T00:00:00Z")
+    p.add_argument("--end", required=required, metavar="ISO8601", help="window end with an offset")
+
 
 def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog="wattprint",
-        description="Measured GPU energy -> per-project carbon reports. "
-        "Verbs marked [not yet implemented] exit with status 3.",
+        description="Measured GPU energy -> per-project carbon. Pull energy from Prometheus into DuckDB, join it "
+        "with the job ledger and hourly grid carbon intensity, and report it.",
+        epilog=EPILOG, formatter_class=fmt,
     )
     p.add_argument("--version", action="version", version=f"wattprint {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    demo = sub.add_parser(
-        "demo",
-        help="run a replay exporter (real H100 trace, no GPU needed) with jobs on its virtual GPUs "
-        "and show the energy it measures",
-    )
+
+    demo = sub.add_parser("demo", help="run a replay exporter (real H100 trace, no GPU needed) with jobs on its "
+                          "virtual GPUs and show the energy it measures")
     demo.add_argument("--gpus", type=int, default=4, help="virtual GPUs (default: %(default)s)")
     demo.add_argument("--seconds", type=float, default=6.0, help="how long to measure (default: %(default)s)")
+
+    ing = sub.add_parser(
+        "ingest", formatter_class=fmt,
+        help="pull GPU and job energy series from a Prometheus-compatible API into DuckDB",
+        description="Pull energy counters (wattprint exporter, dcgm-exporter) and power gauges over "
+        "[--start, --end] at --step, store them, and rebuild the (job, GPU, hour) results. Re-running a "
+        "window replaces it; each query_range chunk commits on its own, so an interrupted run is completed "
+        "by running it again.",
+    )
+    _prometheus(ing)
+    _window(ing)
+    ing.add_argument("--step", type=int, default=None, metavar="SECONDS",
+                     help="sampling step (default: config ingest.step_seconds, else 60)")
+    ing.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
+                     help="only series with this label value (repeatable; values are escaped)")
+    ing.add_argument("--power-metric", metavar="NAME",
+                     help="a power gauge in watts for GPUs without an energy counter (integrated, flagged)")
+    _common(ing)
+
+    jobs = sub.add_parser("jobs", help="the job ledger: which job belongs to which project and phase")
+    jsub = jobs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ji = jsub.add_parser("import", formatter_class=fmt, help="import jobs from a file",
+                         description="Import jobs (all or nothing). Re-importing a job replaces it.\n"
+                         "csv/yaml columns: job_id,project,phase,cluster,user,start,end,nodes,gpus")
+    ji.add_argument("path", metavar="PATH")
+    ji.add_argument("--format", required=True, choices=JOB_FORMATS)
+    ji.add_argument("--cluster", metavar="NAME",
+                    help="cluster for rows that name none (sacct-json uses the job's own cluster first)")
+    ji.add_argument("--timezone", metavar="IANA",
+                    help="zone of sacct --parsable2 Start/End (they carry no offset), e.g. Europe/Paris")
+    ji.add_argument("--rules", metavar="FILE", help="phase rules YAML (default: config phase_rules)")
+    _common(ji)
+    jk = jsub.add_parser("sync-kubernetes", formatter_class=fmt,
+                         help="import pods from kube-state-metrics series in Prometheus as jobs",
+                         description="Read kube_pod_info and kube_pod_labels over the window; each pod becomes a "
+                         "job keyed by its uid (what the exporter reports as job_id).")
+    _prometheus(jk)
+    _window(jk)
+    jk.add_argument("--cluster", metavar="NAME", required=True, help="cluster these pods run in")
+    jk.add_argument("--step", type=int, default=300, metavar="SECONDS",
+                    help="resolution of pod start/end (default: %(default)s)")
+    jk.add_argument("--project-label", default="label_wattprint_io_project",
+                    help="kube_pod_labels label holding the project (default: %(default)s; else the namespace)")
+    jk.add_argument("--phase-label", default="label_wattprint_io_phase",
+                    help="kube_pod_labels label holding the phase (default: %(default)s)")
+    jk.add_argument("--rules", metavar="FILE", help="phase rules YAML (default: config phase_rules)")
+    _common(jk)
+
+    inten = sub.add_parser("intensity", help="hourly grid carbon intensity per zone (gCO2eq/kWh, UTC)")
+    isub = inten.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ii = isub.add_parser("import", help="import intensity from a file (all or nothing)")
+    ii.add_argument("path", metavar="PATH")
+    ii.add_argument("--format", required=True, choices=INTENSITY_FORMATS)
+    ii.add_argument("--zone", metavar="ZONE", help="zone for formats that carry none (required then)")
+    ii.add_argument("--basis", choices=("lifecycle", "direct"),
+                    help="Electricity Maps CSV column to use (default: config intensity.basis, else lifecycle)")
+    _common(ii)
+    ifetch = isub.add_parser("fetch", formatter_class=fmt, help="fetch intensity from an API",
+                             description="Fetch hourly intensity, chunked by each API's window limit.")
+    ifetch.add_argument("--source", required=True, choices=FETCH_SOURCES)
+    ifetch.add_argument("--zone", required=True, metavar="ZONE",
+                        help="Electricity Maps zone (FR, US-CAL-CISO), UK: GB or a region id, WattTime region")
+    _window(ifetch)
+    ifetch.add_argument("--token-file", metavar="FILE", help="file holding the API token (else the env var)")
+    ifetch.add_argument("--base-url", metavar="URL", help="API base URL (a mirror or proxy)")
+    _common(ifetch)
+
+    b = sub.add_parser("build", help="rebuild the (job, GPU, hour) results from what is stored (after a config change)")
+    _common(b)
+
     for verb, what in PENDING.items():
         sub.add_parser(verb, help=f"[not yet implemented] {what}")
     return p
@@ -44,20 +159,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if args.verb in PENDING:
+        print(f"wattprint {args.verb}: not yet implemented: {PENDING[args.verb]}. Nothing was read or written.",
+              file=sys.stderr)
+        return NOT_YET_EXIT
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="wattprint: %(levelname)s %(message)s")
     if args.verb == "demo":
-        if extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         from .demo import run_demo
 
         if args.gpus < 1 or args.seconds <= 0:
             print("wattprint demo: --gpus must be >= 1 and --seconds > 0", file=sys.stderr)
             return 2
         return run_demo(gpus=args.gpus, seconds=args.seconds)
-    print(
-        f"wattprint {args.verb}: not yet implemented: {PENDING[args.verb]}. Nothing was read or written.",
-        file=sys.stderr,
-    )
-    return NOT_YET_EXIT
+    from . import verbs
+
+    name = args.verb + (f" {args.action}" if getattr(args, "action", None) else "")
+    try:
+        return verbs.run(args)
+    except WattprintError as exc:
+        print(f"wattprint {name}: error: {exc.message()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"wattprint {name}: interrupted; whole chunks already written are kept, re-run to complete",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

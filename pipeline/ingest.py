@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
@@ -92,7 +92,7 @@ class _SeriesIds:
             self._ids.pop(fp, None)
 
 
-def _convert(q: SeriesQuery, query: str, result: list[dict], ids: _SeriesIds, stats: IngestStats
+def _convert(q: SeriesQuery, result: list[dict], ids: _SeriesIds, stats: IngestStats
              ) -> tuple[list[tuple], list[int], pa.Table]:
     """Raw query_range result -> (new series rows, ids of all series seen, samples table)."""
     new_rows: list[tuple] = []
@@ -118,7 +118,7 @@ def _convert(q: SeriesQuery, query: str, result: list[dict], ids: _SeriesIds, st
             if q.is_counter and x < 0:
                 raise InputError(
                     f"series {q.metric}{_fmt_labels(labels)}",
-                    f"negative energy counter value {v} at {datetime.fromtimestamp(float(t)).isoformat()}Z",
+                    f"negative energy counter value {v} at {datetime.fromtimestamp(float(t), UTC).isoformat()}",
                     "an energy counter cannot go below 0: fix the exporter or exclude the series with --match",
                 )
             sid_col.append(sid)
@@ -154,9 +154,12 @@ def ingest(
     for q in queries:
         stats.queries += 1
         query = selector(q.metric, dict(matchers or {}))
+        # Series belong to the (endpoint, query) that loaded them: a window re-read from the same store
+        # replaces its own series, and never those another Prometheus (another cluster) contributed.
+        owner = f"{endpoint} {query}"
         for chunk in client.query_range(query, start, end, step_s):
-            new_rows, seen, table = _convert(q, query, chunk.series, ids, stats)
-            _write_chunk(con, q, query, chunk.start, chunk.end, step_s, new_rows, seen, table, endpoint, ids)
+            new_rows, seen, table = _convert(q, chunk.series, ids, stats)
+            _write_chunk(con, q, owner, chunk.start, chunk.end, step_s, new_rows, seen, table, endpoint, ids)
             stats.chunks += 1
             stats.series += len(seen)
             stats.new_series += len(new_rows)
@@ -218,5 +221,3 @@ def _write_chunk(
         ids.add(fp, placeholder[tmp_id])
 
 
-def step_delta(step_s: int) -> timedelta:
-    return timedelta(seconds=step_s)

@@ -42,9 +42,8 @@ class AnnualRow:
 class BuildSettings:
     clusters: tuple[ClusterFacts, ...] = ()
     default_cluster: str = "default"
-    step_s: int = 60
     max_gap_s: int = 300
-    nearest_hour_bound_h: int = 3
+    nearest_hour_bound_h: float = 3.0
     world_g_per_kwh: float = 0.0
     annual: tuple[AnnualRow, ...] = field(default=())
     config_path: str | None = None
@@ -109,7 +108,7 @@ def derive_intervals(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
         con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names, no input
     run_sql(con, "stg_series_stream", {"default_cluster": s.default_cluster})
     run_sql(con, "stg_streams")
-    run_sql(con, "stg_intervals_counter", {"max_gap_s": s.max_gap_s, "step_s": s.step_s})
+    run_sql(con, "stg_intervals_counter", {"max_gap_s": s.max_gap_s})
     run_sql(con, "stg_intervals_power", {"max_gap_s": s.max_gap_s})
     run_sql(con, "stg_gaps", {"max_gap_s": s.max_gap_s})
     con.execute("DROP TABLE IF EXISTS series_stream")

@@ -32,8 +32,8 @@ def add_series(con: duckdb.DuckDBPyConnection, source: str, kind: str, labels: d
 def cover(con: duckdb.DuckDBPyConnection, kind: str, start_min: float, end_min: float, step_s: int = 60) -> None:
     con.execute(
         "INSERT INTO ingest_coverage (kind, query, start_ts, end_ts, step_s, series, samples, endpoint)"
-        " VALUES (?, 'q', ?, ?, ?, 0, 0, 'test')",
-        [kind, at(start_min), at(end_min), step_s],
+        " VALUES (?, 'q' || ?, ?, ?, ?, 0, 0, 'test')",
+        [kind, kind, at(start_min), at(end_min), step_s],
     )
 
 

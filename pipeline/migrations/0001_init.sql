@@ -7,7 +7,7 @@ CREATE TABLE series (
     series_id   BIGINT PRIMARY KEY,
     source      VARCHAR NOT NULL,      -- wattprint | dcgm | power
     kind        VARCHAR NOT NULL,      -- job_energy | gpu_energy | idle_energy | gpu_power
-    query       VARCHAR NOT NULL,      -- the PromQL that first returned it (re-ingests replace by query)
+    query       VARCHAR NOT NULL,      -- '<endpoint> <PromQL>' that first loaded it (re-ingests replace by it)
     fingerprint VARCHAR NOT NULL UNIQUE,
     cluster     VARCHAR,               -- the cluster label, when the series has one
     hostname    VARCHAR,
@@ -29,7 +29,7 @@ CREATE TABLE samples (
 -- What has been ingested: drives the "counter first seen inside a window" rule and data quality.
 CREATE TABLE ingest_coverage (
     kind       VARCHAR NOT NULL,
-    query      VARCHAR NOT NULL,
+    query      VARCHAR NOT NULL,       -- '<endpoint> <PromQL>'
     start_ts   TIMESTAMPTZ NOT NULL,
     end_ts     TIMESTAMPTZ NOT NULL,
     step_s     INTEGER NOT NULL,

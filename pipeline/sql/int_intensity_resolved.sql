@@ -19,7 +19,7 @@ nearest AS (
                                 + CASE WHEN i.hour_ts < n.hour_ts THEN 0 ELSE 1 END) AS g_per_kwh
     FROM needed n
     JOIN intensity_hourly i ON i.zone = n.zone
-     AND i.hour_ts BETWEEN n.hour_ts - to_hours($bound_h) AND n.hour_ts + to_hours($bound_h)
+     AND i.hour_ts BETWEEN n.hour_ts - to_seconds(CAST($bound_h * 3600 AS BIGINT)) AND n.hour_ts + to_seconds(CAST($bound_h * 3600 AS BIGINT))
     GROUP BY ALL
 ),
 monthly AS (

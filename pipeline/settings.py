@@ -1,0 +1,84 @@
+"""Everything a verb needs from the cluster config and the shipped tables, in the shapes the
+ingest and the model take. With no config file, all defaults (one cluster, world-average intensity)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config as cfg
+from .ingest import SeriesQuery
+from .model import AnnualRow, BuildSettings, ClusterFacts
+from .sources.intensity import embedded
+from .sources.jobs.rules import Rules
+
+FALLBACK_CLUSTER = "default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    config: cfg.Config
+    path: str | None
+
+    @property
+    def step_s(self) -> int:
+        return self.config.ingest.step_seconds
+
+    @property
+    def basis(self) -> str:
+        return self.config.intensity.basis
+
+    @property
+    def default_cluster(self) -> str:
+        return self.config.default_cluster or FALLBACK_CLUSTER
+
+    def rules(self, override: str | None) -> Rules:
+        return Rules.load(override) if override else self.config.rules
+
+    def queries(self, power_metric: str | None = None) -> list[SeriesQuery]:
+        ing = self.config.ingest
+        m = ing.metrics
+        cl = (ing.cluster_label,)
+        wl = m.wattprint.labels
+        dl = m.dcgm.labels
+        pl = m.power.labels
+
+        def wp(kind: str, metric: str, jobs: tuple[str, ...] = ()) -> SeriesQuery:
+            return SeriesQuery("wattprint", kind, metric, 1.0, wl.hostname, wl.gpu, wl.uuid, jobs, cl)
+
+        out = [
+            wp("job_energy", m.wattprint.job_energy, wl.job_id),
+            wp("gpu_energy", m.wattprint.gpu_energy),
+            wp("idle_energy", m.wattprint.idle_energy),
+            SeriesQuery("dcgm", "gpu_energy", m.dcgm.energy, m.dcgm.joules_per_energy_unit, dl.hostname, dl.gpu,
+                        dl.uuid, dl.job_id, cl),
+            SeriesQuery("dcgm", "gpu_power", m.dcgm.power, m.dcgm.watts_per_power_unit, dl.hostname, dl.gpu,
+                        dl.uuid, dl.job_id, cl),
+        ]
+        metric = power_metric or m.power.metric
+        if metric:
+            out.append(SeriesQuery("power", "gpu_power", metric, m.power.watts_per_unit, pl.hostname, pl.gpu,
+                                   pl.uuid, pl.job_id, cl))
+        return out
+
+    def build_settings(self) -> BuildSettings:
+        c = self.config
+        clusters = tuple(
+            ClusterFacts(name, cc.provider, cc.region or None, cc.zone, cc.pue, tuple(cc.nodes))
+            for name, cc in c.clusters.items()
+        )
+        annual = tuple(AnnualRow(a.zone, a.kind, a.name, a.g_per_kwh, a.year, a.basis, a.source, a.licence)
+                       for a in embedded.load())
+        return BuildSettings(
+            clusters=clusters,
+            default_cluster=self.default_cluster,
+            max_gap_s=c.ingest.max_gap_seconds,
+            nearest_hour_bound_h=float(c.intensity.nearest_hour_bound_hours),
+            world_g_per_kwh=embedded.world().g_per_kwh,
+            annual=annual,
+            config_path=self.path,
+        )
+
+
+def load_settings(path: str | None) -> Settings:
+    return Settings(cfg.load(Path(path) if path else None), path)

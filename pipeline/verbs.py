@@ -1,0 +1,186 @@
+"""What each `wattprint` verb does, once flags are parsed. Parsing happens before the database is
+opened for writing, so a bad file never touches stored data; each import and the rebuild of the
+results commit in one transaction."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+
+from . import db
+from .errors import InputError
+from .model import BuildSummary, rebuild
+from .records import IntensityPoint, JobRecord
+from .settings import Settings, load_settings
+from .store import write_intensity, write_jobs
+from .timeutil import iso, parse_instant
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config or os.environ.get("WATTPRINT_CONFIG") or None)
+    handler: Callable[[argparse.Namespace, Settings], int] = {
+        "ingest": ingest,
+        "jobs import": jobs_import,
+        "jobs sync-kubernetes": jobs_sync_kubernetes,
+        "intensity import": intensity_import,
+        "intensity fetch": intensity_fetch,
+        "build": build,
+    }[args.verb + (f" {args.action}" if getattr(args, "action", None) else "")]
+    return handler(args, settings)
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text, flush=True)
+
+
+def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    start = parse_instant(args.start, "--start")
+    end = parse_instant(args.end, "--end")
+    if end <= start:
+        raise InputError("--end", f"{iso(end)} is not after --start {iso(start)}", "swap them or widen the window")
+    return start, end
+
+
+def _summary(args: argparse.Namespace, s: BuildSummary) -> None:
+    say(args, f"results: {s.fct_rows} (job, GPU, hour) rows, {s.energy_j / 3.6e6:.6f} kWh, "
+              f"{s.emissions_g:.3f} gCO2eq; {s.intervals} energy intervals, {s.gaps} gaps")
+
+
+def _prom_client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .promapi import PromClient, PromConfig
+
+    config = PromConfig.from_sources(
+        args.prometheus, token_file=args.prometheus_token_file, tenant=args.prometheus_tenant,
+        ca_file=args.prometheus_ca_file, user=args.prometheus_user, password_file=args.prometheus_password_file,
+        timeout_s=args.timeout, retries=args.retries,
+    )
+    return PromClient(config)
+
+
+def _matchers(args: argparse.Namespace) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in args.match:
+        key, sep, value = m.partition("=")
+        if not sep or not key:
+            raise InputError("--match", f"{m!r} is not LABEL=VALUE", "e.g. --match cluster=jean-zay")
+        out[key] = value
+    return out
+
+
+def ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from .ingest import ingest as run_ingest
+    from .promapi import redact_url
+
+    start, end = _window(args)
+    step = args.step if args.step is not None else settings.step_s
+    if step <= 0:
+        raise InputError("--step", f"{step} is not a positive number of seconds", "e.g. --step 60")
+    matchers = _matchers(args)
+    queries = settings.queries(args.power_metric)
+    con = db.connect(args.db)
+    try:
+        with _prom_client(args) as client:
+            stats = run_ingest(con, client, queries, start, end, step, matchers=matchers,
+                               endpoint=redact_url(args.prometheus),
+                               progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
+        say(args, f"ingested {stats.samples} samples from {stats.series} series ({stats.new_series} new) in "
+                  f"{stats.chunks} chunks, {iso(start)} .. {iso(end)} at {step} s")
+        for kind, n in sorted(stats.per_kind.items()):
+            say(args, f"  {kind}: {n} samples")
+        if stats.non_finite_dropped:
+            say(args, f"  dropped {stats.non_finite_dropped} NaN/Inf samples")
+        if stats.samples == 0:
+            say(args, "  no energy series found: check --prometheus, --match and the metric names in the config")
+        with db.transaction(con):
+            _summary(args, rebuild(con, settings.build_settings()))
+    finally:
+        con.close()
+    return 0
+
+
+def _store_jobs(args: argparse.Namespace, settings: Settings, records: list[JobRecord], what: str) -> int:
+    con = db.connect(args.db)
+    try:
+        with db.transaction(con):
+            res = write_jobs(con, records)
+            summary = rebuild(con, settings.build_settings())
+    finally:
+        con.close()
+    say(args, f"imported {res.written} jobs from {what} ({res.replaced} replaced)")
+    _summary(args, summary)
+    return 0
+
+
+def jobs_import(args: argparse.Namespace, settings: Settings) -> int:
+    from .sources.jobs import import_jobs_file
+
+    result = import_jobs_file(args.path, args.format, cluster=args.cluster or settings.default_cluster,
+                              timezone=args.timezone, rules=settings.rules(args.rules))
+    for reason, n in sorted(result.skipped.items()):
+        say(args, f"  skipped {n}: {reason}")
+    for w in result.warnings:
+        print(f"wattprint jobs import: warning: {w}", file=sys.stderr)
+    return _store_jobs(args, settings, list(result.records), args.path)
+
+
+def jobs_sync_kubernetes(args: argparse.Namespace, settings: Settings) -> int:
+    from .sources.jobs.kubernetes import sync_from_prometheus
+
+    start, end = _window(args)
+    with _prom_client(args) as client:
+        result = sync_from_prometheus(client, start, end, cluster=args.cluster, step_s=args.step,
+                                      project_label=args.project_label, phase_label=args.phase_label,
+                                      rules=settings.rules(args.rules))
+    for reason, n in sorted(result.skipped.items()):
+        say(args, f"  skipped {n}: {reason}")
+    return _store_jobs(args, settings, list(result.records), f"kube-state-metrics at {args.prometheus}")
+
+
+def _store_intensity(args: argparse.Namespace, settings: Settings, points: list[IntensityPoint], what: str) -> int:
+    con = db.connect(args.db)
+    try:
+        with db.transaction(con):
+            res = write_intensity(con, points)
+            summary = rebuild(con, settings.build_settings())
+    finally:
+        con.close()
+    zones = ", ".join(sorted({p.zone for p in points}))
+    say(args, f"imported {len(points)} intensity points from {what} as {res.written} zone-hours "
+              f"({res.replaced} replaced) for {zones}")
+    _summary(args, summary)
+    return 0
+
+
+def intensity_import(args: argparse.Namespace, settings: Settings) -> int:
+    from .sources.intensity import check_points, parse_file
+
+    result = parse_file(args.path, args.format, zone=args.zone, basis=args.basis or settings.basis)
+    for w in result.warnings:
+        print(f"wattprint intensity import: warning: {w}", file=sys.stderr)
+    points = check_points(result.points)
+    return _store_intensity(args, settings, points, args.path)
+
+
+def intensity_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    from .sources.intensity import check_points, fetch
+
+    start, end = _window(args)
+    result = fetch(args.source, args.zone, start, end, base_url=args.base_url, token_file=args.token_file)
+    for w in result.warnings:
+        print(f"wattprint intensity fetch: warning: {w}", file=sys.stderr)
+    points = check_points(result.points)
+    return _store_intensity(args, settings, points, f"{args.source} API")
+
+
+def build(args: argparse.Namespace, settings: Settings) -> int:
+    con = db.connect(args.db)
+    try:
+        with db.transaction(con):
+            _summary(args, rebuild(con, settings.build_settings()))
+    finally:
+        con.close()
+    return 0

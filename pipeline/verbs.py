@@ -156,9 +156,11 @@ def _store_intensity(args: argparse.Namespace, settings: Settings, points: list[
 
 
 def intensity_import(args: argparse.Namespace, settings: Settings) -> int:
-    from .sources.intensity import check_points, parse_file
+    from .sources.intensity import check_points, parse
 
-    result = parse_file(args.path, args.format, zone=args.zone, basis=args.basis or settings.basis)
+    # the config's basis picks a column where a file has both (Electricity Maps CSV); elsewhere the file decides
+    basis = args.basis or (settings.basis if args.format == "electricitymaps-csv" else None)
+    result = parse(args.path, args.format, zone=args.zone, basis=basis)
     for w in result.warnings:
         print(f"wattprint intensity import: warning: {w}", file=sys.stderr)
     points = check_points(result.points)
@@ -169,10 +171,10 @@ def intensity_fetch(args: argparse.Namespace, settings: Settings) -> int:
     from .sources.intensity import check_points, fetch
 
     start, end = _window(args)
-    result = fetch(args.source, args.zone, start, end, base_url=args.base_url, token_file=args.token_file)
-    for w in result.warnings:
+    points = check_points(fetch(args.source, args.zone, start, end, base_url=args.base_url,
+                                token_file=args.token_file))
+    for w in sorted({n for p in points for n in p.notes}):
         print(f"wattprint intensity fetch: warning: {w}", file=sys.stderr)
-    points = check_points(result.points)
     return _store_intensity(args, settings, points, f"{args.source} API")
 
 

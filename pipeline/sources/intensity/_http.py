@@ -1,0 +1,90 @@
+"""GET with retries, and secrets read from env vars or files. Secrets never reach logs or error text."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ...errors import InputError, UpstreamError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_S = 60.0
+
+
+def secret(name: str, file_arg: str | Path | None = None, *, hint: str) -> str:
+    """A credential: the file given as argument, else env var NAME, else the file named by NAME_FILE."""
+    path = str(file_arg) if file_arg else os.environ.get(f"{name}_FILE", "")
+    value = "" if file_arg else os.environ.get(name, "")
+    if not value and path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise InputError(path, f"cannot read the {name} file ({e.strerror})",
+                             "check the path and permissions") from None
+        if not value:
+            raise InputError(path, f"the {name} file is empty", "write the credential on its first line")
+    if not value:
+        raise InputError(name, "credential not set", hint)
+    return value.strip()
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return text
+
+
+def _api_message(resp: requests.Response) -> str:
+    try:
+        body: Any = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail", "errors"):
+            if body.get(key):
+                return str(body[key])[:300]
+    return (resp.text or resp.reason or "").strip()[:300]
+
+
+def get_json(session: requests.Session, url: str, *, what: str, params: Mapping[str, str] | None = None,
+             headers: Mapping[str, str] | None = None, auth: tuple[str, str] | None = None,
+             secrets: Sequence[str] = (), retries: int = 2, backoff_s: float = 1.0, timeout_s: float = 30.0) -> Any:
+    """Decoded JSON of a GET, retrying 429/5xx/connection errors `retries` times with exponential backoff."""
+    attempt = 0
+    while True:
+        problem: str
+        try:
+            resp = session.get(url, params=params, headers=dict(headers or {}), auth=auth, timeout=timeout_s)
+        except (requests.ConnectionError, requests.Timeout) as e:
+            problem, wait = f"connection failed ({type(e).__name__})", backoff_s * 2**attempt
+        else:
+            if resp.status_code < 400:
+                try:
+                    return resp.json()
+                except ValueError:
+                    raise UpstreamError(what, f"HTTP {resp.status_code} with a body that is not JSON",
+                                        "check the base URL points at the API") from None
+            message = scrub(_api_message(resp), secrets)
+            problem = f"HTTP {resp.status_code}: {message}" if message else f"HTTP {resp.status_code}"
+            if resp.status_code not in RETRY_STATUS:
+                hint = ("check the credential (it was not accepted)" if resp.status_code in (401, 403)
+                        else "check the zone/region and time range")
+                raise UpstreamError(what, problem, hint)
+            wait = backoff_s * 2**attempt
+            after = resp.headers.get("Retry-After", "")
+            if after.replace(".", "", 1).isdigit():
+                wait = min(float(after), MAX_RETRY_AFTER_S)
+        if attempt >= retries:
+            raise UpstreamError(what, f"{problem} after {attempt + 1} attempt(s)", "try again later")
+        attempt += 1
+        log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, retries, wait)
+        time.sleep(wait)

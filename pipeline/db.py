@@ -40,7 +40,9 @@ def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = Fal
             raise DatabaseLocked(
                 target, f"database is locked by {who}", "wait for it to finish, or stop it, then re-run"
             ) from None
-        raise InputError(target, f"cannot open the database: {text.splitlines()[0]}", "check --db / WATTPRINT_DB") from None
+        raise InputError(
+            target, f"cannot open the database: {text.splitlines()[0]}", "check --db / WATTPRINT_DB"
+        ) from None
     _utc(con)
     if not read_only:
         migrate(con)

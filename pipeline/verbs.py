@@ -13,6 +13,7 @@ from datetime import datetime
 from . import db
 from .errors import InputError
 from .model import BuildSummary, rebuild
+from .promapi import PromClient, PromConfig
 from .records import IntensityPoint, JobRecord
 from .settings import Settings, load_settings
 from .store import write_intensity, write_jobs
@@ -50,8 +51,7 @@ def _summary(args: argparse.Namespace, s: BuildSummary) -> None:
               f"{s.emissions_g:.3f} gCO2eq; {s.intervals} energy intervals, {s.gaps} gaps")
 
 
-def _prom_client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .promapi import PromClient, PromConfig
+def _prom_client(args: argparse.Namespace) -> PromClient:
 
     config = PromConfig.from_sources(
         args.prometheus, token_file=args.prometheus_token_file, tenant=args.prometheus_tenant,

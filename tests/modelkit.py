@@ -22,8 +22,8 @@ def add_series(con: duckdb.DuckDBPyConnection, source: str, kind: str, labels: d
     sid = con.execute(
         "INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname, gpu, uuid, job_id, labels)"
         " VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING series_id",
-        [source, kind, query + kind, fp, labels.get("cluster"), labels.get("hostname") or labels.get("Hostname"), labels.get("gpu"),
-         labels.get("uuid") or labels.get("UUID"), labels.get(job_key), json.dumps(labels)],
+        [source, kind, query + kind, fp, labels.get("cluster"), labels.get("hostname") or labels.get("Hostname"),
+         labels.get("gpu"), labels.get("uuid") or labels.get("UUID"), labels.get(job_key), json.dumps(labels)],
     ).fetchall()[0][0]
     con.executemany("INSERT INTO samples VALUES (?, ?, ?)", [[sid, at(m), v] for m, v in points])
     return int(sid)

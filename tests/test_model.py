@@ -16,7 +16,8 @@ WORLD = 480.0
 
 def settings(**kw) -> BuildSettings:
     base = {
-        "clusters": (ClusterFacts("c1", zone="FR", pue=1.2, nodes=("n1*",)), ClusterFacts("c2", zone="DE", nodes=("n2",))),
+        "clusters": (ClusterFacts("c1", zone="FR", pue=1.2, nodes=("n1*",)),
+                     ClusterFacts("c2", zone="DE", nodes=("n2",))),
         "default_cluster": "c9",
         "world_g_per_kwh": WORLD,
         "annual": (AnnualRow("FR", "country", "France", 57.0, 2023, "lifecycle", "test", "test"),),

@@ -22,7 +22,7 @@ def test_demo_measures_energy_with_conservation():
     assert "pretrain-1001=" in res.stdout and "finetune-1002=" in res.stdout
 
 
-@pytest.mark.parametrize("verb", ["ingest", "jobs", "intensity", "report"])
+@pytest.mark.parametrize("verb", ["report"])
 def test_pending_verbs_say_so(verb, tmp_path):
     res = subprocess.run([sys.executable, "-m", "pipeline.cli", verb, "--db", str(tmp_path / "x.duckdb")],
                          cwd=tmp_path, capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(REPO)})

@@ -1,0 +1,442 @@
+"""The optional cluster config (YAML): what each cluster is, where its power comes from, how to ingest.
+
+Without a config (``load(None)``) everything has a default and the pipeline still runs: series with no
+cluster go to no cluster, prices use the world-average intensity (and reports flag it), PUE is unknown.
+Full schema (every key optional; docs/config.md explains each)::
+
+    clusters:
+      jean-zay:
+        provider: onprem          # onprem | aws | gcp | azure                       (default onprem)
+        region: fr-idf            # free text / cloud region id                      (default "")
+        zone: FR                  # carbon-intensity zone id, non-empty; null/absent: unknown (world average)
+        pue: 1.2                  # number >= 1.0; absent: unknown (the caller applies 1.0 and flags it)
+        nodes: ["jz-gpu*", "r1i*"]  # host-name globs (case-insensitive; also tried on the short name)
+        hardware:
+          "NVIDIA H100 80GB HBM3": {tdp_watts: 700, embodied_kgco2eq: 150}   # tdp > 0, embodied >= 0
+    default_cluster: jean-zay     # for series with no cluster label and no node match; must be under clusters
+                                  # when clusters is not empty
+    intensity:
+      nearest_hour_bound_hours: 3 # number >= 0                                       (default 3)
+      basis: lifecycle            # lifecycle | direct | marginal                      (default lifecycle)
+    ingest:
+      step_seconds: 60            # whole number > 0                                   (default 60)
+      max_gap_seconds: 300        # whole number >= step_seconds                       (default 300)
+      cluster_label: cluster      # label key carrying the cluster on exporter series  (default cluster)
+      metrics:
+        wattprint:
+          job_energy: wattprint_job_energy_joules_total
+          gpu_energy: wattprint_gpu_energy_joules_total
+          idle_energy: wattprint_gpu_idle_energy_joules_total
+          labels: {hostname: hostname, gpu: gpu, uuid: uuid, job_id: job_id, model: model}
+        dcgm:
+          energy: DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION
+          energy_unit: mJ         # J | mJ | kJ | Wh | kWh
+          power: DCGM_FI_DEV_POWER_USAGE
+          power_unit: W           # W | mW | kW
+          labels: {hostname: [Hostname, hostname], gpu: gpu, uuid: [UUID, uuid], job_id: [hpc_job, pod],
+                   model: modelName}
+        power:
+          metric: null            # a power gauge; no default (this source is off without it)
+          unit: W                 # W | mW | kW
+          labels: {hostname: [hostname, Hostname], gpu: gpu, uuid: [uuid, UUID], job_id: [], model: []}
+    phase_rules: rules.yaml       # path relative to this file (see pipeline/sources/jobs/rules.py)
+
+A label entry is one key or a list of keys tried in order (the first present on a series wins); an
+override replaces that one entry and keeps the other defaults. Unknown keys are errors (with the
+closest valid key suggested), as are wrong types; errors name the file, line and key path, e.g.
+``wattprint.yaml:7: clusters.jean-zay.pue: expected a number >= 1.0, got 0.9``. Only ``true``/``false``
+are booleans and timestamps stay text, so a zone ``NO`` (Norway) needs no quotes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+from .errors import InputError
+from .records import INTENSITY_BASES
+from .sources.jobs import yamlmarks
+from .sources.jobs.common import suggest
+from .sources.jobs.rules import Rules
+
+PROVIDERS = ("onprem", "aws", "gcp", "azure")
+ENERGY_UNITS: Mapping[str, float] = MappingProxyType({"J": 1.0, "mJ": 1e-3, "kJ": 1e3, "Wh": 3600.0, "kWh": 3.6e6})
+POWER_UNITS: Mapping[str, float] = MappingProxyType({"W": 1.0, "mW": 1e-3, "kW": 1e3})
+_METRIC_RX = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_RX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    tdp_watts: float | None = None
+    embodied_kgco2eq: float | None = None
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    provider: str = "onprem"
+    region: str = ""
+    zone: str | None = None           # None: unknown -> the caller prices at world average and flags it
+    pue: float | None = None          # None: unknown -> the caller applies 1.0 and flags it
+    nodes: tuple[str, ...] = ()
+    hardware: Mapping[str, HardwareSpec] = field(default_factory=lambda: MappingProxyType({}))
+    configured: bool = False          # False: not in the config file, all defaults
+
+    def hardware_for(self, model: str) -> HardwareSpec | None:
+        """The spec of a GPU model name (exact, then case-insensitive), or None."""
+        spec = self.hardware.get(model)
+        if spec is None:
+            low = model.strip().lower()
+            spec = next((s for m, s in self.hardware.items() if m.strip().lower() == low), None)
+        return spec
+
+    def matches_host(self, hostname: str) -> bool:
+        host = hostname.strip().lower()
+        if not host:
+            return False
+        short = host.split(".", 1)[0]
+        return any(fnmatchcase(host, p.lower()) or fnmatchcase(short, p.lower()) for p in self.nodes)
+
+
+@dataclass(frozen=True)
+class IntensityConfig:
+    nearest_hour_bound_hours: float = 3.0
+    basis: str = "lifecycle"
+
+
+@dataclass(frozen=True)
+class LabelKeys:
+    """Label keys of one meaning each; the first present on a series wins."""
+
+    hostname: tuple[str, ...] = ("hostname",)
+    gpu: tuple[str, ...] = ("gpu",)
+    uuid: tuple[str, ...] = ("uuid",)
+    job_id: tuple[str, ...] = ("job_id",)
+    model: tuple[str, ...] = ("model",)
+
+    @staticmethod
+    def pick(labels: Mapping[str, str], keys: tuple[str, ...]) -> str:
+        """The value of the first key present and non-empty in labels, else ''."""
+        return next((labels[k] for k in keys if labels.get(k)), "")
+
+
+@dataclass(frozen=True)
+class WattprintMetrics:
+    job_energy: str = "wattprint_job_energy_joules_total"
+    gpu_energy: str = "wattprint_gpu_energy_joules_total"
+    idle_energy: str = "wattprint_gpu_idle_energy_joules_total"
+    labels: LabelKeys = LabelKeys()
+
+
+@dataclass(frozen=True)
+class DcgmMetrics:
+    energy: str = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
+    energy_unit: str = "mJ"
+    power: str = "DCGM_FI_DEV_POWER_USAGE"
+    power_unit: str = "W"
+    labels: LabelKeys = LabelKeys(hostname=("Hostname", "hostname"), uuid=("UUID", "uuid"),
+                                  job_id=("hpc_job", "pod"), model=("modelName",))
+
+    @property
+    def joules_per_energy_unit(self) -> float:
+        return ENERGY_UNITS[self.energy_unit]
+
+    @property
+    def watts_per_power_unit(self) -> float:
+        return POWER_UNITS[self.power_unit]
+
+
+@dataclass(frozen=True)
+class PowerMetrics:
+    metric: str | None = None
+    unit: str = "W"
+    labels: LabelKeys = LabelKeys(hostname=("hostname", "Hostname"), uuid=("uuid", "UUID"), job_id=(), model=())
+
+    @property
+    def watts_per_unit(self) -> float:
+        return POWER_UNITS[self.unit]
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    wattprint: WattprintMetrics = WattprintMetrics()
+    dcgm: DcgmMetrics = DcgmMetrics()
+    power: PowerMetrics = PowerMetrics()
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    step_seconds: int = 60
+    max_gap_seconds: int = 300
+    cluster_label: str = "cluster"
+    metrics: MetricsConfig = MetricsConfig()
+
+
+@dataclass(frozen=True)
+class Config:
+    clusters: Mapping[str, ClusterConfig] = field(default_factory=lambda: MappingProxyType({}))
+    default_cluster: str | None = None
+    intensity: IntensityConfig = IntensityConfig()
+    ingest: IngestConfig = IngestConfig()
+    phase_rules: Path | None = None
+    rules: Rules = Rules()
+    source: str = "<defaults>"
+
+    def cluster_for_host(self, hostname: str) -> str | None:
+        """The first cluster (in file order) with a node pattern matching the host, or None."""
+        return next((name for name, c in self.clusters.items() if c.matches_host(hostname)), None)
+
+    def cluster(self, name: str) -> ClusterConfig:
+        """The configured cluster, or an all-defaults one (zone and PUE unknown) for a name not in the file."""
+        return self.clusters.get(name) or ClusterConfig(name=name)
+
+
+def load(path: str | Path | None) -> Config:
+    """The config at path; None -> all defaults. InputError naming file, line and key path on any problem."""
+    if path is None:
+        return Config()
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(name, f"cannot read the config: {exc.strerror or exc}", "check --config") from None
+    except UnicodeDecodeError:
+        raise InputError(name, "the config is not UTF-8 text") from None
+    return load_text(text, name, base_dir=Path(path).parent)
+
+
+def load_text(text: str, name: str, *, base_dir: Path | None = None) -> Config:
+    """Parse config text; `name` appears in errors, `base_dir` resolves phase_rules (default: cwd)."""
+    data = yamlmarks.load(text, name, typed=True)
+    if data is None:
+        return Config(source=name)
+    ctx = _Ctx(name)
+    if not isinstance(data, dict):
+        raise InputError(name, "the config must be a mapping of keys (clusters, default_cluster, intensity, ...)")
+    ctx.keys(data, ("clusters", "default_cluster", "intensity", "ingest", "phase_rules"), "")
+    clusters = _clusters(ctx, data)
+    default = ctx.opt_str(data, "default_cluster", "default_cluster", empty_ok=False)
+    if default is not None and clusters and default not in clusters:
+        ctx.fail(data, "default_cluster", "default_cluster", f"{default!r} is not under clusters"
+                 f"{suggest(default, list(clusters))}", f"configured clusters: {', '.join(clusters)}")
+    rules_path, rules = _phase_rules(ctx, data, base_dir or Path.cwd())
+    return Config(clusters=MappingProxyType(clusters), default_cluster=default, intensity=_intensity(ctx, data),
+                  ingest=_ingest(ctx, data), phase_rules=rules_path, rules=rules, source=name)
+
+
+# -- sections -------------------------------------------------------------------------------------------
+
+def _clusters(ctx: _Ctx, data: dict[Any, Any]) -> dict[str, ClusterConfig]:
+    section = ctx.section(data, "clusters", "clusters")
+    out: dict[str, ClusterConfig] = {}
+    for cname, body in section.items():
+        if not isinstance(cname, str) or not cname.strip():
+            ctx.fail(section, cname, f"clusters.{cname}", "a cluster name must be a non-empty string",
+                     "quote it, e.g. \"2024\":")
+        path = f"clusters.{cname}"
+        body = ctx.section(section, cname, path)
+        ctx.keys(body, ("provider", "region", "zone", "pue", "nodes", "hardware"), path)
+        provider = ctx.opt_str(body, "provider", f"{path}.provider") or "onprem"
+        if provider not in PROVIDERS:
+            ctx.fail(body, "provider", f"{path}.provider", f"unknown provider {provider!r}"
+                     f"{suggest(provider, PROVIDERS)}", f"use one of {', '.join(PROVIDERS)}")
+        pue = ctx.opt_number(body, "pue", f"{path}.pue", minimum=1.0)
+        out[cname] = ClusterConfig(
+            name=cname, provider=provider, region=ctx.opt_str(body, "region", f"{path}.region") or "",
+            zone=ctx.opt_str(body, "zone", f"{path}.zone", empty_ok=False), pue=pue,
+            nodes=ctx.str_list(body, "nodes", f"{path}.nodes", ()), hardware=_hardware(ctx, body, path),
+            configured=True)
+    return out
+
+
+def _hardware(ctx: _Ctx, body: dict[Any, Any], path: str) -> Mapping[str, HardwareSpec]:
+    section = ctx.section(body, "hardware", f"{path}.hardware")
+    out: dict[str, HardwareSpec] = {}
+    for model, spec in section.items():
+        mpath = f"{path}.hardware[{model!r}]"
+        if not isinstance(model, str) or not model.strip():
+            ctx.fail(section, model, mpath, "a GPU model name must be a non-empty string", "quote it")
+        spec = ctx.section(section, model, mpath)
+        ctx.keys(spec, ("tdp_watts", "embodied_kgco2eq"), mpath)
+        tdp = ctx.opt_number(spec, "tdp_watts", f"{mpath}.tdp_watts", minimum=0.0, exclusive=True)
+        emb = ctx.opt_number(spec, "embodied_kgco2eq", f"{mpath}.embodied_kgco2eq", minimum=0.0)
+        out[model] = HardwareSpec(tdp_watts=tdp, embodied_kgco2eq=emb)
+    return MappingProxyType(out)
+
+
+def _intensity(ctx: _Ctx, data: dict[Any, Any]) -> IntensityConfig:
+    section = ctx.section(data, "intensity", "intensity")
+    ctx.keys(section, ("nearest_hour_bound_hours", "basis"), "intensity")
+    d = IntensityConfig()
+    bound = ctx.opt_number(section, "nearest_hour_bound_hours", "intensity.nearest_hour_bound_hours", minimum=0.0)
+    basis = ctx.opt_str(section, "basis", "intensity.basis") or d.basis
+    if basis not in INTENSITY_BASES:
+        ctx.fail(section, "basis", "intensity.basis", f"unknown basis {basis!r}{suggest(basis, INTENSITY_BASES)}",
+                 f"use one of {', '.join(INTENSITY_BASES)}")
+    return IntensityConfig(nearest_hour_bound_hours=d.nearest_hour_bound_hours if bound is None else bound, basis=basis)
+
+
+def _ingest(ctx: _Ctx, data: dict[Any, Any]) -> IngestConfig:
+    section = ctx.section(data, "ingest", "ingest")
+    ctx.keys(section, ("step_seconds", "max_gap_seconds", "cluster_label", "metrics"), "ingest")
+    d = IngestConfig()
+    step = ctx.opt_int(section, "step_seconds", "ingest.step_seconds", minimum=1)
+    step = d.step_seconds if step is None else step
+    gap = ctx.opt_int(section, "max_gap_seconds", "ingest.max_gap_seconds", minimum=1)
+    gap = max(d.max_gap_seconds, step) if gap is None else gap
+    if gap < step:
+        ctx.fail(section, "max_gap_seconds", "ingest.max_gap_seconds",
+                 f"expected a whole number >= step_seconds ({step}), got {gap}")
+    label = ctx.opt_str(section, "cluster_label", "ingest.cluster_label", empty_ok=False)
+    if label is not None and not _LABEL_RX.match(label):
+        ctx.fail(section, "cluster_label", "ingest.cluster_label", f"{label!r} is not a Prometheus label name")
+    msec = ctx.section(section, "metrics", "ingest.metrics")
+    ctx.keys(msec, ("wattprint", "dcgm", "power"), "ingest.metrics")
+    metrics = MetricsConfig(
+        wattprint=_source(ctx, msec, "wattprint", WattprintMetrics(), {}),
+        dcgm=_source(ctx, msec, "dcgm", DcgmMetrics(), {"energy_unit": ENERGY_UNITS, "power_unit": POWER_UNITS}),
+        power=_source(ctx, msec, "power", PowerMetrics(), {"unit": POWER_UNITS}),
+    )
+    return IngestConfig(step_seconds=step, max_gap_seconds=gap, cluster_label=label or d.cluster_label,
+                        metrics=metrics)
+
+
+def _source(ctx: _Ctx, msec: dict[Any, Any], key: str, default: Any, units: Mapping[str, Mapping[str, float]]) -> Any:
+    path = f"ingest.metrics.{key}"
+    section = ctx.section(msec, key, path)
+    names = [f for f in default.__dataclass_fields__ if f != "labels"]
+    ctx.keys(section, (*names, "labels"), path)
+    changes: dict[str, Any] = {}
+    for f in names:
+        if f not in section:
+            continue
+        if f in units:
+            unit = ctx.opt_str(section, f, f"{path}.{f}") or getattr(default, f)
+            if unit not in units[f]:
+                ctx.fail(section, f, f"{path}.{f}", f"unknown unit {unit!r}{suggest(unit, list(units[f]))}",
+                         f"use one of {', '.join(units[f])}")
+            changes[f] = unit
+            continue
+        value = ctx.opt_str(section, f, f"{path}.{f}", empty_ok=False)
+        if value is None and f != "metric":
+            ctx.fail(section, f, f"{path}.{f}", "expected a metric name, got null")
+        if value is not None and not _METRIC_RX.match(value):
+            ctx.fail(section, f, f"{path}.{f}", f"{value!r} is not a Prometheus metric name")
+        changes[f] = value
+    labels_sec = ctx.section(section, "labels", f"{path}.labels")
+    fields = tuple(LabelKeys.__dataclass_fields__)
+    ctx.keys(labels_sec, fields, f"{path}.labels")
+    label_changes: dict[str, tuple[str, ...]] = {}
+    for f in labels_sec:
+        keys = ctx.str_list(labels_sec, f, f"{path}.labels.{f}", ())
+        bad = [k for k in keys if not _LABEL_RX.match(k)]
+        if bad:
+            ctx.fail(labels_sec, f, f"{path}.labels.{f}", f"{bad[0]!r} is not a Prometheus label name")
+        label_changes[str(f)] = keys
+    return replace(default, **changes, labels=replace(default.labels, **label_changes))
+
+
+def _phase_rules(ctx: _Ctx, data: dict[Any, Any], base_dir: Path) -> tuple[Path | None, Rules]:
+    rel = ctx.opt_str(data, "phase_rules", "phase_rules", empty_ok=False)
+    if rel is None:
+        return None, Rules()
+    path = Path(rel).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        ctx.fail(data, "phase_rules", "phase_rules", f"no such file {str(path)!r}",
+                 "the path is relative to the config file's folder")
+    return path, Rules.load(path)
+
+
+# -- checks ---------------------------------------------------------------------------------------------
+
+class _Ctx:
+    """Type checks that fail with 'file:line: key.path: expected ..., got ...'."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fail(self, parent: Any, key: Any, path: str, problem: str, hint: str = "") -> NoReturn:
+        raise InputError(yamlmarks.where(self.name, parent, key), f"{path}: {problem}", hint)
+
+    def keys(self, d: dict[Any, Any], allowed: tuple[str, ...], path: str) -> None:
+        for k in d:
+            if k not in allowed:
+                full = f"{path}.{k}" if path else str(k)
+                raise InputError(yamlmarks.where(self.name, d, k), f"unknown key {full}{suggest(str(k), allowed)}",
+                                 f"valid keys {'under ' + path if path else 'at the top level'}: {', '.join(allowed)}")
+
+    def section(self, parent: dict[Any, Any], key: Any, path: str) -> dict[Any, Any]:
+        value = parent.get(key)
+        if value is None:
+            return yamlmarks.YDict()
+        if not isinstance(value, dict):
+            self.fail(parent, key, path, f"expected a mapping of keys, got {_kind(value)}")
+        return value
+
+    def opt_str(self, parent: dict[Any, Any], key: str, path: str, *, empty_ok: bool = True) -> str | None:
+        value = parent.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.fail(parent, key, path, f"expected a string, got {_kind(value)}", "quote it")
+        value = value.strip()
+        if not value and not empty_ok:
+            self.fail(parent, key, path, "expected a non-empty string", "remove the key to use the default")
+        return value
+
+    def opt_number(self, parent: dict[Any, Any], key: str, path: str, *, minimum: float,
+                   exclusive: bool = False) -> float | None:
+        value = parent.get(key)
+        if value is None:
+            return None
+        op = ">" if exclusive else ">="
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            self.fail(parent, key, path, f"expected a number {op} {minimum}, got {_kind(value)}")
+        if value < minimum or (exclusive and value == minimum):
+            self.fail(parent, key, path, f"expected a number {op} {minimum}, got {value!r}")
+        return float(value)
+
+    def opt_int(self, parent: dict[Any, Any], key: str, path: str, *, minimum: int) -> int | None:
+        value = parent.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(parent, key, path, f"expected a whole number >= {minimum}, got {_kind(value)}")
+        if value < minimum:
+            self.fail(parent, key, path, f"expected a whole number >= {minimum}, got {value!r}")
+        return value
+
+    def str_list(self, parent: dict[Any, Any], key: Any, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = parent.get(key)
+        if value is None:
+            return default
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) and v.strip() for v in items):
+            self.fail(parent, key, path, f"expected a list of non-empty strings, got {_kind(value)}",
+                      'e.g. ["gpu*", "node[0-9]*"]')
+        return tuple(v.strip() for v in items)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__

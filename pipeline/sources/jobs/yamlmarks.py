@@ -1,0 +1,121 @@
+"""YAML loading that remembers line numbers and does not guess types behind the user's back.
+
+Two modes:
+
+* ``strings``: every scalar stays a string (only ``null``/``~``/empty become None). Ledgers and
+  rules use it: ``job_id: 0123`` stays "0123" (YAML 1.1 would read octal 83), ``project: no`` stays "no",
+  and timestamps stay text so the strict ISO 8601 parser sees them (YAML would turn a naive one into a
+  naive datetime).
+* ``typed``: ints, floats, null, and only ``true``/``false`` as booleans (YAML 1.2 style, so the
+  Norway zone ``NO`` stays a string); timestamps stay text. The config uses it.
+
+Mappings load as `YDict` and sequences as `YList`, which carry the 1-based line of themselves and of
+each key/item. Duplicate keys are an error (PyYAML silently keeps the last one).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from ...errors import InputError
+
+_BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_KEEP_TYPED = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+               "tag:yaml.org,2002:merge"}
+
+
+class YDict(dict[Any, Any]):
+    """A mapping with `line` (its own) and `key_lines` (each key's)."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+
+class YList(list[Any]):
+    """A sequence with `line` (its own) and `item_lines` (each item's)."""
+
+    line: int = 0
+    item_lines: list[int]
+
+
+def _loader_class(typed: bool) -> type[yaml.SafeLoader]:
+    keep = _KEEP_TYPED if typed else {"tag:yaml.org,2002:null"}
+    resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
+    for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items():
+        kept = [(tag, rx) for tag, rx in entries if tag in keep]
+        if kept:
+            resolvers[first] = kept
+    name = "TypedLoader" if typed else "StringLoader"
+    cls: type[yaml.SafeLoader] = type(name, (yaml.SafeLoader,), {"yaml_implicit_resolvers": resolvers})
+    if typed:
+        cls.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL_12, list("tTfF"))
+    return cls
+
+
+_LOADERS = {True: _loader_class(True), False: _loader_class(False)}
+
+
+def load(text: str, name: str, *, typed: bool) -> Any:
+    """Parse one YAML document; InputError 'name:line' on syntax errors and duplicate keys."""
+    loader = _LOADERS[typed](text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _convert(node, loader, name)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        raise InputError(where, f"invalid YAML: {exc.problem or exc.context}", "fix the syntax at that line") from None
+    except yaml.YAMLError as exc:
+        raise InputError(name, f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _convert(node: yaml.Node, loader: yaml.SafeLoader, name: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        d = YDict()
+        d.line = node.start_mark.line + 1
+        d.key_lines = {}
+        for knode, vnode in node.value:
+            key = _convert(knode, loader, name)
+            line = knode.start_mark.line + 1
+            if isinstance(key, YDict | YList):
+                raise InputError(f"{name}:{line}", "a mapping key must be a plain value, not a mapping or list")
+            if key in d:
+                raise InputError(f"{name}:{line}", f"key {key!r} appears twice (first at line {d.key_lines[key]})",
+                                 "keep one")
+            d[key] = _convert(vnode, loader, name)
+            d.key_lines[key] = line
+        return d
+    if isinstance(node, yaml.SequenceNode):
+        lst = YList()
+        lst.line = node.start_mark.line + 1
+        lst.item_lines = []
+        for item in node.value:
+            lst.append(_convert(item, loader, name))
+            lst.item_lines.append(item.start_mark.line + 1)
+        return lst
+    return loader.construct_object(node, deep=True)
+
+
+def line_of(container: Any, key: Any = None) -> int | None:
+    """Line of `container[key]` (or of the container when key is None), if known."""
+    if key is None:
+        return getattr(container, "line", None) or None
+    if isinstance(container, YDict):
+        return container.key_lines.get(key)
+    if isinstance(container, YList) and isinstance(key, int) and 0 <= key < len(container.item_lines):
+        return container.item_lines[key]
+    return None
+
+
+def where(name: str, container: Any, key: Any = None) -> str:
+    """'name:line' for an error about container[key], or just 'name' when the line is unknown."""
+    line = line_of(container, key)
+    if line is None:
+        line = line_of(container)
+    return f"{name}:{line}" if line else name

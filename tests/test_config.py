@@ -1,0 +1,180 @@
+"""The cluster config: defaults without a file, the documented example, lookups, and every kind of bad value."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline import config
+from pipeline.config import ClusterConfig, Config, LabelKeys
+from pipeline.errors import InputError
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+
+
+def yaml_blocks() -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
+
+
+def write(tmp_path: Path, text: str, name: str = "wattprint.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def error(tmp_path: Path, text: str) -> tuple[Path, str]:
+    p = write(tmp_path, text)
+    with pytest.raises(InputError) as exc:
+        config.load(p)
+    return p, str(exc.value)
+
+
+def test_no_config_is_all_defaults() -> None:
+    c = config.load(None)
+    assert c == Config() and c.clusters == {} and c.default_cluster is None and c.rules.rules == ()
+    assert c.intensity.nearest_hour_bound_hours == 3 and c.intensity.basis == "lifecycle"
+    assert (c.ingest.step_seconds, c.ingest.max_gap_seconds, c.ingest.cluster_label) == (60, 300, "cluster")
+    m = c.ingest.metrics
+    assert m.wattprint.job_energy == "wattprint_job_energy_joules_total"
+    assert m.wattprint.gpu_energy == "wattprint_gpu_energy_joules_total"
+    assert m.wattprint.idle_energy == "wattprint_gpu_idle_energy_joules_total"
+    assert (m.wattprint.labels.hostname, m.wattprint.labels.job_id) == (("hostname",), ("job_id",))
+    assert m.dcgm.energy == "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" and m.dcgm.joules_per_energy_unit == 1e-3
+    assert m.dcgm.power == "DCGM_FI_DEV_POWER_USAGE" and m.dcgm.watts_per_power_unit == 1.0
+    assert m.dcgm.labels.hostname == ("Hostname", "hostname") and m.dcgm.labels.uuid == ("UUID", "uuid")
+    assert m.dcgm.labels.job_id == ("hpc_job", "pod")
+    assert m.power.metric is None and m.power.watts_per_unit == 1.0
+    assert c.cluster_for_host("gpu01") is None
+    unknown = c.cluster("anything")
+    assert unknown == ClusterConfig(name="anything") and unknown.zone is None and unknown.pue is None
+    assert not unknown.configured
+
+
+def test_empty_file_is_defaults(tmp_path: Path) -> None:
+    c = config.load(write(tmp_path, "# nothing yet\n"))
+    assert c.clusters == {} and c.source.endswith("wattprint.yaml")
+
+
+def test_documented_example_loads(tmp_path: Path) -> None:
+    example, rules = yaml_blocks()[:2]
+    write(tmp_path, rules, "rules.yaml")
+    c = config.load(write(tmp_path, example))
+    jz = c.cluster("jean-zay")
+    assert (jz.provider, jz.region, jz.zone, jz.pue, jz.nodes) == ("onprem", "fr-idf", "FR", 1.2, ("jz-gpu*", "r1i*"))
+    assert jz.configured and jz.hardware_for("NVIDIA H100 80GB HBM3") == config.HardwareSpec(700.0, 150.0)
+    assert jz.hardware_for("nvidia h100 80gb hbm3") is not None and jz.hardware_for("A100") is None
+    assert c.cluster("oslo-lab").zone == "NO"                    # not the boolean false
+    assert c.default_cluster == "jean-zay"
+    assert c.ingest.metrics.dcgm.labels.job_id == ("hpc_job",)
+    assert c.ingest.metrics.dcgm.labels.hostname == ("Hostname", "hostname")       # other entries keep defaults
+    assert c.ingest.metrics.power.metric == "ipmi_dcmi_power_consumption_watts"
+    assert c.ingest.metrics.power.labels.hostname == ("instance",)
+    assert c.phase_rules == tmp_path / "rules.yaml"
+    assert c.rules.apply({"account": "llm-x", "name": "pt-1"}) == ("pretraining", None)
+    assert c.rules.apply({"label.wattprint_io_team": "research-a"}) == ("experimentation", "research")
+
+
+def test_cluster_for_host(tmp_path: Path) -> None:
+    c = config.load(write(tmp_path, "clusters:\n  a: {nodes: ['gpu*', 'login1']}\n  b: {nodes: 'gpu0*'}\n"
+                                    "  c: {nodes: ['n[0-4]*']}\n"))
+    assert c.cluster_for_host("gpu01") == "a"                     # first in file order wins
+    assert c.cluster_for_host("GPU07.cluster.example.org") == "a"  # case-insensitive, short name tried
+    assert c.cluster_for_host("login1") == "a" and c.cluster_for_host("login2") is None
+    assert c.cluster_for_host("n3x") == "c" and c.cluster_for_host("n7") is None
+    assert c.cluster_for_host("") is None
+    assert c.cluster("b").nodes == ("gpu0*",)
+
+
+def test_label_keys_pick() -> None:
+    keys = LabelKeys(hostname=("Hostname", "hostname"))
+    assert LabelKeys.pick({"hostname": "n1"}, keys.hostname) == "n1"
+    assert LabelKeys.pick({"Hostname": "", "hostname": "n1"}, keys.hostname) == "n1"
+    assert LabelKeys.pick({}, keys.hostname) == ""
+
+
+def test_step_raises_default_gap(tmp_path: Path) -> None:
+    c = config.load(write(tmp_path, "ingest: {step_seconds: 600}\n"))
+    assert (c.ingest.step_seconds, c.ingest.max_gap_seconds) == (600, 600)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("clusterz: {}\n", 1, "unknown key clusterz (did you mean 'clusters'?)"),
+        ("clusters:\n  jz:\n    zonne: FR\n", 3, "unknown key clusters.jz.zonne (did you mean 'zone'?)"),
+        ("clusters:\n  jz:\n    hardware:\n      A100: {tdp: 400}\n", 4,
+         "unknown key clusters.jz.hardware['A100'].tdp (did you mean 'tdp_watts'?)"),
+        ("ingest:\n  metrics:\n    dcgm:\n      energy_units: J\n", 4,
+         "unknown key ingest.metrics.dcgm.energy_units (did you mean 'energy_unit'?)"),
+        ("ingest:\n  metrics:\n    wattprint:\n      labels: {host: h}\n", 4,
+         "unknown key ingest.metrics.wattprint.labels.host (did you mean 'hostname'?)"),
+        ("clusters:\n  jz:\n    pue: 0.9\n", 3, "clusters.jz.pue: expected a number >= 1.0, got 0.9"),
+        ("clusters:\n  jz:\n    pue: '1.2'\n", 3, "clusters.jz.pue: expected a number >= 1.0, got the string '1.2'"),
+        ("clusters:\n  jz:\n    pue: .nan\n", 3, "clusters.jz.pue: expected a number"),
+        ("clusters:\n  jz:\n    zone: ''\n", 3, "clusters.jz.zone: expected a non-empty string"),
+        ("clusters:\n  jz:\n    zone: 44\n", 3, "clusters.jz.zone: expected a string, got the number 44"),
+        ("clusters:\n  jz:\n    zone: false\n", 3, "clusters.jz.zone: expected a string, got the boolean false"),
+        ("clusters:\n  jz:\n    provider: ovh\n", 3, "clusters.jz.provider: unknown provider 'ovh'"),
+        ("clusters:\n  jz:\n    nodes: 3\n", 3, "clusters.jz.nodes: expected a list of non-empty strings"),
+        ("clusters:\n  jz:\n    nodes: [a, 2]\n", 3, "clusters.jz.nodes: expected a list"),
+        ("clusters:\n  jz: [1]\n", 2, "clusters.jz: expected a mapping of keys, got a list"),
+        ("clusters:\n  jz:\n    hardware:\n      A100: {tdp_watts: 0}\n", 4,
+         "clusters.jz.hardware['A100'].tdp_watts: expected a number > 0.0, got 0"),
+        ("clusters:\n  jz:\n    hardware:\n      A100: {embodied_kgco2eq: -1}\n", 4, "embodied_kgco2eq: expected"),
+        ("clusters:\n  123: {}\n", 2, "a cluster name must be a non-empty string"),
+        ("clusters: {jean-zay: {}}\ndefault_cluster: jean-zai\n", 2,
+         "default_cluster: 'jean-zai' is not under clusters (did you mean 'jean-zay'?)"),
+        ("default_cluster: 7\n", 1, "default_cluster: expected a string, got the number 7"),
+        ("intensity:\n  basis: lifecycel\n", 2,
+         "intensity.basis: unknown basis 'lifecycel' (did you mean 'lifecycle'?)"),
+        ("intensity:\n  nearest_hour_bound_hours: -1\n", 2,
+         "intensity.nearest_hour_bound_hours: expected a number >= 0"),
+        ("ingest:\n  step_seconds: '60'\n", 2,
+         "ingest.step_seconds: expected a whole number >= 1, got the string '60'"),
+        ("ingest:\n  step_seconds: 1.5\n", 2, "ingest.step_seconds: expected a whole number"),
+        ("ingest:\n  step_seconds: true\n", 2, "got the boolean true"),
+        ("ingest:\n  step_seconds: 60\n  max_gap_seconds: 30\n", 3, "ingest.max_gap_seconds: expected a whole number "
+         ">= step_seconds (60), got 30"),
+        ("ingest:\n  cluster_label: 'my-cluster'\n", 2, "ingest.cluster_label: 'my-cluster' is not a Prometheus label"),
+        ("ingest:\n  metrics:\n    wattprint:\n      job_energy: 'job energy'\n", 4,
+         "ingest.metrics.wattprint.job_energy: 'job energy' is not a Prometheus metric name"),
+        ("ingest:\n  metrics:\n    wattprint:\n      job_energy: ~\n", 4,
+         "ingest.metrics.wattprint.job_energy: expected a metric name, got null"),
+        ("ingest:\n  metrics:\n    dcgm:\n      energy_unit: uJ\n", 4, "ingest.metrics.dcgm.energy_unit: unknown unit"),
+        ("ingest:\n  metrics:\n    power:\n      labels: {hostname: [host-name]}\n", 4,
+         "ingest.metrics.power.labels.hostname: 'host-name' is not a Prometheus label name"),
+        ("ingest:\n  metrics: []\n", 2, "ingest.metrics: expected a mapping"),
+        ("phase_rules: missing.yaml\n", 1, "phase_rules: no such file"),
+        ("phase_rules: 3\n", 1, "phase_rules: expected a string"),
+        ("clusters: {}\nclusters: {}\n", 2, "key 'clusters' appears twice"),
+        ("clusters: {a: 1\n", 2, "invalid YAML"),
+    ],
+)
+def test_bad_config_names_file_line_and_key(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    p, msg = error(tmp_path, text)
+    assert msg.startswith(f"{p}:{line}: "), msg
+    assert fragment in msg, msg
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    p, msg = error(tmp_path, "- a\n- b\n")
+    assert msg.startswith(str(p)) and "must be a mapping" in msg
+
+
+def test_unknown_key_lists_valid_keys(tmp_path: Path) -> None:
+    _, msg = error(tmp_path, "clusters:\n  jz:\n    zonne: FR\n")
+    assert "valid keys under clusters.jz: provider, region, zone, pue, nodes, hardware" in msg
+
+
+def test_errors_in_the_rules_file_name_the_rules_file(tmp_path: Path) -> None:
+    rules = write(tmp_path, "- match: {account: a}\n  phase: pretrain\n", "rules.yaml")
+    _, msg = error(tmp_path, "phase_rules: rules.yaml\n")
+    assert msg.startswith(f"{rules}:2: rule #1: unknown phase 'pretrain'")
+
+
+def test_unreadable_config(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as exc:
+        config.load(tmp_path / "nope.yaml")
+    assert "nope.yaml" in str(exc.value) and "cannot read" in str(exc.value)

@@ -56,7 +56,7 @@ def _prometheus(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prometheus-tenant", metavar="ID", help="tenant, sent as X-Scope-OrgID (Mimir, Cortex)")
     g.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="per-request timeout (default: %(default)s)")
-    g.add_argument("--retries", type=int, default=5,
+    g.add_argument("--retries", type=int, default=5, metavar="N",
                    help="retries on connection errors, 429 and 5xx, with exponential backoff (default: %(default)s)")
 
 
@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     ji = jsub.add_parser("import", formatter_class=fmt, help="import jobs from a file",
                          description="Import jobs (all or nothing). Re-importing a job replaces it.\n"
                          "csv/yaml columns: job_id,project,phase,cluster,user,start,end,nodes,gpus")
-    ji.add_argument("path", metavar="PATH")
-    ji.add_argument("--format", required=True, choices=JOB_FORMATS)
+    ji.add_argument("path", metavar="PATH", help="the ledger file")
+    ji.add_argument("--format", required=True, choices=JOB_FORMATS, help="the file's format")
     ji.add_argument("--cluster", metavar="NAME",
                     help="cluster for rows that name none (sacct-json uses the job's own cluster first)")
     ji.add_argument("--timezone", metavar="IANA",
@@ -122,9 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     jk.add_argument("--cluster", metavar="NAME", required=True, help="cluster these pods run in")
     jk.add_argument("--step", type=int, default=300, metavar="SECONDS",
                     help="resolution of pod start/end (default: %(default)s)")
-    jk.add_argument("--project-label", default="label_wattprint_io_project",
+    jk.add_argument("--project-label", default="label_wattprint_io_project", metavar="LABEL",
                     help="kube_pod_labels label holding the project (default: %(default)s; else the namespace)")
-    jk.add_argument("--phase-label", default="label_wattprint_io_phase",
+    jk.add_argument("--phase-label", default="label_wattprint_io_phase", metavar="LABEL",
                     help="kube_pod_labels label holding the phase (default: %(default)s)")
     jk.add_argument("--rules", metavar="FILE", help="phase rules YAML (default: config phase_rules)")
     _common(jk)
@@ -132,15 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     inten = sub.add_parser("intensity", help="hourly grid carbon intensity per zone (gCO2eq/kWh, UTC)")
     isub = inten.add_subparsers(dest="action", metavar="ACTION", required=True)
     ii = isub.add_parser("import", help="import intensity from a file (all or nothing)")
-    ii.add_argument("path", metavar="PATH")
-    ii.add_argument("--format", required=True, choices=INTENSITY_FORMATS)
+    ii.add_argument("path", metavar="PATH", help="the intensity file")
+    ii.add_argument("--format", required=True, choices=INTENSITY_FORMATS, help="the file's format")
     ii.add_argument("--zone", metavar="ZONE", help="zone for formats that carry none (required then)")
     ii.add_argument("--basis", choices=("lifecycle", "direct"),
                     help="Electricity Maps CSV column to use (default: config intensity.basis, else lifecycle)")
     _common(ii)
     ifetch = isub.add_parser("fetch", formatter_class=fmt, help="fetch intensity from an API",
                              description="Fetch hourly intensity, chunked by each API's window limit.")
-    ifetch.add_argument("--source", required=True, choices=FETCH_SOURCES)
+    ifetch.add_argument("--source", required=True, choices=FETCH_SOURCES, help="the API to ask")
     ifetch.add_argument("--zone", required=True, metavar="ZONE",
                         help="Electricity Maps zone (FR, US-CAL-CISO), UK: GB or a region id, WattTime region")
     _window(ifetch)

@@ -2,7 +2,7 @@
 # Set up everything wattprint needs on a fresh machine, idempotently.
 #   scripts/bootstrap.sh          Python venv (.venv) with wattprint and its test tools
 #   scripts/bootstrap.sh --tools  ... plus the Debian packages the integration tests run
-#                                 (prometheus, which brings promtool), when running as root
+#                                 (prometheus with promtool, victoria-metrics), when running as root
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,12 +40,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 if [ $want_tools = 1 ]; then
-  if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
-    echo "bootstrap: installing Debian prometheus (with promtool)"
-    apt_install prometheus || true
+  missing=()
+  { command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
+  command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "bootstrap: installing Debian ${missing[*]}"
+    apt_install "${missing[@]}" || true
   fi
-  # The Debian package enables a service; tests start their own server on a free loopback port.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-    systemctl stop prometheus || true
-  fi
+  # The Debian packages enable services; tests start their own servers on free loopback ports.
+  for svc in prometheus victoria-metrics; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+      systemctl stop "$svc" || true
+    fi
+  done
 fi

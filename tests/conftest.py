@@ -24,7 +24,8 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path:
         return path
-    msg = f"{name} not found on PATH (Debian: apt-get install --no-install-recommends prometheus)"
+    package = {"victoria-metrics": "victoria-metrics"}.get(name, "prometheus")
+    msg = f"{name} not found on PATH (Debian: apt-get install --no-install-recommends {package})"
     if tools_required():
         pytest.fail(f"{msg}; required because CI=true or WATTPRINT_REQUIRE_TOOLS=1")
     pytest.skip(msg)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
+from pipeline.cli import PENDING, build_parser
 from tests.conftest import REPO
 
 
@@ -35,3 +37,30 @@ def test_help_lists_every_verb():
     out = run("--help").stdout
     for verb in ("demo", "ingest", "jobs", "intensity", "report"):
         assert verb in out
+
+
+def _subparsers(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[str, argparse.ArgumentParser]]:
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out.append((f"{prefix}{name}", sub))
+                out.extend(_subparsers(sub, f"{prefix}{name} "))
+    return out
+
+
+def test_every_verb_and_flag_is_documented_in_help_and_readme():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    verbs = _subparsers(build_parser())
+    assert {v for v, _ in verbs} >= {"ingest", "jobs import", "jobs sync-kubernetes", "intensity import",
+                                     "intensity fetch", "build", "demo"}
+    for verb, sub in verbs:
+        if verb in PENDING:
+            continue
+        assert f"`{verb.split()[0]}" in readme, verb
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction) or "--help" in action.option_strings:
+                continue
+            assert action.help, (verb, action.option_strings)
+            for flag in action.option_strings:
+                assert f"`{flag}" in readme, f"{verb} {flag} missing from README.md"

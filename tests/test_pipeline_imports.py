@@ -3,9 +3,11 @@ energy, strange values kept verbatim, and bad files refused whole with nothing s
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -211,4 +213,43 @@ def test_kubernetes_pods_become_jobs_joined_by_uid(tmp_path):
     assert rows == [(uid, HOSTILE_PROJECT, "finetuning", 60000.0)]
     job = con.execute("SELECT name, start_ts, end_ts FROM jobs").fetchall()
     assert job[0][0] == "ml/train-0" and job[0][1] == at(0)
+    con.close()
+
+
+class _Recorded(http.server.BaseHTTPRequestHandler):
+    """Serves one recorded API response for every GET, and remembers the paths asked for."""
+
+    body = b""
+    paths: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).paths.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_intensity_fetch_cli_stores_the_recorded_uk_response(tmp_path):
+    fixture = REPO / "tests/fixtures/intensity/nmpowell_national_pt24h_2023-03-14T1201Z.json"
+    _Recorded.body = fixture.read_bytes()
+    _Recorded.paths = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorded)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dbfile = tmp_path / "w.duckdb"
+    try:
+        res = wattprint("intensity", "fetch", "--source", "uk", "--zone", "GB", "--start", "2023-03-13T12:00:00Z",
+                        "--end", "2023-03-14T12:00:00Z", "--base-url", f"http://127.0.0.1:{server.server_port}",
+                        "--db", str(dbfile))
+    finally:
+        server.shutdown()
+    assert res.returncode == 0, res.stderr
+    assert _Recorded.paths == ["/intensity/2023-03-13T12:00Z/2023-03-14T12:00Z"]
+    con = duckdb.connect(str(dbfile), read_only=True)
+    assert con.execute("SELECT count(*), min(hour_ts) FROM intensity_hourly WHERE zone = 'GB'").fetchall() == [
+        (24, datetime(2023, 3, 13, 12, tzinfo=UTC))]
     con.close()

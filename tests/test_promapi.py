@@ -452,8 +452,8 @@ def test_bad_credential_sources_are_input_errors_naming_flag_and_file(tmp_path: 
         (lambda: PromConfig.from_sources("http://p", user="a", password_file=secret_file, env={TOKEN_ENV: TOKEN}),
          ["both basic auth and a bearer token", f"${TOKEN_ENV}"]),
         (lambda: PromConfig.from_sources("http://p", ca_file=not_pem, env={}), ["--prometheus-ca-file", str(not_pem)]),
-        (lambda: PromConfig(url=f"http://alice:{PASSWORD}@p:9090"), ["--prometheus-url", "credentials"]),
-        (lambda: PromConfig(url="prometheus:9090"), ["--prometheus-url", "http(s)"]),
+        (lambda: PromConfig(url=f"http://alice:{PASSWORD}@p:9090"), ["--prometheus", "credentials"]),
+        (lambda: PromConfig(url="prometheus:9090"), ["--prometheus", "http(s)"]),
     ]
     for make, needles in cases:
         with pytest.raises(InputError) as err:

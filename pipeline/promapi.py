@@ -401,12 +401,10 @@ class PromClient:
         step = _fmt_ms(step_ms)
         for a, b in _grid_chunks(start_ms, end_ms, step_ms, self.config.max_points):
             what = f"query_range {query!r} from {_iso(a)} to {_iso(b)} step {step}s"
-            data = self._call(
-                "/api/v1/query_range",
-                [("query", query), ("start", _fmt_ms(a)), ("end", _fmt_ms(b)), ("step", step)],
-                what,
-            )
-            yield RangeChunk(_from_ms(a), _from_ms(b), self._result(data, "matrix", what))
+            form = [("query", query), ("start", _fmt_ms(a)), ("end", _fmt_ms(b)), ("step", step)]
+            # no local holds the parsed body while the caller works on this chunk: one response in memory, not two
+            yield RangeChunk(_from_ms(a), _from_ms(b),
+                             self._result(self._call("/api/v1/query_range", form, what), "matrix", what))
 
     def query(self, query: str, at: datetime) -> list[dict[str, Any]]:
         """Instant query; a scalar or string result comes back as one series with no labels."""

@@ -244,3 +244,29 @@ def test_negative_counter_is_refused_naming_the_series(stores, tmp_path):
     after = dump(dbfile)
     for table in ("series", "samples", "energy_intervals", "fct_job_gpu_hour"):
         assert after[table] == before[table], table
+
+
+def test_bulk_conversion_matches_the_point_by_point_reference():
+    import random
+
+    from pipeline.ingest import IngestStats, SeriesQuery, _convert, _convert_points, _SeriesIds
+
+    class _NoIds(_SeriesIds):
+        def __init__(self) -> None:
+            self._ids = {}
+
+    rng = random.Random(7)
+    specials = ["NaN", "+Inf", "-Inf", "0", "1e-300", "123456789.123456789", "7e9"]
+    for q in (SeriesQuery("dcgm", "gpu_energy", "m", scale=0.001), SeriesQuery("power", "gpu_power", "p")):
+        result = []
+        for s in range(20):
+            values = [[1709251200 + 60 * i + rng.choice((0, 0.5)),
+                       rng.choice(specials) if rng.random() < 0.1 else repr(rng.uniform(0, 1e6))]
+                      for i in range(rng.randint(0, 50))]
+            result.append({"metric": {"__name__": "m", "gpu": str(s), "x": "é\\\""}, "values": values})
+        a_stats, b_stats = IngestStats(), IngestStats()
+        a = _convert(q, result, _NoIds(), a_stats)
+        b = _convert_points(q, result, _NoIds(), b_stats)
+        assert a[0] == b[0] and a[1] == b[1]
+        assert a[2].to_pylist() == b[2].to_pylist()
+        assert a_stats.non_finite_dropped == b_stats.non_finite_dropped > 0

@@ -1,7 +1,7 @@
 # The two commands a newcomer runs (see README.md):
 #   make demo   set up, then run the main job
 #   make test   set up (Python venv + Debian tools when root), then lint and run every test
-.PHONY: demo test setup tools lint bench clean
+.PHONY: demo test setup tools lint bench bench-pipeline clean
 
 demo: setup
 	.venv/bin/wattprint demo
@@ -22,6 +22,10 @@ lint: setup
 bench: setup
 	.venv/bin/python benchmarks/bench_scrape.py
 	.venv/bin/python benchmarks/bench_poller.py
+
+bench-pipeline: tools
+	.venv/bin/python benchmarks/bench_ingest.py
+	.venv/bin/python benchmarks/bench_model.py
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache *.egg-info

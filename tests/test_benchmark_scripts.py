@@ -1,0 +1,28 @@
+"""The pipeline benchmark scripts still run (tiny sizes): numbers in docs/benchmarks.md must stay reproducible."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO, require_tool
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, f"benchmarks/{script}", "--quick", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_bench_model_quick(tmp_path):
+    res = run("bench_model.py", "--skip-pandas", "--markdown-out", str(tmp_path / "m.md"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "| exporter" in (tmp_path / "m.md").read_text()
+
+
+def test_bench_ingest_quick(tmp_path):
+    require_tool("promtool")
+    require_tool("prometheus")
+    require_tool("curl")
+    res = run("bench_ingest.py", "--data-dir", str(tmp_path / "data"), "--markdown-out", str(tmp_path / "i.md"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "ingest / curl" in (tmp_path / "i.md").read_text()

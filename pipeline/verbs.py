@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 
+import duckdb
+
 from . import db
 from .errors import InputError
 from .model import BuildSummary, rebuild
@@ -46,9 +48,25 @@ def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _summary(args: argparse.Namespace, s: BuildSummary) -> None:
+def _summary(args: argparse.Namespace, s: BuildSummary, con: duckdb.DuckDBPyConnection) -> None:
     say(args, f"results: {s.fct_rows} (job, GPU, hour) rows, {s.energy_j / 3.6e6:.6f} kWh, "
               f"{s.emissions_g:.3f} gCO2eq; {s.intervals} energy intervals, {s.gaps} gaps")
+    if s.energy_j <= 0:
+        return
+    # data quality: how much of the energy each rule measured, attributed and priced
+    for column in ("energy_quality", "attribution", "intensity_quality"):
+        rows = con.execute(
+            f"SELECT {column}, sum(energy_j) FROM fct_job_gpu_hour GROUP BY 1 ORDER BY 2 DESC"  # noqa: S608
+        ).fetchall()
+        say(args, f"  {column}: " + ", ".join(f"{k} {100 * e / s.energy_j:.1f} %" for k, e in rows))
+    unpriced = con.execute(
+        "SELECT cluster, coalesce(zone, '(none)'), sum(energy_j) FROM fct_job_gpu_hour"
+        " WHERE intensity_quality = 'world_default' GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    for cluster, zone, e in unpriced:
+        print(f"wattprint: warning: cluster {cluster} (zone {zone}): {e / 3.6e6:.3f} kWh priced at the world average"
+              " (no hourly data, no shipped annual value for the zone); set clusters.<name>.zone in the config"
+              " or import intensity for it", file=sys.stderr)
 
 
 def _prom_client(args: argparse.Namespace) -> PromClient:
@@ -96,7 +114,7 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
         if stats.samples == 0:
             say(args, "  no energy series found: check --prometheus, --match and the metric names in the config")
         with db.transaction(con):
-            _summary(args, rebuild(con, settings.build_settings()))
+            _summary(args, rebuild(con, settings.build_settings()), con)
     finally:
         con.close()
     return 0
@@ -108,10 +126,10 @@ def _store_jobs(args: argparse.Namespace, settings: Settings, records: list[JobR
         with db.transaction(con):
             res = write_jobs(con, records)
             summary = rebuild(con, settings.build_settings())
+        say(args, f"imported {res.written} jobs from {what} ({res.replaced} replaced)")
+        _summary(args, summary, con)
     finally:
         con.close()
-    say(args, f"imported {res.written} jobs from {what} ({res.replaced} replaced)")
-    _summary(args, summary)
     return 0
 
 
@@ -146,12 +164,12 @@ def _store_intensity(args: argparse.Namespace, settings: Settings, points: list[
         with db.transaction(con):
             res = write_intensity(con, points)
             summary = rebuild(con, settings.build_settings())
+        zones = ", ".join(sorted({p.zone for p in points}))
+        say(args, f"imported {len(points)} intensity points from {what} as {res.written} zone-hours "
+                  f"({res.replaced} replaced) for {zones}")
+        _summary(args, summary, con)
     finally:
         con.close()
-    zones = ", ".join(sorted({p.zone for p in points}))
-    say(args, f"imported {len(points)} intensity points from {what} as {res.written} zone-hours "
-              f"({res.replaced} replaced) for {zones}")
-    _summary(args, summary)
     return 0
 
 
@@ -182,7 +200,7 @@ def build(args: argparse.Namespace, settings: Settings) -> int:
     con = db.connect(args.db)
     try:
         with db.transaction(con):
-            _summary(args, rebuild(con, settings.build_settings()))
+            _summary(args, rebuild(con, settings.build_settings()), con)
     finally:
         con.close()
     return 0

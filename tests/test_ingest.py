@@ -72,6 +72,9 @@ def test_ingest_counts_every_joule_of_the_known_history(stores, store, tmp_path)
     res = run_ingest(stores[store], dbfile)
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
+    # no config: nothing says where these clusters are, so the output says how they were priced
+    assert "intensity_quality: world_default 100.0 %" in res.stdout
+    assert "cluster c1 (zone (none))" in res.stderr and "priced at the world average" in res.stderr
     con = duckdb.connect(str(dbfile), read_only=True)
     got = per_owner(con)
     for key, joules in TRUTH_J.items():

@@ -153,6 +153,7 @@ def test_hourly_intensity_prices_each_hour_and_config_sets_zone_and_pue(dbfile, 
     inten.write_text(INTENSITY_CSV + "".join(f"2024-03-01T{h:02d}:00:00Z,FR,{40 + h}\n" for h in range(2)))
     res = wattprint("intensity", "import", str(inten), "--format", "csv", "--db", str(dbfile), "--config", str(cfg))
     assert res.returncode == 0, res.stderr
+    assert "intensity_quality: hourly 100.0 %" in res.stdout and "world average" not in res.stderr
     con = duckdb.connect(str(dbfile), read_only=True)
     rows = con.execute("SELECT job_id, intensity_quality, intensity_g_per_kwh, pue, emissions_g "
                        "FROM fct_job_gpu_hour ORDER BY 1").fetchall()
@@ -253,3 +254,10 @@ def test_intensity_fetch_cli_stores_the_recorded_uk_response(tmp_path):
     assert con.execute("SELECT count(*), min(hour_ts) FROM intensity_hourly WHERE zone = 'GB'").fetchall() == [
         (24, datetime(2023, 3, 13, 12, tzinfo=UTC))]
     con.close()
+
+
+def test_unknown_zone_for_a_source_is_a_clear_error(tmp_path):
+    res = wattprint("intensity", "fetch", "--source", "uk", "--zone", "FR", "--start", "2024-03-01T00:00:00Z",
+                    "--end", "2024-03-02T00:00:00Z", "--base-url", "http://127.0.0.1:9", "--db", str(tmp_path / "w.db"))
+    assert res.returncode == 2
+    assert "--zone: 'FR' is not a UK Carbon Intensity zone" in res.stderr and "Traceback" not in res.stderr

@@ -74,7 +74,8 @@ REL_TOL = 1e-6
 # --------------------------------------------------------------------------------------------- generation
 
 def settings(zones: int):
-    from pipeline.model import AnnualRow, BuildSettings, ClusterFacts
+    from pipeline.model import BuildSettings, ClusterFacts
+    from pipeline.sources.intensity.embedded import AnnualIntensity
 
     zs = [ZONES[i % len(ZONES)] + ("" if i < len(ZONES) else str(i)) for i in range(zones)]
     return BuildSettings(
@@ -83,7 +84,7 @@ def settings(zones: int):
         default_cluster="c0",
         nearest_hour_bound_h=NEAREST_BOUND_H,
         world_g_per_kwh=WORLD,
-        annual=tuple(AnnualRow(z, "country", z, 100.0 + 40 * i, 2023, "lifecycle", "bench", "bench")
+        annual=tuple(AnnualIntensity(z, "country", z, 100.0 + 40 * i, 2023, "lifecycle", "bench", "bench")
                      for i, z in enumerate(zs)),
     )
 

@@ -99,6 +99,20 @@ class _SeriesIds:
 _SAMPLE_SCHEMA = pa.schema([("series_id", pa.int64()), ("ts", pa.float64()), ("value", pa.float64())])
 
 
+def _series_id(q: SeriesQuery, item: dict, ids: _SeriesIds, new_rows: list[tuple], seen: list[int]
+               ) -> tuple[int, dict[str, str]]:
+    """The id of a result item's series (a negative placeholder for a new one, added to new_rows), and its labels."""
+    labels = dict(item.get("metric") or {})
+    labels.pop("__name__", None)
+    fp = q.kind + "\x1f" + json.dumps(sorted(labels.items()), ensure_ascii=False)
+    sid = ids.get(fp)
+    if sid is None:
+        sid = -(len(new_rows) + 1)          # placeholder until the sequence assigns one
+        new_rows.append((sid, fp, labels))
+    seen.append(sid)
+    return sid, labels
+
+
 def _convert(q: SeriesQuery, result: list[dict], ids: _SeriesIds, stats: IngestStats
              ) -> tuple[list[tuple], list[int], pa.Table]:
     """Raw query_range result -> (new series rows, ids of all series seen, samples table).
@@ -116,14 +130,7 @@ def _convert(q: SeriesQuery, result: list[dict], ids: _SeriesIds, stats: IngestS
     counts: list[int] = []
     try:
         for item in result:
-            labels = dict(item.get("metric") or {})
-            labels.pop("__name__", None)
-            fp = q.kind + "\x1f" + json.dumps(sorted(labels.items()), ensure_ascii=False)
-            sid = ids.get(fp)
-            if sid is None:
-                sid = -(len(new_rows) + 1)          # placeholder until the sequence assigns one
-                new_rows.append((sid, fp, labels))
-            seen.append(sid)
+            _series_id(q, item, ids, new_rows, seen)
             values = item.get("values") or []
             if type(values) is not list:
                 raise TypeError("values is not a list")
@@ -177,14 +184,7 @@ def _convert_points(q: SeriesQuery, result: list[dict], ids: _SeriesIds, stats: 
     ts_col: list[float] = []
     val_col: list[float] = []
     for item in result:
-        labels = dict(item.get("metric") or {})
-        labels.pop("__name__", None)
-        fp = q.kind + "\x1f" + json.dumps(sorted(labels.items()), ensure_ascii=False)
-        sid = ids.get(fp)
-        if sid is None:
-            sid = -(len(new_rows) + 1)          # placeholder until the sequence assigns one
-            new_rows.append((sid, fp, labels))
-        seen.append(sid)
+        sid, labels = _series_id(q, item, ids, new_rows, seen)
         values = item.get("values") or []
         for t, v in values:
             x = float(v)

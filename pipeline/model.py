@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from .db import run_sql, transaction
+from .sources.intensity.embedded import AnnualIntensity
 
 DERIVED = ("fct_job_gpu_hour", "energy_gaps", "energy_intervals", "streams")
 
@@ -27,25 +28,13 @@ class ClusterFacts:
 
 
 @dataclass(frozen=True)
-class AnnualRow:
-    zone: str
-    kind: str
-    name: str
-    g_per_kwh: float
-    year: int
-    basis: str
-    source: str
-    licence: str
-
-
-@dataclass(frozen=True)
 class BuildSettings:
     clusters: tuple[ClusterFacts, ...] = ()
     default_cluster: str = "default"
     max_gap_s: int = 300
     nearest_hour_bound_h: float = 3.0
     world_g_per_kwh: float = 0.0
-    annual: tuple[AnnualRow, ...] = field(default=())
+    annual: tuple[AnnualIntensity, ...] = field(default=())
     config_path: str | None = None
 
 

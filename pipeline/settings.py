@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import config as cfg
 from .ingest import SeriesQuery
-from .model import AnnualRow, BuildSettings, ClusterFacts
+from .model import BuildSettings, ClusterFacts
 from .sources.intensity import embedded
 from .sources.jobs.rules import Rules
 
@@ -67,8 +67,7 @@ class Settings:
             ClusterFacts(name, cc.provider, cc.region or None, cc.zone, cc.pue, tuple(cc.nodes))
             for name, cc in c.clusters.items()
         )
-        annual = tuple(AnnualRow(a.zone, a.kind, a.name, a.g_per_kwh, a.year, a.basis, a.source, a.licence)
-                       for a in embedded.load())
+        annual = tuple(embedded.load())
         return BuildSettings(
             clusters=clusters,
             default_cluster=self.default_cluster,

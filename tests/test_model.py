@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline import db
-from pipeline.model import AnnualRow, BuildSettings, ClusterFacts, build
+from pipeline.model import BuildSettings, ClusterFacts, build
+from pipeline.sources.intensity.embedded import AnnualIntensity
 from tests.modelkit import add_job, add_series, at, cover, fct
 
 GPU0 = {"cluster": "c1", "hostname": "n1", "gpu": "0", "uuid": "GPU-0"}
@@ -20,7 +21,7 @@ def settings(**kw) -> BuildSettings:
                      ClusterFacts("c2", zone="DE", nodes=("n2",))),
         "default_cluster": "c9",
         "world_g_per_kwh": WORLD,
-        "annual": (AnnualRow("FR", "country", "France", 57.0, 2023, "lifecycle", "test", "test"),),
+        "annual": (AnnualIntensity("FR", "country", "France", 57.0, 2023, "lifecycle", "test", "test"),),
     }
     base.update(kw)
     return BuildSettings(**base)

@@ -99,9 +99,10 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--step", f"{step} is not a positive number of seconds", "e.g. --step 60")
     matchers = _matchers(args)
     queries = settings.queries(args.power_metric)
+    client = _prom_client(args)       # credentials and CA are checked before the database is touched
     con = db.connect(args.db)
     try:
-        with _prom_client(args) as client:
+        with client:
             stats = run_ingest(con, client, queries, start, end, step, matchers=matchers,
                                endpoint=redact_url(args.prometheus),
                                progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))

@@ -206,6 +206,7 @@ def test_a_second_writer_is_told_which_pid_holds_the_database(stores, tmp_path):
     (["--match", "cluster"], "--match: 'cluster' is not LABEL=VALUE"),
     (["--match", "bad-label=x"], "bad-label"),
     (["--step", "0"], "--step"),
+    (["--prometheus-token-file", "/nonexistent/token"], "--prometheus-token-file"),
 ])
 def test_bad_flags_are_named_and_nothing_is_written(stores, tmp_path, args, needle):
     dbfile = tmp_path / "w.duckdb"
@@ -218,6 +219,8 @@ def test_bad_flags_are_named_and_nothing_is_written(stores, tmp_path, args, need
     assert "Traceback" not in res.stderr
     if dbfile.exists():
         assert dump(dbfile)["samples"] == []
+    if "--match" not in args:
+        assert not dbfile.exists()
 
 
 def test_unreachable_server_fails_after_retries_and_keeps_stored_data(stores, tmp_path):

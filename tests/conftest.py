@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -49,6 +50,18 @@ def wait_http(url: str, timeout: float = 20.0, **kw: object) -> requests.Respons
             last = exc
         time.sleep(0.1)
     raise TimeoutError(f"{url} not up after {timeout}s: {last}")
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1 (TLS tests of the exporter and the Prometheus client)."""
+    openssl = require_tool("openssl")
+    d = tmp_path_factory.mktemp("tls")
+    crt, key = d / "server.crt", d / "server.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True)
+    return crt, key
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

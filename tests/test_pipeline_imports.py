@@ -86,21 +86,26 @@ BAD_LEDGERS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_LEDGERS))
-def test_bad_ledger_is_refused_whole_and_nothing_stored_changes(dbfile, tmp_path, case):
-    good = tmp_path / "good.csv"
-    good.write_text(HEADER + "42,kept,experimentation,c1,u,2024-03-01T00:00:00Z,,gpu01,1\n")
-    assert wattprint("jobs", "import", str(good), "--format", "csv", "--db", str(dbfile)).returncode == 0
+def assert_refused_whole(dbfile: Path, tmp_path: Path, verb: str, good: str, bad_name: str, bad: str,
+                         needles: list[str]) -> None:
+    """Import `good`, then `bad`: the bad file exits 2 naming where and what, and nothing stored changes."""
+    (tmp_path / "good.csv").write_text(good, encoding="utf-8")
+    assert wattprint(verb, "import", str(tmp_path / "good.csv"), "--format", "csv", "--db", str(dbfile)).returncode == 0
     before = snapshot(dbfile)
-    text, needles = BAD_LEDGERS[case]
-    bad = tmp_path / "jobs.csv"
-    bad.write_text(text, encoding="utf-8")
-    res = wattprint("jobs", "import", str(bad), "--format", "csv", "--db", str(dbfile))
-    assert res.returncode == 2, (case, res.stdout, res.stderr)
+    (tmp_path / bad_name).write_text(bad, encoding="utf-8")
+    res = wattprint(verb, "import", str(tmp_path / bad_name), "--format", "csv", "--db", str(dbfile))
+    assert res.returncode == 2, (res.stdout, res.stderr)
     assert "Traceback" not in res.stderr
     for needle in needles:
-        assert needle in res.stderr, (case, res.stderr)
+        assert needle in res.stderr, res.stderr
     assert snapshot(dbfile) == before
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LEDGERS))
+def test_bad_ledger_is_refused_whole_and_nothing_stored_changes(dbfile, tmp_path, case):
+    text, needles = BAD_LEDGERS[case]
+    good = HEADER + "42,kept,experimentation,c1,u,2024-03-01T00:00:00Z,,gpu01,1\n"
+    assert_refused_whole(dbfile, tmp_path, "jobs", good, "jobs.csv", text, needles)
 
 
 def test_sacct_json_import_joins_slurm_energy(tmp_path):
@@ -131,19 +136,9 @@ BAD_INTENSITY = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INTENSITY))
 def test_bad_intensity_file_is_refused_whole(dbfile, tmp_path, case):
-    good = tmp_path / "good.csv"
-    good.write_text(INTENSITY_CSV + "2024-03-01T00:00:00Z,FR,42\n")
-    assert wattprint("intensity", "import", str(good), "--format", "csv", "--db", str(dbfile)).returncode == 0
-    before = snapshot(dbfile)
     text, needles = BAD_INTENSITY[case]
-    bad = tmp_path / "intensity.csv"
-    bad.write_text(text, encoding="utf-8")
-    res = wattprint("intensity", "import", str(bad), "--format", "csv", "--db", str(dbfile))
-    assert res.returncode == 2, (case, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr
-    for needle in needles:
-        assert needle in res.stderr, (case, res.stderr)
-    assert snapshot(dbfile) == before
+    assert_refused_whole(dbfile, tmp_path, "intensity", INTENSITY_CSV + "2024-03-01T00:00:00Z,FR,42\n",
+                         "intensity.csv", text, needles)
 
 
 def test_hourly_intensity_prices_each_hour_and_config_sets_zone_and_pue(dbfile, tmp_path):

@@ -14,7 +14,6 @@ import math
 import socket
 import ssl
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +38,6 @@ from pipeline.promapi import (
     selector,
 )
 from tests import promstack
-from tests.conftest import require_tool
 
 TOKEN = "tok-S3CRET-4f9a"
 PASSWORD = "pw-S3CRET-77b1"
@@ -469,17 +467,6 @@ def test_trailing_slash_and_path_prefix(fake: FakeProm) -> None:
 
 
 # -- TLS -------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    openssl = require_tool("openssl")
-    d = tmp_path_factory.mktemp("tls")
-    crt, key = d / "server.crt", d / "server.key"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", str(key), "-out", str(crt)],
-                   check=True, capture_output=True)
-    return crt, key
 
 
 def test_tls_with_custom_ca(cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,7 @@ class SeriesQuery:
     uuid_labels: tuple[str, ...] = ("uuid", "UUID")
     job_labels: tuple[str, ...] = ()
     cluster_labels: tuple[str, ...] = ("cluster",)
+    model_labels: tuple[str, ...] = ("model", "modelName")
 
     @property
     def is_counter(self) -> bool:
@@ -280,11 +281,11 @@ def _write_chunk(
             for tmp_id, fp, labels in new_rows:
                 row = con.execute(
                     "INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname, gpu, uuid,"
-                    " job_id, labels) VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " job_id, labels, model) VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " RETURNING series_id",
                     [q.source, q.kind, query, fp, _first(labels, q.cluster_labels), _first(labels, q.host_labels),
                      _first(labels, q.gpu_labels), _first(labels, q.uuid_labels), _first(labels, q.job_labels),
-                     json.dumps(labels, ensure_ascii=False)],
+                     json.dumps(labels, ensure_ascii=False), _first(labels, q.model_labels)],
                 ).fetchall()
                 placeholder[tmp_id] = int(row[0][0])
             if placeholder:

@@ -44,21 +44,21 @@ class Settings:
         pl = m.power.labels
 
         def wp(kind: str, metric: str, jobs: tuple[str, ...] = ()) -> SeriesQuery:
-            return SeriesQuery("wattprint", kind, metric, 1.0, wl.hostname, wl.gpu, wl.uuid, jobs, cl)
+            return SeriesQuery("wattprint", kind, metric, 1.0, wl.hostname, wl.gpu, wl.uuid, jobs, cl, wl.model)
 
         out = [
             wp("job_energy", m.wattprint.job_energy, wl.job_id),
             wp("gpu_energy", m.wattprint.gpu_energy),
             wp("idle_energy", m.wattprint.idle_energy),
             SeriesQuery("dcgm", "gpu_energy", m.dcgm.energy, m.dcgm.joules_per_energy_unit, dl.hostname, dl.gpu,
-                        dl.uuid, dl.job_id, cl),
+                        dl.uuid, dl.job_id, cl, dl.model),
             SeriesQuery("dcgm", "gpu_power", m.dcgm.power, m.dcgm.watts_per_power_unit, dl.hostname, dl.gpu,
-                        dl.uuid, dl.job_id, cl),
+                        dl.uuid, dl.job_id, cl, dl.model),
         ]
         metric = power_metric or m.power.metric
         if metric:
             out.append(SeriesQuery("power", "gpu_power", metric, m.power.watts_per_unit, pl.hostname, pl.gpu,
-                                   pl.uuid, pl.job_id, cl))
+                                   pl.uuid, pl.job_id, cl, pl.model))
         return out
 
     def build_settings(self) -> BuildSettings:

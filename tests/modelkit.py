@@ -20,10 +20,11 @@ def add_series(con: duckdb.DuckDBPyConnection, source: str, kind: str, labels: d
     """points: (minutes after T0, value in joules or watts)."""
     fp = kind + "\x1f" + json.dumps(sorted(labels.items()))
     sid = con.execute(
-        "INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname, gpu, uuid, job_id, labels)"
-        " VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING series_id",
+        "INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname, gpu, uuid, job_id, labels,"
+        " model) VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING series_id",
         [source, kind, query + kind, fp, labels.get("cluster"), labels.get("hostname") or labels.get("Hostname"),
-         labels.get("gpu"), labels.get("uuid") or labels.get("UUID"), labels.get(job_key), json.dumps(labels)],
+         labels.get("gpu"), labels.get("uuid") or labels.get("UUID"), labels.get(job_key), json.dumps(labels),
+         labels.get("model") or labels.get("modelName")],
     ).fetchall()[0][0]
     con.executemany("INSERT INTO samples VALUES (?, ?, ?)", [[sid, at(m), v] for m, v in points])
     return int(sid)

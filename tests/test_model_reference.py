@@ -28,7 +28,8 @@ def _random_db(seed: int):  # type: ignore[no-untyped-def]
                 for kind, source in rnd.sample(kinds, k=rnd.randint(1, 3)):
                     job = f"J{rnd.randint(0, 5)}" if kind == "job" else None
                     streams.append((len(streams) + 1, source, kind, cluster, node, str(g), f"U{cluster}{node}{g}", job))
-    con.executemany("INSERT INTO streams VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [list(s) for s in streams])
+    con.executemany("INSERT INTO streams (stream_id, source, kind, cluster, hostname, gpu, uuid, job_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [list(s) for s in streams])
     rows = []
     for s in streams:
         t = T0 + rnd.randint(-3000, 3000)
@@ -62,12 +63,23 @@ def test_fast_attribution_matches_the_reference(seed):
     out = []
     for sql in (REFERENCE, sql_text("int_hourly_pieces")):
         con.execute(sql)
-        out.append({tuple(r[:5]): r[5] for r in con.execute("SELECT * FROM hourly_pieces").fetchall()})
+        out.append({tuple(r[:5]): (r[5], r[6]) for r in con.execute(
+            "SELECT stream_id, hour_idx, job_id, attribution, quality, energy_j, gpu_seconds FROM hourly_pieces"
+        ).fetchall()})
     ref, fast = out
     assert set(ref) == set(fast), seed
-    for key, joules in ref.items():
-        assert fast[key] == pytest.approx(joules, rel=1e-9, abs=1e-9), key
+    for key, (joules, seconds) in ref.items():
+        assert fast[key][0] == pytest.approx(joules, rel=1e-9, abs=1e-9), key
+        assert fast[key][1] == pytest.approx(seconds, rel=1e-9, abs=1e-6), key
+    fast = {k: v[0] for k, v in fast.items()}
     total_in = con.execute("SELECT coalesce(sum(energy_j), 0) FROM energy_intervals JOIN streams USING (stream_id)"
                            " WHERE NOT (source = 'wattprint' AND kind = 'gpu')").fetchall()[0][0]
     assert sum(fast.values()) == pytest.approx(total_in, rel=1e-9)   # conservation: nothing created or lost
+    # time is conserved too: a GPU's pieces (jobs' shares + unallocated) cover exactly its intervals' time
+    secs_in, secs_out = con.execute(
+        "SELECT (SELECT coalesce(sum(epoch(end_ts) - epoch(start_ts)), 0) FROM energy_intervals"
+        "        JOIN streams USING (stream_id) WHERE source <> 'wattprint'),"
+        "       (SELECT coalesce(sum(gpu_seconds), 0) FROM hourly_pieces JOIN streams USING (stream_id)"
+        "        WHERE source <> 'wattprint')").fetchall()[0]
+    assert secs_out == pytest.approx(secs_in, rel=1e-9, abs=1e-6)
     con.close()

@@ -1,5 +1,7 @@
 -- Energy and emissions per (job, GPU, UTC hour), with the facts and flags that explain each number.
-INSERT INTO fct_job_gpu_hour
+INSERT INTO fct_job_gpu_hour (hour_ts, cluster, hostname, gpu, uuid, job_id, project, phase, user_name, region,
+                              zone, attribution, energy_quality, intensity_quality, in_ledger, energy_j, pue,
+                              intensity_g_per_kwh, emissions_g, gpu_model, gpu_seconds)
 SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
        st.cluster, st.hostname, st.gpu, st.uuid,
        h.job_id,
@@ -15,7 +17,9 @@ SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
        h.energy_j,
        coalesce(c.pue, 1.0) AS pue,
        r.g_per_kwh AS intensity_g_per_kwh,
-       h.energy_j / 3600000.0 * coalesce(c.pue, 1.0) * r.g_per_kwh AS emissions_g
+       h.energy_j / 3600000.0 * coalesce(c.pue, 1.0) * r.g_per_kwh AS emissions_g,
+       st.model AS gpu_model,
+       h.gpu_seconds
 FROM hourly_pieces h
 JOIN streams st USING (stream_id)
 LEFT JOIN clusters c ON c.cluster = st.cluster

@@ -7,6 +7,8 @@
 --               over-subscribed nodes are scaled down so energy is never created)
 --  unallocated: the rest of GPU-level energy, kept visible
 -- Intervals are cut at allocation changes and at hour boundaries, pro rata by time.
+-- gpu_seconds: the time each piece covers, times the job's share of the GPU (node_share) or the unshared rest
+-- (unallocated); summed over a node's GPUs a job's gpu_seconds are its allocated GPUs x time.
 --
 -- How it stays close to one GROUP BY over energy_intervals: the only per-interval work is cutting at
 -- hours and, for unlabelled GPU-level intervals in the few hours where an allocation starts or ends
@@ -102,25 +104,27 @@ hour_pieces AS NOT MATERIALIZED (
 -- energy per (stream, hour, quality, label). Unlabelled and labelled are summed apart: nearly all energy is
 -- unlabelled, and a label column that is all NULL lets DuckDB skip the labelled pass from its statistics.
 hourly AS (
-    SELECT stream_id, hour_idx, quality, NULL::VARCHAR AS label_job, sum(energy_j) AS energy_j
+    SELECT stream_id, hour_idx, quality, NULL::VARCHAR AS label_job, sum(energy_j) AS energy_j,
+           sum(p_e - p_s) AS dur_us
     FROM hour_pieces WHERE NOT for_cuts AND label_job IS NULL
     GROUP BY ALL
     UNION ALL
-    SELECT stream_id, hour_idx, quality, label_job, sum(energy_j)
+    SELECT stream_id, hour_idx, quality, label_job, sum(energy_j), sum(p_e - p_s)
     FROM hour_pieces WHERE NOT for_cuts AND label_job IS NOT NULL
     GROUP BY ALL
 ),
 -- unlabelled GPU-level energy in cut hours, cut again at the segments (pro rata by time)
 cut_pieces AS (
     SELECT h.stream_id, h.hour_idx, h.quality, c.seg_start,
-           sum(h.energy_j * (least(h.p_e, c.e_us) - greatest(h.p_s, c.s_us)) / (h.p_e - h.p_s)) AS energy_j
+           sum(h.energy_j * (least(h.p_e, c.e_us) - greatest(h.p_s, c.s_us)) / (h.p_e - h.p_s)) AS energy_j,
+           sum(least(h.p_e, c.e_us) - greatest(h.p_s, c.s_us)) AS dur_us
     FROM hour_pieces h
     JOIN cut_hours c ON c.stream_id = h.stream_id AND c.hour_idx = h.hour_idx AND c.s_us < h.p_e AND c.e_us > h.p_s
     WHERE h.for_cuts
     GROUP BY ALL
 ),
 direct AS (
-    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j,
+    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j, h.dur_us,
            CASE WHEN p.gpu_level THEN h.label_job ELSE p.job_id END AS job_id,
            CASE WHEN p.gpu_level THEN 'gpu_label' WHEN p.job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution
     FROM hourly h JOIN priced p USING (stream_id)
@@ -129,7 +133,7 @@ direct AS (
 -- unlabelled GPU-level energy per (stream, hour, segment): a whole hour lies in the node's last segment
 -- starting at or before it (none: the node had no allocation); cut hours come from cut_pieces
 shared AS (
-    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j, p.cluster, p.hostname, s.seg_start
+    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j, h.dur_us, p.cluster, p.hostname, s.seg_start
     FROM (SELECT * FROM hourly WHERE label_job IS NULL
           AND NOT EXISTS (SELECT 1 FROM cut_hours c WHERE c.stream_id = hourly.stream_id
                                                       AND c.hour_idx = hourly.hour_idx)) h
@@ -137,21 +141,23 @@ shared AS (
     ASOF LEFT JOIN segs s ON s.cluster = p.cluster AND s.node = p.hostname
                          AND s.seg_start <= to_timestamp(h.hour_idx * 3600)
     UNION ALL
-    SELECT c.stream_id, c.hour_idx, c.quality, c.energy_j, p.cluster, p.hostname, c.seg_start
+    SELECT c.stream_id, c.hour_idx, c.quality, c.energy_j, c.dur_us, p.cluster, p.hostname, c.seg_start
     FROM cut_pieces c JOIN priced p USING (stream_id)
 ),
 pieces AS (
-    SELECT stream_id, hour_idx, job_id, attribution, quality, energy_j FROM direct
+    SELECT stream_id, hour_idx, job_id, attribution, quality, energy_j, dur_us FROM direct
     UNION ALL
-    SELECT u.stream_id, u.hour_idx, j.job_id, 'node_share', u.quality, u.energy_j * j.share
+    SELECT u.stream_id, u.hour_idx, j.job_id, 'node_share', u.quality, u.energy_j * j.share, u.dur_us * j.share
     FROM shared u
     JOIN seg_jobs j ON j.cluster = u.cluster AND j.node = u.hostname AND j.seg_start = u.seg_start
     UNION ALL
-    SELECT u.stream_id, u.hour_idx, NULL, 'unallocated', u.quality, u.energy_j * (1 - coalesce(t.shared, 0))
+    SELECT u.stream_id, u.hour_idx, NULL, 'unallocated', u.quality, u.energy_j * (1 - coalesce(t.shared, 0)),
+           u.dur_us * (1 - coalesce(t.shared, 0))
     FROM shared u
     LEFT JOIN seg_totals t ON t.cluster = u.cluster AND t.node = u.hostname AND t.seg_start = u.seg_start
     WHERE coalesce(t.shared, 0) < 1
 )
-SELECT stream_id, hour_idx, job_id, attribution, quality, sum(energy_j) AS energy_j
+SELECT stream_id, hour_idx, job_id, attribution, quality, sum(energy_j) AS energy_j,
+       sum(dur_us) / 1e6 AS gpu_seconds
 FROM pieces
 GROUP BY ALL

@@ -16,9 +16,12 @@ WITH s AS (
            coalesce(se.hostname, '') AS hostname,
            coalesce(se.gpu, '') AS gpu,
            coalesce(se.uuid, '') AS uuid,
-           CASE WHEN se.source = 'wattprint' AND se.kind = 'job_energy' THEN se.job_id END AS job_id
+           CASE WHEN se.source = 'wattprint' AND se.kind = 'job_energy' THEN se.job_id END AS job_id,
+           nullif(se.model, '') AS model
     FROM series se
 )
-SELECT *,
+SELECT * EXCLUDE (model),
+       -- one model per GPU, whichever of its series carries it
+       max(model) OVER (PARTITION BY cluster, hostname, gpu, uuid) AS model,
        dense_rank() OVER (ORDER BY source, kind, cluster, hostname, gpu, uuid, coalesce(job_id, '')) AS stream_id
 FROM s

@@ -70,18 +70,19 @@ unlabelled_pieces AS (
 ),
 pieces AS (
     SELECT stream_id, start_ts, end_ts, energy_j, quality, job_id,
-           CASE WHEN job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution
+           CASE WHEN job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution, 1.0 AS frac
     FROM (SELECT i.*, st.job_id FROM energy_intervals i JOIN streams st USING (stream_id)
           WHERE st.source = 'wattprint' AND st.kind IN ('job', 'idle'))
     UNION ALL
-    SELECT stream_id, start_ts, end_ts, energy_j, quality, label_job, 'gpu_label'
+    SELECT stream_id, start_ts, end_ts, energy_j, quality, label_job, 'gpu_label', 1.0
     FROM gpu_level WHERE label_job IS NOT NULL
     UNION ALL
-    SELECT u.stream_id, u.start_ts, u.end_ts, u.energy_j * j.share, u.quality, j.job_id, 'node_share'
+    SELECT u.stream_id, u.start_ts, u.end_ts, u.energy_j * j.share, u.quality, j.job_id, 'node_share', j.share
     FROM unlabelled_pieces u
     JOIN seg_jobs j ON j.cluster = u.cluster AND j.node = u.hostname AND j.seg_start = u.seg_start
     UNION ALL
-    SELECT u.stream_id, u.start_ts, u.end_ts, u.energy_j * (1 - coalesce(t.shared, 0)), u.quality, NULL, 'unallocated'
+    SELECT u.stream_id, u.start_ts, u.end_ts, u.energy_j * (1 - coalesce(t.shared, 0)), u.quality, NULL, 'unallocated',
+           1 - coalesce(t.shared, 0)
     FROM unlabelled_pieces u
     LEFT JOIN seg_totals t ON t.cluster = u.cluster AND t.node = u.hostname AND t.seg_start = u.seg_start
     WHERE coalesce(t.shared, 0) < 1
@@ -91,14 +92,17 @@ us AS (
 ),
 split AS (
     -- the common case: the piece lies inside one hour
-    SELECT stream_id, s_us // 3600000000 AS hour_idx, job_id, attribution, quality, energy_j
+    SELECT stream_id, s_us // 3600000000 AS hour_idx, job_id, attribution, quality, energy_j,
+           (e_us - s_us) * frac AS dur_us
     FROM us WHERE s_us // 3600000000 = (e_us - 1) // 3600000000
     UNION ALL
     SELECT stream_id, h AS hour_idx, job_id, attribution, quality,
-           energy_j * (least(e_us, (h + 1) * 3600000000) - greatest(s_us, h * 3600000000)) / (e_us - s_us)
+           energy_j * (least(e_us, (h + 1) * 3600000000) - greatest(s_us, h * 3600000000)) / (e_us - s_us),
+           (least(e_us, (h + 1) * 3600000000) - greatest(s_us, h * 3600000000)) * frac
     FROM (SELECT *, unnest(range(s_us // 3600000000, (e_us - 1) // 3600000000 + 1)) AS h
           FROM us WHERE s_us // 3600000000 <> (e_us - 1) // 3600000000)
 )
-SELECT stream_id, hour_idx, job_id, attribution, quality, sum(energy_j) AS energy_j
+SELECT stream_id, hour_idx, job_id, attribution, quality, sum(energy_j) AS energy_j,
+       sum(dur_us) / 1e6 AS gpu_seconds
 FROM split
 GROUP BY ALL

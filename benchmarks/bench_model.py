@@ -184,7 +184,8 @@ def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: 
     if path_kind == "exporter":
         con.execute("""
             INSERT INTO streams
-            SELECT g + 1, 'wattprint', 'idle', cluster, hostname, slot::VARCHAR, 'GPU-' || g, NULL, 'NVIDIA H100 80GB HBM3'
+            SELECT g + 1, 'wattprint', 'idle', cluster, hostname, slot::VARCHAR, 'GPU-' || g, NULL,
+                   'NVIDIA H100 80GB HBM3'
             FROM bench_gpu""")
         con.execute("""
             INSERT INTO streams
@@ -195,7 +196,8 @@ def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: 
     elif path_kind == "dcgm":
         con.execute("""
             INSERT INTO streams
-            SELECT g + 1, 'dcgm', 'gpu', cluster, hostname, slot::VARCHAR, 'GPU-' || g, NULL, 'NVIDIA H100 80GB HBM3'
+            SELECT g + 1, 'dcgm', 'gpu', cluster, hostname, slot::VARCHAR, 'GPU-' || g, NULL,
+                   'NVIDIA H100 80GB HBM3'
             FROM bench_gpu""")
         stream = "g + 1"
     else:

@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import WattprintError
 
-PENDING = {
-    "report": "per-project phase, monthly and model-card reports (issue #4)",
-}
+PENDING: dict[str, str] = {}
 NOT_YET_EXIT = 3
 
 JOB_FORMATS = ("csv", "yaml", "sacct-json", "sacct-parsable")
@@ -151,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="rebuild the (job, GPU, hour) results from what is stored (after a config change)")
     _common(b)
 
+    from .estimate import add_parser as add_estimate_parser
+    from .report.run import add_parser as add_report_parser
+
+    add_report_parser(sub, _common)
+    add_estimate_parser(sub)
+
     for verb, what in PENDING.items():
         sub.add_parser(verb, help=f"[not yet implemented] {what}")
     return p
@@ -173,6 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("wattprint demo: --gpus must be >= 1 and --seconds > 0", file=sys.stderr)
             return 2
         return run_demo(gpus=args.gpus, seconds=args.seconds)
+    if args.verb == "estimate":
+        from .estimate import run as run_estimate
+
+        try:
+            return run_estimate(args)
+        except WattprintError as exc:
+            print(f"wattprint estimate: error: {exc.message()}", file=sys.stderr)
+            return exc.exit_code
     from . import verbs
 
     name = args.verb + (f" {args.action}" if getattr(args, "action", None) else "")

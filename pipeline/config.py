@@ -40,6 +40,12 @@ Full schema (every key optional; docs/config.md explains each)::
           unit: W                 # W | mW | kW
           labels: {hostname: [hostname, Hostname], gpu: gpu, uuid: [uuid, UUID], job_id: [], model: []}
     phase_rules: rules.yaml       # path relative to this file (see pipeline/sources/jobs/rules.py)
+    report:
+      layers: [gpu, idle, pue]    # layers in the headline: gpu | idle | pue | embodied, or [all]   (default shown)
+      idle_policy: pro-rata       # pro-rata (idle GPU energy shared by GPU-hours per cluster-hour) | separate
+      embodied:
+        lifetime_years: 6         # number > 0      (default 6, BLOOM study)
+        utilisation: 0.85         # 0 < number <= 1 (default 0.85, BLOOM study)
 
 A label entry is one key or a list of keys tried in order (the first present on a series wins); an
 override replaces that one entry and keeps the other defaults. Unknown keys are errors (with the
@@ -180,6 +186,18 @@ class IngestConfig:
     metrics: MetricsConfig = MetricsConfig()
 
 
+LAYERS = ("gpu", "idle", "pue", "embodied")
+IDLE_POLICIES = ("pro-rata", "separate")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    layers: tuple[str, ...] = ("gpu", "idle", "pue")
+    idle_policy: str = "pro-rata"
+    lifetime_years: float | None = None     # None: the shipped default (pipeline.hardware)
+    utilisation: float | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     clusters: Mapping[str, ClusterConfig] = field(default_factory=lambda: MappingProxyType({}))
@@ -188,6 +206,7 @@ class Config:
     ingest: IngestConfig = IngestConfig()
     phase_rules: Path | None = None
     rules: Rules = Rules()
+    report: ReportConfig = ReportConfig()
     source: str = "<defaults>"
 
     def cluster_for_host(self, hostname: str) -> str | None:
@@ -221,7 +240,7 @@ def load_text(text: str, name: str, *, base_dir: Path | None = None) -> Config:
     ctx = _Ctx(name)
     if not isinstance(data, dict):
         raise InputError(name, "the config must be a mapping of keys (clusters, default_cluster, intensity, ...)")
-    ctx.keys(data, ("clusters", "default_cluster", "intensity", "ingest", "phase_rules"), "")
+    ctx.keys(data, ("clusters", "default_cluster", "intensity", "ingest", "phase_rules", "report"), "")
     clusters = _clusters(ctx, data)
     default = ctx.opt_str(data, "default_cluster", "default_cluster", empty_ok=False)
     if default is not None and clusters and default not in clusters:
@@ -229,7 +248,8 @@ def load_text(text: str, name: str, *, base_dir: Path | None = None) -> Config:
                  f"{suggest(default, list(clusters))}", f"configured clusters: {', '.join(clusters)}")
     rules_path, rules = _phase_rules(ctx, data, base_dir or Path.cwd())
     return Config(clusters=MappingProxyType(clusters), default_cluster=default, intensity=_intensity(ctx, data),
-                  ingest=_ingest(ctx, data), phase_rules=rules_path, rules=rules, source=name)
+                  ingest=_ingest(ctx, data), phase_rules=rules_path, rules=rules, report=_report(ctx, data),
+                  source=name)
 
 
 # -- sections -------------------------------------------------------------------------------------------
@@ -342,6 +362,43 @@ def _source(ctx: _Ctx, msec: dict[Any, Any], key: str, default: Any, units: Mapp
             ctx.fail(labels_sec, f, f"{path}.labels.{f}", f"{bad[0]!r} is not a Prometheus label name")
         label_changes[str(f)] = keys
     return replace(default, **changes, labels=replace(default.labels, **label_changes))
+
+
+def parse_layers(items: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Layer names in canonical order; 'all' means every layer. ValueError names the bad one."""
+    names = [i.strip().lower() for i in items if i.strip()]
+    if "all" in names:
+        return LAYERS
+    for n in names:
+        if n not in LAYERS:
+            raise ValueError(f"unknown layer {n!r}{suggest(n, LAYERS)}")
+    if "gpu" not in names:
+        raise ValueError("the gpu layer (the jobs' own measured energy) is always part of the headline")
+    return tuple(x for x in LAYERS if x in names)
+
+
+def _report(ctx: _Ctx, data: dict[Any, Any]) -> ReportConfig:
+    section = ctx.section(data, "report", "report")
+    ctx.keys(section, ("layers", "idle_policy", "embodied"), "report")
+    d = ReportConfig()
+    layers = d.layers
+    if "layers" in section:
+        try:
+            layers = parse_layers(ctx.str_list(section, "layers", "report.layers", d.layers))
+        except ValueError as exc:
+            ctx.fail(section, "layers", "report.layers", str(exc), f"use some of {', '.join(LAYERS)}, or all")
+    policy = ctx.opt_str(section, "idle_policy", "report.idle_policy") or d.idle_policy
+    if policy not in IDLE_POLICIES:
+        ctx.fail(section, "idle_policy", "report.idle_policy", f"unknown policy {policy!r}"
+                 f"{suggest(policy, IDLE_POLICIES)}", f"use one of {', '.join(IDLE_POLICIES)}")
+    emb = ctx.section(section, "embodied", "report.embodied")
+    ctx.keys(emb, ("lifetime_years", "utilisation"), "report.embodied")
+    life = ctx.opt_number(emb, "lifetime_years", "report.embodied.lifetime_years", minimum=0.0, exclusive=True)
+    util = ctx.opt_number(emb, "utilisation", "report.embodied.utilisation", minimum=0.0, exclusive=True)
+    if util is not None and util > 1.0:
+        ctx.fail(emb, "utilisation", "report.embodied.utilisation", f"expected a share in (0, 1], got {util!r}",
+                 "0.85 means the GPUs are busy 85 % of their life")
+    return ReportConfig(layers=layers, idle_policy=policy, lifetime_years=life, utilisation=util)
 
 
 def _phase_rules(ctx: _Ctx, data: dict[Any, Any], base_dir: Path) -> tuple[Path | None, Rules]:

@@ -107,6 +107,9 @@ def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSum
     """streams + energy_intervals + jobs + intensity -> fct_job_gpu_hour."""
     con.execute("DELETE FROM fct_job_gpu_hour")
     run_sql(con, "int_hourly_pieces")
+    con.execute("CREATE OR REPLACE TEMP TABLE intensity_needed AS"
+                " SELECT DISTINCT coalesce(c.zone, '') AS zone, h.hour_idx FROM hourly_pieces h"
+                " JOIN streams st USING (stream_id) LEFT JOIN clusters c USING (cluster)")
     run_sql(con, "int_intensity_resolved",
             {"bound_h": s.nearest_hour_bound_h, "world_g_per_kwh": s.world_g_per_kwh})
     run_sql(con, "fct_job_gpu_hour")
@@ -119,6 +122,6 @@ def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSum
         " VALUES (now(), ?, ?, ?, ?)",
         [s.config_path, row[0], row[2], s.world_g_per_kwh],
     )
-    for temp in ("hourly_pieces", "intensity_resolved"):
+    for temp in ("hourly_pieces", "intensity_needed", "intensity_resolved"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return BuildSummary(int(row[0]), int(row[1]), int(row[2]), float(row[3]), float(row[4]))

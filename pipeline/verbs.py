@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         "intensity import": intensity_import,
         "intensity fetch": intensity_fetch,
         "build": build,
+        "report": report,
     }[args.verb + (f" {args.action}" if getattr(args, "action", None) else "")]
     return handler(args, settings)
 
@@ -195,6 +196,12 @@ def intensity_fetch(args: argparse.Namespace, settings: Settings) -> int:
     for w in sorted({n for p in points for n in p.notes}):
         print(f"wattprint intensity fetch: warning: {w}", file=sys.stderr)
     return _store_intensity(args, settings, points, f"{args.source} API")
+
+
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    from .report.run import run as run_report
+
+    return run_report(args, settings)
 
 
 def build(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,13 +1,11 @@
--- The intensity used for every (zone, hour) that has energy, with how it was found:
+-- The intensity for every (zone, hour) in the temp table intensity_needed, with how it was found:
 -- that hour, else the nearest hour within the bound, else the zone's monthly mean, else the shipped
 -- annual value for the zone, else the world average. Each fallback is named so reports can count it.
 CREATE OR REPLACE TEMP TABLE intensity_resolved AS
 WITH
+-- the model asks for the hours that have energy; the reports' what-if asks for other zones at the same hours
 needed AS (
-    SELECT DISTINCT coalesce(c.zone, '') AS zone, h.hour_idx, to_timestamp(h.hour_idx * 3600) AS hour_ts
-    FROM hourly_pieces h
-    JOIN streams st USING (stream_id)
-    LEFT JOIN clusters c USING (cluster)
+    SELECT DISTINCT zone, hour_idx, to_timestamp(hour_idx * 3600) AS hour_ts FROM intensity_needed
 ),
 exact AS (
     SELECT n.zone, n.hour_idx, i.g_per_kwh

@@ -1,0 +1,137 @@
+"""The report as Markdown: phase blocks in the style of the IDEFICS model card's "Environmental Impact"
+section, so the top drops straight into a model card, then the layers, data quality and what-if."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    return out + [""]
+
+
+def _phase(p: Mapping[str, Any]) -> list[str]:
+    hours = p["wall_clock_hours"]
+    used = (f"{num(hours)} hours ({num(p['gpu_hours'])} GPU-hours"
+            + (f", {p['jobs']} job{'s' if p['jobs'] != 1 else ''})" if p["jobs"] else ")")) \
+        if hours is not None else \
+        f"{num(p['gpu_hours'])} GPU-hours"
+    tag = " (estimated (TDP))" if p["label"] != "measured" else ""
+    return [
+        f"*{_cell(p['title'])}*{tag}",
+        f"- Hardware Type: {_cell(p['hardware_text'])}",
+        f"- Hours used: {used}",
+        f"- Cloud Provider: {_cell(p['provider_text'] or '-')}",
+        f"- Compute Region: {_cell(p['region_text'] or '-')}",
+        f"- Energy: {num(p['energy_kwh'], 'kWh')} of GPU energy"
+        + (" (estimated from TDP)" if p["label"] != "measured" else " (measured)"),
+        f"- Carbon Emitted: {num(p['emissions_kg'])} kg of CO2eq",
+        "",
+    ]
+
+
+def render(r: Mapping[str, Any]) -> str:
+    out = [f"# {r['title']}", ""]
+    w = r["window"]
+    out += [f"Window: {w['start']} .. {w['end']} (UTC). Generated {r['generated_at']} by wattprint.", ""]
+    dq = r["data_quality"]
+    if dq["warnings"]:
+        out += ["> **Data quality: read these numbers with care.**"]
+        out += [f"> - {_cell(x)}" for x in dq["warnings"]]
+        out += [""]
+    out += ["## Environmental Impact", ""]
+    for p in r["phases"]:
+        out += _phase(p)
+    t = r["total"]
+    scope = f"the {r['project']} project" if r["project"] else "all projects"
+    out += [f"This means that the total carbon footprint of {scope} in this window can be estimated at "
+            f"{tonnes_or_kg(t['emissions_kg'])} of CO2eq, which is {r['equivalences']['sentence']}.", ""]
+    out += [f"Method: {r['method']['statement']}", ""]
+
+    out += ["## Accounting layers", ""]
+    rows = [[x["title"], num(x["energy_kwh"]), num(x["emissions_kg"]), "yes" if x["included"] else "no"]
+            for x in r["layers"]]
+    rows.append(["**headline total**", num(t["facility_energy_kwh"]), f"**{num(t['emissions_kg'])}**", ""])
+    out += _table(["Layer", "Energy (kWh)", "Emissions (kg CO2eq)", "In headline"], rows)
+    out += ["Per phase:", ""]
+    out += _table(["Phase", "GPU (kg)", "Idle share (kg)", "PUE overhead (kg)", "Embodied (kg)", "Headline (kg)"],
+                  [[f"{p['phase']}" + (" (estimated)" if p["label"] != "measured" else ""),
+                    num(p["layers"]["gpu"]["emissions_kg"]), num(p["layers"]["idle"]["emissions_kg"]),
+                    num(p["layers"]["pue"]["emissions_kg"]), num(p["layers"]["embodied"]["emissions_kg"]),
+                    num(p["emissions_kg"])] for p in r["phases"]])
+
+    out += ["## Data quality", ""]
+    e, i = dq["energy"], dq["intensity"]
+    out += _table(["Energy measured by", "Share"],
+                  [["hardware energy counter", pct(e["counter"])],
+                   ["hardware counter, across a telemetry gap", pct(e["counter_across_gap"])],
+                   ["integrated power gauge", pct(e["power_integrated"])],
+                   ["estimated from TDP", pct(e["estimated"])]])
+    out += _table(["Energy priced with", "Share"], [[k.replace("_", " "), pct(v)] for k, v in i.items()])
+    out += [f"Telemetry gaps: {dq['gaps']['count']} ({num(dq['gaps']['hours'])} GPU-hours). "
+            f"Ledger jobs without measured energy: {dq['jobs_without_telemetry']}.", ""]
+
+    wi = r["whatif"]
+    out += ["## What if it had run elsewhere", ""]
+    if wi["options"]:
+        out += _table(["Cluster", "Region", "Zone", "PUE", "Avg intensity", "Emissions (kg)", "vs actual (kg)"],
+                      [[o["cluster"], o["region"] or "-", o["zone"], f"{o['pue']:g}",
+                        intensity(o["intensity_g_per_kwh"]), num(o["emissions_kg"]),
+                        ("+" if o["delta_kg"] > 0 else "") + num(o["delta_kg"])] for o in wi["options"]])
+        b = wi["best"]
+        out += [f"Actual: {num(wi['actual_kg'])} kg. Best: {b['cluster']} ({b['zone']}), "
+                f"{num(b['emissions_kg'])} kg: a saving of {num(wi['saving_kg'])} kg ({pct(wi['saving_pct'])}).", ""]
+    out += [f"({wi['note']}.)", ""]
+
+    if r["kind"] == "fleet":
+        out += _fleet(r)
+    out += ["## Sources", "",
+            f"- Equivalences: {r['equivalences']['source']}.",
+            f"- Embodied emissions: {r['method']['embodied']['source']}.", ""]
+    return "\n".join(out)
+
+
+def _fleet(r: Mapping[str, Any]) -> list[str]:
+    out = ["## Projects", ""]
+    out += _table(["Project", "Energy (kWh)", "GPU-hours", "Emissions (kg)", "Previous (kg)", "Change"],
+                  [[p["project"], num(p["energy_kwh"]), num(p["gpu_hours"]), num(p["emissions_kg"]),
+                    num(p["previous_emissions_kg"]), signed_pct(p["change_pct"])] for p in r["projects"]])
+    out += ["## Projects by phase", ""]
+    out += _table(["Project", "Phase", "Energy (kWh)", "GPU-hours", "Emissions (kg)"],
+                  [[p["project"], ph["phase"], num(ph["energy_kwh"]), num(ph["gpu_hours"]), num(ph["emissions_kg"])]
+                   for p in r["projects"] for ph in p["phases"]])
+    out += ["## Clusters", ""]
+    out += _table(["Cluster", "Provider", "Region", "Zone", "PUE", "GPUs", "GPU energy (kWh)", "Idle share",
+                   "Avg intensity", "Emissions incl. PUE (kg)"],
+                  [[c["cluster"], c["provider"], c["region"] or "-", c["zone"] or "-", f"{c['pue']:g}", c["gpus"],
+                    num(c["energy_kwh"]), pct(c["idle_share"]), intensity(c["intensity_g_per_kwh"]),
+                    num(c["emissions_kg"])] for c in r["clusters"]])
+    out += ["## Top jobs by emissions", ""]
+    out += _table(["Cluster", "Job", "Project", "Phase", "User", "GPU-hours", "Energy (kWh)", "Emissions (kg)"],
+                  [[j["cluster"], j["job_id"], j["project"], j["phase"], j["user"] or "-", num(j["gpu_hours"]),
+                    num(j["energy_kwh"]), num(j["emissions_kg"])] for j in r["top_jobs"]])
+    prev, ch = r.get("previous"), r.get("change")
+    if prev and ch:
+        out += [f"Previous period ({prev['start']} .. {prev['end']}): {num(prev['energy_kwh'])} kWh, "
+                f"{num(prev['emissions_kg'])} kg; change: energy {signed_pct(ch['energy_pct'])}, emissions "
+                f"{signed_pct(ch['emissions_pct'])}.", ""]
+    else:
+        out += ["Previous period: no measured data.", ""]
+    rc = r["reconciliation"]
+    out += ["## Reconciliation", ""]
+    out += _table(["GPU energy", "kWh"],
+                  [["whole fleet", num(rc["fleet_energy_kwh"])], ["projects' jobs", num(rc["projects_energy_kwh"])],
+                   ["jobs not in the ledger", num(rc["not_in_ledger_kwh"])],
+                   ["idle, apportioned to jobs", num(rc["idle_apportioned_kwh"])],
+                   ["idle, not apportioned", num(rc["idle_unapportioned_kwh"])]])
+    out += [f"({rc['note']}.)", ""]
+    return out

@@ -1,0 +1,189 @@
+"""`wattprint report`: flags -> window and options -> report dict -> the chosen format, written atomically."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, db
+from ..config import IDLE_POLICIES, parse_layers
+from ..errors import InputError
+from ..settings import Settings
+from .compute import ReportOptions, build_report, finite
+from .window import resolve
+
+FORMATS = ("md", "html", "json", "csv", "model-card")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Any) -> None:
+    p = sub.add_parser(
+        "report", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="carbon report for a project (phase blocks like a model card's) or all projects, for a month or window",
+        description="Report measured energy and emissions over a UTC window. With --project: one block per phase "
+        "(model-card style), the accounting layers, data quality and what-if. Without: the monthly report "
+        "across projects for ESG (per project, phase and cluster, top jobs, change against the previous period).",
+    )
+    p.add_argument("--project", metavar="NAME", help="the project (default: all projects)")
+    p.add_argument("--phase", action="append", default=[], metavar="NAME",
+                   help="only this phase (repeatable; default: every phase)")
+    p.add_argument("--month", metavar="YYYY-MM", help="a calendar month (UTC)")
+    p.add_argument("--start", metavar="ISO8601", help="window start on a whole UTC hour, e.g. 2026-10-01T00:00:00Z")
+    p.add_argument("--end", metavar="ISO8601", help="window end (exclusive) on a whole UTC hour")
+    p.add_argument("--format", choices=FORMATS, default="md",
+                   help="md (model-card Markdown), html (self-contained page with charts), json (the documented "
+                   "contract), csv (every number), model-card (write or update co2_eq_emissions in --out's YAML "
+                   "front matter) (default: %(default)s)")
+    p.add_argument("--out", metavar="PATH", help="write here (default: standard output; model-card: the card, "
+                   "e.g. README.md, created if missing)")
+    p.add_argument("--layers", metavar="LIST",
+                   help="layers in the headline, comma-separated: gpu,idle,pue,embodied or all "
+                   "(default: config report.layers, else gpu,idle,pue)")
+    p.add_argument("--idle-policy", choices=IDLE_POLICIES,
+                   help="pro-rata: share idle GPU energy by GPU-hours per cluster-hour; separate: report it per "
+                   "cluster only (default: config report.idle_policy, else pro-rata)")
+    p.add_argument("--estimates", metavar="FILE",
+                   help="YAML of manual phases estimated from TDP (see `wattprint estimate`), merged and labelled")
+    p.add_argument("--top-jobs", type=int, default=10, metavar="N",
+                   help="jobs listed in the all-projects report (default: %(default)s)")
+    common(p)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..estimate import load_manual_phases
+    from ..hardware import DEFAULT_LIFETIME_YEARS, DEFAULT_UTILISATION
+
+    window = resolve(args.month, args.start, args.end)
+    rc = settings.config.report
+    layers = rc.layers
+    if args.layers is not None:
+        try:
+            layers = parse_layers(args.layers.split(","))
+        except ValueError as exc:
+            raise InputError("--layers", str(exc), "e.g. --layers gpu,idle,pue or --layers all") from None
+    if args.top_jobs < 1:
+        raise InputError("--top-jobs", f"{args.top_jobs} is not a positive number", "e.g. --top-jobs 10")
+    if args.format == "model-card" and not args.out:
+        raise InputError("--out", "--format model-card updates a model card file", "add --out README.md")
+    if args.format == "model-card" and not args.project:
+        raise InputError("--project", "a model card describes one project", "add --project NAME")
+    estimates = tuple(load_manual_phases(args.estimates)) if args.estimates else ()
+    options = ReportOptions(
+        window=window, project=args.project, phases=tuple(args.phase), layers=layers,
+        idle_policy=args.idle_policy or rc.idle_policy,
+        lifetime_years=rc.lifetime_years or DEFAULT_LIFETIME_YEARS, utilisation=rc.utilisation or DEFAULT_UTILISATION,
+        estimates=estimates, top_jobs=args.top_jobs,
+    )
+    con = _open(args.db)
+    try:
+        report = build_report(con, settings, options)
+    finally:
+        con.close()
+    if not finite(report):
+        raise RuntimeError("report has a NaN or infinite number")    # a bug: never write it
+    if args.format == "model-card":
+        return _model_card(args, report)
+    text = render(report, args.format)
+    if args.out:
+        _write(Path(args.out), text)
+        if not args.quiet:
+            print(f"wrote {args.out} ({args.format}): {report['total']['emissions_kg']:,.3f} kgCO2eq "
+                  f"({'+'.join(report['method']['layers_selected'])})", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    for w in report["data_quality"]["warnings"]:
+        if not args.quiet:
+            print(f"wattprint report: data quality: {w}", file=sys.stderr)
+    return 0
+
+
+def render(report: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "md":
+        from .markdown import render as md
+
+        return md(report)
+    if fmt == "csv":
+        from .tables import render as csv
+
+        return csv(report)
+    if fmt == "html":
+        from .html import render as html
+
+        return html(report)
+    raise ValueError(fmt)
+
+
+def _open(path: str | None) -> Any:
+    target = path or db.default_path()
+    if target != ":memory:" and not Path(target).is_file():
+        raise InputError("--db", f"no database at {target}", "run `wattprint ingest` (or jobs/intensity import) first")
+    con = db.connect(target, read_only=True)
+    (version,) = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0]
+    newest = max(v for v, _, _ in db.migrations())
+    if version < newest:
+        con.close()
+        raise InputError(str(target), f"the database is at schema version {version}, this wattprint needs {newest}",
+                         "run `wattprint build` once (it upgrades the schema and rebuilds the results)")
+    return con
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomically: a reader never sees half a report, and a failure leaves the old file."""
+    if path.is_dir():
+        raise InputError("--out", f"{path} is a directory", "give a file name")
+    if not path.parent.resolve().is_dir():
+        raise InputError("--out", f"directory {path.parent} does not exist", "create it first")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def co2_metadata(report: dict[str, Any]) -> dict[str, Any]:
+    """Hugging Face co2_eq_emissions from a project report (emissions in grams)."""
+    from .modelcard import co2_block
+
+    phases = {p["phase"] for p in report["phases"]}
+    training = "pre-training" if "pretraining" in phases else "fine-tuning" if "finetuning" in phases else None
+    regions = list(dict.fromkeys(c["region"] or c["cluster"] for p in report["phases"] for c in p["clusters"]
+                                 if c["region"] or c["cluster"]))
+    hw = report["total"]["hardware"]
+    measured = "measured (hardware energy counters)" if any(p["label"] == "measured" for p in report["phases"]) \
+        else "estimated (TDP)"
+    source = (f"wattprint {__version__}: {measured} GPU energy x hourly grid carbon intensity; layers "
+              f"{'+'.join(report['method']['layers_selected'])}; window {report['window']['start']} .. "
+              f"{report['window']['end']}")
+    return co2_block(
+        emissions_g=report["total"]["emissions_kg"] * 1000.0, source=source, training_type=training,
+        geographical_location=", ".join(regions) or None,
+        hardware_used=", ".join(f"{h['gpus']} x {h['model']}" for h in hw) or None,
+    )
+
+
+def _model_card(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    from .markdown import render as md
+    from .modelcard import update_file
+
+    block = co2_metadata(report)
+    result = update_file(args.out, block, body_if_new=md(report))
+    if not args.quiet:
+        what = "created" if result.created else "replaced co2_eq_emissions in" if result.replaced else \
+            "added co2_eq_emissions to"
+        print(f"{what} {args.out}: emissions {block['emissions']:,.2f} g CO2eq", file=sys.stderr)
+    if result.added_front_matter and not result.created:
+        print(f"wattprint report: warning: {args.out} had no YAML front matter; added one at the top, "
+              "the rest of the file is unchanged", file=sys.stderr)
+    return 0

@@ -49,8 +49,6 @@ def _walk(value: Any, item: str, path: list[str]) -> Iterator[tuple[str, str, An
 
 def rows(report: Mapping[str, Any]) -> Iterator[tuple[str, str, str, Any, str]]:
     for section, value in report.items():
-        if section in ("schema_version",):
-            continue
         for item, field, v in _walk(value, "", []):
             yield section, item, field, v, unit(field or section)
 

@@ -281,3 +281,30 @@ def test_window_without_intensity_is_flagged_not_silent(tmp_path, capsys):
     assert r["total"]["emissions_kg"] > 0          # priced with the shipped annual values, and said so
     code, md, _ = report((db_path, cfg), capsys, "--project", "idefics", "--month", "2024-03")
     assert md.index("Data quality: read these numbers with care") < md.index("## Environmental Impact")
+
+
+def test_a_schema_1_database_is_upgraded_by_build(tmp_path, capsys):
+    """Results built before schema 2 have no GPU-seconds: the report says to run build, and build fixes it."""
+    import duckdb
+
+    from pipeline import db as dbmod
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    version, name, sql = dbmod.migrations()[0]
+    con.execute(sql)
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+    con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+    con.execute("INSERT INTO series (series_id, source, kind, query, fingerprint, labels) VALUES"
+                " (1, 'dcgm', 'gpu_energy', 'q', 'f', '{\"modelName\": \"NVIDIA H100 80GB HBM3\"}')")
+    con.close()
+    code = main(["report", "--db", str(path), "--month", "2024-03"])
+    err = capsys.readouterr().err
+    assert code == 2 and "schema version 1" in err and "wattprint build" in err
+    assert main(["build", "--db", str(path), "-q"]) == 0
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT model FROM series").fetchall() == [("NVIDIA H100 80GB HBM3",)]   # backfilled
+    con.close()
+    code = main(["report", "--db", str(path), "--month", "2024-03"])
+    assert code == 2 and "no measured energy" in capsys.readouterr().err

@@ -308,3 +308,20 @@ def test_a_schema_1_database_is_upgraded_by_build(tmp_path, capsys):
     con.close()
     code = main(["report", "--db", str(path), "--month", "2024-03"])
     assert code == 2 and "no measured energy" in capsys.readouterr().err
+
+
+def test_a_project_known_only_from_manual_phases(fleet, capsys, tmp_path):
+    est = tmp_path / "history.yaml"
+    est.write_text("phases:\n"
+                   "  - {project: idefics-80b, phase: pretraining, gpu_model: A100, gpus: 512, hours: 672,"
+                   " intensity: 288, provider: aws, region: aws:us-west-2}\n"
+                   "  - {project: idefics-80b, phase: finetuning, gpu_model: A100, gpus: 384, hours: 72,"
+                   " intensity: 288}\n", encoding="utf-8")
+    r = as_json(fleet, capsys, "--project", "idefics-80b", "--month", "2024-03", "--estimates", str(est),
+                "--layers", "gpu")
+    assert [(p["phase"], p["label"]) for p in r["phases"]] == [("pretraining", "estimated (TDP)"),
+                                                               ("finetuning", "estimated (TDP)")]
+    assert r["phases"][0]["emissions_kg"] == pytest.approx(39498, rel=0.01)      # the IDEFICS card's figure
+    assert r["phases"][1]["emissions_kg"] == pytest.approx(3174, rel=0.01)
+    assert r["data_quality"]["energy"]["estimated"] == pytest.approx(1.0)
+    assert r["whatif"]["options"] == []                                          # no measured hours to move

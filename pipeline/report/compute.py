@@ -134,10 +134,10 @@ def _ts(x: Any) -> datetime:
 
 def _rates(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions) -> list[dict[str, Any]]:
     """Embodied kgCO2eq per GPU-hour for each (cluster, GPU model) in the window, with where the figure came from."""
-    pairs = con.execute(
+    pairs = con.execute(                  # the previous window too: the fleet report compares with it
         "SELECT DISTINCT cluster, coalesce(gpu_model, '') FROM fct_job_gpu_hour"
         " WHERE hour_ts >= ? AND hour_ts < ? AND job_id IS NOT NULL ORDER BY ALL",
-        [o.window.start, o.window.end]).fetchall()
+        [o.window.previous().start, o.window.end]).fetchall()
     out = []
     for cluster, model in pairs:
         out.append(embodied_rate(settings, cluster, model, o))
@@ -528,7 +528,7 @@ def _whatif(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions
         note += "; estimated phases have no hourly profile and are left out"
     out: dict[str, Any] = {"actual_kg": actual_g / 1000.0, "options": [], "best": None, "saving_kg": 0.0,
                            "saving_pct": 0.0, "note": note}
-    if not candidates or total.energy_j <= 0:
+    if not candidates or Sums.of(measured).energy_j <= 0:
         out["note"] += "; no cluster with a zone is configured" if not candidates else ""
         return out
     con.execute("CREATE OR REPLACE TEMP TABLE rpt_profile AS SELECT epoch(hour_ts)::BIGINT // 3600 AS hour_idx,"

@@ -26,6 +26,7 @@ bench: setup
 bench-pipeline: tools
 	.venv/bin/python benchmarks/bench_ingest.py
 	.venv/bin/python benchmarks/bench_model.py
+	.venv/bin/python benchmarks/bench_report.py
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache *.egg-info

@@ -19,6 +19,14 @@ def test_bench_model_quick(tmp_path):
     assert "| exporter" in (tmp_path / "m.md").read_text()
 
 
+def test_bench_report_quick(tmp_path):
+    res = run("bench_report.py", "--markdown-out", str(tmp_path / "r.md"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = (tmp_path / "r.md").read_text()
+    assert "`build_report` + JSON, in process" in text
+    assert "`wattprint report --format json` (CLI, whole process)" in text
+
+
 def test_bench_ingest_quick(tmp_path):
     require_tool("promtool")
     require_tool("prometheus")

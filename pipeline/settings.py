@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import config as cfg
-from .ingest import SeriesQuery
 from .model import BuildSettings, ClusterFacts
 from .sources.intensity import embedded
 from .sources.jobs.rules import Rules
+
+if TYPE_CHECKING:
+    from .ingest import SeriesQuery
 
 FALLBACK_CLUSTER = "default"
 
@@ -36,6 +39,8 @@ class Settings:
         return Rules.load(override) if override else self.config.rules
 
     def queries(self, power_metric: str | None = None) -> list[SeriesQuery]:
+        from .ingest import SeriesQuery  # pyarrow: only the ingest needs it
+
         ing = self.config.ingest
         m = ing.metrics
         cl = (ing.cluster_label,)

@@ -9,17 +9,19 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from . import db
 from .errors import InputError
 from .model import BuildSummary, rebuild
-from .promapi import PromClient, PromConfig
 from .records import IntensityPoint, JobRecord
 from .settings import Settings, load_settings
-from .store import write_intensity, write_jobs
 from .timeutil import iso, parse_instant
+
+if TYPE_CHECKING:
+    from .promapi import PromClient
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +73,7 @@ def _summary(args: argparse.Namespace, s: BuildSummary, con: duckdb.DuckDBPyConn
 
 
 def _prom_client(args: argparse.Namespace) -> PromClient:
+    from .promapi import PromClient, PromConfig
 
     config = PromConfig.from_sources(
         args.prometheus, token_file=args.prometheus_token_file, tenant=args.prometheus_tenant,
@@ -123,6 +126,8 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _store_jobs(args: argparse.Namespace, settings: Settings, records: list[JobRecord], what: str) -> int:
+    from .store import write_jobs  # pyarrow: not loaded for verbs that do not write
+
     con = db.connect(args.db)
     try:
         with db.transaction(con):
@@ -161,6 +166,8 @@ def jobs_sync_kubernetes(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _store_intensity(args: argparse.Namespace, settings: Settings, points: list[IntensityPoint], what: str) -> int:
+    from .store import write_intensity
+
     con = db.connect(args.db)
     try:
         with db.transaction(con):

@@ -199,6 +199,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
                          "run `wattprint build` once, then the report")
     _check_scope(con, o)
     rates = _rates(con, settings, o)
+    previous = _previous(con, o) if o.kind == "fleet" else None
     _scope(con, o, o.window)
     estimates = [e for e in o.estimates if _estimate_in_scope(e, o)]
     (n_rows,) = con.execute("SELECT count(*) FROM rpt_rows").fetchall()[0]
@@ -238,7 +239,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         "hourly": _hourly(con),
     }
     if o.kind == "fleet":
-        report.update(_fleet(con, settings, o, total))
+        report.update(_fleet(con, o, total, previous or {}))
     return report
 
 
@@ -580,7 +581,14 @@ def _hourly(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 # -- fleet (monthly) -----------------------------------------------------------------------------------
 
-def _fleet(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions, total: Sums) -> dict[str, Any]:
+def _previous(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> dict[str, Sums]:
+    """Per project, the sums of the window before (run before this window's scope is built)."""
+    _scope(con, o, o.window.previous())
+    return {(r[0] or "(not in the job ledger)"): Sums.of(r[1:]) for r in con.execute(
+        f"SELECT coalesce(project, ''), {_SUMS} FROM rpt_rows GROUP BY 1").fetchall()}
+
+
+def _fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: dict[str, Sums]) -> dict[str, Any]:
     projects: dict[str, dict[str, Any]] = {}
     for project, phase, *rest in con.execute(
             f"SELECT coalesce(project, ''), phase, {_SUMS} FROM rpt_rows GROUP BY 1, 2 ORDER BY 1, 2").fetchall():
@@ -594,13 +602,9 @@ def _fleet(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions,
         p["phases"].sort(key=lambda x: _phase_order(x["phase"]))
 
     prev_w = o.window.previous()
-    _scope(con, o, prev_w)
-    prev = {(r[0] or "(not in the job ledger)"): Sums.of(r[1:]) for r in con.execute(
-        f"SELECT coalesce(project, ''), {_SUMS} FROM rpt_rows GROUP BY 1").fetchall()}
     prev_total = Sums()
     for s in prev.values():
         prev_total = prev_total.add(s)
-    _scope(con, o, o.window)          # back to this window for the remaining queries
 
     plist = []
     for name, p in sorted(projects.items(), key=lambda kv: -kv[1]["_s"].headline_kg(o)):

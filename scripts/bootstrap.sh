@@ -2,7 +2,7 @@
 # Set up everything wattprint needs on a fresh machine, idempotently.
 #   scripts/bootstrap.sh          Python venv (.venv) with wattprint and its test tools
 #   scripts/bootstrap.sh --tools  ... plus the Debian packages the integration tests run
-#                                 (prometheus with promtool, victoria-metrics, curl), when running as root
+#                                 (prometheus with promtool, victoria-metrics, curl, chromium), when running as root
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +44,7 @@ if [ $want_tools = 1 ]; then
   { command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
   command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
   command -v curl >/dev/null || missing+=(curl)   # the ingest benchmark's baseline
+  command -v chromium >/dev/null || missing+=(chromium)   # renders the HTML report headless (screenshot test)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "bootstrap: installing Debian ${missing[*]}"
     apt_install "${missing[@]}" || true

@@ -5,12 +5,14 @@ complete HTML5 page that can be mailed, archived or opened offline: nothing is f
 string that comes from the report is escaped (project, cluster and user names come from users).
 
 Every number on the page goes through `fmt`, so a figure printed here is the report's value rounded one way,
-everywhere (the JSON and CSV carry the unrounded values; tests compare `fmt(value)` with the page):
+everywhere, and the same way as the Markdown report (quantities go through `pipeline.report.fmt.num`); the JSON
+and CSV carry the unrounded values, and tests compare `fmt(value)` with the page:
 
-    kg, kWh, hours, miles   thousands separators; 0 decimals from 100, 1 decimal from 1, 2 significant digits below 1
-    percent / share         1 decimal ("share" is a 0..1 fraction shown as a percentage)
-    intensity, W, counts    0 decimals;  PUE 2 decimals
-    missing, NaN, infinite  "—"
+    kg, kWh, hours, miles   `num`: thousands separators; none from 100, 1 decimal from 0.1, 2 significant digits below
+    share                   a 0..1 fraction (the report's shares and its *_pct fields) in percent, 1 decimal
+                            (as `fmt.pct` / `fmt.signed_pct`, without the " %")
+    intensity, counts       0 decimals;  PUE 2 decimals
+    missing, NaN, infinite  "\u2014"
 """
 
 from __future__ import annotations
@@ -21,19 +23,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from .fmt import num
+
 __all__ = ["render", "fmt", "CHART_IDS"]
 
 CHART_IDS = ("chart-phases", "chart-daily", "chart-power-intensity")
 LAYERS = ("gpu", "idle", "pue", "embodied")
 LAYER_NAMES = {"gpu": "GPU", "idle": "idle GPUs", "pue": "facility (PUE)", "embodied": "embodied"}
 LAYER_COLOURS = {"gpu": "#2b6cb0", "idle": "#63b3ed", "pue": "#dd6b20", "embodied": "#718096"}
-CLUSTER_COLOURS = ("#90cdf4", "#b7a8e0", "#9ae6b4", "#cbd5e0", "#fbd38d", "#feb2b2")
-ZONE_COLOURS = ("#c53030", "#6b46c1", "#b7791f", "#2c7a7b", "#1a202c", "#d53f8c")
+CLUSTER_COLOURS = ("#90cdf4", "#9ae6b4", "#cbd5e0", "#fbd38d", "#b7a8e0", "#feb2b2")
+ZONE_COLOURS = ("#c53030", "#1a202c", "#b7791f", "#6b46c1", "#2c7a7b", "#d53f8c")
 ENERGY_COLOUR = "#4a90d9"
 EMISSIONS_COLOUR = "#c53030"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 DASH = "\u2014"
-MINUS = "\u2212"
 CO2 = "CO\u2082eq"
 G_KWH = "gCO\u2082eq/kWh"
 
@@ -46,7 +49,7 @@ INTENSITY_QUALITY = (("hourly", "hourly grid intensity"),
                      ("monthly_mean", "zone's monthly mean (fallback)"),
                      ("annual_default", "zone's annual default (fallback)"),
                      ("world_default", "world average (fallback)"),
-                     ("declared", "declared in the cluster config"))
+                     ("declared", "declared in manual phases (estimates)"))
 
 
 # --------------------------------------------------------------------------- numbers and text
@@ -60,56 +63,33 @@ def _num(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _adaptive_decimals(x: float) -> int:
-    ax = abs(x)
-    if ax == 0:
-        return 0
-    for _ in range(3):  # decide on the rounded magnitude (99.96 -> "100", 0.996 -> "1.0")
-        if ax >= 100:
-            d = 0
-        elif ax >= 1:
-            d = 1
-        else:
-            d = min(6, 1 - math.floor(math.log10(ax)))
-        r = round(ax, d)
-        if (r >= 100) == (ax >= 100) and (r >= 1) == (ax >= 1):
-            return d
-        ax = r
-    return d
-
-
 def fmt(value: Any, kind: str = "qty", *, signed: bool = False, decimals: int | None = None) -> str:
     """The one number formatter of the page (see the module docstring); returns the number without its unit.
 
-    kind: "qty" (kg, kWh, hours, miles, homes), "pct" (a value already in percent), "share" (a 0..1 fraction,
-    shown in percent), "int" / "intensity" / "w" (0 decimals), "pue" (2 decimals). `decimals` overrides
-    (axis tick labels). `signed` puts "+" before positive values. Thousands are separated with ",".
+    kind: "qty" (kg, kWh, hours, miles, homes: `pipeline.report.fmt.num`, as in the Markdown report), "share"
+    (a 0..1 fraction shown in percent, like `fmt.pct` without the " %"), "int" / "intensity" (0 decimals), "pue"
+    (2 decimals). `decimals` gives a fixed number of decimals instead (axis tick labels). `signed` puts "+"
+    before positive values. Thousands are separated with ","; missing, NaN and infinite values are "\u2014".
     """
     x = _num(value)
     if x is None:
         return DASH
+    if kind not in ("qty", "share", "int", "intensity", "pue"):
+        raise ValueError(f"unknown number kind {kind!r}")
     if kind == "share":
         x *= 100.0
-    if decimals is not None:
-        d = decimals
-    elif kind in ("pct", "share"):
-        d = 1
-    elif kind in ("int", "intensity", "w"):
-        d = 0
-    elif kind == "pue":
-        d = 2
-    elif kind == "qty":
-        d = _adaptive_decimals(x)
+    if decimals is None and kind == "qty":
+        text = num(x)
+    elif decimals is None and kind == "share":  # as fmt.pct / fmt.signed_pct
+        return f"{x:+.1f}" if signed else f"{x:.1f}"
     else:
-        raise ValueError(f"unknown number kind {kind!r}")
-    if round(x, d) == 0:
-        if x != 0 and kind == "qty" and decimals is None:
-            return ("<" if x > 0 else ">" + MINUS) + f"{10.0 ** -d:.{d}f}"
-        x = 0.0
-    text = f"{abs(x):,.{d}f}"
-    if x < 0:
-        return MINUS + text
-    return ("+" + text) if signed and x > 0 else text
+        d = decimals if decimals is not None else {"pue": 2}.get(kind, 0)
+        text = f"{x:,.{d}f}"
+    if text.lstrip("-").strip("0.,") == "":  # rounds to zero: no "-0"
+        text = text.lstrip("-")
+    elif signed and x > 0:
+        text = "+" + text
+    return text
 
 
 def _e(value: Any) -> str:
@@ -209,7 +189,7 @@ def _legend(items: Sequence[tuple[str, str]], x0: float, y: float, x_max: float)
     out: list[str] = []
     x = x0
     for swatch, label in items:
-        w = 22 + _text_width(label) + 18
+        w = 20 + _text_width(label) * 0.92 + 22
         if x > x0 and x + w > x_max:
             x, y = x0, y + 18
         out.append(f'<g transform="translate({_f(x)},{_f(y)})">{swatch}{_text(20, 4, _e(label), "legend")}</g>')
@@ -380,7 +360,7 @@ def chart_daily(report: Mapping[str, Any]) -> str:
     label_every = max(1, math.ceil(52 / band))
     if label_every > 1:  # prefer round steps: 2, 7, 14 ... days
         label_every = next((s for s in (2, 3, 7, 14, 28, 56, 91, 182, 365) if s >= label_every), label_every)
-    bar_w = max(1.0, band * 0.72)
+    bar_w = min(64.0, max(1.0, band * 0.72))
     points: list[tuple[float, float] | None] = []
     for i in range(n):
         d = first + timedelta(days=i)
@@ -624,27 +604,34 @@ def _headline(report: Mapping[str, Any]) -> str:
     exc = ", ".join(_e(_layer_title(report, lay)) for lay in excluded)
     exc_html = f"<br>Not included (shown for reference): {exc}." if exc else ""
     statement = _get(report, "method", "statement")
+    facility = ""
+    if _num(total.get("facility_energy_kwh")) is not None and total.get("facility_energy_kwh") != total.get(
+            "energy_kwh"):
+        facility = f' ({_qty(total.get("facility_energy_kwh"), "kWh")} with the included idle share and overhead)'
     change = ""
     if report.get("kind") == "fleet" and isinstance(report.get("change"), Mapping):
         prev = report.get("previous") if isinstance(report.get("previous"), Mapping) else {}
         assert isinstance(prev, Mapping)
-        change = (f'<p class="change">Change vs previous period ({_when(prev.get("start"))} \u2192 '
-                  f'{_when(prev.get("end"))}: {_qty(prev.get("emissions_kg"), "kg " + CO2)}, '
+        plabel = f" {_e(prev.get('label'))}" if prev.get("label") else ""
+        change = (f'<p class="change">Change against the previous period{plabel} ({_when(prev.get("start"))} '
+                  f'\u2192 {_when(prev.get("end"))}: {_qty(prev.get("emissions_kg"), "kg " + CO2)}, '
                   f'{_qty(prev.get("energy_kwh"), "kWh")}): emissions '
-                  f'<b>{_qty(_get(report, "change", "emissions_pct"), "%", "pct", signed=True)}</b>, energy '
-                  f'{_qty(_get(report, "change", "energy_pct"), "%", "pct", signed=True)}</p>')
+                  f'<b>{_qty(_get(report, "change", "emissions_pct"), "%", "share", signed=True)}</b>, energy '
+                  f'{_qty(_get(report, "change", "energy_pct"), "%", "share", signed=True)}</p>')
     return (f'<section class="headline" id="headline"><h2>Total emissions</h2>'
             f'<p class="big"><span class="num">{fmt(total.get("emissions_kg"))}</span> kg {CO2}</p>'
-            f'<p class="sub">{_qty(total.get("energy_kwh"), "kWh")} \u00b7 {_qty(total.get("gpu_hours"), "GPU-hours")}'
-            f' \u00b7 {_qty(total.get("intensity_g_per_kwh"), G_KWH, "intensity")} energy-weighted</p>'
+            f'<p class="sub">{_qty(total.get("energy_kwh"), "kWh")} of GPU energy{facility} \u00b7 '
+            f'{_qty(total.get("gpu_hours"), "GPU-hours")} \u00b7 '
+            f'{_qty(total.get("intensity_g_per_kwh"), G_KWH, "intensity")} energy-weighted</p>'
             f'<p class="layers-inc">Includes: {inc}.{exc_html}</p>'
             + (f'<p class="statement">{_e(statement)}</p>' if statement else "") + change + "</section>")
 
 
 def _phase_block(phase: Mapping[str, Any]) -> str:
+    """One phase in the words of the IDEFICS model card's "Environmental Impact" section (as the Markdown)."""
     title = phase.get("title") or phase.get("phase") or "?"
     label = str(phase.get("label") or "")
-    estimated = "estimated" in label.lower()
+    estimated = bool(label) and label != "measured"
     badge = f'<span class="badge {"estimated" if estimated else "measured"}">{_e(label)}</span>' if label else ""
     hw = phase.get("hardware_text")
     if not hw:
@@ -652,36 +639,43 @@ def _phase_block(phase: Mapping[str, Any]) -> str:
     clusters = _list(phase.get("clusters"))
     provider = phase.get("provider_text") or ", ".join(
         f"{c.get('provider') or '?'} ({c.get('cluster') or '?'})" for c in clusters)
-    region = phase.get("region_text") or ", ".join(
-        f"{c.get('region') or '?'} ({c.get('zone') or '?'})" for c in clusters)
+    region = _e(phase.get("region_text")) or _e(", ".join(
+        f"{c.get('region') or c.get('cluster') or '?'} ({c.get('zone') or 'zone unknown'}, "
+        f"{fmt(c.get('intensity_g_per_kwh'), 'intensity')} gCO2eq/kWh)" for c in clusters)) or DASH
+    if len(clusters) > 1 or not phase.get("region_text"):
+        region += f"; energy-weighted {_qty(phase.get('intensity_g_per_kwh'), G_KWH, 'intensity')}"
+    jobs = _num(phase.get("jobs"))
+    jobs_text = f", {fmt(jobs, 'int')} job{'s' if jobs != 1 else ''}" if jobs else ""
+    if _num(phase.get("wall_clock_hours")) is not None:
+        used = (f"{_qty(phase.get('wall_clock_hours'), 'hours')} wall-clock "
+                f"({_qty(phase.get('gpu_hours'), 'GPU-hours')}{jobs_text})")
+    else:
+        used = _qty(phase.get("gpu_hours"), "GPU-hours") + jobs_text
+    how = "estimated from TDP" if estimated else "measured"
     rows = [("Hardware Type", _e(hw) or DASH),
-            ("Hours used", f"{_qty(phase.get('gpu_hours'), 'GPU-hours')}, "
-                           f"{_qty(phase.get('wall_clock_hours'), 'hours wall-clock')}"
-             + (f", {_qty(phase.get('jobs'), 'jobs', 'int')}" if _num(phase.get("jobs")) is not None else "")),
+            ("Hours used", used),
             ("Cloud Provider", _e(provider) or DASH),
-            ("Compute Region", f"{_e(region) or DASH}; energy-weighted "
-                               f"{_qty(phase.get('intensity_g_per_kwh'), G_KWH, 'intensity')}"),
-            ("Energy", _qty(phase.get("energy_kwh"), "kWh")),
+            ("Compute Region", region),
+            ("Energy", f"{_qty(phase.get('energy_kwh'), 'kWh')} of GPU energy ({how})"),
             ("Carbon Emitted", f"<b>{_qty(phase.get('emissions_kg'), 'kg ' + CO2)}</b>"
-                               + (f" ({_e(label)})" if estimated else ""))]
+                               + (f" \u2014 {_e(label)}" if estimated else ""))]
     items = "".join(f"<li><b>{k}:</b> {v}</li>" for k, v in rows)
-    per_cluster = ""
-    if len(clusters) > 1:
-        per_cluster = _table(
-            [("Cluster", False), ("Region (zone)", False), ("PUE", True), ("Energy (kWh)", True),
-             ("Intensity (g/kWh)", True)],
-            (_tr([(_e(c.get("cluster")), False), (f"{_e(c.get('region'))} ({_e(c.get('zone'))})", False),
-                  (fmt(c.get("pue"), "pue"), True), (fmt(c.get("energy_kwh")), True),
-                  (fmt(c.get("intensity_g_per_kwh"), "intensity"), True)]) for c in clusters), "compact")
+    sources = [x for x in phase.get("sources") or [] if isinstance(x, str)] if isinstance(
+        phase.get("sources"), list) else []
+    if sources:
+        items += f'<li class="source"><b>Source:</b> {", ".join(_e(x) for x in sources)}</li>'
+    unknown = [str(c.get("cluster")) for c in clusters if c.get("pue_known") is False]
+    if unknown:
+        items += f'<li><b>PUE:</b> unknown for {_e(", ".join(unknown))} (1.0 used)</li>'
     cls = "phase estimated" if estimated else "phase"
-    return f'<article class="{cls}"><h3><i>{_e(title)}</i> {badge}</h3><ul>{items}</ul>{per_cluster}</article>'
+    return f'<article class="{cls}"><h3><i>{_e(title)}</i> {badge}</h3><ul>{items}</ul></article>'
 
 
 def _phases(report: Mapping[str, Any]) -> str:
     phases = _list(report.get("phases"))
-    body = "".join(_phase_block(p) for p in phases) or "<p>No phases in this window.</p>"
+    body = f'<div class="phases">{"".join(_phase_block(p) for p in phases)}</div>' if phases else ""
     return (f'<section id="phases"><h2>Environmental impact by phase</h2>'
-            f'<div class="phases">{body}</div>{chart_phases(report)}</section>')
+            f'{body}{chart_phases(report)}</section>')
 
 
 def _equivalences(report: Mapping[str, Any]) -> str:
@@ -689,12 +683,14 @@ def _equivalences(report: Mapping[str, Any]) -> str:
     total = _get(report, "total", "emissions_kg")
     if not isinstance(eq, Mapping):
         return ""
-    src = " ".join(_e(x) for x in (eq.get("source"), f"({eq.get('edition')})" if eq.get("edition") else None) if x)
+    source, edition = str(eq.get("source") or ""), str(eq.get("edition") or "")
+    src = _e(source if edition in source else f"{source} ({edition})".strip(" ()"))
     return (f'<section id="equivalences"><h2>Equivalences</h2><p>The total of '
             f'<b>{_qty(total, "kg " + CO2)}</b> is roughly equal to <b>{_qty(eq.get("miles_driven"), "miles")}</b> '
             f'driven by an average gasoline-powered car, or <b>{_qty(eq.get("homes_energy_years"), "homes")}</b>\u2019 '
             f'energy use for one year, according to the US EPA '
-            f'({_qty(eq.get("kg_per_mile"), "kg per mile")}, {_qty(eq.get("kg_per_home_year"), "kg per home-year")}).'
+            f'({_qty(eq.get("kg_per_mile"), "kg per mile", decimals=3)}, '
+            f'{_qty(eq.get("kg_per_home_year"), "kg per home-year", decimals=0)}).'
             f'</p><p class="source">Source: {src or DASH}</p></section>')
 
 
@@ -716,14 +712,26 @@ def _layers_table(report: Mapping[str, Any]) -> str:
         body.append(_tr([(f"<b>{_e(r.get('title') or r.get('layer'))}</b>", False), (_e(r.get("method")), False),
                          (fmt(e), True), (fmt(k), True), ("yes" if included else "no", False)],
                         "included" if included else "excluded"))
-    foot = (_tr([("<b>Total included</b>", False), ("", False), (f"<b>{fmt(inc_e)}</b>", True),
+    foot = (_tr([("<b>Total included (headline)</b>", False), ("", False), (f"<b>{fmt(inc_e)}</b>", True),
                  (f"<b>{fmt(inc_k)}</b>", True), ("", False)], "sum")
             + _tr([("All layers", False), ("", False), (fmt(all_e), True), (fmt(all_k), True), ("", False)], "sum"))
     emb = _get(report, "method", "embodied")
     emb_note = ""
     if isinstance(emb, Mapping):
-        emb_note = (f'<p class="source">Embodied: {_qty(emb.get("lifetime_years"), "years")} lifetime, '
+        years = emb.get("lifetime_years")
+        ykind = "int" if (_num(years) or 0.5).is_integer() else "qty"
+        default = (f'{_qty(emb.get("default_kgco2eq_per_gpu"), "kg " + CO2)} per GPU by default, '
+                   if _num(emb.get("default_kgco2eq_per_gpu")) is not None else "")
+        emb_note = (f'<p class="source">Embodied: {default}{_qty(years, "years", ykind)} lifetime, '
                     f'{_qty(emb.get("utilisation"), "%", "share")} utilisation; {_e(emb.get("source"))}.</p>')
+    rates = _list(_get(report, "method", "embodied", "rates"))
+    if rates:
+        emb_note += _table([("Cluster", False), ("GPU model", False), (f"kg {CO2} per GPU", True),
+                            ("Lifetime (years)", True), ("Utilisation", True), (f"kg {CO2} per GPU-hour", True)],
+                           (_tr([(_e(x.get("cluster")), False), (_e(x.get("model")), False),
+                                 (fmt(x.get("kgco2eq_per_gpu")), True), (fmt(x.get("lifetime_years")), True),
+                                 (_qty(x.get("utilisation"), "%", "share"), True),
+                                 (fmt(x.get("kg_per_gpu_hour"), decimals=4), True)]) for x in rates), "compact")
     idle = _get(report, "method", "idle_policy")
     idle_note = f'<p class="source">Idle GPU energy policy: {_e(idle)}.</p>' if idle else ""
     return ('<section id="layers"><h2>Accounting layers</h2>'
@@ -750,13 +758,15 @@ def _data_quality(report: Mapping[str, Any]) -> str:
     gaps = dq.get("gaps") if isinstance(dq.get("gaps"), Mapping) else {}
     assert isinstance(gaps, Mapping)
     other = [_tr([("Telemetry gaps", False), (f"{_qty(gaps.get('count'), 'gaps', 'int')}, "
-                                               f"{_qty(gaps.get('hours'), 'h')}", True)]),
+                                               f"{_qty(gaps.get('hours'), 'GPU-hours')}", True)]),
              _tr([("Jobs without telemetry", False), (fmt(dq.get("jobs_without_telemetry"), "int"), True)]),
+             _tr([("Clusters without a PUE", False),
+                  (", ".join(_e(x) for x in dq.get("clusters_without_pue") or []) or "none", True)]),
              _tr([("Overall", False), ("poor" if dq.get("poor") is True else "ok", True)],
                  "poor" if dq.get("poor") is True else "")]
     return ('<section id="data-quality"><h2>Data quality</h2><div class="cols">'
-            + _table([("Energy measured by", False), ("Share of energy", True)], energy, "dq")
-            + _table([("Intensity priced by", False), ("Share of energy", True)], inten, "dq")
+            + _table([("Energy measured by", False), ("Share", True)], energy, "dq")
+            + _table([("Intensity priced by", False), ("Share", True)], inten, "dq")
             + _table([("Coverage", False), ("", True)], other, "dq")
             + "</div></section>")
 
@@ -791,11 +801,11 @@ def _whatif(report: Mapping[str, Any]) -> str:
     if isinstance(best, Mapping):
         saving = (f'<p class="saving">Lowest: <b>{_e(best.get("cluster"))}</b> ({_e(best.get("region"))}, '
                   f'{_e(best.get("zone"))}): {_qty(best.get("emissions_kg"), "kg " + CO2)}, a saving of '
-                  f'<b>{_qty(w.get("saving_kg"), "kg")}</b> ({_qty(w.get("saving_pct"), "%", "pct")}).</p>')
+                  f'<b>{_qty(w.get("saving_kg"), "kg")}</b> ({_qty(w.get("saving_pct"), "%", "share")}).</p>')
     note = f'<p class="source">{_e(w.get("note"))}</p>' if w.get("note") else ""
     return ('<section id="whatif"><h2>What if it had run elsewhere?</h2>' + head
             + _table([("Cluster", False), ("Provider", False), ("Region (zone)", False), ("PUE", True),
-                      ("Intensity (g/kWh)", True), ("Hourly data (%)", True), (f"Emissions (kg {CO2})", True),
+                      ("Intensity (g/kWh)", True), ("Hourly intensity (%)", True), (f"Emissions (kg {CO2})", True),
                       ("vs actual (kg)", True)], rows, "whatif") + saving + note + "</section>")
 
 
@@ -811,7 +821,7 @@ def _fleet(report: Mapping[str, Any]) -> str:
         rows.append(_tr([(f"<b>{_e(p.get('project'))}</b>", False), (ph, False), (fmt(p.get("gpu_hours")), True),
                          (fmt(p.get("energy_kwh")), True), (fmt(p.get("emissions_kg")), True),
                          (fmt(p.get("previous_emissions_kg")), True),
-                         (_qty(p.get("change_pct"), "%", "pct", signed=True) if _num(p.get("change_pct")) is not None
+                         (_qty(p.get("change_pct"), "%", "share", signed=True) if _num(p.get("change_pct")) is not None
                           else DASH, True)]))
     out.append('<section id="projects"><h2>Projects</h2>' + (_table(
         [("Project", False), (f"Phases (kg {CO2})", False), ("GPU-hours", True), ("Energy (kWh)", True),
@@ -829,7 +839,7 @@ def _fleet(report: Mapping[str, Any]) -> str:
              ("Energy (kWh)", True), ("Jobs (kWh)", True), ("Idle (kWh)", True), ("Idle (%)", True),
              ("Intensity (g/kWh)", True), (f"Emissions (kg {CO2})", True)], rows, "clusters") + "</section>")
     rows = [_tr([(_e(j.get("cluster")), False), (f"<code>{_e(j.get('job_id'))}</code>", False),
-                 (_e(j.get("project")), False), (_e(j.get("phase")), False), (_e(j.get("user")), False),
+                 (_e(j.get("project")), False), (_e(j.get("phase")), False), (_e(j.get("user")) or DASH, False),
                  (fmt(j.get("gpu_hours")), True), (fmt(j.get("energy_kwh")), True), (fmt(j.get("emissions_kg")), True)])
             for j in _list(report.get("top_jobs"))]
     if rows:
@@ -839,15 +849,17 @@ def _fleet(report: Mapping[str, Any]) -> str:
             + "</section>")
     rec = report.get("reconciliation")
     if isinstance(rec, Mapping):
-        names = (("fleet_energy_kwh", "Fleet GPU energy (all clusters)"),
-                 ("projects_energy_kwh", "Attributed to projects"),
-                 ("idle_apportioned_kwh", "\u2003of which idle energy apportioned to projects"),
-                 ("idle_unapportioned_kwh", "Idle energy not apportioned"),
-                 ("not_in_ledger_kwh", "Jobs not in the ledger"))
-        rows = [_tr([(label, False), (fmt(rec.get(k)), True)]) for k, label in names if k in rec]
-        rows += [_tr([(_e(k), False), (fmt(v), True)]) for k, v in rec.items() if k not in dict(names)]
+        parts = (("projects_energy_kwh", "projects' jobs"), ("not_in_ledger_kwh", "jobs not in the ledger"),
+                 ("idle_apportioned_kwh", "idle, apportioned to jobs"),
+                 ("idle_unapportioned_kwh", "idle, not apportioned"))
+        rows = [_tr([("<b>whole fleet (GPU energy)</b>", False), (f"<b>{fmt(rec.get('fleet_energy_kwh'))}</b>", True)])]
+        rows += [_tr([(label, False), (fmt(rec.get(k)), True)]) for k, label in parts]
+        values = [_num(rec.get(k)) for k, _ in parts]
+        if all(v is not None for v in values):
+            rows.append(_tr([("sum of the parts", False), (fmt(sum(v or 0.0 for v in values)), True)], "sum"))
+        note = f'<p class="source">{_e(rec.get("note"))}</p>' if rec.get("note") else ""
         out.append('<section id="reconciliation"><h2>Reconciliation</h2>'
-                   + _table([("Energy", False), ("kWh", True)], rows, "reconciliation") + "</section>")
+                   + _table([("GPU energy", False), ("kWh", True)], rows, "reconciliation") + note + "</section>")
     return "".join(out)
 
 
@@ -887,13 +899,15 @@ table{border-collapse:collapse;width:100%;margin:6px 0 10px;font-size:14px}
 th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:#f4f6f9;font-weight:600}
 .n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+th.n{white-space:normal}
 table.compact{font-size:13px;margin-top:6px}
+table.clusters td,table.whatif td,table.jobs td{white-space:nowrap}
 tr.excluded td{color:var(--muted)}
 tr.sum td{border-top:2px solid var(--fg)}
 tr.best td{background:#f0fff4;font-weight:600}
 tr.zero td{color:var(--muted)}
 tr.poor td{color:#9b2c2c;font-weight:600}
-.cols{display:grid;grid-template-columns:repeat(3,1fr);gap:18px}
+.cols{display:grid;grid-template-columns:repeat(3,1fr);gap:18px;align-items:start}
 figure.chart{margin:18px 0;break-inside:avoid}
 figure.chart figcaption{font-weight:600;margin-bottom:4px}
 figure.chart svg{display:block;width:100%;height:auto;max-width:100%}
@@ -906,7 +920,6 @@ svg .value{font-weight:600}
 svg .empty{fill:#718096;font-size:14px}
 svg .grid{stroke:#e2e8f0;stroke-width:1}
 svg .axis{stroke:#718096;stroke-width:1}
-svg .area{opacity:.85}
 code{font-size:13px}
 footer{margin-top:36px;color:var(--muted);font-size:13px}
 @media (max-width:900px){.cols{grid-template-columns:1fr}}

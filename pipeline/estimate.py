@@ -42,7 +42,7 @@ from .errors import InputError
 from .records import PHASES
 from .sources.intensity import embedded
 from .sources.jobs import yamlmarks
-from .sources.jobs.common import read_text, suggest
+from .sources.jobs.common import mapping_key, read_text, suggest
 from .timeutil import iso, parse_instant
 
 METHOD = "estimated (TDP)"
@@ -344,12 +344,7 @@ def _manual_phase(item: object, i: int, items: list[Any], name: str) -> ManualPh
     wheres: dict[str, str] = {}
     for key, value in item.items():
         kwhere = f"{yamlmarks.where(name, item, key)} (phases[{i}].{key})"
-        k = str(key).strip().lower()
-        if k not in PHASE_KEYS:
-            raise InputError(kwhere, f"unknown key {str(key)!r}{suggest(k, PHASE_KEYS)}",
-                             f"the keys are {', '.join(PHASE_KEYS)}")
-        if k in values:
-            raise InputError(kwhere, f"key {k!r} appears twice (in another case)")
+        k = mapping_key(key, PHASE_KEYS, values, kwhere)
         if isinstance(value, dict | list):
             kind = "list" if isinstance(value, list) else "mapping"
             raise InputError(kwhere, f"{k} must be a plain value, not a {kind}")

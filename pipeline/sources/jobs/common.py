@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Container
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,16 @@ def suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
     if not close and len(word) >= 3:
         close = [c for c in choices if c.startswith(word) or word in c][:1]
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def mapping_key(key: object, allowed: tuple[str, ...] | list[str], seen: Container[str], where: str) -> str:
+    """A YAML mapping key, trimmed and lower-cased; InputError when unknown or already given in another case."""
+    k = str(key).strip().lower()
+    if k not in allowed:
+        raise InputError(where, f"unknown key {str(key)!r}{suggest(k, allowed)}", f"the keys are {', '.join(allowed)}")
+    if k in seen:
+        raise InputError(where, f"key {k!r} appears twice (in another case)")
+    return k
 
 
 def check_phase(value: str, where: str, what: str = "phase") -> str:

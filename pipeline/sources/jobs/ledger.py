@@ -32,7 +32,7 @@ from ...errors import InputError
 from ...records import JobRecord
 from ...timeutil import parse_instant
 from . import yamlmarks
-from .common import ImportResult, check_phase, classify, drop_duplicates, read_text, suggest
+from .common import ImportResult, check_phase, classify, drop_duplicates, mapping_key, read_text, suggest
 from .hostlist import expand
 from .rules import Rules
 
@@ -125,12 +125,7 @@ def _yaml_row(item: Mapping[object, object], i: int, name: str) -> dict[str, str
     row: dict[str, str] = {}
     for key, value in item.items():
         kwhere = f"{yamlmarks.where(name, item, key)} (jobs[{i}])"
-        col = str(key).strip().lower()
-        if col not in COLUMNS:
-            raise InputError(kwhere, f"unknown key {str(key)!r}{suggest(col, COLUMNS)}",
-                             f"the keys are {', '.join(COLUMNS)}")
-        if col in row:
-            raise InputError(kwhere, f"key {col!r} appears twice (in another case)")
+        col = mapping_key(key, COLUMNS, row, kwhere)
         if value is None:
             row[col] = ""
         elif isinstance(value, list) and col == "nodes":

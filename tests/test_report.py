@@ -8,6 +8,7 @@ import io
 import json
 import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,32 @@ def test_a_project_known_only_from_manual_phases(fleet, capsys, tmp_path):
     assert r["phases"][1]["emissions_kg"] == pytest.approx(3174, rel=0.01)
     assert r["data_quality"]["energy"]["estimated"] == pytest.approx(1.0)
     assert r["whatif"]["options"] == []                                          # no measured hours to move
+
+
+def test_gaps_and_silent_jobs_are_reported(tmp_path, capsys):
+    """A 40-minute hole in one GPU's samples and a ledger job that never reported: both in data quality."""
+    db_path, cfg = reportkit.build(tmp_path)
+    from pipeline import db
+    from pipeline.model import build
+    from pipeline.settings import load_settings
+
+    con = db.connect(db_path)
+    sid = con.execute("SELECT series_id FROM series WHERE kind = 'job_energy' AND job_id = 'p1' AND gpu = '0'"
+                      ).fetchall()[0][0]
+    con.execute("DELETE FROM samples WHERE series_id = ? AND ts > ? AND ts < ?",
+                [sid, reportkit.T0 + timedelta(minutes=600), reportkit.T0 + timedelta(minutes=640)])
+    con.execute("INSERT INTO jobs (cluster, job_id, project, phase, start_ts, end_ts, source, origin)"
+                " VALUES ('jean-zay', 'ghost', 'idefics', 'pretraining', ?, ?, 'test', 'test')",
+                [reportkit.T0 + timedelta(hours=5), reportkit.T0 + timedelta(hours=6)])
+    build(con, load_settings(str(cfg)).build_settings())
+    con.close()
+    r = as_json((db_path, cfg), capsys, "--project", "idefics", "--month", "2024-03")
+    dq = r["data_quality"]
+    assert dq["gaps"]["count"] == 1 and dq["gaps"]["hours"] == pytest.approx(40 / 60)
+    assert dq["energy"]["counter_across_gap"] > 0          # the counter's energy across the hole is kept
+    assert dq["jobs_without_telemetry"] == 1 and dq["poor"]
+    assert any("telemetry gaps" in w for w in dq["warnings"])
+    assert any("no measured energy" in w for w in dq["warnings"])
+    truth = reportkit.truth()
+    pre = next(p for p in r["phases"] if p["phase"] == "pretraining")
+    assert pre["energy_kwh"] == pytest.approx(truth.energy_j[("idefics", "pretraining")] / 3.6e6, rel=1e-9)

@@ -471,20 +471,25 @@ def child(spec: dict) -> dict:
 OTHERS: list[float] = []   # cores' worth of CPU other processes used during each timed phase
 
 
-def run_child(spec: dict) -> dict:
-    """Run one phase in a fresh interpreter; its last stdout line is the JSON result."""
+def run_script_child(script: str, spec: dict, what: str, timed: bool, others: list[float]) -> dict:
+    """Run one phase of `script` in a fresh interpreter (`--phase-json SPEC`); its last stdout line is the JSON
+    result. A timed phase's share of other processes' CPU is appended to `others`."""
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, __file__, "--phase-json", json.dumps(spec)], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, script, "--phase-json", json.dumps(spec)], capture_output=True, text=True,
                        check=False, cwd=str(ROOT))
     if p.returncode != 0:
         sys.stderr.write(p.stdout + p.stderr)
-        raise SystemExit(f"phase {spec['phase']} on {spec.get('path')} failed (exit {p.returncode})")
+        raise SystemExit(f"phase {what} failed (exit {p.returncode})")
     out = json.loads(p.stdout.strip().splitlines()[-1])
-    if spec["phase"] in ("baseline", "wattprint", "pandas"):
-        OTHERS.append(out["others_cores"])
-    print(f"# {spec['phase']:<9} {Path(spec['path']).name}: {time.perf_counter() - t0:.1f} s, "
-          f"peak RSS {out['rss_mb']:.0f} MB", file=sys.stderr, flush=True)
+    if timed:
+        others.append(out["others_cores"])
+    print(f"# {what}: {time.perf_counter() - t0:.1f} s, peak RSS {out['rss_mb']:.0f} MB", file=sys.stderr, flush=True)
     return out
+
+
+def run_child(spec: dict) -> dict:
+    return run_script_child(__file__, spec, f"{spec['phase']:<9} {Path(spec['path']).name}",
+                            spec["phase"] in ("baseline", "wattprint", "pandas"), OTHERS)
 
 
 # --------------------------------------------------------------------------------------------- report

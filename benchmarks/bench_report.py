@@ -300,21 +300,10 @@ OTHERS: list[float] = []
 
 
 def run_child(spec: dict) -> dict:
-    """Run one phase in a fresh interpreter; its last stdout line is the JSON result."""
-    t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, __file__, "--phase-json", json.dumps(spec)], capture_output=True, text=True,
-                       check=False, cwd=str(ROOT))
-    if p.returncode != 0:
-        sys.stderr.write(p.stdout + p.stderr)
-        raise SystemExit(f"phase {spec['phase']} failed (exit {p.returncode})")
-    out = json.loads(p.stdout.strip().splitlines()[-1])
-    if spec["phase"] not in ("generate", "build"):
-        OTHERS.append(out["others_cores"])
     what = spec["phase"] + (f" {spec['format']}" if "format" in spec else "") + (
         f" {'project' if spec.get('project') else 'fleet'}" if spec["phase"] in ("report", "cli") else "")
-    print(f"# {what:<16}: {time.perf_counter() - t0:.1f} s, peak RSS {out['rss_mb']:.0f} MB",
-          file=sys.stderr, flush=True)
-    return out
+    return bench_model.run_script_child(__file__, spec, f"{what:<16}", spec["phase"] not in ("generate", "build"),
+                                        OTHERS)
 
 
 # --------------------------------------------------------------------------------------------- checks

@@ -322,12 +322,8 @@ def parse_manual_phases(text: str, name: str) -> list[ManualPhase]:
     Several entries may share a project and phase (the report sums them).
     """
     data = yamlmarks.load(text, name, typed=True)
-    if isinstance(data, dict):
-        extra = [k for k in data if k != "phases"]
-        if extra:
-            raise InputError(yamlmarks.where(name, data, extra[0]), f"unknown top-level key {extra[0]!r}",
-                             "a manual phases file is a mapping with only 'phases:' (a list of phases)")
-        data = data.get("phases")
+    data = yamlmarks.under_key(data, "phases", name,
+                               "a manual phases file is a mapping with only 'phases:' (a list of phases)")
     if data is None:
         return []
     if not isinstance(data, list):

@@ -99,12 +99,7 @@ def parse_yaml_text(
     text: str, name: str, *, rules: Rules | None = None, default_cluster: str | None = None
 ) -> ImportResult:
     data = yamlmarks.load(text, name, typed=False)
-    if isinstance(data, dict):
-        extra = [k for k in data if k != "jobs"]
-        if extra:
-            raise InputError(yamlmarks.where(name, data, extra[0]), f"unknown top-level key {extra[0]!r}",
-                             "a YAML ledger is a list of jobs, or a mapping with only 'jobs:'")
-        data = data.get("jobs")
+    data = yamlmarks.under_key(data, "jobs", name, "a YAML ledger is a list of jobs, or a mapping with only 'jobs:'")
     if data is None:
         data = yamlmarks.YList()
     if not isinstance(data, list):

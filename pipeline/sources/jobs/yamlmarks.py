@@ -119,3 +119,13 @@ def where(name: str, container: Any, key: Any = None) -> str:
     if line is None:
         line = line_of(container)
     return f"{name}:{line}" if line else name
+
+
+def under_key(data: Any, key: str, name: str, hint: str) -> Any:
+    """A file that is a list, or a mapping with only `key:` holding it: the list (or None when absent)."""
+    if not isinstance(data, dict):
+        return data
+    extra = [k for k in data if k != key]
+    if extra:
+        raise InputError(where(name, data, extra[0]), f"unknown top-level key {extra[0]!r}", hint)
+    return data.get(key)

@@ -126,6 +126,11 @@ def _share(part: float, whole: float) -> float:
     return part / whole if whole > 0 else 0.0
 
 
+def _fraction(part: float, whole: float) -> float:
+    """A share of a whole summed separately: kept in [0, 1] against floating-point rounding."""
+    return min(1.0, max(0.0, _share(part, whole)))
+
+
 def _ts(x: Any) -> datetime:
     return x if x.tzinfo is not None else x.replace(tzinfo=UTC)
 
@@ -219,7 +224,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         "kind": o.kind,
         "title": _title(o),
         "project": o.project,
-        "generated_at": iso(o.generated_at or datetime.now(UTC).replace(microsecond=0)),
+        "generated_at": iso((o.generated_at or datetime.now(UTC)).replace(microsecond=0)),
         "window": o.window.as_dict(),
         "method": _method(o, rates),
         "phases": [{k: v for k, v in p.items() if not k.startswith("_")} for p in phases],
@@ -458,14 +463,14 @@ def _quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[M
     whole = total.energy_j
     by_energy = dict(con.execute("SELECT energy_quality, sum(energy_j) FROM rpt_rows GROUP BY 1").fetchall())
     energy = {
-        "counter": _share(sum(by_energy.get(q, 0.0) for q in COUNTER_QUALITIES), whole),
-        "counter_across_gap": _share(by_energy.get("gap", 0.0), whole),
-        "power_integrated": _share(by_energy.get("power_integrated", 0.0), whole),
-        "estimated": _share(est_j, whole),
+        "counter": _fraction(sum(by_energy.get(q, 0.0) for q in COUNTER_QUALITIES), whole),
+        "counter_across_gap": _fraction(by_energy.get("gap", 0.0), whole),
+        "power_integrated": _fraction(by_energy.get("power_integrated", 0.0), whole),
+        "estimated": _fraction(est_j, whole),
     }
     by_int = dict(con.execute("SELECT intensity_quality, sum(energy_j) FROM rpt_rows GROUP BY 1").fetchall())
     by_int["declared"] = est_j
-    intensity = {q: _share(by_int.get(q, 0.0), whole) for q in INTENSITY_QUALITIES}
+    intensity = {q: _fraction(by_int.get(q, 0.0), whole) for q in INTENSITY_QUALITIES}
     gaps = con.execute(
         "SELECT count(*), coalesce(sum(epoch(least(g.end_ts, ?::TIMESTAMPTZ)) - epoch(greatest(g.start_ts,"
         " ?::TIMESTAMPTZ))), 0) / 3600.0 FROM energy_gaps g JOIN streams s USING (stream_id)"
@@ -483,8 +488,8 @@ def _quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[M
         "SELECT DISTINCT r.cluster FROM rpt_rows r LEFT JOIN clusters c USING (cluster)"
         " WHERE NOT coalesce(c.pue_known, false) ORDER BY 1").fetchall()]
     measured = energy["counter"] + energy["counter_across_gap"] + energy["power_integrated"]
-    counter_share = _share(energy["counter"] + energy["counter_across_gap"], measured)
-    hourly_share = _share(intensity["hourly"] + intensity["nearest_hour"], measured)
+    counter_share = _fraction(energy["counter"] + energy["counter_across_gap"], measured)
+    hourly_share = _fraction(intensity["hourly"] + intensity["nearest_hour"], measured)
     warnings = []
     if measured > 0 and counter_share < MIN_COUNTER_SHARE:
         warnings.append(f"only {counter_share:.1%} of the measured GPU energy comes from hardware energy counters; "
@@ -549,11 +554,11 @@ def _whatif(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions
         kg = g * factor / 1000.0
         out["options"].append({"cluster": cluster, "provider": provider, "region": region, "zone": zone,
                                "pue": pue, "emissions_kg": kg, "intensity_g_per_kwh": _share(g, e / 3.6e6),
-                               "hourly_share": _share(h, e), "delta_kg": kg - out["actual_kg"]})
+                               "hourly_share": _fraction(h, e), "delta_kg": kg - out["actual_kg"]})
     best = min(out["options"], key=lambda x: x["emissions_kg"])
     out["best"] = best
     out["saving_kg"] = max(0.0, out["actual_kg"] - best["emissions_kg"])
-    out["saving_pct"] = _share(out["saving_kg"], out["actual_kg"])
+    out["saving_pct"] = _fraction(out["saving_kg"], out["actual_kg"])
     for t in ("rpt_profile", "intensity_needed", "intensity_resolved"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return out
@@ -628,7 +633,7 @@ def _fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: 
         cluster, provider, region, zone, pue, gpus, e, job_e, idle_e, g_nopue, g = row
         clusters.append({"cluster": cluster, "provider": provider, "region": region, "zone": zone, "pue": pue,
                          "gpus": int(gpus), "energy_kwh": e / 3.6e6, "job_energy_kwh": job_e / 3.6e6,
-                         "idle_energy_kwh": idle_e / 3.6e6, "idle_share": _share(idle_e, e),
+                         "idle_energy_kwh": idle_e / 3.6e6, "idle_share": _fraction(idle_e, e),
                          "intensity_g_per_kwh": _share(g_nopue, e / 3.6e6), "emissions_kg": g / 1000.0})
 
     inc_idle = 1.0 if o.inc_idle else 0.0

@@ -1,0 +1,21 @@
+# One image for the whole of wattprint: `wattprint-exporter` (the DaemonSet), `wattprint serve-intensity`
+# (the intensity exporter) and `wattprint` batch verbs (the monthly report CronJob). The Helm chart in
+# helm/wattprint runs it; build and push it yourself:
+#   docker build -t REGISTRY/wattprint:$(python -c 'import pipeline; print(pipeline.__version__)') .
+# NVML comes from the host driver at run time (the NVIDIA container runtime mounts libnvidia-ml.so.1),
+# so nothing of CUDA is in the image.
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY exporter ./exporter
+COPY pipeline ./pipeline
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim-bookworm
+RUN useradd --system --uid 65532 --no-create-home --shell /usr/sbin/nologin wattprint
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER 65532
+# metrics: exporter 9835, serve-intensity 9837
+EXPOSE 9835 9837
+ENTRYPOINT ["wattprint-exporter"]

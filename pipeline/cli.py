@@ -27,8 +27,8 @@ environment:
   WATTPRINT_CONFIG                cluster config file when --config is not given
   WATTPRINT_PROMETHEUS_TOKEN      bearer token for --prometheus (or --prometheus-token-file)
   WATTPRINT_PROMETHEUS_PASSWORD   basic-auth password for --prometheus-user (or --prometheus-password-file)
-  ELECTRICITYMAPS_TOKEN[_FILE]    Electricity Maps API token for `intensity fetch`
-  WATTTIME_USERNAME, WATTTIME_PASSWORD[_FILE]  WattTime credentials for `intensity fetch`
+  ELECTRICITYMAPS_TOKEN[_FILE]    Electricity Maps API token for `intensity fetch` and `serve-intensity`
+  WATTTIME_USERNAME, WATTTIME_PASSWORD[_FILE]  WattTime credentials for `intensity fetch` and `serve-intensity`
 Secrets are never accepted on the command line and never printed.
 
 exit status: 0 ok, 1 upstream/database failure, 2 bad input, 3 not implemented yet
@@ -150,10 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(b)
 
     from .estimate import add_parser as add_estimate_parser
+    from .live.intensity_server import add_parser as add_serve_intensity_parser
     from .report.run import add_parser as add_report_parser
 
     add_report_parser(sub, _common)
     add_estimate_parser(sub)
+    add_serve_intensity_parser(sub)
 
     for verb, what in PENDING.items():
         sub.add_parser(verb, help=f"[not yet implemented] {what}")
@@ -184,6 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_estimate(args)
         except WattprintError as exc:
             print(f"wattprint estimate: error: {exc.message()}", file=sys.stderr)
+            return exc.exit_code
+    if args.verb == "serve-intensity":
+        from .live.intensity_server import run as run_serve_intensity
+
+        try:
+            return run_serve_intensity(args)
+        except WattprintError as exc:
+            print(f"wattprint serve-intensity: error: {exc.message()}", file=sys.stderr)
             return exc.exit_code
     from . import verbs
 

@@ -46,6 +46,10 @@ Full schema (every key optional; docs/config.md explains each)::
       embodied:
         lifetime_years: 6         # number > 0      (default 6, BLOOM study)
         utilisation: 0.85         # 0 < number <= 1 (default 0.85, BLOOM study)
+    budgets:                      # monthly carbon budgets, served by `wattprint serve-intensity` (in grams)
+      projects:
+        idefics:                  # project name as in the job ledger (non-empty)
+          monthly_kgco2eq: 2000   # number > 0, required
 
 A label entry is one key or a list of keys tried in order (the first present on a series wins); an
 override replaces that one entry and keeps the other defaults. Unknown keys are errors (with the
@@ -199,6 +203,16 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class ProjectBudget:
+    monthly_kgco2eq: float
+
+
+@dataclass(frozen=True)
+class BudgetsConfig:
+    projects: Mapping[str, ProjectBudget] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
 class Config:
     clusters: Mapping[str, ClusterConfig] = field(default_factory=lambda: MappingProxyType({}))
     default_cluster: str | None = None
@@ -207,6 +221,7 @@ class Config:
     phase_rules: Path | None = None
     rules: Rules = Rules()
     report: ReportConfig = ReportConfig()
+    budgets: BudgetsConfig = BudgetsConfig()
     source: str = "<defaults>"
 
     def cluster_for_host(self, hostname: str) -> str | None:
@@ -240,7 +255,7 @@ def load_text(text: str, name: str, *, base_dir: Path | None = None) -> Config:
     ctx = _Ctx(name)
     if not isinstance(data, dict):
         raise InputError(name, "the config must be a mapping of keys (clusters, default_cluster, intensity, ...)")
-    ctx.keys(data, ("clusters", "default_cluster", "intensity", "ingest", "phase_rules", "report"), "")
+    ctx.keys(data, ("clusters", "default_cluster", "intensity", "ingest", "phase_rules", "report", "budgets"), "")
     clusters = _clusters(ctx, data)
     default = ctx.opt_str(data, "default_cluster", "default_cluster", empty_ok=False)
     if default is not None and clusters and default not in clusters:
@@ -249,7 +264,7 @@ def load_text(text: str, name: str, *, base_dir: Path | None = None) -> Config:
     rules_path, rules = _phase_rules(ctx, data, base_dir or Path.cwd())
     return Config(clusters=MappingProxyType(clusters), default_cluster=default, intensity=_intensity(ctx, data),
                   ingest=_ingest(ctx, data), phase_rules=rules_path, rules=rules, report=_report(ctx, data),
-                  source=name)
+                  budgets=_budgets(ctx, data), source=name)
 
 
 # -- sections -------------------------------------------------------------------------------------------
@@ -399,6 +414,26 @@ def _report(ctx: _Ctx, data: dict[Any, Any]) -> ReportConfig:
         ctx.fail(emb, "utilisation", "report.embodied.utilisation", f"expected a share in (0, 1], got {util!r}",
                  "0.85 means the GPUs are busy 85 % of their life")
     return ReportConfig(layers=layers, idle_policy=policy, lifetime_years=life, utilisation=util)
+
+
+def _budgets(ctx: _Ctx, data: dict[Any, Any]) -> BudgetsConfig:
+    section = ctx.section(data, "budgets", "budgets")
+    ctx.keys(section, ("projects",), "budgets")
+    projects = ctx.section(section, "projects", "budgets.projects")
+    out: dict[str, ProjectBudget] = {}
+    for name in projects:
+        if not isinstance(name, str) or not name.strip():
+            ctx.fail(projects, name, f"budgets.projects.{name}", "a project name must be a non-empty string",
+                     "quote it, e.g. \"2024\":")
+        path = f"budgets.projects.{name}"
+        body = ctx.section(projects, name, path)
+        ctx.keys(body, ("monthly_kgco2eq",), path)
+        kg = ctx.opt_number(body, "monthly_kgco2eq", f"{path}.monthly_kgco2eq", minimum=0.0, exclusive=True)
+        if kg is None:
+            ctx.fail(projects, name, f"{path}.monthly_kgco2eq", "missing: a project's budget needs monthly_kgco2eq",
+                     "set monthly_kgco2eq: N (kgCO2eq per calendar month, > 0), or remove the project")
+        out[name] = ProjectBudget(monthly_kgco2eq=kg)
+    return BudgetsConfig(projects=MappingProxyType(out))
 
 
 def _phase_rules(ctx: _Ctx, data: dict[Any, Any], base_dir: Path) -> tuple[Path | None, Rules]:

@@ -178,3 +178,38 @@ def test_unreadable_config(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         config.load(tmp_path / "nope.yaml")
     assert "nope.yaml" in str(exc.value) and "cannot read" in str(exc.value)
+
+
+def test_budgets(tmp_path: Path) -> None:
+    c = config.load(write(tmp_path, "budgets:\n  projects:\n    idefics: {monthly_kgco2eq: 2000}\n"
+                                    "    \"vision lab\":\n      monthly_kgco2eq: 12.5\n"))
+    assert dict(c.budgets.projects) == {"idefics": config.ProjectBudget(2000.0),
+                                        "vision lab": config.ProjectBudget(12.5)}
+    assert config.load(None).budgets.projects == {}
+    assert config.load(write(tmp_path, "budgets:\n")).budgets.projects == {}
+    example = yaml_blocks()[0]                       # the documented full example has one
+    write(tmp_path, yaml_blocks()[1], "rules.yaml")
+    assert config.load(write(tmp_path, example)).budgets.projects["idefics"].monthly_kgco2eq == 2000.0
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("budget: {}\n", 1, "unknown key budget (did you mean 'budgets'?)"),
+        ("budgets:\n  project: {}\n", 2, "unknown key budgets.project (did you mean 'projects'?)"),
+        ("budgets: [a]\n", 1, "budgets: expected a mapping of keys, got a list"),
+        ("budgets:\n  projects:\n    p: {monthly_kgco2eq: 0}\n", 3,
+         "budgets.projects.p.monthly_kgco2eq: expected a number > 0.0, got 0"),
+        ("budgets:\n  projects:\n    p: {monthly_kgco2eq: '5'}\n", 3, "expected a number > 0.0, got the string '5'"),
+        ("budgets:\n  projects:\n    p: {monthly_kgco2eq: .inf}\n", 3, "expected a number > 0.0"),
+        ("budgets:\n  projects:\n    p: {monthly_kg: 5}\n", 3,
+         "unknown key budgets.projects.p.monthly_kg (did you mean 'monthly_kgco2eq'?)"),
+        ("budgets:\n  projects:\n    p:\n", 3, "budgets.projects.p.monthly_kgco2eq: missing"),
+        ("budgets:\n  projects:\n    p: 500\n", 3, "budgets.projects.p: expected a mapping of keys, got the number"),
+        ("budgets:\n  projects:\n    2024: {monthly_kgco2eq: 5}\n", 3, "a project name must be a non-empty string"),
+    ],
+)
+def test_bad_budgets_name_file_line_and_key(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    p, msg = error(tmp_path, text)
+    assert msg.startswith(f"{p}:{line}: "), msg
+    assert fragment in msg, msg

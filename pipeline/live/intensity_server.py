@@ -1,0 +1,584 @@
+"""`wattprint serve-intensity`: a small Prometheus exporter of the grid intensity in force now, per zone.
+
+One refresh thread per zone asks the configured source (`sources.py`) every --refresh-interval and keeps the
+last good value; a failure (timeout, connection, HTTP error, garbage, no data) is counted by reason and logged
+once per change of reason, never raised. Scrapes only read that state: they never wait on upstream. What a
+scrape serves is decided at scrape time from the monotonic clock, so a value goes stale at --max-age even while
+its refresh thread hangs: then the zone's shipped annual value (else the world value) is served with
+`wattprint_grid_intensity_fallback` 1. With --db, a reader thread lists the ledger's running jobs read-only.
+
+The metric contract is docs/operations.md ("Metric contract of `wattprint serve-intensity`"); rules and
+dashboards are written against those names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .. import __version__
+from ..config import Config
+from ..errors import DatabaseLocked, InputError, WattprintError
+from .sources import API_SOURCES, REASONS, SOURCES, WORLD, LiveValue, RecordingSession, Source, annual, classify
+
+log = logging.getLogger("wattprint.serve_intensity")
+
+DEFAULT_LISTEN = ":9837"
+DEFAULT_REFRESH_S = 300.0
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_MAX_AGE_S = 3 * 3600.0
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LEDGER_REASONS = ("locked", "missing", "error")
+
+DESCRIPTION = """\
+Serve the grid carbon intensity in force now for each zone, from --source, as Prometheus metrics, with the
+cluster -> zone mapping, PUE and project budgets from --config (and running jobs' projects with --db), so
+PromQL can turn GPU power into gCO2eq/s. Each zone is refreshed every --refresh-interval in the background;
+when the source fails, the last good value is kept and its age grows; after --max-age without a good value the
+shipped annual value is served with wattprint_grid_intensity_fallback 1. Metrics: docs/operations.md.
+"""
+
+
+# -- state ----------------------------------------------------------------------------------------------
+
+@dataclass
+class ZoneState:
+    zone: str
+    unserved: str | None = None            # why the source is never asked for this zone (annual value served)
+    last_good: LiveValue | None = None
+    last_success_mono: float | None = None
+    last_success_wall: float = 0.0
+    refreshes: int = 0
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    failing: str | None = None             # reason of the current run of failures, for one log line per change
+    failures_in_row: int = 0
+    stale_logged: bool = False
+    first_done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class Served:
+    value: LiveValue
+    fallback: bool
+    age_s: float
+    last_success_wall: float
+    refreshes: int
+    errors: dict[str, int]
+
+
+class Refresher:
+    """Per-zone refresh threads and the state scrapes read."""
+
+    def __init__(self, source: Source, zones: Sequence[str], refresh_s: float, max_age_s: float, *,
+                 clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time) -> None:
+        self.source = source
+        self.refresh_s = refresh_s
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self.wallclock = wallclock
+        self.started = clock()
+        self.states = {z: ZoneState(z, unserved=source.unserved(z)) for z in zones}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # one attempt; never raises
+    def refresh(self, zone: str, session: RecordingSession | None = None) -> None:
+        st = self.states[zone]
+        now = datetime.fromtimestamp(self.wallclock(), UTC)
+        if session is not None:
+            session.outcome = ""        # the reason of a failure is read from this attempt's requests only
+        try:
+            value = self.source.current(zone, now, session)
+        except Exception as exc:  # every failure is counted and logged, none stops the thread
+            err = classify(exc, session)
+            with self._lock:
+                st.refreshes += 1
+                st.errors[err.reason] += 1
+                st.failures_in_row += 1
+                changed, st.failing = st.failing != err.reason, err.reason
+                age = self.clock() - (st.last_success_mono if st.last_success_mono is not None else self.started)
+                stale = st.last_good is None or age > self.max_age_s
+                log_stale = self._mark_stale(st, age)
+            if changed:
+                serving = ("the annual value (fallback)" if stale
+                           else f"the last good value {st.last_good.g_per_kwh:g} g/kWh" if st.last_good else "")
+                log.warning("refresh failed zone=%s source=%s reason=%s age=%.0fs serving=%r err=%s", zone,
+                            self.source.name, err.reason, age, serving, err.message)
+            if log_stale:
+                self._log_stale(zone, age)
+        else:
+            with self._lock:
+                recovered, failures = st.failing, st.failures_in_row
+                st.refreshes += 1
+                st.last_good = value
+                st.last_success_mono = self.clock()
+                st.last_success_wall = self.wallclock()
+                st.failing, st.failures_in_row, st.stale_logged = None, 0, False
+            if recovered:
+                log.info("refresh ok again zone=%s source=%s after %d failed attempt(s) value=%g", zone,
+                         self.source.name, failures, value.g_per_kwh)
+            else:
+                log.debug("refresh ok zone=%s source=%s value=%g", zone, self.source.name, value.g_per_kwh)
+        finally:
+            st.first_done.set()
+
+    def _mark_stale(self, st: ZoneState, age: float) -> bool:
+        """True once per run of failures, when a live value first goes past --max-age (caller holds the lock)."""
+        if st.last_good is None or age <= self.max_age_s or st.stale_logged:
+            return False
+        st.stale_logged = True
+        return True
+
+    def _log_stale(self, zone: str, age: float) -> None:
+        log.warning("stale zone=%s source=%s no good value for %.0fs (> --max-age %gs): serving the annual value "
+                    "with fallback=1", zone, self.source.name, age, self.max_age_s)
+
+    def served(self, zone: str, now_mono: float | None = None) -> Served:
+        now = self.clock() if now_mono is None else now_mono
+        with self._lock:
+            st = self.states[zone]
+            since = st.last_success_mono if st.last_success_mono is not None else self.started
+            age = max(0.0, now - since)
+            value, fallback = st.last_good, False
+            if st.unserved is not None or value is None or age > self.max_age_s:
+                value, fallback = annual(zone)[0], True
+            log_stale = self._mark_stale(st, age)     # a scrape may see it first (the refresh may be hanging)
+            served = Served(value, fallback, age, st.last_success_wall, st.refreshes, dict(st.errors))
+        if log_stale:
+            self._log_stale(zone, age)
+        return served
+
+    def start(self) -> None:
+        for zone, st in self.states.items():
+            if st.unserved is not None:
+                st.first_done.set()
+                continue
+            t = threading.Thread(target=self._loop, args=(zone,), name=f"refresh-{zone}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _loop(self, zone: str) -> None:
+        session = RecordingSession() if self.source.needs_session else None
+        try:
+            while not self._stop.is_set():
+                self.refresh(zone, session)
+                if self._stop.wait(self.refresh_s):
+                    break
+        finally:
+            if session is not None:
+                session.close()
+
+    def wait_first_round(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        return all(st.first_done.wait(max(0.0, deadline - time.monotonic())) for st in self.states.values())
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=0.5)      # a request hung upstream is not waited for (daemon threads)
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    cluster: str
+    job_id: str
+    project: str
+    phase: str
+
+
+class Ledger:
+    """Running jobs of the DuckDB ledger, read read-only each refresh; a failed read keeps the last list."""
+
+    QUERY = ("SELECT cluster, job_id, project, phase FROM jobs WHERE start_ts <= ? AND (end_ts IS NULL OR end_ts > ?)"
+             " ORDER BY cluster, job_id")
+
+    def __init__(self, path: str, refresh_s: float, *, wallclock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.refresh_s = refresh_s
+        self.wallclock = wallclock
+        self.jobs: tuple[RunningJob, ...] = ()
+        self.errors = dict.fromkeys(LEDGER_REASONS, 0)
+        self.last_success_wall = 0.0
+        self._failing: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.first_done = threading.Event()
+
+    def refresh(self) -> None:
+        from .. import db
+
+        now = datetime.fromtimestamp(self.wallclock(), UTC)
+        reason, message = "", ""
+        jobs: list[RunningJob] = []
+        try:
+            if not Path(self.path).is_file():
+                reason, message = "missing", f"{self.path}: no such database file"
+            else:
+                con = db.connect(self.path, read_only=True)
+                try:
+                    rows = con.execute(self.QUERY, [now, now]).fetchall()
+                finally:
+                    con.close()
+                jobs = [RunningJob(str(c), str(j), str(p), str(ph)) for c, j, p, ph in rows]
+        except DatabaseLocked as exc:
+            reason, message = "locked", exc.message()
+        except Exception as exc:   # InputError (unreadable), duckdb.Error (no jobs table, corrupt): counted
+            text = exc.message() if isinstance(exc, WattprintError) else f"{type(exc).__name__}: {exc}"
+            reason, message = "error", " ".join(text.split())
+        with self._lock:
+            changed = reason != (self._failing or "")
+            self._failing = reason or None
+            if reason:
+                self.errors[reason] += 1
+            else:
+                self.jobs, self.last_success_wall = tuple(jobs), self.wallclock()
+        if reason and changed:
+            log.warning("ledger read failed db=%s reason=%s err=%s; keeping the last %d running job(s)", self.path,
+                        reason, message, len(self.jobs))
+        elif not reason and changed:
+            log.info("ledger read ok again db=%s running_jobs=%d", self.path, len(jobs))
+        self.first_done.set()
+
+    def snapshot(self) -> tuple[tuple[RunningJob, ...], dict[str, int], float]:
+        with self._lock:
+            return self.jobs, dict(self.errors), self.last_success_wall
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ledger", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            if self._stop.wait(self.refresh_s):
+                break
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+
+# -- metrics --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClusterRow:
+    cluster: str
+    provider: str
+    region: str
+    zone: str
+    pue: float
+
+
+class IntensityCollector(Collector):
+    """The families of the contract, built on each scrape from the refresher's and the ledger's state."""
+
+    def __init__(self, refresher: Refresher, clusters: Sequence[ClusterRow], budgets_g: dict[str, float],
+                 ledger: Ledger | None = None) -> None:
+        self.refresher = refresher
+        self.clusters = tuple(clusters)
+        self.budgets_g = dict(budgets_g)
+        self.ledger = ledger
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.refresher.clock()
+        value = GaugeMetricFamily("wattprint_grid_intensity_grams_per_kwh",
+                                  "Grid carbon intensity in force for the current UTC hour (gCO2eq/kWh); one series "
+                                  "per zone.", labels=["zone", "source", "basis"])
+        age = GaugeMetricFamily("wattprint_grid_intensity_age_seconds",
+                                "Seconds since the zone's value was last refreshed from its source (since start when "
+                                "it never was).", labels=["zone"])
+        last = GaugeMetricFamily("wattprint_grid_intensity_last_success_timestamp_seconds",
+                                 "Unix time of the zone's last successful refresh (0: never).", labels=["zone"])
+        fallback = GaugeMetricFamily("wattprint_grid_intensity_fallback",
+                                     "1 when the shipped annual value (or the world value) is served because the live "
+                                     "source has no usable value.", labels=["zone"])
+        refreshes = CounterMetricFamily("wattprint_grid_intensity_refreshes", "Refresh attempts.", labels=["zone"])
+        errors = CounterMetricFamily("wattprint_grid_intensity_refresh_errors", "Failed refresh attempts by reason.",
+                                     labels=["zone", "reason"])
+        for zone in self.refresher.states:
+            s = self.refresher.served(zone, now)
+            value.add_metric([zone, s.value.source, s.value.basis], s.value.g_per_kwh)
+            age.add_metric([zone], s.age_s)
+            last.add_metric([zone], s.last_success_wall)
+            fallback.add_metric([zone], 1.0 if s.fallback else 0.0)
+            refreshes.add_metric([zone], s.refreshes)
+            for reason in REASONS:
+                errors.add_metric([zone, reason], s.errors[reason])
+        yield from (value, age, last, fallback, refreshes, errors)
+
+        info = GaugeMetricFamily("wattprint_cluster_info", "The cluster -> zone mapping of the cluster config.",
+                                 labels=["cluster", "provider", "region", "zone"])
+        pue = GaugeMetricFamily("wattprint_cluster_pue_ratio", "The cluster's PUE (1.0 when unknown).",
+                                labels=["cluster"])
+        for c in self.clusters:
+            info.add_metric([c.cluster, c.provider, c.region, c.zone], 1.0)
+            pue.add_metric([c.cluster], c.pue)
+        budget = GaugeMetricFamily("wattprint_project_carbon_budget_grams",
+                                   "Monthly carbon budget of the project (config budgets.projects.<name>"
+                                   ".monthly_kgco2eq), in grams.", labels=["project"])
+        for project, grams in self.budgets_g.items():
+            budget.add_metric([project], grams)
+        yield from (info, pue, budget)
+
+        if self.ledger is not None:
+            jobs, ledger_errors, ledger_last = self.ledger.snapshot()
+            running = GaugeMetricFamily("wattprint_job_project_info",
+                                        "Running jobs of the ledger (--db) with their project and phase.",
+                                        labels=["cluster", "job_id", "project", "phase"])
+            for j in jobs:
+                running.add_metric([j.cluster, j.job_id, j.project, j.phase], 1.0)
+            lerr = CounterMetricFamily("wattprint_intensity_exporter_ledger_read_errors",
+                                       "Failed reads of the --db ledger by reason (locked, missing, error).",
+                                       labels=["reason"])
+            for reason in LEDGER_REASONS:
+                lerr.add_metric([reason], ledger_errors[reason])
+            lok = GaugeMetricFamily("wattprint_intensity_exporter_ledger_last_success_timestamp_seconds",
+                                    "Unix time of the last successful read of the --db ledger (0: never).")
+            lok.add_metric([], ledger_last)
+            yield from (running, lerr, lok)
+
+        build = GaugeMetricFamily("wattprint_intensity_exporter_build_info", "Version of wattprint serve-intensity.",
+                                  labels=["version"])
+        build.add_metric([__version__], 1.0)
+        yield build
+
+
+# -- options --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Options:
+    source: str
+    zones: tuple[str, ...]
+    clusters: tuple[ClusterRow, ...]
+    budgets_g: dict[str, float]
+    refresh_s: float
+    timeout_s: float
+    max_age_s: float
+    basis: str
+    csv: str | None
+    token_file: str | None
+    base_url: str | None
+    db: str | None
+    listen: str
+    web_config_file: str | None
+    log_level: str
+    zones_from_flag: bool = False                          # --zone given: a zone the source cannot serve is an error
+    unserved_clusters: tuple[tuple[str, str], ...] = ()   # (cluster, zone) whose zone is not served
+
+
+def _seconds(text: str | None, flag: str, default: float) -> float:
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(flag, f"{text!r} is not a number of seconds", f"e.g. {flag} {default:g}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(flag, f"expected a number of seconds > 0, got {text!r}", f"e.g. {flag} {default:g}")
+    return value
+
+
+def options(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str] = os.environ) -> Options:
+    """Check every flag and the config; InputError (exit 2, one line) names the flag."""
+    from .. import config as config_mod
+
+    source = (args.source or "").strip()
+    if not source:
+        raise InputError("--source", "required", f"pass --source {{{','.join(SOURCES)}}}")
+    if source not in SOURCES:
+        raise InputError("--source", f"unknown source {source!r}", f"use one of {', '.join(SOURCES)}")
+    if source == "csv" and not args.csv:
+        raise InputError("--csv", "--source csv needs --csv FILE", "a generic CSV: timestamp,zone,intensity_g_per_kwh")
+    if args.csv and source != "csv":
+        raise InputError("--csv", f"only used with --source csv, not {source}", "drop --csv or pass --source csv")
+    if args.token_file and source not in ("electricitymaps", "watttime"):
+        raise InputError("--token-file", f"{source} takes no credential", "drop --token-file")
+    if args.base_url is not None:
+        if source not in API_SOURCES:
+            raise InputError("--base-url", f"{source} is not an API", "drop --base-url")
+        if not args.base_url.startswith(("http://", "https://")):
+            raise InputError("--base-url", f"{args.base_url!r} is not an http(s) URL", "e.g. https://api.example.com")
+    level = (args.log_level or "info").strip().lower()
+    if level not in LOG_LEVELS:
+        raise InputError("--log.level", f"unknown level {args.log_level!r}", f"use one of {', '.join(LOG_LEVELS)}")
+    refresh_s = _seconds(args.refresh_interval, "--refresh-interval", DEFAULT_REFRESH_S)
+    timeout_s = _seconds(args.timeout, "--timeout", DEFAULT_TIMEOUT_S)
+    max_age_s = _seconds(args.max_age, "--max-age", DEFAULT_MAX_AGE_S)
+    if max_age_s <= refresh_s:
+        raise InputError("--max-age", f"{max_age_s:g}s is not longer than --refresh-interval {refresh_s:g}s",
+                         "a value would expire between two refreshes; raise --max-age (default 3 hours)")
+
+    cfg_path = args.config or environ.get("WATTPRINT_CONFIG") or None
+    cfg: Config = config_mod.load(cfg_path)
+    clusters = tuple(ClusterRow(c.name, c.provider, c.region, c.zone or WORLD, c.pue if c.pue is not None else 1.0)
+                     for c in cfg.clusters.values())
+    zones: list[str] = []
+    zones_from_flag = bool(args.zone)
+    for z in args.zone or ():
+        z = z.strip()
+        if not z:
+            raise InputError("--zone", "empty zone", "e.g. --zone FR")
+        if z not in zones:
+            zones.append(z)
+    if not zones:
+        zones = list(dict.fromkeys(c.zone for c in clusters))
+    if not zones:
+        where = f"config {cfg_path}" if cfg_path else "no --config (nor $WATTPRINT_CONFIG)"
+        raise InputError("--zone", f"no zone to serve: {where} names no cluster",
+                         "pass --zone ZONE (repeatable), or --config with clusters.<name>.zone")
+    unserved_clusters = tuple((c.cluster, c.zone) for c in clusters if c.zone not in zones)
+    budgets_g = {name: b.monthly_kgco2eq * 1000.0 for name, b in cfg.budgets.projects.items()}
+    return Options(source=source, zones=tuple(zones), clusters=clusters, budgets_g=budgets_g, refresh_s=refresh_s,
+                   timeout_s=timeout_s, max_age_s=max_age_s, basis=cfg.intensity.basis, csv=args.csv,
+                   token_file=args.token_file, base_url=args.base_url, db=args.db, listen=args.listen_address,
+                   web_config_file=args.web_config_file, log_level=level, zones_from_flag=zones_from_flag,
+                   unserved_clusters=unserved_clusters)
+
+
+def build_source(opts: Options) -> Source:
+    from . import sources
+
+    source = sources.build(opts.source, base_url=opts.base_url, token_file=opts.token_file, csv=opts.csv,
+                           basis=opts.basis, timeout_s=opts.timeout_s, max_age_s=opts.max_age_s)
+    if opts.source == "uk" and opts.zones_from_flag:   # a zone passed with --zone must be one the API knows
+        for z in opts.zones:
+            why = source.unserved(z)
+            if why is not None and z.lower() != WORLD:
+                raise InputError("--zone", f"{z}: {why}", "use --zone GB or GB-<regionid>, or another --source")
+    return source
+
+
+def startup_warnings(opts: Options, refresher: Refresher) -> None:
+    from ..sources.intensity import embedded
+
+    world = embedded.world()
+    for zone, st in refresher.states.items():
+        if st.unserved is not None:
+            log.warning("zone=%s not asked from %s (%s): serving the shipped annual value (%s) with fallback=1",
+                        zone, opts.source, st.unserved,
+                        "world average" if embedded.lookup(zone) is None else "its row")
+        elif opts.source != "annual" and embedded.lookup(zone) is None:
+            log.warning("zone=%s has no row in the shipped annual table: when %s has no value, the world average "
+                        "(%g g/kWh) is served with fallback=1", zone, opts.source, world.g_per_kwh)
+    for cluster, zone in opts.unserved_clusters:
+        log.warning("cluster=%s zone=%s is not among the served zones (--zone): PromQL joins on "
+                    "wattprint_cluster_info find no intensity for it", cluster, zone)
+    if opts.source in API_SOURCES and opts.refresh_s < 60:
+        log.warning("--refresh-interval %gs is below a minute: mind the API's rate limits", opts.refresh_s)
+
+
+# -- command --------------------------------------------------------------------------------------------
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve-intensity", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="serve the current grid intensity per zone (and the cluster -> zone mapping) to "
+                       "Prometheus", description=DESCRIPTION)
+    p.add_argument("--config", metavar="FILE",
+                   help="cluster config YAML: clusters (zone, PUE, provider, region) and budgets "
+                   "(default: $WATTPRINT_CONFIG)")
+    p.add_argument("--source", metavar="{" + ",".join(SOURCES) + "}",
+                   help="where the current intensity comes from (required); annual: the shipped annual table")
+    p.add_argument("--zone", action="append", metavar="ZONE",
+                   help="zone to serve (repeatable; default: the zones of the configured clusters). For uk: GB or "
+                   "GB-<regionid>; for watttime: a WattTime region")
+    p.add_argument("--csv", metavar="FILE",
+                   help="for --source csv: a generic CSV timestamp,zone,intensity_g_per_kwh (re-read when it "
+                   "changes); the row covering the current hour is served")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="file holding the Electricity Maps token or the WattTime password (else "
+                   "ELECTRICITYMAPS_TOKEN[_FILE], WATTTIME_USERNAME + WATTTIME_PASSWORD[_FILE])")
+    p.add_argument("--base-url", metavar="URL", help="API base URL (a mirror or proxy)")
+    p.add_argument("--refresh-interval", metavar="SECONDS",
+                   help=f"how often each zone is refreshed (default: {DEFAULT_REFRESH_S:g}; fractions allowed)")
+    p.add_argument("--timeout", metavar="SECONDS",
+                   help=f"per-request timeout (default: {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--max-age", metavar="SECONDS",
+                   help=f"a live value not refreshed for longer is no longer served: the annual value is, with "
+                   f"fallback 1 (default: {DEFAULT_MAX_AGE_S:g}, 3 hours)")
+    p.add_argument("--db", metavar="PATH",
+                   help="DuckDB ledger to read running jobs from, read-only, each refresh "
+                   "(wattprint_job_project_info); default: none ($WATTPRINT_DB is not used)")
+    p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                   help="address to serve /metrics on: HOST:PORT, :PORT or [IPV6]:PORT (default: %(default)s)")
+    p.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
+                   help="exporter-toolkit web config: TLS and basic auth (as for wattprint-exporter)")
+    p.add_argument("--log.level", dest="log_level", default="info", metavar="{" + ",".join(LOG_LEVELS) + "}",
+                   help="log level (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check flags (InputError: exit 2), then serve until SIGTERM/SIGINT."""
+    from prometheus_client import CollectorRegistry, ProcessCollector
+
+    from exporter.logs import setup_logging
+    from exporter.web import CachedRenderer, MetricsServer, parse_listen_address
+    from exporter.webconfig import WebConfigError, load_web_config
+
+    opts = options(args)
+    try:
+        address = parse_listen_address(opts.listen)
+    except ValueError as exc:
+        raise InputError("--web.listen-address", str(exc)) from None
+    web_config = None
+    if opts.web_config_file:
+        try:
+            web_config = load_web_config(opts.web_config_file)
+        except WebConfigError as exc:
+            raise InputError("--web.config.file", str(exc)) from None
+    source = build_source(opts)
+
+    refresher = Refresher(source, opts.zones, opts.refresh_s, opts.max_age_s)
+    ledger = Ledger(opts.db, opts.refresh_s) if opts.db else None
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(IntensityCollector(refresher, opts.clusters, opts.budgets_g, ledger))
+    ProcessCollector(registry=registry)
+    try:
+        server = MetricsServer(address, CachedRenderer(registry), web_config)
+    except OSError as exc:
+        raise InputError("--web.listen-address", f"{opts.listen}: cannot listen ({exc.strerror})",
+                         "is another process on that port?") from None
+
+    setup_logging(opts.log_level)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    startup_warnings(opts, refresher)
+    refresher.start()
+    if ledger is not None:
+        ledger.start()
+    # the first scrape should see the first refresh, not a spurious fallback; a hanging source delays it by
+    # about --timeout at most, then the server starts anyway
+    first_round = opts.timeout_s + 1.0
+    if not refresher.wait_first_round(first_round) or (ledger is not None and not ledger.first_done.wait(1.0)):
+        log.warning("first refresh not done after %gs: serving meanwhile", first_round)
+    server.start()
+    log.info("listening address=%s:%d tls=%s source=%s zones=%s refresh_interval=%gs max_age=%gs db=%s",
+             server.host, server.port, server.tls, opts.source, ",".join(opts.zones), opts.refresh_s,
+             opts.max_age_s, opts.db or "-")
+    stop.wait()
+    server.shutdown()
+    refresher.stop()
+    if ledger is not None:
+        ledger.stop()
+    return 0

@@ -16,7 +16,7 @@ tools:
 	@scripts/bootstrap.sh --tools
 
 lint: setup
-	.venv/bin/ruff check exporter pipeline tests benchmarks grafana scripts rules
+	.venv/bin/ruff check exporter pipeline tests benchmarks grafana scripts
 	.venv/bin/mypy
 
 bench: setup

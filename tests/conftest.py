@@ -65,5 +65,13 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return crt, key
 
 
+@pytest.fixture(scope="session")
+def report_fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The known fleet of tests/reportkit.py, built once (about 8 s) and only read: (database, config)."""
+    from tests import reportkit
+
+    return reportkit.build(tmp_path_factory.mktemp("report-fleet"))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden files (review the diff)")

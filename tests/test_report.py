@@ -24,8 +24,8 @@ REL = 1e-9
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    return reportkit.build(tmp_path_factory.mktemp("fleet"))
+def fleet(report_fleet):
+    return report_fleet
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 from pipeline.cli import main as cli_main
 from pipeline.report import fmt as md_fmt
 from pipeline.report.html import CHART_IDS, fmt, render
-from tests import browser, reportkit
+from tests import browser
 from tests.conftest import FIXTURES, require_tool
 
 REPORTS = FIXTURES / "report"
@@ -551,8 +551,8 @@ def test_chromium_renders_the_page(name: str, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return reportkit.build(tmp_path_factory.mktemp("fleet"))
+def built(report_fleet: tuple[Path, Path]) -> tuple[Path, Path]:
+    return report_fleet
 
 
 def _cli(built: tuple[Path, Path], capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -19,8 +19,6 @@ from jsonschema import Draft202012Validator
 
 from pipeline.cli import main
 
-from . import reportkit
-
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = "report-v1.schema.json"
 ESTIMATES = ("phases:\n  - project: idefics\n    phase: experimentation\n    name: preliminary experimentation\n"
@@ -52,10 +50,10 @@ def validator(schema) -> Draft202012Validator:
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory) -> dict[str, dict[str, Any]]:
-    """Every run of RUNS over one build of the known fleet (about 8 s), as parsed JSON."""
+def reports(tmp_path_factory, report_fleet) -> dict[str, dict[str, Any]]:
+    """Every run of RUNS over the known fleet (built once per session), as parsed JSON."""
     tmp = tmp_path_factory.mktemp("schema-fleet")
-    db_path, cfg = reportkit.build(tmp)
+    db_path, cfg = report_fleet
     estimates = tmp / "estimates.yaml"
     estimates.write_text(ESTIMATES, encoding="utf-8")
     out: dict[str, dict[str, Any]] = {}

@@ -1,0 +1,643 @@
+"""deploy/slurm: the Slurm prolog/epilog run for real (concurrently, and against a running exporter), the
+systemd units through the programs' own parsers (and `systemd-analyze verify` where installed), the monthly
+report script with recording stand-ins for wattprint, sacct and date, and the Prometheus scrape config.
+"""
+
+from __future__ import annotations
+
+import configparser
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import REPO, require_tool
+from tests.exporter_proc import running_exporter, wait_until
+
+SLURM = REPO / "deploy" / "slurm"
+PROLOG = SLURM / "prolog.sh"
+EPILOG = SLURM / "epilog.sh"
+REPORT_SCRIPT = SLURM / "wattprint-monthly-report.sh"
+SCRIPTS = (PROLOG, EPILOG, REPORT_SCRIPT)
+UNITS = ("wattprint-exporter.service", "wattprint-serve-intensity.service", "wattprint-report.service",
+         "wattprint-report.timer")
+# The prolog and epilog are POSIX sh: run them under every shell of this machine that slurmd might use.
+SHELLS = [s for s in ("sh", "dash", "bash") if shutil.which(s)]
+
+
+# -- running the prolog and epilog -------------------------------------------------------------------------
+
+
+def slurm_script(script: Path, mapping_dir: Path, job: str | None = None, gpus: str | None = None,
+                 shell: str = "sh", **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run a prolog/epilog as slurmd would: a fresh environment with only the SLURM_* variables it sets."""
+    env = {"WATTPRINT_MAPPING_DIR": str(mapping_dir), **extra}
+    if job is not None:
+        env["SLURM_JOB_ID"] = job
+    if gpus is not None:
+        env["SLURM_JOB_GPUS"] = gpus
+    return subprocess.run([shutil.which(shell) or shell, str(script)], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def prolog(mapping_dir: Path, job: str, gpus: str | None, shell: str = "sh", **extra: str) -> str:
+    res = slurm_script(PROLOG, mapping_dir, job, gpus, shell, **extra)
+    assert res.returncode == 0, res.stderr
+    return res.stderr
+
+
+def epilog(mapping_dir: Path, job: str, gpus: str | None = None, shell: str = "sh", **extra: str) -> str:
+    res = slurm_script(EPILOG, mapping_dir, job, gpus, shell, **extra)
+    assert res.returncode == 0, res.stderr
+    return res.stderr
+
+
+def mapping(mapping_dir: Path) -> dict[str, list[str]]:
+    """{file name: its lines}; every file in the directory must be a <gpu> file (the exporter counts others)."""
+    out = {}
+    for f in sorted(mapping_dir.iterdir()):
+        assert re.fullmatch(r"\d+", f.name), f"unexpected file in the mapping directory: {f.name}"
+        out[f.name] = f.read_text().splitlines()
+    return out
+
+
+def leftovers(mapping_dir: Path) -> list[str]:
+    """What the scripts left beside the directory other than the directory and its lock file (temp files)."""
+    mine = (mapping_dir.name, f"{mapping_dir.name}.lock")
+    return sorted(p.name for p in mapping_dir.parent.iterdir() if p.name not in mine)
+
+
+@pytest.fixture
+def jobs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "run" / "wattprint" / "jobs"
+
+
+def test_scripts_are_executable_posix_sh_and_parse() -> None:
+    for script in SCRIPTS:
+        assert script.read_text().startswith("#!/bin/sh\n"), script
+        assert os.access(script, os.X_OK), f"{script} is not executable"
+        for shell in SHELLS:
+            res = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True, timeout=30)
+            assert res.returncode == 0 and not res.stderr, f"{shell} -n {script.name}: {res.stderr}"
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck:  # optional: not a required tool
+        res = subprocess.run([shellcheck, "--shell=sh", *map(str, SCRIPTS)], capture_output=True, text=True,
+                             timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_two_jobs_share_a_gpu_and_the_epilog_of_one_leaves_the_other(jobs_dir: Path, shell: str) -> None:
+    assert prolog(jobs_dir, "101", "0", shell) == ""
+    assert prolog(jobs_dir, "102", "0,2", shell) == ""
+    assert mapping(jobs_dir) == {"0": ["101", "102"], "2": ["102"]}
+    assert (jobs_dir / "0").stat().st_mode & 0o777 == 0o644  # the exporter runs as another user
+
+    assert epilog(jobs_dir, "101", "0", shell) == ""
+    assert mapping(jobs_dir) == {"0": ["102"], "2": ["102"]}
+    assert epilog(jobs_dir, "102", "0,2", shell) == ""
+    assert mapping(jobs_dir) == {}  # a file left with no job is removed
+    assert leftovers(jobs_dir) == []
+
+
+def test_epilog_removes_exactly_its_own_lines(jobs_dir: Path) -> None:
+    jobs_dir.mkdir(parents=True)
+    (jobs_dir / "0").write_text("123\n12\r\n  12 \n4512\n120")  # CRLF, blanks, prefixes, no final newline
+    (jobs_dir / "1").write_text("7\n")
+    (jobs_dir / "3.2").write_text("12\n9\n")  # a MIG instance file written by another tool
+    untouched = (jobs_dir / "1").stat()
+    # No SLURM_JOB_GPUS: older Slurm releases documented it for the Prolog only, so every file is searched.
+    assert epilog(jobs_dir, "12") == ""
+    assert (jobs_dir / "0").read_text() == "123\n4512\n120\n"
+    assert (jobs_dir / "3.2").read_text() == "9\n"
+    after = (jobs_dir / "1").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (untouched.st_ino, untouched.st_mtime_ns)  # not rewritten
+
+
+def test_prolog_is_idempotent_and_keeps_a_last_line_without_newline(jobs_dir: Path) -> None:
+    jobs_dir.mkdir(parents=True)
+    (jobs_dir / "1").write_text("7")
+    prolog(jobs_dir, "8", "1")
+    prolog(jobs_dir, "8", "1")  # a prolog run again for the same job adds nothing
+    assert (jobs_dir / "1").read_text() == "7\n8\n"
+
+
+def test_gpu_list_entries_that_are_not_numbers_are_logged_and_skipped(jobs_dir: Path) -> None:
+    err = prolog(jobs_dir, "55", "0,abc,2")
+    assert "'abc' is not a GPU number" in err
+    assert mapping(jobs_dir) == {"0": ["55"], "2": ["55"]}
+
+
+def test_jobs_without_gpus_change_nothing(jobs_dir: Path) -> None:
+    for gpus in (None, ""):
+        res = slurm_script(PROLOG, jobs_dir, "300", gpus)
+        assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+        res = slurm_script(EPILOG, jobs_dir, "300", gpus)
+        assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+    assert not jobs_dir.parent.exists()  # not even the directory or its lock file
+
+    prolog(jobs_dir, "301", "1")
+    before = (jobs_dir / "1").stat()
+    assert epilog(jobs_dir, "302") == ""  # a CPU-only job ending on a GPU node
+    after = (jobs_dir / "1").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert mapping(jobs_dir) == {"1": ["301"]}
+
+
+@pytest.mark.parametrize("script", [PROLOG, EPILOG], ids=["prolog", "epilog"])
+def test_errors_never_fail_the_job(tmp_path: Path, script: Path) -> None:
+    # Slurm drains the node (and requeues the job, for a Prolog) when these exit non-zero.
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    res = slurm_script(script, blocker / "jobs", "400", "0")  # cannot be created, even by root
+    assert res.returncode == 0
+    if script is PROLOG:
+        assert "job 400: cannot create" in res.stderr and "not recorded" in res.stderr
+    res = slurm_script(script, tmp_path / "jobs", "4x0", "0")
+    assert res.returncode == 0 and "SLURM_JOB_ID '4x0' is not a job id" in res.stderr
+    res = slurm_script(script, tmp_path / "jobs", None, "0")
+    assert res.returncode == 0 and "SLURM_JOB_ID '' is not a job id" in res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_unwritable_directory_exits_0_with_a_message(jobs_dir: Path) -> None:
+    prolog(jobs_dir, "500", "0")
+    jobs_dir.chmod(0o555)
+    jobs_dir.parent.chmod(0o555)
+    try:
+        res = slurm_script(PROLOG, jobs_dir, "501", "0")
+        assert res.returncode == 0 and "job 501" in res.stderr
+        res = slurm_script(EPILOG, jobs_dir, "500", "0")
+        assert res.returncode == 0 and "job 500" in res.stderr
+    finally:
+        jobs_dir.parent.chmod(0o755)
+        jobs_dir.chmod(0o755)
+    assert mapping(jobs_dir) == {"0": ["500"]}
+
+
+def test_scripts_wait_for_the_lock(jobs_dir: Path) -> None:
+    """While another process holds the lock, nothing is written; the script gives up, logs, and exits 0."""
+    prolog(jobs_dir, "600", "0")
+    lock = Path(f"{jobs_dir}.lock")
+    with lock.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # the same flock(2) lock as flock(1)
+        res = slurm_script(PROLOG, jobs_dir, "601", "0", WATTPRINT_LOCK_WAIT="1")
+        assert res.returncode == 0 and "still held" in res.stderr
+        res = slurm_script(EPILOG, jobs_dir, "600", "0", WATTPRINT_LOCK_WAIT="1")
+        assert res.returncode == 0 and "still held" in res.stderr
+        assert mapping(jobs_dir) == {"0": ["600"]}
+    prolog(jobs_dir, "601", "0")
+    assert mapping(jobs_dir) == {"0": ["600", "601"]}
+
+
+def gpus_of(job: int) -> list[str]:
+    return sorted({str(job % 4), str((job // 4) % 4)})
+
+
+def run_concurrently(calls: Iterable[tuple[Path, str, str]], jobs_dir: Path) -> None:
+    """Start every (script, job, gpus) at once from its own thread, each a real subprocess."""
+    calls = list(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def one(call: tuple[Path, str, str]) -> subprocess.CompletedProcess[str]:
+        barrier.wait()
+        return slurm_script(call[0], jobs_dir, call[1], call[2])
+
+    # Meanwhile list the directory as the exporter does: it must never hold anything but <gpu> files,
+    # not even for an instant (temporary files are made beside it).
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                seen.update(os.listdir(jobs_dir))
+            except FileNotFoundError:
+                pass
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            results = list(pool.map(one, calls))
+    finally:
+        done.set()
+        watcher.join()
+    for (script, job, _), res in zip(calls, results, strict=True):
+        assert res.returncode == 0 and res.stderr == "", f"{script.name} {job}: {res.stderr}"
+    assert all(re.fullmatch(r"\d+", name) for name in seen), sorted(seen)
+
+
+def expected(jobs: Iterable[int]) -> dict[str, list[str]]:
+    out: dict[str, set[str]] = {}
+    for j in jobs:
+        for g in gpus_of(j):
+            out.setdefault(g, set()).add(str(j))
+    return {g: sorted(ids) for g, ids in sorted(out.items())}
+
+
+def as_sets(m: dict[str, list[str]]) -> dict[str, list[str]]:
+    for g, ids in m.items():
+        assert len(ids) == len(set(ids)), f"GPU {g} lists a job twice: {ids}"
+    return {g: sorted(ids) for g, ids in m.items()}
+
+
+def test_concurrent_prologs_and_epilogs_lose_no_line(jobs_dir: Path) -> None:
+    first = range(1000, 1020)
+    run_concurrently(((PROLOG, str(j), ",".join(gpus_of(j))) for j in first), jobs_dir)
+    assert as_sets(mapping(jobs_dir)) == expected(first)
+
+    # Half of them end while 10 new jobs start, all at once, on the same GPUs.
+    ending, staying, starting = first[::2], first[1::2], range(2000, 2010)
+    run_concurrently([*((EPILOG, str(j), ",".join(gpus_of(j))) for j in ending),
+                      *((PROLOG, str(j), ",".join(gpus_of(j))) for j in starting)], jobs_dir)
+    assert as_sets(mapping(jobs_dir)) == expected([*staying, *starting])
+
+    run_concurrently(((EPILOG, str(j), "") for j in [*staying, *starting]), jobs_dir)
+    assert mapping(jobs_dir) == {}
+    assert leftovers(jobs_dir) == []
+
+
+# -- the real exporter reads what the prolog wrote ----------------------------------------------------------
+
+
+def scrape(port: int) -> tuple[set[tuple[str, str]], dict[str, float]]:
+    """({(gpu, job_id)} of wattprint_job_info, {reason: count} of wattprint_job_discovery_errors_total)."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    jobs: set[tuple[str, str]] = set()
+    errors: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "wattprint_job_info" and s.value == 1:
+                assert s.labels["job_source"] == "mapping-dir" and s.labels["cluster"] == "jean-zay"
+                jobs.add((s.labels["gpu"], s.labels["job_id"]))
+            elif s.name == "wattprint_job_discovery_errors_total":
+                errors[s.labels["reason"]] = s.value
+    return jobs, errors
+
+
+def test_exporter_reports_the_jobs_the_prolog_wrote_until_the_epilog(jobs_dir: Path) -> None:
+    prolog(jobs_dir, "4242", "1,3")
+    prolog(jobs_dir, "4243", "1")
+    with running_exporter("--backend", "replay", "--replay-gpus", "4", "--job-discovery", "mapping-dir",
+                          "--mapping-dir", str(jobs_dir), "--label", "cluster=jean-zay",
+                          "--poll-interval", "0.2") as (_, port):
+        want = {("1", "4242"), ("3", "4242"), ("1", "4243")}
+        assert wait_until(lambda: scrape(port)[0] == want, timeout=20), scrape(port)
+
+        prolog(jobs_dir, "4244", "0")  # a job starting while the exporter runs
+        want |= {("0", "4244")}
+        assert wait_until(lambda: scrape(port)[0] == want, timeout=20), scrape(port)
+
+        epilog(jobs_dir, "4242", "1,3")
+        want -= {("1", "4242"), ("3", "4242")}
+        assert wait_until(lambda: scrape(port)[0] == want, timeout=20), scrape(port)
+        epilog(jobs_dir, "4243", "1")
+        epilog(jobs_dir, "4244", "0")
+        assert wait_until(lambda: scrape(port)[0] == set(), timeout=20), scrape(port)
+        # The lock and temporary files live beside the directory: the exporter never sees a stray file.
+        assert scrape(port)[1].get("bad_filename", 0) == 0
+
+
+# -- systemd units --------------------------------------------------------------------------------------------
+
+
+def unit(name: str) -> dict[str, dict[str, list[str]]]:
+    """{section: {key: [values in order]}}; systemd keys repeat (Environment=, DeviceAllow=)."""
+    path = SLURM / name
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    cp.read(path)  # configparser keeps one value per key; it checks the layout, the loop below keeps them all
+    out: dict[str, dict[str, list[str]]] = {}
+    section = None
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        assert not line.endswith("\\"), "no continuation lines, so that this reader sees every setting"
+        if line.startswith("["):
+            section = line.strip("[]")
+            out[section] = {}
+            continue
+        key, sep, value = line.partition("=")
+        assert section and sep, f"{name}: {line!r}"
+        out[section].setdefault(key.strip(), []).append(value.strip())
+    assert set(out) == set(cp.sections())
+    for sec, items in out.items():
+        for key, values in items.items():
+            assert cp.get(sec, key) == values[-1]
+    return out
+
+
+def one(u: dict[str, dict[str, list[str]]], section: str, key: str) -> str:
+    values = u[section].get(key, [])
+    assert len(values) == 1, f"[{section}] {key}: {values}"
+    return values[0]
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines of an EnvironmentFile (comments and blank lines skipped, one level of quotes removed)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = shlex.split(value)[0] if value else ""
+    return out
+
+
+def unit_env(u: dict[str, dict[str, list[str]]], default_file: Path | None) -> dict[str, str]:
+    """The environment systemd gives the service: Environment= lines, then the EnvironmentFile= on top."""
+    env: dict[str, str] = {}
+    for item in u["Service"].get("Environment", []):
+        for assignment in shlex.split(item):
+            key, _, value = assignment.partition("=")
+            env[key] = value
+    if default_file is not None:
+        env.update(env_file(default_file))
+    return env
+
+
+def expand(command: str, env: dict[str, str]) -> list[str]:
+    """A systemd command line -> argv: "${VAR}" inside a word is that value as is; "$VAR" as a whole word is
+    the value split at whitespace (quotes respected) into zero or more words; "$$" is a "$" (systemd.service(5))."""
+    argv: list[str] = []
+    for word in shlex.split(command):
+        whole = re.fullmatch(r"\$([A-Za-z_][A-Za-z0-9_]*)", word)
+        if whole:
+            argv.extend(shlex.split(env.get(whole.group(1), "")))
+            continue
+        word = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), ""), word.replace("$$", "\0"))
+        argv.append(word.replace("\0", "$"))
+    return argv
+
+
+def console_scripts() -> dict[str, str]:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+def exporter_argv(env: dict[str, str]) -> list[str]:
+    u = unit("wattprint-exporter.service")
+    argv = expand(one(u, "Service", "ExecStart"), env)
+    assert argv[0] == "/opt/wattprint/bin/wattprint-exporter"
+    assert Path(argv[0]).name in console_scripts()
+    return argv
+
+
+def parse_exporter(argv: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+    from exporter.config import parse_config
+
+    for key in list(os.environ):
+        if key.startswith("WATTPRINT_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():  # the service's environment: the exporter reads WATTPRINT_<FLAG> itself
+        monkeypatch.setenv(key, value)
+    return parse_config(argv[1:])
+
+
+def test_exporter_unit_command_line_is_accepted_by_the_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
+    u = unit("wattprint-exporter.service")
+    env = unit_env(u, SLURM / "wattprint-exporter.default")
+    assert one(u, "Service", "EnvironmentFile") == "-/etc/default/wattprint-exporter"
+    cfg = parse_exporter(exporter_argv(env), env, monkeypatch)
+    assert (cfg.backend, cfg.job_discovery, cfg.listen_address) == ("nvml", "mapping-dir", ":9835")
+    assert dict(cfg.labels) == {"cluster": "jean-zay", "region": "FR"}
+
+    # The directory the exporter reads is the one the prolog and epilog write and tmpfiles.d creates.
+    for script in (PROLOG, EPILOG):
+        assert f"DIR=${{WATTPRINT_MAPPING_DIR:-{cfg.mapping_dir}}}" in script.read_text()
+    tmpfiles = [line.split()[:2] for line in (SLURM / "wattprint.tmpfiles.conf").read_text().splitlines()
+                if line and not line.startswith("#")]
+    assert ["d", cfg.mapping_dir] in tmpfiles
+
+    # A flag repeated in WATTPRINT_EXPORTER_ARGS wins, as the unit's comments promise.
+    env2 = {**env, "WATTPRINT_EXPORTER_ARGS": '--web.listen-address 10.0.0.7:9835 --label "site=Paris Saclay"'}
+    cfg2 = parse_exporter(exporter_argv(env2), env2, monkeypatch)
+    assert cfg2.listen_address == "10.0.0.7:9835" and dict(cfg2.labels)["site"] == "Paris Saclay"
+    # With no EnvironmentFile at all the command line still parses (the start check below stops it).
+    bare = unit_env(u, None)
+    parse_exporter(exporter_argv(bare), bare, monkeypatch)
+
+
+def test_exporter_unit_refuses_to_start_without_a_cluster() -> None:
+    u = unit("wattprint-exporter.service")
+    pre = expand(one(u, "Service", "ExecStartPre"), {})
+    assert pre[:2] == ["/bin/sh", "-c"]
+    res = subprocess.run(pre, env={"WATTPRINT_CLUSTER": ""}, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1 and "set WATTPRINT_CLUSTER" in res.stderr
+    res = subprocess.run(pre, env={"WATTPRINT_CLUSTER": "jean-zay"}, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+
+
+def test_exporter_unit_is_hardened_but_sees_the_gpus() -> None:
+    s = unit("wattprint-exporter.service")["Service"]
+    for key, value in {"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                       "ProtectHome": "yes", "PrivateTmp": "yes", "DevicePolicy": "closed",
+                       "CapabilityBoundingSet": ""}.items():
+        assert s.get(key) == [value], key
+    # PrivateDevices=yes would give it a /dev without /dev/nvidia*, and NVML would find no GPU.
+    assert s.get("PrivateDevices", ["no"]) == ["no"]
+    assert s["DeviceAllow"] == ["char-nvidia* rw"]
+    assert [p.lstrip("-") for p in s["ReadOnlyPaths"]] == ["/run/wattprint"]
+    assert "ProcSubset" not in s  # would hide /proc/driver/nvidia
+
+
+def test_management_units_are_hardened() -> None:
+    for name in ("wattprint-serve-intensity.service", "wattprint-report.service"):
+        s = unit(name)["Service"]
+        for key, value in {"User": "wattprint", "Group": "wattprint", "NoNewPrivileges": "yes",
+                           "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
+                           "PrivateDevices": "yes", "CapabilityBoundingSet": ""}.items():
+            assert s.get(key) == [value], f"{name}: {key}"
+    sysusers = (SLURM / "wattprint.sysusers.conf").read_text()
+    assert re.search(r"^u wattprint - .* /var/lib/wattprint$", sysusers, re.M)
+
+
+def test_serve_intensity_unit_command_line_is_accepted(tmp_path: Path) -> None:
+    from pipeline.cli import build_parser
+    from pipeline.live.intensity_server import options
+
+    (tmp_path / "wattprint.yaml").write_text(
+        "clusters:\n  jean-zay:\n    provider: onprem\n    zone: FR\n    pue: 1.2\n")
+    (tmp_path / "em-token").write_text("secret\n")
+    u = unit("wattprint-serve-intensity.service")
+    assert one(u, "Service", "EnvironmentFile") == "-/etc/default/wattprint-serve-intensity"
+    for extra in ({}, {"WATTPRINT_INTENSITY_SOURCE": "electricitymaps",
+                       "WATTPRINT_INTENSITY_ARGS": "--token-file /etc/wattprint/em-token --zone DE"}):
+        env = {**unit_env(u, SLURM / "wattprint-serve-intensity.default"), **extra}
+        argv = expand(one(u, "Service", "ExecStart"), env)
+        assert argv[0] == "/opt/wattprint/bin/wattprint" and Path(argv[0]).name in console_scripts()
+        assert argv[1] == "serve-intensity"
+        argv = [a.replace("/etc/wattprint/", f"{tmp_path}/") for a in argv]
+        opts = options(build_parser().parse_args(argv[1:]), environ={})
+        assert opts.source == (extra.get("WATTPRINT_INTENSITY_SOURCE") or "annual")
+        assert opts.listen == ":9837" and opts.db == "/var/lib/wattprint/wattprint.duckdb"
+        assert ("jean-zay", "FR") in {(c.cluster, c.zone) for c in opts.clusters}
+    # The ledger it reads is the one the report service writes.
+    report_env = unit_env(unit("wattprint-report.service"), None)
+    assert report_env["WATTPRINT_DB"] == opts.db
+
+
+def test_report_timer_fires_monthly_in_utc() -> None:
+    t = unit("wattprint-report.timer")
+    assert one(t, "Timer", "OnCalendar") == "*-*-01 06:00:00 UTC"
+    assert one(t, "Timer", "Persistent") == "yes"
+    assert one(t, "Install", "WantedBy") == "timers.target"
+    r = unit("wattprint-report.service")
+    assert one(r, "Service", "Type") == "oneshot"
+    assert one(r, "Service", "ExecStart") == "/usr/local/libexec/wattprint-monthly-report.sh"
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        res = subprocess.run([analyze, "calendar", "--iterations=2", one(t, "Timer", "OnCalendar")],
+                             capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, res.stderr
+        elapses = re.findall(r"(?:Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d) 06:00:00 UTC", res.stdout)
+        assert len(elapses) == 2 and all(d.endswith("-01") for d in elapses), res.stdout
+
+
+def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:  # not a required tool; the checks above run without it
+        pytest.skip("systemd-analyze not installed")
+    venv_bin = Path(sys.executable).parent
+    for name in UNITS:
+        text = (SLURM / name).read_text()
+        # verify insists that ExecStart= programs exist: point them at this checkout's.
+        text = text.replace("/opt/wattprint/bin/", f"{venv_bin}/").replace(
+            "/usr/local/libexec/wattprint-monthly-report.sh", str(REPORT_SCRIPT))
+        (tmp_path / name).write_text(text)
+    assert (venv_bin / "wattprint-exporter").exists() and (venv_bin / "wattprint").exists()
+    res = subprocess.run([analyze, "verify", *(str(tmp_path / n) for n in UNITS)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
+
+
+# -- the monthly report script ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stubs(tmp_path: Path) -> Path:
+    """A bin/ with recording stand-ins for wattprint and sacct, and a date(1) whose "now" is $FAKE_NOW."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "calls.jsonl"
+    real_date = shutil.which("date")
+    assert real_date
+    (bindir / "wattprint").write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(['wattprint', *sys.argv[1:]]) + '\\n')\n"
+        "sys.exit(int(os.environ.get('FAIL_' + sys.argv[1].upper(), '0')))\n")
+    (bindir / "sacct").write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        "call = ['sacct', *sys.argv[1:], 'TZ=' + os.environ.get('TZ', '')]\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(call) + '\\n')\n"
+        "print(json.dumps({'jobs': []}))\n")
+    # `date -u +%Y-%m-01` (no -d) asks for now; everything else is the real date(1).
+    (bindir / "date").write_text(
+        "#!/bin/sh\n"
+        'if [ "$*" = "-u +%Y-%m-01" ]; then printf \'%s-01\\n\' "$FAKE_NOW"; exit 0; fi\n'
+        f'exec {real_date} "$@"\n')
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    return bindir
+
+
+def run_report(stubs: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    log = stubs.parent / "calls.jsonl"
+    log.unlink(missing_ok=True)
+    full = {"PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}", "TMPDIR": str(stubs.parent), **env}
+    res = subprocess.run(["sh", str(REPORT_SCRIPT)], env=full, capture_output=True, text=True, timeout=60)
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return res, calls
+
+
+@pytest.mark.parametrize("now, month, start, end", [
+    ("2024-03", "2024-02", "2024-02-01T00:00:00Z", "2024-03-01T00:00:00Z"),  # leap February
+    ("2024-01", "2023-12", "2023-12-01T00:00:00Z", "2024-01-01T00:00:00Z"),  # across the year
+])
+def test_report_script_runs_the_previous_month_with_verbs_the_cli_accepts(
+        stubs: Path, tmp_path: Path, now: str, month: str, start: str, end: str) -> None:
+    from pipeline.cli import build_parser
+
+    u = unit("wattprint-report.service")
+    env = unit_env(u, SLURM / "wattprint-report.default")
+    env.pop("PATH")
+    env.update(FAKE_NOW=now, REPORT_DIR=str(tmp_path / "reports"),
+               FETCH_INTENSITY="uk GB --base-url https://api.example.org")
+    res, calls = run_report(stubs, env)
+    assert res.returncode == 0, res.stderr
+    assert [c[:2] if c[1] not in ("jobs", "intensity") else c[:3] for c in calls] == [
+        ["wattprint", "ingest"], ["sacct", "--allusers"], ["wattprint", "jobs", "import"],
+        ["wattprint", "intensity", "fetch"], ["wattprint", "report"], ["wattprint", "report"]]
+    parser = build_parser()
+    for call in calls:
+        if call[0] == "wattprint":
+            parser.parse_args(call[1:])  # SystemExit (a failure) on a flag the CLI lacks
+    ingest, sacct, jobs, fetch, *reports = calls
+    assert ingest[ingest.index("--prometheus") + 1] == "http://prometheus:9090"
+    assert (ingest[ingest.index("--start") + 1], ingest[ingest.index("--end") + 1]) == (start, end)
+    assert "--json" in sacct and sacct[-1] == "TZ=UTC"
+    assert sacct[sacct.index("--starttime") + 1] == start.rstrip("Z")
+    assert sacct[sacct.index("--endtime") + 1] == end.rstrip("Z")
+    assert jobs[jobs.index("--format") + 1] == "sacct-json"
+    assert fetch[fetch.index("--source") + 1 :][:3] == ["uk", "--zone", "GB"]
+    assert (fetch[fetch.index("--start") + 1], fetch[fetch.index("--end") + 1]) == (start, end)
+    assert [(r[r.index("--month") + 1], r[r.index("--format") + 1], r[r.index("--out") + 1]) for r in reports] == [
+        (month, fmt, str(tmp_path / "reports" / month / f"wattprint-{month}.{fmt}")) for fmt in ("html", "json")]
+    assert (tmp_path / "reports" / month).is_dir()
+
+
+def test_report_script_month_override_and_failures(stubs: Path, tmp_path: Path) -> None:
+    base = {"PROMETHEUS_URL": "http://p:9090", "REPORT_DIR": str(tmp_path / "r"), "FAKE_NOW": "2024-05"}
+    res, calls = run_report(stubs, {**base, "REPORT_MONTH": "2023-12", "REPORT_FORMATS": "md"})
+    assert res.returncode == 0, res.stderr
+    assert [c[1] for c in calls] == ["ingest", "report"]  # no sacct, no fetch unless asked
+    assert calls[0][calls[0].index("--end") + 1] == "2024-01-01T00:00:00Z"
+    assert calls[1][calls[1].index("--month") + 1] == "2023-12"
+
+    res, calls = run_report(stubs, {**base, "REPORT_MONTH": "2023-13"})
+    assert res.returncode == 2 and "expected YYYY-MM" in res.stderr and calls == []
+
+    res, calls = run_report(stubs, {**base, "FAIL_INGEST": "1"})  # Prometheus unreachable: no report
+    assert res.returncode == 1 and "ingest failed with exit status 1" in res.stderr
+    assert [c[1] for c in calls] == ["ingest"]
+
+    res, calls = run_report(stubs, {k: v for k, v in base.items() if k != "PROMETHEUS_URL"})
+    assert res.returncode != 0 and "PROMETHEUS_URL" in res.stderr and calls == []
+
+
+# -- Prometheus -------------------------------------------------------------------------------------------------
+
+
+def test_prometheus_scrape_config(tmp_path: Path) -> None:
+    config = yaml.safe_load((SLURM / "prometheus-scrape.yml").read_text())
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    # WattprintExporterDown: up{job=~".*wattprint.*"}
+    assert jobs and all(re.fullmatch(".*wattprint.*", name) for name in jobs)
+    ports = {t.rsplit(":", 1)[1] for j in jobs.values() for sc in j["static_configs"] for t in sc["targets"]}
+    assert ports == {"9835", "9837"}  # the units' --web.listen-address
+    assert "--web.listen-address :9835" in one(unit("wattprint-exporter.service"), "Service", "ExecStart")
+    assert "--web.listen-address :9837" in one(unit("wattprint-serve-intensity.service"), "Service", "ExecStart")
+
+    promtool = require_tool("promtool")
+    config["rule_files"] = [str(REPO / "rules" / "*.rules.yml")]  # the real rules, so promtool loads them too
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    res = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "wattprint.rules.yml" in res.stdout

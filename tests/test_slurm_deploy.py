@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,15 +43,16 @@ SHELLS = [s for s in ("sh", "dash", "bash") if shutil.which(s)]
 
 
 def slurm_script(script: Path, mapping_dir: Path, job: str | None = None, gpus: str | None = None,
-                 shell: str = "sh", **extra: str) -> subprocess.CompletedProcess[str]:
-    """Run a prolog/epilog as slurmd would: a fresh environment with only the SLURM_* variables it sets."""
+                 shell: str = "sh", as_user: tuple[str, ...] = (), **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run a prolog/epilog as slurmd would: a fresh environment with only the SLURM_* variables it sets.
+    `as_user`: a command prefix that drops privileges (setpriv), for the read-only directory case."""
     env = {"WATTPRINT_MAPPING_DIR": str(mapping_dir), **extra}
     if job is not None:
         env["SLURM_JOB_ID"] = job
     if gpus is not None:
         env["SLURM_JOB_GPUS"] = gpus
-    return subprocess.run([shutil.which(shell) or shell, str(script)], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([*as_user, shutil.which(shell) or shell, str(script)], env=env, capture_output=True,
+                          text=True, timeout=60)
 
 
 def prolog(mapping_dir: Path, job: str, gpus: str | None, shell: str = "sh", **extra: str) -> str:
@@ -172,15 +174,21 @@ def test_errors_never_fail_the_job(tmp_path: Path, script: Path) -> None:
     assert res.returncode == 0 and "SLURM_JOB_ID '' is not a job id" in res.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_unwritable_directory_exits_0_with_a_message(jobs_dir: Path) -> None:
     prolog(jobs_dir, "500", "0")
+    # root writes into read-only directories, so as root the scripts run as nobody (setpriv, util-linux)
+    as_user = (require_tool("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups") \
+        if os.geteuid() == 0 else ()
+    for d in (jobs_dir, *jobs_dir.parents):
+        if d == Path(tempfile.gettempdir()):
+            break
+        d.chmod(d.stat().st_mode | 0o005)      # nobody may walk to it, not write
     jobs_dir.chmod(0o555)
     jobs_dir.parent.chmod(0o555)
     try:
-        res = slurm_script(PROLOG, jobs_dir, "501", "0")
+        res = slurm_script(PROLOG, jobs_dir, "501", "0", as_user=as_user)
         assert res.returncode == 0 and "job 501" in res.stderr
-        res = slurm_script(EPILOG, jobs_dir, "500", "0")
+        res = slurm_script(EPILOG, jobs_dir, "500", "0", as_user=as_user)
         assert res.returncode == 0 and "job 500" in res.stderr
     finally:
         jobs_dir.parent.chmod(0o755)

@@ -189,27 +189,9 @@ def _main(argv: Sequence[str] | None) -> int:
             print("wattprint demo: --gpus must be >= 1 and --seconds > 0", file=sys.stderr)
             return 2
         return run_demo(gpus=args.gpus, seconds=args.seconds)
-    if args.verb == "estimate":
-        from .estimate import run as run_estimate
-
-        try:
-            return run_estimate(args)
-        except WattprintError as exc:
-            print(f"wattprint estimate: error: {exc.message()}", file=sys.stderr)
-            return exc.exit_code
-    if args.verb == "serve-intensity":
-        from .live.intensity_server import run as run_serve_intensity
-
-        try:
-            return run_serve_intensity(args)
-        except WattprintError as exc:
-            print(f"wattprint serve-intensity: error: {exc.message()}", file=sys.stderr)
-            return exc.exit_code
-    from . import verbs
-
     name = args.verb + (f" {args.action}" if getattr(args, "action", None) else "")
     try:
-        return verbs.run(args)
+        return _run_verb(args)
     except WattprintError as exc:
         print(f"wattprint {name}: error: {exc.message()}", file=sys.stderr)
         return exc.exit_code
@@ -217,6 +199,21 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"wattprint {name}: interrupted; whole chunks already written are kept, re-run to complete",
               file=sys.stderr)
         return 130
+
+
+def _run_verb(args: argparse.Namespace) -> int:
+    # verbs that need neither the database nor the cluster config are not in verbs.py
+    if args.verb == "estimate":
+        from .estimate import run as run_estimate
+
+        return run_estimate(args)
+    if args.verb == "serve-intensity":
+        from .live.intensity_server import run as run_serve_intensity
+
+        return run_serve_intensity(args)
+    from . import verbs
+
+    return verbs.run(args)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ if [ $want_tools = 1 ]; then
   command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
   command -v curl >/dev/null || missing+=(curl)   # the ingest benchmark's baseline
   command -v chromium >/dev/null || missing+=(chromium)   # renders the HTML report headless (screenshot test)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)   # verifies deploy/slurm/*.service
+  command -v setpriv >/dev/null || missing+=(util-linux)
+  command -v openssl >/dev/null || missing+=(openssl)   # self-signed certificates for the TLS tests
   if [ ${#missing[@]} -gt 0 ]; then
     echo "bootstrap: installing Debian ${missing[*]}"
     apt_install "${missing[@]}" || true

@@ -26,7 +26,8 @@ def require_tool(name: str) -> str:
     if path:
         return path
     package = {"victoria-metrics": "victoria-metrics", "curl": "curl", "chromium": "chromium",
-               "openssl": "openssl", "setpriv": "util-linux"}.get(name, "prometheus")
+               "openssl": "openssl", "setpriv": "util-linux",
+               "systemd-analyze": "systemd"}.get(name, "prometheus")
     msg = f"{name} not found on PATH (Debian: apt-get install --no-install-recommends {package})"
     if tools_required():
         pytest.fail(f"{msg}; required because CI=true or WATTPRINT_REQUIRE_TOOLS=1")

@@ -519,9 +519,7 @@ def test_report_timer_fires_monthly_in_utc() -> None:
 
 
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if not analyze:  # not a required tool; the checks above run without it
-        pytest.skip("systemd-analyze not installed")
+    analyze = require_tool("systemd-analyze")
     venv_bin = Path(sys.executable).parent
     for name in UNITS:
         text = (SLURM / name).read_text()

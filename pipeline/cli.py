@@ -76,10 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"wattprint {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    demo = sub.add_parser("demo", help="run a replay exporter (real H100 trace, no GPU needed) with jobs on its "
-                          "virtual GPUs and show the energy it measures")
-    demo.add_argument("--gpus", type=int, default=4, help="virtual GPUs (default: %(default)s)")
-    demo.add_argument("--seconds", type=float, default=6.0, help="how long to measure (default: %(default)s)")
+    demo = sub.add_parser(
+        "demo", formatter_class=fmt,
+        help="build a month of carbon reports for a simulated two-cluster H100 fleet (no GPU, no server needed)",
+        description="Simulate a month (2026-10) of two 16-GPU H100 clusters (power from the real H100 trace, a job "
+        "ledger of three projects, hourly grid intensity per zone), run it through the real ingest, imports, model "
+        "and reports, and write the report set (Markdown, HTML, JSON, CSV, model card) with its inputs and DuckDB "
+        "file into --out. Deterministic for a seed. With --exporter: run a replay exporter instead and show the "
+        "energy it measures per GPU, job and idle.",
+    )
+    demo.add_argument("--out", metavar="DIR", default="wattprint-demo",
+                      help="folder for the files (default: %(default)s); re-running replaces the files a previous "
+                      "demo wrote there, and a non-empty folder it did not write is refused")
+    demo.add_argument("--seed", type=int, default=0, metavar="N",
+                      help="seed of the simulated fleet (default: %(default)s)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    demo.add_argument("--exporter", action="store_true",
+                      help="instead: run a replay exporter (real H100 trace) with jobs on its virtual GPUs, "
+                      "scrape it and show the energy it measures")
+    demo.add_argument("--gpus", type=int, default=4, help="with --exporter: virtual GPUs (default: %(default)s)")
+    demo.add_argument("--seconds", type=float, default=6.0,
+                      help="with --exporter: how long to measure (default: %(default)s)")
 
     ing = sub.add_parser(
         "ingest", formatter_class=fmt,
@@ -182,13 +199,13 @@ def _main(argv: Sequence[str] | None) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="wattprint: %(levelname)s %(message)s")
-    if args.verb == "demo":
-        from .demo import run_demo
+    if args.verb == "demo" and args.exporter:
+        from .demo import run_exporter_demo
 
         if args.gpus < 1 or args.seconds <= 0:
             print("wattprint demo: --gpus must be >= 1 and --seconds > 0", file=sys.stderr)
             return 2
-        return run_demo(gpus=args.gpus, seconds=args.seconds)
+        return run_exporter_demo(gpus=args.gpus, seconds=args.seconds)
     name = args.verb + (f" {args.action}" if getattr(args, "action", None) else "")
     try:
         return _run_verb(args)
@@ -203,6 +220,10 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _run_verb(args: argparse.Namespace) -> int:
     # verbs that need neither the database nor the cluster config are not in verbs.py
+    if args.verb == "demo":
+        from .demo import run_demo
+
+        return run_demo(out=args.out, seed=args.seed, quiet=args.quiet)
     if args.verb == "estimate":
         from .estimate import run as run_estimate
 

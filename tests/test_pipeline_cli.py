@@ -15,11 +15,24 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60)
 
 
-def test_demo_measures_energy_with_conservation():
-    res = run("demo", "--gpus", "3", "--seconds", "1.5")
+def test_demo_exporter_measures_energy_with_conservation():
+    """`wattprint demo --exporter`: the exporter side (the month-long report demo is tests/test_demo.py)."""
+    res = run("demo", "--exporter", "--gpus", "3", "--seconds", "1.5")
     assert res.returncode == 0, res.stderr
+    assert "3 virtual H100s replaying a real trace" in res.stdout
     assert "largest gap 0.000 J" in res.stdout
-    assert "pretrain-1001=" in res.stdout and "finetune-1002=" in res.stdout
+    assert "pretrain-1001=" in res.stdout and "finetune-1002=" in res.stdout and "eval-1003=" in res.stdout
+    rows = [line.split() for line in res.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["0", "1", "2"]
+    assert all(float(r[2]) > 0 for r in rows)                     # every GPU measured some energy
+    assert rows[2][4] == "-"                                      # the last GPU has no job: all of it is idle
+    assert float(rows[2][3]) == float(rows[2][2])
+    assert not (REPO / "wattprint-demo").exists() or (REPO / "wattprint-demo" / ".wattprint-demo").is_file()
+
+
+def test_demo_exporter_rejects_bad_flags():
+    res = run("demo", "--exporter", "--gpus", "0")
+    assert res.returncode == 2 and "--gpus must be >= 1" in res.stderr
 
 
 def test_report_without_a_database_says_so_and_creates_nothing(tmp_path):

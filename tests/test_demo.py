@@ -1,0 +1,210 @@
+"""`wattprint demo`: the month-long report demo, run as a newcomer runs it (a subprocess, no GPU, no server).
+
+Three runs are shared by the tests: the default (./wattprint-demo/ under the working directory, seed 0), the
+same seed again into another folder, and seed 1 into a folder a previous demo left (with a user's file in it).
+The numbers are checked against the counters the demo stored and against the generator itself, not against
+the reports' own arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from pipeline.demo import MARKER, DemoFiles
+from pipeline.demo_fleet import HEADLINE_PROJECT, MONTH, generate
+from tests.conftest import REPO
+
+SCHEMA = json.loads((REPO / "pipeline" / "report" / "report-v1.schema.json").read_text(encoding="utf-8"))
+
+
+@dataclass
+class Run:
+    files: DemoFiles
+    proc: subprocess.CompletedProcess[str]
+    wall_s: float
+
+    def json(self, scope: str) -> dict[str, Any]:
+        return json.loads(self.files.report(scope, "json").read_text(encoding="utf-8"))
+
+
+def _demo(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("WATTPRINT_DB", None)
+    env.pop("WATTPRINT_CONFIG", None)
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    return proc, time.perf_counter() - t
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    root = tmp_path_factory.mktemp("demo")
+    out: dict[str, Run] = {}
+    proc, wall = _demo(root)                                   # the default folder, as `make demo` runs it
+    out["default"] = Run(DemoFiles(root / "wattprint-demo", HEADLINE_PROJECT, MONTH), proc, wall)
+    proc, wall = _demo(root, "--out", "again", "--seed", "0")
+    out["again"] = Run(DemoFiles(root / "again", HEADLINE_PROJECT, MONTH), proc, wall)
+    reused = root / "reused"                                   # a folder an earlier demo wrote, plus a user's file
+    reused.mkdir()
+    (reused / MARKER).write_text("x", encoding="utf-8")
+    (reused / "keep.txt").write_text("mine", encoding="utf-8")
+    (reused / f"report-all-{MONTH}.md").write_text("stale", encoding="utf-8")
+    (reused / "MODEL_CARD.md").write_text("---\nco2_eq_emissions:\n  emissions: 1\n---\nstale body\n",
+                                          encoding="utf-8")
+    proc, wall = _demo(root, "--out", str(reused), "--seed", "1")
+    out["seed1"] = Run(DemoFiles(reused, HEADLINE_PROJECT, MONTH), proc, wall)
+    for name, r in out.items():
+        print(f"wattprint demo ({name}): {r.wall_s:.1f} s wall")
+    return out
+
+
+def test_every_run_succeeds_and_writes_every_file(runs: dict[str, Run], record_property: Any) -> None:
+    for name, r in runs.items():
+        record_property(f"demo_wall_s_{name}", round(r.wall_s, 2))
+        assert r.proc.returncode == 0, (name, r.proc.stderr[-3000:])
+        assert "Traceback" not in r.proc.stderr
+        for path, _ in r.files.listing():
+            assert path.is_file() and path.stat().st_size > 0, (name, path)
+
+
+def test_prints_the_model_card_section_and_where_the_files_are(runs: dict[str, Run]) -> None:
+    r = runs["default"]
+    md = r.files.report(HEADLINE_PROJECT, "md").read_text(encoding="utf-8")
+    section = md[md.index("## Environmental Impact"):md.index("\nMethod: ")].rstrip()
+    assert section in r.proc.stdout
+    for phase in ("experimentation", "pretraining", "finetuning"):
+        assert f"*{HEADLINE_PROJECT} {phase}*" in r.proc.stdout
+    assert f"Files in wattprint-demo{os.sep} ({r.files.out.resolve()})" in r.proc.stdout
+    for path, _ in r.files.listing():
+        assert f"  {path.name}  " in r.proc.stdout
+    assert "done in" in r.proc.stdout
+
+
+def test_reports_validate_against_the_json_schema(runs: dict[str, Run]) -> None:
+    validator = Draft202012Validator(SCHEMA)
+    for scope in (HEADLINE_PROJECT, "all"):
+        errors = sorted(validator.iter_errors(runs["default"].json(scope)), key=lambda e: list(e.path))
+        assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+
+
+def test_project_report_has_three_phases_on_two_clusters_fully_measured_and_hourly(runs: dict[str, Run]) -> None:
+    rep = runs["default"].json(HEADLINE_PROJECT)
+    assert rep["kind"] == "project" and rep["project"] == HEADLINE_PROJECT
+    assert [p["phase"] for p in rep["phases"]] == ["experimentation", "pretraining", "finetuning"]
+    assert all(p["label"] == "measured" for p in rep["phases"])
+    assert {c["cluster"] for p in rep["phases"] for c in p["clusters"]} == {"jean-zay", "aws-usw2"}
+    dq = rep["data_quality"]
+    assert dq["energy"]["counter"] == pytest.approx(1.0, abs=1e-12)
+    assert dq["intensity"]["hourly"] == pytest.approx(1.0, abs=1e-12)
+    assert dq["warnings"] == [] and dq["poor"] is False
+    assert dq["gaps"]["count"] == 0 and dq["jobs_without_telemetry"] == 0
+    assert rep["total"]["hardware"] == [{"model": "NVIDIA H100 80GB HBM3", "gpus": rep["total"]["hardware"][0]["gpus"],
+                                         "measured": True}]
+    # what-if: the project ran on both clusters, so neither option equals the actual figure; FR is cheaper
+    assert rep["whatif"]["best"]["cluster"] == "jean-zay"
+    assert rep["whatif"]["saving_kg"] > 0
+
+
+def test_fleet_reconciliation_adds_up_to_the_fleet_energy(runs: dict[str, Run]) -> None:
+    rep = runs["default"].json("all")
+    r = rep["reconciliation"]
+    parts = r["projects_energy_kwh"] + r["not_in_ledger_kwh"] + r["idle_apportioned_kwh"] + r["idle_unapportioned_kwh"]
+    assert parts == pytest.approx(r["fleet_energy_kwh"], rel=1e-9)
+    assert sum(c["energy_kwh"] for c in rep["clusters"]) == pytest.approx(r["fleet_energy_kwh"], rel=1e-9)
+    assert r["not_in_ledger_kwh"] > 0                           # the debugging session nobody put in the ledger
+    assert {p["project"] for p in rep["projects"]} == {"idefics-mini", "bloom-tiny", "llm-eval",
+                                                       "(not in the job ledger)"}
+    phases = {ph["phase"] for p in rep["projects"] for ph in p["phases"]}
+    assert {"experimentation", "pretraining", "finetuning"} <= phases
+
+
+def _increases(db: Path, where: str = "true") -> float:
+    """Sum over stored counter series of (last value - first value), straight from the samples table."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        (j,) = con.execute(
+            "SELECT sum(last - first) FROM (SELECT s.series_id, arg_max(s.value, s.ts) AS last,"
+            " arg_min(s.value, s.ts) AS first FROM samples s JOIN series se USING (series_id)"
+            f" WHERE {where} GROUP BY 1)").fetchall()[0]
+    finally:
+        con.close()
+    return float(j)
+
+
+def test_total_energy_is_the_sum_of_the_generated_counters(runs: dict[str, Run]) -> None:
+    files = runs["default"].files
+    fleet_kwh = runs["default"].json("all")["reconciliation"]["fleet_energy_kwh"]
+    stored_j = _increases(files.db)
+    generated_j = generate(0).energy_j                          # the generator's own counters, no database
+    assert stored_j == pytest.approx(generated_j, rel=1e-9)
+    assert fleet_kwh * 3.6e6 == pytest.approx(stored_j, rel=1e-9)
+    # the project's energy is its own jobs' counters (the job ids come from the ledger CSV)
+    ledger = [line.split(",") for line in files.jobs.read_text(encoding="utf-8").splitlines()[1:]]
+    ids = sorted({row[0] for row in ledger if row[1] == HEADLINE_PROJECT})
+    project_j = _increases(files.db, "se.kind = 'job_energy' AND se.job_id IN (" + ",".join(f"'{i}'" for i in ids)
+                           + ")")
+    rep = runs["default"].json(HEADLINE_PROJECT)
+    assert sum(p["energy_kwh"] for p in rep["phases"]) * 3.6e6 == pytest.approx(project_j, rel=1e-9)
+    assert rep["total"]["energy_kwh"] * 3.6e6 == pytest.approx(project_j, rel=1e-9)
+
+
+def test_the_same_seed_gives_identical_files_and_another_seed_does_not(runs: dict[str, Run]) -> None:
+    a, b, c = runs["default"].files, runs["again"].files, runs["seed1"].files
+    for path, _ in a.listing():
+        if path.suffix == ".duckdb":
+            continue
+        other = b.out / path.name
+        assert path.read_bytes() == other.read_bytes(), path.name
+    for scope in (HEADLINE_PROJECT, "all"):
+        assert a.report(scope, "json").read_text() != c.report(scope, "json").read_text()
+    assert a.jobs.read_text() != c.jobs.read_text()
+    assert a.intensity.read_text() != c.intensity.read_text()
+
+
+def test_rerun_replaces_its_own_files_and_keeps_the_users(runs: dict[str, Run]) -> None:
+    files = runs["seed1"].files
+    assert (files.out / "keep.txt").read_text(encoding="utf-8") == "mine"
+    assert files.report("all", "md").read_text(encoding="utf-8").startswith("# Carbon report: all projects")
+    assert "stale body" not in files.model_card.read_text(encoding="utf-8")
+
+
+def test_model_card_front_matter_holds_the_headline_in_grams(runs: dict[str, Run]) -> None:
+    for name in ("default", "seed1"):
+        r = runs[name]
+        text = r.files.model_card.read_text(encoding="utf-8")
+        assert text.startswith("---\n")
+        front = yaml.safe_load(text.split("---\n")[1])
+        co2 = front["co2_eq_emissions"]
+        kg = r.json(HEADLINE_PROJECT)["total"]["emissions_kg"]
+        assert co2["emissions"] == pytest.approx(kg * 1000.0, abs=0.006)
+        assert co2["training_type"] == "pre-training"
+        assert co2["hardware_used"].endswith("x NVIDIA H100 80GB HBM3")
+        assert "## Environmental Impact" in text
+
+
+def test_a_folder_it_did_not_write_is_refused_and_left_alone(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("important", encoding="utf-8")
+    proc, _ = _demo(tmp_path, "--out", str(mine))
+    assert proc.returncode == 2
+    assert "was not written by `wattprint demo`" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    afile = tmp_path / "afile"
+    afile.write_text("x", encoding="utf-8")
+    proc, _ = _demo(tmp_path, "--out", str(afile))
+    assert proc.returncode == 2 and "is not a folder" in proc.stderr
+    assert afile.read_text(encoding="utf-8") == "x"

@@ -38,7 +38,8 @@ def build_backend(cfg: Config) -> GpuBackend:
         return DcgmBackend(cfg.dcgm_url, timeout=cfg.dcgm_timeout, retries=cfg.dcgm_retries)
     from .backends.replay import ReplayBackend
 
-    return ReplayBackend(cfg.replay_trace, gpus=cfg.replay_gpus, epoch=cfg.replay_epoch, hostname=cfg.hostname)
+    return ReplayBackend(cfg.replay_trace, gpus=cfg.replay_gpus, epoch=cfg.replay_epoch, hostname=cfg.hostname,
+                         fail_file=cfg.replay_fail_file)
 
 
 def build_discovery(cfg: Config) -> JobDiscovery:

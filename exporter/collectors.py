@@ -108,8 +108,12 @@ class WattprintCollector(Collector):
             v = self._gpu_values(g)
             up.add_metric(v, 1.0 if g.up else 0.0)
             info.add_metric([*v, g.info.driver, g.energy_source, self._backend], 1.0)
-            energy.add_metric(v, g.energy_mj / 1000.0)
-            idle.add_metric(v, g.idle_mj / 1000.0)
+            if g.up:
+                # A GPU that cannot be read exports no energy sample at all: a flat counter would hide the
+                # outage from Prometheus and from the pipeline's gap detection. When it answers again the
+                # counters resume, with the energy the hardware counted meanwhile (flagged as a gap later).
+                energy.add_metric(v, g.energy_mj / 1000.0)
+                idle.add_metric(v, g.idle_mj / 1000.0)
             resets.add_metric(v, float(g.counter_resets))
             if g.power_watts is not None:
                 power.add_metric(v, g.power_watts)
@@ -122,7 +126,8 @@ class WattprintCollector(Collector):
             for call, n in g.errors:
                 errors.add_metric([*v, call], float(n))
             for j in g.jobs:
-                job_energy.add_metric([*v, j.job.job_id], j.energy_mj / 1000.0)
+                if g.up:
+                    job_energy.add_metric([*v, j.job.job_id], j.energy_mj / 1000.0)
                 if j.running:
                     job_info.add_metric([*v, j.job.job_id, j.job.source, j.job.pod_uid, j.job.container], 1.0)
         return [up, info, energy, idle, power, limit, util, mem, resets, errors, job_info, job_energy]

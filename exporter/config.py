@@ -36,6 +36,7 @@ class Config:
     replay_trace: str | None = None
     replay_gpus: int = 1
     replay_epoch: float | None = None
+    replay_fail_file: str | None = None
     job_discovery: str = "none"
     mapping_dir: str | None = None
     procfs: str = "/proc"
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--replay-epoch", type=float, default=None, metavar="UNIXTIME",
         help="unix time at which GPU 0 is at the trace's first row (default: start-up); "
         "exporters given the same epoch replay in step")
+    add("--replay-fail-file", default=None, metavar="PATH",
+        help="fault injection for --backend replay: a file listing virtual GPU indices (whitespace or comma "
+        "separated), re-read every poll; while listed, every read of that GPU fails as a lost board does")
     add("--job-discovery", choices=DISCOVERIES, default="none",
         help="how jobs on each GPU are found (default: %(default)s)")
     add("--mapping-dir", default=None, metavar="PATH",

@@ -77,3 +77,41 @@ def test_bad_trace_names_file_and_line(tmp_path, content, message):
 def test_missing_trace_file(tmp_path):
     with pytest.raises(BackendUnavailable, match="cannot read replay trace .*--replay-trace"):
         ReplayBackend(tmp_path / "nope.csv").open()
+
+
+def test_fail_file_makes_listed_gpus_fail_like_a_lost_board_and_recover(tmp_path, caplog):
+    from exporter.jobs.base import NoDiscovery
+    from exporter.poller import Poller
+
+    fail = tmp_path / "fail"
+    wall = [1_000.0]
+    b = ReplayBackend(gpus=3, epoch=1_000.0, hostname="n1", wallclock=lambda: wall[0], fail_file=fail)
+    b.open()
+    clock = iter(range(1_000_000))
+    poller = Poller(b, NoDiscovery(), clock=lambda: next(clock))
+    poller.poll_once()                     # no file: nothing fails
+    assert all(g.up for g in poller.snapshot.gpus)
+    fail.write_text("1, 7\nx\n")          # unknown indices are ignored with a warning
+    for _ in range(3):
+        wall[0] += 5
+        snap = poller.poll_once()
+    by_gpu = {g.info.index: g for g in snap.gpus}
+    assert [by_gpu[i].up for i in "012"] == [True, False, True]
+    assert dict(by_gpu["1"].errors)["energy"] == 3 and by_gpu["1"].power_watts is None
+    assert by_gpu["1"].energy_mj == 0      # the last good counter is kept while the board is lost
+    assert "ignoring '7', 'x'" in caplog.text
+    fail.unlink()                          # the board answers again: the hardware kept counting
+    wall[0] += 5
+    by_gpu = {g.info.index: g for g in poller.poll_once().gpus}
+    assert by_gpu["1"].up
+    truth = [b.trace.energy_at(b.elapsed(i, wall[0])) - b.trace.energy_at(b.elapsed(i, 1_000.0)) for i in range(3)]
+    for i in range(3):
+        assert by_gpu[str(i)].energy_mj == pytest.approx(truth[i], abs=2)
+
+
+def test_fail_file_flag_reaches_the_backend():
+    from exporter.app import build_backend
+    from exporter.config import parse_config
+
+    backend = build_backend(parse_config(["--backend", "replay", "--replay-fail-file", "/run/fail"]))
+    assert isinstance(backend, ReplayBackend) and str(backend.fail_file) == "/run/fail"

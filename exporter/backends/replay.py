@@ -5,12 +5,20 @@ shared/fixtures/nvml-h100/trace.csv). Each virtual GPU plays it from its own
 offset (i * duration / N) and loops; its energy counter keeps rising across
 loops so Prometheus never sees a reset. Wall time drives the position, so two
 exporters started with the same --replay-epoch play in step.
+
+For fault-injection tests, ``fail_file`` (``--replay-fail-file``) names a file
+listing virtual GPU indices; while an index is listed, every read of that GPU
+fails as a lost board does under NVML (``ok=False``, all calls failed), and
+its counter keeps running, so the exporter's outage handling can be exercised
+in a running process. The file is read at every poll; no file means no fault.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import logging
+import re
 import time
 import uuid as uuidlib
 from collections.abc import Callable
@@ -23,6 +31,10 @@ from .base import BackendUnavailable, GpuInfo, GpuReading
 REPLAY_MODEL = "NVIDIA H100 80GB HBM3"
 REPLAY_POWER_LIMIT_WATTS = 700.0
 REQUIRED_COLUMNS = ("ts", "power_mw", "energy_mj")
+# What NVML reports for a lost board: every call on it fails.
+FAILED_CALLS = ("energy", "power", "power_limit", "utilization", "memory")
+
+log = logging.getLogger("wattprint.replay")
 
 
 def default_trace_path() -> Path:
@@ -136,6 +148,7 @@ class ReplayBackend:
         epoch: float | None = None,
         hostname: str = "localhost",
         wallclock: Callable[[], float] = time.time,
+        fail_file: str | Path | None = None,
     ) -> None:
         if gpus < 1:
             raise BackendUnavailable(f"--replay-gpus must be at least 1, got {gpus}")
@@ -144,8 +157,11 @@ class ReplayBackend:
         self.epoch = epoch
         self.hostname = hostname
         self._wallclock = wallclock
+        self.fail_file = Path(fail_file) if fail_file else None
         self.trace: Trace | None = None
         self.infos: list[GpuInfo] = []
+        self._fail_text: str | None = None
+        self._failing: frozenset[str] = frozenset()
 
     def open(self) -> None:
         self.trace = load_trace(self.trace_path)
@@ -170,14 +186,41 @@ class ReplayBackend:
         assert self.epoch is not None
         return max(0.0, wall - self.epoch) + self.offset(gpu)
 
+    def failing(self) -> frozenset[str]:
+        """GPU indices listed in the fail file now (empty without one)."""
+        if self.fail_file is None:
+            return frozenset()
+        try:
+            text = self.fail_file.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = ""
+        except OSError as exc:
+            text = ""
+            log.warning("cannot read --replay-fail-file %s: %s; no GPU fails", self.fail_file, exc.strerror)
+        if text != self._fail_text:
+            self._fail_text = text
+            known = {info.index for info in self.infos}
+            tokens = [t for t in re.split(r"[\s,]+", text) if t]
+            unknown = sorted(t for t in tokens if t not in known)
+            if unknown:
+                log.warning("--replay-fail-file %s: ignoring %s (not a replayed GPU index 0..%d)",
+                            self.fail_file, ", ".join(repr(t) for t in unknown), len(self.infos) - 1)
+            self._failing = frozenset(t for t in tokens if t in known)
+            log.info("replay fault injection: failing GPUs %s", ",".join(sorted(self._failing, key=int)) or "none")
+        return self._failing
+
     def read(self) -> list[GpuReading]:
         tr = self.trace
         if tr is None:
             raise RuntimeError("ReplayBackend.read() before open()")
         wall = self._wallclock()
         mono = time.monotonic()
+        failing = self.failing()
         out = []
         for i, info in enumerate(self.infos):
+            if info.index in failing:
+                out.append(GpuReading(info=info, timestamp=mono, ok=False, failed_calls=FAILED_CALLS))
+                continue
             el = self.elapsed(i, wall)
             row = tr.sample_at(el)
             out.append(

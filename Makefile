@@ -1,13 +1,21 @@
 # The two commands a newcomer runs (see README.md):
 #   make demo   set up, then run the main job
 #   make test   set up (Python venv + Debian tools when root), then lint and run every test
-.PHONY: demo test setup tools lint bench bench-pipeline clean
+.PHONY: demo test e2e setup tools lint bench bench-pipeline clean
 
 demo: setup
 	.venv/bin/wattprint demo
 
 test: tools lint
 	.venv/bin/python -m pytest -q
+
+# The live stack end to end (docs/operations.md, "End to end"): replay exporters, serve-intensity and a real
+# Prometheus for two minutes, then `wattprint ingest` and `wattprint report`, checked against the exporters' counters.
+# Installs Debian's prometheus first when it is missing (as root). More: make e2e E2E_ARGS="--seconds 300 --keep"
+E2E_ARGS ?=
+e2e: setup
+	@command -v prometheus >/dev/null || scripts/bootstrap.sh --tools
+	.venv/bin/python scripts/e2e.py $(E2E_ARGS)
 
 setup:
 	@scripts/bootstrap.sh

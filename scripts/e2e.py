@@ -1,0 +1,889 @@
+#!/usr/bin/env python3
+"""The live stack, end to end: replay exporters → a real Prometheus → `wattprint ingest` → `wattprint report`.
+
+    scripts/e2e.py [--seconds 120] [--nodes 3] [--gpus-per-node 4] [--scrape-interval 1] [--out DIR] [--keep]
+
+What it does (docs/operations.md, "End to end"):
+
+1. Writes a cluster config (clusters jean-zay, zone FR, PUE 1.2, and aws-usw2, zone aws:us-west-2, PUE 1.1) and
+   one job-mapping directory per virtual node: a multi-GPU job per node, a GPU shared by a ledger job and a job
+   missing from the ledger, a GPU whose job ends mid-run and another starts after a few idle seconds, idle GPUs.
+2. Starts one `wattprint-exporter --backend replay` per node (real H100 trace; each node its own `--hostname`, so
+   its own GPU UUIDs, and its own `--replay-epoch`, so nodes draw different power), `wattprint serve-intensity
+   --source annual`, and a real Prometheus scraping them all (own data dir, free loopback ports).
+3. Picks the window [S, E] on the ingest step grid once every target is up, changes the jobs on one GPU in the
+   middle, and meanwhile reads every exporter's /metrics itself every 0.1 s.
+4. Runs the real CLI: `wattprint jobs import` (the ledger CSV), `wattprint ingest --start S --end E`, and
+   `wattprint report` (JSON and Markdown) for each project and for all projects, over the whole UTC hours
+   around the window.
+5. Checks, and exits 1 naming what failed:
+   * per project, the report's GPU energy against the exporters' own per-job counters over [S, E], within 1 %
+     (and per job, from the DuckDB results);
+   * conservation: jobs + idle == GPU energy, exactly in millijoules on every exporter page read, and within
+     1e-6 (relative) per GPU in `fct_job_gpu_hour` against the exporters' GPU counters;
+   * the all-projects report's reconciliation: fleet = projects + not in ledger + idle, and fleet = the
+     exporters' GPU counters (1 %).
+
+The exporters' counters at S and E are the pages the exporters served at the polls Prometheus holds at S and E
+(matched on `wattprint_exporter_polls_total`): reading them at wall-clock S and E instead would differ from
+any scrape-based figure by up to one scrape interval of power at each end (a few % of a 30 s window).
+
+Exit status: 0 every check passed, 1 a check failed, 2 the stack could not run (Prometheus missing, a process
+that would not start, a CLI step that failed). After a failure the work directory (logs, Prometheus data, DuckDB
+file, reports) is kept and named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = {"gpu": "wattprint_gpu_energy_joules_total", "idle": "wattprint_gpu_idle_energy_joules_total",
+           "job": "wattprint_job_energy_joules_total"}
+POLLS = "wattprint_exporter_polls_total"
+# cluster: (provider, region, zone, PUE)
+CLUSTERS = {"jean-zay": ("onprem", "fr-idf", "FR", 1.2), "aws-usw2": ("aws", "us-west-2", "aws:us-west-2", 1.1)}
+PREFIX = {"jean-zay": "jz", "aws-usw2": "aws"}
+PROJECTS = ("idefics", "bloom", "starcoder")
+PHASES = ("pretraining", "finetuning", "evaluation")
+STEP = 5                   # ingest step, s: S and E lie on its grid
+TOLERANCE = 0.01           # report vs exporter counters
+CONSERVATION_TOLERANCE = 1e-6
+EPOCH_BASE = 1_767_225_600  # 2026-01-01T00:00:00Z; each node replays from its own offset of it
+
+# (kind, cluster, hostname, gpu, uuid, job_id or "")
+SeriesKey = tuple[str, str, str, str, str, str]
+GpuKey = tuple[str, str, str, str]
+
+
+class StackError(Exception):
+    """The stack could not run (exit 2)."""
+
+
+# -- the plan: nodes, GPUs, jobs --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    cluster: str
+    node: str
+    gpus: tuple[str, ...]
+    project: str | None          # None: the job is missing from the ledger
+    phase: str
+    user: str
+    when: str = "whole"          # whole | ends (before the switch) | starts (after it)
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    cluster: str
+    gpus: int
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    nodes: tuple[Node, ...]
+    jobs: tuple[Job, ...]
+
+    @property
+    def projects(self) -> list[str]:
+        return sorted({j.project for j in self.jobs if j.project})
+
+    def mapping(self, node: str, phase: str) -> dict[str, list[str]]:
+        """GPU index -> job ids on `node` in `phase`: "before" the switch, "between" (the ending job has left,
+        the next one has not arrived: the GPU idles) or "after"."""
+        out: dict[str, list[str]] = defaultdict(list)
+        for j in self.jobs:
+            if j.node == node and (j.when == "whole" or (j.when, phase) in (("ends", "before"), ("starts", "after"))):
+                for g in j.gpus:
+                    out[g].append(j.job_id)
+        return dict(out)
+
+
+def make_plan(nodes: int, gpus_per_node: int) -> Plan:
+    """GPU slots in node order get roles: a long job, a shared GPU (a ledger job and one missing from the
+    ledger), a switch (a job ends, the GPU idles, another starts), an idle GPU; then long, long, idle, ...
+    A node's long slots form one multi-GPU job; projects and phases rotate so each project spans clusters."""
+    if nodes < 1 or gpus_per_node < 1 or nodes * gpus_per_node < 4:
+        raise ValueError("need at least 4 GPUs in all (nodes x GPUs per node), one for each role")
+    first_aws = (nodes + 1) // 2
+    node_list = tuple(Node(f"node-{i + 1}", "jean-zay" if i < first_aws or nodes == 1 else "aws-usw2",
+                           gpus_per_node, EPOCH_BASE - 17 * i) for i in range(nodes))
+    roles = ["long", "shared", "switch", "idle"]
+    while len(roles) < nodes * gpus_per_node:
+        roles += ["long", "long", "idle"]
+    counter = defaultdict(int)
+
+    def new_id(cluster: str) -> str:
+        counter[cluster] += 1
+        return f"{PREFIX[cluster]}-{1000 + counter[cluster]}"
+
+    jobs: list[Job] = []
+    projects = PROJECTS[:2] if nodes * gpus_per_node < 8 else PROJECTS
+    picks = 0
+
+    def pick() -> tuple[str, str]:
+        nonlocal picks
+        picks += 1
+        return projects[(picks - 1) % len(projects)], PHASES[(picks - 1) % len(PHASES)]
+
+    for ni, node in enumerate(node_list):
+        slots = roles[ni * gpus_per_node:(ni + 1) * gpus_per_node]
+        long_gpus = tuple(str(g) for g, r in enumerate(slots) if r == "long")
+        if long_gpus:
+            p, ph = pick()
+            jobs.append(Job(new_id(node.cluster), node.cluster, node.name, long_gpus, p, ph, "alice"))
+        for g, role in enumerate(slots):
+            if role == "shared":
+                p, ph = pick()
+                jobs.append(Job(new_id(node.cluster), node.cluster, node.name, (str(g),), p, ph, "bob"))
+                jobs.append(Job(f"scratch-{ni + 1}", node.cluster, node.name, (str(g),), None, "", "carol"))
+            elif role == "switch":
+                p, ph = pick()
+                jobs.append(Job(new_id(node.cluster), node.cluster, node.name, (str(g),), p, ph, "dave", "ends"))
+                p, ph = pick()
+                jobs.append(Job(new_id(node.cluster), node.cluster, node.name, (str(g),), p, ph, "erin", "starts"))
+    return Plan(node_list, tuple(jobs))
+
+
+def config_yaml(plan: Plan, *, idle_metric: str | None = None) -> str:
+    """The cluster config. `idle_metric` replaces the idle counter's name (a test drops the idle series so)."""
+    clusters = {}
+    for name, (provider, region, zone, pue) in CLUSTERS.items():
+        clusters[name] = {"provider": provider, "region": region, "zone": zone, "pue": pue,
+                          "nodes": [n.name for n in plan.nodes if n.cluster == name] or [f"{PREFIX[name]}-*"]}
+    cfg: dict[str, Any] = {
+        "clusters": clusters,
+        "default_cluster": "jean-zay",
+        "ingest": {"step_seconds": STEP, "max_gap_seconds": 300},
+        "report": {"layers": ["gpu", "idle", "pue"], "idle_policy": "pro-rata"},
+        "budgets": {"projects": {p: {"monthly_kgco2eq": 100} for p in plan.projects}},
+    }
+    if idle_metric:
+        cfg["ingest"]["metrics"] = {"wattprint": {"idle_energy": idle_metric}}
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ledger_csv(plan: Plan, window: Window, *, project_of: dict[str, str] | None = None) -> str:
+    """The job ledger: every job with a project, start/end bracketing the time it ran. `project_of` overrides
+    the project of some job ids (a test mis-assigns a job so)."""
+    rows = ["job_id,project,phase,cluster,user,start,end,nodes,gpus"]
+    for j in plan.jobs:
+        if j.project is None:
+            continue
+        start = window.start - 600 if j.when != "starts" else math.floor(window.switch_start)
+        end = window.end + 600 if j.when != "ends" else math.ceil(window.switch_end)
+        project = (project_of or {}).get(j.job_id, j.project)
+        rows.append(f"{j.job_id},{project},{j.phase},{j.cluster},{j.user},{iso(start)},{iso(end)},{j.node},"
+                    f"{len(j.gpus)}")
+    return "\n".join(rows) + "\n"
+
+
+# -- processes ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def command(name: str) -> list[str]:
+    """The installed console script next to this Python (the venv's), else the module."""
+    script = Path(sys.executable).with_name(name)
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", {"wattprint": "pipeline.cli", "wattprint-exporter": "exporter"}[name]]
+
+
+@dataclass
+class Proc:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, n: int = 15) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()[-n:]
+        except OSError:
+            lines = []
+        return f"--- {self.name} ({self.log})\n" + "\n".join(lines)
+
+
+def wait_ready(proc: Proc, url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.proc.poll() is not None:
+            raise StackError(f"{proc.name} exited with status {proc.proc.returncode}:\n{proc.tail()}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise StackError(f"{proc.name} not ready at {url} after {timeout:.0f} s:\n{proc.tail()}")
+
+
+@dataclass
+class Window:
+    start: int                     # S, unix seconds on the step grid
+    end: int                       # E
+    switch_end: float              # when the "ends" job left its GPU
+    switch_start: float            # when the "starts" job arrived
+
+    @property
+    def report_start(self) -> int:
+        return self.start // 3600 * 3600
+
+    @property
+    def report_end(self) -> int:
+        return -(-self.end // 3600) * 3600
+
+
+@dataclass
+class Page:
+    """One exporter page: its poll number and its energy counters (joules)."""
+
+    polls: int
+    values: dict[SeriesKey, float]
+    read_at: float = 0.0           # when this poll's page was first read
+
+
+def parse_page(text: str) -> Page:
+    polls = -1
+    values: dict[SeriesKey, float] = {}
+    kinds = {v: k for k, v in METRICS.items()}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == POLLS:
+                polls = int(s.value)
+            elif s.name in kinds:
+                values[series_key(kinds[s.name], s.labels)] = s.value
+    return Page(polls, values)
+
+
+def series_key(kind: str, labels: dict[str, str]) -> SeriesKey:
+    return (kind, labels.get("cluster", ""), labels.get("hostname", ""), labels.get("gpu", ""),
+            labels.get("uuid", ""), labels.get("job_id", "") if kind == "job" else "")
+
+
+class Capture:
+    """Reads every exporter's /metrics every `period` seconds in the background; keeps each poll's page once."""
+
+    def __init__(self, targets: dict[str, str], period: float = 0.1) -> None:
+        self.targets = targets          # instance (host:port) -> node name
+        self.period = period
+        self.pages: dict[str, dict[int, Page]] = {t: {} for t in targets}
+        self.reads = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop, args=(t,), daemon=True) for t in targets]
+
+    def _loop(self, instance: str) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                page = parse_page(session.get(f"http://{instance}/metrics", timeout=2).text)
+                page.read_at = time.time()
+                self.pages[instance].setdefault(page.polls, page)
+                self.reads += 1
+            except (requests.RequestException, ValueError):
+                self.errors += 1
+            self._stop.wait(max(0.0, self.period - (time.monotonic() - t0)))
+
+    def __enter__(self) -> Capture:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(5)
+
+
+@dataclass
+class Reference:
+    """The exporters' counters at S and E, and what was seen on the way."""
+
+    at_start: dict[SeriesKey, float]
+    at_end: dict[SeriesKey, float]
+    pages_checked: int                       # exporter pages whose conservation was checked
+    conservation_errors: list[str]           # per page and GPU where jobs + idle != GPU (mJ)
+    prometheus_mismatches: list[str]         # series where Prometheus' value differs from the exporter's page
+    intensity: dict[str, float] = field(default_factory=dict)  # zone -> serve-intensity's value, at E
+    # the same counters read at wall-clock S and E (the last page read by then): for scale only
+    wall_start: dict[SeriesKey, float] = field(default_factory=dict)
+    wall_end: dict[SeriesKey, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def increase(self, key: SeriesKey) -> float:
+        return self.at_end[key] - self.at_start.get(key, 0.0)
+
+    def keys(self, kind: str) -> list[SeriesKey]:
+        return sorted(k for k in self.at_end if k[0] == kind)
+
+
+def mj(v: float) -> int:
+    return round(v * 1000)
+
+
+def page_conservation(node: str, page: Page) -> list[str]:
+    gpus: dict[GpuKey, list[int]] = defaultdict(lambda: [0, 0])  # [gpu mJ, jobs + idle mJ]
+    for key, v in page.values.items():
+        g = key[1:5]
+        gpus[g][0 if key[0] == "gpu" else 1] += mj(v)
+    return [f"{node} poll {page.polls} GPU {g[3]}: jobs + idle {b} mJ != GPU {a} mJ"
+            for g, (a, b) in sorted(gpus.items()) if a != b]
+
+
+class Stack:
+    """Exporters, serve-intensity and Prometheus on free loopback ports under `work`; close() stops them."""
+
+    def __init__(self, plan: Plan, work: Path, *, seconds: int, scrape_interval: float = 1.0, step: int = STEP,
+                 log: Any = print) -> None:
+        self.plan = plan
+        self.work = work
+        self.seconds = seconds
+        self.scrape = scrape_interval
+        self.step = step
+        self.log = log
+        self.procs: list[Proc] = []
+        self.exporters: dict[str, str] = {}  # instance -> node
+        self.prometheus_url = ""
+        self.window: Window | None = None
+        self._next_note = 0.0
+
+    # lifecycle
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _spawn(self, name: str, argv: list[str]) -> Proc:
+        log = self.work / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as fh:
+            proc = Proc(name, subprocess.Popen(argv, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT), log)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.proc.poll() is None:
+                p.proc.terminate()
+        for p in self.procs:
+            try:
+                p.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                p.proc.kill()
+                p.proc.wait(10)
+        self.procs.clear()
+
+    def log_tails(self) -> str:
+        return "\n".join(p.tail() for p in self.procs)
+
+    def write_mapping(self, node: str, phase: str) -> None:
+        d = self.work / "jobs" / node
+        d.mkdir(parents=True, exist_ok=True)
+        mapping = self.plan.mapping(node, phase)
+        for g in range(next(n.gpus for n in self.plan.nodes if n.name == node)):
+            path = d / str(g)
+            ids = mapping.get(str(g), [])
+            if ids:
+                tmp = d / f".{g}.tmp"   # dot files are not GPU indexes; renamed into place atomically, as the
+                tmp.write_text("\n".join(ids) + "\n")  # Slurm prolog/epilog do
+                os.replace(tmp, path)
+            elif path.exists():
+                path.unlink()
+
+    def start(self) -> None:
+        prometheus = shutil.which("prometheus")
+        if not prometheus:
+            raise StackError("prometheus not found on PATH: run `make e2e` as root (it installs Debian's "
+                             "prometheus), or apt-get install --no-install-recommends prometheus")
+        (self.work / "wattprint.yaml").write_text(config_yaml(self.plan))
+        retention = str(max(300, 3 * self.seconds + 600))  # a finished job's counter outlives the window
+        ready: list[tuple[Proc, str]] = []
+        for node in self.plan.nodes:
+            self.write_mapping(node.name, "before")
+            port = free_port()
+            p = self._spawn(f"exporter-{node.name}", [
+                *command("wattprint-exporter"), "--backend", "replay", "--replay-gpus", str(node.gpus),
+                "--replay-epoch", str(node.epoch), "--job-discovery", "mapping-dir",
+                "--mapping-dir", str(self.work / "jobs" / node.name), "--label", f"cluster={node.cluster}",
+                "--hostname", node.name, "--job-retention", retention, "--log.level", "warning",
+                "--web.listen-address", f"127.0.0.1:{port}"])
+            self.exporters[f"127.0.0.1:{port}"] = node.name
+            ready.append((p, f"http://127.0.0.1:{port}/-/healthy"))
+        port = free_port()
+        intensity = f"127.0.0.1:{port}"
+        p = self._spawn("serve-intensity", [
+            *command("wattprint"), "serve-intensity", "--source", "annual", "--config",
+            str(self.work / "wattprint.yaml"), "--refresh-interval", "5", "--log.level", "warning",
+            "--web.listen-address", intensity])
+        ready.append((p, f"http://{intensity}/metrics"))
+        for proc, url in ready:
+            wait_ready(proc, url)
+
+        scrape = f"{self.scrape:g}s"
+        config = {
+            "global": {"scrape_interval": scrape, "scrape_timeout": scrape, "evaluation_interval": "15s"},
+            "scrape_configs": [
+                {"job_name": "wattprint-exporter", "static_configs": [{"targets": sorted(self.exporters)}]},
+                {"job_name": "wattprint-intensity", "static_configs": [{"targets": [intensity]}]},
+            ],
+        }
+        (self.work / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        port = free_port()
+        p = self._spawn("prometheus", [
+            prometheus, f"--config.file={self.work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.work / 'prometheus-data'}", f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=1d"])
+        self.prometheus_url = f"http://127.0.0.1:{port}"
+        wait_ready(p, self.prometheus_url + "/-/ready")
+
+        targets = len(self.exporters) + 1
+        gpus = sum(n.gpus for n in self.plan.nodes)
+        deadline = time.monotonic() + 60
+        while True:
+            up = self.instant("sum(up)", time.time())
+            seen = self.instant(f"count({METRICS['gpu']})", time.time())
+            if up and seen and float(up[0]["value"][1]) == targets and float(seen[0]["value"][1]) == gpus:
+                break
+            if time.monotonic() > deadline:
+                raise StackError(f"Prometheus did not see {targets} targets up and {gpus} GPUs within 60 s:\n"
+                                 + self.log_tails())
+            time.sleep(0.2)
+
+    # Prometheus
+    def instant(self, expr: str, at: float) -> list[dict[str, Any]]:
+        r = requests.post(self.prometheus_url + "/api/v1/query", data={"query": expr, "time": repr(at)}, timeout=30)
+        body = r.json()
+        if r.status_code != 200 or body.get("status") != "success":
+            raise StackError(f"Prometheus query {expr!r} failed: HTTP {r.status_code} {body}")
+        return list(body["data"]["result"])
+
+    # the run
+    def run(self) -> Reference:
+        """Choose [S, E], switch jobs mid-way, read the exporters throughout; return their counters at S and E."""
+        now = time.time()
+        s = math.ceil((now + 2 * self.scrape + 1) / self.step) * self.step
+        e = s + math.ceil(self.seconds / self.step) * self.step
+        w = Window(s, e, s + 0.4 * (e - s), s + 0.5 * (e - s))
+        self.window = w
+        self._next_note = s + 30.0
+        self.log(f"window: {iso(s)} .. {iso(e)} ({e - s} s); jobs change on one GPU at +{w.switch_end - s:.0f} s "
+                 f"(one ends) and +{w.switch_start - s:.0f} s (another starts)")
+        with Capture(self.exporters) as cap:
+            self._sleep_until(w.switch_end, s, e)
+            for node in self.plan.nodes:
+                self.write_mapping(node.name, "between")
+            self._sleep_until(w.switch_start, s, e)
+            for node in self.plan.nodes:
+                self.write_mapping(node.name, "after")
+            self._sleep_until(e + self.scrape + 1.0, s, e)  # Prometheus' last scrape before E has landed
+        if cap.errors:
+            self.log(f"  ({cap.errors} of {cap.reads + cap.errors} direct reads of /metrics failed)")
+        return self._reference(cap, w)
+
+    def _sleep_until(self, at: float, s: int, e: int) -> None:
+        """Sleep until `at`, saying every 30 s how far the window is, and stop if a process died."""
+        while (left := at - time.time()) > 0:
+            time.sleep(min(left, 1.0))
+            now = time.time()
+            if now >= self._next_note and now < e:
+                self._next_note = now + 30
+                if now > s:
+                    self.log(f"  ... {now - s:.0f} s of {e - s} s")
+            for p in self.procs:
+                if p.proc.poll() is not None:
+                    raise StackError(f"{p.name} exited during the run:\n{p.tail()}")
+
+    def _reference(self, cap: Capture, w: Window) -> Reference:
+        pages_checked = 0
+        conservation: list[str] = []
+        for instance, pages in cap.pages.items():
+            for page in pages.values():
+                pages_checked += 1
+                conservation.extend(page_conservation(self.exporters[instance], page))
+        mismatches: list[str] = []
+        notes: list[str] = []
+        edges: list[dict[SeriesKey, float]] = []
+        names = "|".join([*METRICS.values(), POLLS])
+        for at in (w.start, w.end):
+            rows = self.instant(f'{{__name__=~"{names}", job="wattprint-exporter"}}', at)
+            polls = {r["metric"]["instance"]: int(float(r["value"][1]))
+                     for r in rows if r["metric"]["__name__"] == POLLS}
+            prom: dict[str, dict[SeriesKey, float]] = defaultdict(dict)
+            kinds = {v: k for k, v in METRICS.items()}
+            for r in rows:
+                name = r["metric"]["__name__"]
+                if name in kinds:
+                    prom[r["metric"]["instance"]][series_key(kinds[name], r["metric"])] = float(r["value"][1])
+            values: dict[SeriesKey, float] = {}
+            for instance, node in self.exporters.items():
+                if instance not in polls:
+                    raise StackError(f"Prometheus has no sample of {node} ({instance}) at {iso(at)}")
+                page = cap.pages[instance].get(polls[instance])
+                if page is None:  # the direct reads missed that poll: take the values Prometheus scraped
+                    notes.append(f"{node}: poll {polls[instance]} (Prometheus' sample at {iso(at)}) was not among "
+                                 "the pages read directly; used Prometheus' values for it")
+                    values.update(prom[instance])
+                    continue
+                values.update(page.values)
+                for key in sorted(set(page.values) | set(prom[instance])):
+                    a, b = page.values.get(key), prom[instance].get(key)
+                    if a != b:
+                        mismatches.append(f"{node} {key} at {iso(at)}: exporter page {a}, Prometheus {b}")
+            edges.append(values)
+        intensity = {r["metric"]["zone"]: float(r["value"][1])
+                      for r in self.instant("wattprint_grid_intensity_grams_per_kwh", w.end)}
+        wall: list[dict[SeriesKey, float]] = []
+        for at in (w.start, w.end):
+            values = {}
+            for pages in cap.pages.values():
+                before = [p for p in pages.values() if p.read_at <= at]
+                if before:
+                    values.update(max(before, key=lambda p: p.read_at).values)
+            wall.append(values)
+        return Reference(edges[0], edges[1], pages_checked, conservation, mismatches, intensity, wall[0], wall[1],
+                         notes)
+
+
+# -- the pipeline ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    db: Path
+    reports: dict[str, dict[str, Any]]       # project -> JSON report
+    fleet: dict[str, Any]
+    files: list[Path]
+    samples: int
+    series: int
+    ingest_output: str
+    seconds: float
+
+
+def cli(*args: str, timeout: float = 600) -> str:
+    argv = [*command("wattprint"), *args]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise StackError(f"`wattprint {' '.join(args)}` exited {done.returncode}:\n{done.stderr.strip()}")
+    return done.stdout
+
+
+def run_pipeline(work: Path, prometheus_url: str, plan: Plan, window: Window, *, config_text: str | None = None,
+                 ledger_text: str | None = None, formats: Sequence[str] = ("json", "md")) -> Outcome:
+    """The real CLI, into a fresh DuckDB file under `work`: jobs import, ingest [S, E], reports."""
+    t0 = time.monotonic()
+    work.mkdir(parents=True, exist_ok=True)
+    cfg, ledger, db = work / "wattprint.yaml", work / "ledger.csv", work / "wattprint.duckdb"
+    cfg.write_text(config_text if config_text is not None else config_yaml(plan))
+    ledger.write_text(ledger_text if ledger_text is not None else ledger_csv(plan, window))
+    db.unlink(missing_ok=True)
+    common = ("--db", str(db), "--config", str(cfg))
+    cli("jobs", "import", str(ledger), "--format", "csv", *common, "-q")
+    ingest_out = cli("ingest", "--prometheus", prometheus_url, "--start", iso(window.start), "--end", iso(window.end),
+                     "--step", str(STEP), *common)
+    span = ("--start", iso(window.report_start), "--end", iso(window.report_end))
+    reports: dict[str, dict[str, Any]] = {}
+    files: list[Path] = []
+    projects = sorted({line.split(",")[1] for line in ledger.read_text().splitlines()[1:] if line})
+    for name in [*projects, None]:
+        stem = work / "reports" / (name or "all-projects")
+        stem.parent.mkdir(exist_ok=True)
+        for fmt in formats:
+            out = stem.with_suffix("." + fmt)
+            cli("report", *(("--project", name) if name else ()), *span, "--format", fmt, "--out", str(out), *common,
+                "-q")
+            files.append(out)
+        if "json" in formats:
+            reports[name or ""] = json.loads(stem.with_suffix(".json").read_text())
+    with duckdb.connect(str(db), read_only=True) as con:
+        samples, series = con.execute("SELECT count(*), count(DISTINCT series_id) FROM samples").fetchall()[0]
+    fleet = reports.pop("", {})
+    return Outcome(db, reports, fleet, files, int(samples), int(series), ingest_out, time.monotonic() - t0)
+
+
+# -- the checks --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Verdict:
+    checks: list[Check]
+    projects: dict[str, tuple[float, float]]       # project -> (report J, exporter J)
+    jobs: dict[tuple[str, str], tuple[float, float]]  # (cluster, job) -> (fct J, exporter J)
+    gpus: dict[GpuKey, tuple[float, float, float]]  # GPU -> (fct jobs + idle J, DB GPU counter J, exporter GPU J)
+    fleet: dict[str, float]
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / abs(b) if b else (0.0 if a == 0 else math.inf)
+
+
+def pct(a: float, b: float) -> str:
+    return f"{(a - b) / b * 100:+.4f} %" if b else ("0 %" if a == 0 else "inf")
+
+
+def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
+    checks: list[Check] = []
+
+    def add(name: str, ok: bool, detail: str) -> None:
+        checks.append(Check(name, ok, detail))
+
+    # exporter side: the counters as served
+    add("exporter pages: jobs + idle == GPU, in mJ", ref.pages_checked > 0 and not ref.conservation_errors,
+        f"{ref.pages_checked} pages read directly"
+        + (": " + "; ".join(ref.conservation_errors[:5]) if ref.conservation_errors else ""))
+    add("Prometheus holds what the exporters served", not ref.prometheus_mismatches,
+        "; ".join(ref.prometheus_mismatches[:5]) or "every series equal at S and E")
+    win: dict[GpuKey, list[int]] = defaultdict(lambda: [0, 0])
+    for key in ref.keys("gpu") + ref.keys("idle") + ref.keys("job"):
+        win[key[1:5]][0 if key[0] == "gpu" else 1] += mj(ref.at_end[key]) - mj(ref.at_start.get(key, 0.0))
+    bad = [f"GPU {g}: jobs + idle {b} mJ, GPU {a} mJ" for g, (a, b) in sorted(win.items()) if a != b]
+    add("exporter counters over [S, E]: jobs + idle == GPU, in mJ", not bad, "; ".join(bad) or f"{len(win)} GPUs")
+
+    job_ref: dict[tuple[str, str], float] = defaultdict(float)
+    for key in ref.keys("job"):
+        job_ref[(key[1], key[5])] += ref.increase(key)
+    planned = {(j.cluster, j.job_id) for j in plan.jobs}
+    add("every planned job has a counter", set(job_ref) == planned,
+        f"unexpected {sorted(set(job_ref) - planned)}, missing {sorted(planned - set(job_ref))}")
+
+    # per project: report (layer gpu) vs the exporters' per-job counters
+    projects: dict[str, tuple[float, float]] = {}
+    for p in plan.projects:
+        exp = sum(job_ref[(j.cluster, j.job_id)] for j in plan.jobs if j.project == p)
+        rep = out.reports.get(p)
+        got = rep["total"]["energy_kwh"] * 3.6e6 if rep else 0.0
+        layer = sum(ph["layers"]["gpu"]["energy_kwh"] for ph in rep["phases"]) * 3.6e6 if rep else 0.0
+        projects[p] = (got, exp)
+        add(f"project {p}: report energy == exporters' job counters (1 %)",
+            rep is not None and rel(got, exp) <= TOLERANCE and rel(layer, got) <= CONSERVATION_TOLERANCE,
+            f"report {got:.3f} J (layer gpu {layer:.3f} J), exporters {exp:.3f} J, {pct(got, exp)}"
+            if rep else "no report")
+
+    with duckdb.connect(str(out.db), read_only=True) as con:
+        fct_jobs = {(c, j): e for c, j, e in con.execute(
+            "SELECT cluster, job_id, sum(energy_j) FROM fct_job_gpu_hour WHERE job_id IS NOT NULL GROUP BY ALL"
+        ).fetchall()}
+        fct_gpus = {(c, h, g, u): e for c, h, g, u, e in con.execute(
+            "SELECT cluster, hostname, gpu, uuid, sum(energy_j) FROM fct_job_gpu_hour GROUP BY ALL").fetchall()}
+        db_gpus = {(c, h, g, u): e for c, h, g, u, e in con.execute(
+            "SELECT s.cluster, s.hostname, s.gpu, s.uuid, sum(i.energy_j) FROM energy_intervals i"
+            " JOIN streams s USING (stream_id) WHERE s.source = 'wattprint' AND s.kind = 'gpu' GROUP BY ALL"
+        ).fetchall()}
+        attribution = dict(con.execute("SELECT attribution, sum(energy_j) FROM fct_job_gpu_hour GROUP BY ALL")
+                           .fetchall())
+
+    # per job, from the DuckDB results
+    jobs = {k: (fct_jobs.get(k, 0.0), v) for k, v in sorted(job_ref.items())}
+    off = [f"{c}/{j}: fct {a:.3f} J, exporter {b:.3f} J ({pct(a, b)})" for (c, j), (a, b) in jobs.items()
+           if rel(a, b) > TOLERANCE]
+    extra = sorted(set(fct_jobs) - set(job_ref))
+    add("per job: fct_job_gpu_hour == exporters' job counters (1 %)", not off and not extra,
+        "; ".join(off + [f"unexpected job {k} in fct" for k in extra]) or f"{len(jobs)} jobs")
+
+    # conservation in DuckDB: per GPU, jobs + idle rows == the GPU counter's energy
+    gpus: dict[GpuKey, tuple[float, float, float]] = {}
+    for key in ref.keys("gpu"):
+        g = key[1:5]
+        gpus[g] = (fct_gpus.get(g, 0.0), db_gpus.get(g, 0.0), ref.increase(key))
+    off = [f"{g[1]} GPU {g[2]}: fct jobs + idle {a:.3f} J, GPU counter {c:.3f} J ({pct(a, c)})"
+           for g, (a, _, c) in gpus.items() if rel(a, c) > CONSERVATION_TOLERANCE]
+    off += [f"{g[1]} GPU {g[2]}: GPU counter in DuckDB {b:.3f} J, exporter {c:.3f} J ({pct(b, c)})"
+            for g, (_, b, c) in gpus.items() if rel(b, c) > CONSERVATION_TOLERANCE]
+    add("fct_job_gpu_hour: per GPU, jobs + idle == GPU energy (1e-6)", not off,
+        "; ".join(off) or f"{len(gpus)} GPUs; attribution " + ", ".join(
+            f"{k} {v:.0f} J" for k, v in sorted(attribution.items())))
+
+    # the all-projects report's reconciliation
+    fleet: dict[str, float] = {}
+    rc = out.fleet.get("reconciliation") if out.fleet else None
+    if rc is None:
+        add("all-projects report: reconciliation", False, "no all-projects JSON report")
+    else:
+        fleet = {k: v * 3.6e6 for k, v in rc.items() if k.endswith("_kwh")}
+        fleet_j = fleet["fleet_energy_kwh"]
+        parts = (fleet["projects_energy_kwh"] + fleet["not_in_ledger_kwh"] + fleet["idle_apportioned_kwh"]
+                 + fleet["idle_unapportioned_kwh"])
+        gpu_total = sum(c for _, _, c in gpus.values())
+        stray = sum(job_ref[(j.cluster, j.job_id)] for j in plan.jobs if j.project is None)
+        in_ledger = sum(e for _, e in projects.values())
+        fleet.update(exporters_gpu_j=gpu_total, exporters_not_in_ledger_j=stray, exporters_projects_j=in_ledger)
+        add("all-projects report: fleet == projects + not in ledger + idle (1e-6)",
+            rel(parts, fleet_j) <= CONSERVATION_TOLERANCE, f"fleet {fleet_j:.3f} J, parts {parts:.3f} J")
+        add("all-projects report: fleet == exporters' GPU counters (1 %)", rel(fleet_j, gpu_total) <= TOLERANCE,
+            f"fleet {fleet_j:.3f} J, exporters {gpu_total:.3f} J, {pct(fleet_j, gpu_total)}")
+        add("all-projects report: projects and not-in-ledger == exporters' job counters (1 %)",
+            rel(fleet["projects_energy_kwh"], in_ledger) <= TOLERANCE
+            and rel(fleet["not_in_ledger_kwh"], stray) <= TOLERANCE,
+            f"projects {fleet['projects_energy_kwh']:.3f} J vs {in_ledger:.3f} J "
+            f"({pct(fleet['projects_energy_kwh'], in_ledger)}); not in ledger {fleet['not_in_ledger_kwh']:.3f} J "
+            f"vs {stray:.3f} J ({pct(fleet['not_in_ledger_kwh'], stray)})")
+        by_project = {p["project"]: p["energy_kwh"] * 3.6e6 for p in out.fleet.get("projects", [])}
+        off = [f"{p}: all-projects {by_project.get(p, 0.0):.3f} J, project report {got:.3f} J"
+               for p, (got, _) in projects.items() if rel(by_project.get(p, 0.0), got) > CONSERVATION_TOLERANCE]
+        add("all-projects report: per project == the project reports (1e-6)", not off, "; ".join(off) or "equal")
+        # no hourly intensity was imported: the report prices at the shipped annual values, as serve-intensity
+        # --source annual serves them live
+        applied = {c["zone"]: c["intensity_g_per_kwh"] for c in out.fleet.get("clusters", [])}
+        off = [f"{z}: report {v}, serve-intensity {ref.intensity.get(z)}" for z, v in sorted(applied.items())
+               if ref.intensity.get(z) is None or rel(v, ref.intensity[z]) > CONSERVATION_TOLERANCE]
+        add("intensity: the report's annual values == serve-intensity's, per zone", bool(applied) and not off,
+            "; ".join(off) or ", ".join(f"{z} {v:g} g/kWh" for z, v in sorted(applied.items())))
+    return Verdict(checks, projects, jobs, gpus, fleet)
+
+
+# -- main --------------------------------------------------------------------------------------------------
+
+
+def kj(j: float) -> str:
+    return f"{j / 1000:,.3f} kJ"
+
+
+def summary(plan: Plan, stack: Stack, ref: Reference, out: Outcome, verdict: Verdict) -> str:
+    w = stack.window
+    assert w is not None
+    lines = [
+        "",
+        f"stack: {len(plan.nodes)} replay exporters ({sum(n.gpus for n in plan.nodes)} virtual H100s), "
+        f"serve-intensity, Prometheus {stack.prometheus_url} scraping every {stack.scrape:g} s",
+        f"window: {iso(w.start)} .. {iso(w.end)} ({w.end - w.start} s), ingest step {stack.step} s; "
+        f"report window {iso(w.report_start)} .. {iso(w.report_end)}",
+        f"ingested: {out.samples} samples of {out.series} series; {ref.pages_checked} exporter pages read directly; "
+        f"pipeline {out.seconds:.1f} s",
+        "",
+        f"{'project':<12} {'report (gpu layer)':>20} {'exporters':>16} {'difference':>26} {'wall-clock reads':>18}",
+    ]
+
+    def wall(job: Job) -> float:  # the job's counters read at wall-clock S and E instead of Prometheus' polls
+        return sum(v - ref.wall_start.get(k, 0.0) for k, v in ref.wall_end.items()
+                   if k[0] == "job" and (k[1], k[5]) == (job.cluster, job.job_id))
+
+    for p, (got, exp) in verdict.projects.items():
+        at_wall = sum(wall(j) for j in plan.jobs if j.project == p)
+        lines.append(f"{p:<12} {kj(got):>20} {kj(exp):>16} {got - exp:>+12.3f} J {pct(got, exp):>11} "
+                     f"{pct(at_wall, exp):>18}")
+    lines.append("(wall-clock reads: the exporters' pages last read by S and by E, against the pages of the polls "
+                 "Prometheus holds at S and E; shown for scale, not checked)")
+    if verdict.fleet:
+        f = verdict.fleet
+        lines += [
+            "",
+            f"fleet GPU energy {kj(f['fleet_energy_kwh'])} (exporters' GPU counters {kj(f['exporters_gpu_j'])}, "
+            f"{pct(f['fleet_energy_kwh'], f['exporters_gpu_j'])})",
+            f"  = projects {kj(f['projects_energy_kwh'])} + not in ledger {kj(f['not_in_ledger_kwh'])}"
+            f" + idle apportioned {kj(f['idle_apportioned_kwh'])} + idle not apportioned "
+            f"{kj(f['idle_unapportioned_kwh'])}",
+        ]
+    worst = max((rel(a, c) for a, _, c in verdict.gpus.values()), default=0.0)
+    lines.append(f"conservation: {len(verdict.gpus)} GPUs, worst |fct jobs + idle - GPU| / GPU = {worst:.2e}")
+    lines.append("")
+    lines += [f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in verdict.checks]
+    lines += [f"note: {n}" for n in ref.notes]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=int, default=120, help="length of the scraped window (default 120)")
+    ap.add_argument("--nodes", type=int, default=3, help="virtual nodes, one exporter each (default 3)")
+    ap.add_argument("--gpus-per-node", type=int, default=4, help="virtual GPUs per node (default 4)")
+    ap.add_argument("--scrape-interval", type=float, default=1.0, help="Prometheus scrape interval, s (default 1)")
+    ap.add_argument("--out", type=Path, help="work directory (kept); default: a temporary one")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    a = ap.parse_args(argv)
+    if a.seconds < 10 or a.scrape_interval <= 0 or a.scrape_interval > 5:
+        ap.error("--seconds must be at least 10, --scrape-interval in (0, 5]")
+    try:
+        plan = make_plan(a.nodes, a.gpus_per_node)
+    except ValueError as exc:
+        ap.error(str(exc))
+    if not shutil.which("prometheus"):
+        print("e2e: prometheus not found on PATH: run `make e2e` as root (it installs Debian's prometheus), or "
+              "apt-get install --no-install-recommends prometheus", file=sys.stderr)
+        return 2
+    if a.out:
+        a.out.mkdir(parents=True, exist_ok=True)
+        work = a.out.resolve()
+    else:
+        work = Path(tempfile.mkdtemp(prefix="wattprint-e2e-"))
+    print(f"e2e: work directory {work}", flush=True)
+    try:
+        with Stack(plan, work, seconds=a.seconds, scrape_interval=a.scrape_interval,
+                   log=lambda m: print(m, flush=True)) as stack:
+            print(f"stack up: exporters {', '.join(f'{n}={i}' for i, n in stack.exporters.items())}, "
+                  f"Prometheus {stack.prometheus_url}", flush=True)
+            ref = stack.run()
+            assert stack.window is not None
+            out = run_pipeline(work / "pipeline", stack.prometheus_url, plan, stack.window)
+        verdict = check(plan, ref, out)
+    except (StackError, requests.RequestException) as exc:
+        print(f"e2e: cannot run the stack: {exc}\ne2e: logs and data kept in {work}", file=sys.stderr)
+        return 2
+    print(summary(plan, stack, ref, out, verdict))
+    if verdict.failures:
+        print(f"\ne2e: FAILED: {len(verdict.failures)} check(s):", file=sys.stderr)
+        for c in verdict.failures:
+            print(f"  {c.name}: {c.detail}", file=sys.stderr)
+        print(f"e2e: logs, database and reports kept in {work}", file=sys.stderr)
+        return 1
+    if a.out or a.keep:
+        print(f"reports in {work / 'pipeline' / 'reports'}: " + ", ".join(p.name for p in out.files))
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\ne2e: ok, {len(verdict.checks)} checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -64,7 +64,8 @@ class App:
         self.cfg = cfg
         self.backend = backend or build_backend(cfg)
         self.discovery = build_discovery(cfg)
-        self.poller = Poller(self.backend, self.discovery, cfg.poll_interval, cfg.job_retention)
+        self.poller = Poller(self.backend, self.discovery, cfg.poll_interval, cfg.job_retention,
+                             state_file=cfg.state_file, state_interval=cfg.state_interval)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(
             WattprintCollector(lambda: self.poller.snapshot, cfg.hostname, cfg.labels, self.backend.name)
@@ -123,4 +124,5 @@ class App:
         if self.server is not None:
             self.server.shutdown()
         self.poller.stop()
+        self.poller.save_state()  # the totals of the last poll, for the next process
         self.backend.close()

@@ -173,3 +173,10 @@ class WattprintCollector(Collector):
         for reason, n in snap.discovery_errors:
             derr.add_metric([snap.discovery_name, reason], float(n))
         yield derr
+        if snap.state_save_errors is not None:
+            serr = CounterMetricFamily(
+                "wattprint_exporter_state_save_errors",
+                "Failed writes of the --state-file (the counters would restart from an older state).",
+            )
+            serr.add_metric([], float(snap.state_save_errors))
+            yield serr

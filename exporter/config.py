@@ -43,6 +43,8 @@ class Config:
     labels: tuple[tuple[str, str], ...] = ()
     hostname: str = ""
     job_retention: float = 300.0
+    state_file: str | None = None
+    state_interval: float = 1.0
     log_level: str = "info"
 
 
@@ -132,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--job-retention", type=_positive_float, default=300.0, metavar="SECONDS",
         help="keep exporting a finished job's energy counter this long, so its final value is scraped "
         "(default: %(default)s)")
+    add("--state-file", default=None, metavar="PATH",
+        help="keep the exported counters across restarts: save them (with the last raw hardware counter) to "
+        "this JSON file and restore them at start, booking the energy the GPUs used while the exporter was "
+        "down (default: none; counters start from 0 in each process)")
+    add("--state-interval", type=_positive_float, default=1.0, metavar="SECONDS",
+        help="save the --state-file at most this often, after a poll, and on SIGTERM/SIGINT (default: "
+        "%(default)s, i.e. every poll at the default --poll-interval)")
     add("--log.level", dest="log_level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--version", action="version", version=f"wattprint-exporter {__version__}")
     return p

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from .attribution import split_energy_mj
 from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading
 from .jobs.base import Assignment, Job, JobDiscovery
+from .state import SavedGpu, StateError, dump_state, load_state, write_state
 
 log = logging.getLogger("wattprint.poller")
 
@@ -83,6 +84,8 @@ class Snapshot:
     collectors: tuple[tuple[str, bool, float], ...] = ()
     discovery_name: str = "none"
     discovery_errors: tuple[tuple[str, int], ...] = ()
+    # None without --state-file; else failed writes of the state file since start.
+    state_save_errors: int | None = None
 
 
 class Poller:
@@ -94,6 +97,8 @@ class Poller:
         job_retention: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
+        state_file: str | None = None,
+        state_interval: float = 10.0,
     ) -> None:
         self.backend = backend
         self.discovery = discovery
@@ -107,7 +112,64 @@ class Poller:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.state_file = state_file
+        self.state_interval = state_interval
+        self.state_save_errors = 0
+        self._last_save: float | None = None
+        # GPU UUID -> totals from the state file, taken over when that GPU is first read.
+        self._restored: dict[str, SavedGpu] = {}
         self.snapshot = Snapshot(generation=0, discovery_name=discovery.name)
+        if state_file:
+            self._load_state(state_file)
+
+    # -- the state file ---------------------------------------------------------------
+    def _load_state(self, path: str) -> None:
+        try:
+            self._restored = load_state(path)
+        except StateError as exc:
+            log.warning("state file not used, counters start from 0 path=%s reason=%s", path, exc)
+            return
+        log.info("state file loaded path=%s gpus=%d", path, len(self._restored))
+
+    def _account_from_state(self, info: GpuInfo, saved: SavedGpu, now: float) -> _GpuAccount:
+        acc = _GpuAccount(info=info, energy_mj=saved.energy_mj, idle_mj=saved.idle_mj, resets=saved.resets)
+        # The hardware kept counting while the exporter was down: the next delta from this baseline
+        # (booked like any interval's) carries the downtime's energy; a counter below it is a reset.
+        acc.last_counter_mj = saved.raw_counter_mj
+        for job, mj in saved.jobs:
+            acc.jobs[job] = _JobAccount(energy_mj=mj, last_seen=now, running=False)
+        if saved.idle_mj + sum(mj for _, mj in saved.jobs) > saved.energy_mj:
+            log.warning("state file: jobs + idle exceed the GPU energy uuid=%s", info.uuid)
+        return acc
+
+    def save_state(self) -> bool:
+        """Write the state file now (no-op without one); False if the write failed."""
+        if not self.state_file:
+            return True
+        with self._lock:
+            return self._save_state_locked()
+
+    def _save_state_locked(self) -> bool:
+        assert self.state_file is not None
+        self._last_save = self._clock()
+        gpus = [
+            SavedGpu(uuid=uuid, index=acc.info.index,
+                     raw_counter_mj=acc.last_counter_mj if acc.energy_source == ENERGY_FROM_COUNTER else None,
+                     energy_mj=acc.energy_mj, idle_mj=acc.idle_mj, resets=acc.resets,
+                     jobs=tuple((j, ja.energy_mj) for j, ja in sorted(acc.jobs.items())))
+            for uuid, acc in sorted(self._accounts.items())
+        ]
+        # GPUs restored from the file but not read yet keep their saved totals.
+        gpus += [g for uuid, g in sorted(self._restored.items()) if uuid not in self._accounts]
+        try:
+            write_state(self.state_file, dump_state(gpus, self._wallclock()))
+        except OSError as exc:
+            self.state_save_errors += 1
+            if self.state_save_errors == 1:  # once: a full or read-only disk would log every poll otherwise
+                log.error("cannot write the state file (counted in wattprint_exporter_state_save_errors_total; "
+                          "logged once) path=%s err=%s", self.state_file, exc)
+            return False
+        return True
 
     # -- one poll -----------------------------------------------------------------
     def poll_once(self) -> Snapshot:
@@ -148,16 +210,28 @@ class Poller:
                     acc.errors["missing"] += 1
                 self._expire_jobs(acc, now)
 
+            if gpu_ok and self._restored:
+                for uuid in self._restored:
+                    if uuid not in seen:
+                        log.info("state file: GPU not found, its saved totals are dropped uuid=%s", uuid)
+                self._restored = {}
+
             self._polls += 1
             if gpu_ok:
                 self._last_success = self._wallclock()
+            # Saved before the snapshot is published, so no scraped value is newer than the file
+            # when the state interval is the poll interval.
+            if self.state_file and (self._last_save is None or now - self._last_save >= self.state_interval):
+                self._save_state_locked()
             self.snapshot = self._build_snapshot(collectors, time.perf_counter() - start)
             return self.snapshot
 
     def _book(self, r: GpuReading, jobs: dict[Job, frozenset[int]], now: float) -> None:
         acc = self._accounts.get(r.info.uuid)
         if acc is None:
-            acc = self._accounts[r.info.uuid] = _GpuAccount(info=r.info)
+            saved = self._restored.pop(r.info.uuid, None)
+            acc = _GpuAccount(info=r.info) if saved is None else self._account_from_state(r.info, saved, now)
+            self._accounts[r.info.uuid] = acc
         acc.info = r.info
         acc.reading = r
         for call in r.failed_calls:
@@ -251,6 +325,7 @@ class Poller:
             collectors=tuple(collectors),
             discovery_name=self.discovery.name,
             discovery_errors=tuple(sorted(self.discovery.errors.items())),
+            state_save_errors=self.state_save_errors if self.state_file else None,
         )
 
     # -- thread -------------------------------------------------------------------

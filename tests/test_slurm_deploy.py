@@ -425,6 +425,9 @@ def test_exporter_unit_command_line_is_accepted_by_the_exporter(monkeypatch: pyt
     cfg = parse_exporter(exporter_argv(env), env, monkeypatch)
     assert (cfg.backend, cfg.job_discovery, cfg.listen_address) == ("nvml", "mapping-dir", ":9835")
     assert dict(cfg.labels) == {"cluster": "jean-zay", "region": "FR"}
+    # The state file lies in the unit's StateDirectory, the one place it may write.
+    assert one(u, "Service", "StateDirectory") == "wattprint-exporter"
+    assert cfg.state_file == "/var/lib/wattprint-exporter/state.json"
 
     # The directory the exporter reads is the one the prolog and epilog write and tmpfiles.d creates.
     for script in (PROLOG, EPILOG):

@@ -14,6 +14,7 @@ from typing import Any
 from ...errors import InputError
 from ...records import INTENSITY_BASES, IntensityPoint
 from ...timeutil import parse_instant
+from .._text import check_no_surrogates
 
 MAX_G_PER_KWH = 5000.0  # no grid has ever averaged above ~1,300 g/kWh; 5,000 catches unit mix-ups (lbs, kg/MWh x1000)
 
@@ -52,12 +53,18 @@ def read_text(path: Path) -> str:
 
 def load_json(text: str, name: str) -> Any:
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(
             f"{name}:{e.lineno}", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}",
             "check the file is a complete API response (not truncated or HTML)",
         ) from None
+    except RecursionError:
+        raise InputError(name, "JSON nested too deeply", "check the file is an API response") from None
+    except ValueError as e:     # e.g. an integer of more than 4300 digits
+        raise InputError(name, f"invalid JSON: {e}", "check the file is an API response") from None
+    check_no_surrogates(data, name)
+    return data
 
 
 def csv_rows(text: str, name: str) -> Iterator[tuple[int, list[str]]]:
@@ -85,7 +92,11 @@ def to_float(value: object, where: str, what: str = "intensity") -> float:
     if isinstance(value, bool) or value is None or value == "":
         raise InputError(where, f"missing {what} value (got {value!r})", "give a number in gCO2eq/kWh")
     if isinstance(value, int | float):
-        x = float(value)
+        try:
+            x = float(value)
+        except OverflowError:   # a JSON integer beyond any float
+            raise InputError(where, f"{what} is out of range (an integer of {len(str(abs(value)))} digits)",
+                             "give a number in gCO2eq/kWh") from None
     else:
         try:
             x = float(str(value).strip())

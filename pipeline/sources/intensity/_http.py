@@ -70,7 +70,7 @@ def get_json(session: requests.Session, url: str, *, what: str, params: Mapping[
             if resp.status_code < 400:
                 try:
                     return resp.json()
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise UpstreamError(what, f"HTTP {resp.status_code} with a body that is not JSON",
                                         "check the base URL points at the API") from None
             message = scrub(_api_message(resp), secrets)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from ...errors import InputError
 from ...records import IntensityPoint
 from ...timeutil import iso
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_POINT = timedelta(days=1)   # the longest record of any source (Electricity Maps daily); UK is 30 min
 
 
 def _same(a: IntensityPoint, b: IntensityPoint) -> bool:
@@ -17,12 +21,19 @@ def check_points(points: Iterable[IntensityPoint]) -> list[IntensityPoint]:
     """Points sorted by (zone, start) with identical duplicates dropped (the first kept).
 
     Two points of one zone that overlap in time without being identical (same interval, value and
-    basis) are an InputError naming both origins: the store keeps one value per zone and hour.
+    basis) are an InputError naming both origins: the store keeps one value per zone and hour. So is a
+    point before 1970 (energy is measured after it; the store's hour arithmetic counts from it) or one
+    longer than a day (no source publishes such a value; it would be spread over every hour it covers).
     """
     out: list[IntensityPoint] = []
     for p in sorted(points, key=lambda p: (p.zone, p.start, p.end)):
         if p.end <= p.start:
             raise InputError(p.origin, f"interval {iso(p.start)}..{iso(p.end)} is empty", "fix the end time")
+        if p.start < EPOCH:
+            raise InputError(p.origin, f"time {iso(p.start)} is before 1970", "check the year of the timestamp")
+        if p.end - p.start > MAX_POINT:
+            raise InputError(p.origin, f"interval {iso(p.start)}..{iso(p.end)} is longer than a day",
+                             "intensity is hourly or finer; check the start and end times")
         # Only the previous kept point of the zone can overlap: kept points of a zone are disjoint and sorted.
         prev = out[-1] if out and out[-1].zone == p.zone else None
         if prev is None or prev.end <= p.start:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ...errors import InputError
 from ...records import IntensityPoint
-from ...timeutil import parse_instant
+from ...timeutil import parse_instant, plus
 from ._common import ParseResult, check_basis, csv_rows, get, instant, json_where, number, require_zone
 
 SOURCE = "electricitymaps"
@@ -86,7 +86,8 @@ def parse_csv(text: str, name: str, *, zone: str | None = None, basis: str | Non
         if not z:
             raise InputError(where, "empty 'Zone id'", "pass --zone")
         points.append(IntensityPoint(
-            zone=z, start=start, end=start + HOUR, g_per_kwh=number(fields[i_val], where), basis=b, source=SOURCE,
+            zone=z, start=start, end=plus(start, HOUR, where), g_per_kwh=number(fields[i_val], where),
+            basis=b, source=SOURCE,
             is_estimated=_truthy(fields[i_est], where) if i_est is not None else False, origin=where,
         ))
     if not points:
@@ -125,14 +126,14 @@ def parse_obj(obj: Any, name: str, *, zone: str | None = None, basis: str | None
             raise InputError(where, f"record is {factor}, but --basis {want} was asked for",
                              f"fetch with emissionFactorType={want} or drop --basis")
         gran = rec.get("temporalGranularity") or "hourly"
-        if gran not in GRANULARITY:
+        if not isinstance(gran, str) or gran not in GRANULARITY:
             raise InputError(json_where(name, f"{path}.temporalGranularity".lstrip(".")),
                              f"unsupported granularity {gran!r}", "use hourly (or 5/15-minute, daily) data")
         z = zone or rec.get("zone") or top_zone
         z = require_zone(z if isinstance(z, str) else None, where, "electricitymaps-json")
         notes = (f"estimated: {rec['estimationMethod']}",) if rec.get("estimationMethod") else ()
         points.append(IntensityPoint(
-            zone=z, start=when, end=when + GRANULARITY[gran], g_per_kwh=value, basis=factor, source=SOURCE,
+            zone=z, start=when, end=plus(when, GRANULARITY[gran], where), g_per_kwh=value, basis=factor, source=SOURCE,
             is_estimated=bool(rec.get("isEstimated")), origin=where, notes=notes,
         ))
     if not points and not empty_ok:

@@ -24,6 +24,7 @@ import requests
 from ...errors import InputError, UpstreamError
 from ...records import IntensityPoint
 from ...timeutil import iso
+from .._text import check_no_surrogates
 from . import electricitymaps, uk, watttime
 from ._common import ParseResult
 from ._http import get_json, secret
@@ -72,6 +73,7 @@ class _Client:
         label = f"{url}?{'&'.join(f'{k}={v}' for k, v in params.items())}" if params else url
         body = get_json(self.session, url, what=f"{self.source} GET {url}", secrets=secrets, **kw, **self.kw)
         try:
+            check_no_surrogates(body, label)
             return parse(body, label)
         except InputError as e:
             raise _as_input(e) from None

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from ...errors import InputError
 from ...records import IntensityPoint
-from ...timeutil import parse_instant
+from ...timeutil import parse_instant, plus
 from ._common import ParseResult, check_basis, csv_rows, number, require_zone
 
 SOURCE = "csv"
@@ -54,7 +54,7 @@ def parse_csv(text: str, name: str, *, zone: str | None = None, basis: str | Non
         z = require_zone(z or zone, where, "csv row (empty zone)")
         start = parse_instant(fields[cols["timestamp"]], where)
         value = number(fields[cols["intensity_g_per_kwh"]], where)
-        points.append(IntensityPoint(zone=z, start=start, end=start + HOUR, g_per_kwh=value, basis=b,
+        points.append(IntensityPoint(zone=z, start=start, end=plus(start, HOUR, where), g_per_kwh=value, basis=b,
                                      source=SOURCE, origin=where))
     if not points:
         raise InputError(name, "no data rows after the header", "add rows or check you chose the right file")

@@ -38,7 +38,10 @@ def _period(rec: Any, name: str, path: str, zone: str, *, regional: bool) -> Int
 
 def _region(reg: Any, name: str, path: str, zone: str | None) -> list[IntensityPoint]:
     rid = get(reg, "regionid", name, path, kind=(int, str))
-    z = zone or f"GB-{rid}"
+    if isinstance(rid, bool) or not str(rid).strip():
+        raise InputError(json_where(name, f"{path}.regionid"), f"region id {rid!r} is not a region",
+                         "check this is a UK Carbon Intensity regional response")
+    z = zone or f"GB-{str(rid).strip()}"
     rows = get(reg, "data", name, path, kind=list)
     return [_period(r, name, f"{path}.data[{i}]", z, regional=True) for i, r in enumerate(rows)]
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ...errors import InputError
 from ...records import IntensityPoint
+from ...timeutil import plus
 from ._common import (
     MOER_WARNING,
     ParseResult,
@@ -27,6 +28,7 @@ SOURCE = "watttime"
 G_PER_LB = 453.59237
 UNITS = {"lbs_co2_per_mwh": G_PER_LB / 1000.0}   # to g/kWh
 DEFAULT_PERIOD_S = 300
+MAX_PERIOD_S = 86400   # WattTime publishes 5-minute points; a day is already far off
 
 
 def parse_obj(obj: Any, name: str, *, zone: str | None = None, basis: str | None = None,
@@ -42,9 +44,9 @@ def parse_obj(obj: Any, name: str, *, zone: str | None = None, basis: str | None
         raise InputError(json_where(name, "meta.signal_type"), f"unsupported signal_type {signal!r}",
                          "fetch signal_type=co2_moer")
     period_s = meta.get("data_point_period_seconds", DEFAULT_PERIOD_S)
-    if isinstance(period_s, bool) or not isinstance(period_s, int) or period_s <= 0:
+    if isinstance(period_s, bool) or not isinstance(period_s, int) or not 0 < period_s <= MAX_PERIOD_S:
         raise InputError(json_where(name, "meta.data_point_period_seconds"), f"invalid period {period_s!r}",
-                         "expected a positive whole number of seconds")
+                         f"expected a whole number of seconds from 1 to {MAX_PERIOD_S}")
     region = meta.get("region")
     z = require_zone(zone or (region if isinstance(region, str) else None), name, "watttime-json (no meta.region)")
     factor = UNITS[units]
@@ -56,7 +58,8 @@ def parse_obj(obj: Any, name: str, *, zone: str | None = None, basis: str | None
         where = json_where(name, f"{path}.value")
         value = check_value(to_float(get(rec, "value", name, path), where, "value") * factor, where)
         points.append(IntensityPoint(
-            zone=z, start=start, end=start + period, g_per_kwh=value, basis="marginal", source=SOURCE,
+            zone=z, start=start, end=plus(start, period, json_where(name, path)), g_per_kwh=value,
+            basis="marginal", source=SOURCE,
             is_estimated=bool(rec.get("imputed_data_used")), origin=json_where(name, path), notes=(MOER_WARNING,),
         ))
     if not points and not empty_ok:

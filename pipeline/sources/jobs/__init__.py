@@ -39,6 +39,7 @@ def read_jobs(
 ) -> ImportResult:
     """Parse one job file; `fmt` None -> detect_format. `timezone` only matters for sacct-parsable."""
     fmt = fmt or detect_format(path)
+    default_cluster = default_cluster.strip() if default_cluster and default_cluster.strip() else None
     if fmt == "csv":
         return ledger.parse_csv(path, rules=rules, default_cluster=default_cluster)
     if fmt == "yaml":

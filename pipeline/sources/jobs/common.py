@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .rules import Rules
 
 UNCLASSIFIED = "unclassified"
+MAX_GPUS_PER_NODE = 1024   # far above any machine (8-16 today); catches typos and corrupt counts
 _COMPARED = tuple(f.name for f in fields(JobRecord) if f.name not in ("origin",))
 
 

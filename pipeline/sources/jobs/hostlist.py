@@ -14,7 +14,7 @@ import re
 from ...errors import InputError
 
 MAX_HOSTS = 100_000  # a typo such as gpu[1-99999999] must not eat the memory
-_RANGE = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)
+_RANGE = re.compile(r"(\d{1,18})(?:-(\d{1,18}))?", re.ASCII)   # 18 digits: int() never refuses them
 _HINT = "write e.g. gpu[01-04], gpu[01-02,07] or n1,n2"
 
 

@@ -12,7 +12,7 @@
 * ``cluster``: empty or missing column -> the default cluster (``--cluster`` / the config's
   ``default_cluster``); neither -> an error at that row.
 * ``nodes``: a comma list or a Slurm hostlist (``gpu[01-04]``; quote it in CSV); in YAML also a list.
-* ``gpus``: GPUs per node, an integer >= 0; empty -> unknown.
+* ``gpus``: GPUs per node, a whole number from 0 to 1024 (common.MAX_GPUS_PER_NODE); empty -> unknown.
 * Surrounding whitespace of every value is trimmed; everything else comes through verbatim.
 * Rows that repeat a (cluster, job_id) identically are dropped (counted as ``duplicate``); rows that
   disagree are an error naming both lines.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,7 +33,16 @@ from ...errors import InputError
 from ...records import JobRecord
 from ...timeutil import parse_instant
 from . import yamlmarks
-from .common import ImportResult, check_phase, classify, drop_duplicates, mapping_key, read_text, suggest
+from .common import (
+    MAX_GPUS_PER_NODE,
+    ImportResult,
+    check_phase,
+    classify,
+    drop_duplicates,
+    mapping_key,
+    read_text,
+    suggest,
+)
 from .hostlist import expand
 from .rules import Rules
 
@@ -130,8 +140,9 @@ def _yaml_row(item: Mapping[object, object], i: int, name: str) -> dict[str, str
         elif isinstance(value, str):
             row[col] = value.strip()
         else:
-            kind = "list" if isinstance(value, list) else "mapping"
-            raise InputError(kwhere, f"{col} must be a plain value, not a {kind}")
+            kind = "list" if isinstance(value, list) else "mapping" if isinstance(value, dict) else (
+                f"!!{type(value).__name__} value (an explicit YAML tag)")
+            raise InputError(kwhere, f"{col} must be a plain value, not a {kind}", "write it as plain text")
     missing = [c for c in REQUIRED if c not in row]
     if missing:
         raise InputError(f"{yamlmarks.where(name, item)} (jobs[{i}])", f"missing required key(s) {', '.join(missing)}",
@@ -169,10 +180,19 @@ def _record(
 def _gpus(text: str, where: str) -> int | None:
     if not text:
         return None
-    try:
-        n = int(text)
-    except ValueError:
-        raise InputError(where, f"gpus {text!r} is not a whole number", "give the GPUs per node, e.g. 8") from None
+    if not re.fullmatch(r"[+-]?\d+", text, re.ASCII):
+        raise InputError(where, f"gpus {_short(text)!r} is not a whole number", "give the GPUs per node, e.g. 8")
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    n = (-1 if text.startswith("-") else 1) * (int(digits) if len(digits) <= 9 else 10**9)   # int() caps digits
     if n < 0:
-        raise InputError(where, f"gpus {n} is negative", "give the GPUs per node, e.g. 8 (0 for CPU-only jobs)")
+        raise InputError(where, f"gpus {_short(text)} is negative",
+                         "give the GPUs per node, e.g. 8 (0 for CPU-only jobs)")
+    if n > MAX_GPUS_PER_NODE:
+        raise InputError(where, f"gpus {_short(text)} is more than any node has ({MAX_GPUS_PER_NODE})",
+                         "give the GPUs per node, e.g. 8, not the job's total")
     return n
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+

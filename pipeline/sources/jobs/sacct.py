@@ -25,8 +25,10 @@ is an error). Phase = a hint in WCKey (``phase=x`` or a bare phase word) or Comm
 the rules, else ``unclassified``; a hint naming no known phase is ignored with a warning. GPUs per
 node = the allocated ``gres/gpu`` count (the untyped total when Slurm lists both ``gres/gpu`` and
 ``gres/gpu:h100``, else the sum of the typed ones) divided by the node count, rounded up with a warning
-when uneven; no GPU TRES -> 0. A job id listed more than once (requeues, ``sacct -D``) becomes one
-record spanning all its runs.
+when uneven; no GPU TRES -> 0; a negative count or more than 1024 per node is an error. Corrupt records
+(an end before the start, a negative or out-of-range epoch time or elapsed, a job_id that is not a positive
+whole number, an object where a name belongs) are errors naming the job. A job id listed more than
+once (requeues, ``sacct -D``) becomes one record spanning all its runs.
 """
 
 from __future__ import annotations
@@ -36,15 +38,16 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ...errors import InputError
 from ...records import PHASES, JobRecord
-from ...timeutil import parse_instant
-from .common import ImportResult, classify, merge_requeues, read_text, valid_phase
+from ...timeutil import from_epoch, parse_instant, plus, to_utc
+from .._text import check_no_surrogates
+from .common import MAX_GPUS_PER_NODE, ImportResult, classify, merge_requeues, read_text, valid_phase
 from .hostlist import expand
 from .rules import Rules, phase_hint
 
@@ -55,7 +58,8 @@ NO_NODES = frozenset({"", "none assigned", "(null)", "none"})
 PARSABLE_COLUMNS = ("jobid", "jobidraw", "jobname", "account", "wckey", "comment", "user", "start", "end",
                     "nodelist", "alloctres", "state", "cluster", "elapsed")
 _STEP = re.compile(r"^[^.]+\.")
-_ELAPSED = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)$")
+_ELAPSED = re.compile(r"^(?:(\d{1,6})-)?(?:(\d{1,9}):)?(\d{1,9}):(\d{1,9})$", re.ASCII)
+MAX_ELAPSED_S = 100 * 366 * 86400   # a century: anything longer is a corrupt record
 
 
 @dataclass
@@ -88,11 +92,19 @@ def parse_json_text(
     except json.JSONDecodeError as exc:
         raise InputError(f"{name}:{exc.lineno}", f"invalid JSON: {exc.msg}",
                          "pass the output of sacct --json") from None
+    except RecursionError:
+        raise InputError(name, "invalid JSON: nested too deeply", "pass the output of sacct --json") from None
+    except ValueError as exc:   # e.g. an integer of more than 4300 digits
+        raise InputError(name, f"invalid JSON: {exc}", "pass the output of sacct --json") from None
+    check_no_surrogates(data, name)
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise InputError(name, "not sacct --json output: no top-level 'jobs' list", "run sacct --json ... > file")
     result = ImportResult()
+    if not isinstance(data.get("errors") or [], list):
+        raise InputError(f"{name} errors", "not sacct --json output: 'errors' is not a list",
+                         "run sacct --json ... > file")
     for err in data.get("errors") or []:
-        result.warn(f"{name}: sacct reported an error: {_text(err.get('error') if isinstance(err, dict) else err)}")
+        result.warn(f"{name}: sacct reported an error: {_text(err.get('error') if isinstance(err, dict) else err)!r}")
     jobs: list[_Job] = []
     for i, raw in enumerate(data["jobs"]):
         where = f"{name} jobs[{i}]"
@@ -109,6 +121,9 @@ def _json_job(raw: Mapping[str, Any], where: str, result: ImportResult) -> _Job 
     jid = _num(raw.get("job_id"))
     if jid is None:
         raise InputError(where, "job without a job_id", "pass unmodified sacct --json output")
+    if jid < 1 or jid != int(jid):
+        raise InputError(f"{where}.job_id", f"job_id {jid:g} is not a positive whole number",
+                         "pass unmodified sacct --json output")
     job_id = str(int(jid))
     where = f"{where} (job {job_id})"
     states = _states(raw.get("state"))
@@ -120,27 +135,54 @@ def _json_job(raw: Mapping[str, Any], where: str, result: ImportResult) -> _Job 
     if not start_n:
         result.skip("never_started")
         return None
-    start = datetime.fromtimestamp(start_n, tz=UTC)
+    start = _epoch(start_n, f"{where} time.start")
     end_n = _num(time.get("end"))
-    end = datetime.fromtimestamp(end_n, tz=UTC) if end_n else None
+    end = _epoch(end_n, f"{where} time.end") if end_n else None
     if end is None and states & TERMINAL:
         end = _end_from_elapsed(start, _num(time.get("elapsed")), states, where, result)
+    if end is not None and end < start:
+        raise InputError(where, f"job {job_id} ends ({end.isoformat()}) before it starts ({start.isoformat()})",
+                         "pass unmodified sacct --json output")
     assoc = _obj(raw.get("association"))
     tres = _obj(raw.get("tres"))
+    allocated = tres.get("allocated") or []
+    if not isinstance(allocated, list):
+        raise InputError(f"{where} tres.allocated", f"expected a list, got a JSON {type(allocated).__name__}",
+                         "pass unmodified sacct --json output")
     gpus = _gpus([(_text(t.get("type")), _text(t.get("name")), _num(t.get("count")))
-                  for t in tres.get("allocated") or [] if isinstance(t, dict)])
+                  for t in allocated if isinstance(t, dict)])
     wckey = raw.get("wckey")
     comment = raw.get("comment")
     return _Job(
         where=where, job_id=job_id, start=start, end=end,
-        cluster=_text(raw.get("cluster")) or _text(assoc.get("cluster")),
-        name=_text(raw.get("name")),
-        account=_text(raw.get("account")) or _text(assoc.get("account")),
-        user=_text(raw.get("user")) or _text(assoc.get("user")),
-        wckey=_text(wckey.get("wckey")) if isinstance(wckey, dict) else _text(wckey),
-        comment=_text(comment.get("job")) if isinstance(comment, dict) else _text(comment),
-        nodes=_text(raw.get("nodes")), gpus=gpus,
+        cluster=_str(raw, "cluster", where) or _str(assoc, "cluster", f"{where} association"),
+        name=_str(raw, "name", where),
+        account=_str(raw, "account", where) or _str(assoc, "account", f"{where} association"),
+        user=_str(raw, "user", where) or _str(assoc, "user", f"{where} association"),
+        wckey=_str(wckey, "wckey", f"{where} wckey") if isinstance(wckey, dict) else _str(raw, "wckey", where),
+        comment=_str(comment, "job", f"{where} comment") if isinstance(comment, dict) else _str(raw, "comment", where),
+        nodes=_str(raw, "nodes", where), gpus=gpus,
     )
+
+
+def _epoch(seconds: float, where: str) -> datetime:
+    if seconds < 0:
+        raise InputError(where, f"negative epoch time {seconds:g}", "pass unmodified sacct --json output")
+    return from_epoch(seconds, where)
+
+
+def _str(obj: Mapping[str, Any], key: str, where: str) -> str:
+    """A text field: a string (or a number, as text), "" when absent or null; a list or object is an error."""
+    value = obj.get(key)
+    if isinstance(value, dict | list | bool):
+        raise InputError(f"{where}.{key}", f"expected text, got a JSON {type(value).__name__} {_short(value)}",
+                         "pass unmodified sacct --json output")
+    return _text(value)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -156,7 +198,11 @@ def _num(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
+        try:
+            f = float(value)
+        except OverflowError:   # an integer beyond any float
+            return None
+        return f if math.isfinite(f) else None
     if isinstance(value, str):
         try:
             f = float(value.strip())
@@ -180,8 +226,10 @@ def _end_from_elapsed(start: datetime, elapsed: float | None, states: frozenset[
                       result: ImportResult) -> datetime | None:
     state = "/".join(sorted(states & TERMINAL))
     if elapsed:
+        if not 0 < elapsed <= MAX_ELAPSED_S:
+            raise InputError(where, f"elapsed {elapsed:g} s is not a job's run time", "check the Elapsed field")
         result.warn(f"{where}: state {state} but no end time; end taken as start + elapsed ({int(elapsed)} s)")
-        return start + timedelta(seconds=elapsed)
+        return plus(start, timedelta(seconds=elapsed), where)
     result.warn(f"{where}: state {state} but no end time nor elapsed; treated as still running")
     return None
 
@@ -253,7 +301,7 @@ def parse_parsable_text(
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):     # OSError: a name too long for a file name
         raise InputError("--timezone", f"{name!r} is not an IANA time zone name",
                          "use the cluster's zone, e.g. Europe/Paris or America/New_York") from None
 
@@ -267,7 +315,7 @@ def _parsable_header(line: str, where: str, result: ImportResult) -> tuple[list[
     if any(not c for c in cols) or len(set(cols)) != len(cols):
         raise InputError(where, "header has an empty or repeated column name", "run sacct --parsable2 --format=...")
     if unknown:
-        result.warn(f"{where}: column(s) {', '.join(unknown)} ignored")
+        result.warn(f"{where}: column(s) {', '.join(map(repr, unknown))} ignored")
     missing = [c for c in ("jobid", "start", "end") if c not in cols]
     if missing:
         raise InputError(where, f"sacct output lacks column(s) {', '.join(missing)}",
@@ -296,15 +344,18 @@ class _Clock:
             raise InputError(where, f"{s!r} is not a time sacct prints",
                              "use sacct's default format, or SLURM_TIME_FORMAT=%s") from None
         if dt.tzinfo is not None:
-            return dt.astimezone(UTC)
+            return to_utc(dt, where, s)
         if self.tz is None:
             raise InputError(where, f"time {s!r} has no offset: sacct prints the local time of where it ran",
                              "pass --timezone with the cluster's IANA zone (e.g. Europe/Paris), or re-run sacct with "
                              "SLURM_TIME_FORMAT=%s (epoch seconds) or with TZ=UTC and --timezone UTC")
         a, b = dt.replace(tzinfo=self.tz, fold=0), dt.replace(tzinfo=self.tz, fold=1)
-        if a.utcoffset() != b.utcoffset():
-            self.dst += 1
-        return a.astimezone(UTC)
+        try:
+            if a.utcoffset() != b.utcoffset():
+                self.dst += 1
+        except (OverflowError, ValueError):
+            raise InputError(where, f"time {s!r} is out of range in {self.tzname}", "check the date") from None
+        return to_utc(a, where, s)
 
 
 def _parsable_job(row: dict[str, str], where: str, clock: _Clock, result: ImportResult) -> _Job | None:
@@ -325,9 +376,9 @@ def _parsable_job(row: dict[str, str], where: str, clock: _Clock, result: Import
         return None
     end = clock.read(row["end"], f"{where} End")
     if end is None and states & TERMINAL:
-        end = _end_from_elapsed(start, _elapsed(row.get("elapsed", "")), states, f"{where} (job {job_id})", result)
+        end = _end_from_elapsed(start, _elapsed(row.get("elapsed", "")), states, f"{where} (job {job_id!r})", result)
     if end is not None and end < start:
-        raise InputError(where, f"job {job_id} ends ({row['end']}) before it starts ({row['start']})",
+        raise InputError(where, f"job {job_id!r} ends ({row['end']!r}) before it starts ({row['start']!r})",
                          "check --timezone (or use SLURM_TIME_FORMAT=%s)")
     return _Job(where=where, job_id=job_id, start=start, end=end, cluster=row.get("cluster", ""),
                 name=row.get("jobname", ""), account=row.get("account", ""), user=row.get("user", ""),
@@ -360,21 +411,26 @@ def _record(job: _Job, source: str, rules: Rules | None, default_cluster: str | 
             result: ImportResult) -> JobRecord:
     cluster = job.cluster or (default_cluster or "")
     if not cluster:
-        raise InputError(job.where, f"job {job.job_id} has no cluster",
+        raise InputError(job.where, f"job {job.job_id!r} has no cluster",
                          "add Cluster to sacct --format, or pass --cluster NAME (or default_cluster in the config)")
     hint = _hint(job, result)
     fields = {"name": job.name, "account": job.account, "user": job.user, "wckey": job.wckey,
               "comment": job.comment, "cluster": cluster, "project": job.account}
     phase, project = classify(hint, None, fields, rules, fallback_project=job.account)
     if not project:
-        raise InputError(job.where, f"job {job.job_id} has no account and no phase rule gives it a project",
+        raise InputError(job.where, f"job {job.job_id!r} has no account and no phase rule gives it a project",
                          "add Account to sacct --format, or a rule with 'project:' that matches it")
     nodes = () if job.nodes.lower() in NO_NODES else expand(job.nodes, f"{job.where} nodes")
+    if job.gpus < 0:
+        raise InputError(job.where, f"job {job.job_id!r} has {job.gpus} allocated GPUs", "check AllocTRES / tres")
     per_node = job.gpus
     if nodes and job.gpus:
         per_node = -(-job.gpus // len(nodes))
         if job.gpus % len(nodes):
             result.warn(f"{job.where}: {job.gpus} GPUs over {len(nodes)} nodes is uneven; {per_node} per node assumed")
+    if per_node > MAX_GPUS_PER_NODE:
+        raise InputError(job.where, f"job {job.job_id!r} has {per_node} GPUs per node (over {MAX_GPUS_PER_NODE})",
+                         "check AllocTRES / tres and NodeList")
     return JobRecord(cluster=cluster, job_id=job.job_id, project=project, phase=phase, start=job.start, end=job.end,
                      user=job.user, name=job.name, account=job.account, nodes=nodes, gpus_per_node=per_node,
                      source=source, origin=job.where)

@@ -10,7 +10,8 @@ Two modes:
   Norway zone ``NO`` stays a string); timestamps stay text. The config uses it.
 
 Mappings load as `YDict` and sequences as `YList`, which carry the 1-based line of themselves and of
-each key/item. Duplicate keys are an error (PyYAML silently keeps the last one).
+each key/item. Duplicate keys are an error (PyYAML silently keeps the last one). An alias is converted
+once and shared (so nested aliases cannot blow up exponentially); an alias inside itself is an error.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from ...errors import InputError
+from .._text import check_no_surrogates
 
 _BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _KEEP_TYPED = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
@@ -41,6 +43,16 @@ class YList(list[Any]):
     item_lines: list[int]
 
 
+MAX_FLOW_DEPTH = 100   # PyYAML's scanner is quadratic in [ / { nesting: 3,000 of them take seconds
+
+
+def _flow_start(self: Any, token_class: Any) -> None:
+    if self.flow_level >= MAX_FLOW_DEPTH:
+        raise yaml.scanner.ScannerError(None, None, f"[ or {{ nested deeper than {MAX_FLOW_DEPTH} levels",
+                                        self.get_mark())
+    yaml.SafeLoader.fetch_flow_collection_start(self, token_class)
+
+
 def _loader_class(typed: bool) -> type[yaml.SafeLoader]:
     keep = _KEEP_TYPED if typed else {"tag:yaml.org,2002:null"}
     resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
@@ -49,7 +61,8 @@ def _loader_class(typed: bool) -> type[yaml.SafeLoader]:
         if kept:
             resolvers[first] = kept
     name = "TypedLoader" if typed else "StringLoader"
-    cls: type[yaml.SafeLoader] = type(name, (yaml.SafeLoader,), {"yaml_implicit_resolvers": resolvers})
+    cls: type[yaml.SafeLoader] = type(name, (yaml.SafeLoader,), {"yaml_implicit_resolvers": resolvers,
+                                                                 "fetch_flow_collection_start": _flow_start})
     if typed:
         cls.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL_12, list("tTfF"))
     return cls
@@ -60,46 +73,91 @@ _LOADERS = {True: _loader_class(True), False: _loader_class(False)}
 
 def load(text: str, name: str, *, typed: bool) -> Any:
     """Parse one YAML document; InputError 'name:line' on syntax errors and duplicate keys."""
-    loader = _LOADERS[typed](text)
+    loader = None
     try:
+        loader = _LOADERS[typed](text)      # the reader refuses control characters here
         node = loader.get_single_node()
-        return None if node is None else _convert(node, loader, name)
+        return None if node is None else _Converter(loader, name).convert(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{name}:{mark.line + 1}" if mark is not None else name
-        raise InputError(where, f"invalid YAML: {exc.problem or exc.context}", "fix the syntax at that line") from None
+        raise InputError(where, f"invalid YAML: {_one_line(exc.problem or exc.context)}",
+                         "fix the syntax at that line") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise InputError(f"{name}:{line}" if line else name, f"invalid YAML: character {char}: {exc.reason}",
+                         "remove control characters (YAML allows tab, CR and LF only)") from None
     except yaml.YAMLError as exc:
-        raise InputError(name, f"invalid YAML: {exc}") from None
+        raise InputError(name, f"invalid YAML: {_one_line(str(exc))}") from None
+    except RecursionError:
+        raise InputError(name, "invalid YAML: nested too deeply", "a ledger or config is a few levels deep") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
-def _convert(node: yaml.Node, loader: yaml.SafeLoader, name: str) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        d = YDict()
-        d.line = node.start_mark.line + 1
-        d.key_lines = {}
-        for knode, vnode in node.value:
-            key = _convert(knode, loader, name)
-            line = knode.start_mark.line + 1
-            if isinstance(key, YDict | YList):
-                raise InputError(f"{name}:{line}", "a mapping key must be a plain value, not a mapping or list")
-            if key in d:
-                raise InputError(f"{name}:{line}", f"key {key!r} appears twice (first at line {d.key_lines[key]})",
-                                 "keep one")
-            d[key] = _convert(vnode, loader, name)
-            d.key_lines[key] = line
-        return d
-    if isinstance(node, yaml.SequenceNode):
-        lst = YList()
-        lst.line = node.start_mark.line + 1
-        lst.item_lines = []
-        for item in node.value:
-            lst.append(_convert(item, loader, name))
-            lst.item_lines.append(item.start_mark.line + 1)
-        return lst
-    return loader.construct_object(node, deep=True)
+def _one_line(text: str | None) -> str:
+    return " ".join(str(text).split())
+
+
+class _Converter:
+    """Nodes -> YDict/YList/scalars. Each node is converted once (aliases share the result)."""
+
+    def __init__(self, loader: yaml.SafeLoader, name: str) -> None:
+        self.loader = loader
+        self.name = name
+        self.done: dict[int, Any] = {}
+        self.open: set[int] = set()
+
+    def convert(self, node: yaml.Node) -> Any:
+        key = id(node)
+        if key in self.done:
+            return self.done[key]
+        if key in self.open:
+            raise InputError(f"{self.name}:{node.start_mark.line + 1}", "invalid YAML: an alias refers to itself",
+                             "an anchor (&a) cannot be used (*a) inside its own value")
+        self.open.add(key)
+        try:
+            value = self._convert(node)
+        finally:
+            self.open.discard(key)
+        self.done[key] = value
+        return value
+
+    def _convert(self, node: yaml.Node) -> Any:
+        name = self.name
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)
+            d = YDict()
+            d.line = node.start_mark.line + 1
+            d.key_lines = {}
+            for knode, vnode in node.value:
+                key = self.convert(knode)
+                line = knode.start_mark.line + 1
+                if isinstance(key, YDict | YList):
+                    raise InputError(f"{name}:{line}", "a mapping key must be a plain value, not a mapping or list")
+                try:
+                    seen = key in d
+                except TypeError:     # defensive: an explicit tag that builds an unhashable value
+                    raise InputError(f"{name}:{line}", "a mapping key must be a plain value") from None
+                if seen:
+                    raise InputError(f"{name}:{line}", f"key {key!r} appears twice (first at line {d.key_lines[key]})",
+                                     "keep one")
+                d[key] = self.convert(vnode)
+                d.key_lines[key] = line
+            return d
+        if isinstance(node, yaml.SequenceNode):
+            lst = YList()
+            lst.line = node.start_mark.line + 1
+            lst.item_lines = []
+            for item in node.value:
+                lst.append(self.convert(item))
+                lst.item_lines.append(item.start_mark.line + 1)
+            return lst
+        value = self.loader.construct_object(node, deep=True)
+        check_no_surrogates(value, f"{name}:{node.start_mark.line + 1}")
+        return value
 
 
 def line_of(container: Any, key: Any = None) -> int | None:

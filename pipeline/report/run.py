@@ -124,6 +124,9 @@ def _open(path: str | None) -> Any:
     if target != ":memory:" and not Path(target).is_file():
         raise InputError("--db", f"no database at {target}", "run `wattprint ingest` (or jobs/intensity import) first")
     con = db.connect(target, read_only=True)
+    # one thread: DuckDB's parallel sums add doubles in a varying order, and a report must come out
+    # identical for identical inputs (the last digits of a CSV would otherwise change from run to run)
+    con.execute("SET threads = 1")
     (version,) = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0]
     newest = max(v for v, _, _ in db.migrations())
     if version < newest:

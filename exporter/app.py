@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from .backends.base import GpuBackend
 from .collectors import WattprintCollector
 from .config import Config
+from .host.accounting import HostPoller
 from .jobs.base import JobDiscovery, NoDiscovery
 from .poller import Poller
 from .web import CachedRenderer
@@ -59,13 +60,25 @@ def build_discovery(cfg: Config) -> JobDiscovery:
     return NoDiscovery()
 
 
+def build_host(cfg: Config) -> HostPoller | None:
+    """The rapl and cgroups collectors, or None with --no-collector.rapl."""
+    if not cfg.collector_rapl:
+        return None
+    from .host.cgroups import CgroupCollector
+    from .host.rapl import RaplCollector
+
+    # Without job discovery there are no jobs to split among: no cgroup scan, every joule is host idle.
+    cgroups = None if cfg.job_discovery == "none" else CgroupCollector(cfg.sysfs, cfg.procfs, cfg.job_discovery)
+    return HostPoller(RaplCollector(cfg.sysfs), cgroups, cfg.procfs, cfg.job_retention)
+
+
 class App:
     def __init__(self, cfg: Config, backend: GpuBackend | None = None) -> None:
         self.cfg = cfg
         self.backend = backend or build_backend(cfg)
         self.discovery = build_discovery(cfg)
         self.poller = Poller(self.backend, self.discovery, cfg.poll_interval, cfg.job_retention,
-                             state_file=cfg.state_file, state_interval=cfg.state_interval)
+                             state_file=cfg.state_file, state_interval=cfg.state_interval, host=build_host(cfg))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(
             WattprintCollector(lambda: self.poller.snapshot, cfg.hostname, cfg.labels, self.backend.name)

@@ -15,14 +15,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .host.accounting import HostSnapshot
 from .poller import GpuSnapshot, Snapshot
 
 log = logging.getLogger("wattprint.collectors")
 
 GPU_LABELS = ("gpu", "uuid", "model", "hostname")
+CPU_LABELS = ("socket", "domain", "model", "hostname")
 RESERVED_LABELS = frozenset(
-    GPU_LABELS + ("job_id", "job_source", "uid", "container", "driver", "energy_source", "backend",
-                  "call", "collector", "discovery", "reason", "version", "instance", "job")
+    GPU_LABELS + CPU_LABELS + ("job_id", "job_source", "uid", "container", "driver", "energy_source", "backend",
+                               "call", "collector", "discovery", "reason", "version", "instance", "job")
 )
 
 
@@ -46,6 +48,8 @@ class WattprintCollector(Collector):
         snap = self._snapshot()
         try:
             families = self._families(snap)
+            if snap.host is not None:
+                families += self._cpu_families(snap.host)
             ok = True
         except Exception as exc:  # a bug here must not take the whole page down
             log.error("rendering metrics failed err=%r", exc)
@@ -131,6 +135,65 @@ class WattprintCollector(Collector):
                 if j.running:
                     job_info.add_metric([*v, j.job.job_id, j.job.source, j.job.pod_uid, j.job.container], 1.0)
         return [up, info, energy, idle, power, limit, util, mem, resets, errors, job_info, job_energy]
+
+    # -- CPU (RAPL) series ---------------------------------------------------------------
+    def _cpu_families(self, host: HostSnapshot) -> list[Metric]:
+        node = ["hostname", *self._static_keys]
+        node_values = [self._hostname, *self._static_values]
+        lk = [*CPU_LABELS, *self._static_keys]
+        up = GaugeMetricFamily(
+            "wattprint_cpu_rapl_up", "1 if the last poll read every RAPL zone (package, DRAM), 0 otherwise.",
+            labels=node,
+        )
+        up.add_metric(node_values, 1.0 if host.rapl_up else 0.0)
+        energy = CounterMetricFamily(
+            "wattprint_cpu_energy_joules",
+            "CPU socket energy per RAPL domain (package, dram) since the exporter started, from wrap-corrected "
+            "energy_uj deltas.",
+            labels=lk,
+        )
+        idle = CounterMetricFamily(
+            "wattprint_cpu_idle_energy_joules",
+            "CPU socket energy not attributed to jobs (host idle); per socket and domain, jobs + idle == CPU energy.",
+            labels=lk,
+        )
+        job_energy = CounterMetricFamily(
+            "wattprint_job_cpu_energy_joules",
+            "Energy of a job on a CPU socket and domain: its share of each poll interval's energy by cgroup CPU time.",
+            labels=[*lk, "job_id"],
+        )
+        resets = CounterMetricFamily(
+            "wattprint_cpu_energy_resets",
+            "Times the RAPL baseline restarted without booking the energy in between (a state file written in "
+            "another boot).",
+            labels=lk,
+        )
+        for d in host.domains:
+            v = [d.socket, d.domain, d.model, self._hostname, *self._static_values]
+            resets.add_metric(v, float(d.resets))
+            if not d.read:
+                # Unread this poll: no sample rather than a flat line, as for a GPU that cannot be read.
+                continue
+            energy.add_metric(v, d.energy_uj / 1e6)
+            idle.add_metric(v, d.idle_uj / 1e6)
+            for job_id, uj in d.jobs:
+                job_energy.add_metric([*v, job_id], uj / 1e6)
+        seconds = CounterMetricFamily(
+            "wattprint_job_cpu_seconds",
+            "CPU time of the job's cgroup on this node (cgroup v2 usage_usec deltas) since the exporter first saw it.",
+            labels=["job_id", *node],
+        )
+        if host.cpu_times_ok:
+            for job_id, usec, _running in host.jobs:
+                seconds.add_metric([job_id, *node_values], usec / 1e6)
+        errors = CounterMetricFamily(
+            "wattprint_cpu_collection_errors",
+            "Failed RAPL and cgroup reads, by reason.",
+            labels=[*node, "reason"],
+        )
+        for reason, n in host.errors:
+            errors.add_metric([*node_values, reason], float(n))
+        return [up, energy, idle, job_energy, resets, seconds, errors]
 
     # -- the exporter's own health -----------------------------------------------------
     def _exporter_families(self, snap: Snapshot, render_ok: bool, render_s: float) -> Iterator[Metric]:

@@ -22,6 +22,7 @@ DEFAULT_LISTEN = ":9835"
 BACKENDS = ("nvml", "dcgm", "replay")
 DISCOVERIES = ("none", "slurm", "mapping-dir", "kubernetes")
 _LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Config:
     job_discovery: str = "none"
     mapping_dir: str | None = None
     procfs: str = "/proc"
+    sysfs: str = "/sys"
+    collector_rapl: bool = True
     labels: tuple[tuple[str, str], ...] = ()
     hostname: str = ""
     job_retention: float = 300.0
@@ -87,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="wattprint-exporter",
         description="Per-node GPU energy exporter for Prometheus: hardware energy counters per GPU, "
-        "split exactly among the jobs on each GPU.",
+        "split exactly among the jobs on each GPU, and the CPU sockets' RAPL energy split among the jobs by CPU time.",
         epilog="Every flag may also be set as WATTPRINT_<FLAG> in the environment "
         "(e.g. WATTPRINT_POLL_INTERVAL=2); WATTPRINT_LABEL takes comma-separated KEY=VALUE pairs.",
     )
@@ -126,7 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="for --job-discovery mapping-dir: a directory with one file per GPU index (or <gpu>.<GPU_I_ID>) "
         "listing job ids, as dcgm-exporter's --hpc-job-mapping-dir")
     add("--path.procfs", dest="procfs", default="/proc", metavar="PATH",
-        help="procfs mount point, for slurm and kubernetes discovery (default: %(default)s)")
+        help="procfs mount point, for slurm and kubernetes discovery and the node's CPU time (default: %(default)s)")
+    add("--path.sysfs", dest="sysfs", default="/sys", metavar="PATH",
+        help="sysfs mount point, for RAPL (class/powercap) and job cgroups (fs/cgroup) (default: %(default)s)")
+    add("--collector.rapl", dest="collector_rapl", action=argparse.BooleanOptionalAction, default=True,
+        help="host CPU package and DRAM energy from RAPL, split among the jobs by cgroup v2 CPU time "
+        "(default: on; WATTPRINT_COLLECTOR_RAPL=false turns it off)")
     p.add_argument("--label", dest="labels", type=_label, action="append", default=None, metavar="KEY=VALUE",
                    help="static label on every GPU and job series, e.g. --label cluster=jz --label region=fr "
                    "(repeatable)")
@@ -149,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_config(argv: Sequence[str] | None = None) -> Config:
     parser = build_parser()
     ns = parser.parse_args(argv)
+    if isinstance(ns.collector_rapl, str):  # from the environment: argparse converts no default for a switch
+        value = ns.collector_rapl.strip().lower()
+        if value not in _BOOLEANS:
+            parser.error(f"WATTPRINT_COLLECTOR_RAPL: expected true or false, got {ns.collector_rapl!r}")
+        ns.collector_rapl = _BOOLEANS[value]
     labels = ns.labels
     if labels is None:
         env = _env("--label")

@@ -4,6 +4,8 @@ Collection is decoupled from scrapes: a thread calls ``poll_once`` every
 ``interval`` seconds and publishes an immutable Snapshot; scrapes only
 serialise the latest one. All energy is kept as integer millijoules so that,
 per GPU, job energy + idle energy == GPU energy exactly at every snapshot.
+Host CPU energy (the rapl and cgroups collectors, ``exporter/host``) is read
+in the same poll and booked apart, in integer microjoules.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from dataclasses import dataclass, field
 
 from .attribution import split_energy_mj
 from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading
+from .host.accounting import HostPoller, HostSnapshot
 from .jobs.base import Assignment, Job, JobDiscovery
-from .state import SavedGpu, StateError, dump_state, load_state, write_state
+from .state import SavedGpu, StateError, dump_state, load_state_file, write_state
 
 log = logging.getLogger("wattprint.poller")
 
@@ -86,6 +89,8 @@ class Snapshot:
     discovery_errors: tuple[tuple[str, int], ...] = ()
     # None without --state-file; else failed writes of the state file since start.
     state_save_errors: int | None = None
+    # None with --no-collector.rapl.
+    host: HostSnapshot | None = None
 
 
 class Poller:
@@ -99,8 +104,10 @@ class Poller:
         wallclock: Callable[[], float] = time.time,
         state_file: str | None = None,
         state_interval: float = 10.0,
+        host: HostPoller | None = None,
     ) -> None:
         self.backend = backend
+        self.host = host
         self.discovery = discovery
         self.interval = interval
         self.job_retention = job_retention
@@ -125,11 +132,13 @@ class Poller:
     # -- the state file ---------------------------------------------------------------
     def _load_state(self, path: str) -> None:
         try:
-            self._restored = load_state(path)
+            self._restored, host = load_state_file(path)
         except StateError as exc:
             log.warning("state file not used, counters start from 0 path=%s reason=%s", path, exc)
             return
         log.info("state file loaded path=%s gpus=%d", path, len(self._restored))
+        if host is not None and self.host is not None:
+            self.host.restore(host)
 
     def _account_from_state(self, info: GpuInfo, saved: SavedGpu, now: float) -> _GpuAccount:
         acc = _GpuAccount(info=info, energy_mj=saved.energy_mj, idle_mj=saved.idle_mj, resets=saved.resets)
@@ -162,7 +171,8 @@ class Poller:
         # GPUs restored from the file but not read yet keep their saved totals.
         gpus += [g for uuid, g in sorted(self._restored.items()) if uuid not in self._accounts]
         try:
-            write_state(self.state_file, dump_state(gpus, self._wallclock()))
+            host = self.host.saved() if self.host is not None else None
+            write_state(self.state_file, dump_state(gpus, self._wallclock(), host))
         except OSError as exc:
             self.state_save_errors += 1
             if self.state_save_errors == 1:  # once: a full or read-only disk would log every poll otherwise
@@ -209,6 +219,14 @@ class Poller:
                     acc.up = False
                     acc.errors["missing"] += 1
                 self._expire_jobs(acc, now)
+
+            if self.host is not None:
+                # Apart from the GPU: a RAPL or cgroup failure never stops GPU accounting, nor the reverse.
+                try:
+                    collectors.extend(self.host.poll(now, self._polls))
+                except Exception as exc:  # the collectors catch their own faults; this is for a bug in the booking
+                    log.error("host energy accounting failed err=%r", exc)
+                    collectors.append(("rapl", False, 0.0))
 
             if gpu_ok and self._restored:
                 for uuid in self._restored:
@@ -326,6 +344,7 @@ class Poller:
             discovery_name=self.discovery.name,
             discovery_errors=tuple(sorted(self.discovery.errors.items())),
             state_save_errors=self.state_save_errors if self.state_file else None,
+            host=self.host.snapshot() if self.host is not None else None,
         )
 
     # -- thread -------------------------------------------------------------------

@@ -1,7 +1,12 @@
 """The exporter's state file (``--state-file``): exported totals that survive a restart.
 
 Per GPU UUID it holds the last raw hardware counter value and the exported totals
-(GPU, idle, each job's energy, counter resets), all integer millijoules. It is
+(GPU, idle, each job's energy, counter resets), all integer millijoules. With the
+rapl collector on, an optional ``host`` object holds the CPU side: per socket and
+domain the exported totals (integer µJ), the last raw RAPL counters, each job's CPU
+time and last cgroup usage, and the boot id they belong to (raw counters restart at
+boot, so they are only used again in the same boot). Files without ``host`` (older
+exporters) load unchanged, and older exporters ignore it. It is
 small JSON, written atomically (temporary file, fsync, ``os.replace``), so a
 reader sees either the old file or the new one, never half of one. Anything that
 does not parse as this format is refused as a whole: the exporter then starts
@@ -39,6 +44,48 @@ class SavedGpu:
     jobs: tuple[tuple[Job, int], ...]
 
 
+@dataclass(frozen=True)
+class SavedZone:
+    """One RAPL zone's last raw counter, valid only in the boot that read it."""
+
+    zone: str  # powercap directory name, e.g. intel-rapl:0:0
+    socket: str
+    domain: str
+    raw_uj: int
+    # CLOCK_BOOTTIME of that reading, to measure the downtime across a restart.
+    boottime_ms: int
+    # Highest power seen over one poll interval, to tell whether the downtime may hide unseen wraps.
+    peak_uw: int
+
+
+@dataclass(frozen=True)
+class SavedCpuDomain:
+    socket: str
+    domain: str
+    model: str
+    energy_uj: int
+    idle_uj: int
+    resets: int
+    jobs: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class SavedCpuJob:
+    job_id: str
+    cpu_usec: int
+    # The job cgroup's usage_usec at the last poll; None if it was not read.
+    raw_usage_usec: int | None
+
+
+@dataclass(frozen=True)
+class SavedHost:
+    boot_id: str  # "" when /proc/sys/kernel/random/boot_id was unreadable: raw values are then never reused
+    node_cpu_usec: int | None
+    zones: tuple[SavedZone, ...] = ()
+    domains: tuple[SavedCpuDomain, ...] = ()
+    jobs: tuple[SavedCpuJob, ...] = ()
+
+
 def _int(v: Any, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise StateError(f"{what}: expected an integer >= 0, got {v!r}")
@@ -51,8 +98,25 @@ def _str(v: Any, what: str) -> str:
     return v
 
 
+def _obj(v: Any, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise StateError(f"{what}: expected an object, got {v!r}")
+    return v
+
+
+def _list(v: Any, what: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise StateError(f"{what}: expected a list, got {v!r}")
+    return v
+
+
 def load_state(path: str | os.PathLike[str]) -> dict[str, SavedGpu]:
     """GPU UUID -> saved totals; StateError (one-line reason) if the file cannot be used."""
+    return load_state_file(path)[0]
+
+
+def load_state_file(path: str | os.PathLike[str]) -> tuple[dict[str, SavedGpu], SavedHost | None]:
+    """The GPUs' saved totals and the host (CPU) part, None in files written without it."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -95,11 +159,58 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, SavedGpu]:
             resets=_int(g.get("resets"), f"gpu {uuid} resets"),
             jobs=tuple(saved_jobs),
         )
-    return out
+    return out, (None if doc.get("host") is None else _load_host(doc["host"]))
 
 
-def dump_state(gpus: list[SavedGpu], saved_unixtime: float) -> str:
-    doc = {
+def _load_host(h: Any) -> SavedHost:
+    h = _obj(h, "host")
+    node = h.get("node_cpu_usec")
+    zones = []
+    for name, z in _obj(h.get("zones", {}), "host.zones").items():
+        z = _obj(z, f"host zone {name}")
+        zones.append(SavedZone(
+            zone=name, socket=_str(z.get("socket"), f"zone {name} socket"),
+            domain=_str(z.get("domain"), f"zone {name} domain"), raw_uj=_int(z.get("raw_uj"), f"zone {name} raw_uj"),
+            boottime_ms=_int(z.get("boottime_ms"), f"zone {name} boottime_ms"),
+            peak_uw=_int(z.get("peak_uw", 0), f"zone {name} peak_uw")))
+    domains = []
+    for d in _list(h.get("domains", []), "host.domains"):
+        d = _obj(d, "host domain")
+        what = f"cpu socket {d.get('socket')!r} {d.get('domain')!r}"
+        jobs = tuple((_str(k, f"{what} job id"), _int(v, f"{what} job {k}"))
+                     for k, v in sorted(_obj(d.get("jobs", {}), f"{what} jobs").items()))
+        domains.append(SavedCpuDomain(
+            socket=_str(d.get("socket"), f"{what} socket"), domain=_str(d.get("domain"), f"{what} domain"),
+            model=_str(d.get("model", ""), f"{what} model"), energy_uj=_int(d.get("energy_uj"), f"{what} energy_uj"),
+            idle_uj=_int(d.get("idle_uj"), f"{what} idle_uj"), resets=_int(d.get("resets", 0), f"{what} resets"),
+            jobs=jobs))
+    cpu_jobs = []
+    for job_id, j in _obj(h.get("jobs", {}), "host.jobs").items():
+        j = _obj(j, f"cpu job {job_id}")
+        raw = j.get("raw_usage_usec")
+        cpu_jobs.append(SavedCpuJob(
+            job_id=job_id, cpu_usec=_int(j.get("cpu_usec"), f"cpu job {job_id} cpu_usec"),
+            raw_usage_usec=None if raw is None else _int(raw, f"cpu job {job_id} raw_usage_usec")))
+    return SavedHost(
+        boot_id=_str(h.get("boot_id", ""), "host.boot_id"),
+        node_cpu_usec=None if node is None else _int(node, "host.node_cpu_usec"),
+        zones=tuple(zones), domains=tuple(domains), jobs=tuple(cpu_jobs))
+
+
+def _dump_host(h: SavedHost) -> dict[str, Any]:
+    return {
+        "boot_id": h.boot_id,
+        "node_cpu_usec": h.node_cpu_usec,
+        "zones": {z.zone: {"socket": z.socket, "domain": z.domain, "raw_uj": z.raw_uj, "boottime_ms": z.boottime_ms,
+                           "peak_uw": z.peak_uw} for z in h.zones},
+        "domains": [{"socket": d.socket, "domain": d.domain, "model": d.model, "energy_uj": d.energy_uj,
+                     "idle_uj": d.idle_uj, "resets": d.resets, "jobs": dict(d.jobs)} for d in h.domains],
+        "jobs": {j.job_id: {"cpu_usec": j.cpu_usec, "raw_usage_usec": j.raw_usage_usec} for j in h.jobs},
+    }
+
+
+def dump_state(gpus: list[SavedGpu], saved_unixtime: float, host: SavedHost | None = None) -> str:
+    doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "saved_unixtime": saved_unixtime,
@@ -119,6 +230,8 @@ def dump_state(gpus: list[SavedGpu], saved_unixtime: float) -> str:
             for g in gpus
         },
     }
+    if host is not None:
+        doc["host"] = _dump_host(host)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
 
 

@@ -16,9 +16,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.backends.replay import ReplayBackend
 from exporter.collectors import WattprintCollector
+from exporter.host.accounting import HostPoller
+from exporter.host.cgroups import CgroupCollector
+from exporter.host.rapl import RaplCollector
 from exporter.jobs.mapping_dir import MappingDirDiscovery
 from exporter.poller import Poller
 from tests.conftest import require_tool
+from tests.hostfs import HZ, SLURM_JOB, HostTree
 
 GOLDEN = "tests/golden/metrics.txt"
 EPOCH = 1_795_000_000.0
@@ -29,17 +33,42 @@ _DYNAMIC = re.compile(
 )
 
 
+def host_poller(root) -> tuple[HostTree, HostPoller]:
+    """Two sockets (package + DRAM) and the cgroups of jobs 1001 and 1002, on a scripted tree."""
+    host = HostTree(root)
+    host.set_energy("1", "package", host.range_uj - 150_000_000)  # wraps during the run
+    for job in (1001, 1002):
+        host.cgroup(SLURM_JOB.format(job))
+    boottime = itertools.count(100.0, 1.0)
+    rapl = RaplCollector(str(host.sysfs), clock=lambda: next(boottime))
+    cgroups = CgroupCollector(str(host.sysfs), str(host.procfs), "mapping-dir", hz=HZ)
+    return host, HostPoller(rapl, cgroups, str(host.procfs))
+
+
+def host_interval(host: HostTree) -> None:
+    """One second of a 4-CPU node: job 1001 on 2 CPUs, job 1002 on 1; package ~310 W, DRAM ~25 W per socket."""
+    host.add_node_usec(4_000_000)
+    host.add_usage(SLURM_JOB.format(1001), 2_000_000)
+    host.add_usage(SLURM_JOB.format(1002), 1_000_000)
+    for socket, package_uj in (("0", 310_000_123), ("1", 290_000_456)):
+        host.add_energy(socket, "package", package_uj)
+        host.add_energy(socket, "dram", 25_000_001)
+
+
 def render_page(mapping_dir) -> str:
     (mapping_dir / "0").write_text("1001\n")
     (mapping_dir / "1").write_text("1002\n1003\n")
     (mapping_dir / "gpu9").write_text("1004\n")  # malformed name: counted, skipped
+    host, hp = host_poller(mapping_dir.with_name(mapping_dir.name + "-host"))
     wall = [EPOCH]
     backend = ReplayBackend(gpus=3, epoch=EPOCH, hostname="node-a", wallclock=lambda: wall[0])
     backend.open()
     clock = itertools.count(0.0, 1.0)
-    poller = Poller(backend, MappingDirDiscovery(mapping_dir), clock=lambda: next(clock), wallclock=lambda: wall[0])
+    poller = Poller(backend, MappingDirDiscovery(mapping_dir), clock=lambda: next(clock), wallclock=lambda: wall[0],
+                    host=hp)
     for _ in range(8):
         poller.poll_once()
+        host_interval(host)
         wall[0] += 1.0
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
@@ -75,6 +104,20 @@ def test_conservation_on_the_page(tmp_path):
     for g in gpu:
         assert abs(jobs.get(g, 0.0) + idle[g] - gpu[g]) < 1e-6
     assert gpu["0"] > 0 and idle["0"] == 0 and idle["2"] == gpu["2"]
+
+    def per_domain(name):
+        out: dict[tuple[str, str], float] = {}
+        for s in fams[name].samples:
+            if s.name.endswith("_total"):
+                key = (s.labels["socket"], s.labels["domain"])
+                out[key] = out.get(key, 0.0) + s.value
+        return out
+
+    cpu, cpu_idle = per_domain("wattprint_cpu_energy_joules"), per_domain("wattprint_cpu_idle_energy_joules")
+    cpu_jobs = per_domain("wattprint_job_cpu_energy_joules")
+    assert len(cpu) == 4 and all(v > 0 for v in cpu.values())
+    for key in cpu:
+        assert abs(cpu_jobs[key] + cpu_idle[key] - cpu[key]) < 1e-6, key
 
 
 def test_promtool_check_metrics_reports_no_problem(tmp_path):

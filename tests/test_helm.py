@@ -254,12 +254,42 @@ def test_pods_are_locked_down(rendered: tuple[str, list[dict[str, Any]]], case: 
         want_host_pid = k == "DaemonSet" and discovery in ("slurm", "kubernetes")
         assert spec.get("hostPID", False) is want_host_pid, (k, discovery)
         host_paths = [v for v in spec.get("volumes", []) if "hostPath" in v]
-        if k == "DaemonSet" and discovery == "mapping-dir":
-            assert [v["hostPath"]["path"] for v in host_paths] == [values_of(case)["exporter"]["mappingDir"]]
-            (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == host_paths[0]["name"]]
-            assert mount["readOnly"] is True
+        if k == "DaemonSet":
+            e = values_of(case)["exporter"]
+            want = ([e["mappingDir"]] if discovery == "mapping-dir" else []) + \
+                   ([e["rapl"]["hostSysfs"]] if e["rapl"]["enabled"] else [])
+            assert [v["hostPath"]["path"] for v in host_paths] == want, k
+            for v in host_paths:  # every host directory is mounted read-only
+                (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == v["name"]]
+                assert mount["readOnly"] is True
         else:
             assert host_paths == [], k
+
+
+def test_rapl_reads_the_nodes_sysfs_and_root_is_opt_in(helm: str) -> None:
+    from exporter.config import parse_config
+
+    def daemonset(**rapl: Any) -> dict[str, Any]:
+        docs = docs_of(template(helm, *set_args({**REQUIRED, **{f"exporter.rapl.{k}": v for k, v in rapl.items()}})))
+        return one(docs, "DaemonSet")["spec"]["template"]["spec"]
+
+    spec = daemonset()
+    args = spec["containers"][0]["args"]
+    cfg = parse_config([a.replace("$(NODE_NAME)", "n").replace("$(HOST_IP)", "10.0.0.7") for a in args])
+    assert (cfg.sysfs, cfg.collector_rapl) == ("/host/sys", True)
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
+
+    root = daemonset(runAsRoot="true")
+    assert (root["securityContext"]["runAsUser"], root["securityContext"]["runAsNonRoot"]) == (0, False)
+    assert root["securityContext"]["seccompProfile"] == spec["securityContext"]["seccompProfile"]
+    sc = root["containers"][0]["securityContext"]
+    assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add")
+    assert sc["allowPrivilegeEscalation"] is False and not sc.get("privileged")
+
+    off = daemonset(enabled="false", runAsRoot="true")
+    assert "--no-collector.rapl" in off["containers"][0]["args"]
+    assert not [v for v in off["volumes"] if "hostPath" in v]
+    assert off["securityContext"]["runAsUser"] != 0
 
 
 def test_exporter_runs_on_gpu_nodes(rendered: tuple[str, list[dict[str, Any]]], case: str) -> None:

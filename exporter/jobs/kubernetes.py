@@ -75,7 +75,7 @@ def pod_from_cgroup(text: str) -> tuple[str, str] | None:
             # kubepods level may be cut off; otherwise a "pod<uid>" outside kubepods is not a pod.
             if m is None or not (in_kubepods or all(c in ("", "..") for c in components[:i])):
                 continue
-            uid = m.group(1).replace("_", "-").lower()
+            uid = _uid(m.group(1))
             c = _CONTAINER.fullmatch(components[i + 1]) if i + 1 < len(components) else None
             hit = (uid, c.group(1).lower() if c else "")
             if hit[1]:
@@ -83,3 +83,16 @@ def pod_from_cgroup(text: str) -> tuple[str, str] | None:
             best = best or hit
             break
     return best
+
+
+def pod_from_cgroup_dir(name: str) -> str | None:
+    """The pod UID (lower case, with dashes) if ``name`` is a pod's cgroup directory, else None.
+
+    Only meaningful below a ``kubepods`` cgroup; the caller checks that.
+    """
+    m = _POD.fullmatch(name)
+    return _uid(m.group(1)) if m else None
+
+
+def _uid(raw: str) -> str:
+    return raw.replace("_", "-").lower()

@@ -72,10 +72,16 @@ def job_from_cgroup(text: str) -> str | None:
         if len(parts) != 3:
             continue
         for component in parts[2].split("/"):
-            m = _CGROUP_JOB.fullmatch(component)
-            if m:
-                return m.group(1)
+            job_id = job_from_cgroup_dir(component)
+            if job_id is not None:
+                return job_id
     return None
+
+
+def job_from_cgroup_dir(name: str) -> str | None:
+    """The job id if ``name`` is a Slurm job's cgroup directory (``job_<id>``), else None."""
+    m = _CGROUP_JOB.fullmatch(name)
+    return m.group(1) if m else None
 
 
 def job_from_environ(data: bytes) -> str | None:

@@ -30,6 +30,7 @@ lint: setup
 bench: setup
 	.venv/bin/python benchmarks/bench_scrape.py
 	.venv/bin/python benchmarks/bench_poller.py
+	.venv/bin/python benchmarks/bench_host.py
 
 bench-pipeline: tools
 	.venv/bin/python benchmarks/bench_ingest.py

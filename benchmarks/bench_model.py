@@ -185,19 +185,19 @@ def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: 
         con.execute("""
             INSERT INTO streams
             SELECT g + 1, 'wattprint', 'idle', cluster, hostname, slot::VARCHAR, 'GPU-' || g, NULL,
-                   'NVIDIA H100 80GB HBM3'
+                   'NVIDIA H100 80GB HBM3', '', ''
             FROM bench_gpu""")
         con.execute("""
             INSERT INTO streams
             SELECT j.sbase + (g.g - j.gpu0), 'wattprint', 'job', g.cluster, g.hostname, g.slot::VARCHAR,
-                   'GPU-' || g.g, 'job-' || j.j, 'NVIDIA H100 80GB HBM3'
+                   'GPU-' || g.g, 'job-' || j.j, 'NVIDIA H100 80GB HBM3', '', ''
             FROM bench_job j JOIN bench_gpu g ON g.g >= j.gpu0 AND g.g < j.gpu0 + j.n_gpus""")
         stream = "CASE WHEN busy THEN sbase + pos ELSE g + 1 END"
     elif path_kind == "dcgm":
         con.execute("""
             INSERT INTO streams
             SELECT g + 1, 'dcgm', 'gpu', cluster, hostname, slot::VARCHAR, 'GPU-' || g, NULL,
-                   'NVIDIA H100 80GB HBM3'
+                   'NVIDIA H100 80GB HBM3', '', ''
             FROM bench_gpu""")
         stream = "g + 1"
     else:

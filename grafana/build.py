@@ -515,9 +515,9 @@ def exporter_health() -> dashboard.Dashboard:
                          Target(f"time() - max by (cluster, hostname) "
                                 f"(wattprint_exporter_last_successful_poll_timestamp_seconds * {per_node} "
                                 f"{EXPORTER_NODE})", "{{cluster}} / {{hostname}}")),
-        timeseries_panel("Collector success", "1 when the collector (`gpu`, `jobs`, `rapl`, `cgroups`, `render`) succeeded "
-                         "in the exporter's last poll (`wattprint_exporter_collector_success`); `rapl` stays 0 on "
-                         "nodes without readable RAPL (VMs, energy_uj not readable: docs/exporter.md).", COUNT,
+        timeseries_panel("Collector success", "1 when the collector (`gpu`, `jobs`, `rapl`, `cgroups`, `render`) "
+                         "succeeded in the exporter's last poll (`wattprint_exporter_collector_success`); `rapl` "
+                         "stays 0 on nodes without readable RAPL (VMs, root-only energy_uj: docs/exporter.md).", COUNT,
                          Target(f"min by (cluster, hostname, collector) (wattprint_exporter_collector_success "
                                 f"* {per_node} {EXPORTER_NODE})", "{{cluster}} / {{hostname}} {{collector}}"),
                          max_val=1),

@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", formatter_class=fmt,
         help="build a month of carbon reports for a simulated two-cluster H100 fleet (no GPU, no server needed)",
-        description="Simulate a month (2026-10) of two 16-GPU H100 clusters (power from the real H100 trace, a job "
-        "ledger of three projects, hourly grid intensity per zone), run it through the real ingest, imports, model "
+        description="Simulate a month (2026-10) of two 16-GPU H100 clusters (power from the real H100 trace, host CPU "
+        "energy from simulated RAPL counters with the jobs' CPU time, a job ledger of three projects, hourly grid "
+        "intensity per zone), run it through the real ingest, imports, model "
         "and reports, and write the report set (Markdown, HTML, JSON, CSV, model card) with its inputs and DuckDB "
         "file into --out. Deterministic for a seed. With --exporter: run a replay exporter instead and show the "
         "energy it measures per GPU, job and idle.",

@@ -27,6 +27,11 @@ Full schema (every key optional; docs/config.md explains each)::
           job_energy: wattprint_job_energy_joules_total
           gpu_energy: wattprint_gpu_energy_joules_total
           idle_energy: wattprint_gpu_idle_energy_joules_total
+          cpu_energy: wattprint_cpu_energy_joules_total            # host (RAPL) series: socket and domain
+          cpu_idle_energy: wattprint_cpu_idle_energy_joules_total  # come from the `socket` / `domain` labels
+          job_cpu_energy: wattprint_job_cpu_energy_joules_total
+          job_cpu_seconds: wattprint_job_cpu_seconds_total
+          cpu_rapl_up: wattprint_cpu_rapl_up
           labels: {hostname: hostname, gpu: gpu, uuid: uuid, job_id: job_id, model: model}
         dcgm:
           energy: DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION
@@ -41,8 +46,9 @@ Full schema (every key optional; docs/config.md explains each)::
           labels: {hostname: [hostname, Hostname], gpu: gpu, uuid: [uuid, UUID], job_id: [], model: []}
     phase_rules: rules.yaml       # path relative to this file (see pipeline/sources/jobs/rules.py)
     report:
-      layers: [gpu, idle, pue]    # layers in the headline: gpu | idle | pue | embodied, or [all]   (default shown)
-      idle_policy: pro-rata       # pro-rata (idle GPU energy shared by GPU-hours per cluster-hour) | separate
+      layers: [gpu, cpu, idle, pue]  # in the headline: gpu | cpu | idle | pue | embodied, or [all] (default shown)
+      idle_policy: pro-rata       # pro-rata (idle GPU / host energy shared per cluster-hour by GPU- / CPU-seconds)
+                                  # | separate
       embodied:
         lifetime_years: 6         # number > 0      (default 6, BLOOM study)
         utilisation: 0.85         # 0 < number <= 1 (default 0.85, BLOOM study)
@@ -143,6 +149,12 @@ class WattprintMetrics:
     job_energy: str = "wattprint_job_energy_joules_total"
     gpu_energy: str = "wattprint_gpu_energy_joules_total"
     idle_energy: str = "wattprint_gpu_idle_energy_joules_total"
+    # host energy (the exporter's RAPL collector); socket and domain are read from the `socket` / `domain` labels
+    cpu_energy: str = "wattprint_cpu_energy_joules_total"
+    cpu_idle_energy: str = "wattprint_cpu_idle_energy_joules_total"
+    job_cpu_energy: str = "wattprint_job_cpu_energy_joules_total"
+    job_cpu_seconds: str = "wattprint_job_cpu_seconds_total"
+    cpu_rapl_up: str = "wattprint_cpu_rapl_up"
     labels: LabelKeys = LabelKeys()
 
 
@@ -190,13 +202,13 @@ class IngestConfig:
     metrics: MetricsConfig = MetricsConfig()
 
 
-LAYERS = ("gpu", "idle", "pue", "embodied")
+LAYERS = ("gpu", "cpu", "idle", "pue", "embodied")
 IDLE_POLICIES = ("pro-rata", "separate")
 
 
 @dataclass(frozen=True)
 class ReportConfig:
-    layers: tuple[str, ...] = ("gpu", "idle", "pue")
+    layers: tuple[str, ...] = ("gpu", "cpu", "idle", "pue")
     idle_policy: str = "pro-rata"
     lifetime_years: float | None = None     # None: the shipped default (pipeline.hardware)
     utilisation: float | None = None

@@ -1,7 +1,8 @@
 """`wattprint demo`: the report set a newcomer sees first, built on any machine with no GPU and no server.
 
 A simulated month (2026-10) of two 16-GPU H100 clusters (`pipeline/demo_fleet.py`: power from the real
-H100 trace, a ledger of three projects, hourly grid intensity per zone) goes through the production code:
+H100 trace, host CPU (RAPL) energy and the jobs' CPU time, a ledger of three projects, hourly grid intensity per
+zone) goes through the production code:
 
 1. the exporter's counters are read by `pipeline.ingest.ingest` from an in-process Prometheus-shaped API;
 2. the ledger CSV by `pipeline.sources.jobs` and `pipeline.store.write_jobs` (as `wattprint jobs import`);
@@ -70,7 +71,7 @@ class DemoFiles:
         """Every file the demo writes, with what it is."""
         p, m = self.project, self.month
         out = [
-            (self.db, "DuckDB: samples, jobs, intensity and the results (fct_job_gpu_hour)"),
+            (self.db, "DuckDB: samples, jobs, intensity and the results (fct_job_gpu_hour, fct_job_cpu_hour, ...)"),
             (self.config, "the cluster config the build used (2 clusters, zones, PUE)"),
             (self.jobs, "the job ledger, imported as `wattprint jobs import --format csv` would"),
             (self.intensity, "hourly grid intensity per zone, imported as `wattprint intensity import --format csv`"),
@@ -113,8 +114,11 @@ def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
     from . import db
     from .demo_fleet import (
         CLUSTERS,
+        CPU_MODEL,
         HEADLINE_PROJECT,
         MONTH,
+        NODE_CORES,
+        SOCKETS,
         STEP_S,
         T0,
         T1,
@@ -150,6 +154,9 @@ def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
     _say(quiet, f"  power from the real H100 trace ({lv.source}): matmul {lv.matmul:.0f} W, duty-cycled "
                 f"{lv.duty50:.0f} W, memory-bound {lv.copy:.0f} W, idle with a CUDA context {lv.idle_ctx:.0f} W; "
                 f"no job: {lv.no_context:.0f} W")
+    no_rapl = [h.name for h in fleet.host.hosts if not h.rapl]
+    _say(quiet, f"  hosts: {SOCKETS} x {CPU_MODEL} per node ({NODE_CORES} cores), RAPL package and DRAM energy split "
+                f"among the jobs by cgroup CPU time; RAPL not readable on {', '.join(no_rapl) or 'none'}")
 
     files.config.write_text(config_yaml(), encoding="utf-8")
     files.jobs.write_text(ledger_csv(fleet), encoding="utf-8")
@@ -182,6 +189,10 @@ def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
         _say(quiet, f"build: {summary.fct_rows:,} (job, GPU, hour) rows, {summary.energy_j / 3.6e6:,.1f} kWh of GPU "
                     f"energy, {summary.emissions_g / 1000:,.1f} kgCO2eq with PUE; {summary.intervals:,} energy "
                     f"intervals, {summary.gaps} gaps")
+        _say(quiet, f"       {summary.cpu_rows:,} (job, socket, domain, hour) rows, "
+                    f"{summary.cpu_energy_j / 3.6e6:,.1f} kWh of host CPU energy (package + DRAM, jobs and host idle), "
+                    f"{summary.cpu_emissions_g / 1000:,.1f} kgCO2eq with PUE; {summary.cpu_seconds / 3600:,.0f} CPU "
+                    "core-hours of jobs")
     finally:
         con.close()
 
@@ -242,15 +253,22 @@ def _summary(quiet: bool, files: DemoFiles, project: dict[str, Any], fleet_repor
               f"{w['best']['emissions_kg']:,.0f} kg instead of {w['actual_kg']:,.0f} kg")
 
     print(f"\n--- {files.report('all', 'md').name} ---\n")
-    rows = [(p["project"], p["energy_kwh"], p["emissions_kg"], p["gpu_hours"]) for p in fleet_report["projects"]]
+    rows = [(p["project"], p["gpu_hours"], p["energy_kwh"], p.get("cpu_hours", 0.0), p.get("cpu_energy_kwh", 0.0),
+             p["emissions_kg"]) for p in fleet_report["projects"]]
     width = max(len(r[0]) for r in rows)
-    print(f"{'project':<{width}}  {'GPU-hours':>9}  {'GPU kWh':>8}  {'kgCO2eq':>8}")
-    for name, kwh, kg, gh in rows:
-        print(f"{name:<{width}}  {gh:>9,.0f}  {kwh:>8,.0f}  {kg:>8,.1f}")
+    print(f"{'project':<{width}}  {'GPU-hours':>9}  {'GPU kWh':>8}  {'CPU core-h':>10}  {'CPU kWh':>8}  {'kgCO2eq':>8}")
+    for name, gh, kwh, ch, ckwh, kg in rows:
+        print(f"{name:<{width}}  {gh:>9,.0f}  {kwh:>8,.0f}  {ch:>10,.0f}  {ckwh:>8,.0f}  {kg:>8,.1f}")
     r = fleet_report["reconciliation"]
     print(f"Fleet GPU energy {r['fleet_energy_kwh']:,.1f} kWh = projects {r['projects_energy_kwh']:,.1f} + not in the "
           f"ledger {r['not_in_ledger_kwh']:,.1f} + idle apportioned {r['idle_apportioned_kwh']:,.1f} + idle with no "
           f"job running {r['idle_unapportioned_kwh']:,.1f} kWh")
+    h = r.get("cpu")
+    if h:
+        print(f"Fleet host CPU energy (RAPL) {h['fleet_energy_kwh']:,.1f} kWh = projects "
+              f"{h['projects_energy_kwh']:,.1f} + not in the ledger {h['not_in_ledger_kwh']:,.1f} + host idle "
+              f"apportioned {h['idle_apportioned_kwh']:,.1f} + host idle with no job running "
+              f"{h['idle_unapportioned_kwh']:,.1f} kWh")
     by_cluster: dict[str, float] = defaultdict(float)
     for c in fleet_report["clusters"]:
         by_cluster[c["cluster"]] += c["idle_share"]

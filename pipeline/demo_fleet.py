@@ -4,7 +4,9 @@ Nothing here computes a result. It generates what a real deployment would hand t
 `pipeline/demo.py` feeds it through the production code:
 
 * the exporter's energy counters (``wattprint_job_energy_joules_total`` per job and GPU,
-  ``wattprint_gpu_idle_energy_joules_total`` per GPU, with the exporter's labels), served by
+  ``wattprint_gpu_idle_energy_joules_total`` per GPU; the host's ``wattprint_job_cpu_energy_joules_total`` and
+  ``wattprint_cpu_idle_energy_joules_total`` per socket and RAPL domain, ``wattprint_job_cpu_seconds_total`` and
+  ``wattprint_cpu_rapl_up``; with the exporter's labels), served by
   `FleetPrometheus`, an in-process stand-in for a Prometheus ``query_range`` API, so they are stored by
   `pipeline.ingest.ingest` exactly as from a real server;
 * the cluster config (`config_yaml`), the job ledger CSV (`ledger_csv`) and the hourly intensity CSV
@@ -18,7 +20,30 @@ passes, evaluation ~ memory-bound, experimentation ~ a bit of everything and lon
 a CUDA context open), scaled by a per-job factor, with seeded noise, capped at the 700 W power limit.
 A GPU with no job draws the no-context idle level (~71 W, from the fixture's second capture).
 
-Everything is drawn from one `random.Random(seed)` per part (jobs, power, intensity), so a seed gives
+Hosts: every node has two Intel Xeon Platinum 8480+ (Sapphire Rapids, 56 cores and 350 W TDP each, Intel ARK),
+112 cores, like a DGX H100 (two 8480C). The exporter's RAPL and cgroup series are generated minute by minute:
+
+* CPU time: each job keeps 1-3 cores busy per GPU it holds on a node (data-loader workers, tokenisation, the Python
+  process driving each GPU; evaluation and experimentation at the high end), at least 4 and at most 16 per job and
+  node, 1.5x that while it loads (its first minutes), +-20 % minute to minute; the OS, daemons and the exporter
+  keep ~1 core busy outside any job's cgroup (host idle).
+* Package power per socket: an idle level drawn per socket in 100-130 W (GPU nodes run the performance governor,
+  so deep package C-states are rare and idle packages sit well above their SPECpower idle), rising linearly with
+  the socket's busy cores (the node's, spread evenly) to the 350 W TDP at 56 busy cores. A linear curve is a
+  simplification (real ones are concave, with turbo), but the jobs here use at most a few tens of cores.
+* DRAM per socket (8 DDR5 RDIMMs): 11-15 W idle, +0.35 W per busy core, so 30-35 W with every core busy.
+* The split is the exporter's: each minute's socket energy (package and DRAM alike) goes to the jobs by their share
+  of the node's CPU time (cgroup usage / 112 cores x 60 s), the rest to host idle, in whole joules; jobs + idle ==
+  the socket's energy exactly. The socket totals (``wattprint_cpu_energy_joules_total``) are not served, like the
+  GPU totals: the model prices jobs + idle.
+* ``jzxh102`` exports ``wattprint_cpu_rapl_up 0`` and no CPU energy: its kernel makes ``energy_uj`` root-only (as
+  Linux has since the PLATYPUS fix, CVE-2020-8694) and its exporter lacks the capability, so the reports' data
+  quality has a real case to show. Its jobs' CPU time is still exported (the cgroup collector is separate).
+
+The AWS nodes get the same CPUs to keep one model in the demo; a real p5.48xlarge has AMD EPYC 7R13 CPUs (whose
+RAPL has no DRAM domain), and a VM rarely exposes RAPL at all.
+
+Everything is drawn from one `random.Random(seed)` per part (jobs, power, intensity, cpu), so a seed gives
 the same fleet, byte for byte, on any machine with the same Python.
 """
 
@@ -52,6 +77,11 @@ HEADLINE_PROJECT = "idefics-mini"                         # three phases, both c
 
 JOB_METRIC = "wattprint_job_energy_joules_total"
 IDLE_METRIC = "wattprint_gpu_idle_energy_joules_total"
+CPU_IDLE_METRIC = "wattprint_cpu_idle_energy_joules_total"
+JOB_CPU_METRIC = "wattprint_job_cpu_energy_joules_total"
+JOB_CPU_SECONDS_METRIC = "wattprint_job_cpu_seconds_total"
+RAPL_UP_METRIC = "wattprint_cpu_rapl_up"
+METRICS = (JOB_METRIC, IDLE_METRIC, CPU_IDLE_METRIC, JOB_CPU_METRIC, JOB_CPU_SECONDS_METRIC, RAPL_UP_METRIC)
 
 # Phase boundaries of the shipped trace, seconds after its first row (shared/fixtures/nvml-h100/meta.json).
 TRACE_PHASES = {"idle": (0.0, 20.0), "matmul": (20.0, 60.0), "duty50": (60.0, 90.2), "copy": (90.2, 110.2),
@@ -60,6 +90,21 @@ TRACE_SETTLE_S = 2.0          # skip each phase's first seconds: the power is st
 # An idle H100 with no CUDA context: ~71 W (shared/fixtures/nvml-h100/README.md, second capture; the trace
 # itself starts with a context open, so it cannot give this level).
 NO_CONTEXT_W = 71.0
+
+# Host CPUs (module docstring: where each level comes from). Every node has two of them, like a DGX H100.
+CPU_MODEL = "Intel(R) Xeon(R) Platinum 8480+"
+SOCKETS = 2
+CORES_PER_SOCKET = 56
+NODE_CORES = SOCKETS * CORES_PER_SOCKET                   # 112
+PACKAGE_TDP_W = 350.0                                     # all cores busy
+PACKAGE_IDLE_W = (100.0, 130.0)                           # per socket, drawn once per socket
+DRAM_IDLE_W = (11.0, 15.0)                                # per socket (8 DDR5 RDIMMs), drawn once per socket
+DRAM_W_PER_CORE = 0.35                                    # + ~20 W per socket with all its cores busy
+BACKGROUND_CORES = 1.0                                    # OS, daemons, the exporter: host idle (0.5-1.5 each minute)
+JOB_CORES_PER_GPU = {"pretraining": (1.4, 2.0), "finetuning": (1.2, 1.8), "evaluation": (1.5, 3.0),
+                     "experimentation": (1.0, 3.0)}
+JOB_CORES = (4.0, 16.0)                                   # busy cores of one job on one node, at least and at most
+NO_RAPL_HOST = "jzxh102"                                  # energy_uj root-only here: the exporter cannot read it
 
 
 @dataclass(frozen=True)
@@ -297,6 +342,101 @@ def _job_power(phase: str, minutes: int, rng: random.Random, lv: Levels) -> list
     return [min(POWER_LIMIT_W, max(lo, p * (1.0 + sd * gauss(0.0, 1.0)))) for p in out]
 
 
+# -- host CPUs: RAPL energy and cgroup CPU time, minute by minute ------------------------------------------
+
+@dataclass(frozen=True)
+class Host:
+    cluster: str
+    name: str
+    rapl: bool                 # False: the exporter cannot read RAPL here (cpu_rapl_up 0, no CPU energy series)
+
+
+def hosts() -> list[Host]:
+    return [Host(c.name, h, h != NO_RAPL_HOST) for c in CLUSTERS for h in c.nodes]
+
+
+@dataclass
+class HostTelemetry:
+    """What the exporter's RAPL and cgroup collectors export for the fleet's hosts. Whole joules and whole seconds
+    (the demo's resolution; the exporter's is microjoules and microseconds)."""
+
+    hosts: list[Host]
+    idle: dict[tuple[str, str, str], array]        # (host, socket, domain) -> joules at each minute 0..MINUTES
+    jobs: dict[tuple[str, str, str, str], array]   # (job id, host, socket, domain) -> joules at minutes start..end
+    cpu_seconds: dict[tuple[str, str], array]      # (job id, host) -> CPU seconds at minutes start..end
+    socket_j: dict[tuple[str, str, str], int]      # (host, socket, domain) -> the socket's joules over the month
+
+    @property
+    def samples(self) -> int:
+        """Samples served: the counters above and one cpu_rapl_up sample per host and minute."""
+        return (sum(len(a) for a in self.idle.values()) + sum(len(a) for a in self.jobs.values())
+                + sum(len(a) for a in self.cpu_seconds.values()) + len(self.hosts) * (MINUTES + 1))
+
+    @property
+    def energy_j(self) -> int:
+        """Host energy over the month (jobs + idle): what fct_job_cpu_hour must hold."""
+        return (sum(a[-1] - a[0] for a in self.idle.values())
+                + sum(a[-1] - a[0] for a in self.jobs.values()))
+
+
+def _job_cores(phase: str, gpus_here: int, rng: random.Random) -> float:
+    """Cores a job keeps busy on one node: data loading, tokenisation, the Python driving the GPUs."""
+    lo, hi = JOB_CORES_PER_GPU.get(phase, JOB_CORES_PER_GPU["experimentation"])
+    return min(JOB_CORES[1], max(JOB_CORES[0], rng.uniform(lo, hi) * gpus_here))
+
+
+def host_telemetry(jobs: list[Job], fleet_gpus: list[Gpu], rng: random.Random) -> HostTelemetry:
+    """Each minute: every job's CPU seconds on each of its nodes; each socket's package and DRAM energy from the
+    node's busy cores (spread evenly over the sockets); that energy split as the exporter splits it, by the jobs'
+    share of the node's CPU time (the same share on every socket and domain), the rest host idle."""
+    rand = rng.random
+    fleet_hosts = hosts()
+    on_host: dict[str, list[tuple[Job, int]]] = {h.name: [] for h in fleet_hosts}
+    for j in jobs:
+        for host in j.nodes(fleet_gpus):
+            on_host[host].append((j, sum(fleet_gpus[g].host == host for g in j.gpus)))
+    node_s = NODE_CORES * 60                                   # CPU seconds the node has per minute
+    idle_c: dict[tuple[str, str, str], array] = {}
+    jobs_c: dict[tuple[str, str, str, str], array] = {}
+    seconds_c: dict[tuple[str, str], array] = {}
+    socket_j: dict[tuple[str, str, str], int] = {}
+    for h in fleet_hosts:
+        busy = [BACKGROUND_CORES * (0.5 + rand()) for _ in range(MINUTES)]      # cores, not in any job's cgroup
+        job_secs: list[tuple[Job, list[int]]] = []
+        for j, n in on_host[h.name]:
+            cores = _job_cores(j.spec.phase, n, rng)
+            minutes = j.end_min - j.start_min
+            warmup = min(8, minutes // 10)                     # loading the model and data: busier
+            secs = [round(cores * 60 * 1.5)] * warmup + [round(cores * 60 * (0.8 + 0.4 * rand()))
+                                                         for _ in range(minutes - warmup)]
+            for m, sec in zip(range(j.start_min, j.end_min), secs, strict=True):
+                busy[m] += sec / 60
+            seconds_c[(j.job_id, h.name)] = array("q", accumulate(secs, initial=0))
+            job_secs.append((j, secs))
+        if not h.rapl:
+            continue
+        for socket in range(SOCKETS):
+            package_idle = rng.uniform(*PACKAGE_IDLE_W)
+            for domain, idle_w, per_core in (
+                    ("package", package_idle, (PACKAGE_TDP_W - package_idle) / CORES_PER_SOCKET),
+                    ("dram", rng.uniform(*DRAM_IDLE_W), DRAM_W_PER_CORE)):
+                energy = [round((idle_w + per_core * b / SOCKETS) * 60) for b in busy]     # joules per minute
+                idle = energy.copy()
+                for j, secs in job_secs:
+                    part = [(e * sec + node_s // 2) // node_s
+                            for e, sec in zip(energy[j.start_min:j.end_min], secs, strict=True)]
+                    for m, p in zip(range(j.start_min, j.end_min), part, strict=True):
+                        idle[m] -= p
+                    jobs_c[(j.job_id, h.name, str(socket), domain)] = array("q", accumulate(part, initial=0))
+                if min(idle) < 0:
+                    raise AssertionError(f"{h.name}: jobs' CPU time above the node's")
+                key = (h.name, str(socket), domain)
+                # the exporter had been running before the month: its idle counter starts at some baseline
+                idle_c[key] = array("q", accumulate(idle, initial=rng.randrange(10_000_000, 500_000_000)))
+                socket_j[key] = sum(energy)
+    return HostTelemetry(fleet_hosts, idle_c, jobs_c, seconds_c, socket_j)
+
+
 @dataclass
 class Fleet:
     """Everything the demo feeds the pipeline, as generated for one seed."""
@@ -309,22 +449,24 @@ class Fleet:
     idle_baselines: list[float]
     job_counters: dict[tuple[str, int], array]         # (job id, gpu) -> joules at minutes start..end
     intensity: dict[str, list[float]]                  # zone -> gCO2eq/kWh per hour of the month
+    host: HostTelemetry
     busy_gpu_minutes: int = 0
 
     @property
     def samples(self) -> int:
-        return sum(len(a) for a in self.idle_counters) + sum(len(a) for a in self.job_counters.values())
+        return (sum(len(a) for a in self.idle_counters) + sum(len(a) for a in self.job_counters.values())
+                + self.host.samples)
 
     @property
     def energy_j(self) -> float:
-        """The counters' increases over the month, summed: what the pipeline must find."""
+        """The GPU counters' increases over the month, summed: what the pipeline must find (host: host.energy_j)."""
         return (sum(a[-1] - a[0] for a in self.idle_counters)
                 + sum(a[-1] - a[0] for a in self.job_counters.values()))
 
 
 def generate(seed: int = 0) -> Fleet:
-    rng_jobs, rng_power, rng_int = (random.Random(f"wattprint-demo:{seed}:{part}")
-                                    for part in ("jobs", "power", "intensity"))
+    rng_jobs, rng_power, rng_int, rng_cpu = (random.Random(f"wattprint-demo:{seed}:{part}")
+                                             for part in ("jobs", "power", "intensity", "cpu"))
     levels = trace_levels()
     fleet_gpus = gpus()
     jobs = _schedule(_plan(rng_jobs), fleet_gpus)
@@ -358,7 +500,8 @@ def generate(seed: int = 0) -> Fleet:
         baselines.append(base)
 
     intensity = {c.zone: _intensity(c, rng_int) for c in CLUSTERS}
-    return Fleet(seed, levels, fleet_gpus, jobs, idle_counters, baselines, job_counters, intensity, busy)
+    host = host_telemetry(jobs, fleet_gpus, rng_cpu)
+    return Fleet(seed, levels, fleet_gpus, jobs, idle_counters, baselines, job_counters, intensity, host, busy)
 
 
 # -- hourly grid intensity with a daily shape -------------------------------------------------------------
@@ -450,7 +593,9 @@ class FleetPrometheus:
     """Answers `pipeline.ingest.ingest`'s ``query_range`` calls with the fleet's counters, in the shape a
     Prometheus server returns (``data.result``: labels with ``__name__``, ``[unix_s, "value"]`` points), chunked
     on the same grid as `pipeline.promapi.PromClient`. The exporter's own labels plus the scrape's ``job`` and
-    ``instance``. Metrics the exporter does not export here (dcgm, the GPU-total counter) return no series."""
+    ``instance``. Metrics not served here return no series: dcgm's, and the GPU and CPU totals
+    (``wattprint_gpu_energy_joules_total``, ``wattprint_cpu_energy_joules_total``), which the model does not
+    price (they equal jobs + idle, which are served)."""
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
@@ -464,19 +609,38 @@ class FleetPrometheus:
             labels["job_id"] = job_id
         return labels
 
+    def _host_labels(self, metric: str, host: str, **extra: str) -> dict[str, str]:
+        cluster = next(h.cluster for h in self.fleet.host.hosts if h.name == host)
+        return {"__name__": metric, "cluster": cluster, "hostname": host, **extra, "instance": f"{host}:9835",
+                "job": "wattprint-exporter"}
+
     def _series(self, metric: str) -> Iterator[tuple[dict[str, str], int, array]]:
         """(labels, minute of the first value, values) of every series of a metric."""
+        starts = {j.job_id: j.start_min for j in self.fleet.jobs}
+        host = self.fleet.host
         if metric == IDLE_METRIC:
             for g, values in enumerate(self.fleet.idle_counters):
                 yield self._labels(metric, g), 0, values
         elif metric == JOB_METRIC:
-            starts = {j.job_id: j.start_min for j in self.fleet.jobs}
             for (job_id, g), values in self.fleet.job_counters.items():
                 yield self._labels(metric, g, job_id), starts[job_id], values
+        elif metric == CPU_IDLE_METRIC:
+            for (name, socket, domain), values in host.idle.items():
+                yield self._host_labels(metric, name, socket=socket, domain=domain, model=CPU_MODEL), 0, values
+        elif metric == JOB_CPU_METRIC:
+            for (job_id, name, socket, domain), values in host.jobs.items():
+                yield (self._host_labels(metric, name, socket=socket, domain=domain, model=CPU_MODEL, job_id=job_id),
+                       starts[job_id], values)
+        elif metric == JOB_CPU_SECONDS_METRIC:
+            for (job_id, name), values in host.cpu_seconds.items():
+                yield self._host_labels(metric, name, job_id=job_id), starts[job_id], values
+        elif metric == RAPL_UP_METRIC:
+            for h in host.hosts:
+                yield self._host_labels(metric, h.name), 0, array("q", [int(h.rapl)]) * (MINUTES + 1)
 
     def query_range(self, query: str, start: datetime, end: datetime, step_s: float) -> Iterator[RangeChunk]:
         self.calls.append(query)
-        metric = next((m for m in (JOB_METRIC, IDLE_METRIC) if f'"{m}"' in query), None)
+        metric = next((m for m in METRICS if f'"{m}"' in query), None)
         if step_s != STEP_S:
             raise ValueError(f"the demo fleet is sampled every {STEP_S} s, not {step_s}")
         t0 = int(T0.timestamp())
@@ -488,6 +652,8 @@ class FleetPrometheus:
                     lo, hi = max(ka, first), min(kb, first + len(values) - 1)
                     if lo > hi:
                         continue
-                    pts = [[t0 + 60 * k, f"{values[k - first]:.3f}"] for k in range(lo, hi + 1)]
+                    # counters in joules to the millijoule (GPU), whole joules and seconds (host), as text
+                    text = map("{:.3f}".format if values.typecode == "d" else str, values[lo - first:hi - first + 1])
+                    pts = [[t, v] for t, v in zip(range(t0 + 60 * lo, t0 + 60 * hi + 1, 60), text, strict=True)]
                     result.append({"metric": labels, "values": pts})
             yield RangeChunk(a, b, result)

@@ -31,19 +31,51 @@ class SeriesQuery:
     """One metric to pull, and how its labels map onto GPUs and jobs."""
 
     source: str                      # wattprint | dcgm | power
-    kind: str                        # job_energy | gpu_energy | idle_energy | gpu_power
+    kind: str                        # see the series kinds below
     metric: str
-    scale: float = 1.0               # multiply to get joules (counters) or watts (gauges)
+    scale: float = 1.0               # multiply to get joules / seconds (counters) or watts / 0-1 (gauges)
     host_labels: tuple[str, ...] = ("hostname", "Hostname")
     gpu_labels: tuple[str, ...] = ("gpu",)
     uuid_labels: tuple[str, ...] = ("uuid", "UUID")
     job_labels: tuple[str, ...] = ()
     cluster_labels: tuple[str, ...] = ("cluster",)
     model_labels: tuple[str, ...] = ("model", "modelName")
+    socket_labels: tuple[str, ...] = ()      # CPU series: the package index
+    domain_labels: tuple[str, ...] = ()      # CPU series: package | dram
 
     @property
     def is_counter(self) -> bool:
-        return self.kind != "gpu_power"
+        return self.kind not in GAUGE_KINDS
+
+    @property
+    def what(self) -> str:
+        """What the counter counts, for messages."""
+        return "CPU-time" if self.kind == "job_cpu_seconds" else "energy"
+
+
+# Series kinds. GPU: job_energy, gpu_energy, idle_energy (counters, J), gpu_power (gauge, W). Host (the exporter's
+# RAPL collector): cpu_energy, cpu_idle_energy, job_cpu_energy (counters, J, per socket and domain),
+# job_cpu_seconds (counter, s of CPU time per job) and cpu_rapl_up (gauge, 1 when every RAPL zone was read).
+GAUGE_KINDS = ("gpu_power", "cpu_rapl_up")
+CPU_METRICS = {
+    "cpu_energy": "wattprint_cpu_energy_joules_total",
+    "cpu_idle_energy": "wattprint_cpu_idle_energy_joules_total",
+    "job_cpu_energy": "wattprint_job_cpu_energy_joules_total",
+    "job_cpu_seconds": "wattprint_job_cpu_seconds_total",
+    "cpu_rapl_up": "wattprint_cpu_rapl_up",
+}
+
+
+def cpu_query(kind: str, metric: str, host_labels: tuple[str, ...] = ("hostname",),
+              job_labels: tuple[str, ...] = ("job_id",), cluster_labels: tuple[str, ...] = ("cluster",),
+              model_labels: tuple[str, ...] = ("model",)) -> SeriesQuery:
+    """The query of one of the exporter's host (RAPL) series: no GPU labels; socket and domain on the energy ones."""
+    energy = kind in ("cpu_energy", "cpu_idle_energy", "job_cpu_energy")
+    return SeriesQuery(
+        "wattprint", kind, metric, 1.0, host_labels, (), (),
+        job_labels if kind in ("job_cpu_energy", "job_cpu_seconds") else (), cluster_labels,
+        model_labels if energy else (), ("socket",) if energy else (), ("domain",) if energy else (),
+    )
 
 
 def default_queries(power_metric: str | None = None) -> list[SeriesQuery]:
@@ -56,6 +88,7 @@ def default_queries(power_metric: str | None = None) -> list[SeriesQuery]:
                     job_labels=("hpc_job", "pod")),
         SeriesQuery("dcgm", "gpu_power", "DCGM_FI_DEV_POWER_USAGE", job_labels=("hpc_job", "pod")),
     ]
+    qs += [cpu_query(kind, metric) for kind, metric in CPU_METRICS.items()]
     if power_metric:
         qs.append(SeriesQuery("power", "gpu_power", power_metric))
     return qs
@@ -195,8 +228,8 @@ def _convert_points(q: SeriesQuery, result: list[dict], ids: _SeriesIds, stats: 
             if q.is_counter and x < 0:
                 raise InputError(
                     f"series {q.metric}{_fmt_labels(labels)}",
-                    f"negative energy counter value {v} at {datetime.fromtimestamp(float(t), UTC).isoformat()}",
-                    "an energy counter cannot go below 0: fix the exporter or exclude the series with --match",
+                    f"negative {q.what} counter value {v} at {datetime.fromtimestamp(float(t), UTC).isoformat()}",
+                    f"{q.what} counters cannot go below 0: fix the exporter or exclude the series with --match",
                 )
             sid_col.append(sid)
             ts_col.append(float(t))
@@ -281,11 +314,12 @@ def _write_chunk(
             for tmp_id, fp, labels in new_rows:
                 row = con.execute(
                     "INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname, gpu, uuid,"
-                    " job_id, labels, model) VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " RETURNING series_id",
+                    " job_id, labels, model, socket, domain)"
+                    " VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING series_id",
                     [q.source, q.kind, query, fp, _first(labels, q.cluster_labels), _first(labels, q.host_labels),
                      _first(labels, q.gpu_labels), _first(labels, q.uuid_labels), _first(labels, q.job_labels),
-                     json.dumps(labels, ensure_ascii=False), _first(labels, q.model_labels)],
+                     json.dumps(labels, ensure_ascii=False), _first(labels, q.model_labels),
+                     _first(labels, q.socket_labels), _first(labels, q.domain_labels)],
                 ).fetchall()
                 placeholder[tmp_id] = int(row[0][0])
             if placeholder:

@@ -1,4 +1,4 @@
-"""Rebuild the derived tables (streams, intervals, gaps, fct_job_gpu_hour) from what is stored.
+"""Rebuild the derived tables (streams, intervals, gaps, the fct_* results, node_rapl_hour) from what is stored.
 
 Everything derived is recomputed from samples, jobs and intensity in one transaction, so the
 result never depends on the order imports ran in, and a failed build leaves the last good one.
@@ -14,7 +14,8 @@ import duckdb
 from .db import run_sql, transaction
 from .sources.intensity.embedded import AnnualIntensity
 
-DERIVED = ("fct_job_gpu_hour", "energy_gaps", "energy_intervals", "streams")
+DERIVED = ("fct_job_gpu_hour", "fct_job_cpu_hour", "fct_job_cpu_time_hour", "node_rapl_hour", "energy_gaps",
+           "energy_intervals", "streams")
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,15 @@ class BuildSettings:
 
 @dataclass(frozen=True)
 class BuildSummary:
-    intervals: int
+    intervals: int           # energy intervals, GPU and host
     gaps: int
-    fct_rows: int
+    fct_rows: int            # fct_job_gpu_hour: the GPU figures
     energy_j: float
     emissions_g: float
+    cpu_rows: int = 0        # fct_job_cpu_hour: host (CPU package and DRAM) energy
+    cpu_energy_j: float = 0.0
+    cpu_emissions_g: float = 0.0
+    cpu_seconds: float = 0.0  # fct_job_cpu_time_hour: the jobs' CPU time
 
 
 def load_reference(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
@@ -92,20 +97,26 @@ def rebuild(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
 
 
 def derive_intervals(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
-    """samples -> streams, energy_intervals, energy_gaps."""
+    """samples -> streams, energy_intervals, energy_gaps; and what is read from samples without pricing: the jobs'
+    CPU time per hour (fct_job_cpu_time_hour, with the ledger's facts) and RAPL readability (node_rapl_hour)."""
     for table in DERIVED:
         con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names, no input
     run_sql(con, "stg_series_stream", {"default_cluster": s.default_cluster})
     run_sql(con, "stg_streams")
+    run_sql(con, "stg_counter_deltas")
     run_sql(con, "stg_intervals_counter", {"max_gap_s": s.max_gap_s})
     run_sql(con, "stg_intervals_power", {"max_gap_s": s.max_gap_s})
     run_sql(con, "stg_gaps", {"max_gap_s": s.max_gap_s})
+    run_sql(con, "fct_job_cpu_time_hour", {"max_gap_s": s.max_gap_s})
+    run_sql(con, "fct_node_rapl_hour")
+    con.execute("DROP MACRO TABLE IF EXISTS counter_deltas")
     con.execute("DROP TABLE IF EXISTS series_stream")
 
 
 def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
-    """streams + energy_intervals + jobs + intensity -> fct_job_gpu_hour."""
+    """streams + energy_intervals + jobs + intensity -> fct_job_gpu_hour (GPUs) and fct_job_cpu_hour (host)."""
     con.execute("DELETE FROM fct_job_gpu_hour")
+    con.execute("DELETE FROM fct_job_cpu_hour")
     run_sql(con, "int_hourly_pieces")
     con.execute("CREATE OR REPLACE TEMP TABLE intensity_needed AS"
                 " SELECT DISTINCT coalesce(c.zone, '') AS zone, h.hour_idx FROM hourly_pieces h"
@@ -113,9 +124,14 @@ def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSum
     run_sql(con, "int_intensity_resolved",
             {"bound_h": s.nearest_hour_bound_h, "world_g_per_kwh": s.world_g_per_kwh})
     run_sql(con, "fct_job_gpu_hour")
+    run_sql(con, "fct_job_cpu_hour")
     row = con.execute(
         "SELECT (SELECT count(*) FROM energy_intervals), (SELECT count(*) FROM energy_gaps),"
         " count(*), coalesce(sum(energy_j), 0), coalesce(sum(emissions_g), 0) FROM fct_job_gpu_hour"
+    ).fetchall()[0]
+    cpu = con.execute(
+        "SELECT count(*), coalesce(sum(energy_j), 0), coalesce(sum(emissions_g), 0),"
+        " (SELECT coalesce(sum(cpu_seconds), 0) FROM fct_job_cpu_time_hour) FROM fct_job_cpu_hour"
     ).fetchall()[0]
     con.execute(
         "INSERT INTO build_info (built_at, config_path, intervals, fct_rows, world_g_per_kwh)"
@@ -124,4 +140,5 @@ def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSum
     )
     for temp in ("hourly_pieces", "intensity_needed", "intensity_resolved"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
-    return BuildSummary(int(row[0]), int(row[1]), int(row[2]), float(row[3]), float(row[4]))
+    return BuildSummary(int(row[0]), int(row[1]), int(row[2]), float(row[3]), float(row[4]),
+                        int(cpu[0]), float(cpu[1]), float(cpu[2]), float(cpu[3]))

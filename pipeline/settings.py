@@ -39,7 +39,7 @@ class Settings:
         return Rules.load(override) if override else self.config.rules
 
     def queries(self, power_metric: str | None = None) -> list[SeriesQuery]:
-        from .ingest import SeriesQuery  # pyarrow: only the ingest needs it
+        from .ingest import CPU_METRICS, SeriesQuery, cpu_query  # pyarrow: only the ingest needs it
 
         ing = self.config.ingest
         m = ing.metrics
@@ -60,6 +60,8 @@ class Settings:
             SeriesQuery("dcgm", "gpu_power", m.dcgm.power, m.dcgm.watts_per_power_unit, dl.hostname, dl.gpu,
                         dl.uuid, dl.job_id, cl, dl.model),
         ]
+        out += [cpu_query(kind, getattr(m.wattprint, kind), wl.hostname, wl.job_id, cl, wl.model)
+                for kind in CPU_METRICS]
         metric = power_metric or m.power.metric
         if metric:
             out.append(SeriesQuery("power", "gpu_power", metric, m.power.watts_per_unit, pl.hostname, pl.gpu,

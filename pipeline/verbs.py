@@ -54,16 +54,21 @@ def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
 def _summary(args: argparse.Namespace, s: BuildSummary, con: duckdb.DuckDBPyConnection) -> None:
     say(args, f"results: {s.fct_rows} (job, GPU, hour) rows, {s.energy_j / 3.6e6:.6f} kWh, "
               f"{s.emissions_g:.3f} gCO2eq; {s.intervals} energy intervals, {s.gaps} gaps")
-    if s.energy_j <= 0:
-        return
-    # data quality: how much of the energy each rule measured, attributed and priced
-    for column in ("energy_quality", "attribution", "intensity_quality"):
-        rows = con.execute(
-            f"SELECT {column}, sum(energy_j) FROM fct_job_gpu_hour GROUP BY 1 ORDER BY 2 DESC"  # noqa: S608
-        ).fetchall()
-        say(args, f"  {column}: " + ", ".join(f"{k} {100 * e / s.energy_j:.1f} %" for k, e in rows))
+    if s.energy_j > 0:
+        # data quality: how much of the GPU energy each rule measured, attributed and priced
+        for column in ("energy_quality", "attribution", "intensity_quality"):
+            rows = con.execute(
+                f"SELECT {column}, sum(energy_j) FROM fct_job_gpu_hour GROUP BY 1 ORDER BY 2 DESC"  # noqa: S608
+            ).fetchall()
+            say(args, f"  {column}: " + ", ".join(f"{k} {100 * e / s.energy_j:.1f} %" for k, e in rows))
+    if s.cpu_rows or s.cpu_seconds:
+        say(args, f"host CPU (RAPL): {s.cpu_rows} (job, socket, domain, hour) rows, "
+                  f"{s.cpu_energy_j / 3.6e6:.6f} kWh, {s.cpu_emissions_g:.3f} gCO2eq; "
+                  f"{s.cpu_seconds / 3600:.3f} CPU core-hours of jobs")
     unpriced = con.execute(
-        "SELECT cluster, coalesce(zone, '(none)'), sum(energy_j) FROM fct_job_gpu_hour"
+        "SELECT cluster, coalesce(zone, '(none)'), sum(energy_j) FROM ("
+        " SELECT cluster, zone, energy_j, intensity_quality FROM fct_job_gpu_hour UNION ALL"
+        " SELECT cluster, zone, energy_j, intensity_quality FROM fct_job_cpu_hour)"
         " WHERE intensity_quality = 'world_default' GROUP BY ALL ORDER BY ALL"
     ).fetchall()
     for cluster, zone, e in unpriced:

@@ -60,11 +60,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = {"gpu": "wattprint_gpu_energy_joules_total", "idle": "wattprint_gpu_idle_energy_joules_total",
-           "job": "wattprint_job_energy_joules_total"}
+           "job": "wattprint_job_energy_joules_total",
+           "cpu": "wattprint_cpu_energy_joules_total", "cpu_idle": "wattprint_cpu_idle_energy_joules_total",
+           "cpu_job": "wattprint_job_cpu_energy_joules_total", "cpu_seconds": "wattprint_job_cpu_seconds_total"}
+GPU_KINDS = ("gpu", "idle", "job")
+CPU_KINDS = ("cpu", "cpu_idle", "cpu_job")
+JOB_KINDS = ("job", "cpu_job", "cpu_seconds")
 POLLS = "wattprint_exporter_polls_total"
 # cluster: (provider, region, zone, PUE)
 CLUSTERS = {"jean-zay": ("onprem", "fr-idf", "FR", 1.2), "aws-usw2": ("aws", "us-west-2", "aws:us-west-2", 1.1)}
 PREFIX = {"jean-zay": "jz", "aws-usw2": "aws"}
+# Numeric job ids, as Slurm's: the host collector finds a job's cgroup by its name, job_<id>.
+JOB_ID_BASE = {"jean-zay": 1000, "aws-usw2": 2000}
+SCRATCH_ID_BASE = 9000     # jobs missing from the ledger
 PROJECTS = ("idefics", "bloom", "starcoder")
 PHASES = ("pretraining", "finetuning", "evaluation")
 STEP = 5                   # ingest step, s: S and E lie on its grid
@@ -72,7 +80,7 @@ TOLERANCE = 0.01           # report vs exporter counters
 CONSERVATION_TOLERANCE = 1e-6
 EPOCH_BASE = 1_767_225_600  # 2026-01-01T00:00:00Z; each node replays from its own offset of it
 
-# (kind, cluster, hostname, gpu, uuid, job_id or "")
+# (kind, cluster, hostname, gpu, uuid, job_id or ""); CPU series put (socket, domain) where GPUs have (gpu, uuid)
 SeriesKey = tuple[str, str, str, str, str, str]
 GpuKey = tuple[str, str, str, str]
 
@@ -140,7 +148,7 @@ def make_plan(nodes: int, gpus_per_node: int) -> Plan:
 
     def new_id(cluster: str) -> str:
         counter[cluster] += 1
-        return f"{PREFIX[cluster]}-{1000 + counter[cluster]}"
+        return str(JOB_ID_BASE[cluster] + counter[cluster])
 
     jobs: list[Job] = []
     projects = PROJECTS[:2] if nodes * gpus_per_node < 8 else PROJECTS
@@ -161,7 +169,7 @@ def make_plan(nodes: int, gpus_per_node: int) -> Plan:
             if role == "shared":
                 p, ph = pick()
                 jobs.append(Job(new_id(node.cluster), node.cluster, node.name, (str(g),), p, ph, "bob"))
-                jobs.append(Job(f"scratch-{ni + 1}", node.cluster, node.name, (str(g),), None, "", "carol"))
+                jobs.append(Job(str(SCRATCH_ID_BASE + ni + 1), node.cluster, node.name, (str(g),), None, "", "carol"))
             elif role == "switch":
                 p, ph = pick()
                 jobs.append(Job(new_id(node.cluster), node.cluster, node.name, (str(g),), p, ph, "dave", "ends"))
@@ -205,6 +213,152 @@ def ledger_csv(plan: Plan, window: Window, *, project_of: dict[str, str] | None 
         rows.append(f"{j.job_id},{project},{j.phase},{j.cluster},{j.user},{iso(start)},{iso(end)},{j.node},"
                     f"{len(j.gpus)}")
     return "\n".join(rows) + "\n"
+
+
+# -- the hosts' CPUs: RAPL counters and job cgroups ---------------------------------------------------------
+
+HOST_CPUS = 32                 # logical CPUs per virtual node (/proc/stat), over 2 sockets
+HOST_HZ = 100                  # USER_HZ of /proc/stat
+RAPL_RANGE_UJ = 3_000_000_000  # max_energy_range_uj: 3 kJ, so each package counter wraps every ~30 s here
+PACKAGE_IDLE_W, PACKAGE_W_PER_CORE = 60.0, 9.0     # per socket
+DRAM_IDLE_W, DRAM_W_PER_CORE = 6.0, 0.8
+CPU_MODEL = "Intel(R) Xeon(R) Platinum 8480+"
+
+
+def job_cores(job: Job) -> float:
+    """Cores a job keeps busy: data loaders scale with its GPUs."""
+    return 1.5 + 2.0 * len(job.gpus)
+
+
+class HostLoad:
+    """Every node's sysfs and procfs as the host collector reads them (--path.sysfs, --path.procfs): two RAPL
+    packages with DRAM, /proc/stat, and a cgroup v2 job_<id> directory per running job whose cpu.stat
+    usage_usec grows with the cores it keeps busy. A thread advances them every `period` seconds; each file is
+    replaced atomically, as the kernel never shows a half-written counter."""
+
+    def __init__(self, plan: Plan, root: Path, period: float = 0.25) -> None:
+        self.plan = plan
+        self.root = root
+        self.period = period
+        self.phase = "before"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._energy: dict[tuple[str, int, str], float] = {}   # (node, socket, domain) -> µJ, unwrapped
+        self._usage: dict[tuple[str, str], float] = {}          # (node, job) -> µs
+        self._ticks: dict[str, float] = {}
+        self.wraps = 0                    # counter wraps written (the exporter must see through every one)
+        self._lock = threading.Lock()     # set_phase (the driver) and _advance (the thread) touch the same cgroups
+        for node in plan.nodes:
+            self._setup(node)
+
+    def sysfs(self, node: str) -> Path:
+        return self.root / node / "sys"
+
+    def procfs(self, node: str) -> Path:
+        return self.root / node / "proc"
+
+    @staticmethod
+    def _write(path: Path, text: str) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+    def _zone(self, node: str, socket: int, domain: str) -> Path:
+        entry = f"intel-rapl:{socket}" if domain == "package" else f"intel-rapl:{socket}:0"
+        return self.sysfs(node) / "class" / "powercap" / entry
+
+    def _setup(self, node: Node) -> None:
+        proc = self.procfs(node.name)
+        (proc / "sys" / "kernel" / "random").mkdir(parents=True, exist_ok=True)
+        (proc / "sys" / "kernel" / "random" / "boot_id").write_text(f"e2e-boot-{node.name}\n")
+        (proc / "cpuinfo").write_text("\n".join(
+            f"processor\t: {i}\nmodel name\t: {CPU_MODEL}\nphysical id\t: {i % 2}\n" for i in range(HOST_CPUS)))
+        for sock in (0, 1):
+            for domain in ("package", "dram"):
+                z = self._zone(node.name, sock, domain)
+                z.mkdir(parents=True, exist_ok=True)
+                (z / "name").write_text(f"package-{sock}\n" if domain == "package" else "dram\n")
+                (z / "max_energy_range_uj").write_text(f"{RAPL_RANGE_UJ}\n")
+                start = (1 + sock) * 1_000_000_000 + (0 if domain == "package" else 123_456_789)
+                self._energy[(node.name, sock, domain)] = float(start)
+                self._write(z / "energy_uj", f"{start}\n")
+        cg = self.sysfs(node.name) / "fs" / "cgroup"
+        (cg / "system.slice" / "slurmstepd.scope").mkdir(parents=True, exist_ok=True)
+        (cg / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+        self._ticks[node.name] = 50_000_000.0
+        self._write_stat(node.name)
+        self._sync_cgroups(node.name)
+
+    def _write_stat(self, node: str) -> None:
+        total = int(self._ticks[node])
+        self._write(self.procfs(node) / "stat", f"cpu  {total // 4} 0 {total // 8} {total - total // 4 - total // 8}"
+                    " 0 0 0 0 0 0\nintr 0\n")
+
+    def _cgroup(self, node: str, job: Job) -> Path:
+        return self.sysfs(node) / "fs" / "cgroup" / "system.slice" / "slurmstepd.scope" / f"job_{job.job_id}"
+
+    def _running(self, node: str) -> list[Job]:
+        return [j for j in self.plan.jobs if j.node == node
+                and (j.when == "whole" or (j.when, self.phase) in (("ends", "before"), ("starts", "after")))]
+
+    def _sync_cgroups(self, node: str) -> None:
+        running = {j.job_id for j in self._running(node)}
+        for j in self.plan.jobs:
+            if j.node != node:
+                continue
+            d = self._cgroup(node, j)
+            if j.job_id in running and not d.exists():
+                d.mkdir()
+                self._usage[(node, j.job_id)] = 0.0
+                self._write(d / "cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n")
+            elif j.job_id not in running and d.exists():
+                shutil.rmtree(d)     # slurmstepd removes the job's cgroup when it ends
+
+    def set_phase(self, phase: str) -> None:
+        with self._lock:
+            self.phase = phase
+            for node in self.plan.nodes:
+                self._sync_cgroups(node.name)
+
+    def _advance(self, dt: float) -> None:
+        for node in self.plan.nodes:
+            busy = 0.0
+            for j in self._running(node.name):
+                cores = job_cores(j)
+                busy += cores
+                key = (node.name, j.job_id)
+                self._usage[key] += cores * dt * 1e6
+                u = int(self._usage[key])
+                self._write(self._cgroup(node.name, j) / "cpu.stat",
+                            f"usage_usec {u}\nuser_usec {u * 3 // 4}\nsystem_usec {u - u * 3 // 4}\n")
+            busy += 0.5                                   # the host's own daemons
+            self._ticks[node.name] += HOST_CPUS * dt * HOST_HZ
+            self._write_stat(node.name)
+            for sock in (0, 1):
+                for domain, idle_w, per_core in (("package", PACKAGE_IDLE_W, PACKAGE_W_PER_CORE),
+                                                 ("dram", DRAM_IDLE_W, DRAM_W_PER_CORE)):
+                    key3 = (node.name, sock, domain)
+                    before = int(self._energy[key3]) // RAPL_RANGE_UJ
+                    self._energy[key3] += (idle_w + per_core * busy / 2) * dt * 1e6
+                    self.wraps += int(self._energy[key3]) // RAPL_RANGE_UJ - before
+                    self._write(self._zone(node.name, sock, domain) / "energy_uj",
+                                f"{int(self._energy[key3]) % RAPL_RANGE_UJ}\n")
+
+    def _loop(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(self.period):
+            now = time.monotonic()
+            with self._lock:
+                self._advance(now - last)
+            last = now
+
+    def __enter__(self) -> HostLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 # -- processes ---------------------------------------------------------------------------------------------
@@ -291,8 +445,10 @@ def parse_page(text: str) -> Page:
 
 
 def series_key(kind: str, labels: dict[str, str]) -> SeriesKey:
-    return (kind, labels.get("cluster", ""), labels.get("hostname", ""), labels.get("gpu", ""),
-            labels.get("uuid", ""), labels.get("job_id", "") if kind == "job" else "")
+    device = (labels.get("gpu", ""), labels.get("uuid", "")) if kind in GPU_KINDS else \
+        (labels.get("socket", ""), labels.get("domain", ""))
+    return (kind, labels.get("cluster", ""), labels.get("hostname", ""), *device,
+            labels.get("job_id", "") if kind in JOB_KINDS else "")
 
 
 class Capture:
@@ -345,6 +501,7 @@ class Reference:
     wall_start: dict[SeriesKey, float] = field(default_factory=dict)
     wall_end: dict[SeriesKey, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    rapl_wraps: int = 0                      # RAPL counter wraps the hosts went through during the run
 
     def increase(self, key: SeriesKey) -> float:
         return self.at_end[key] - self.at_start.get(key, 0.0)
@@ -357,13 +514,23 @@ def mj(v: float) -> int:
     return round(v * 1000)
 
 
+def uj(v: float) -> int:
+    return round(v * 1_000_000)
+
+
 def page_conservation(node: str, page: Page) -> list[str]:
+    """Per GPU (mJ, the GPU accounts' unit) and per socket and domain (µJ, RAPL's): jobs + idle == the whole."""
     gpus: dict[GpuKey, list[int]] = defaultdict(lambda: [0, 0])  # [gpu mJ, jobs + idle mJ]
+    cpus: dict[GpuKey, list[int]] = defaultdict(lambda: [0, 0])  # [socket µJ, jobs + idle µJ]
     for key, v in page.values.items():
-        g = key[1:5]
-        gpus[g][0 if key[0] == "gpu" else 1] += mj(v)
+        if key[0] in GPU_KINDS:
+            gpus[key[1:5]][0 if key[0] == "gpu" else 1] += mj(v)
+        elif key[0] in CPU_KINDS:
+            cpus[key[1:5]][0 if key[0] == "cpu" else 1] += uj(v)
     return [f"{node} poll {page.polls} GPU {g[3]}: jobs + idle {b} mJ != GPU {a} mJ"
-            for g, (a, b) in sorted(gpus.items()) if a != b]
+            for g, (a, b) in sorted(gpus.items()) if a != b] + \
+           [f"{node} poll {page.polls} socket {c[2]} {c[3]}: jobs + idle {b} µJ != socket {a} µJ"
+            for c, (a, b) in sorted(cpus.items()) if a != b]
 
 
 class Stack:
@@ -382,6 +549,7 @@ class Stack:
         self.prometheus_url = ""
         self.window: Window | None = None
         self._next_note = 0.0
+        self.hosts: HostLoad | None = None
 
     # lifecycle
     def __enter__(self) -> Stack:
@@ -404,6 +572,9 @@ class Stack:
         return proc
 
     def close(self) -> None:
+        if self.hosts is not None:
+            self.hosts.__exit__(None, None, None)
+            self.hosts = None
         for p in self.procs:
             if p.proc.poll() is None:
                 p.proc.terminate()
@@ -440,6 +611,7 @@ class Stack:
         (self.work / "wattprint.yaml").write_text(config_yaml(self.plan))
         retention = str(max(300, 3 * self.seconds + 600))  # a finished job's counter outlives the window
         ready: list[tuple[Proc, str]] = []
+        self.hosts = HostLoad(self.plan, self.work / "hosts").__enter__()
         for node in self.plan.nodes:
             self.write_mapping(node.name, "before")
             port = free_port()
@@ -447,6 +619,7 @@ class Stack:
                 *command("wattprint-exporter"), "--backend", "replay", "--replay-gpus", str(node.gpus),
                 "--replay-epoch", str(node.epoch), "--job-discovery", "mapping-dir",
                 "--mapping-dir", str(self.work / "jobs" / node.name), "--label", f"cluster={node.cluster}",
+                "--path.sysfs", str(self.hosts.sysfs(node.name)), "--path.procfs", str(self.hosts.procfs(node.name)),
                 "--hostname", node.name, "--job-retention", retention, "--log.level", "warning",
                 "--web.listen-address", f"127.0.0.1:{port}"])
             self.exporters[f"127.0.0.1:{port}"] = node.name
@@ -514,13 +687,18 @@ class Stack:
             self._sleep_until(w.switch_end, s, e)
             for node in self.plan.nodes:
                 self.write_mapping(node.name, "between")
+            assert self.hosts is not None
+            self.hosts.set_phase("between")
             self._sleep_until(w.switch_start, s, e)
             for node in self.plan.nodes:
                 self.write_mapping(node.name, "after")
+            self.hosts.set_phase("after")
             self._sleep_until(e + self.scrape + 1.0, s, e)  # Prometheus' last scrape before E has landed
         if cap.errors:
             self.log(f"  ({cap.errors} of {cap.reads + cap.errors} direct reads of /metrics failed)")
-        return self._reference(cap, w)
+        ref = self._reference(cap, w)
+        ref.rapl_wraps = self.hosts.wraps
+        return ref
 
     def _sleep_until(self, at: float, s: int, e: int) -> None:
         """Sleep until `at`, saying every 30 s how far the window is, and stop if a process died."""
@@ -659,6 +837,7 @@ class Verdict:
     jobs: dict[tuple[str, str], tuple[float, float]]  # (cluster, job) -> (fct J, exporter J)
     gpus: dict[GpuKey, tuple[float, float, float]]  # GPU -> (fct jobs + idle J, DB GPU counter J, exporter GPU J)
     fleet: dict[str, float]
+    cpu: dict[str, Any] = field(default_factory=dict)   # host energy: exporters' per-job and per-socket figures
 
     @property
     def failures(self) -> list[Check]:
@@ -745,6 +924,8 @@ def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
         "; ".join(off) or f"{len(gpus)} GPUs; attribution " + ", ".join(
             f"{k} {v:.0f} J" for k, v in sorted(attribution.items())))
 
+    cpu = check_cpu(plan, ref, out, add)
+
     # the all-projects report's reconciliation
     fleet: dict[str, float] = {}
     rc = out.fleet.get("reconciliation") if out.fleet else None
@@ -780,7 +961,86 @@ def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
                if ref.intensity.get(z) is None or rel(v, ref.intensity[z]) > CONSERVATION_TOLERANCE]
         add("intensity: the report's annual values == serve-intensity's, per zone", bool(applied) and not off,
             "; ".join(off) or ", ".join(f"{z} {v:g} g/kWh" for z, v in sorted(applied.items())))
-    return Verdict(checks, projects, jobs, gpus, fleet)
+    return Verdict(checks, projects, jobs, gpus, fleet, cpu)
+
+
+def check_cpu(plan: Plan, ref: Reference, out: Outcome, add: Any) -> dict[str, Any]:
+    """Host energy: the exporters' RAPL accounts, DuckDB's CPU results and the reports against each other."""
+    win: dict[GpuKey, list[int]] = defaultdict(lambda: [0, 0])
+    for key in ref.keys("cpu") + ref.keys("cpu_idle") + ref.keys("cpu_job"):
+        win[key[1:5]][0 if key[0] == "cpu" else 1] += uj(ref.at_end[key]) - uj(ref.at_start.get(key, 0.0))
+    bad = [f"{c[1]} socket {c[2]} {c[3]}: jobs + idle {b} µJ, socket {a} µJ" for c, (a, b) in sorted(win.items())
+           if a != b]
+    add("exporter counters over [S, E]: per socket and domain, CPU jobs + idle == RAPL energy, in µJ",
+        bool(win) and not bad, "; ".join(bad) or f"{len(win)} (host, socket, domain) counters")
+    want = {(n.name, s, d) for n in plan.nodes for s in ("0", "1") for d in ("package", "dram")}
+    got_keys = {k[1:4] for k in win}
+    add("every node exports package and DRAM energy of both sockets", got_keys == want,
+        f"missing {sorted(want - got_keys)}, unexpected {sorted(got_keys - want)}")
+
+    job_j: dict[tuple[str, str], float] = defaultdict(float)
+    job_s: dict[tuple[str, str], float] = defaultdict(float)
+    for key in ref.keys("cpu_job"):
+        job_j[(key[1], key[5])] += ref.increase(key)
+    for key in ref.keys("cpu_seconds"):
+        job_s[(key[1], key[5])] += ref.increase(key)
+    planned = {(j.cluster, j.job_id) for j in plan.jobs}
+    add("every planned job has CPU energy and CPU-time counters", set(job_j) == planned == set(job_s),
+        f"energy: missing {sorted(planned - set(job_j))}; CPU time: missing {sorted(planned - set(job_s))}")
+
+    with duckdb.connect(str(out.db), read_only=True) as con:
+        fct_jobs = {(c, j): e for c, j, e in con.execute(
+            "SELECT cluster, job_id, sum(energy_j) FROM fct_job_cpu_hour WHERE job_id IS NOT NULL GROUP BY ALL"
+        ).fetchall()}
+        fct_socket = {(c, h, s, d): e for c, h, s, d, e in con.execute(
+            "SELECT cluster, hostname, socket, domain, sum(energy_j) FROM fct_job_cpu_hour GROUP BY ALL").fetchall()}
+        fct_secs = {(c, j): s for c, j, s in con.execute(
+            "SELECT cluster, job_id, sum(cpu_seconds) FROM fct_job_cpu_time_hour GROUP BY ALL").fetchall()}
+    off = [f"{c}/{j}: fct {fct_jobs.get((c, j), 0.0):.3f} J, exporter {v:.3f} J" for (c, j), v in sorted(job_j.items())
+           if rel(fct_jobs.get((c, j), 0.0), v) > TOLERANCE]
+    add("per job: fct_job_cpu_hour == exporters' job CPU energy counters (1 %)", bool(job_j) and not off,
+        "; ".join(off) or f"{len(job_j)} jobs")
+    off = [f"{c}/{j}: fct {fct_secs.get((c, j), 0.0):.3f} s, exporter {v:.3f} s" for (c, j), v in sorted(job_s.items())
+           if rel(fct_secs.get((c, j), 0.0), v) > TOLERANCE]
+    add("per job: fct_job_cpu_time_hour == exporters' job CPU-seconds counters (1 %)", bool(job_s) and not off,
+        "; ".join(off) or f"{len(job_s)} jobs, {sum(job_s.values()):.1f} CPU-seconds")
+    sockets = {k[1:5]: ref.increase(k) for k in ref.keys("cpu")}
+    off = [f"{h} socket {s} {d}: fct jobs + idle {fct_socket.get((c, h, s, d), 0.0):.3f} J, exporter {v:.3f} J"
+           for (c, h, s, d), v in sorted(sockets.items()) if rel(fct_socket.get((c, h, s, d), 0.0), v)
+           > CONSERVATION_TOLERANCE]
+    add("fct_job_cpu_hour: per socket and domain, jobs + host idle == RAPL energy (1e-6)", bool(sockets) and not off,
+        "; ".join(off) or f"{len(sockets)} counters, {sum(sockets.values()):.1f} J")
+
+    # the reports: each project's host energy and CPU hours against the exporters' per-job counters
+    projects: dict[str, tuple[float, float]] = {}
+    for p in plan.projects:
+        exp_j = sum(job_j[(j.cluster, j.job_id)] for j in plan.jobs if j.project == p)
+        exp_h = sum(job_s[(j.cluster, j.job_id)] for j in plan.jobs if j.project == p) / 3600.0
+        rep = out.reports.get(p)
+        got_j = rep["total"].get("cpu_energy_kwh", 0.0) * 3.6e6 if rep else 0.0
+        got_h = rep["total"].get("cpu_hours", 0.0) if rep else 0.0
+        layer = sum(ph["layers"]["cpu"]["energy_kwh"] for ph in rep["phases"]) * 3.6e6 if rep else 0.0
+        projects[p] = (got_j, exp_j)
+        add(f"project {p}: report CPU energy and CPU hours == exporters' job counters (1 %)",
+            rep is not None and exp_j > 0 and rel(got_j, exp_j) <= TOLERANCE and rel(got_h, exp_h) <= TOLERANCE
+            and rel(layer, got_j) <= CONSERVATION_TOLERANCE,
+            f"CPU energy {got_j:.3f} J (layer cpu {layer:.3f} J), exporters {exp_j:.3f} J, {pct(got_j, exp_j)}; "
+            f"CPU hours {got_h:.5f}, exporters {exp_h:.5f}, {pct(got_h, exp_h)}" if rep else "no report")
+    rc = (out.fleet.get("reconciliation") or {}).get("cpu") if out.fleet else None
+    if rc is None:
+        add("all-projects report: host CPU reconciliation", False, "no reconciliation.cpu in the all-projects report")
+    else:
+        f = {k: v * 3.6e6 for k, v in rc.items() if k.endswith("_kwh")}
+        parts = f["projects_energy_kwh"] + f["not_in_ledger_kwh"] + f["idle_apportioned_kwh"] + \
+            f["idle_unapportioned_kwh"]
+        total = sum(sockets.values())
+        add("all-projects report: host CPU energy == projects + not in ledger + host idle (1e-6), "
+            "== exporters' RAPL counters (1 %)",
+            rel(parts, f["fleet_energy_kwh"]) <= CONSERVATION_TOLERANCE
+            and rel(f["fleet_energy_kwh"], total) <= TOLERANCE,
+            f"fleet {f['fleet_energy_kwh']:.3f} J, parts {parts:.3f} J, exporters {total:.3f} J "
+            f"({pct(f['fleet_energy_kwh'], total)})")
+    return {"jobs_j": dict(job_j), "jobs_s": dict(job_s), "sockets_j": sockets, "projects": projects}
 
 
 # -- main --------------------------------------------------------------------------------------------------
@@ -825,6 +1085,13 @@ def summary(plan: Plan, stack: Stack, ref: Reference, out: Outcome, verdict: Ver
             f" + idle apportioned {kj(f['idle_apportioned_kwh'])} + idle not apportioned "
             f"{kj(f['idle_unapportioned_kwh'])}",
         ]
+    if verdict.cpu.get("projects"):
+        lines.append("")
+        lines.append(f"host energy: {len(verdict.cpu['sockets_j'])} RAPL counters (package and DRAM of 2 sockets "
+                     f"per node), {ref.rapl_wraps} counter wraps during the run")
+        lines.append(f"{'project':<12} {'report CPU energy':>20} {'exporters':>16} {'difference':>26}")
+        for p, (got, exp) in verdict.cpu["projects"].items():
+            lines.append(f"{p:<12} {kj(got):>20} {kj(exp):>16} {got - exp:>+12.3f} J {pct(got, exp):>11}")
     worst = max((rel(a, c) for a, _, c in verdict.gpus.values()), default=0.0)
     lines.append(f"conservation: {len(verdict.gpus)} GPUs, worst |fct jobs + idle - GPU| / GPU = {worst:.2e}")
     lines.append("")

@@ -5,7 +5,8 @@ GPU 0 runs job 1001 from 00:30:20 to 02:10:00 at 300 W (its counter first appear
 GPU 1 runs a job with a hostile id from before the window until 03:00 at 200 W; idle GPUs draw 70 W.
 The exporter restarts at 02:30 (every counter starts again from 0) and is not scraped from 03:10 to
 03:30 (a gap). Host n2 runs dcgm-exporter (millijoules since driver load): GPU 0 at 250 W labelled
-hpc_job 77 until 02:00 then 78; GPU 1 at 100 W with no job label.
+hpc_job 77 until 02:00 then 78; GPU 1 at 100 W with no job label. `cpu_samples()`: n1's host (RAPL) series
+from the same exporter.
 """
 
 from __future__ import annotations
@@ -67,5 +68,46 @@ def samples() -> list[tuple[str, dict[str, str], float, float]]:
             mj = 7e9 + watts * (t - T0) * 1000
             out.append(("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", labels, t, mj))
             out.append(("DCGM_FI_DEV_POWER_USAGE", labels, t, watts))
+        t += SCRAPE
+    return out
+
+
+# Host n1's RAPL and cgroup series from the same exporter (same scrapes, restart and gap): one socket, package at
+# 150 W and DRAM at 20 W; job 1001 has 25 % of the node's CPU time while it runs, the hostile-id job 12.5 %.
+CPU_W = {"package": 150.0, "dram": 20.0}
+CPU_SHARE = {"1001": (JOB_1001, 0.25), WEIRD_JOB: (JOB_WEIRD, 0.125)}
+NODE_CORES = 112
+# inside [T0, END]: each job's share of each domain's energy, and its CPU seconds
+CPU_TRUTH_J = {(job, domain): w * share * (min(je, END) - max(js, T0))
+               for job, ((js, je, _), share) in CPU_SHARE.items() for domain, w in CPU_W.items()}
+CPU_TRUTH_J.update({(None, domain): w * (END - T0) - sum(CPU_TRUTH_J[(j, domain)] for j in CPU_SHARE)
+                    for domain, w in CPU_W.items()})
+CPU_TRUTH_S = {job: NODE_CORES * share * (min(je, END) - max(js, T0))
+               for job, ((js, je, _), share) in CPU_SHARE.items()}
+CPU_MODEL = "Intel(R) Xeon(R) Platinum 8480+"
+
+
+def cpu_samples() -> list[tuple[str, dict[str, str], float, float]]:
+    out: list[tuple[str, dict[str, str], float, float]] = []
+    t = T0
+    exporter_start = T0 - 1000.0
+    host = {"cluster": "c1", "hostname": "n1", "instance": "n1:9835", "job": "wattprint"}
+    while t <= END + 1e-9:
+        if not (GAP[0] < t < GAP[1]):
+            since = exporter_start if t <= RESTART else RESTART
+            out.append(("wattprint_cpu_rapl_up", host, t, 1.0))
+            for domain, w in CPU_W.items():
+                labels = {**host, "socket": "0", "domain": domain, "model": CPU_MODEL}
+                total = w * (t - since)
+                jobs = {job: share * _energy(w, since, t, js, je) for job, ((js, je, _), share) in CPU_SHARE.items()}
+                out.append(("wattprint_cpu_energy_joules_total", labels, t, total))
+                out.append(("wattprint_cpu_idle_energy_joules_total", labels, t, total - sum(jobs.values())))
+                for job, ((js, je, _), _share) in CPU_SHARE.items():
+                    seen = js <= t and (t <= RESTART or js >= RESTART or je > RESTART)
+                    if seen and (t >= js + SCRAPE / 2 or js < T0):
+                        out.append(("wattprint_job_cpu_energy_joules_total", {**labels, "job_id": job}, t, jobs[job]))
+                        if domain == "package":
+                            out.append(("wattprint_job_cpu_seconds_total", {**host, "job_id": job}, t,
+                                        NODE_CORES * jobs[job] / w))
         t += SCRAPE
     return out

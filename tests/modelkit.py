@@ -21,12 +21,15 @@ def add_series(con: duckdb.DuckDBPyConnection, source: str, kind: str, labels: d
     fp = kind + "\x1f" + json.dumps(sorted(labels.items()))
     sid = con.execute(
         "INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname, gpu, uuid, job_id, labels,"
-        " model) VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING series_id",
+        " model, socket, domain) VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING series_id",
         [source, kind, query + kind, fp, labels.get("cluster"), labels.get("hostname") or labels.get("Hostname"),
          labels.get("gpu"), labels.get("uuid") or labels.get("UUID"), labels.get(job_key), json.dumps(labels),
-         labels.get("model") or labels.get("modelName")],
+         labels.get("model") or labels.get("modelName"), labels.get("socket"), labels.get("domain")],
     ).fetchall()[0][0]
-    con.executemany("INSERT INTO samples VALUES (?, ?, ?)", [[sid, at(m), v] for m, v in points])
+    # one statement for all points (executemany costs a round trip per row)
+    con.execute("INSERT INTO samples SELECT ?, unnest(?::TIMESTAMPTZ[]), unnest(?::DOUBLE[])",
+                [sid, [at(m) for m, _ in points], [float(v) for _, v in points]])
     return int(sid)
 
 

@@ -1,5 +1,8 @@
 """A small known fleet for report tests: two clusters in different grid zones, three phases of one project,
 a second project, a job missing from the ledger, and hourly intensity with a daily shape and two missing hours.
+Host energy too: two CPU sockets per node with package and DRAM energy (RAPL), the jobs' own host energy and
+CPU time, host idle, a CPU-only job, one node without RAPL (jz2: its jobs have CPU time but no host energy) and
+one whose RAPL was unreadable in 3 of its samples (ip-10-0-0-1).
 
 Everything is written as the exporter's own counters (per-job and idle series, 5-minute samples) and then
 built by the real model, so a report over it exercises the production path. `truth()` recomputes every
@@ -8,11 +11,14 @@ expected number from the generator's parameters alone (no SQL), so report tests 
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import duckdb
 
 from pipeline import db
 from pipeline.model import rebuild
@@ -50,6 +56,16 @@ ZONE = {"jean-zay": "FR", "aws-usw2": "aws:us-west-2"}
 PUE = {"jean-zay": 1.2, "aws-usw2": 1.1}
 MISSING_HOURS = {"aws:us-west-2": (30, 31)}
 
+# host energy: 2 sockets per node, RAPL package and DRAM domains
+SOCKETS = ("0", "1")
+DOMAINS = ("package", "dram")
+CPU_MODEL = {"jz1": "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", "jz2": "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",
+             "ip-10-0-0-1": "Intel(R) Xeon(R) Platinum 8275CL CPU @ 3.00GHz"}
+RAPL_NODES = ("jz1", "ip-10-0-0-1")                 # jz2 exports CPU time but no RAPL series at all
+RAPL_UNREADABLE = {"ip-10-0-0-1": (1000, 1005, 1010)}   # minutes whose rapl_up sample said 0
+HOST_IDLE_W = {"jean-zay": {"package": 40.0, "dram": 5.0}, "aws-usw2": {"package": 55.0, "dram": 8.0}}
+SOCKET_SCALE = {"0": 1.0, "1": 0.8}                 # socket 1 draws less (per-socket figures differ)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -75,6 +91,52 @@ JOBS = (
     Job("b1", "bloom-mini", "pretraining", 600, 2400, 550.0, (("jz2", 1),)),
     Job("x9", None, "unclassified", 3200, 3500, 400.0, (("ip-10-0-0-1", 3),)),
 )
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """A job's use of each node it runs on: CPU time per second (cores) and watts per socket (package, DRAM)."""
+
+    cores: float
+    package_w: float
+    dram_w: float
+
+    def watts(self, socket: str, domain: str) -> float:
+        return (self.package_w if domain == "package" else self.dram_w) * SOCKET_SCALE[socket]
+
+
+@dataclass(frozen=True)
+class CpuJob:
+    """A job with no GPU (data preparation): host energy and CPU time only."""
+
+    job_id: str
+    project: str | None
+    phase: str
+    start_min: int
+    end_min: int
+    nodes: tuple[str, ...]
+
+    @property
+    def cluster(self) -> str:
+        return CLUSTER[self.nodes[0]]
+
+
+CPU_JOBS = (CpuJob("d1", "idefics", "experimentation", 240, 840, ("jz1",)),)
+CPU_USE = {"e1": CpuUse(6.0, 30.0, 4.0), "e2": CpuUse(4.0, 20.0, 3.0), "p1": CpuUse(24.0, 70.0, 9.0),
+           "f1": CpuUse(10.0, 35.0, 5.0), "f2": CpuUse(12.0, 40.0, 6.0), "b1": CpuUse(3.0, 15.0, 2.0),
+           "x9": CpuUse(2.0, 10.0, 1.5), "d1": CpuUse(16.0, 50.0, 7.0)}
+
+
+def _host_jobs() -> list[tuple[str, str | None, str, int, int, tuple[str, ...]]]:
+    """(job_id, project, phase, start, end, nodes) of every job that uses hosts: all of them."""
+    out = [(j.job_id, j.project, j.phase, j.start_min, j.end_min, tuple(dict.fromkeys(n for n, _ in j.gpus)))
+           for j in JOBS]
+    return out + [(j.job_id, j.project, j.phase, j.start_min, j.end_min, j.nodes) for j in CPU_JOBS]
+
+
+def _on_host(node: str, minute: int) -> list[str]:
+    """The jobs running on a node during [minute, minute + STEP_MIN)."""
+    return [jid for jid, _, _, s, e, nodes in _host_jobs() if node in nodes and s <= minute < e]
 
 
 def intensity(zone: str, hour: int) -> float:
@@ -134,6 +196,15 @@ def build(tmp: Path) -> tuple[Path, Path]:
                 per_node[node] += 1
             for node, n in per_node.items():
                 con.execute("INSERT INTO job_nodes VALUES (?, ?, ?, ?)", [j.cluster, j.job_id, node, n])
+    for cj in CPU_JOBS:
+        if cj.project is not None:
+            con.execute("INSERT INTO jobs (cluster, job_id, project, phase, user_name, start_ts, end_ts, source,"
+                        " origin) VALUES (?, ?, ?, ?, 'alice', ?, ?, 'test', 'reportkit')",
+                        [cj.cluster, cj.job_id, cj.project, cj.phase, T0 + timedelta(minutes=cj.start_min),
+                         T0 + timedelta(minutes=cj.end_min)])
+            for node in cj.nodes:
+                con.execute("INSERT INTO job_nodes VALUES (?, ?, ?, 0)", [cj.cluster, cj.job_id, node])
+    _write_cpu_series(con)
     for zone in ("FR", "aws:us-west-2"):
         con.executemany(
             "INSERT INTO intensity_hourly (zone, hour_ts, g_per_kwh, basis, source, is_estimated, covered_s, origin)"
@@ -143,8 +214,60 @@ def build(tmp: Path) -> tuple[Path, Path]:
     settings = load_settings(str(cfg))
     with db.transaction(con):
         rebuild(con, settings.build_settings())
+    assert con.execute("SELECT count(*) FROM fct_job_cpu_hour").fetchall()[0][0] > 0, "the model derived no host energy"
     con.close()
     return path, cfg
+
+
+def _cpu_series(con: duckdb.DuckDBPyConnection, kind: str, labels: dict[str, str],
+                points: list[tuple[float, float]]) -> None:
+    """One host series as ingest stores it (as modelkit.add_series, with socket and domain, samples in one go)."""
+    fp = kind + "\x1f" + json.dumps(sorted(labels.items()))
+    sid = con.execute(
+        "INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname, job_id, labels, model,"
+        " socket, domain) VALUES (nextval('series_id_seq'), 'wattprint', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING series_id",
+        [kind, "q" + kind, fp, labels.get("cluster"), labels.get("hostname"), labels.get("job_id"), json.dumps(labels),
+         labels.get("model"), labels.get("socket"), labels.get("domain")]).fetchall()[0][0]
+    con.execute("INSERT INTO samples SELECT ?, unnest(?::TIMESTAMPTZ[]), unnest(?::DOUBLE[])",
+                [sid, [T0 + timedelta(minutes=m) for m, _ in points], [v for _, v in points]])
+
+
+def _write_cpu_series(con: duckdb.DuckDBPyConnection) -> None:
+    """The exporter's host series: per socket and domain the node's energy and its idle part, per job its energy
+    and CPU time, and the RAPL readability gauge; jz2 has only the jobs' CPU time."""
+    for node in GPUS:
+        c = CLUSTER[node]
+        base = {"cluster": c, "hostname": node}
+        if node in RAPL_NODES:
+            for sock in SOCKETS:
+                for dom in DOMAINS:
+                    labels = {**base, "socket": sock, "domain": dom, "model": CPU_MODEL[node]}
+                    total, idle, tot_pts, idle_pts = 0.0, 0.0, [(0.0, 0.0)], [(0.0, 0.0)]
+                    for m in range(0, END_MIN, STEP_MIN):
+                        step_idle = HOST_IDLE_W[c][dom] * SOCKET_SCALE[sock] * STEP_MIN * 60
+                        idle += step_idle
+                        total += step_idle + sum(CPU_USE[j].watts(sock, dom) * STEP_MIN * 60 for j in _on_host(node, m))
+                        tot_pts.append((m + STEP_MIN, total))
+                        idle_pts.append((m + STEP_MIN, idle))
+                    _cpu_series(con, "cpu_energy", labels, tot_pts)
+                    _cpu_series(con, "cpu_idle_energy", labels, idle_pts)
+            readable = [(float(m), 0.0 if m in RAPL_UNREADABLE.get(node, ()) else 1.0)
+                        for m in range(0, END_MIN, STEP_MIN)]
+            _cpu_series(con, "cpu_rapl_up", base, readable)
+        for jid, _, _, start, end, nodes in _host_jobs():
+            if node not in nodes:
+                continue
+            use = CPU_USE[jid]
+            steps = range(start, end + 1, STEP_MIN)
+            _cpu_series(con, "job_cpu_seconds", {**base, "job_id": jid},
+                        [(float(m), (m - start) * 60 * use.cores) for m in steps])
+            if node in RAPL_NODES:
+                for sock in SOCKETS:
+                    for dom in DOMAINS:
+                        labels = {**base, "socket": sock, "domain": dom, "model": CPU_MODEL[node], "job_id": jid}
+                        _cpu_series(con, "job_cpu_energy", labels,
+                                    [(float(m), (m - start) * 60 * use.watts(sock, dom)) for m in steps])
 
 
 @dataclass
@@ -158,6 +281,27 @@ class Truth:
     fleet_j: float
     unapportioned_idle_j: float
     not_in_ledger_j: float
+    # host energy, per (project, phase)
+    cpu_j: dict[tuple[str | None, str], float] = field(default_factory=lambda: defaultdict(float))
+    cpu_pkg_j: dict[tuple[str | None, str], float] = field(default_factory=lambda: defaultdict(float))
+    cpu_dram_j: dict[tuple[str | None, str], float] = field(default_factory=lambda: defaultdict(float))
+    cpu_g: dict[tuple[str | None, str], float] = field(default_factory=lambda: defaultdict(float))
+    cpu_s: dict[tuple[str | None, str], float] = field(default_factory=lambda: defaultdict(float))
+    cpu_idle_j: dict[tuple[str | None, str], float] = field(default_factory=lambda: defaultdict(float))
+    cpu_idle_g: dict[tuple[str | None, str], float] = field(default_factory=lambda: defaultdict(float))
+    pue_cpu_g: dict[tuple[str | None, str], float] = field(default_factory=lambda: defaultdict(float))
+    # per (cluster, hour, job): own host energy and host idle share, joules
+    cpu_hourly_j: dict[tuple[str, int, str], float] = field(default_factory=lambda: defaultdict(float))
+    cpu_idle_hourly_j: dict[tuple[str, int, str], float] = field(default_factory=lambda: defaultdict(float))
+    # host energy of the whole fleet
+    cpu_fleet_j: float = 0.0
+    cpu_unapportioned_idle_j: float = 0.0
+    cpu_not_in_ledger_j: float = 0.0
+
+    def headline_g(self, key: tuple[str | None, str]) -> float:
+        """The default headline (gpu, cpu, idle, pue) of a (project, phase), in grams."""
+        return (self.gpu_g[key] + self.idle_g[key] + self.pue_g[key] + self.cpu_g[key] + self.cpu_idle_g[key]
+                + self.pue_cpu_g[key])
 
 
 def truth() -> Truth:
@@ -197,4 +341,51 @@ def truth() -> Truth:
             out.not_in_ledger_j += e
     out.fleet_j = sum(job_j.values()) + sum(idle.values())
     out.unapportioned_idle_j = sum(v for k, v in idle.items() if hour_s.get(k, 0.0) == 0)
+    _host_truth(out)
     return out
+
+
+def _host_truth(out: Truth) -> None:
+    """The host (CPU) figures, hour by hour: own energy per socket and domain on RAPL nodes, CPU time on every
+    node, host idle per cluster-hour shared by CPU-seconds."""
+    info = {jid: (project, ph) for jid, project, ph, _, _, _ in _host_jobs()}
+    own: dict[tuple[str, int, str, str], float] = defaultdict(float)      # (cluster, hour, job, domain) -> J
+    secs: dict[tuple[str, int, str], float] = defaultdict(float)
+    host_idle: dict[tuple[str, int], float] = defaultdict(float)
+    for node in GPUS:
+        c = CLUSTER[node]
+        for m in range(0, END_MIN, STEP_MIN):
+            h = m // 60
+            for jid in _on_host(node, m):
+                secs[(c, h, jid)] += CPU_USE[jid].cores * STEP_MIN * 60
+            if node not in RAPL_NODES:
+                continue
+            for sock in SOCKETS:
+                for dom in DOMAINS:
+                    host_idle[(c, h)] += HOST_IDLE_W[c][dom] * SOCKET_SCALE[sock] * STEP_MIN * 60
+                    for jid in _on_host(node, m):
+                        own[(c, h, jid, dom)] += CPU_USE[jid].watts(sock, dom) * STEP_MIN * 60
+    hour_s: dict[tuple[str, int], float] = defaultdict(float)
+    for (c, h, _), sec in secs.items():
+        hour_s[(c, h)] += sec
+    for (c, h, jid, dom), e in own.items():
+        key = info[jid]
+        i, _ = resolved_intensity(ZONE[c], h)
+        out.cpu_j[key] += e
+        (out.cpu_pkg_j if dom == "package" else out.cpu_dram_j)[key] += e
+        out.cpu_g[key] += e / 3.6e6 * i
+        out.pue_cpu_g[key] += (PUE[c] - 1) * e / 3.6e6 * i
+        out.cpu_hourly_j[(c, h, jid)] += e
+        if key[0] is None:
+            out.cpu_not_in_ledger_j += e
+    for (c, h, jid), sec in secs.items():
+        key = info[jid]
+        i, _ = resolved_intensity(ZONE[c], h)
+        share = host_idle.get((c, h), 0.0) * sec / hour_s[(c, h)]
+        out.cpu_s[key] += sec
+        out.cpu_idle_j[key] += share
+        out.cpu_idle_g[key] += share / 3.6e6 * i
+        out.pue_cpu_g[key] += (PUE[c] - 1) * share / 3.6e6 * i
+        out.cpu_idle_hourly_j[(c, h, jid)] += share
+    out.cpu_fleet_j = sum(own.values()) + sum(host_idle.values())
+    out.cpu_unapportioned_idle_j = sum(v for k, v in host_idle.items() if hour_s.get(k, 0.0) == 0)

@@ -155,6 +155,17 @@ def test_reports_equal_the_exporters_counters(live):
     assert f["not_in_ledger_kwh"] > 0
     assert f["idle_apportioned_kwh"] > 0
 
+    # host energy: every node's two sockets (package, DRAM) through RAPL with wraps, split by cgroup CPU time;
+    # per project the report's CPU energy and CPU hours equal the exporters' per-job counters (checked above, 1 %)
+    cpu = verdict.cpu
+    assert len(cpu["sockets_j"]) == 2 * 2 * 2
+    assert all(v > 0 for v in cpu["sockets_j"].values())
+    assert set(cpu["projects"]) == {"idefics", "bloom"}
+    for project, (report_j, exporter_j) in cpu["projects"].items():
+        assert exporter_j > 0 and abs(report_j - exporter_j) <= 0.01 * exporter_j, project
+    assert all(s > 0 for s in cpu["jobs_s"].values())
+    assert live.ref.rapl_wraps > 0    # the counters wrapped during the run, and every check above still held
+
     # the reports were written in both formats
     names = sorted(p.name for p in out.files)
     assert names == sorted(f"{n}.{x}" for n in ("idefics", "bloom", "all-projects") for x in ("json", "md"))
@@ -169,6 +180,8 @@ def test_a_job_given_to_the_wrong_project_fails(live):
     assert failed(verdict) == {
         "project idefics: report energy == exporters' job counters (1 %)",
         "project bloom: report energy == exporters' job counters (1 %)",
+        "project idefics: report CPU energy and CPU hours == exporters' job counters (1 %)",
+        "project bloom: report CPU energy and CPU hours == exporters' job counters (1 %)",
     }
     got, expected = verdict.projects["idefics"]
     assert got < 0.99 * expected

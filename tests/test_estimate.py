@@ -47,6 +47,94 @@ def test_reproduces_the_idefics_card_within_one_percent(capsys, gpus, hours, car
     assert d["gpus"] == gpus and d["hours"] == hours and d["pue"] == 1.0 and d["pue_source"] == "default"
 
 
+def test_gpu_only_estimate_has_an_empty_cpu_part(capsys):
+    d = cli_json(capsys, "--gpu-model", "A100", "--gpus", "128", "--hours", "350", "--intensity", "288")
+    assert d["gpu_energy_kwh"] == d["energy_kwh"] and d["gpu_emissions_kg"] == d["emissions_kg"]
+    assert d["cpu_hours"] == 0 and d["cpu_energy_kwh"] == 0 and d["cpu_emissions_kg"] == 0
+    assert d["cpu_watts_per_core"] is None and d["cpu_model"] is None and d["cpu_power_reference"] is None
+
+
+# ------------------------------------------------------------------------------------------------ CPU hours
+
+def test_idefics_experimentation_cpu_hours(capsys):
+    """The IDEFICS card's experimentation phase used 460,000 CPU hours on Jean Zay (Intel Cascade Lake, France,
+    57 gCO2eq/kWh). The card gives no per-core power: a Xeon Gold 6248 (Jean Zay's Cascade Lake part) is 150 W TDP
+    over 20 cores (Intel ARK 192446), 7.5 W per core. docs/reports.md has the figures and the sources."""
+    d = cli_json(capsys, "--cpu-hours", "460000", "--cpu-watts-per-socket", "150", "--cores-per-socket", "20",
+                 "--cpu-model", "Intel Xeon Gold 6248", "--intensity", "57")
+    assert d["cpu_hours"] == 460000 and d["cpu_watts_per_core"] == pytest.approx(7.5)
+    assert d["cpu_watts_per_socket"] == 150 and d["cores_per_socket"] == 20
+    assert d["cpu_power_reference"] == "--cpu-watts-per-socket / --cores-per-socket"
+    assert d["cpu_energy_kwh"] == pytest.approx(3450.0) and d["energy_kwh"] == pytest.approx(3450.0)
+    assert d["cpu_emissions_kg"] == pytest.approx(196.65) and d["emissions_kg"] == pytest.approx(196.65)
+    assert d["gpu_hours"] == 0 and d["gpu_energy_kwh"] == 0 and d["tdp_watts"] is None and d["gpu_model"] is None
+    assert d["embodied_kg"] == 0                                       # GPUs' only: none here
+    same = cli_json(capsys, "--cpu-hours", "460000", "--cpu-watts-per-core", "7.5", "--intensity", "57")
+    assert same["cpu_energy_kwh"] == pytest.approx(d["cpu_energy_kwh"]) and same["cores_per_socket"] is None
+    assert same["cpu_power_reference"] == "--cpu-watts-per-core"
+
+
+def test_gpu_and_cpu_hours_together(capsys):
+    d = cli_json(capsys, "--gpu-model", "V100", "--gpu-hours", "385000", "--cpu-hours", "460000",
+                 "--cpu-watts-per-core", "7.5", "--intensity", "57", "--pue", "1.1")
+    assert d["gpu_energy_kwh"] == pytest.approx(385000 * 0.3 * 1.1)
+    assert d["cpu_energy_kwh"] == pytest.approx(460000 * 0.0075 * 1.1)
+    assert d["energy_kwh"] == pytest.approx(d["gpu_energy_kwh"] + d["cpu_energy_kwh"])
+    assert d["emissions_kg"] == pytest.approx(d["energy_kwh"] * 0.057)
+    assert d["gpu_emissions_kg"] + d["cpu_emissions_kg"] == pytest.approx(d["emissions_kg"])
+    rc, out, err = cli(capsys, "--gpu-model", "V100", "--gpu-hours", "385000", "--cpu-hours", "460000",
+                       "--cpu-watts-per-socket", "150", "--cores-per-socket", "20", "--cpu-model",
+                       "Intel Xeon Gold 6248", "--intensity", "57")
+    assert rc == 0 and err == ""
+    assert "Hours used: 385,000 GPU-hours, 460,000 CPU core-hours" in out
+    assert "Intel Xeon Gold 6248, 150 W per socket / 20 cores = 7.5 W per core" in out
+    assert "Energy: 118,950 kWh (GPU 115,500, CPU 3,450)" in out
+    assert "Carbon Emitted: 6,780 kg of CO2eq (GPU 6,584, CPU 197)" in out
+
+
+CPU = ["--cpu-hours", "100", "--cpu-watts-per-core", "5", "--intensity", "100"]
+
+
+@pytest.mark.parametrize("args,flag,text", [
+    (["--cpu-watts-per-core", "5", "--intensity", "100"], "--cpu-watts-per-core", "needs --cpu-hours"),
+    (["--cpu-watts-per-socket", "150", "--cores-per-socket", "20", "--intensity", "1"], "--cpu-watts-per-socket",
+     "needs --cpu-hours"),
+    (["--cpu-model", "Xeon", "--intensity", "1"], "--cpu-model", "needs --cpu-hours"),
+    (["--cpu-hours", "100", "--intensity", "100"], "--cpu-watts-per-core", "no CPU power given"),
+    (["--cpu-hours", "100", "--cpu-model", "Xeon", "--intensity", "100"], "--cpu-watts-per-core",
+     "no CPU power given"),
+    (CPU + ["--cpu-watts-per-socket", "150"], "--cpu-watts-per-socket", "not both"),
+    (CPU + ["--cores-per-socket", "20"], "--cores-per-socket", "not both"),
+    (["--cpu-hours", "100", "--cpu-watts-per-socket", "150", "--intensity", "1"], "--cpu-watts-per-socket",
+     "needs --cores-per-socket"),
+    (["--cpu-hours", "100", "--cores-per-socket", "20", "--intensity", "1"], "--cores-per-socket",
+     "needs --cpu-watts-per-socket"),
+    (["--cpu-hours", "0", "--cpu-watts-per-core", "5", "--intensity", "1"], "--cpu-hours", "out of range"),
+    (["--cpu-hours", "nan", "--cpu-watts-per-core", "5", "--intensity", "1"], "--cpu-hours", "not a finite"),
+    (["--cpu-hours", "1e12", "--cpu-watts-per-core", "5", "--intensity", "1"], "--cpu-hours", "out of range"),
+    (["--cpu-hours", "10", "--cpu-watts-per-core", "150", "--intensity", "1"], "--cpu-watts-per-core",
+     "out of range"),
+    (["--cpu-hours", "10", "--cpu-watts-per-core", "-1", "--intensity", "1"], "--cpu-watts-per-core", "out of range"),
+    (["--cpu-hours", "10", "--cpu-watts-per-socket", "5000", "--cores-per-socket", "20", "--intensity", "1"],
+     "--cpu-watts-per-socket", "out of range"),
+    (["--cpu-hours", "10", "--cpu-watts-per-socket", "150", "--cores-per-socket", "2.5", "--intensity", "1"],
+     "--cores-per-socket", "not a whole number"),
+    (["--cpu-hours", "10", "--cpu-watts-per-socket", "150", "--cores-per-socket", "0", "--intensity", "1"],
+     "--cores-per-socket", "out of range"),
+    (["--cpu-hours", "10", "--cpu-watts-per-socket", "500", "--cores-per-socket", "2", "--intensity", "1"],
+     "--cpu-watts-per-socket", "per core"),
+    (["--cpu-hours", "10", "--cpu-watts-per-core", "5", "--cpu-model=", "--intensity", "1"], "--cpu-model", "empty"),
+    (CPU[:4] + ["--gpu-model", "A100", "--gpus", "8"], "--gpus", "needs --hours"),   # a half GPU part: an error
+    (CPU[:4], "--intensity", "no grid carbon intensity"),
+])
+def test_bad_cpu_input_exits_2_naming_the_flag(capsys, args, flag, text):
+    rc, out, err = cli(capsys, *args)
+    assert rc == 2 and out == "" and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"wattprint estimate: error: {flag}: "), err
+    assert text in lines[0], err
+
+
 def test_region_lookup_uses_the_shipped_table(capsys):
     d = cli_json(capsys, "--gpu-model", "A100", "--gpus", "128", "--hours", "350", "--region", "aws:us-west-2")
     assert d["intensity_g_per_kwh"] == 288
@@ -197,8 +285,9 @@ def test_help_describes_every_flag(capsys):
         main(["estimate", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--gpu-model", "--tdp-watts", "--gpus", "--hours", "--gpu-hours", "--intensity", "--region",
-                 "--pue", "--format"):
+    for flag in ("--gpu-model", "--tdp-watts", "--gpus", "--hours", "--gpu-hours", "--cpu-hours",
+                 "--cpu-watts-per-core", "--cpu-watts-per-socket", "--cores-per-socket", "--cpu-model", "--intensity",
+                 "--region", "--pue", "--format"):
         assert flag in out
     assert "MI300X" in out and "never a measurement" in out
 
@@ -279,6 +368,29 @@ def test_manual_phases_file(tmp_path):
     assert third.estimate.pue_source.startswith(f"{path}:26")
 
 
+def test_manual_phases_with_cpu_hours(tmp_path):
+    path = tmp_path / "phases.yaml"
+    path.write_text("phases:\n"
+                    "  - project: idefics\n"
+                    "    phase: experimentation\n"
+                    "    cpu_model: Intel Xeon Gold 6248\n"
+                    "    cpu_hours: 460000\n"
+                    "    cpu_watts_per_socket: 150\n"
+                    "    cores_per_socket: 20\n"
+                    "    gpu_model: V100\n"
+                    "    gpu_hours: 385000\n"
+                    "    intensity: 57\n"
+                    "  - {project: x, phase: inference, cpu_hours: 10, cpu_watts_per_core: 5, intensity: 100}\n",
+                    encoding="utf-8")
+    first, second = load_manual_phases(path)
+    assert first.estimate.cpu_energy_kwh == pytest.approx(3450) and first.estimate.gpu_energy_kwh == pytest.approx(
+        115500)
+    assert first.estimate.cpu_power_reference == f"{path}:6 (phases[0].cpu_watts_per_socket) / {path}:7 " \
+        "(phases[0].cores_per_socket)"
+    assert first.estimate.cpu_model == "Intel Xeon Gold 6248"
+    assert second.estimate.gpu_hours == 0 and second.estimate.emissions_kg == pytest.approx(10 * 5 / 1000 * 0.1)
+
+
 def test_empty_manual_phases_file():
     assert parse_manual_phases("", "p.yaml") == []
     assert parse_manual_phases("phases:\n", "p.yaml") == []
@@ -316,6 +428,13 @@ def test_empty_manual_phases_file():
     ("phases:\n  - project: x\n    phase: inference\n    gpu_model: [A100]\n", 4, "plain value"),
     ("phases:\n  - project: x\n    phase: inference\n    gpu_model: A100\n    gpu_hours: true\n    intensity: 1\n",
      5, "expected a number"),
+    ("phases:\n  - project: x\n    phase: inference\n    cpu_hours: 10\n    intensity: 1\n", 2, "no CPU power given"),
+    ("phases:\n  - project: x\n    phase: inference\n    cpu_hours: 10\n    cpu_watts_per_socket: 150\n"
+     "    intensity: 1\n", 5, "cpu_watts_per_socket needs cores_per_socket"),
+    ("phases:\n  - project: x\n    phase: inference\n    cpu_watts_per_core: 5\n    intensity: 1\n", 4,
+     "cpu_watts_per_core needs cpu_hours"),
+    ("phases:\n  - project: x\n    phase: inference\n    cpu_hours: 10\n    cpu_watt_per_core: 5\n", 5,
+     "did you mean 'cpu_watts_per_core'"),
 ])
 def test_bad_manual_phases_name_file_and_line(tmp_path, text, line, problem):
     path = tmp_path / "phases.yaml"

@@ -34,6 +34,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.backends.replay import default_trace_path, load_trace
+from pipeline.settings import load_settings
 from tests.conftest import REPO, free_port, require_tool, wait_http
 from tests.ingest_history import samples
 from tests.promstack import RunningStore, start_prometheus_with_history
@@ -43,7 +44,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 FIGURES: dict[str, Any] = {}
 
 # A 48-hour window around the 4-hour history at a 1 s step: 16 query_range chunks for each of the
-# five energy queries (80 requests), so a fault injected after the first few lands mid-run.
+# default queries (GPU and host; 160 requests), so a fault injected after the first few lands mid-run.
 WINDOW = ("2024-02-29T00:00:00Z", "2024-03-02T00:00:00Z")
 STEP = "1"
 PROGRESS = re.compile(r"^  \S+: \S+ \.\. \S+: \d+ series, \d+ samples$")
@@ -299,7 +300,7 @@ def baseline(history_store: RunningStore, tmp_path_factory: pytest.TempPathFacto
     seconds = time.monotonic() - t
     assert res.returncode == 0, res.stderr
     chunks = sum(1 for line in res.stderr.splitlines() if PROGRESS.match(line))
-    assert chunks == 80 and f"in {chunks} chunks" in res.stdout
+    assert chunks == 16 * len(load_settings(None).queries()) and f"in {chunks} chunks" in res.stdout
     FIGURES["undisturbed_ingest"] = {"window": list(WINDOW), "step_s": int(STEP), "requests": chunks,
                                      "seconds": round(seconds, 2)}
     return Baseline(dump(dbfile), chunks, seconds)

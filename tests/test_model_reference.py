@@ -1,6 +1,7 @@
 """The fast int_hourly_pieces.sql against the straightforward reference SQL, on random data full of edge
 cases: multi-hour and gap intervals, allocations on and off the hour, running jobs, unknown or zero GPU
-counts, over-subscribed nodes, labelled and unlabelled dcgm energy, power gauges and wattprint streams."""
+counts, over-subscribed nodes, labelled and unlabelled dcgm energy, power gauges and wattprint streams (GPU and
+host CPU)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ def _random_db(seed: int):  # type: ignore[no-untyped-def]
     con = db.connect(":memory:")
     streams = []
     nodes = [f"n{i}" for i in range(rnd.randint(1, 4))]
-    kinds = [("gpu", "dcgm"), ("gpu_power", "power"), ("idle", "wattprint"), ("job", "wattprint"), ("gpu", "wattprint")]
+    kinds = [("gpu", "dcgm"), ("gpu_power", "power"), ("idle", "wattprint"), ("job", "wattprint"), ("gpu", "wattprint"),
+             ("cpu_job", "wattprint"), ("cpu_idle", "wattprint"), ("cpu", "wattprint")]
     for cluster in ("c1", "c2"):
         for node in nodes:
             for g in range(rnd.randint(1, 4)):
                 for kind, source in rnd.sample(kinds, k=rnd.randint(1, 3)):
-                    job = f"J{rnd.randint(0, 5)}" if kind == "job" else None
+                    job = f"J{rnd.randint(0, 5)}" if kind in ("job", "cpu_job") else None
                     streams.append((len(streams) + 1, source, kind, cluster, node, str(g), f"U{cluster}{node}{g}", job))
     con.executemany("INSERT INTO streams (stream_id, source, kind, cluster, hostname, gpu, uuid, job_id)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [list(s) for s in streams])
@@ -73,7 +75,7 @@ def test_fast_attribution_matches_the_reference(seed):
         assert fast[key][1] == pytest.approx(seconds, rel=1e-9, abs=1e-6), key
     fast = {k: v[0] for k, v in fast.items()}
     total_in = con.execute("SELECT coalesce(sum(energy_j), 0) FROM energy_intervals JOIN streams USING (stream_id)"
-                           " WHERE NOT (source = 'wattprint' AND kind = 'gpu')").fetchall()[0][0]
+                           " WHERE NOT (source = 'wattprint' AND kind IN ('gpu', 'cpu'))").fetchall()[0][0]
     assert sum(fast.values()) == pytest.approx(total_in, rel=1e-9)   # conservation: nothing created or lost
     # time is conserved too: a GPU's pieces (jobs' shares + unallocated) cover exactly its intervals' time
     secs_in, secs_out = con.execute(

@@ -380,8 +380,9 @@ def test_fleet_tables_match_the_report() -> None:
     for p in report["projects"]:
         assert p["project"] in projects
         change = "\u2014" if p["change_pct"] is None else f"{fmt(p['change_pct'], 'share', signed=True)} %"
-        assert (f"{fmt(p['gpu_hours'])} {fmt(p['energy_kwh'])} {fmt(p['emissions_kg'])} "
-                f"{fmt(p['previous_emissions_kg'])} {change}") in projects
+        assert (f"{fmt(p['gpu_hours'])} {fmt(p.get('cpu_hours'))} {fmt(p['energy_kwh'])} "
+                f"{fmt(p.get('cpu_energy_kwh'))} {fmt(p['emissions_kg'])} {fmt(p['previous_emissions_kg'])} "
+                f"{change}") in projects
     clusters = page.section_text("clusters")
     for c in report["clusters"]:
         assert (f"{fmt(c['energy_kwh'])} {fmt(c['job_energy_kwh'])} {fmt(c['idle_energy_kwh'])} "
@@ -392,12 +393,68 @@ def test_fleet_tables_match_the_report() -> None:
     rec = page.section_text("reconciliation")
     r = report["reconciliation"]
     for k, v in r.items():
+        if isinstance(v, dict):
+            continue                    # the host reconciliation: test_host_energy_numbers_match_the_report
         assert (fmt(v) if k.endswith("_kwh") else v) in rec
     parts = ("projects_energy_kwh", "not_in_ledger_kwh", "idle_apportioned_kwh", "idle_unapportioned_kwh")
     assert f"sum of the parts {fmt(sum(r[k] for k in parts))}" in rec
     assert fmt(sum(r[k] for k in parts)) == fmt(r["fleet_energy_kwh"])
     headline = page.section_text("headline")
     assert f"emissions {fmt(report['change']['emissions_pct'], 'share', signed=True)} %" in headline
+
+
+def test_host_energy_numbers_match_the_report(report_fleet: tuple[Path, Path],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The host (CPU) figures of a real report of the known fleet (tests/reportkit.py) on the page: per phase, in
+    the headline, data quality (RAPL nodes), and the all-projects tables with the host reconciliation."""
+    report = json.loads(_cli(report_fleet, capsys, "--project", "idefics", "--format", "json"))
+    _, page = parse(report)
+    total = report["total"]
+    headline = page.section_text("headline")
+    assert f"{fmt(total['cpu_energy_kwh'])} kWh of CPU energy" in headline
+    assert f"{fmt(total['cpu_hours'])} CPU core-hours" in headline
+    blocks = [" ".join(t.split()) for t in _article_texts(render(report))]
+    for phase, block in zip(report["phases"], blocks, strict=True):
+        assert (f"Energy: {fmt(phase['energy_kwh'])} kWh of GPU energy, {fmt(phase['cpu_energy_kwh'])} kWh of CPU "
+                f"energy (package {fmt(phase['cpu_package_kwh'])} kWh, DRAM {fmt(phase['cpu_dram_kwh'])} kWh) "
+                "(measured)") in block
+        assert f"{fmt(phase['gpu_hours'])} GPU-hours, {fmt(phase['cpu_hours'])} CPU core-hours" in block
+        assert phase["hardware_text"] in block
+    layers = page.section_text("layers")
+    cpu = next(r for r in report["layers"] if r["layer"] == "cpu")
+    assert f"{cpu['title']} {cpu['method']} {fmt(cpu['energy_kwh'])} {fmt(cpu['emissions_kg'])} yes" in layers
+    dq = page.section_text("data-quality")
+    for share in report["data_quality"]["cpu_energy"].values():
+        assert f"{fmt(share, 'share')} %" in dq
+    rapl = report["data_quality"]["rapl"]
+    assert f"Nodes without readable RAPL {rapl['nodes_without']} of {rapl['nodes']}" in dq
+    for n in rapl["without"]:
+        assert f"{n['cluster']} {n['hostname']} {n['reason']} {fmt(n['gpu_energy_share'], 'share')} %" in dq
+    fleet = json.loads(_cli(report_fleet, capsys, "--format", "json"))
+    _, page = parse(fleet)
+    projects = page.section_text("projects")
+    for p in fleet["projects"]:
+        assert (f"{fmt(p['gpu_hours'])} {fmt(p['cpu_hours'])} {fmt(p['energy_kwh'])} {fmt(p['cpu_energy_kwh'])} "
+                f"{fmt(p['emissions_kg'])}") in projects
+    clusters = page.section_text("clusters")
+    for c in fleet["clusters"]:
+        assert (f"{fmt(c['idle_share'], 'share')} {fmt(c['cpu_sockets'], 'int')} {fmt(c['cpu_energy_kwh'])} "
+                f"{fmt(c['cpu_idle_energy_kwh'])} {fmt(c['cpu_idle_share'], 'share')}") in clusters
+    jobs = page.section_text("top-jobs")
+    for j in fleet["top_jobs"]:
+        assert (f"{fmt(j['gpu_hours'])} {fmt(j['cpu_hours'])} {fmt(j['energy_kwh'])} {fmt(j['cpu_energy_kwh'])} "
+                f"{fmt(j['emissions_kg'])}") in jobs
+    rec = page.section_text("reconciliation")
+    host = fleet["reconciliation"]["cpu"]
+    assert f"whole fleet (host CPU energy) {fmt(host['fleet_energy_kwh'])}" in rec
+    for k, label in (("projects_energy_kwh", "projects' jobs"), ("not_in_ledger_kwh", "jobs not in the ledger"),
+                     ("idle_apportioned_kwh", "host idle, apportioned to jobs"),
+                     ("idle_unapportioned_kwh", "host idle, not apportioned")):
+        assert f"{label} {fmt(host[k])}" in rec
+    parts = ("projects_energy_kwh", "not_in_ledger_kwh", "idle_apportioned_kwh", "idle_unapportioned_kwh")
+    assert rec.count(f"sum of the parts {fmt(sum(host[k] for k in parts))}") == 1
+    assert fmt(sum(host[k] for k in parts)) == fmt(host["fleet_energy_kwh"])
+    assert host["note"] in rec
 
 
 # --------------------------------------------------------------------------- edge cases
@@ -498,7 +555,7 @@ def test_render_refuses_a_non_mapping() -> None:
 # --------------------------------------------------------------------------- a real browser
 
 
-WIDTH, HEIGHT = 1280, 5400
+WIDTH, HEIGHT = 1280, 7000
 
 
 def check_in_chromium(report: dict[str, Any], name: str, tmp_path: Path) -> None:

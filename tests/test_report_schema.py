@@ -22,7 +22,8 @@ from pipeline.cli import main
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = "report-v1.schema.json"
 ESTIMATES = ("phases:\n  - project: idefics\n    phase: experimentation\n    name: preliminary experimentation\n"
-             "    cluster: jean-zay\n    gpu_model: V100\n    gpu_hours: 1000\n    intensity: 57\n")
+             "    cluster: jean-zay\n    gpu_model: V100\n    gpu_hours: 1000\n    intensity: 57\n"
+             "  - {project: idefics, phase: evaluation, cpu_hours: 100, cpu_watts_per_core: 7.5, intensity: 57}\n")
 RUNS: dict[str, tuple[str, ...]] = {
     "project": ("--project", "idefics", "--month", "2024-03"),
     "fleet": ("--month", "2024-03"),
@@ -134,6 +135,38 @@ def test_real_reports_cover_the_nullable_branches(reports):
     assert any(o["delta_kg"] < 0 for o in reports["project"]["whatif"]["options"])
 
 
+# the keys host energy added (issue 7): optional in the schema (a report of an older wattprint lacks them and
+# stays valid), so here: every report of this version carries them
+HOST_KEYS = {
+    "total": ("cpu_energy_kwh", "cpu_package_kwh", "cpu_dram_kwh", "cpu_hours", "cpu_hardware"),
+    "phase": ("cpu_hardware", "cpu_hours", "cpu_energy_kwh", "cpu_package_kwh", "cpu_dram_kwh"),
+    "phase.layers": ("cpu",),
+    "data_quality": ("cpu_energy", "rapl"),
+    "daily": ("cpu_energy_kwh",),
+    "hourly": ("cpu_power_w",),
+    "projects": ("cpu_energy_kwh", "cpu_hours"),
+    "clusters": ("cpu_sockets", "cpu_energy_kwh", "cpu_job_energy_kwh", "cpu_idle_energy_kwh", "cpu_idle_share"),
+    "top_jobs": ("cpu_hours", "cpu_energy_kwh"),
+    "reconciliation": ("cpu",),
+}
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_reports_carry_the_host_energy_keys(schema, reports, name):
+    r = reports[name]
+    objects: dict[str, list[dict[str, Any]]] = {
+        "total": [r["total"]], "phase": r["phases"], "phase.layers": [p["layers"] for p in r["phases"]],
+        "data_quality": [r["data_quality"]], "daily": r["daily"], "hourly": r["hourly"],
+        "projects": r.get("projects", []), "clusters": r.get("clusters", []), "top_jobs": r.get("top_jobs", []),
+        "reconciliation": [r["reconciliation"]] if "reconciliation" in r else [],
+    }
+    for where, keys in HOST_KEYS.items():
+        for obj in objects[where]:
+            assert set(keys) <= set(obj), (where, set(keys) - set(obj))
+    assert "cpu" in schema["$defs"]["layerName"]["enum"]
+    assert [x["layer"] for x in r["layers"]] == ["gpu", "cpu", "idle", "pue", "embodied"]
+
+
 def test_committed_example_validates(validator):
     example = json.loads((REPO / "docs" / "examples" / "idefics-2024-03.json").read_text(encoding="utf-8"))
     assert errors(validator, example) == []
@@ -199,8 +232,8 @@ BROKEN = [
      ["project"], "None is not of type 'string'"),
     ("a fleet report naming a project", "fleet", _set(("project",), "idefics"),
      ["project"], "'idefics' is not of type 'null'"),
-    ("an energy on the embodied layer", "project", _set(("layers", 3, "energy_kwh"), 1.0),
-     ["layers", 3, "energy_kwh"], "1.0 is not of type 'null'"),
+    ("an energy on the embodied layer", "project", _set(("layers", 4, "energy_kwh"), 1.0),
+     ["layers", 4, "energy_kwh"], "1.0 is not of type 'null'"),
     ("a null energy on the gpu layer", "project", _set(("layers", 0, "energy_kwh"), None),
      ["layers", 0, "energy_kwh"], "None is not of type 'number'"),
     ("a measured phase without wall-clock hours", "project", _set(("phases", 0, "wall_clock_hours"), None),
@@ -215,6 +248,16 @@ BROKEN = [
      ["previous"], "is not valid under any of the given schemas"),
     ("no phases at all", "project", _set(("phases",), []),
      ["phases"], "should be non-empty"),
+    ("a negative CPU energy", "project", _set(("phases", 0, "cpu_energy_kwh"), -1.0),
+     ["phases", 0, "cpu_energy_kwh"], "less than the minimum of 0"),
+    ("a RAPL share of 2", "project", _set(("data_quality", "rapl", "gpu_energy_share"), 2.0),
+     ["data_quality", "rapl", "gpu_energy_share"], "greater than the maximum of 1"),
+    ("a RAPL node without its reason", "project", _delete(("data_quality", "rapl", "without", 0, "reason")),
+     ["data_quality", "rapl", "without", 0], "'reason' is a required property"),
+    ("a fractional socket count", "project", _set(("total", "cpu_hardware", 0, "sockets"), 1.5),
+     ["total", "cpu_hardware", 0, "sockets"], "is not of type 'integer'"),
+    ("a host reconciliation without its fleet energy", "fleet", _delete(("reconciliation", "cpu", "fleet_energy_kwh")),
+     ["reconciliation", "cpu"], "'fleet_energy_kwh' is a required property"),
 ]
 
 
@@ -238,6 +281,10 @@ ALLOWED = [
     ("a cluster without a zone", _set(("phases", 0, "clusters", 0, "zone"), None)),
     ("an estimated phase of unknown duration",
      lambda r: r["phases"][0].update(label="estimated (TDP)", wall_clock_hours=None, jobs=0)),
+    ("a report from before host energy (no CPU keys)", lambda r: [
+        r["total"].pop(k) for k in HOST_KEYS["total"]] + [p.pop(k) for p in r["phases"] for k in HOST_KEYS["phase"]]
+     + [p["layers"].pop("cpu") for p in r["phases"]] + [r["data_quality"].pop(k) for k in HOST_KEYS["data_quality"]]
+     + [r["layers"].pop(1)]),
 ]
 
 

@@ -1,15 +1,18 @@
-"""Turn fct_job_gpu_hour into a report: one dict (the JSON contract in docs/reports.md) that every format renders.
+"""Turn fct_job_gpu_hour and the host (CPU) results into a report: one dict (the JSON contract in docs/reports.md)
+that every format renders.
 
 Every number here is a sum over rows of the scope (rpt_scope.sql) or a ratio of two such sums, so each one
-traces back to (job, GPU, hour) rows and from there to samples, ledger rows and intensity hours.
+traces back to (job, GPU, hour), (job, host, socket, domain, hour) or (job, host, hour) rows and from there to
+samples, ledger rows and intensity hours.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +32,8 @@ from .window import Window
 SCHEMA_VERSION = 1
 LAYER_TITLES = {
     "gpu": "GPU energy of the jobs (measured)",
-    "idle": "share of idle and unallocated GPU energy",
+    "cpu": "CPU energy of the jobs (measured: package + DRAM)",
+    "idle": "share of idle and unallocated GPU energy and host idle energy",
     "pue": "data-centre overhead (PUE)",
     "embodied": "embodied emissions of the GPUs (amortised)",
 }
@@ -40,9 +44,15 @@ INTENSITY_QUALITIES = ("hourly", "nearest_hour", "monthly_mean", "annual_default
 MIN_COUNTER_SHARE = 0.9
 MIN_HOURLY_SHARE = 0.9
 POOR_SHARE = 0.8
+RAPL_WARN_SHARE = 0.01       # nodes without readable RAPL carrying at least this share of the GPU energy: warn
+NO_RAPL = "no RAPL series (collector off or exporter without it)"
 
+# the columns of Sums, in order, as sums over rpt_rows
 _SUMS = ("sum(energy_j), sum(gpu_g), sum(idle_j), sum(idle_g), sum(pue_gpu_j), sum(pue_gpu_g), sum(pue_idle_j),"
-         " sum(pue_idle_g), sum(emb_g), sum(gpu_seconds)")
+         " sum(pue_idle_g), sum(emb_g), sum(gpu_seconds), sum(cpu_j), sum(cpu_g),"
+         " sum(cpu_j) FILTER (WHERE domain = 'package'), sum(cpu_j) FILTER (WHERE domain = 'dram'),"
+         " sum(cpu_seconds), sum(cpu_idle_j), sum(cpu_idle_g), sum(pue_cpu_j), sum(pue_cpu_g), sum(pue_cpu_idle_j),"
+         " sum(pue_cpu_idle_g)")
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ class ReportOptions:
     window: Window
     project: str | None = None
     phases: tuple[str, ...] = ()
-    layers: tuple[str, ...] = ("gpu", "idle", "pue")
+    layers: tuple[str, ...] = ("gpu", "cpu", "idle", "pue")
     idle_policy: str = "pro-rata"
     lifetime_years: float = hardware.DEFAULT_LIFETIME_YEARS
     utilisation: float = hardware.DEFAULT_UTILISATION
@@ -66,14 +76,19 @@ class ReportOptions:
     def inc_idle(self) -> bool:
         return "idle" in self.layers and self.idle_policy == "pro-rata"
 
+    @property
+    def inc_cpu(self) -> bool:
+        """The cpu layer is selected: then the host idle share and the PUE overhead cover CPU energy too."""
+        return "cpu" in self.layers
+
 
 @dataclass
 class Sums:
-    """Joules and grams of every layer over some rows (see rpt_scope.sql for each column)."""
+    """Joules, grams and seconds of every layer over some rows (see rpt_scope.sql for each column)."""
 
-    energy_j: float = 0.0
+    energy_j: float = 0.0          # GPU energy of the jobs
     gpu_g: float = 0.0
-    idle_j: float = 0.0
+    idle_j: float = 0.0            # share of idle GPU energy
     idle_g: float = 0.0
     pue_gpu_j: float = 0.0
     pue_gpu_g: float = 0.0
@@ -81,6 +96,17 @@ class Sums:
     pue_idle_g: float = 0.0
     emb_g: float = 0.0
     gpu_s: float = 0.0
+    cpu_j: float = 0.0             # host energy of the jobs (package + DRAM)
+    cpu_g: float = 0.0
+    cpu_pkg_j: float = 0.0         # of which package
+    cpu_dram_j: float = 0.0        # of which DRAM (estimated phases split neither)
+    cpu_s: float = 0.0             # CPU time, core-seconds
+    cpu_idle_j: float = 0.0        # share of host idle energy
+    cpu_idle_g: float = 0.0
+    pue_cpu_j: float = 0.0
+    pue_cpu_g: float = 0.0
+    pue_cpu_idle_j: float = 0.0
+    pue_cpu_idle_g: float = 0.0
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> Sums:
@@ -90,16 +116,25 @@ class Sums:
         return Sums(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
     def astuple(self) -> tuple[float, ...]:
-        return (self.energy_j, self.gpu_g, self.idle_j, self.idle_g, self.pue_gpu_j, self.pue_gpu_g,
-                self.pue_idle_j, self.pue_idle_g, self.emb_g, self.gpu_s)
+        return astuple(self)
 
     def layers(self, o: ReportOptions) -> dict[str, dict[str, float | None]]:
+        """Each layer's energy and emissions. The host parts of idle and pue follow the cpu layer: without it,
+        they are 0 and the figures are those of a GPU-only report."""
         k = 1.0 if o.inc_idle else 0.0
+        c = 1.0 if o.inc_cpu else 0.0
         return {
             "gpu": {"energy_kwh": self.energy_j / 3.6e6, "emissions_kg": self.gpu_g / 1000.0},
-            "idle": {"energy_kwh": self.idle_j / 3.6e6, "emissions_kg": self.idle_g / 1000.0},
-            "pue": {"energy_kwh": (self.pue_gpu_j + k * self.pue_idle_j) / 3.6e6,
-                    "emissions_kg": (self.pue_gpu_g + k * self.pue_idle_g) / 1000.0},
+            "cpu": {"energy_kwh": self.cpu_j / 3.6e6, "emissions_kg": self.cpu_g / 1000.0,
+                    "package_kwh": self.cpu_pkg_j / 3.6e6, "dram_kwh": self.cpu_dram_j / 3.6e6,
+                    "cpu_hours": self.cpu_s / 3600.0},
+            "idle": {"energy_kwh": (self.idle_j + c * self.cpu_idle_j) / 3.6e6,
+                     "emissions_kg": (self.idle_g + c * self.cpu_idle_g) / 1000.0,
+                     "gpu_energy_kwh": self.idle_j / 3.6e6, "cpu_energy_kwh": c * self.cpu_idle_j / 3.6e6},
+            "pue": {"energy_kwh": (self.pue_gpu_j + c * self.pue_cpu_j
+                                   + k * (self.pue_idle_j + c * self.pue_cpu_idle_j)) / 3.6e6,
+                    "emissions_kg": (self.pue_gpu_g + c * self.pue_cpu_g
+                                     + k * (self.pue_idle_g + c * self.pue_cpu_idle_g)) / 1000.0},
             "embodied": {"energy_kwh": None, "emissions_kg": self.emb_g / 1000.0, "gpu_hours": self.gpu_s / 3600.0},
         }
 
@@ -110,12 +145,18 @@ class Sums:
     def operational_g(self, o: ReportOptions) -> float:
         """Headline without embodied: what moving the work to another region changes."""
         k = 1.0 if o.inc_idle else 0.0
+        c = 1.0 if o.inc_cpu else 0.0
         p = 1.0 if "pue" in o.layers else 0.0
-        return self.gpu_g + k * self.idle_g + p * (self.pue_gpu_g + k * self.pue_idle_g)
+        return (self.gpu_g + c * self.cpu_g + k * (self.idle_g + c * self.cpu_idle_g)
+                + p * (self.pue_gpu_g + c * self.pue_cpu_g + k * (self.pue_idle_g + c * self.pue_cpu_idle_g)))
 
     def facility_kwh(self, o: ReportOptions) -> float:
         layers = self.layers(o)
-        return sum(float(layers[n]["energy_kwh"] or 0.0) for n in ("gpu", "idle", "pue") if n in _included(o))
+        return sum(float(layers[n]["energy_kwh"] or 0.0) for n in ("gpu", "cpu", "idle", "pue") if n in _included(o))
+
+    def intensity(self) -> float:
+        """Energy-weighted intensity applied to the own GPU and CPU energy (gCO2eq/kWh)."""
+        return _share(self.gpu_g + self.cpu_g, (self.energy_j + self.cpu_j) / 3.6e6)
 
 
 def _included(o: ReportOptions) -> tuple[str, ...]:
@@ -188,7 +229,8 @@ def _check_scope(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> None:
 
 
 def _span(con: duckdb.DuckDBPyConnection, project: str | None) -> str:
-    row = con.execute("SELECT min(hour_ts), max(hour_ts) FROM fct_job_gpu_hour"
+    row = con.execute("SELECT min(hour_ts), max(hour_ts) FROM (SELECT hour_ts, job_id, project FROM fct_job_gpu_hour"
+                      " UNION ALL SELECT hour_ts, job_id, project FROM fct_job_cpu_hour)"
                       " WHERE job_id IS NOT NULL AND (? IS NULL OR project = ?)", [project, project]).fetchall()[0]
     if row[0] is None:
         return "no measured job energy is stored" + (f" for project {project!r}" if project else "")
@@ -232,9 +274,14 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
             "energy_kwh": total.energy_j / 3.6e6,
             "emissions_kg": total.headline_kg(o),
             "gpu_hours": total.gpu_s / 3600.0,
-            "intensity_g_per_kwh": _share(total.gpu_g, total.energy_j / 3.6e6),
+            "cpu_energy_kwh": total.cpu_j / 3.6e6,
+            "cpu_package_kwh": total.cpu_pkg_j / 3.6e6,
+            "cpu_dram_kwh": total.cpu_dram_j / 3.6e6,
+            "cpu_hours": total.cpu_s / 3600.0,
+            "intensity_g_per_kwh": total.intensity(),
             "facility_energy_kwh": total.facility_kwh(o),
             "hardware": _hardware_total(con, phases),
+            "cpu_hardware": _cpu_hardware_total(con, phases),
         },
         "layers": _layers(total, o),
         "equivalences": _equivalences(total.headline_kg(o)),
@@ -279,33 +326,56 @@ def _phase_blocks(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportO
     hw: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for phase, model, gpus, secs in con.execute(
             "SELECT phase, gpu_model, count(DISTINCT (cluster, hostname, gpu, uuid)), sum(gpu_seconds)"
-            " FROM rpt_rows GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2").fetchall():
+            " FROM rpt_rows WHERE kind = 'gpu' GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2").fetchall():
         hw[phase].append({"model": model or "unknown model", "gpus": int(gpus), "gpu_hours": float(secs) / 3600})
+    cpu_hw: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for phase, model, sockets, hosts in con.execute(
+            "SELECT phase, cpu_model, count(DISTINCT (cluster, hostname, socket)), count(DISTINCT (cluster, hostname))"
+            " FROM rpt_rows WHERE kind = 'cpu' GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2").fetchall():
+        cpu_hw[phase].append({"model": model or "unknown CPU model", "sockets": int(sockets), "hosts": int(hosts)})
     cl: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for phase, cluster, provider, region, zone, pue, pue_known, e, g in con.execute(
+    for phase, cluster, provider, region, zone, pue, pue_known, e, g, ce, cg in con.execute(
             "SELECT r.phase, r.cluster, coalesce(c.provider, 'onprem'), coalesce(r.region, ''), r.zone, max(r.pue),"
-            " coalesce(bool_and(c.pue_known), false), sum(r.energy_j), sum(r.gpu_g)"
-            " FROM rpt_rows r LEFT JOIN clusters c USING (cluster) GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 8 DESC, 2"
+            " coalesce(bool_and(c.pue_known), false), sum(r.energy_j), sum(r.gpu_g), sum(r.cpu_j), sum(r.cpu_g)"
+            " FROM rpt_rows r LEFT JOIN clusters c USING (cluster) GROUP BY 1, 2, 3, 4, 5"
+            " ORDER BY 1, sum(r.energy_j) + sum(r.cpu_j) DESC, 2"
     ).fetchall():
         cl[phase].append({"cluster": cluster, "provider": provider, "region": region, "zone": zone, "pue": pue,
-                          "pue_known": bool(pue_known), "energy_kwh": e / 3.6e6,
-                          "intensity_g_per_kwh": _share(g, e / 3.6e6)})
+                          "pue_known": bool(pue_known), "energy_kwh": e / 3.6e6, "cpu_energy_kwh": ce / 3.6e6,
+                          "intensity_g_per_kwh": _share(g + cg, (e + ce) / 3.6e6)})
     wall = _wall_clock(con, o.window)
 
     blocks: list[dict[str, Any]] = []
     for phase in sorted(sums, key=_phase_order):
         s = sums[phase]
-        blocks.append(_block(o, phase, "measured", s, hw[phase], cl[phase], wall.get(phase, 0.0),
+        blocks.append(_block(o, phase, "measured", s, hw[phase], cpu_hw[phase], cl[phase], wall.get(phase, 0.0),
                              int(jobs.get(phase, 0))))
     for key, group in _group_estimates(estimates).items():
-        s, hw_e, cl_e, hours = _estimate_sums(settings, o, group)
-        blocks.append(_block(o, key[0], "estimated (TDP)", s, hw_e, cl_e, hours, 0, group))
+        s, hw_e, cpu_e, cl_e, hours = _estimate_sums(settings, o, group)
+        blocks.append(_block(o, key[0], "estimated (TDP)", s, hw_e, cpu_e, cl_e, hours, 0, group))
     blocks.sort(key=lambda b: (_phase_order(b["phase"]), b["label"] != "measured"))
     return blocks
 
 
+def cpu_name(model: str) -> str:
+    """A CPU model name as /proc/cpuinfo gives it, without the clock or 'Processor' suffix, for the phase text:
+    'Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz' -> 'Intel(R) Xeon(R) Gold 6248',
+    'AMD EPYC 7763 64-Core Processor' -> 'AMD EPYC 7763'."""
+    name = re.sub(r"\s*@\s*[\d.]+\s*[GM]Hz$", "", model.strip())
+    name = re.sub(r"\s+(?:\d+-Core\s+)?Processor$", "", name)
+    return re.sub(r"\s+CPU$", "", name) or model
+
+
+def _hardware_text(gpus: list[dict[str, Any]], cpus: list[dict[str, Any]]) -> str:
+    """CPUs, then GPUs, in the model card's words: "2 Intel(R) Xeon(R) Gold 6248 CPUs, 4 NVIDIA A100 ... GPUs"."""
+    parts = [f"{h['sockets']:,} {cpu_name(h['model'])} CPUs" if h["sockets"] else f"{cpu_name(h['model'])} CPUs"
+             for h in cpus]
+    parts += [f"{h['gpus']:,} {h['model']} GPUs" if h["gpus"] else f"{h['model']} GPUs" for h in gpus]
+    return ", ".join(parts) or "no GPU measured"
+
+
 def _block(o: ReportOptions, phase: str, label: str, s: Sums, hw: list[dict[str, Any]],
-           clusters: list[dict[str, Any]], wall_h: float | None, jobs: int,
+           cpu_hw: list[dict[str, Any]], clusters: list[dict[str, Any]], wall_h: float | None, jobs: int,
            estimates: Sequence[ManualPhase] = ()) -> dict[str, Any]:
     energy_kwh = s.energy_j / 3.6e6
     title = f"{o.project} {phase}" if o.project else phase
@@ -316,9 +386,10 @@ def _block(o: ReportOptions, phase: str, label: str, s: Sums, hw: list[dict[str,
         "label": label,
         "title": title,
         "hardware": hw,
-        "hardware_text": ", ".join(f"{h['gpus']:,} {h['model']} GPUs" if h["gpus"] else f"{h['model']} GPUs"
-                                   for h in hw) or "no GPU measured",
+        "cpu_hardware": cpu_hw,
+        "hardware_text": _hardware_text(hw, cpu_hw),
         "gpu_hours": s.gpu_s / 3600.0,
+        "cpu_hours": s.cpu_s / 3600.0,
         "wall_clock_hours": wall_h,
         "jobs": jobs,
         "clusters": clusters,
@@ -327,7 +398,10 @@ def _block(o: ReportOptions, phase: str, label: str, s: Sums, hw: list[dict[str,
             else PROVIDER_NAMES.get(c["provider"], c["provider"]) for c in clusters),
         "region_text": "; ".join(_region_text(c) for c in clusters),
         "energy_kwh": energy_kwh,
-        "intensity_g_per_kwh": _share(s.gpu_g, energy_kwh),
+        "cpu_energy_kwh": s.cpu_j / 3.6e6,
+        "cpu_package_kwh": s.cpu_pkg_j / 3.6e6,
+        "cpu_dram_kwh": s.cpu_dram_j / 3.6e6,
+        "intensity_g_per_kwh": s.intensity(),
         "emissions_kg": s.headline_kg(o),
         "layers": s.layers(o),
         "sources": [e.origin for e in estimates],
@@ -339,11 +413,26 @@ def _hardware_total(con: duckdb.DuckDBPyConnection, phases: list[dict[str, Any]]
     """Distinct measured GPUs per model over the whole scope (a GPU used by two phases counts once), then
     the estimated phases' declared GPUs."""
     out = [{"model": m or "unknown model", "gpus": int(n), "measured": True} for m, n in con.execute(
-        "SELECT gpu_model, count(DISTINCT (cluster, hostname, gpu, uuid)) FROM rpt_rows GROUP BY 1 ORDER BY 2 DESC, 1"
+        "SELECT gpu_model, count(DISTINCT (cluster, hostname, gpu, uuid)) FROM rpt_rows WHERE kind = 'gpu'"
+        " GROUP BY 1 ORDER BY 2 DESC, 1"
     ).fetchall()]
     for p in phases:
         if p["label"] != "measured":
             out += [{"model": h["model"], "gpus": h["gpus"], "measured": False} for h in p["hardware"]]
+    return out
+
+
+def _cpu_hardware_total(con: duckdb.DuckDBPyConnection, phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Distinct measured CPU sockets (with RAPL energy) per CPU model over the whole scope, then the estimated
+    phases' CPU models (sockets unknown: 0)."""
+    out = [{"model": m or "unknown CPU model", "sockets": int(n), "hosts": int(h), "measured": True}
+           for m, n, h in con.execute(
+               "SELECT cpu_model, count(DISTINCT (cluster, hostname, socket)), count(DISTINCT (cluster, hostname))"
+               " FROM rpt_rows WHERE kind = 'cpu' GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()]
+    for p in phases:
+        if p["label"] != "measured":
+            out += [{"model": h["model"], "sockets": h["sockets"], "hosts": h["hosts"], "measured": False}
+                    for h in p["cpu_hardware"]]
     return out
 
 
@@ -391,41 +480,56 @@ def _group_estimates(estimates: list[ManualPhase]) -> dict[tuple[str, str], list
 
 
 def _estimate_sums(settings: Settings, o: ReportOptions, group: list[ManualPhase]
-                   ) -> tuple[Sums, list[dict[str, Any]], list[dict[str, Any]], float | None]:
+                   ) -> tuple[Sums, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], float | None]:
     s = Sums()
     hw: dict[str, dict[str, Any]] = {}
+    cpu_hw: dict[str, dict[str, Any]] = {}
     clusters: list[dict[str, Any]] = []
     hours: float | None = 0.0
     for e in group:
         r = e.estimate
-        gpu_j = r.gpu_hours * r.tdp_watts * 3600.0
+        gpu_j = r.gpu_it_j
         gpu_g = gpu_j / 3.6e6 * r.intensity_g_per_kwh
-        rate = embodied_rate(settings, e.cluster, r.gpu_model or "", o)["kg_per_gpu_hour"]
+        cpu_j = r.cpu_it_j
+        cpu_g = cpu_j / 3.6e6 * r.intensity_g_per_kwh
+        rate = embodied_rate(settings, e.cluster, r.gpu_model or "", o)["kg_per_gpu_hour"] if r.gpu_hours else 0.0
         s = s.add(Sums(energy_j=gpu_j, gpu_g=gpu_g, pue_gpu_j=(r.pue - 1) * gpu_j, pue_gpu_g=(r.pue - 1) * gpu_g,
-                       emb_g=r.gpu_hours * rate * 1000.0, gpu_s=r.gpu_hours * 3600.0))
-        model = r.gpu_model or "unknown model"
-        entry = hw.setdefault(model, {"model": model, "gpus": 0, "gpu_hours": 0.0})
-        entry["gpus"] += int(r.gpus or 0)
-        entry["gpu_hours"] += r.gpu_hours
+                       emb_g=r.gpu_hours * rate * 1000.0, gpu_s=r.gpu_hours * 3600.0,
+                       cpu_j=cpu_j, cpu_g=cpu_g, cpu_s=r.cpu_hours * 3600.0,
+                       pue_cpu_j=(r.pue - 1) * cpu_j, pue_cpu_g=(r.pue - 1) * cpu_g))
+        if r.gpu_hours:
+            model = r.gpu_model or "unknown model"
+            entry = hw.setdefault(model, {"model": model, "gpus": 0, "gpu_hours": 0.0})
+            entry["gpus"] += int(r.gpus or 0)
+            entry["gpu_hours"] += r.gpu_hours
+        if r.cpu_hours:
+            cpu = r.cpu_model or "unknown CPU model"
+            cpu_hw.setdefault(cpu, {"model": cpu, "sockets": 0, "hosts": 0})
         hours = None if hours is None or r.hours is None else max(hours, r.hours)
         clusters.append({"cluster": e.cluster or "", "provider": e.provider or "onprem", "region": e.region or "",
                          "zone": r.region, "pue": r.pue, "pue_known": True, "energy_kwh": gpu_j / 3.6e6,
-                         "intensity_g_per_kwh": r.intensity_g_per_kwh})
-    return s, list(hw.values()), clusters, hours
+                         "cpu_energy_kwh": cpu_j / 3.6e6, "intensity_g_per_kwh": r.intensity_g_per_kwh})
+    return s, list(hw.values()), list(cpu_hw.values()), clusters, hours
 
 
 # -- sections ------------------------------------------------------------------------------------------
 
 def _method(o: ReportOptions, rates: list[dict[str, Any]]) -> dict[str, Any]:
     inc = _included(o)
+    host = " and the host idle energy (RAPL energy of the CPU sockets no job's CPU time accounts for) by CPU-seconds" \
+        if o.inc_cpu else ""
     idle = ("each cluster-hour's idle and unallocated GPU energy is shared among the jobs that ran in it, "
-            "pro rata by GPU-hours" if o.idle_policy == "pro-rata"
-            else "idle and unallocated GPU energy is reported per cluster, not charged to projects")
+            f"pro rata by GPU-hours{host}" if o.idle_policy == "pro-rata"
+            else "idle and unallocated GPU energy and host idle energy are reported per cluster, not charged to "
+                 "projects")
+    cpu = ("CPU energy (package and DRAM of each socket) comes from the hosts' RAPL energy counters, split among "
+           "the jobs on a host by their share of its CPU time, and is priced the same way; " if o.inc_cpu else
+           "CPU energy is shown but not in the headline (nor in the idle share and overhead); ")
     statement = (
         "Headline = " + " + ".join(LAYER_TITLES[n] for n in inc) + ". "
         "GPU energy comes from the GPUs' hardware energy counters (power gauges integrated only where no counter "
-        "exists) and is priced hour by hour with the grid carbon intensity of the cluster's zone; " + idle + "; "
-        "the data-centre overhead is (PUE - 1) x that energy; embodied emissions are each GPU model's "
+        "exists) and is priced hour by hour with the grid carbon intensity of the cluster's zone; " + cpu + idle +
+        "; the data-centre overhead is (PUE - 1) x that energy; embodied emissions are each GPU model's "
         f"manufacturing footprint over {o.lifetime_years:g} years at {o.utilisation:.0%} utilisation, "
         "per GPU-hour." + ("" if "embodied" in inc else " Embodied emissions are shown but not in the headline.")
     )
@@ -438,15 +542,26 @@ def _method(o: ReportOptions, rates: list[dict[str, Any]]) -> dict[str, Any]:
 def _layers(total: Sums, o: ReportOptions) -> list[dict[str, Any]]:
     values = total.layers(o)
     inc = _included(o)
+    host = " (GPU-seconds), and host idle energy by CPU-seconds" if o.inc_cpu else ""
     methods = {
         "gpu": "sum over the jobs' (job, GPU, hour) rows of energy x that hour's intensity",
-        "idle": ("pro rata by GPU-hours within each cluster-hour" if o.idle_policy == "pro-rata"
+        "cpu": "sum over the jobs' (job, host, socket, RAPL domain, hour) rows of energy x that hour's intensity",
+        "idle": (f"pro rata by GPU-hours within each cluster-hour{host}" if o.idle_policy == "pro-rata"
                  else "reported separately per cluster (idle policy 'separate'): not charged"),
-        "pue": "(PUE - 1) x the GPU energy in the headline, at the same hours' intensity",
+        "pue": "(PUE - 1) x the GPU" + (" and CPU" if o.inc_cpu else "") +
+               " energy in the headline, at the same hours' intensity",
         "embodied": "GPU-hours x per-GPU kgCO2eq / (lifetime hours x utilisation)",
     }
-    return [{"layer": n, "title": LAYER_TITLES[n], "energy_kwh": values[n]["energy_kwh"],
-             "emissions_kg": values[n]["emissions_kg"], "included": n in inc, "method": methods[n]} for n in LAYERS]
+    out = []
+    for n in LAYERS:
+        row: dict[str, Any] = {"layer": n, "title": LAYER_TITLES[n], "energy_kwh": values[n]["energy_kwh"],
+                               "emissions_kg": values[n]["emissions_kg"], "included": n in inc, "method": methods[n]}
+        if n == "cpu":
+            row.update(package_kwh=values[n]["package_kwh"], dram_kwh=values[n]["dram_kwh"])
+        if n == "idle":
+            row.update(gpu_energy_kwh=values[n]["gpu_energy_kwh"], cpu_energy_kwh=values[n]["cpu_energy_kwh"])
+        out.append(row)
+    return out
 
 
 def _equivalences(kg: float) -> dict[str, Any]:
@@ -459,24 +574,35 @@ def _equivalences(kg: float) -> dict[str, Any]:
 
 def _quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[ManualPhase],
              total: Sums) -> dict[str, Any]:
-    est_j = sum(e.estimate.gpu_hours * e.estimate.tdp_watts * 3600.0 for e in estimates)
+    est_j = sum(e.estimate.gpu_it_j for e in estimates)
+    est_cpu_j = sum(e.estimate.cpu_it_j for e in estimates)
     whole = total.energy_j
-    by_energy = dict(con.execute("SELECT energy_quality, sum(energy_j) FROM rpt_rows GROUP BY 1").fetchall())
+    by_energy = dict(con.execute("SELECT energy_quality, sum(energy_j) FROM rpt_rows WHERE kind = 'gpu' GROUP BY 1"
+                                 ).fetchall())
     energy = {
         "counter": _fraction(sum(by_energy.get(q, 0.0) for q in COUNTER_QUALITIES), whole),
         "counter_across_gap": _fraction(by_energy.get("gap", 0.0), whole),
         "power_integrated": _fraction(by_energy.get("power_integrated", 0.0), whole),
         "estimated": _fraction(est_j, whole),
     }
-    by_int = dict(con.execute("SELECT intensity_quality, sum(energy_j) FROM rpt_rows GROUP BY 1").fetchall())
-    by_int["declared"] = est_j
-    intensity = {q: _fraction(by_int.get(q, 0.0), whole) for q in INTENSITY_QUALITIES}
+    by_cpu = dict(con.execute("SELECT energy_quality, sum(cpu_j) FROM rpt_rows WHERE kind = 'cpu' GROUP BY 1"
+                              ).fetchall())
+    cpu_energy = {
+        "counter": _fraction(sum(by_cpu.get(q, 0.0) for q in COUNTER_QUALITIES), total.cpu_j),
+        "counter_across_gap": _fraction(by_cpu.get("gap", 0.0), total.cpu_j),
+        "estimated": _fraction(est_cpu_j, total.cpu_j),
+    }
+    all_j = whole + total.cpu_j
+    by_int = dict(con.execute("SELECT intensity_quality, sum(energy_j + cpu_j) FROM rpt_rows"
+                              " WHERE kind <> 'cpu_time' GROUP BY 1").fetchall())
+    by_int["declared"] = est_j + est_cpu_j
+    intensity = {q: _fraction(by_int.get(q, 0.0), all_j) for q in INTENSITY_QUALITIES}
     gaps = con.execute(
         "SELECT count(*), coalesce(sum(epoch(least(g.end_ts, ?::TIMESTAMPTZ)) - epoch(greatest(g.start_ts,"
         " ?::TIMESTAMPTZ))), 0) / 3600.0 FROM energy_gaps g JOIN streams s USING (stream_id)"
-        " WHERE g.start_ts < ? AND g.end_ts > ? AND EXISTS (SELECT 1 FROM rpt_rows r WHERE r.cluster = s.cluster"
-        " AND r.hostname = s.hostname AND r.gpu = s.gpu AND r.uuid = s.uuid AND r.hour_ts < g.end_ts"
-        " AND r.hour_ts + INTERVAL 1 HOUR > g.start_ts)",
+        " WHERE g.start_ts < ? AND g.end_ts > ? AND EXISTS (SELECT 1 FROM rpt_rows r WHERE r.kind = 'gpu'"
+        " AND r.cluster = s.cluster AND r.hostname = s.hostname AND r.gpu = s.gpu AND r.uuid = s.uuid"
+        " AND r.hour_ts < g.end_ts AND r.hour_ts + INTERVAL 1 HOUR > g.start_ts)",
         [o.window.end, o.window.start, o.window.end, o.window.start]).fetchall()[0]
     silent = con.execute(
         "SELECT count(*) FROM jobs j WHERE (? IS NULL OR j.project = ?)"
@@ -487,14 +613,33 @@ def _quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[M
     unknown_pue = [r[0] for r in con.execute(
         "SELECT DISTINCT r.cluster FROM rpt_rows r LEFT JOIN clusters c USING (cluster)"
         " WHERE NOT coalesce(c.pue_known, false) ORDER BY 1").fetchall()]
+    rapl = _rapl(con, o, whole - est_j)
     measured = energy["counter"] + energy["counter_across_gap"] + energy["power_integrated"]
+    measured_all = _fraction(all_j - est_j - est_cpu_j, all_j)
     counter_share = _fraction(energy["counter"] + energy["counter_across_gap"], measured)
-    hourly_share = _fraction(intensity["hourly"] + intensity["nearest_hour"], measured)
+    hourly_share = _fraction(intensity["hourly"] + intensity["nearest_hour"], measured_all)
+    estimated_all = _fraction(est_j + est_cpu_j, all_j)
     warnings = []
+    if rapl["nodes"] and o.inc_cpu and all(n["samples"] == 0 for n in rapl["without"]) and \
+            rapl["nodes_without"] == rapl["nodes"]:
+        warnings.append("no node in this report exported RAPL series, so its jobs' CPU energy (layer cpu) is not "
+                        "measured: run the exporter with its RAPL collector where /sys/class/powercap is readable, "
+                        "or leave cpu out of report.layers")
+    elif rapl["nodes_without"] and o.inc_cpu and (rapl["unreadable_gpu_energy_share"] >= RAPL_WARN_SHARE
+                                                   or whole - est_j <= 0):
+        shown = rapl["without"][:5]
+        more = f"; and {len(rapl['without']) - len(shown)} more" if len(rapl["without"]) > len(shown) else ""
+        warnings.append(
+            f"{rapl['nodes_without']} of the {rapl['nodes']} nodes in this report had no readable RAPL for all or "
+            "part of the window (" + "; ".join(f"{n['hostname']}, {n['gpu_energy_share']:.1%} of the GPU energy: "
+                                               f"{n['reason']}" for n in shown) + more +
+            f"): about {rapl['unreadable_gpu_energy_share']:.1%} of the measured GPU energy ran where the jobs' CPU "
+            "energy is missing; enable the exporter's RAPL collector and make the powercap energy_uj files "
+            "readable to it")
     if measured > 0 and counter_share < MIN_COUNTER_SHARE:
         warnings.append(f"only {counter_share:.1%} of the measured GPU energy comes from hardware energy counters; "
                         "the rest is integrated from power gauges, which can miss 5-30 % on bursty jobs")
-    if measured > 0 and hourly_share < MIN_HOURLY_SHARE:
+    if measured_all > 0 and hourly_share < MIN_HOURLY_SHARE:
         fallbacks = ", ".join(f"{q.replace('_', ' ')} {intensity[q]:.1%}" for q in
                               ("monthly_mean", "annual_default", "world_default") if intensity[q] > 0)
         warnings.append(f"only {hourly_share:.1%} of the measured energy is priced with hourly grid intensity "
@@ -502,8 +647,8 @@ def _quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[M
     if intensity["world_default"] > 0:
         warnings.append(f"{intensity['world_default']:.1%} of the energy is priced at the world-average intensity "
                         "because its cluster has no known zone; set clusters.<name>.zone in the config")
-    if energy["estimated"] > 0:
-        warnings.append(f"{energy['estimated']:.1%} of the energy is estimated from TDP, not measured")
+    if estimated_all > 0:
+        warnings.append(f"{estimated_all:.1%} of the energy is estimated from TDP, not measured")
     if gaps[0]:
         warnings.append(f"{gaps[0]} telemetry gaps ({gaps[1]:,.1f} GPU-hours) on this report's GPUs: energy across "
                         "a counter gap is kept, power-gauge gaps are not filled")
@@ -513,9 +658,47 @@ def _quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[M
         warnings.append(f"PUE unknown for cluster {', '.join(unknown_pue)}: 1.0 applied; set clusters.<name>.pue")
     poor = measured > 0 and (counter_share < POOR_SHARE or hourly_share < POOR_SHARE
                              or intensity["world_default"] > 0 or silent > 0)
-    return {"energy": energy, "intensity": intensity, "gaps": {"count": int(gaps[0]), "hours": float(gaps[1])},
-            "jobs_without_telemetry": int(silent), "clusters_without_pue": unknown_pue, "warnings": warnings,
-            "poor": bool(poor)}
+    return {"energy": energy, "cpu_energy": cpu_energy, "intensity": intensity,
+            "gaps": {"count": int(gaps[0]), "hours": float(gaps[1])}, "jobs_without_telemetry": int(silent),
+            "clusters_without_pue": unknown_pue, "rapl": rapl, "warnings": warnings, "poor": bool(poor)}
+
+
+def _rapl(con: duckdb.DuckDBPyConnection, o: ReportOptions, gpu_j: float) -> dict[str, Any]:
+    """The nodes in scope (hosts where the scope's jobs have GPU, CPU or CPU-time rows) whose RAPL could not be
+    read in the window: no RAPL series at all, unreadable samples, or hours with jobs but no RAPL series."""
+    rows = con.execute(
+        "WITH n AS (SELECT cluster, hostname, sum(energy_j) AS gpu_j, count(DISTINCT hour_ts) AS hours"
+        "           FROM rpt_rows GROUP BY 1, 2),"
+        " r AS (SELECT cluster, hostname, sum(samples) AS samples, sum(readable_samples) AS readable"
+        "       FROM node_rapl_hour WHERE hour_ts >= ? AND hour_ts < ? GROUP BY 1, 2),"
+        " m AS (SELECT h.cluster, h.hostname, count(*) AS hours FROM (SELECT DISTINCT cluster, hostname, hour_ts"
+        "       FROM rpt_rows) h WHERE NOT EXISTS (SELECT 1 FROM node_rapl_hour x WHERE x.cluster = h.cluster"
+        "       AND x.hostname = h.hostname AND x.hour_ts = h.hour_ts AND x.samples > 0) GROUP BY 1, 2)"
+        " SELECT n.cluster, n.hostname, n.gpu_j, n.hours, coalesce(r.samples, 0), coalesce(r.readable, 0),"
+        " coalesce(m.hours, 0) FROM n LEFT JOIN r USING (cluster, hostname) LEFT JOIN m USING (cluster, hostname)"
+        " ORDER BY n.gpu_j DESC, 1, 2", [o.window.start, o.window.end]).fetchall()
+    without = []
+    for cluster, host, node_j, hours, samples, readable, missing in rows:
+        reasons = []
+        if samples == 0:
+            reasons.append(NO_RAPL)
+        else:
+            if readable < samples:
+                reasons.append(f"RAPL not readable in {samples - readable:,} of {samples:,} samples")
+            if missing:
+                reasons.append(f"no RAPL series in {missing:,} of its {hours:,} hours with jobs")
+        if not reasons:
+            continue
+        # the part of the node's time without readable RAPL: all of it, else unreadable samples + hours without
+        unreadable = 1.0 if samples == 0 else _fraction((samples - readable) / samples + missing / hours, 1.0)
+        without.append({"cluster": cluster, "hostname": host, "reason": "; ".join(reasons), "samples": int(samples),
+                        "readable_samples": int(readable), "hours": int(hours), "hours_without_rapl": int(missing),
+                        "unreadable_share": unreadable, "gpu_energy_share": _fraction(float(node_j or 0.0), gpu_j)})
+    return {"nodes": len(rows), "nodes_without": len(without),
+            "gpu_energy_share": _fraction(sum(n["gpu_energy_share"] for n in without), 1.0),
+            "unreadable_gpu_energy_share": _fraction(sum(n["gpu_energy_share"] * n["unreadable_share"]
+                                                         for n in without), 1.0),
+            "without": without}
 
 
 def _whatif(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions, total: Sums,
@@ -525,21 +708,24 @@ def _whatif(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions
         "SELECT cluster, provider, coalesce(region, ''), zone, pue FROM clusters WHERE zone IS NOT NULL ORDER BY 1"
     ).fetchall()
     k = 1.0 if o.inc_idle else 0.0
-    measured = con.execute("SELECT " + _SUMS + " FROM rpt_rows").fetchall()[0]
-    actual_g = Sums.of(measured).operational_g(o)
-    note = ("the measured hours' GPU energy" + (" and idle share" if o.inc_idle else "") +
+    c = 1.0 if o.inc_cpu else 0.0
+    measured = Sums.of(con.execute("SELECT " + _SUMS + " FROM rpt_rows").fetchall()[0])
+    actual_g = measured.operational_g(o)
+    note = ("the measured hours' GPU" + (" and CPU" if o.inc_cpu else "") + " energy" +
+            (" and idle share" if o.inc_idle else "") +
             (", times each cluster's PUE," if "pue" in o.layers else "") +
             " priced with each zone's intensity at the same hours; embodied emissions do not move with the work")
     if has_estimates:
         note += "; estimated phases have no hourly profile and are left out"
     out: dict[str, Any] = {"actual_kg": actual_g / 1000.0, "options": [], "best": None, "saving_kg": 0.0,
                            "saving_pct": 0.0, "note": note}
-    if not candidates or Sums.of(measured).energy_j <= 0:
+    if not candidates or measured.energy_j + c * measured.cpu_j <= 0:
         out["note"] += "; no cluster with a zone is configured" if not candidates else ""
         return out
     con.execute("CREATE OR REPLACE TEMP TABLE rpt_profile AS SELECT epoch(hour_ts)::BIGINT // 3600 AS hour_idx,"
-                " sum(energy_j + ? * idle_j) AS energy_j FROM rpt_rows GROUP BY 1", [k])
-    zones = sorted({c[3] for c in candidates})
+                " sum(energy_j + ? * cpu_j + ? * (idle_j + ? * cpu_idle_j)) AS energy_j FROM rpt_rows GROUP BY 1",
+                [c, k, c])
+    zones = sorted({row[3] for row in candidates})
     con.execute("CREATE OR REPLACE TEMP TABLE intensity_needed AS SELECT z.zone, p.hour_idx FROM rpt_profile p"
                 " CROSS JOIN (SELECT unnest(CAST(? AS VARCHAR[])) AS zone) z", [zones])
     b = settings.build_settings()
@@ -571,17 +757,19 @@ def _daily(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[Man
     for day, *rest in rows:
         s = Sums.of(rest)
         out.append({"date": (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=int(day))).date().isoformat(),
-                    "energy_kwh": s.energy_j / 3.6e6, "emissions_kg": s.headline_kg(o)})
+                    "energy_kwh": s.energy_j / 3.6e6, "cpu_energy_kwh": s.cpu_j / 3.6e6,
+                    "emissions_kg": s.headline_kg(o)})
     return out
 
 
 def _hourly(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     rows = con.execute(
-        "SELECT hour_ts, cluster, coalesce(zone, ''), sum(energy_j) / 3600.0,"
-        " CASE WHEN sum(energy_j) > 0 THEN sum(gpu_g) / sum(energy_j) * 3600000.0 ELSE max(intensity_g_per_kwh) END"
-        " FROM rpt_rows GROUP BY 1, 2, 3 ORDER BY 1, 2").fetchall()
-    return [{"hour": iso(_ts(h)), "cluster": c, "zone": z, "power_w": float(p), "intensity_g_per_kwh": float(i)}
-            for h, c, z, p, i in rows]
+        "SELECT hour_ts, cluster, coalesce(zone, ''), sum(energy_j) / 3600.0, sum(cpu_j) / 3600.0,"
+        " CASE WHEN sum(energy_j + cpu_j) > 0 THEN sum(gpu_g + cpu_g) / sum(energy_j + cpu_j) * 3600000.0"
+        " ELSE coalesce(max(intensity_g_per_kwh), 0) END"
+        " FROM rpt_rows WHERE kind <> 'cpu_time' GROUP BY 1, 2, 3 ORDER BY 1, 2").fetchall()
+    return [{"hour": iso(_ts(h)), "cluster": c, "zone": z, "power_w": float(p), "cpu_power_w": float(cp),
+             "intensity_g_per_kwh": float(i)} for h, c, z, p, cp, i in rows]
 
 
 # -- fleet (monthly) -----------------------------------------------------------------------------------
@@ -601,8 +789,9 @@ def _fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: 
         name = project or "(not in the job ledger)"
         p = projects.setdefault(name, {"project": name, "_s": Sums(), "phases": []})
         p["_s"] = p["_s"].add(s)
-        p["phases"].append({"phase": phase, "energy_kwh": s.energy_j / 3.6e6, "emissions_kg": s.headline_kg(o),
-                            "gpu_hours": s.gpu_s / 3600.0})
+        p["phases"].append({"phase": phase, "energy_kwh": s.energy_j / 3.6e6, "cpu_energy_kwh": s.cpu_j / 3.6e6,
+                            "emissions_kg": s.headline_kg(o), "gpu_hours": s.gpu_s / 3600.0,
+                            "cpu_hours": s.cpu_s / 3600.0})
     for p in projects.values():
         p["phases"].sort(key=lambda x: _phase_order(x["phase"]))
 
@@ -616,38 +805,25 @@ def _fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: 
         s = p.pop("_s")
         before = prev[name].headline_kg(o) if name in prev else None
         now = s.headline_kg(o)
-        plist.append({"project": name, "energy_kwh": s.energy_j / 3.6e6, "emissions_kg": now,
-                      "gpu_hours": s.gpu_s / 3600.0, "previous_emissions_kg": before,
-                      "change_pct": (now - before) / before if before else None, "phases": p["phases"]})
+        plist.append({"project": name, "energy_kwh": s.energy_j / 3.6e6, "cpu_energy_kwh": s.cpu_j / 3.6e6,
+                      "emissions_kg": now, "gpu_hours": s.gpu_s / 3600.0, "cpu_hours": s.cpu_s / 3600.0,
+                      "previous_emissions_kg": before, "change_pct": (now - before) / before if before else None,
+                      "phases": p["phases"]})
 
-    clusters = []
-    for row in con.execute(
-            "SELECT f.cluster, coalesce(c.provider, 'onprem'), coalesce(f.region, ''), f.zone, max(f.pue),"
-            " count(DISTINCT (f.hostname, f.gpu, f.uuid)), sum(f.energy_j),"
-            " coalesce(sum(f.energy_j) FILTER (WHERE f.job_id IS NOT NULL), 0),"
-            " coalesce(sum(f.energy_j) FILTER (WHERE f.job_id IS NULL), 0),"
-            " sum(f.energy_j * f.intensity_g_per_kwh) / 3600000.0, sum(f.emissions_g)"
-            " FROM fct_job_gpu_hour f LEFT JOIN clusters c USING (cluster)"
-            " WHERE f.hour_ts >= ? AND f.hour_ts < ? GROUP BY 1, 2, 3, 4 ORDER BY 1",
-            [o.window.start, o.window.end]).fetchall():
-        cluster, provider, region, zone, pue, gpus, e, job_e, idle_e, g_nopue, g = row
-        clusters.append({"cluster": cluster, "provider": provider, "region": region, "zone": zone, "pue": pue,
-                         "gpus": int(gpus), "energy_kwh": e / 3.6e6, "job_energy_kwh": job_e / 3.6e6,
-                         "idle_energy_kwh": idle_e / 3.6e6, "idle_share": _fraction(idle_e, e),
-                         "intensity_g_per_kwh": _share(g_nopue, e / 3.6e6), "emissions_kg": g / 1000.0})
+    clusters = _clusters(con, o)
+    top_jobs = []
+    rows = con.execute(
+        f"SELECT cluster, job_id, coalesce(project, ''), phase, coalesce(any_value(user_name), ''), {_SUMS}"
+        " FROM rpt_rows GROUP BY 1, 2, 3, 4").fetchall()
+    ranked = sorted(((Sums.of(rest), c, j, p, ph, u) for c, j, p, ph, u, *rest in rows),
+                    key=lambda x: (-x[0].headline_kg(o), x[1], x[2]))
+    for s, c, j, p, ph, u in ranked[:o.top_jobs]:
+        top_jobs.append({"cluster": c, "job_id": j, "project": p or "(not in the job ledger)", "phase": ph, "user": u,
+                         "gpu_hours": s.gpu_s / 3600.0, "cpu_hours": s.cpu_s / 3600.0,
+                         "energy_kwh": s.energy_j / 3.6e6, "cpu_energy_kwh": s.cpu_j / 3.6e6,
+                         "emissions_kg": s.headline_kg(o)})
 
-    inc_idle = 1.0 if o.inc_idle else 0.0
-    inc_pue = 1.0 if "pue" in o.layers else 0.0
-    inc_emb = 1.0 if "embodied" in o.layers else 0.0
-    top = con.execute(
-        "SELECT cluster, job_id, coalesce(project, ''), phase, coalesce(any_value(user_name), ''),"
-        " sum(gpu_seconds) / 3600.0, sum(energy_j) / 3600000.0,"
-        " sum(gpu_g + ? * idle_g + ? * (pue_gpu_g + ? * pue_idle_g) + ? * emb_g) / 1000.0 AS kg"
-        " FROM rpt_rows GROUP BY 1, 2, 3, 4 ORDER BY kg DESC, 1, 2 LIMIT ?",
-        [inc_idle, inc_pue, inc_idle, inc_emb, o.top_jobs]).fetchall()
-    top_jobs = [{"cluster": c, "job_id": j, "project": p or "(not in the job ledger)", "phase": ph, "user": u,
-                 "gpu_hours": gh, "energy_kwh": e, "emissions_kg": kg} for c, j, p, ph, u, gh, e, kg in top]
-
+    pro_rata = o.idle_policy == "pro-rata"
     fleet_j, unapportioned_j, not_in_ledger_j = con.execute(
         "WITH f AS (SELECT * FROM fct_job_gpu_hour WHERE hour_ts >= ? AND hour_ts < ?),"
         " ch AS (SELECT cluster, hour_ts, coalesce(sum(gpu_seconds) FILTER (WHERE job_id IS NOT NULL), 0) AS job_s"
@@ -656,13 +832,24 @@ def _fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: 
         " coalesce(sum(energy_j) FILTER (WHERE f.job_id IS NULL AND (ch.job_s = 0 OR NOT ?)), 0),"
         " coalesce(sum(energy_j) FILTER (WHERE f.job_id IS NOT NULL AND NOT f.in_ledger), 0)"
         " FROM f JOIN ch USING (cluster, hour_ts)",
-        [o.window.start, o.window.end, o.idle_policy == "pro-rata"]).fetchall()[0]
-    in_ledger_j = con.execute("SELECT coalesce(sum(energy_j), 0) FROM rpt_rows WHERE in_ledger").fetchall()[0][0]
+        [o.window.start, o.window.end, pro_rata]).fetchall()[0]
+    cpu_fleet_j, cpu_unapportioned_j, cpu_not_in_ledger_j = con.execute(
+        "WITH c AS (SELECT * FROM fct_job_cpu_hour WHERE hour_ts >= ? AND hour_ts < ?),"
+        " t AS (SELECT cluster, hour_ts, sum(cpu_seconds) AS job_s FROM fct_job_cpu_time_hour"
+        "       WHERE hour_ts >= ? AND hour_ts < ? GROUP BY ALL)"
+        " SELECT coalesce(sum(energy_j), 0),"
+        " coalesce(sum(energy_j) FILTER (WHERE c.job_id IS NULL AND (coalesce(t.job_s, 0) = 0 OR NOT ?)), 0),"
+        " coalesce(sum(energy_j) FILTER (WHERE c.job_id IS NOT NULL AND NOT c.in_ledger), 0)"
+        " FROM c LEFT JOIN t USING (cluster, hour_ts)",
+        [o.window.start, o.window.end, o.window.start, o.window.end, pro_rata]).fetchall()[0]
+    in_ledger_j, cpu_in_ledger_j = con.execute(
+        "SELECT coalesce(sum(energy_j), 0), coalesce(sum(cpu_j), 0) FROM rpt_rows WHERE in_ledger").fetchall()[0]
     return {
         "projects": plist,
         "clusters": clusters,
         "top_jobs": top_jobs,
         "previous": {**prev_w.as_dict(), "energy_kwh": prev_total.energy_j / 3.6e6,
+                     "cpu_energy_kwh": prev_total.cpu_j / 3.6e6,
                      "emissions_kg": prev_total.headline_kg(o)} if prev else None,
         "change": {"energy_pct": _share(total.energy_j - prev_total.energy_j, prev_total.energy_j),
                    "emissions_pct": _share(total.headline_kg(o) - prev_total.headline_kg(o),
@@ -675,8 +862,55 @@ def _fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: 
             "idle_unapportioned_kwh": unapportioned_j / 3.6e6,
             "note": "fleet GPU energy = projects' jobs + jobs not in the ledger + idle apportioned to jobs + idle "
                     "not apportioned (no job ran in that cluster-hour, or the idle policy is 'separate')",
+            "cpu": {
+                "fleet_energy_kwh": cpu_fleet_j / 3.6e6,
+                "projects_energy_kwh": cpu_in_ledger_j / 3.6e6,
+                "not_in_ledger_kwh": cpu_not_in_ledger_j / 3.6e6,
+                "idle_apportioned_kwh": total.cpu_idle_j / 3.6e6,
+                "idle_unapportioned_kwh": cpu_unapportioned_j / 3.6e6,
+                "note": "fleet host CPU energy (RAPL package + DRAM) = projects' jobs + jobs not in the ledger + "
+                        "host idle apportioned to jobs (by CPU-seconds) + host idle not apportioned (no job had CPU "
+                        "time in that cluster-hour, or the idle policy is 'separate')",
+            },
         },
     }
+
+
+def _clusters(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> list[dict[str, Any]]:
+    """Per cluster: GPUs and their energy (jobs and idle), host CPU energy (jobs and idle), and the emissions of
+    both including PUE, straight from the results (every job, in the ledger or not)."""
+    gpu = {row[0]: row[1:] for row in con.execute(
+        "SELECT f.cluster, count(DISTINCT (f.hostname, f.gpu, f.uuid)), sum(f.energy_j),"
+        " coalesce(sum(f.energy_j) FILTER (WHERE f.job_id IS NOT NULL), 0),"
+        " coalesce(sum(f.energy_j) FILTER (WHERE f.job_id IS NULL), 0),"
+        " sum(f.energy_j * f.intensity_g_per_kwh) / 3600000.0, sum(f.emissions_g), max(f.pue),"
+        " any_value(f.region), any_value(f.zone)"
+        " FROM fct_job_gpu_hour f WHERE f.hour_ts >= ? AND f.hour_ts < ? GROUP BY 1",
+        [o.window.start, o.window.end]).fetchall()}
+    cpu = {row[0]: row[1:] for row in con.execute(
+        "SELECT c.cluster, count(DISTINCT (c.hostname, c.socket)), sum(c.energy_j),"
+        " coalesce(sum(c.energy_j) FILTER (WHERE c.job_id IS NOT NULL), 0),"
+        " coalesce(sum(c.energy_j) FILTER (WHERE c.job_id IS NULL), 0),"
+        " sum(c.energy_j * c.intensity_g_per_kwh) / 3600000.0, sum(c.emissions_g), max(c.pue),"
+        " any_value(c.region), any_value(c.zone)"
+        " FROM fct_job_cpu_hour c WHERE c.hour_ts >= ? AND c.hour_ts < ? GROUP BY 1",
+        [o.window.start, o.window.end]).fetchall()}
+    meta = {row[0]: row[1:] for row in con.execute("SELECT cluster, provider FROM clusters").fetchall()}
+    out = []
+    zero = (0, 0.0, 0.0, 0.0, 0.0, 0.0, None, None, None)
+    for cluster in sorted(set(gpu) | set(cpu)):
+        gpus, e, job_e, idle_e, g_nopue, g, pue, region, zone = gpu.get(cluster, zero)
+        sockets, ce, cjob_e, cidle_e, cg_nopue, cg, cpue, cregion, czone = cpu.get(cluster, zero)
+        provider = (meta.get(cluster) or ("onprem",))[0] or "onprem"
+        out.append({"cluster": cluster, "provider": provider, "region": region or cregion or "",
+                    "zone": zone if zone is not None else czone, "pue": pue if pue is not None else (cpue or 1.0),
+                    "gpus": int(gpus), "energy_kwh": e / 3.6e6, "job_energy_kwh": job_e / 3.6e6,
+                    "idle_energy_kwh": idle_e / 3.6e6, "idle_share": _fraction(idle_e, e),
+                    "cpu_sockets": int(sockets), "cpu_energy_kwh": ce / 3.6e6, "cpu_job_energy_kwh": cjob_e / 3.6e6,
+                    "cpu_idle_energy_kwh": cidle_e / 3.6e6, "cpu_idle_share": _fraction(cidle_e, ce),
+                    "intensity_g_per_kwh": _share(g_nopue + cg_nopue, (e + ce) / 3.6e6),
+                    "emissions_kg": (g + cg) / 1000.0})
+    return out
 
 
 def finite(report: Mapping[str, Any]) -> bool:

@@ -28,9 +28,10 @@ from .fmt import num
 __all__ = ["render", "fmt", "CHART_IDS"]
 
 CHART_IDS = ("chart-phases", "chart-daily", "chart-power-intensity")
-LAYERS = ("gpu", "idle", "pue", "embodied")
-LAYER_NAMES = {"gpu": "GPU", "idle": "idle GPUs", "pue": "facility (PUE)", "embodied": "embodied"}
-LAYER_COLOURS = {"gpu": "#2b6cb0", "idle": "#63b3ed", "pue": "#dd6b20", "embodied": "#718096"}
+LAYERS = ("gpu", "cpu", "idle", "pue", "embodied")
+LAYER_NAMES = {"gpu": "GPU", "cpu": "CPU (host)", "idle": "idle GPUs and hosts", "pue": "facility (PUE)",
+               "embodied": "embodied"}
+LAYER_COLOURS = {"gpu": "#2b6cb0", "cpu": "#38a169", "idle": "#63b3ed", "pue": "#dd6b20", "embodied": "#718096"}
 CLUSTER_COLOURS = ("#90cdf4", "#9ae6b4", "#cbd5e0", "#fbd38d", "#b7a8e0", "#feb2b2")
 ZONE_COLOURS = ("#c53030", "#1a202c", "#b7791f", "#6b46c1", "#2c7a7b", "#d53f8c")
 ENERGY_COLOUR = "#4a90d9"
@@ -40,6 +41,9 @@ DASH = "\u2014"
 CO2 = "CO\u2082eq"
 G_KWH = "gCO\u2082eq/kWh"
 
+CPU_ENERGY_QUALITY = (("counter", "RAPL energy counter"),
+                      ("counter_across_gap", "RAPL counter across a telemetry gap"),
+                      ("estimated", "estimated (watts per core \u00d7 core-hours, no telemetry)"))
 ENERGY_QUALITY = (("counter", "hardware energy counter"),
                   ("counter_across_gap", "energy counter across a telemetry gap"),
                   ("power_integrated", "integrated power samples"),
@@ -311,14 +315,15 @@ def chart_phases(report: Mapping[str, Any]) -> str:
 
 def chart_daily(report: Mapping[str, Any]) -> str:
     cid = "chart-daily"
-    caption = f"Daily energy (kWh, bars) and emissions (kg {CO2}, line)"
+    caption = f"Daily GPU and CPU energy (kWh, bars) and emissions (kg {CO2}, line)"
     days: dict[date, tuple[float, float]] = {}
     for row in _list(report.get("daily")):
         try:
             d = date.fromisoformat(str(row.get("date"))[:10])
         except ValueError:
             continue
-        days[d] = (max(0.0, _num(row.get("energy_kwh")) or 0.0), max(0.0, _num(row.get("emissions_kg")) or 0.0))
+        energy = (_num(row.get("energy_kwh")) or 0.0) + (_num(row.get("cpu_energy_kwh")) or 0.0)
+        days[d] = (max(0.0, energy), max(0.0, _num(row.get("emissions_kg")) or 0.0))
     if not days:
         return _no_data(cid, caption, "No measured data in this window.")
     first, last = min(days), max(days)
@@ -607,7 +612,11 @@ def _headline(report: Mapping[str, Any]) -> str:
     facility = ""
     if _num(total.get("facility_energy_kwh")) is not None and total.get("facility_energy_kwh") != total.get(
             "energy_kwh"):
-        facility = f' ({_qty(total.get("facility_energy_kwh"), "kWh")} with the included idle share and overhead)'
+        facility = f' ({_qty(total.get("facility_energy_kwh"), "kWh")} with the included layers)'
+    cpu = cpu_hours = ""
+    if _num(total.get("cpu_energy_kwh")):
+        cpu = f', {_qty(total.get("cpu_energy_kwh"), "kWh")} of CPU energy'
+        cpu_hours = f' \u00b7 {_qty(total.get("cpu_hours"), "CPU core-hours")}'
     change = ""
     if report.get("kind") == "fleet" and isinstance(report.get("change"), Mapping):
         prev = report.get("previous") if isinstance(report.get("previous"), Mapping) else {}
@@ -620,8 +629,8 @@ def _headline(report: Mapping[str, Any]) -> str:
                   f'{_qty(_get(report, "change", "energy_pct"), "%", "share", signed=True)}</p>')
     return (f'<section class="headline" id="headline"><h2>Total emissions</h2>'
             f'<p class="big"><span class="num">{fmt(total.get("emissions_kg"))}</span> kg {CO2}</p>'
-            f'<p class="sub">{_qty(total.get("energy_kwh"), "kWh")} of GPU energy{facility} \u00b7 '
-            f'{_qty(total.get("gpu_hours"), "GPU-hours")} \u00b7 '
+            f'<p class="sub">{_qty(total.get("energy_kwh"), "kWh")} of GPU energy{cpu}{facility} \u00b7 '
+            f'{_qty(total.get("gpu_hours"), "GPU-hours")}{cpu_hours} \u00b7 '
             f'{_qty(total.get("intensity_g_per_kwh"), G_KWH, "intensity")} energy-weighted</p>'
             f'<p class="layers-inc">Includes: {inc}.{exc_html}</p>'
             + (f'<p class="statement">{_e(statement)}</p>' if statement else "") + change + "</section>")
@@ -646,17 +655,24 @@ def _phase_block(phase: Mapping[str, Any]) -> str:
         region += f"; energy-weighted {_qty(phase.get('intensity_g_per_kwh'), G_KWH, 'intensity')}"
     jobs = _num(phase.get("jobs"))
     jobs_text = f", {fmt(jobs, 'int')} job{'s' if jobs != 1 else ''}" if jobs else ""
+    cpu_hours = f", {_qty(phase.get('cpu_hours'), 'CPU core-hours')}" if _num(phase.get("cpu_hours")) else ""
     if _num(phase.get("wall_clock_hours")) is not None:
         used = (f"{_qty(phase.get('wall_clock_hours'), 'hours')} wall-clock "
-                f"({_qty(phase.get('gpu_hours'), 'GPU-hours')}{jobs_text})")
+                f"({_qty(phase.get('gpu_hours'), 'GPU-hours')}{cpu_hours}{jobs_text})")
     else:
-        used = _qty(phase.get("gpu_hours"), "GPU-hours") + jobs_text
+        used = _qty(phase.get("gpu_hours"), "GPU-hours") + cpu_hours + jobs_text
+    energy = f"{_qty(phase.get('energy_kwh'), 'kWh')} of GPU energy"
+    if _num(phase.get("cpu_energy_kwh")):
+        energy += f", {_qty(phase.get('cpu_energy_kwh'), 'kWh')} of CPU energy"
+        if _num(phase.get("cpu_package_kwh")) or _num(phase.get("cpu_dram_kwh")):
+            energy += (f" (package {_qty(phase.get('cpu_package_kwh'), 'kWh')}, "
+                       f"DRAM {_qty(phase.get('cpu_dram_kwh'), 'kWh')})")
     how = "estimated from TDP" if estimated else "measured"
     rows = [("Hardware Type", _e(hw) or DASH),
             ("Hours used", used),
             ("Cloud Provider", _e(provider) or DASH),
             ("Compute Region", region),
-            ("Energy", f"{_qty(phase.get('energy_kwh'), 'kWh')} of GPU energy ({how})"),
+            ("Energy", f"{energy} ({how})"),
             ("Carbon Emitted", f"<b>{_qty(phase.get('emissions_kg'), 'kg ' + CO2)}</b>"
                                + (f" \u2014 {_e(label)}" if estimated else ""))]
     items = "".join(f"<li><b>{k}:</b> {v}</li>" for k, v in rows)
@@ -733,7 +749,7 @@ def _layers_table(report: Mapping[str, Any]) -> str:
                                  (_qty(x.get("utilisation"), "%", "share"), True),
                                  (fmt(x.get("kg_per_gpu_hour"), decimals=4), True)]) for x in rates), "compact")
     idle = _get(report, "method", "idle_policy")
-    idle_note = f'<p class="source">Idle GPU energy policy: {_e(idle)}.</p>' if idle else ""
+    idle_note = f'<p class="source">Idle GPU and host energy policy: {_e(idle)}.</p>' if idle else ""
     return ('<section id="layers"><h2>Accounting layers</h2>'
             + _table([("Layer", False), ("Method", False), ("Energy (kWh)", True), (f"Emissions (kg {CO2})", True),
                       ("In total", False)], body, "layers", foot)
@@ -764,11 +780,28 @@ def _data_quality(report: Mapping[str, Any]) -> str:
                   (", ".join(_e(x) for x in dq.get("clusters_without_pue") or []) or "none", True)]),
              _tr([("Overall", False), ("poor" if dq.get("poor") is True else "ok", True)],
                  "poor" if dq.get("poor") is True else "")]
+    cpu = _share_rows(dq.get("cpu_energy"), CPU_ENERGY_QUALITY)
+    rapl = dq.get("rapl") if isinstance(dq.get("rapl"), Mapping) else None
+    nodes = ""
+    if isinstance(rapl, Mapping):
+        other.insert(3, _tr([("Nodes without readable RAPL", False),
+                             (f"{fmt(rapl.get('nodes_without'), 'int')} of {fmt(rapl.get('nodes'), 'int')} "
+                              f"({_qty(rapl.get('gpu_energy_share'), '%', 'share')} of the GPU energy)", True)],
+                            "poor" if rapl.get("nodes_without") else ""))
+        without = _list(rapl.get("without"))
+        if without:
+            nodes = ('<h3>Nodes without readable RAPL (their jobs\u2019 CPU energy is missing or incomplete)</h3>'
+                     + _table([("Cluster", False), ("Node", False), ("Why", False), ("GPU energy share", True)],
+                              (_tr([(_e(n.get("cluster")), False), (_e(n.get("hostname")), False),
+                                    (_e(n.get("reason")), False),
+                                    (_qty(n.get("gpu_energy_share"), "%", "share"), True)]) for n in without),
+                              "rapl compact"))
     return ('<section id="data-quality"><h2>Data quality</h2><div class="cols">'
             + _table([("Energy measured by", False), ("Share", True)], energy, "dq")
+            + (_table([("CPU energy measured by", False), ("Share", True)], cpu, "dq") if cpu else "")
             + _table([("Intensity priced by", False), ("Share", True)], inten, "dq")
             + _table([("Coverage", False), ("", True)], other, "dq")
-            + "</div></section>")
+            + "</div>" + nodes + "</section>")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -819,33 +852,40 @@ def _fleet(report: Mapping[str, Any]) -> str:
         ph = " \u00b7 ".join(f"{_e(x.get('phase'))} {fmt(x.get('emissions_kg'))}&nbsp;kg"
                              for x in _list(p.get("phases")))
         rows.append(_tr([(f"<b>{_e(p.get('project'))}</b>", False), (ph, False), (fmt(p.get("gpu_hours")), True),
-                         (fmt(p.get("energy_kwh")), True), (fmt(p.get("emissions_kg")), True),
+                         (fmt(p.get("cpu_hours")), True), (fmt(p.get("energy_kwh")), True),
+                         (fmt(p.get("cpu_energy_kwh")), True), (fmt(p.get("emissions_kg")), True),
                          (fmt(p.get("previous_emissions_kg")), True),
                          (_qty(p.get("change_pct"), "%", "share", signed=True) if _num(p.get("change_pct")) is not None
                           else DASH, True)]))
     out.append('<section id="projects"><h2>Projects</h2>' + (_table(
-        [("Project", False), (f"Phases (kg {CO2})", False), ("GPU-hours", True), ("Energy (kWh)", True),
-         (f"Emissions (kg {CO2})", True), ("Previous (kg)", True), ("Change", True)], rows, "projects")
+        [("Project", False), (f"Phases (kg {CO2})", False), ("GPU-hours", True), ("CPU core-hours", True),
+         ("GPU energy (kWh)", True), ("CPU energy (kWh)", True), (f"Emissions (kg {CO2})", True),
+         ("Previous (kg)", True), ("Change", True)], rows, "projects")
         if rows else "<p>No projects.</p>") + "</section>")
     rows = [_tr([(f"<b>{_e(c.get('cluster'))}</b>", False), (_e(c.get("provider")), False),
                  (f"{_e(c.get('region'))} ({_e(c.get('zone'))})", False), (fmt(c.get("pue"), "pue"), True),
                  (fmt(c.get("gpus"), "int"), True), (fmt(c.get("energy_kwh")), True),
                  (fmt(c.get("job_energy_kwh")), True), (fmt(c.get("idle_energy_kwh")), True),
-                 (fmt(c.get("idle_share"), "share"), True), (fmt(c.get("intensity_g_per_kwh"), "intensity"), True),
+                 (fmt(c.get("idle_share"), "share"), True), (fmt(c.get("cpu_sockets"), "int"), True),
+                 (fmt(c.get("cpu_energy_kwh")), True), (fmt(c.get("cpu_idle_energy_kwh")), True),
+                 (fmt(c.get("cpu_idle_share"), "share"), True), (fmt(c.get("intensity_g_per_kwh"), "intensity"), True),
                  (fmt(c.get("emissions_kg")), True)]) for c in _list(report.get("clusters"))]
     if rows:
         out.append('<section id="clusters"><h2>Clusters</h2>' + _table(
             [("Cluster", False), ("Provider", False), ("Region (zone)", False), ("PUE", True), ("GPUs", True),
-             ("Energy (kWh)", True), ("Jobs (kWh)", True), ("Idle (kWh)", True), ("Idle (%)", True),
+             ("GPU energy (kWh)", True), ("Jobs (kWh)", True), ("Idle (kWh)", True), ("Idle (%)", True),
+             ("CPU sockets", True), ("CPU energy (kWh)", True), ("Host idle (kWh)", True), ("Host idle (%)", True),
              ("Intensity (g/kWh)", True), (f"Emissions (kg {CO2})", True)], rows, "clusters") + "</section>")
     rows = [_tr([(_e(j.get("cluster")), False), (f"<code>{_e(j.get('job_id'))}</code>", False),
                  (_e(j.get("project")), False), (_e(j.get("phase")), False), (_e(j.get("user")) or DASH, False),
-                 (fmt(j.get("gpu_hours")), True), (fmt(j.get("energy_kwh")), True), (fmt(j.get("emissions_kg")), True)])
+                 (fmt(j.get("gpu_hours")), True), (fmt(j.get("cpu_hours")), True), (fmt(j.get("energy_kwh")), True),
+                 (fmt(j.get("cpu_energy_kwh")), True), (fmt(j.get("emissions_kg")), True)])
             for j in _list(report.get("top_jobs"))]
     if rows:
         out.append('<section id="top-jobs"><h2>Top jobs</h2>' + _table(
             [("Cluster", False), ("Job", False), ("Project", False), ("Phase", False), ("User", False),
-             ("GPU-hours", True), ("Energy (kWh)", True), (f"Emissions (kg {CO2})", True)], rows, "jobs")
+             ("GPU-hours", True), ("CPU core-hours", True), ("GPU energy (kWh)", True), ("CPU energy (kWh)", True),
+             (f"Emissions (kg {CO2})", True)], rows, "jobs")
             + "</section>")
     rec = report.get("reconciliation")
     if isinstance(rec, Mapping):
@@ -858,6 +898,17 @@ def _fleet(report: Mapping[str, Any]) -> str:
         if all(v is not None for v in values):
             rows.append(_tr([("sum of the parts", False), (fmt(sum(v or 0.0 for v in values)), True)], "sum"))
         note = f'<p class="source">{_e(rec.get("note"))}</p>' if rec.get("note") else ""
+        host = rec.get("cpu")
+        if isinstance(host, Mapping):
+            hrows = [_tr([("<b>whole fleet (host CPU energy)</b>", False),
+                          (f"<b>{fmt(host.get('fleet_energy_kwh'))}</b>", True)])]
+            hrows += [_tr([(label.replace("idle", "host idle"), False), (fmt(host.get(k)), True)])
+                      for k, label in parts]
+            hvalues = [_num(host.get(k)) for k, _ in parts]
+            if all(v is not None for v in hvalues):
+                hrows.append(_tr([("sum of the parts", False), (fmt(sum(v or 0.0 for v in hvalues)), True)], "sum"))
+            note += (_table([("Host CPU energy (RAPL)", False), ("kWh", True)], hrows, "reconciliation host")
+                     + (f'<p class="source">{_e(host.get("note"))}</p>' if host.get("note") else ""))
         out.append('<section id="reconciliation"><h2>Reconciliation</h2>'
                    + _table([("GPU energy", False), ("kWh", True)], rows, "reconciliation") + note + "</section>")
     return "".join(out)
@@ -901,7 +952,9 @@ th{background:#f4f6f9;font-weight:600}
 .n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 th.n{white-space:normal}
 table.compact{font-size:13px;margin-top:6px}
-table.clusters td,table.whatif td,table.jobs td{white-space:nowrap}
+table.whatif td{white-space:nowrap}
+table.clusters,table.jobs,table.projects{font-size:13px}
+table.clusters th,table.jobs th{padding:4px 5px}
 tr.excluded td{color:var(--muted)}
 tr.sum td{border-top:2px solid var(--fg)}
 tr.best td{background:#f0fff4;font-weight:600}

@@ -1,5 +1,8 @@
 """The report as Markdown: phase blocks in the style of the IDEFICS model card's "Environmental Impact"
-section, so the top drops straight into a model card, then the layers, data quality and what-if."""
+section, so the top drops straight into a model card, then the layers, data quality and what-if.
+
+Written for reports of this version; keys added with host (CPU) energy are read with .get() where an older
+report (schema_version 1 without them) may lack them."""
 
 from __future__ import annotations
 
@@ -19,20 +22,36 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
     return out + [""]
 
 
-def _phase(p: Mapping[str, Any]) -> list[str]:
+def _hours(p: Mapping[str, Any]) -> str:
+    """'48.0 hours (192 GPU-hours, 1,234 CPU core-hours, 1 job)', or without wall-clock hours the counts alone."""
+    parts = [f"{num(p['gpu_hours'])} GPU-hours"]
+    if p.get("cpu_hours"):
+        parts.append(f"{num(p['cpu_hours'])} CPU core-hours")
+    if p["jobs"]:
+        parts.append(f"{p['jobs']} job{'s' if p['jobs'] != 1 else ''}")
     hours = p["wall_clock_hours"]
-    used = (f"{num(hours)} hours ({num(p['gpu_hours'])} GPU-hours"
-            + (f", {p['jobs']} job{'s' if p['jobs'] != 1 else ''})" if p["jobs"] else ")")) \
-        if hours is not None else \
-        f"{num(p['gpu_hours'])} GPU-hours"
+    return f"{num(hours)} hours ({', '.join(parts)})" if hours is not None else ", ".join(parts)
+
+
+def energy_text(p: Mapping[str, Any]) -> str:
+    """'125 kWh of GPU energy, 10.2 kWh of CPU energy (package 8.1, DRAM 2.1)': the phase's own energy."""
+    text = f"{num(p['energy_kwh'], 'kWh')} of GPU energy"
+    if p.get("cpu_energy_kwh"):
+        text += f", {num(p['cpu_energy_kwh'], 'kWh')} of CPU energy"
+        if p.get("cpu_package_kwh") or p.get("cpu_dram_kwh"):
+            text += f" (package {num(p.get('cpu_package_kwh'))}, DRAM {num(p.get('cpu_dram_kwh'))})"
+    return text
+
+
+def _phase(p: Mapping[str, Any]) -> list[str]:
     tag = " (estimated (TDP))" if p["label"] != "measured" else ""
     return [
         f"*{_cell(p['title'])}*{tag}",
         f"- Hardware Type: {_cell(p['hardware_text'])}",
-        f"- Hours used: {used}",
+        f"- Hours used: {_hours(p)}",
         f"- Cloud Provider: {_cell(p['provider_text'] or '-')}",
         f"- Compute Region: {_cell(p['region_text'] or '-')}",
-        f"- Energy: {num(p['energy_kwh'], 'kWh')} of GPU energy"
+        f"- Energy: {energy_text(p)}"
         + (" (estimated from TDP)" if p["label"] != "measured" else " (measured)"),
         f"- Carbon Emitted: {num(p['emissions_kg'])} kg of CO2eq",
         "",
@@ -63,11 +82,12 @@ def render(r: Mapping[str, Any]) -> str:
     rows.append(["**headline total**", num(t["facility_energy_kwh"]), f"**{num(t['emissions_kg'])}**", ""])
     out += _table(["Layer", "Energy (kWh)", "Emissions (kg CO2eq)", "In headline"], rows)
     out += ["Per phase:", ""]
-    out += _table(["Phase", "GPU (kg)", "Idle share (kg)", "PUE overhead (kg)", "Embodied (kg)", "Headline (kg)"],
+    out += _table(["Phase", "GPU (kg)", "CPU (kg)", "Idle share (kg)", "PUE overhead (kg)", "Embodied (kg)",
+                   "Headline (kg)"],
                   [[f"{p['phase']}" + (" (estimated)" if p["label"] != "measured" else ""),
-                    num(p["layers"]["gpu"]["emissions_kg"]), num(p["layers"]["idle"]["emissions_kg"]),
-                    num(p["layers"]["pue"]["emissions_kg"]), num(p["layers"]["embodied"]["emissions_kg"]),
-                    num(p["emissions_kg"])] for p in r["phases"]])
+                    num(p["layers"]["gpu"]["emissions_kg"]), num(p["layers"].get("cpu", {}).get("emissions_kg")),
+                    num(p["layers"]["idle"]["emissions_kg"]), num(p["layers"]["pue"]["emissions_kg"]),
+                    num(p["layers"]["embodied"]["emissions_kg"]), num(p["emissions_kg"])] for p in r["phases"]])
 
     out += ["## Data quality", ""]
     e, i = dq["energy"], dq["intensity"]
@@ -76,9 +96,23 @@ def render(r: Mapping[str, Any]) -> str:
                    ["hardware counter, across a telemetry gap", pct(e["counter_across_gap"])],
                    ["integrated power gauge", pct(e["power_integrated"])],
                    ["estimated from TDP", pct(e["estimated"])]])
+    if "cpu_energy" in dq:
+        c = dq["cpu_energy"]
+        out += _table(["CPU energy measured by", "Share"],
+                      [["RAPL energy counter", pct(c["counter"])],
+                       ["RAPL counter, across a telemetry gap", pct(c["counter_across_gap"])],
+                       ["estimated from TDP", pct(c["estimated"])]])
     out += _table(["Energy priced with", "Share"], [[k.replace("_", " "), pct(v)] for k, v in i.items()])
     out += [f"Telemetry gaps: {dq['gaps']['count']} ({num(dq['gaps']['hours'])} GPU-hours). "
             f"Ledger jobs without measured energy: {dq['jobs_without_telemetry']}.", ""]
+    rapl = dq.get("rapl")
+    if rapl:
+        out += [f"Nodes without readable RAPL (CPU energy): {rapl['nodes_without']} of {rapl['nodes']}, carrying "
+                f"{pct(rapl['gpu_energy_share'])} of the measured GPU energy.", ""]
+        if rapl["without"]:
+            out += _table(["Cluster", "Node", "Why", "GPU energy share"],
+                          [[n["cluster"], n["hostname"], n["reason"], pct(n["gpu_energy_share"])]
+                           for n in rapl["without"]])
 
     wi = r["whatif"]
     out += ["## What if it had run elsewhere", ""]
@@ -102,27 +136,34 @@ def render(r: Mapping[str, Any]) -> str:
 
 def _fleet(r: Mapping[str, Any]) -> list[str]:
     out = ["## Projects", ""]
-    out += _table(["Project", "Energy (kWh)", "GPU-hours", "Emissions (kg)", "Previous (kg)", "Change"],
-                  [[p["project"], num(p["energy_kwh"]), num(p["gpu_hours"]), num(p["emissions_kg"]),
-                    num(p["previous_emissions_kg"]), signed_pct(p["change_pct"])] for p in r["projects"]])
+    out += _table(["Project", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours", "Emissions (kg)",
+                   "Previous (kg)", "Change"],
+                  [[p["project"], num(p["energy_kwh"]), num(p.get("cpu_energy_kwh")), num(p["gpu_hours"]),
+                    num(p.get("cpu_hours")), num(p["emissions_kg"]), num(p["previous_emissions_kg"]),
+                    signed_pct(p["change_pct"])] for p in r["projects"]])
     out += ["## Projects by phase", ""]
-    out += _table(["Project", "Phase", "Energy (kWh)", "GPU-hours", "Emissions (kg)"],
-                  [[p["project"], ph["phase"], num(ph["energy_kwh"]), num(ph["gpu_hours"]), num(ph["emissions_kg"])]
+    out += _table(["Project", "Phase", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours",
+                   "Emissions (kg)"],
+                  [[p["project"], ph["phase"], num(ph["energy_kwh"]), num(ph.get("cpu_energy_kwh")),
+                    num(ph["gpu_hours"]), num(ph.get("cpu_hours")), num(ph["emissions_kg"])]
                    for p in r["projects"] for ph in p["phases"]])
     out += ["## Clusters", ""]
     out += _table(["Cluster", "Provider", "Region", "Zone", "PUE", "GPUs", "GPU energy (kWh)", "Idle share",
-                   "Avg intensity", "Emissions incl. PUE (kg)"],
+                   "CPU sockets", "CPU energy (kWh)", "Host idle share", "Avg intensity", "Emissions incl. PUE (kg)"],
                   [[c["cluster"], c["provider"], c["region"] or "-", c["zone"] or "-", f"{c['pue']:g}", c["gpus"],
-                    num(c["energy_kwh"]), pct(c["idle_share"]), intensity(c["intensity_g_per_kwh"]),
+                    num(c["energy_kwh"]), pct(c["idle_share"]), c.get("cpu_sockets", "-"),
+                    num(c.get("cpu_energy_kwh")), pct(c.get("cpu_idle_share")), intensity(c["intensity_g_per_kwh"]),
                     num(c["emissions_kg"])] for c in r["clusters"]])
     out += ["## Top jobs by emissions", ""]
-    out += _table(["Cluster", "Job", "Project", "Phase", "User", "GPU-hours", "Energy (kWh)", "Emissions (kg)"],
+    out += _table(["Cluster", "Job", "Project", "Phase", "User", "GPU-hours", "CPU core-hours", "GPU energy (kWh)",
+                   "CPU energy (kWh)", "Emissions (kg)"],
                   [[j["cluster"], j["job_id"], j["project"], j["phase"], j["user"] or "-", num(j["gpu_hours"]),
-                    num(j["energy_kwh"]), num(j["emissions_kg"])] for j in r["top_jobs"]])
+                    num(j.get("cpu_hours")), num(j["energy_kwh"]), num(j.get("cpu_energy_kwh")),
+                    num(j["emissions_kg"])] for j in r["top_jobs"]])
     prev, ch = r.get("previous"), r.get("change")
     if prev and ch:
-        out += [f"Previous period ({prev['start']} .. {prev['end']}): {num(prev['energy_kwh'])} kWh, "
-                f"{num(prev['emissions_kg'])} kg; change: energy {signed_pct(ch['energy_pct'])}, emissions "
+        out += [f"Previous period ({prev['start']} .. {prev['end']}): {num(prev['energy_kwh'])} kWh of GPU energy, "
+                f"{num(prev['emissions_kg'])} kg; change: GPU energy {signed_pct(ch['energy_pct'])}, emissions "
                 f"{signed_pct(ch['emissions_pct'])}.", ""]
     else:
         out += ["Previous period: no measured data.", ""]
@@ -134,4 +175,13 @@ def _fleet(r: Mapping[str, Any]) -> list[str]:
                    ["idle, apportioned to jobs", num(rc["idle_apportioned_kwh"])],
                    ["idle, not apportioned", num(rc["idle_unapportioned_kwh"])]])
     out += [f"({rc['note']}.)", ""]
+    host = rc.get("cpu")
+    if host:
+        out += _table(["Host CPU energy (RAPL)", "kWh"],
+                      [["whole fleet", num(host["fleet_energy_kwh"])],
+                       ["projects' jobs", num(host["projects_energy_kwh"])],
+                       ["jobs not in the ledger", num(host["not_in_ledger_kwh"])],
+                       ["host idle, apportioned to jobs", num(host["idle_apportioned_kwh"])],
+                       ["host idle, not apportioned", num(host["idle_unapportioned_kwh"])]])
+        out += [f"({host['note']}.)", ""]
     return out

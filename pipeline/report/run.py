@@ -14,7 +14,7 @@ from .. import __version__, db
 from ..config import IDLE_POLICIES, parse_layers
 from ..errors import InputError
 from ..settings import Settings
-from .compute import ReportOptions, build_report, finite
+from .compute import ReportOptions, build_report, cpu_name, finite
 from .window import resolve
 
 FORMATS = ("md", "html", "json", "csv", "model-card")
@@ -41,11 +41,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     p.add_argument("--out", metavar="PATH", help="write here (default: standard output; model-card: the card, "
                    "e.g. README.md, created if missing)")
     p.add_argument("--layers", metavar="LIST",
-                   help="layers in the headline, comma-separated: gpu,idle,pue,embodied or all "
-                   "(default: config report.layers, else gpu,idle,pue)")
+                   help="layers in the headline, comma-separated: gpu,cpu,idle,pue,embodied or all "
+                   "(default: config report.layers, else gpu,cpu,idle,pue)")
     p.add_argument("--idle-policy", choices=IDLE_POLICIES,
-                   help="pro-rata: share idle GPU energy by GPU-hours per cluster-hour; separate: report it per "
-                   "cluster only (default: config report.idle_policy, else pro-rata)")
+                   help="pro-rata: share idle GPU energy by GPU-hours and host idle energy by CPU-hours per "
+                   "cluster-hour; separate: report it per cluster only (default: config report.idle_policy, else "
+                   "pro-rata)")
     p.add_argument("--estimates", metavar="FILE",
                    help="YAML of manual phases estimated from TDP (see `wattprint estimate`), merged and labelled")
     p.add_argument("--top-jobs", type=int, default=10, metavar="N",
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             layers = parse_layers(args.layers.split(","))
         except ValueError as exc:
-            raise InputError("--layers", str(exc), "e.g. --layers gpu,idle,pue or --layers all") from None
+            raise InputError("--layers", str(exc), "e.g. --layers gpu,cpu,idle,pue or --layers all") from None
     if args.top_jobs < 1:
         raise InputError("--top-jobs", f"{args.top_jobs} is not a positive number", "e.g. --top-jobs 10")
     if args.format == "model-card" and not args.out:
@@ -163,16 +164,19 @@ def co2_metadata(report: dict[str, Any]) -> dict[str, Any]:
     training = "pre-training" if "pretraining" in phases else "fine-tuning" if "finetuning" in phases else None
     regions = list(dict.fromkeys(c["region"] or c["cluster"] for p in report["phases"] for c in p["clusters"]
                                  if c["region"] or c["cluster"]))
-    hw = report["total"]["hardware"]
+    total = report["total"]
+    cpu = "cpu" in report["method"]["layers_selected"] and total.get("cpu_energy_kwh", 0) > 0
     measured = "measured (hardware energy counters)" if any(p["label"] == "measured" for p in report["phases"]) \
         else "estimated (TDP)"
-    source = (f"wattprint {__version__}: {measured} GPU energy x hourly grid carbon intensity; layers "
-              f"{'+'.join(report['method']['layers_selected'])}; window {report['window']['start']} .. "
-              f"{report['window']['end']}")
+    source = (f"wattprint {__version__}: {measured} GPU{' and CPU' if cpu else ''} energy x hourly grid carbon "
+              f"intensity; layers {'+'.join(report['method']['layers_selected'])}; window "
+              f"{report['window']['start']} .. {report['window']['end']}")
+    hardware = [f"{h['sockets']} x {cpu_name(h['model'])} CPUs" if h["sockets"] else f"{cpu_name(h['model'])} CPUs"
+                for h in total.get("cpu_hardware", [])] if cpu else []
+    hardware += [f"{h['gpus']} x {h['model']}" for h in total["hardware"]]
     return co2_block(
-        emissions_g=report["total"]["emissions_kg"] * 1000.0, source=source, training_type=training,
-        geographical_location=", ".join(regions) or None,
-        hardware_used=", ".join(f"{h['gpus']} x {h['model']}" for h in hw) or None,
+        emissions_g=total["emissions_kg"] * 1000.0, source=source, training_type=training,
+        geographical_location=", ".join(regions) or None, hardware_used=", ".join(hardware) or None,
     )
 
 

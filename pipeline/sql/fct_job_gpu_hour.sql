@@ -1,4 +1,4 @@
--- Energy and emissions per (job, GPU, UTC hour), with the facts and flags that explain each number.
+-- GPU energy and emissions per (job, GPU, UTC hour), with the facts and flags that explain each number.
 INSERT INTO fct_job_gpu_hour (hour_ts, cluster, hostname, gpu, uuid, job_id, project, phase, user_name, region,
                               zone, attribution, energy_quality, intensity_quality, in_ledger, energy_j, pue,
                               intensity_g_per_kwh, emissions_g, gpu_model, gpu_seconds)
@@ -25,3 +25,4 @@ JOIN streams st USING (stream_id)
 LEFT JOIN clusters c ON c.cluster = st.cluster
 LEFT JOIN jobs j ON j.cluster = st.cluster AND j.job_id = h.job_id
 JOIN intensity_resolved r ON r.zone = coalesce(c.zone, '') AND r.hour_idx = h.hour_idx
+WHERE st.kind IN ('job', 'idle', 'gpu', 'gpu_power')    -- the host's (CPU) streams go to fct_job_cpu_hour

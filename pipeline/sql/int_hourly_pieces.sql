@@ -1,6 +1,7 @@
 -- Who used each joule, per stream and UTC hour.
---  exporter:    wattprint's per-job counters (the exporter already split each GPU interval exactly)
---  idle:        wattprint's idle counter (no job on the GPU)
+--  exporter:    wattprint's per-job counters (the exporter already split each GPU interval exactly; likewise each
+--               CPU socket's package and DRAM energy, by the jobs' CPU time)
+--  idle:        wattprint's idle counters (no job on the GPU; host energy no job's CPU time accounts for)
 --  gpu_label:   GPU-level energy (dcgm, power) whose series names the job (hpc_job / pod label)
 --  node_share:  GPU-level energy without a label: the ledger's jobs on that node in that interval get
 --               gpus_of_job / gpus_on_node of it (a job with unknown GPU count holds the whole node;
@@ -8,7 +9,8 @@
 --  unallocated: the rest of GPU-level energy, kept visible
 -- Intervals are cut at allocation changes and at hour boundaries, pro rata by time.
 -- gpu_seconds: the time each piece covers, times the job's share of the GPU (node_share) or the unshared rest
--- (unallocated); summed over a node's GPUs a job's gpu_seconds are its allocated GPUs x time.
+-- (unallocated); summed over a node's GPUs a job's gpu_seconds are its allocated GPUs x time. (On host streams
+-- it is just the time the piece covers; fct_job_cpu_hour does not use it.)
 --
 -- How it stays close to one GROUP BY over energy_intervals: the only per-interval work is cutting at
 -- hours and, for unlabelled GPU-level intervals in the few hours where an allocation starts or ends
@@ -21,7 +23,7 @@ priced AS (
     -- the streams priced here; gpu_level streams' unlabelled energy is shared by allocation
     SELECT stream_id, source, kind, cluster, hostname, job_id, source <> 'wattprint' AS gpu_level
     FROM streams
-    WHERE (source = 'wattprint' AND kind IN ('job', 'idle'))
+    WHERE (source = 'wattprint' AND kind IN ('job', 'idle', 'cpu_job', 'cpu_idle'))
        OR (source <> 'wattprint' AND kind IN ('gpu', 'gpu_power'))
 ),
 node_gpus AS (

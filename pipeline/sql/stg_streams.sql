@@ -1,6 +1,7 @@
 -- Streams to price. A power gauge is used only for a GPU that has no energy counter: the counter is exact.
-INSERT INTO streams (stream_id, source, kind, cluster, hostname, gpu, uuid, job_id, model)
-SELECT DISTINCT p.stream_id, p.source, p.kind, p.cluster, p.hostname, p.gpu, p.uuid, p.job_id, p.model
+INSERT INTO streams (stream_id, source, kind, cluster, hostname, gpu, uuid, job_id, model, socket, domain)
+SELECT DISTINCT p.stream_id, p.source, p.kind, p.cluster, p.hostname, p.gpu, p.uuid, p.job_id, p.model, p.socket,
+       p.domain
 FROM series_stream p
 WHERE p.kind <> 'gpu_power'
    OR NOT EXISTS (

@@ -2,8 +2,9 @@
 -- (range join of every interval with every allocation segment). The shipped version is rewritten for speed;
 -- tests/test_model_reference.py checks that both give the same hourly_pieces on random data.
 -- Who used each joule, per stream and UTC hour.
---  exporter:    wattprint's per-job counters (the exporter already split each GPU interval exactly)
---  idle:        wattprint's idle counter (no job on the GPU)
+--  exporter:    wattprint's per-job counters (the exporter already split each GPU interval exactly; likewise each
+--               CPU socket's package and DRAM energy)
+--  idle:        wattprint's idle counters (no job on the GPU; host energy no job's CPU time accounts for)
 --  gpu_label:   GPU-level energy (dcgm, power) whose series names the job (hpc_job / pod label)
 --  node_share:  GPU-level energy without a label: the ledger's jobs on that node in that interval get
 --               gpus_of_job / gpus_on_node of it (a job with unknown GPU count holds the whole node;
@@ -72,7 +73,7 @@ pieces AS (
     SELECT stream_id, start_ts, end_ts, energy_j, quality, job_id,
            CASE WHEN job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution, 1.0 AS frac
     FROM (SELECT i.*, st.job_id FROM energy_intervals i JOIN streams st USING (stream_id)
-          WHERE st.source = 'wattprint' AND st.kind IN ('job', 'idle'))
+          WHERE st.source = 'wattprint' AND st.kind IN ('job', 'idle', 'cpu_job', 'cpu_idle'))
     UNION ALL
     SELECT stream_id, start_ts, end_ts, energy_j, quality, label_job, 'gpu_label', 1.0
     FROM gpu_level WHERE label_job IS NOT NULL

@@ -1,0 +1,31 @@
+-- CPU time (core-seconds of the job's cgroup) per (job, host, UTC hour), from the exporter's
+-- wattprint_job_cpu_seconds_total counters with the same counter rules as energy (stg_counter_deltas.sql), cut at
+-- hour boundaries pro rata by time, with the ledger's facts (jobs are matched on (cluster, job_id), as GPU rows).
+-- CPU-hours of a phase are its rows' cpu_seconds / 3600; the reports also share host idle energy by them.
+INSERT INTO fct_job_cpu_time_hour (hour_ts, cluster, hostname, job_id, project, phase, user_name, in_ledger,
+                                   cpu_seconds, quality)
+WITH d AS (
+    SELECT stream_id, quality, amount, epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us
+    FROM counter_deltas(['cpu_seconds'], $max_gap_s)
+),
+pieces AS (
+    SELECT stream_id, quality, h AS hour_idx,
+           CASE WHEN s_us // 3600000000 = (e_us - 1) // 3600000000 THEN amount
+                ELSE amount * (least(e_us, (h + 1) * 3600000000) - greatest(s_us, h * 3600000000)) / (e_us - s_us)
+           END AS cpu_s
+    FROM (SELECT *, unnest(range(s_us // 3600000000, (e_us - 1) // 3600000000 + 1)) AS h FROM d)
+),
+hourly AS (
+    SELECT stream_id, hour_idx, quality, sum(cpu_s) AS cpu_s FROM pieces GROUP BY ALL
+)
+SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
+       st.cluster, st.hostname, st.job_id,
+       j.project,
+       coalesce(j.phase, 'unclassified') AS phase,
+       j.user_name,
+       j.job_id IS NOT NULL AS in_ledger,
+       h.cpu_s AS cpu_seconds,
+       h.quality
+FROM hourly h
+JOIN streams st USING (stream_id)
+LEFT JOIN jobs j ON j.cluster = st.cluster AND j.job_id = st.job_id

@@ -6,8 +6,10 @@
 demo: setup
 	.venv/bin/wattprint demo
 
+# Test files run in parallel, one worker per CPU (pytest-xdist), each file's tests in one worker: the live-stack
+# modules wait on real time (scrape windows, restarts), so two cores finish the suite in about half the time.
 test: tools lint
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n auto --dist loadfile
 
 # The live stack end to end (docs/operations.md, "End to end"): replay exporters, serve-intensity and a real
 # Prometheus for two minutes, then `wattprint ingest` and `wattprint report`, checked against the exporters' counters.

@@ -123,8 +123,10 @@ def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSum
                 " JOIN streams st USING (stream_id) LEFT JOIN clusters c USING (cluster)")
     run_sql(con, "int_intensity_resolved",
             {"bound_h": s.nearest_hour_bound_h, "world_g_per_kwh": s.world_g_per_kwh})
+    run_sql(con, "int_priced_pieces")
     run_sql(con, "fct_job_gpu_hour")
     run_sql(con, "fct_job_cpu_hour")
+    con.execute("DROP VIEW IF EXISTS priced_pieces")
     row = con.execute(
         "SELECT (SELECT count(*) FROM energy_intervals), (SELECT count(*) FROM energy_gaps),"
         " count(*), coalesce(sum(energy_j), 0), coalesce(sum(emissions_g), 0) FROM fct_job_gpu_hour"

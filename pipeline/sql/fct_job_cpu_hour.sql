@@ -1,29 +1,11 @@
 -- Host energy (CPU package and DRAM, from RAPL) and emissions per (job or host idle, socket, domain, UTC hour),
--- priced exactly like fct_job_gpu_hour: the exporter split each socket's energy among the jobs by CPU time
--- (attribution 'exporter') and booked the rest as host idle (attribution 'idle', job_id NULL).
+-- priced exactly like fct_job_gpu_hour (int_priced_pieces.sql): the exporter split each socket's energy among the
+-- jobs by CPU time (attribution 'exporter') and booked the rest as host idle (attribution 'idle', job_id NULL).
 INSERT INTO fct_job_cpu_hour (hour_ts, cluster, hostname, socket, domain, job_id, project, phase, user_name, region,
                               zone, attribution, energy_quality, intensity_quality, in_ledger, energy_j, pue,
                               intensity_g_per_kwh, emissions_g, cpu_model)
-SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
-       st.cluster, st.hostname, st.socket, st.domain,
-       h.job_id,
-       j.project,
-       CASE WHEN h.job_id IS NULL THEN NULL ELSE coalesce(j.phase, 'unclassified') END AS phase,
-       j.user_name,
-       c.region,
-       c.zone,
-       h.attribution,
-       h.quality AS energy_quality,
-       r.quality AS intensity_quality,
-       j.job_id IS NOT NULL AS in_ledger,
-       h.energy_j,
-       coalesce(c.pue, 1.0) AS pue,
-       r.g_per_kwh AS intensity_g_per_kwh,
-       h.energy_j / 3600000.0 * coalesce(c.pue, 1.0) * r.g_per_kwh AS emissions_g,
-       st.model AS cpu_model
-FROM hourly_pieces h
-JOIN streams st USING (stream_id)
-LEFT JOIN clusters c ON c.cluster = st.cluster
-LEFT JOIN jobs j ON j.cluster = st.cluster AND j.job_id = h.job_id
-JOIN intensity_resolved r ON r.zone = coalesce(c.zone, '') AND r.hour_idx = h.hour_idx
-WHERE st.kind IN ('cpu_job', 'cpu_idle')
+SELECT hour_ts, cluster, hostname, socket, domain, job_id, project, phase, user_name, region, zone, attribution,
+       energy_quality, intensity_quality, in_ledger, energy_j, pue, intensity_g_per_kwh, emissions_g,
+       model AS cpu_model
+FROM priced_pieces
+WHERE kind IN ('cpu_job', 'cpu_idle')

@@ -1,0 +1,26 @@
+-- Every hourly piece (GPU and host streams alike) with its ledger facts, cluster, intensity and price: the one
+-- place the emissions formula lives. fct_job_gpu_hour and fct_job_cpu_hour select their streams from it.
+--   emissions_g = energy_j / 3.6e6 kWh/J * PUE * intensity (gCO2eq/kWh)
+CREATE OR REPLACE TEMP VIEW priced_pieces AS
+SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
+       st.kind, st.cluster, st.hostname, st.gpu, st.uuid, st.socket, st.domain, st.model,
+       h.job_id,
+       j.project,
+       CASE WHEN h.job_id IS NULL THEN NULL ELSE coalesce(j.phase, 'unclassified') END AS phase,
+       j.user_name,
+       c.region,
+       c.zone,
+       h.attribution,
+       h.quality AS energy_quality,
+       r.quality AS intensity_quality,
+       j.job_id IS NOT NULL AS in_ledger,
+       h.energy_j,
+       coalesce(c.pue, 1.0) AS pue,
+       r.g_per_kwh AS intensity_g_per_kwh,
+       h.energy_j / 3600000.0 * coalesce(c.pue, 1.0) * r.g_per_kwh AS emissions_g,
+       h.gpu_seconds
+FROM hourly_pieces h
+JOIN streams st USING (stream_id)
+LEFT JOIN clusters c ON c.cluster = st.cluster
+LEFT JOIN jobs j ON j.cluster = st.cluster AND j.job_id = h.job_id
+JOIN intensity_resolved r ON r.zone = coalesce(c.zone, '') AND r.hour_idx = h.hour_idx

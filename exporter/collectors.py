@@ -108,6 +108,12 @@ class WattprintCollector(Collector):
             "Energy of a job on a GPU, its share of each poll interval's GPU energy.",
             labels=[*lk, "job_id"],
         )
+        job_seconds = CounterMetricFamily(
+            "wattprint_job_gpu_seconds",
+            "Time a job held a GPU: the summed length of the poll intervals whose energy was split among the jobs "
+            "on it, each job the whole interval; constant after the job left.",
+            labels=[*lk, "job_id"],
+        )
         for g in snap.gpus:
             v = self._gpu_values(g)
             up.add_metric(v, 1.0 if g.up else 0.0)
@@ -132,9 +138,11 @@ class WattprintCollector(Collector):
             for j in g.jobs:
                 if g.up:
                     job_energy.add_metric([*v, j.job.job_id], j.energy_mj / 1000.0)
+                    # With the energy, never without it: the pipeline reads them as one job's pair.
+                    job_seconds.add_metric([*v, j.job.job_id], j.gpu_us / 1e6)
                 if j.running:
                     job_info.add_metric([*v, j.job.job_id, j.job.source, j.job.pod_uid, j.job.container], 1.0)
-        return [up, info, energy, idle, power, limit, util, mem, resets, errors, job_info, job_energy]
+        return [up, info, energy, idle, power, limit, util, mem, resets, errors, job_info, job_energy, job_seconds]
 
     # -- CPU (RAPL) series ---------------------------------------------------------------
     def _cpu_families(self, host: HostSnapshot) -> list[Metric]:

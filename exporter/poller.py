@@ -3,7 +3,8 @@
 Collection is decoupled from scrapes: a thread calls ``poll_once`` every
 ``interval`` seconds and publishes an immutable Snapshot; scrapes only
 serialise the latest one. All energy is kept as integer millijoules so that,
-per GPU, job energy + idle energy == GPU energy exactly at every snapshot.
+per GPU, job energy + idle energy == GPU energy exactly at every snapshot. The
+time each job held each GPU is integer microseconds, so that its sums never drift.
 Host CPU energy (the rapl and cgroups collectors, ``exporter/host``) is read
 in the same poll and booked apart, in integer microjoules.
 """
@@ -21,7 +22,7 @@ from .attribution import split_energy_mj
 from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading
 from .host.accounting import HostPoller, HostSnapshot
 from .jobs.base import Assignment, Job, JobDiscovery
-from .state import SavedGpu, StateError, dump_state, load_state_file, write_state
+from .state import SavedGpu, SavedJob, StateError, dump_state, load_state_file, write_state
 
 log = logging.getLogger("wattprint.poller")
 
@@ -32,6 +33,7 @@ ENERGY_FROM_POWER = "power_integration"
 @dataclass
 class _JobAccount:
     energy_mj: int = 0
+    gpu_us: int = 0
     last_seen: float = 0.0
     running: bool = True
 
@@ -57,6 +59,7 @@ class _GpuAccount:
 class JobSnapshot:
     job: Job
     energy_mj: int
+    gpu_us: int
     running: bool
 
 
@@ -145,9 +148,11 @@ class Poller:
         # The hardware kept counting while the exporter was down: the next delta from this baseline
         # (booked like any interval's) carries the downtime's energy; a counter below it is a reset.
         acc.last_counter_mj = saved.raw_counter_mj
-        for job, mj in saved.jobs:
-            acc.jobs[job] = _JobAccount(energy_mj=mj, last_seen=now, running=False)
-        if saved.idle_mj + sum(mj for _, mj in saved.jobs) > saved.energy_mj:
+        # No reading time is restored (reading timestamps are per process), so the first interval after a
+        # restart books its energy but no held time: nothing says how much of the downtime each job held.
+        for s in saved.jobs:
+            acc.jobs[s.job] = _JobAccount(energy_mj=s.energy_mj, gpu_us=s.gpu_us, last_seen=now, running=False)
+        if saved.idle_mj + sum(s.energy_mj for s in saved.jobs) > saved.energy_mj:
             log.warning("state file: jobs + idle exceed the GPU energy uuid=%s", info.uuid)
         return acc
 
@@ -165,7 +170,8 @@ class Poller:
             SavedGpu(uuid=uuid, index=acc.info.index,
                      raw_counter_mj=acc.last_counter_mj if acc.energy_source == ENERGY_FROM_COUNTER else None,
                      energy_mj=acc.energy_mj, idle_mj=acc.idle_mj, resets=acc.resets,
-                     jobs=tuple((j, ja.energy_mj) for j, ja in sorted(acc.jobs.items())))
+                     jobs=tuple(SavedJob(job=j, energy_mj=ja.energy_mj, gpu_us=ja.gpu_us)
+                                for j, ja in sorted(acc.jobs.items())))
             for uuid, acc in sorted(self._accounts.items())
         ]
         # GPUs restored from the file but not read yet keep their saved totals.
@@ -288,6 +294,10 @@ class Poller:
                 delta = max(0, int(exact))
                 acc.carry_mj = exact - delta
             acc.last_power = r.power_watts
+        # The span the delta covers: since the last good reading, so after an outage the whole outage, as
+        # for its energy. From whole microseconds of each end, so the sums telescope and never drift.
+        # Booked even when the energy of the interval is dropped (counter reset): the jobs still held the GPU.
+        span_us = 0 if acc.last_ts is None else max(0, _us(r.timestamp) - _us(acc.last_ts))
         acc.last_ts = r.timestamp
 
         for ja in acc.jobs.values():
@@ -297,6 +307,8 @@ class Poller:
             account = acc.jobs.setdefault(job, _JobAccount())
             account.running = True
             account.last_seen = now
+            # Each job held the whole interval, shared or not: held time is not split like energy.
+            account.gpu_us += span_us
 
         acc.energy_mj += delta
         if not ordered:
@@ -329,7 +341,7 @@ class Poller:
                     counter_resets=acc.resets,
                     errors=tuple(sorted(acc.errors.items())),
                     jobs=tuple(
-                        JobSnapshot(job=j, energy_mj=ja.energy_mj, running=ja.running)
+                        JobSnapshot(job=j, energy_mj=ja.energy_mj, gpu_us=ja.gpu_us, running=ja.running)
                         for j, ja in sorted(acc.jobs.items())
                     ),
                 )
@@ -369,6 +381,10 @@ class Poller:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
 
 
 def _index_key(index: str) -> tuple[int, str]:

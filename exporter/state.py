@@ -1,7 +1,9 @@
 """The exporter's state file (``--state-file``): exported totals that survive a restart.
 
 Per GPU UUID it holds the last raw hardware counter value and the exported totals
-(GPU, idle, each job's energy, counter resets), all integer millijoules. With the
+(GPU, idle, each job's energy, counter resets), all integer millijoules, and each
+job's held GPU time in integer microseconds (``gpu_us``; files written before it
+existed load with 0 for every job, and older exporters ignore it). With the
 rapl collector on, an optional ``host`` object holds the CPU side: per socket and
 domain the exported totals (integer µJ), the last raw RAPL counters, each job's CPU
 time and last cgroup usage, and the boot id they belong to (raw counters restart at
@@ -25,11 +27,21 @@ from typing import Any
 from .jobs.base import Job
 
 FORMAT = "wattprint-exporter-state"
+# Fields added later are optional (files without them load; older exporters ignore them), so the version
+# only changes for a file an older exporter would misread.
 VERSION = 1
 
 
 class StateError(Exception):
     """The state file is missing, unreadable, corrupt or of another version."""
+
+
+@dataclass(frozen=True)
+class SavedJob:
+    job: Job
+    energy_mj: int
+    # Summed length of the intervals booked to the job on this GPU (wattprint_job_gpu_seconds_total).
+    gpu_us: int = 0
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,7 @@ class SavedGpu:
     energy_mj: int
     idle_mj: int
     resets: int
-    jobs: tuple[tuple[Job, int], ...]
+    jobs: tuple[SavedJob, ...]
 
 
 @dataclass(frozen=True)
@@ -149,7 +161,11 @@ def load_state_file(path: str | os.PathLike[str]) -> tuple[dict[str, SavedGpu], 
             job = Job(job_id=_str(j.get("job_id"), "job_id"), source=_str(j.get("source"), "source"),
                       pod_uid=_str(j.get("pod_uid", ""), "pod_uid"),
                       container=_str(j.get("container", ""), "container"))
-            saved_jobs.append((job, _int(j.get("energy_mj"), f"gpu {uuid} job {job.job_id} energy_mj")))
+            what = f"gpu {uuid} job {job.job_id}"
+            # No gpu_us: a file from an exporter before wattprint_job_gpu_seconds_total, whose held time
+            # was never measured; 0 starts the new series as any new counter starts, rather than a guess.
+            saved_jobs.append(SavedJob(job=job, energy_mj=_int(j.get("energy_mj"), f"{what} energy_mj"),
+                                       gpu_us=_int(j.get("gpu_us", 0), f"{what} gpu_us")))
         out[uuid] = SavedGpu(
             uuid=uuid,
             index=_str(g.get("index"), f"gpu {uuid} index"),
@@ -222,9 +238,9 @@ def dump_state(gpus: list[SavedGpu], saved_unixtime: float, host: SavedHost | No
                 "idle_mj": g.idle_mj,
                 "resets": g.resets,
                 "jobs": [
-                    {"job_id": j.job_id, "source": j.source, "pod_uid": j.pod_uid, "container": j.container,
-                     "energy_mj": mj}
-                    for j, mj in g.jobs
+                    {"job_id": s.job.job_id, "source": s.job.source, "pod_uid": s.job.pod_uid,
+                     "container": s.job.container, "energy_mj": s.energy_mj, "gpu_us": s.gpu_us}
+                    for s in g.jobs
                 ],
             }
             for g in gpus

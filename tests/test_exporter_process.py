@@ -27,7 +27,8 @@ def test_full_scrape_is_valid_and_passes_promtool(tmp_path):
     names = {f.name for f in text_string_to_metric_families(r.text)}
     for required in (
         "wattprint_gpu_energy_joules", "wattprint_gpu_power_watts", "wattprint_gpu_up", "wattprint_gpu_info",
-        "wattprint_job_info", "wattprint_job_energy_joules", "wattprint_gpu_idle_energy_joules",
+        "wattprint_job_info", "wattprint_job_energy_joules", "wattprint_job_gpu_seconds",
+        "wattprint_gpu_idle_energy_joules",
         "wattprint_exporter_collector_success", "process_resident_memory_bytes",
     ):
         assert required in names

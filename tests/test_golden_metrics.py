@@ -120,6 +120,20 @@ def test_conservation_on_the_page(tmp_path):
         assert abs(cpu_jobs[key] + cpu_idle[key] - cpu[key]) < 1e-6, key
 
 
+def test_job_gpu_seconds_carry_the_job_energy_labels(tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    fams = {f.name: f for f in text_string_to_metric_families(render_page(tmp_path))}
+
+    def series(name):
+        return {tuple(sorted(s.labels.items())): s.value for s in fams[name].samples if s.name.endswith("_total")}
+
+    seconds = series("wattprint_job_gpu_seconds")
+    assert set(seconds) == set(series("wattprint_job_energy_joules")) and len(seconds) == 3
+    # 8 polls 1 s apart: the first is a baseline, then 7 intervals; the two jobs sharing GPU 1 each hold all 7
+    assert set(seconds.values()) == {7.0}
+
+
 def test_promtool_check_metrics_reports_no_problem(tmp_path):
     promtool = require_tool("promtool")
     page = render_page(tmp_path)

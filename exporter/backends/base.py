@@ -35,7 +35,8 @@ class GpuInfo:
 @dataclass
 class GpuReading:
     info: GpuInfo
-    # Monotonic time (seconds) at which the reading was taken.
+    # Time (seconds) at which the reading was taken; only differences are used (interval lengths, the held
+    # time of jobs). Monotonic for hardware; the replay backend's trace clock, which drives its energy.
     timestamp: float
     # False when the essential reading (energy counter, or power without one) failed.
     ok: bool = True

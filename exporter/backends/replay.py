@@ -213,20 +213,21 @@ class ReplayBackend:
         tr = self.trace
         if tr is None:
             raise RuntimeError("ReplayBackend.read() before open()")
+        # The trace's own clock times the readings: it drives the replayed energy, so the intervals the poller
+        # books (held time included) span exactly the replayed energy, also under a test's scripted clock.
         wall = self._wallclock()
-        mono = time.monotonic()
         failing = self.failing()
         out = []
         for i, info in enumerate(self.infos):
             if info.index in failing:
-                out.append(GpuReading(info=info, timestamp=mono, ok=False, failed_calls=FAILED_CALLS))
+                out.append(GpuReading(info=info, timestamp=wall, ok=False, failed_calls=FAILED_CALLS))
                 continue
             el = self.elapsed(i, wall)
             row = tr.sample_at(el)
             out.append(
                 GpuReading(
                     info=info,
-                    timestamp=mono,
+                    timestamp=wall,
                     energy_mj=tr.start_energy_mj + int(tr.energy_at(el)),
                     power_watts=tr.power_mw[row] / 1000.0,
                     power_limit_watts=REPLAY_POWER_LIMIT_WATTS,

@@ -8,7 +8,8 @@ Full schema (every key optional; docs/config.md explains each)::
       jean-zay:
         provider: onprem          # onprem | aws | gcp | azure                       (default onprem)
         region: fr-idf            # free text / cloud region id                      (default "")
-        zone: FR                  # carbon-intensity zone id, non-empty; null/absent: unknown (world average)
+        zone: FR                  # carbon-intensity zone id, non-empty, compared case-insensitively (fr is FR);
+                                  # null/absent: unknown (world average)
         pue: 1.2                  # number >= 1.0; absent: unknown (the caller applies 1.0 and flags it)
         nodes: ["jz-gpu*", "r1i*"]  # host-name globs (case-insensitive; also tried on the short name)
         hardware:
@@ -80,6 +81,7 @@ from .records import INTENSITY_BASES
 from .sources.jobs import yamlmarks
 from .sources.jobs.common import suggest
 from .sources.jobs.rules import Rules
+from .zones import canonical_zone
 
 PROVIDERS = ("onprem", "aws", "gcp", "azure")
 ENERGY_UNITS: Mapping[str, float] = MappingProxyType({"J": 1.0, "mJ": 1e-3, "kJ": 1e3, "Wh": 3600.0, "kWh": 3.6e6})
@@ -298,10 +300,15 @@ def _clusters(ctx: _Ctx, data: dict[Any, Any]) -> dict[str, ClusterConfig]:
         pue = ctx.opt_number(body, "pue", f"{path}.pue", minimum=1.0)
         out[cname] = ClusterConfig(
             name=cname, provider=provider, region=ctx.opt_str(body, "region", f"{path}.region") or "",
-            zone=ctx.opt_str(body, "zone", f"{path}.zone", empty_ok=False), pue=pue,
+            zone=_zone(ctx.opt_str(body, "zone", f"{path}.zone", empty_ok=False)), pue=pue,
             nodes=ctx.str_list(body, "nodes", f"{path}.nodes", ()), hardware=_hardware(ctx, body, path),
             configured=True)
     return out
+
+
+def _zone(zone: str | None) -> str | None:
+    """The zone in its canonical spelling (pipeline/zones.py): `fr` is the zone of imported `FR` hours."""
+    return canonical_zone(zone) if zone is not None else None
 
 
 def _hardware(ctx: _Ctx, body: dict[Any, Any], path: str) -> Mapping[str, HardwareSpec]:

@@ -54,6 +54,7 @@ from .sources.intensity import embedded
 from .sources.jobs import yamlmarks
 from .sources.jobs.common import mapping_key, read_text, suggest
 from .timeutil import iso, parse_instant
+from .zones import canonical_zone
 
 METHOD = "estimated (TDP)"
 
@@ -289,7 +290,7 @@ def compute(
     cpu = _cpu_part(cpu_inputs, label, where) if has_cpu else None
 
     # intensity
-    zone = region.strip() if isinstance(region, str) else None
+    zone = canonical_zone(region) if isinstance(region, str) else None   # the one spelling (pipeline/zones.py)
     if region is not None and not isinstance(region, str):
         raise InputError(where("region"), f"{label('region')} must be a zone id, got {region!r}")
     if zone is not None and not zone:

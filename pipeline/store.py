@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
 from .db import run_sql
+from .errors import InputError
 from .records import IntensityPoint, JobRecord
+from .timeutil import iso
+from .zones import canonical_zone
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,32 @@ def write_jobs(con: duckdb.DuckDBPyConnection, records: Sequence[JobRecord]) -> 
     return StoreResult(len(records), int(replaced))
 
 
-def write_intensity(con: duckdb.DuckDBPyConnection, points: Sequence[IntensityPoint]) -> StoreResult:
-    """Insert or replace hourly intensity for the (zone, hour)s the points cover."""
+@dataclass(frozen=True)
+class IntensityStoreResult:
+    """What an intensity import changed. Zone-hours: the hours of intensity_hourly the import wrote (each one
+    recomputed from all points it holds), of which `replaced` were stored before. Points: the stored points the
+    import overlapped, `points_replaced` of them wholly and `points_trimmed` partly (what it did not cover is kept)."""
+
+    written: int
+    replaced: int
+    points_written: int = 0
+    points_replaced: int = 0
+    points_trimmed: int = 0
+
+
+def write_intensity(con: duckdb.DuckDBPyConnection, points: Sequence[IntensityPoint]) -> IntensityStoreResult:
+    """Store the points (canonical zones, checked with check_points) and recompute the zone-hours they touch.
+
+    The import replaces only the stored parts it overlaps (older points are clipped to what it does not cover,
+    per zone); each touched (zone, hour) of intensity_hourly becomes the time-weighted mean of every stored point
+    in it, `covered_s` their union, so partial hours from several imports combine by their coverage. Points of
+    different bases that would share an hour are an InputError (nothing is written; the caller's transaction
+    rolls back anything else).
+    """
     if not points:
-        return StoreResult(0, 0)
+        return IntensityStoreResult(0, 0)
     table = pa.table({
-        "zone": [p.zone for p in points],
+        "zone": [canonical_zone(p.zone) for p in points],
         "start_ts": pa.array([p.start for p in points], pa.timestamp("us", tz="UTC")),
         "end_ts": pa.array([p.end for p in points], pa.timestamp("us", tz="UTC")),
         "g_per_kwh": pa.array([p.g_per_kwh for p in points], pa.float64()),
@@ -77,6 +101,28 @@ def write_intensity(con: duckdb.DuckDBPyConnection, points: Sequence[IntensityPo
     con.register("import_points", table)
     try:
         run_sql(con, "stg_intensity_import")
+        run_sql(con, "stg_intensity_import_hours")
+        mixed = con.execute(
+            "SELECT zone, hour_ts, basis, basis_origin, basis_new, other_basis, other_basis_origin, other_basis_new"
+            " FROM intensity_import_hours WHERE bases > 1 ORDER BY zone, hour_ts LIMIT 1"
+        ).fetchall()
+        if mixed:
+            _refuse_mixed_bases(*mixed[0])
+        (removed, trimmed) = con.execute(
+            "SELECT count(*) FILTER (WHERE NOT trimmed), count(*) FILTER (WHERE trimmed) FROM ("
+            " SELECT (zone, start_ts) IN (SELECT (zone, from_ts) FROM intensity_import_plan WHERE action = 'piece')"
+            " AS trimmed FROM intensity_import_plan WHERE action = 'removed')"
+        ).fetchall()[0]
+        con.execute(
+            "DELETE FROM intensity_points WHERE (zone, start_ts) IN"
+            " (SELECT (zone, start_ts) FROM intensity_import_plan WHERE action = 'removed' AND stored)"
+        )
+        con.execute(
+            "INSERT INTO intensity_points (zone, start_ts, end_ts, g_per_kwh, basis, source, is_estimated, origin,"
+            " imported_at) SELECT zone, start_ts, end_ts, g_per_kwh, basis, source, is_estimated, origin,"
+            " coalesce(imported_at, now()) FROM intensity_import_plan"
+            " WHERE action IN ('new', 'piece') OR (action = 'kept' AND NOT stored)"
+        )
         replaced = con.execute(
             "SELECT count(*) FROM intensity_hourly h JOIN intensity_import_hours i USING (zone, hour_ts)"
         ).fetchall()[0][0]
@@ -88,7 +134,23 @@ def write_intensity(con: duckdb.DuckDBPyConnection, points: Sequence[IntensityPo
             " SELECT zone, hour_ts, g_per_kwh, basis, source, is_estimated, covered_s, origin"
             " FROM intensity_import_hours"
         ).fetchall()[0][0]
-        con.execute("DROP TABLE intensity_import_hours")
     finally:
+        con.execute("DROP TABLE IF EXISTS intensity_import_hours")
+        con.execute("DROP TABLE IF EXISTS intensity_import_plan")
         con.unregister("import_points")
-    return StoreResult(int(written), int(replaced))
+    return IntensityStoreResult(int(written), int(replaced), len(points), int(removed), int(trimmed))
+
+
+def _refuse_mixed_bases(zone: str, hour: datetime, basis: str, origin: str, is_new: bool, other: str,
+                        other_origin: str, other_new: bool) -> None:
+    def side(b: str, where: str, new: bool) -> str:
+        return f"{b} intensity {'of this import' if new else 'stored'} at {where}"
+
+    both_new = is_new and other_new
+    raise InputError(
+        origin if is_new else other_origin,
+        f"zone {zone}, hour {iso(hour)}: {side(basis, origin, is_new)} and {side(other, other_origin, other_new)} "
+        "would be averaged in one hour, and bases do not mix",
+        "import one basis per zone" if both_new else
+        "import the same basis as the stored data (e.g. --basis), or cover the whole hour so the import replaces it",
+    )

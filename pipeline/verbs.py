@@ -181,6 +181,10 @@ def _store_intensity(args: argparse.Namespace, settings: Settings, points: list[
         zones = ", ".join(sorted({p.zone for p in points}))
         say(args, f"imported {len(points)} intensity points from {what} as {res.written} zone-hours "
                   f"({res.replaced} replaced) for {zones}")
+        if res.points_replaced or res.points_trimmed:
+            # several imports combine by coverage: a zone-hour is recomputed from every stored point in it
+            say(args, f"  stored points it overlaps: {res.points_replaced} replaced, {res.points_trimmed} trimmed to "
+                      "the time it does not cover; each zone-hour is recomputed from all the points it holds")
         _summary(args, summary, con)
     finally:
         con.close()

@@ -761,6 +761,7 @@ TABLES = {
     "jobs": "SELECT * FROM jobs ORDER BY ALL",
     "job_nodes": "SELECT * FROM job_nodes ORDER BY ALL",
     "intensity_hourly": "SELECT * FROM intensity_hourly ORDER BY ALL",
+    "intensity_points": "SELECT * FROM intensity_points ORDER BY ALL",
     "fct_job_gpu_hour": "SELECT * FROM fct_job_gpu_hour ORDER BY ALL",
 }
 

@@ -32,7 +32,7 @@ def snapshot(dbfile: Path) -> dict[str, list[tuple]]:
     con = duckdb.connect(str(dbfile), read_only=True)
     try:
         return {t: con.execute(f"SELECT * EXCLUDE (imported_at) FROM {t} ORDER BY ALL").fetchall()
-                for t in ("jobs", "intensity_hourly")} | {
+                for t in ("jobs", "intensity_hourly", "intensity_points")} | {
             "job_nodes": con.execute("SELECT * FROM job_nodes ORDER BY ALL").fetchall(),
             "fct": con.execute("SELECT * FROM fct_job_gpu_hour ORDER BY ALL").fetchall()}
     finally:
@@ -131,6 +131,10 @@ BAD_INTENSITY = {
     "overlap": (INTENSITY_CSV + "2024-03-01T00:00:00Z,FR,50\n2024-03-01T00:30:00Z,FR,51\n",
                 ["intensity.csv:2", "intensity.csv:3"]),
     "missing zone": ("timestamp,intensity_g_per_kwh\n2024-03-01T00:00:00Z,50\n", ["--zone"]),
+    "one zone spelled two ways": (INTENSITY_CSV + "2024-03-01T00:00:00Z,FR,50\n2024-03-01T00:00:00Z,fr,50\n",
+                                  ["intensity.csv:2", "intensity.csv:3", "ambiguous duplicate"]),
+    "sub-hourly rows": (INTENSITY_CSV + "2024-03-01T00:00:00Z,FR,50\n2024-03-01T00:15:00Z,FR,51\n",
+                        ["intensity.csv:2", "intensity.csv:3", "aggregate sub-hourly values"]),
 }
 
 

@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from .. import __version__
 from ..config import Config
 from ..errors import DatabaseLocked, InputError, WattprintError
+from ..zones import canonical_zone
 from .sources import API_SOURCES, REASONS, SOURCES, WORLD, LiveValue, RecordingSession, Source, annual, classify
 
 log = logging.getLogger("wattprint.serve_intensity")
@@ -431,7 +432,7 @@ def options(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
     zones: list[str] = []
     zones_from_flag = bool(args.zone)
     for z in args.zone or ():
-        z = z.strip()
+        z = canonical_zone(z)     # the spelling the config's zones and imported data use (pipeline/zones.py)
         if not z:
             raise InputError("--zone", "empty zone", "e.g. --zone FR")
         if z not in zones:

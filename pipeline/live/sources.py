@@ -37,6 +37,7 @@ from ..sources.intensity.checks import check_points
 from ..sources.intensity.fetching import BASE_URLS
 from ..sources.intensity.fetching import fetch as fetch_window
 from ..timeutil import iso
+from ..zones import same_zone
 
 log = logging.getLogger("wattprint.serve_intensity")
 
@@ -109,7 +110,7 @@ def classify(exc: Exception, session: RecordingSession | None) -> RefreshError:
 
 def pick(points: Sequence[IntensityPoint], zone: str, now: datetime, max_age: timedelta) -> IntensityPoint:
     """The point in force at `now`, else the most recent one that ended at most `max_age` ago."""
-    mine = [p for p in points if p.zone == zone or p.zone.upper() == zone.upper()]
+    mine = [p for p in points if same_zone(p.zone, zone)]
     covering = [p for p in mine if p.start <= now < p.end]
     if covering:
         return max(covering, key=lambda p: p.start)

@@ -1,6 +1,9 @@
 -- The intensity for every (zone, hour) in the temp table intensity_needed, with how it was found:
 -- that hour, else the nearest hour within the bound, else the zone's monthly mean, else the shipped
 -- annual value for the zone, else the world average. Each fallback is named so reports can count it.
+-- `hourly` needs the hour's data to cover all of it (covered_s = 3600); a partly covered hour is the
+-- nearest data there is (distance 0, so its own mean is used) and is labelled `nearest_hour`.
+-- Zones are compared as stored: every writer spells them canonically (pipeline/zones.py).
 CREATE OR REPLACE TEMP TABLE intensity_resolved AS
 WITH
 -- the model asks for the hours that have energy; the reports' what-if asks for other zones at the same hours
@@ -9,7 +12,7 @@ needed AS (
 ),
 exact AS (
     SELECT n.zone, n.hour_idx, i.g_per_kwh
-    FROM needed n JOIN intensity_hourly i ON i.zone = n.zone AND i.hour_ts = n.hour_ts
+    FROM needed n JOIN intensity_hourly i ON i.zone = n.zone AND i.hour_ts = n.hour_ts AND i.covered_s >= 3600
 ),
 nearest AS (
     SELECT n.zone, n.hour_idx,
@@ -35,4 +38,4 @@ FROM needed n
 LEFT JOIN exact e USING (zone, hour_idx)
 LEFT JOIN nearest ne USING (zone, hour_idx)
 LEFT JOIN monthly mo ON mo.zone = n.zone AND mo.month = date_trunc('month', n.hour_ts)
-LEFT JOIN intensity_annual a ON lower(a.zone) = lower(n.zone) AND n.zone <> ''
+LEFT JOIN intensity_annual a ON a.zone = n.zone AND n.zone <> ''

@@ -1,22 +1,61 @@
--- Imported intensity points -> hours, time-weighted (UK half-hours and WattTime 5-minute points
--- become one value per hour; covered_s says how much of the hour the source covered).
-CREATE OR REPLACE TEMP TABLE intensity_import_hours AS
-WITH p AS (
-    SELECT *, epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us FROM import_points
+-- An import's points (import_points: zones canonical, disjoint within a zone, checked by check_points) against
+-- the stored points of its zones (intensity_points): the plan of what to insert, delete and keep.
+-- The import replaces only the stored parts it overlaps: a stored point it overlaps is removed and what is left
+-- of it outside the new points (before, between, after them) is kept as pieces with the stored value and
+-- lineage. `kept` are the stored points in the zone-hours the import touches that it does not overlap: with the
+-- new points and the pieces they are every point of those hours after the import (stg_intensity_import_hours).
+-- Hours stored without points (written outside the import path) are adopted as [hour, hour + covered_s).
+--   action: new | removed (delete if stored) | piece (insert) | kept (insert if not stored)
+--   from_ts: the start of the stored point a piece is left of (start_ts otherwise)
+CREATE OR REPLACE TEMP TABLE intensity_import_plan AS
+WITH new AS (
+    SELECT zone, start_ts, end_ts, g_per_kwh, basis, source, is_estimated, origin FROM import_points
 ),
-h AS (
-    SELECT p.*, unnest(range(s_us // 3600000000, (e_us - 1) // 3600000000 + 1)) AS hour_idx FROM p
+hours AS (
+    SELECT DISTINCT zone, to_timestamp(hour_idx * 3600) AS hour_ts
+    FROM (SELECT zone, unnest(range(epoch_us(start_ts) // 3600000000, (epoch_us(end_ts) - 1) // 3600000000 + 1))
+                 AS hour_idx
+          FROM new)
 ),
-o AS (
-    SELECT *, least(e_us, (hour_idx + 1) * 3600000000) - greatest(s_us, hour_idx * 3600000000) AS overlap_us FROM h
+orphan AS (
+    SELECT h.zone, h.hour_ts AS start_ts, h.hour_ts + to_seconds(CAST(least(h.covered_s, 3600) AS BIGINT)) AS end_ts,
+           h.g_per_kwh, h.basis, h.source, h.is_estimated, h.origin, h.imported_at, false AS stored
+    FROM intensity_hourly h JOIN hours a ON a.zone = h.zone AND a.hour_ts = h.hour_ts
+    WHERE h.covered_s > 0
+      AND NOT EXISTS (SELECT 1 FROM intensity_points p
+                      WHERE p.zone = h.zone AND p.start_ts < h.hour_ts + INTERVAL 1 HOUR AND p.end_ts > h.hour_ts)
+),
+old AS (
+    SELECT p.zone, p.start_ts, p.end_ts, p.g_per_kwh, p.basis, p.source, p.is_estimated, p.origin, p.imported_at,
+           true AS stored
+    FROM intensity_points p
+    WHERE p.zone IN (SELECT zone FROM new)
+      AND EXISTS (SELECT 1 FROM hours a
+                  WHERE a.zone = p.zone AND a.hour_ts < p.end_ts AND a.hour_ts + INTERVAL 1 HOUR > p.start_ts)
+    UNION ALL
+    SELECT * FROM orphan
+),
+hit AS (
+    SELECT o.*, n.start_ts AS n_start, n.end_ts AS n_end
+    FROM old o JOIN new n ON n.zone = o.zone AND n.start_ts < o.end_ts AND n.end_ts > o.start_ts
+),
+pieces AS (
+    SELECT zone, start_ts AS from_ts, coalesce(lag(n_end) OVER w, start_ts) AS piece_start, n_start AS piece_end,
+           g_per_kwh, basis, source, is_estimated, origin, imported_at, stored
+    FROM hit WINDOW w AS (PARTITION BY zone, start_ts ORDER BY n_start)
+    UNION ALL
+    SELECT zone, start_ts, max(n_end), end_ts, g_per_kwh, basis, source, is_estimated, origin, imported_at, stored
+    FROM hit GROUP BY zone, start_ts, end_ts, g_per_kwh, basis, source, is_estimated, origin, imported_at, stored
 )
-SELECT zone,
-       to_timestamp(hour_idx * 3600) AS hour_ts,
-       sum(g_per_kwh * overlap_us) / sum(overlap_us) AS g_per_kwh,
-       min(basis) AS basis,
-       min(source) AS source,
-       bool_or(is_estimated) AS is_estimated,
-       CAST(round(sum(overlap_us) / 1e6) AS INTEGER) AS covered_s,
-       min(origin) AS origin
-FROM o
-GROUP BY zone, hour_idx
+SELECT 'new' AS action, zone, start_ts, end_ts, g_per_kwh, basis, source, is_estimated, origin,
+       CAST(NULL AS TIMESTAMPTZ) AS imported_at, false AS stored, start_ts AS from_ts
+FROM new
+UNION ALL
+SELECT 'removed', zone, start_ts, end_ts, g_per_kwh, basis, source, is_estimated, origin, imported_at, stored, start_ts
+FROM old WHERE (zone, start_ts) IN (SELECT (zone, start_ts) FROM hit)
+UNION ALL
+SELECT 'piece', zone, piece_start, piece_end, g_per_kwh, basis, source, is_estimated, origin, imported_at, stored, from_ts
+FROM pieces WHERE piece_start < piece_end
+UNION ALL
+SELECT 'kept', zone, start_ts, end_ts, g_per_kwh, basis, source, is_estimated, origin, imported_at, stored, start_ts
+FROM old WHERE (zone, start_ts) NOT IN (SELECT (zone, start_ts) FROM hit)

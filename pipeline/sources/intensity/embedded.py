@@ -1,6 +1,6 @@
 """The shipped annual grid intensities (`pipeline/data/intensity_annual.csv`), used when no hourly data exists.
 
-Zone ids (matched case-insensitively):
+Zone ids (matched as `pipeline.zones.canonical_zone` spells them: case-insensitively):
   country  ISO 3166-1 alpha-2, e.g. `FR`, `DE`, `GB` (`UK` is accepted for `GB`)
   cloud    `<provider>:<region>` with the provider's own region id: `aws:us-west-2`, `gcp:europe-west1`,
            `azure:westeurope`
@@ -19,11 +19,11 @@ from importlib import resources
 
 from ...errors import InputError
 from ...records import INTENSITY_BASES
+from ...zones import canonical_zone
 
 FILE = "intensity_annual.csv"
 COLUMNS = ("zone", "kind", "name", "g_per_kwh", "year", "basis", "source", "licence")
 KINDS = ("country", "aws", "gcp", "azure", "world")
-ALIASES = {"uk": "gb"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def parse(text: str, name: str = FILE) -> list[AnnualIntensity]:
 def _table() -> tuple[tuple[AnnualIntensity, ...], dict[str, AnnualIntensity]]:
     text = resources.files("pipeline.data").joinpath(FILE).read_text(encoding="utf-8")
     rows = tuple(parse(text))
-    return rows, {r.zone.lower(): r for r in rows}
+    return rows, {r.zone: r for r in rows}
 
 
 def load() -> list[AnnualIntensity]:
@@ -78,12 +78,7 @@ def load() -> list[AnnualIntensity]:
 
 def lookup(zone: str) -> AnnualIntensity | None:
     """The row for a zone id (see the module doc for the naming), or None."""
-    key = zone.strip().lower()
-    key = ALIASES.get(key, key)
-    if ":" in key:
-        provider, _, region = key.partition(":")
-        key = f"{provider.strip()}:{region.strip()}"
-    return _table()[1].get(key)
+    return _table()[1].get(canonical_zone(zone))
 
 
 def world() -> AnnualIntensity:

@@ -24,6 +24,7 @@ import requests
 from ...errors import InputError, UpstreamError
 from ...records import IntensityPoint
 from ...timeutil import iso
+from ...zones import canonical_zone
 from .._text import check_no_surrogates
 from . import electricitymaps, uk, watttime
 from ._common import ParseResult
@@ -126,7 +127,8 @@ def fetch(source: str, zone: str, start: datetime, end: datetime, *, base_url: s
           basis: str | None = None, token_file: str | Path | None = None, password_file: str | Path | None = None,
           username: str | None = None, session: requests.Session | None = None, retries: int = 2,
           backoff_s: float = 1.0, timeout_s: float = 30.0) -> list[IntensityPoint]:
-    """Intensity points of `zone` overlapping [start, end) from `source` (electricitymaps, uk, watttime).
+    """Intensity points of `zone` overlapping [start, end) from `source` (electricitymaps, uk, watttime), with the
+    zone in canonical spelling (`pipeline.zones`).
 
     `basis` (electricitymaps only): lifecycle (API default) or direct. For uk, zone is GB or GB-<regionid>;
     for watttime it is a WattTime region such as CAISO_NORTH. A range the API has no data for gives [].
@@ -140,7 +142,7 @@ def fetch(source: str, zone: str, start: datetime, end: datetime, *, base_url: s
         raise InputError("--end", f"end {iso(end)} is not after start {iso(start)}", "swap or widen the range")
     if not zone or not zone.strip():
         raise InputError("--zone", "no zone given", "pass --zone")
-    zone = zone.strip()
+    zone = canonical_zone(zone)     # the APIs' zone ids are upper case (FR, US-CAL-CISO, CAISO_NORTH, GB-13)
     if basis is not None and (source != "electricitymaps" or basis not in ("lifecycle", "direct")):
         raise InputError("--basis", f"basis {basis!r} is not available from {source}",
                          "use lifecycle or direct with electricitymaps; uk is direct and watttime marginal")

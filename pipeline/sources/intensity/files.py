@@ -10,6 +10,7 @@ from ...errors import InputError
 from ...records import IntensityPoint
 from . import electricitymaps, generic_csv, uk, watttime
 from ._common import ParseResult, load_json, read_text
+from .checks import canonical_points
 
 _Parser = Callable[..., ParseResult]
 
@@ -31,13 +32,15 @@ FORMATS = tuple(PARSERS)
 
 
 def parse(path: str | Path, fmt: str, *, zone: str | None = None, basis: str | None = None) -> ParseResult:
-    """Points and warnings of one file. Every error names the file and line (or JSON path)."""
+    """Points (zones in canonical spelling, `pipeline.zones`) and warnings of one file. Every error names the file
+    and line (or JSON path)."""
     parser = PARSERS.get(fmt)
     if parser is None:
         raise InputError("--format", f"unknown intensity format {fmt!r}", f"use one of {', '.join(FORMATS)}")
     p = Path(path)
     zone = zone.strip() if zone and zone.strip() else None
-    return parser(read_text(p), str(path), zone=zone, basis=basis)
+    result = parser(read_text(p), str(path), zone=zone, basis=basis)
+    return ParseResult(canonical_points(result.points), result.warnings)
 
 
 def parse_file(path: str | Path, fmt: str, *, zone: str | None = None,

@@ -2,6 +2,8 @@
 
 The header is required; names match case-insensitively; `zone` may be left out when --zone is given.
 Timestamps need an offset or Z. Any other column is an error, so a typo never drops data silently.
+Sub-hourly data does not fit this format (rows less than an hour apart overlap): aggregate it to hourly
+means, or import it as Electricity Maps JSON, UK or WattTime JSON, which carry each point's length.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from datetime import timedelta
 from ...errors import InputError
 from ...records import IntensityPoint
 from ...timeutil import parse_instant, plus
+from ...zones import same_zone
 from ._common import ParseResult, check_basis, csv_rows, number, require_zone
 
 SOURCE = "csv"
@@ -49,7 +52,7 @@ def parse_csv(text: str, name: str, *, zone: str | None = None, basis: str | Non
         if len(fields) != len(header):
             raise InputError(where, f"expected {len(header)} fields, got {len(fields)}", "fix the row")
         z = fields[cols["zone"]].strip() if "zone" in cols else ""
-        if zone and z and z != zone:
+        if zone and z and not same_zone(z, zone):
             raise InputError(where, f"zone {z!r} differs from --zone {zone}", "drop --zone or fix the row")
         z = require_zone(z or zone, where, "csv row (empty zone)")
         start = parse_instant(fields[cols["timestamp"]], where)

@@ -92,6 +92,7 @@ def settings(zones: int):
 def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: int) -> dict:
     """Write the fleet into a new wattprint DuckDB at `path`. path_kind: exporter | dcgm."""
     from pipeline import db
+    from pipeline.db import sql_text
     from pipeline.model import load_reference
 
     if gpus % 8 or gpus <= 0:
@@ -185,19 +186,19 @@ def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: 
         con.execute("""
             INSERT INTO streams
             SELECT g + 1, 'wattprint', 'idle', cluster, hostname, slot::VARCHAR, 'GPU-' || g, NULL,
-                   'NVIDIA H100 80GB HBM3', '', ''
+                   'NVIDIA H100 80GB HBM3', '', '', hostname, 'uuid:gpu-' || g, NULL
             FROM bench_gpu""")
         con.execute("""
             INSERT INTO streams
             SELECT j.sbase + (g.g - j.gpu0), 'wattprint', 'job', g.cluster, g.hostname, g.slot::VARCHAR,
-                   'GPU-' || g.g, 'job-' || j.j, 'NVIDIA H100 80GB HBM3', '', ''
+                   'GPU-' || g.g, 'job-' || j.j, 'NVIDIA H100 80GB HBM3', '', '', g.hostname, 'uuid:gpu-' || g.g, NULL
             FROM bench_job j JOIN bench_gpu g ON g.g >= j.gpu0 AND g.g < j.gpu0 + j.n_gpus""")
         stream = "CASE WHEN busy THEN sbase + pos ELSE g + 1 END"
     elif path_kind == "dcgm":
         con.execute("""
             INSERT INTO streams
             SELECT g + 1, 'dcgm', 'gpu', cluster, hostname, slot::VARCHAR, 'GPU-' || g, NULL,
-                   'NVIDIA H100 80GB HBM3', '', ''
+                   'NVIDIA H100 80GB HBM3', '', '', hostname, 'uuid:gpu-' || g, NULL
             FROM bench_gpu""")
         stream = "g + 1"
     else:
@@ -209,6 +210,10 @@ def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: 
                {energy}, 'counter', NULL
         FROM ({minute_of})""")
     t_intervals = time.perf_counter() - t0
+    # what derive_intervals makes from the intervals and derive_results reads: each stream's span, and which source
+    # measures each GPU when (one source per GPU here)
+    for name in ("macros", "stg_stream_spans", "stg_gpu_coverage"):
+        con.execute(sql_text(name))
     # hourly intensity per zone: a daily cycle plus noise; ~1 % of hours missing, and zone 1 has a 14-hour
     # outage (hours 50-63), so nearest_hour and monthly_mean fallbacks both run
     hours = days * 24
@@ -337,6 +342,8 @@ def phase_profile(path: str, zones: int, memory_limit: str | None) -> dict:
     from pipeline.db import sql_text
 
     con = open_db(path, memory_limit)
+    for name in ("macros", "int_node_allocations"):     # the inputs derive_results makes before it
+        con.execute(sql_text(name))
     prof = str(Path(path).with_suffix(".profile.json"))
     con.execute("PRAGMA enable_profiling = 'json'")
     con.execute(f"PRAGMA profiling_output = '{prof}'")

@@ -25,7 +25,9 @@ Full schema (every key optional; docs/config.md explains each)::
       cluster_label: cluster      # label key carrying the cluster on exporter series  (default cluster)
       metrics:
         wattprint:
+          enabled: true           # false: this source is not queried
           job_energy: wattprint_job_energy_joules_total
+          job_gpu_seconds: wattprint_job_gpu_seconds_total        # seconds each job held each GPU (GPU-hours)
           gpu_energy: wattprint_gpu_energy_joules_total
           idle_energy: wattprint_gpu_idle_energy_joules_total
           cpu_energy: wattprint_cpu_energy_joules_total            # host (RAPL) series: socket and domain
@@ -35,6 +37,7 @@ Full schema (every key optional; docs/config.md explains each)::
           cpu_rapl_up: wattprint_cpu_rapl_up
           labels: {hostname: hostname, gpu: gpu, uuid: uuid, job_id: job_id, model: model}
         dcgm:
+          enabled: true           # false: not queried (e.g. a wattprint exporter on the dcgm backend reads it already)
           energy: DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION
           energy_unit: mJ         # J | mJ | kJ | Wh | kWh
           power: DCGM_FI_DEV_POWER_USAGE
@@ -71,12 +74,12 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
 from .errors import InputError
+from .nodes import node_matches
 from .records import INTENSITY_BASES
 from .sources.jobs import yamlmarks
 from .sources.jobs.common import suggest
@@ -117,11 +120,8 @@ class ClusterConfig:
         return spec
 
     def matches_host(self, hostname: str) -> bool:
-        host = hostname.strip().lower()
-        if not host:
-            return False
-        short = host.split(".", 1)[0]
-        return any(fnmatchcase(host, p.lower()) or fnmatchcase(short, p.lower()) for p in self.nodes)
+        """The rule the model applies to series hosts (pipeline/nodes.py, sql/macros.sql)."""
+        return any(node_matches(hostname, p) for p in self.nodes)
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,9 @@ class LabelKeys:
 
 @dataclass(frozen=True)
 class WattprintMetrics:
+    enabled: bool = True            # false: not queried (another source measures these GPUs)
     job_energy: str = "wattprint_job_energy_joules_total"
+    job_gpu_seconds: str = "wattprint_job_gpu_seconds_total"     # the seconds each job held each GPU
     gpu_energy: str = "wattprint_gpu_energy_joules_total"
     idle_energy: str = "wattprint_gpu_idle_energy_joules_total"
     # host energy (the exporter's RAPL collector); socket and domain are read from the `socket` / `domain` labels
@@ -162,6 +164,7 @@ class WattprintMetrics:
 
 @dataclass(frozen=True)
 class DcgmMetrics:
+    enabled: bool = True            # false: not queried, e.g. beside a wattprint exporter on the dcgm backend
     energy: str = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
     energy_unit: str = "mJ"
     power: str = "DCGM_FI_DEV_POWER_USAGE"
@@ -371,6 +374,11 @@ def _source(ctx: _Ctx, msec: dict[Any, Any], key: str, default: Any, units: Mapp
     changes: dict[str, Any] = {}
     for f in names:
         if f not in section:
+            continue
+        if f == "enabled":
+            if not isinstance(section[f], bool):
+                ctx.fail(section, f, f"{path}.{f}", f"expected true or false, got {_kind(section[f])}")
+            changes[f] = section[f]
             continue
         if f in units:
             unit = ctx.opt_str(section, f, f"{path}.{f}") or getattr(default, f)

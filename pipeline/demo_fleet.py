@@ -3,10 +3,11 @@
 Nothing here computes a result. It generates what a real deployment would hand the pipeline, and
 `pipeline/demo.py` feeds it through the production code:
 
-* the exporter's energy counters (``wattprint_job_energy_joules_total`` per job and GPU,
-  ``wattprint_gpu_idle_energy_joules_total`` per GPU; the host's ``wattprint_job_cpu_energy_joules_total`` and
-  ``wattprint_cpu_idle_energy_joules_total`` per socket and RAPL domain, ``wattprint_job_cpu_seconds_total`` and
-  ``wattprint_cpu_rapl_up``; with the exporter's labels), served by
+* the exporter's energy counters (``wattprint_job_energy_joules_total`` and ``wattprint_job_gpu_seconds_total`` per
+  job and GPU, ``wattprint_gpu_idle_energy_joules_total`` and the GPU's total ``wattprint_gpu_energy_joules_total``
+  per GPU; the host's ``wattprint_job_cpu_energy_joules_total``, ``wattprint_cpu_idle_energy_joules_total`` and the
+  socket's total ``wattprint_cpu_energy_joules_total`` per socket and RAPL domain, ``wattprint_job_cpu_seconds_total``
+  and ``wattprint_cpu_rapl_up``; with the exporter's labels), served by
   `FleetPrometheus`, an in-process stand-in for a Prometheus ``query_range`` API, so they are stored by
   `pipeline.ingest.ingest` exactly as from a real server;
 * the cluster config (`config_yaml`), the job ledger CSV (`ledger_csv`) and the hourly intensity CSV
@@ -34,8 +35,7 @@ Hosts: every node has two Intel Xeon Platinum 8480+ (Sapphire Rapids, 56 cores a
 * DRAM per socket (8 DDR5 RDIMMs): 11-15 W idle, +0.35 W per busy core, so 30-35 W with every core busy.
 * The split is the exporter's: each minute's socket energy (package and DRAM alike) goes to the jobs by their share
   of the node's CPU time (cgroup usage / 112 cores x 60 s), the rest to host idle, in whole joules; jobs + idle ==
-  the socket's energy exactly. The socket totals (``wattprint_cpu_energy_joules_total``) are not served, like the
-  GPU totals: the model prices jobs + idle.
+  the socket's energy exactly, and the socket's total counter is their sum (as the GPU's is its jobs' + idle).
 * ``jzxh102`` exports ``wattprint_cpu_rapl_up 0`` and no CPU energy: its kernel makes ``energy_uj`` root-only (as
   Linux has since the PLATYPUS fix, CVE-2020-8694) and its exporter lacks the capability, so the reports' data
   quality has a real case to show. Its jobs' CPU time is still exported (the cgroup collector is separate).
@@ -76,12 +76,16 @@ POWER_LIMIT_W = REPLAY_POWER_LIMIT_WATTS
 HEADLINE_PROJECT = "idefics-mini"                         # three phases, both clusters
 
 JOB_METRIC = "wattprint_job_energy_joules_total"
+JOB_GPU_SECONDS_METRIC = "wattprint_job_gpu_seconds_total"
 IDLE_METRIC = "wattprint_gpu_idle_energy_joules_total"
+GPU_METRIC = "wattprint_gpu_energy_joules_total"
+CPU_METRIC = "wattprint_cpu_energy_joules_total"
 CPU_IDLE_METRIC = "wattprint_cpu_idle_energy_joules_total"
 JOB_CPU_METRIC = "wattprint_job_cpu_energy_joules_total"
 JOB_CPU_SECONDS_METRIC = "wattprint_job_cpu_seconds_total"
 RAPL_UP_METRIC = "wattprint_cpu_rapl_up"
-METRICS = (JOB_METRIC, IDLE_METRIC, CPU_IDLE_METRIC, JOB_CPU_METRIC, JOB_CPU_SECONDS_METRIC, RAPL_UP_METRIC)
+METRICS = (JOB_METRIC, JOB_GPU_SECONDS_METRIC, IDLE_METRIC, GPU_METRIC, CPU_METRIC, CPU_IDLE_METRIC, JOB_CPU_METRIC,
+           JOB_CPU_SECONDS_METRIC, RAPL_UP_METRIC)
 
 # Phase boundaries of the shipped trace, seconds after its first row (shared/fixtures/nvml-h100/meta.json).
 TRACE_PHASES = {"idle": (0.0, 20.0), "matmul": (20.0, 60.0), "duty50": (60.0, 90.2), "copy": (90.2, 110.2),
@@ -593,13 +597,13 @@ class FleetPrometheus:
     """Answers `pipeline.ingest.ingest`'s ``query_range`` calls with the fleet's counters, in the shape a
     Prometheus server returns (``data.result``: labels with ``__name__``, ``[unix_s, "value"]`` points), chunked
     on the same grid as `pipeline.promapi.PromClient`. The exporter's own labels plus the scrape's ``job`` and
-    ``instance``. Metrics not served here return no series: dcgm's, and the GPU and CPU totals
-    (``wattprint_gpu_energy_joules_total``, ``wattprint_cpu_energy_joules_total``), which the model does not
-    price (they equal jobs + idle, which are served)."""
+    ``instance``. Metrics not served here return no series: dcgm's. The GPU and socket totals are the exporter's
+    jobs + idle at each minute, as its conservation makes them."""
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self.calls: list[str] = []
+        self._cache: dict[str, list[array]] = {}
 
     def _labels(self, metric: str, g: int, job_id: str | None = None) -> dict[str, str]:
         gpu = self.fleet.gpus[g]
@@ -621,9 +625,28 @@ class FleetPrometheus:
         if metric == IDLE_METRIC:
             for g, values in enumerate(self.fleet.idle_counters):
                 yield self._labels(metric, g), 0, values
+        elif metric == GPU_METRIC:
+            if metric not in self._cache:
+                self._cache[metric] = self._totals(self.fleet.idle_counters, (
+                    (g, starts[j], c) for (j, g), c in self.fleet.job_counters.items()), "d")
+            for g, values in enumerate(self._cache[metric]):
+                yield self._labels(metric, g), 0, values
         elif metric == JOB_METRIC:
             for (job_id, g), values in self.fleet.job_counters.items():
                 yield self._labels(metric, g, job_id), starts[job_id], values
+        elif metric == JOB_GPU_SECONDS_METRIC:
+            # the seconds the job held the GPU: one 60 s poll interval per minute it ran
+            for (job_id, g), values in self.fleet.job_counters.items():
+                yield self._labels(metric, g, job_id), starts[job_id], array("q", range(0, 60 * len(values), 60))
+        elif metric == CPU_METRIC:
+            keys = list(host.idle)
+            if metric not in self._cache:
+                index = {k: i for i, k in enumerate(keys)}
+                self._cache[metric] = self._totals([host.idle[k] for k in keys], (
+                    (index[(name, socket, domain)], starts[j], c)
+                    for (j, name, socket, domain), c in host.jobs.items()), "q")
+            for (name, socket, domain), values in zip(keys, self._cache[metric], strict=True):
+                yield self._host_labels(metric, name, socket=socket, domain=domain, model=CPU_MODEL), 0, values
         elif metric == CPU_IDLE_METRIC:
             for (name, socket, domain), values in host.idle.items():
                 yield self._host_labels(metric, name, socket=socket, domain=domain, model=CPU_MODEL), 0, values
@@ -637,6 +660,19 @@ class FleetPrometheus:
         elif metric == RAPL_UP_METRIC:
             for h in host.hosts:
                 yield self._host_labels(metric, h.name), 0, array("q", [int(h.rapl)]) * (MINUTES + 1)
+
+    @staticmethod
+    def _totals(idle: list[array], parts: Iterator[tuple[int, int, array]], typecode: str) -> list[array]:
+        """Per counter, idle + every part at each minute (a part counts 0 before its start and its last value after
+        its end); joules to the millijoule for GPUs, whole joules for sockets."""
+        sums = [list(a) for a in idle]
+        for i, first, values in parts:
+            row = sums[i]
+            for m, v in enumerate(values):
+                row[first + m] += v
+            for m in range(first + len(values), len(row)):
+                row[m] += values[-1]
+        return [array(typecode, (round(v, 3) for v in row) if typecode == "d" else row) for row in sums]
 
     def query_range(self, query: str, start: datetime, end: datetime, step_s: float) -> Iterator[RangeChunk]:
         self.calls.append(query)

@@ -50,10 +50,11 @@ class SeriesQuery:
     @property
     def what(self) -> str:
         """What the counter counts, for messages."""
-        return "CPU-time" if self.kind == "job_cpu_seconds" else "energy"
+        return {"job_cpu_seconds": "CPU-time", "job_gpu_seconds": "GPU-time"}.get(self.kind, "energy")
 
 
-# Series kinds. GPU: job_energy, gpu_energy, idle_energy (counters, J), gpu_power (gauge, W). Host (the exporter's
+# Series kinds. GPU: job_energy, gpu_energy, idle_energy (counters, J), job_gpu_seconds (counter, s a job held the
+# GPU), gpu_power (gauge, W). Host (the exporter's
 # RAPL collector): cpu_energy, cpu_idle_energy, job_cpu_energy (counters, J, per socket and domain),
 # job_cpu_seconds (counter, s of CPU time per job) and cpu_rapl_up (gauge, 1 when every RAPL zone was read).
 GAUGE_KINDS = ("gpu_power", "cpu_rapl_up")
@@ -83,6 +84,7 @@ def default_queries(power_metric: str | None = None) -> list[SeriesQuery]:
         SeriesQuery("wattprint", "job_energy", "wattprint_job_energy_joules_total", job_labels=("job_id",)),
         SeriesQuery("wattprint", "gpu_energy", "wattprint_gpu_energy_joules_total"),
         SeriesQuery("wattprint", "idle_energy", "wattprint_gpu_idle_energy_joules_total"),
+        SeriesQuery("wattprint", "job_gpu_seconds", "wattprint_job_gpu_seconds_total", job_labels=("job_id",)),
         # dcgm-exporter reports the energy counter in millijoules
         SeriesQuery("dcgm", "gpu_energy", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", scale=0.001,
                     job_labels=("hpc_job", "pod")),

@@ -14,8 +14,8 @@ import duckdb
 from .db import run_sql, transaction
 from .sources.intensity.embedded import AnnualIntensity
 
-DERIVED = ("fct_job_gpu_hour", "fct_job_cpu_hour", "fct_job_cpu_time_hour", "node_rapl_hour", "energy_gaps",
-           "energy_intervals", "streams")
+DERIVED = ("fct_gpu_hour", "fct_job_gpu_hour", "fct_job_cpu_hour", "fct_job_cpu_time_hour", "node_rapl_hour",
+           "gpu_held_hour", "energy_gaps", "gpu_coverage", "stream_spans", "energy_intervals", "streams")
 
 
 @dataclass(frozen=True)
@@ -97,27 +97,42 @@ def rebuild(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
 
 
 def derive_intervals(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
-    """samples -> streams, energy_intervals, energy_gaps; and what is read from samples without pricing: the jobs'
-    CPU time per hour (fct_job_cpu_time_hour, with the ledger's facts) and RAPL readability (node_rapl_hour)."""
+    """samples -> streams, energy_intervals, energy_gaps, which source measures each GPU when (gpu_coverage); and what
+    is read from samples without pricing: the jobs' CPU time per hour (fct_job_cpu_time_hour, with the ledger's
+    facts), the time each job held each GPU (gpu_held_hour) and RAPL readability (node_rapl_hour)."""
     for table in DERIVED:
         con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names, no input
+    run_sql(con, "macros")
     run_sql(con, "stg_series_stream", {"default_cluster": s.default_cluster})
     run_sql(con, "stg_streams")
     run_sql(con, "stg_counter_deltas")
     run_sql(con, "stg_intervals_counter", {"max_gap_s": s.max_gap_s})
+    run_sql(con, "stg_counter_stepbacks")
+    con.execute("UPDATE energy_intervals SET energy_j = 0, quality = 'counter_stepback'"
+                " WHERE (stream_id, end_ts) IN (SELECT (stream_id, end_ts) FROM counter_stepbacks)")
+    run_sql(con, "stg_stream_spans")
+    run_sql(con, "stg_gpu_coverage")
     run_sql(con, "stg_intervals_power", {"max_gap_s": s.max_gap_s})
+    run_sql(con, "stg_stream_spans")
     run_sql(con, "stg_gaps", {"max_gap_s": s.max_gap_s})
     run_sql(con, "fct_job_cpu_time_hour", {"max_gap_s": s.max_gap_s})
+    run_sql(con, "stg_gpu_held_hour", {"max_gap_s": s.max_gap_s})
     run_sql(con, "fct_node_rapl_hour")
     con.execute("DROP MACRO TABLE IF EXISTS counter_deltas")
-    con.execute("DROP TABLE IF EXISTS series_stream")
+    for temp in ("series_stream", "counter_stepbacks"):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
 
 
 def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
-    """streams + energy_intervals + jobs + intensity -> fct_job_gpu_hour (GPUs) and fct_job_cpu_hour (host)."""
+    """streams + energy_intervals + jobs + intensity -> fct_job_gpu_hour (GPUs), fct_job_cpu_hour (host) and the
+    reconciliation of every GPU-hour against its hardware counter (fct_gpu_hour)."""
     con.execute("DELETE FROM fct_job_gpu_hour")
     con.execute("DELETE FROM fct_job_cpu_hour")
+    con.execute("DELETE FROM fct_gpu_hour")
+    run_sql(con, "macros")
+    run_sql(con, "int_node_allocations")
     run_sql(con, "int_hourly_pieces")
+    run_sql(con, "int_balance_pieces")
     con.execute("CREATE OR REPLACE TEMP TABLE intensity_needed AS"
                 " SELECT DISTINCT coalesce(c.zone, '') AS zone, h.hour_idx FROM hourly_pieces h"
                 " JOIN streams st USING (stream_id) LEFT JOIN clusters c USING (cluster)")
@@ -126,6 +141,7 @@ def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSum
     run_sql(con, "int_priced_pieces")
     run_sql(con, "fct_job_gpu_hour")
     run_sql(con, "fct_job_cpu_hour")
+    run_sql(con, "fct_gpu_hour")
     con.execute("DROP VIEW IF EXISTS priced_pieces")
     row = con.execute(
         "SELECT (SELECT count(*) FROM energy_intervals), (SELECT count(*) FROM energy_gaps),"
@@ -140,7 +156,7 @@ def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSum
         " VALUES (now(), ?, ?, ?, ?)",
         [s.config_path, row[0], row[2], s.world_g_per_kwh],
     )
-    for temp in ("hourly_pieces", "intensity_needed", "intensity_resolved"):
+    for temp in ("hourly_pieces", "balance_pieces", "alloc_segments", "intensity_needed", "intensity_resolved"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return BuildSummary(int(row[0]), int(row[1]), int(row[2]), float(row[3]), float(row[4]),
                         int(cpu[0]), float(cpu[1]), float(cpu[2]), float(cpu[3]))

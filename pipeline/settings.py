@@ -51,17 +51,24 @@ class Settings:
         def wp(kind: str, metric: str, jobs: tuple[str, ...] = ()) -> SeriesQuery:
             return SeriesQuery("wattprint", kind, metric, 1.0, wl.hostname, wl.gpu, wl.uuid, jobs, cl, wl.model)
 
-        out = [
-            wp("job_energy", m.wattprint.job_energy, wl.job_id),
-            wp("gpu_energy", m.wattprint.gpu_energy),
-            wp("idle_energy", m.wattprint.idle_energy),
-            SeriesQuery("dcgm", "gpu_energy", m.dcgm.energy, m.dcgm.joules_per_energy_unit, dl.hostname, dl.gpu,
-                        dl.uuid, dl.job_id, cl, dl.model),
-            SeriesQuery("dcgm", "gpu_power", m.dcgm.power, m.dcgm.watts_per_power_unit, dl.hostname, dl.gpu,
-                        dl.uuid, dl.job_id, cl, dl.model),
-        ]
-        out += [cpu_query(kind, getattr(m.wattprint, kind), wl.hostname, wl.job_id, cl, wl.model)
-                for kind in CPU_METRICS]
+        out: list[SeriesQuery] = []
+        if m.wattprint.enabled:
+            out += [
+                wp("job_energy", m.wattprint.job_energy, wl.job_id),
+                wp("gpu_energy", m.wattprint.gpu_energy),
+                wp("idle_energy", m.wattprint.idle_energy),
+                wp("job_gpu_seconds", m.wattprint.job_gpu_seconds, wl.job_id),
+            ]
+        if m.dcgm.enabled:
+            out += [
+                SeriesQuery("dcgm", "gpu_energy", m.dcgm.energy, m.dcgm.joules_per_energy_unit, dl.hostname, dl.gpu,
+                            dl.uuid, dl.job_id, cl, dl.model),
+                SeriesQuery("dcgm", "gpu_power", m.dcgm.power, m.dcgm.watts_per_power_unit, dl.hostname, dl.gpu,
+                            dl.uuid, dl.job_id, cl, dl.model),
+            ]
+        if m.wattprint.enabled:
+            out += [cpu_query(kind, getattr(m.wattprint, kind), wl.hostname, wl.job_id, cl, wl.model)
+                    for kind in CPU_METRICS]
         metric = power_metric or m.power.metric
         if metric:
             out.append(SeriesQuery("power", "gpu_power", metric, m.power.watts_per_unit, pl.hostname, pl.gpu,

@@ -20,7 +20,8 @@ What it does (docs/operations.md, "End to end"):
    * per project, the report's GPU energy against the exporters' own per-job counters over [S, E], within 1 %
      (and per job, from the DuckDB results);
    * conservation: jobs + idle == GPU energy, exactly in millijoules on every exporter page read, and within
-     1e-6 (relative) per GPU in `fct_job_gpu_hour` against the exporters' GPU counters;
+     1e-6 (relative) per GPU in `fct_job_gpu_hour` against the exporters' GPU counters; and no GPU-hour of the
+     model's reconciliation (`fct_gpu_hour`) differs from its counter;
    * the all-projects report's reconciliation: fleet = projects + not in ledger + idle, and fleet = the
      exporters' GPU counters (1 %).
 
@@ -178,8 +179,9 @@ def make_plan(nodes: int, gpus_per_node: int) -> Plan:
     return Plan(node_list, tuple(jobs))
 
 
-def config_yaml(plan: Plan, *, idle_metric: str | None = None) -> str:
-    """The cluster config. `idle_metric` replaces the idle counter's name (a test drops the idle series so)."""
+def config_yaml(plan: Plan, *, idle_metric: str | None = None, gpu_metric: str | None = None) -> str:
+    """The cluster config. `idle_metric` and `gpu_metric` replace the idle and GPU counters' names (tests drop those
+    series so)."""
     clusters = {}
     for name, (provider, region, zone, pue) in CLUSTERS.items():
         clusters[name] = {"provider": provider, "region": region, "zone": zone, "pue": pue,
@@ -191,8 +193,9 @@ def config_yaml(plan: Plan, *, idle_metric: str | None = None) -> str:
         "report": {"layers": ["gpu", "idle", "pue"], "idle_policy": "pro-rata"},
         "budgets": {"projects": {p: {"monthly_kgco2eq": 100} for p in plan.projects}},
     }
-    if idle_metric:
-        cfg["ingest"]["metrics"] = {"wattprint": {"idle_energy": idle_metric}}
+    renamed = {k: v for k, v in (("idle_energy", idle_metric), ("gpu_energy", gpu_metric)) if v}
+    if renamed:
+        cfg["ingest"]["metrics"] = {"wattprint": renamed}
     return yaml.safe_dump(cfg, sort_keys=False)
 
 
@@ -902,6 +905,9 @@ def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
         ).fetchall()}
         attribution = dict(con.execute("SELECT attribution, sum(energy_j) FROM fct_job_gpu_hour GROUP BY ALL")
                            .fetchall())
+        reconciled = con.execute(
+            "SELECT count(*) FILTER (WHERE counter_j IS NOT NULL), count(cause), string_agg(hostname || ' GPU ' || gpu"
+            " || ' ' || strftime(hour_ts, '%H:%M') || ': ' || cause, '; ') FROM fct_gpu_hour").fetchall()[0]
 
     # per job, from the DuckDB results
     jobs = {k: (fct_jobs.get(k, 0.0), v) for k, v in sorted(job_ref.items())}
@@ -923,6 +929,10 @@ def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
     add("fct_job_gpu_hour: per GPU, jobs + idle == GPU energy (1e-6)", not off,
         "; ".join(off) or f"{len(gpus)} GPUs; attribution " + ", ".join(
             f"{k} {v:.0f} J" for k, v in sorted(attribution.items())))
+
+    # the model's own reconciliation: every GPU-hour's priced energy against that GPU's counter in DuckDB
+    add("fct_gpu_hour: no GPU-hour's priced energy differs from its GPU counter", reconciled[1] == 0,
+        reconciled[2] or f"{reconciled[0]} GPU-hours checked")
 
     cpu = check_cpu(plan, ref, out, add)
 

@@ -180,6 +180,10 @@ def build(tmp: Path) -> tuple[Path, Path]:
                     idle += IDLE_W[CLUSTER[node]] * STEP_MIN * 60
                 points.append((m + STEP_MIN, idle))
             add_series(con, "wattprint", "idle_energy", labels, points)
+            # the GPU's total counter: idle + its jobs, as the exporter's conservation makes it
+            total = [(t, e + sum(j.watts * 60 * (min(max(t, j.start_min), j.end_min) - j.start_min)
+                                 for j in JOBS if (node, g) in j.gpus)) for t, e in points]
+            add_series(con, "wattprint", "gpu_energy", labels, total)
     for j in JOBS:
         for node, g in j.gpus:
             labels = {"cluster": CLUSTER[node], "hostname": node, "gpu": str(g), "uuid": f"GPU-{node}-{g}",

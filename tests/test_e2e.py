@@ -4,7 +4,8 @@ a real Prometheus scraping them every second for 30 s, then the real `wattprint 
 1 %, and jobs + idle must equal GPU energy (exactly in mJ at the exporter, within 1e-6 in the DuckDB results).
 
 The same stack is ingested again with a ledger that gives one job to the wrong project, and with a config whose
-idle metric matches nothing: each must fail exactly the checks it breaks, so the checks can fail.
+idle and GPU metrics match nothing: each must fail exactly the checks it breaks, so the checks can fail. Without the
+idle series alone, the GPU counters still hold that energy: every check passes and the report says so.
 """
 
 from __future__ import annotations
@@ -188,10 +189,22 @@ def test_a_job_given_to_the_wrong_project_fails(live):
 
 
 @pytest.mark.slow
-def test_dropping_the_idle_series_fails(live):
-    config = e2e.config_yaml(live.plan, idle_metric="wattprint_no_such_metric_total")
+def test_dropping_the_idle_and_gpu_series_fails(live):
+    config = e2e.config_yaml(live.plan, idle_metric="wattprint_no_such_metric_total",
+                             gpu_metric="wattprint_no_such_gpu_metric_total")
     _, verdict = live.pipeline("no-idle", config_text=config, formats=("json",))
     assert failed(verdict) == {
         "fct_job_gpu_hour: per GPU, jobs + idle == GPU energy (1e-6)",
         "all-projects report: fleet == exporters' GPU counters (1 %)",
     }
+
+
+@pytest.mark.slow
+def test_without_the_idle_series_the_gpu_counters_keep_every_joule(live):
+    """The GPU counter holds what no job or idle counter does: it is priced (unallocated) and said, never lost."""
+    config = e2e.config_yaml(live.plan, idle_metric="wattprint_no_such_metric_total")
+    out, verdict = live.pipeline("no-idle-only", config_text=config, formats=("json",))
+    assert failed(verdict) == set()
+    counters = out.fleet["data_quality"]["gpu_counters"]
+    assert counters["residual_kwh"] > 0 and counters["difference_gpu_hours"] == 0
+    assert any("in no job or idle counter" in w for w in out.fleet["data_quality"]["warnings"])

@@ -1,7 +1,8 @@
 """The fast int_hourly_pieces.sql against the straightforward reference SQL, on random data full of edge
 cases: multi-hour and gap intervals, allocations on and off the hour, running jobs, unknown or zero GPU
-counts, over-subscribed nodes, labelled and unlabelled dcgm energy, power gauges and wattprint streams (GPU and
-host CPU)."""
+counts, over-subscribed nodes, ledger nodes spelled in another case or as a FQDN, labelled and unlabelled dcgm
+energy, power gauges and wattprint streams (GPU and host CPU) on the same GPUs (so one source covers another
+for part of the time), and held-GPU-time counters."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ def _random_db(seed: int):  # type: ignore[no-untyped-def]
                 for kind, source in rnd.sample(kinds, k=rnd.randint(1, 3)):
                     job = f"J{rnd.randint(0, 5)}" if kind in ("job", "cpu_job") else None
                     streams.append((len(streams) + 1, source, kind, cluster, node, str(g), f"U{cluster}{node}{g}", job))
-    con.executemany("INSERT INTO streams (stream_id, source, kind, cluster, hostname, gpu, uuid, job_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [list(s) for s in streams])
+    con.executemany("INSERT INTO streams (stream_id, source, kind, cluster, hostname, gpu, uuid, job_id, node, gpu_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[*s, s[4], None if s[2].startswith("cpu") else "uuid:" + s[6].lower()] for s in streams])
     rows = []
     for s in streams:
         t = T0 + rnd.randint(-3000, 3000)
@@ -54,8 +56,15 @@ def _random_db(seed: int):  # type: ignore[no-untyped-def]
                     " VALUES (?, ?, 'p', 'pretraining', to_timestamp(?), to_timestamp(?), 't', 't')",
                     [cluster, f"J{i}", start, end_ts])
         for node in rnd.sample(nodes, k=rnd.randint(1, len(nodes))):
-            con.execute("INSERT INTO job_nodes VALUES (?, ?, ?, ?)", [cluster, f"J{i}", node,
+            spelled = rnd.choice([node, node.upper(), f"{node}.cluster.example.org"])
+            con.execute("INSERT INTO job_nodes VALUES (?, ?, ?, ?)", [cluster, f"J{i}", spelled,
                                                                        rnd.choice([None, 1, 2, 8, 0])])
+    held = [[s[0], (T0 // 3600) + rnd.randint(0, 8), rnd.choice(["counter", "first_sample"]), rnd.uniform(0, 3600)]
+            for s in streams if s[2] == "job" and rnd.random() < 0.5]
+    if held:
+        con.executemany("INSERT INTO gpu_held_hour VALUES (?, ?, ?, ?)", held)
+    for name in ("macros", "stg_stream_spans", "stg_gpu_coverage", "int_node_allocations"):
+        con.execute(sql_text(name))
     return con, len(rows)
 
 
@@ -73,11 +82,11 @@ def test_fast_attribution_matches_the_reference(seed):
     for key, (joules, seconds) in ref.items():
         assert fast[key][0] == pytest.approx(joules, rel=1e-9, abs=1e-9), key
         assert fast[key][1] == pytest.approx(seconds, rel=1e-9, abs=1e-6), key
-    fast = {k: v[0] for k, v in fast.items()}
-    total_in = con.execute("SELECT coalesce(sum(energy_j), 0) FROM energy_intervals JOIN streams USING (stream_id)"
-                           " WHERE NOT (source = 'wattprint' AND kind IN ('gpu', 'cpu'))").fetchall()[0][0]
-    assert sum(fast.values()) == pytest.approx(total_in, rel=1e-9)   # conservation: nothing created or lost
-    # time is conserved too: a GPU's pieces (jobs' shares + unallocated) cover exactly its intervals' time
+    # conservation: every joule of every interval is in one piece (priced, a total, or unpriced), none created
+    total_in = con.execute("SELECT coalesce(sum(energy_j), 0) FROM energy_intervals").fetchall()[0][0]
+    assert sum(v[0] for v in fast.values()) == pytest.approx(total_in, rel=1e-9)
+    # time is conserved too: a GPU-level stream's pieces (labelled, jobs' shares, unallocated, unpriced) cover
+    # exactly its intervals' time
     secs_in, secs_out = con.execute(
         "SELECT (SELECT coalesce(sum(epoch(end_ts) - epoch(start_ts)), 0) FROM energy_intervals"
         "        JOIN streams USING (stream_id) WHERE source <> 'wattprint'),"

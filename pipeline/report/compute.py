@@ -27,6 +27,7 @@ from ..records import PHASES
 from ..settings import Settings
 from ..sources.jobs.common import suggest
 from ..timeutil import iso
+from . import gpu_checks
 from .window import Window
 
 SCHEMA_VERSION = 1
@@ -38,7 +39,7 @@ LAYER_TITLES = {
     "embodied": "embodied emissions of the GPUs (amortised)",
 }
 PROVIDER_NAMES = {"aws": "AWS", "gcp": "Google Cloud", "azure": "Azure", "onprem": "on-premises"}
-COUNTER_QUALITIES = ("counter", "counter_reset", "first_sample")
+COUNTER_QUALITIES = ("counter", "counter_reset", "counter_stepback", "first_sample")
 INTENSITY_QUALITIES = ("hourly", "nearest_hour", "monthly_mean", "annual_default", "world_default", "declared")
 # thresholds of the data-quality banner (docs/reports.md)
 MIN_COUNTER_SHARE = 0.9
@@ -240,9 +241,10 @@ def _span(con: duckdb.DuckDBPyConnection, project: str | None) -> str:
 # -- the report ----------------------------------------------------------------------------------------
 
 def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions) -> dict[str, Any]:
-    stale = con.execute("SELECT count(*) FROM fct_job_gpu_hour WHERE gpu_seconds IS NULL").fetchall()[0][0]
+    stale = con.execute("SELECT count(*) FROM fct_job_gpu_hour WHERE gpu_seconds IS NULL OR gpu_key IS NULL"
+                        ).fetchall()[0][0]
     if stale:
-        raise InputError("database", "its results were built by an older wattprint (no GPU-seconds)",
+        raise InputError("database", "its results were built by an older wattprint (no GPU-seconds or GPU keys)",
                          "run `wattprint build` once, then the report")
     _check_scope(con, o)
     rates = _rates(con, settings, o)
@@ -292,6 +294,8 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
     }
     if o.kind == "fleet":
         report.update(_fleet(con, o, total, previous or {}))
+        # every GPU-hour of the window against its hardware counter: the data-quality check, fleet-wide
+        report["reconciliation"]["gpu_counters"] = report["data_quality"]["gpu_counters"]
     return report
 
 
@@ -581,7 +585,7 @@ def _quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[M
                                  ).fetchall())
     energy = {
         "counter": _fraction(sum(by_energy.get(q, 0.0) for q in COUNTER_QUALITIES), whole),
-        "counter_across_gap": _fraction(by_energy.get("gap", 0.0), whole),
+        "counter_across_gap": _fraction(by_energy.get("gap", 0.0) + by_energy.get("gap_reset", 0.0), whole),
         "power_integrated": _fraction(by_energy.get("power_integrated", 0.0), whole),
         "estimated": _fraction(est_j, whole),
     }
@@ -589,7 +593,7 @@ def _quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[M
                               ).fetchall())
     cpu_energy = {
         "counter": _fraction(sum(by_cpu.get(q, 0.0) for q in COUNTER_QUALITIES), total.cpu_j),
-        "counter_across_gap": _fraction(by_cpu.get("gap", 0.0), total.cpu_j),
+        "counter_across_gap": _fraction(by_cpu.get("gap", 0.0) + by_cpu.get("gap_reset", 0.0), total.cpu_j),
         "estimated": _fraction(est_cpu_j, total.cpu_j),
     }
     all_j = whole + total.cpu_j
@@ -597,13 +601,8 @@ def _quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[M
                               " WHERE kind <> 'cpu_time' GROUP BY 1").fetchall())
     by_int["declared"] = est_j + est_cpu_j
     intensity = {q: _fraction(by_int.get(q, 0.0), all_j) for q in INTENSITY_QUALITIES}
-    gaps = con.execute(
-        "SELECT count(*), coalesce(sum(epoch(least(g.end_ts, ?::TIMESTAMPTZ)) - epoch(greatest(g.start_ts,"
-        " ?::TIMESTAMPTZ))), 0) / 3600.0 FROM energy_gaps g JOIN streams s USING (stream_id)"
-        " WHERE g.start_ts < ? AND g.end_ts > ? AND EXISTS (SELECT 1 FROM rpt_rows r WHERE r.kind = 'gpu'"
-        " AND r.cluster = s.cluster AND r.hostname = s.hostname AND r.gpu = s.gpu AND r.uuid = s.uuid"
-        " AND r.hour_ts < g.end_ts AND r.hour_ts + INTERVAL 1 HOUR > g.start_ts)",
-        [o.window.end, o.window.start, o.window.end, o.window.start]).fetchall()[0]
+    gaps = gpu_checks.gaps(con, o.window)
+    counters = gpu_checks.counters(con, o.window, fleet=o.kind == "fleet")
     silent = con.execute(
         "SELECT count(*) FROM jobs j WHERE (? IS NULL OR j.project = ?)"
         " AND (len(CAST(? AS VARCHAR[])) = 0 OR list_contains(CAST(? AS VARCHAR[]), j.phase))"
@@ -649,17 +648,18 @@ def _quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[M
                         "because its cluster has no known zone; set clusters.<name>.zone in the config")
     if estimated_all > 0:
         warnings.append(f"{estimated_all:.1%} of the energy is estimated from TDP, not measured")
-    if gaps[0]:
-        warnings.append(f"{gaps[0]} telemetry gaps ({gaps[1]:,.1f} GPU-hours) on this report's GPUs: energy across "
-                        "a counter gap is kept, power-gauge gaps are not filled")
+    if gaps["count"]:
+        warnings.append(f"{gaps['count']} telemetry gaps ({gaps['hours']:,.1f} GPU-hours) on this report's GPUs: "
+                        "energy across a counter gap is kept, power-gauge gaps are not filled")
+    warnings += gpu_checks.warnings(gaps, counters)
     if silent:
         warnings.append(f"{silent} jobs of the ledger ran in this window but have no measured energy")
     if unknown_pue and "pue" in o.layers:
         warnings.append(f"PUE unknown for cluster {', '.join(unknown_pue)}: 1.0 applied; set clusters.<name>.pue")
     poor = measured > 0 and (counter_share < POOR_SHARE or hourly_share < POOR_SHARE
-                             or intensity["world_default"] > 0 or silent > 0)
+                             or intensity["world_default"] > 0 or silent > 0 or counters["difference_gpu_hours"] > 0)
     return {"energy": energy, "cpu_energy": cpu_energy, "intensity": intensity,
-            "gaps": {"count": int(gaps[0]), "hours": float(gaps[1])}, "jobs_without_telemetry": int(silent),
+            "gaps": gaps, "gpu_counters": counters, "jobs_without_telemetry": int(silent),
             "clusters_without_pue": unknown_pue, "rapl": rapl, "warnings": warnings, "poor": bool(poor)}
 
 

@@ -765,6 +765,19 @@ def _share_rows(shares: Any, known: Sequence[tuple[str, str]]) -> list[str]:
                 "zero" if not _num(shares.get(k)) else "") for k in keys]
 
 
+def _counters_row(c: Any) -> str:
+    """The GPU counter check (data_quality.gpu_counters) as one row: priced against counted, and the differences."""
+    if not isinstance(c, Mapping):
+        return ""
+    differ = _num(c.get("difference_gpu_hours")) or 0
+    if not _num(c.get("gpu_hours")):
+        return _tr([("GPU energy counters", False), ("none ingested for these GPUs: nothing to check", True)])
+    text = (f"{fmt(c.get('gpu_hours'), 'int')} GPU-hours: {_qty(c.get('priced_kwh'), 'kWh')} priced, counters "
+            f"{_qty(c.get('counter_kwh'), 'kWh')}; " + (f"{fmt(differ, 'int')} GPU-hours differ" if differ
+                                                          else "no difference beyond rounding"))
+    return _tr([("GPU energy counters", False), (text, True)], "poor" if differ else "")
+
+
 def _data_quality(report: Mapping[str, Any]) -> str:
     dq = report.get("data_quality")
     if not isinstance(dq, Mapping):
@@ -773,8 +786,10 @@ def _data_quality(report: Mapping[str, Any]) -> str:
     inten = _share_rows(dq.get("intensity"), INTENSITY_QUALITY)
     gaps = dq.get("gaps") if isinstance(dq.get("gaps"), Mapping) else {}
     assert isinstance(gaps, Mapping)
-    other = [_tr([("Telemetry gaps", False), (f"{_qty(gaps.get('count'), 'gaps', 'int')}, "
-                                               f"{_qty(gaps.get('hours'), 'GPU-hours')}", True)]),
+    restarts = f", {fmt(gaps.get('restarts'), 'int')} ended in a counter restart" if gaps.get("restarts") else ""
+    other = [_tr([("Telemetry gaps (per GPU)", False), (f"{_qty(gaps.get('count'), 'gaps', 'int')}, "
+                                                         f"{_qty(gaps.get('hours'), 'GPU-hours')}{restarts}", True)]),
+             _counters_row(dq.get("gpu_counters")),
              _tr([("Jobs without telemetry", False), (fmt(dq.get("jobs_without_telemetry"), "int"), True)]),
              _tr([("Clusters without a PUE", False),
                   (", ".join(_e(x) for x in dq.get("clusters_without_pue") or []) or "none", True)]),
@@ -909,6 +924,20 @@ def _fleet(report: Mapping[str, Any]) -> str:
                 hrows.append(_tr([("sum of the parts", False), (fmt(sum(v or 0.0 for v in hvalues)), True)], "sum"))
             note += (_table([("Host CPU energy (RAPL)", False), ("kWh", True)], hrows, "reconciliation host")
                      + (f'<p class="source">{_e(host.get("note"))}</p>' if host.get("note") else ""))
+        counters = rec.get("gpu_counters") if isinstance(rec.get("gpu_counters"), Mapping) else None
+        if counters is not None:
+            crow = _counters_row(counters)
+            diffs = counters.get("differences") or []
+            note += _table([("GPU energy against the GPUs' hardware counters", False), ("", True)], [crow],
+                           "reconciliation counters")
+            if diffs:
+                note += _table([("Hour", False), ("Cluster", False), ("Node", False), ("GPU", False),
+                                ("Priced kWh", True), ("Counter kWh", True), ("Cause", False)],
+                               [_tr([(_e(d.get("hour")), False), (_e(d.get("cluster")), False),
+                                     (_e(d.get("hostname")), False), (_e(d.get("gpu")), False),
+                                     (fmt(d.get("priced_kwh")), True), (fmt(d.get("counter_kwh")), True),
+                                     (_e(d.get("cause")), False)]) for d in diffs if isinstance(d, Mapping)],
+                               "reconciliation differences")
         out.append('<section id="reconciliation"><h2>Reconciliation</h2>'
                    + _table([("GPU energy", False), ("kWh", True)], rows, "reconciliation") + note + "</section>")
     return "".join(out)

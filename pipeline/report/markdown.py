@@ -33,6 +33,19 @@ def _hours(p: Mapping[str, Any]) -> str:
     return f"{num(hours)} hours ({', '.join(parts)})" if hours is not None else ", ".join(parts)
 
 
+def counters_line(c: Mapping[str, Any]) -> str:
+    """The GPU counter check in one sentence (data_quality.gpu_counters)."""
+    if not c["gpu_hours"]:
+        return "GPU energy counters: none of these GPUs' hardware energy counters was ingested, nothing to check."
+    text = (f"GPU energy counters: {c['gpu_hours']:,} GPU-hours checked, {num(c['priced_kwh'])} kWh priced against "
+            f"the counters' {num(c['counter_kwh'])} kWh; ")
+    if c["difference_gpu_hours"]:
+        text += f"**{c['difference_gpu_hours']:,} GPU-hours differ** ({num(c['difference_kwh'])} kWh)."
+    else:
+        text += "no GPU-hour differs beyond rounding."
+    return text
+
+
 def energy_text(p: Mapping[str, Any]) -> str:
     """'125 kWh of GPU energy, 10.2 kWh of CPU energy (package 8.1, DRAM 2.1)': the phase's own energy."""
     text = f"{num(p['energy_kwh'], 'kWh')} of GPU energy"
@@ -103,8 +116,11 @@ def render(r: Mapping[str, Any]) -> str:
                        ["RAPL counter, across a telemetry gap", pct(c["counter_across_gap"])],
                        ["estimated from TDP", pct(c["estimated"])]])
     out += _table(["Energy priced with", "Share"], [[k.replace("_", " "), pct(v)] for k, v in i.items()])
-    out += [f"Telemetry gaps: {dq['gaps']['count']} ({num(dq['gaps']['hours'])} GPU-hours). "
+    g = dq["gaps"]
+    restarts = f", {g['restarts']} of them ended in a counter restart" if g.get("restarts") else ""
+    out += [f"Telemetry gaps (per GPU): {g['count']} ({num(g['hours'])} GPU-hours{restarts}). "
             f"Ledger jobs without measured energy: {dq['jobs_without_telemetry']}.", ""]
+    out += [counters_line(dq["gpu_counters"]), ""]
     rapl = dq.get("rapl")
     if rapl:
         out += [f"Nodes without readable RAPL (CPU energy): {rapl['nodes_without']} of {rapl['nodes']}, carrying "
@@ -175,6 +191,12 @@ def _fleet(r: Mapping[str, Any]) -> list[str]:
                    ["idle, apportioned to jobs", num(rc["idle_apportioned_kwh"])],
                    ["idle, not apportioned", num(rc["idle_unapportioned_kwh"])]])
     out += [f"({rc['note']}.)", ""]
+    out += [counters_line(rc["gpu_counters"]), ""]
+    diffs = rc["gpu_counters"]["differences"]
+    if diffs:
+        out += _table(["Hour", "Cluster", "Node", "GPU", "Priced kWh", "Counter kWh", "Cause"],
+                      [[d["hour"], d["cluster"], d["hostname"], d["gpu"], num(d["priced_kwh"]),
+                        num(d["counter_kwh"]), d["cause"]] for d in diffs])
     host = rc.get("cpu")
     if host:
         out += _table(["Host CPU energy (RAPL)", "kWh"],

@@ -8,15 +8,10 @@ WITH d AS (
     SELECT stream_id, quality, amount, epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us
     FROM counter_deltas(['cpu_seconds'], $max_gap_s)
 ),
-pieces AS (
-    SELECT stream_id, quality, h AS hour_idx,
-           CASE WHEN s_us // 3600000000 = (e_us - 1) // 3600000000 THEN amount
-                ELSE amount * (least(e_us, (h + 1) * 3600000000) - greatest(s_us, h * 3600000000)) / (e_us - s_us)
-           END AS cpu_s
-    FROM (SELECT *, unnest(range(s_us // 3600000000, (e_us - 1) // 3600000000 + 1)) AS h FROM d)
-),
 hourly AS (
-    SELECT stream_id, hour_idx, quality, sum(cpu_s) AS cpu_s FROM pieces GROUP BY ALL
+    SELECT stream_id, h AS hour_idx, quality, sum(amount * hour_share(s_us, e_us, h)) AS cpu_s
+    FROM (SELECT *, unnest(hours_of(s_us, e_us)) AS h FROM d)
+    GROUP BY ALL
 )
 SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
        st.cluster, st.hostname, st.job_id,

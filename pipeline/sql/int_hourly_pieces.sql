@@ -1,65 +1,97 @@
 -- Who used each joule, per stream and UTC hour.
---  exporter:    wattprint's per-job counters (the exporter already split each GPU interval exactly; likewise each
---               CPU socket's package and DRAM energy, by the jobs' CPU time)
---  idle:        wattprint's idle counters (no job on the GPU; host energy no job's CPU time accounts for)
---  gpu_label:   GPU-level energy (dcgm, power) whose series names the job (hpc_job / pod label)
---  node_share:  GPU-level energy without a label: the ledger's jobs on that node in that interval get
---               gpus_of_job / gpus_on_node of it (a job with unknown GPU count holds the whole node;
---               over-subscribed nodes are scaled down so energy is never created)
---  unallocated: the rest of GPU-level energy, kept visible
+--  exporter:      wattprint's per-job counters (the exporter already split each GPU interval exactly; likewise each
+--                 CPU socket's package and DRAM energy, by the jobs' CPU time)
+--  idle:          wattprint's idle counters (no job on the GPU; host energy no job's CPU time accounts for)
+--  gpu_label:     GPU-level energy (dcgm, power) whose series names the job (hpc_job / pod label)
+--  node_share:    GPU-level energy without a label: the ledger's jobs on that node in that interval get
+--                 gpus_of_job / gpus_on_node of it, gpus_on_node being the GPUs the node had in that hour (a job with
+--                 unknown GPU count holds the whole node; over-subscribed nodes are scaled down so energy is never
+--                 created)
+--  unallocated:   the rest of GPU-level energy, kept visible
+--  counter_total: not priced: the wattprint exporter's total counters (a GPU's, a CPU socket's), which its split
+--                 streams (exporter + idle) must add up to (int_balance_pieces.sql, fct_gpu_hour.sql)
+--  unpriced:      not priced: what a less preferred source (dcgm, a power gauge) measured of a GPU while a better one
+--                 measured it too (stg_gpu_coverage.sql); one GPU is priced from one source at a time
 -- Intervals are cut at allocation changes and at hour boundaries, pro rata by time.
 -- gpu_seconds: the time each piece covers, times the job's share of the GPU (node_share) or the unshared rest
--- (unallocated); summed over a node's GPUs a job's gpu_seconds are its allocated GPUs x time. (On host streams
--- it is just the time the piece covers; fct_job_cpu_hour does not use it.)
+-- (unallocated). A job's exporter rows take it from the exporter's held-GPU-time counter (gpu_held_hour), else from
+-- the time its energy counter rose: never the retention tail the exporter keeps its series for after it left. Summed
+-- over a node's GPUs a job's node_share gpu_seconds are its allocated GPUs x time. (On host streams it is just the
+-- time the piece covers; fct_job_cpu_hour does not use it.)
 --
 -- How it stays close to one GROUP BY over energy_intervals: the only per-interval work is cutting at
 -- hours and, for unlabelled GPU-level intervals in the few hours where an allocation starts or ends
 -- inside the hour (cut_hours), cutting at those changes. Energy is summed per (stream, hour, quality,
 -- label) first; everything else (streams, the allocation segment of a whole hour, the jobs sharing a
--- segment) is joined onto those hourly sums, not onto the intervals.
+-- segment, the GPUs of the node in that hour) is joined onto those hourly sums, not onto the intervals.
+-- Intervals of GPU-level streams that a better source covers in part (rare: two exporters on one GPU) are cut at
+-- that coverage first.
 CREATE OR REPLACE TEMP TABLE hourly_pieces AS
 WITH
-priced AS (
-    -- the streams priced here; gpu_level streams' unlabelled energy is shared by allocation
-    SELECT stream_id, source, kind, cluster, hostname, job_id, source <> 'wattprint' AS gpu_level
+streams_in AS (
+    SELECT stream_id, source, kind, cluster, node, gpu_key, job_id,
+           source <> 'wattprint' AND kind IN ('gpu', 'gpu_power') AS gpu_level,
+           source = 'wattprint' AND kind IN ('gpu', 'cpu') AS total,
+           CASE WHEN source = 'wattprint' THEN 1 WHEN kind = 'gpu' THEN 2 ELSE 3 END AS rank
     FROM streams
-    WHERE (source = 'wattprint' AND kind IN ('job', 'idle', 'cpu_job', 'cpu_idle'))
+    WHERE (source = 'wattprint' AND kind IN ('job', 'idle', 'gpu', 'cpu_job', 'cpu_idle', 'cpu'))
        OR (source <> 'wattprint' AND kind IN ('gpu', 'gpu_power'))
 ),
-node_gpus AS (
-    SELECT cluster, hostname AS node, count(DISTINCT (gpu, uuid)) AS n
-    FROM streams WHERE source <> 'wattprint' AND kind IN ('gpu', 'gpu_power')
-    GROUP BY ALL
+held_jobs AS (
+    SELECT DISTINCT stream_id FROM gpu_held_hour
 ),
-alloc AS (
-    SELECT n.cluster, n.node, j.job_id, j.start_ts,
-           coalesce(j.end_ts, 'infinity'::TIMESTAMPTZ) AS end_ts,
-           coalesce(n.gpus, g.n) AS gpus, g.n AS node_gpus
-    FROM job_nodes n
-    JOIN jobs j USING (cluster, job_id)
-    JOIN node_gpus g ON g.cluster = n.cluster AND g.node = n.node
-    WHERE coalesce(n.gpus, g.n) > 0
-),
-bounds AS (
-    SELECT cluster, node, start_ts AS t FROM alloc
-    UNION SELECT cluster, node, end_ts FROM alloc
-    UNION SELECT DISTINCT cluster, node, '-infinity'::TIMESTAMPTZ FROM alloc
-),
--- allocation segments: between two consecutive allocation changes of a node; together they tile its time line
 segs AS (
-    SELECT cluster, node, t AS seg_start,
-           coalesce(lead(t) OVER (PARTITION BY cluster, node ORDER BY t), 'infinity'::TIMESTAMPTZ) AS seg_end
-    FROM bounds
+    SELECT DISTINCT cluster, node, seg_start, seg_end FROM alloc_segments
 ),
 seg_jobs AS (
-    SELECT s.cluster, s.node, s.seg_start, s.seg_end, a.job_id,
-           a.gpus / greatest(a.node_gpus, sum(a.gpus) OVER (PARTITION BY s.cluster, s.node, s.seg_start)) AS share
-    FROM segs s
-    JOIN alloc a ON a.cluster = s.cluster AND a.node = s.node
-                AND a.start_ts <= s.seg_start AND a.end_ts >= s.seg_end
+    SELECT * FROM alloc_segments WHERE job_id IS NOT NULL
 ),
-seg_totals AS (
-    SELECT cluster, node, seg_start, sum(share) AS shared FROM seg_jobs GROUP BY ALL
+-- the GPUs a node had in each hour: every GPU counter or gauge (any source) whose stream spans part of the hour
+node_gpu_hours AS (
+    SELECT st.cluster, st.node, h AS hour_idx, count(DISTINCT st.gpu_key) AS n
+    FROM (SELECT *, unnest(hours_of(epoch_us(start_ts), epoch_us(end_ts))) AS h FROM stream_spans) sp
+    JOIN streams st USING (stream_id)
+    WHERE st.kind IN ('gpu', 'gpu_power', 'idle')
+    GROUP BY ALL
+),
+-- a better source's coverage of each GPU-level stream, islands in time order
+cov AS (
+    SELECT p.stream_id, epoch_us(c.cov_start) AS c_s, epoch_us(c.cov_end) AS c_e,
+           coalesce(epoch_us(lag(c.cov_end) OVER w), -9223372036854775807) AS prev_e,
+           coalesce(epoch_us(lead(c.cov_start) OVER w), 9223372036854775807) AS next_s
+    FROM streams_in p
+    JOIN gpu_coverage c ON c.gpu_key = p.gpu_key AND c.below_rank = p.rank
+    WHERE p.gpu_level
+    WINDOW w AS (PARTITION BY p.stream_id ORDER BY c.cov_start)
+),
+-- intervals of the covered streams, each with the islands it overlaps (none: NULL)
+civ AS (
+    SELECT i.stream_id, i.quality, i.label_job, i.energy_j, epoch_us(i.start_ts) AS s_us, epoch_us(i.end_ts) AS e_us,
+           c.c_s, c.c_e, c.prev_e, c.next_s
+    FROM energy_intervals i
+    JOIN (SELECT DISTINCT stream_id FROM cov) cs USING (stream_id)
+    LEFT JOIN cov c ON c.stream_id = i.stream_id AND c.c_s < epoch_us(i.end_ts) AND c.c_e > epoch_us(i.start_ts)
+),
+-- every interval as it is priced: whole, or the parts no better source covers (before the first island it
+-- overlaps, and after each one up to the next), or flagged unpriced (the parts inside the islands)
+base AS NOT MATERIALIZED (
+    SELECT false AS unpriced, stream_id, quality, label_job, energy_j,
+           epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us
+    FROM energy_intervals
+    WHERE stream_id NOT IN (SELECT stream_id FROM cov)
+    UNION ALL
+    SELECT false, stream_id, quality, label_job, energy_j, s_us, e_us FROM civ WHERE c_s IS NULL
+    UNION ALL
+    SELECT false, stream_id, quality, label_job, energy_j * (c_s - s_us) / (e_us - s_us), s_us, c_s
+    FROM civ WHERE prev_e <= s_us AND c_s > s_us
+    UNION ALL
+    SELECT false, stream_id, quality, label_job, energy_j * (least(e_us, next_s) - c_e) / (e_us - s_us), c_e,
+           least(e_us, next_s)
+    FROM civ WHERE c_e < e_us
+    UNION ALL
+    SELECT true, stream_id, quality, label_job,
+           energy_j * (least(e_us, c_e) - greatest(s_us, c_s)) / (e_us - s_us), greatest(s_us, c_s), least(e_us, c_e)
+    FROM civ WHERE c_s IS NOT NULL
 ),
 -- (GPU stream, hour) where an allocation changes strictly inside the hour, with every segment overlapping
 -- that hour: such a segment starts or ends inside it. Everywhere else one segment covers the whole hour.
@@ -76,42 +108,40 @@ cut_hours AS (
                epoch_us(seg_end)
         FROM segs WHERE isfinite(seg_end) AND epoch_us(seg_end) % 3600000000 <> 0
     ) c
-    JOIN priced p ON p.gpu_level AND p.cluster = c.cluster AND p.hostname = c.node
+    JOIN streams_in p ON p.gpu_level AND p.cluster = c.cluster AND p.node = c.node
 ),
--- the intervals, read twice: every one for the hourly sums, and again the unlabelled ones for cut_pieces
+-- the intervals, read twice: every one for the hourly sums, and again the unlabelled priced ones for cut_pieces
 -- when there are cut hours at all (a guard DuckDB checks before scanning: wattprint-only data skips it)
 us AS NOT MATERIALIZED (
-    SELECT false AS for_cuts, stream_id, quality, label_job, energy_j,
-           epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us
-    FROM energy_intervals
+    SELECT false AS for_cuts, * FROM base
     UNION ALL
-    SELECT true, stream_id, quality, label_job, energy_j, epoch_us(start_ts), epoch_us(end_ts)
-    FROM energy_intervals
-    WHERE label_job IS NULL AND EXISTS (SELECT 1 FROM cut_hours)
+    SELECT true, * FROM base WHERE NOT unpriced AND label_job IS NULL AND EXISTS (SELECT 1 FROM cut_hours)
 ),
 -- every interval cut at UTC hours: its first (nearly always its only) hour, then any further hours
 hour_pieces AS NOT MATERIALIZED (
-    SELECT for_cuts, stream_id, quality, label_job, s_us // 3600000000 AS hour_idx,
+    SELECT for_cuts, unpriced, stream_id, quality, label_job, s_us // 3600000000 AS hour_idx,
            s_us AS p_s, least(e_us, (s_us // 3600000000 + 1) * 3600000000) AS p_e,
            CASE WHEN s_us // 3600000000 = (e_us - 1) // 3600000000 THEN energy_j
                 ELSE energy_j * (least(e_us, (s_us // 3600000000 + 1) * 3600000000) - s_us) / (e_us - s_us)
            END AS energy_j
     FROM us
     UNION ALL
-    SELECT for_cuts, stream_id, quality, label_job, h, h * 3600000000, least(e_us, (h + 1) * 3600000000),
+    SELECT for_cuts, unpriced, stream_id, quality, label_job, h, h * 3600000000, least(e_us, (h + 1) * 3600000000),
            energy_j * (least(e_us, (h + 1) * 3600000000) - h * 3600000000) / (e_us - s_us)
     FROM (SELECT *, unnest(range(s_us // 3600000000 + 1, (e_us - 1) // 3600000000 + 1)) AS h
           FROM us WHERE s_us // 3600000000 <> (e_us - 1) // 3600000000)
 ),
--- energy per (stream, hour, quality, label). Unlabelled and labelled are summed apart: nearly all energy is
--- unlabelled, and a label column that is all NULL lets DuckDB skip the labelled pass from its statistics.
+-- energy per (stream, hour, quality, label), with the time it covers and the time in which it rose. Unlabelled and
+-- labelled are summed apart: nearly all energy is unlabelled, and a label column that is all NULL lets DuckDB skip
+-- the labelled pass from its statistics.
 hourly AS (
-    SELECT stream_id, hour_idx, quality, NULL::VARCHAR AS label_job, sum(energy_j) AS energy_j,
-           sum(p_e - p_s) AS dur_us
+    SELECT stream_id, hour_idx, quality, NULL::VARCHAR AS label_job, unpriced, sum(energy_j) AS energy_j,
+           sum(p_e - p_s) AS dur_us, coalesce(sum(p_e - p_s) FILTER (WHERE energy_j > 0), 0) AS rose_us
     FROM hour_pieces WHERE NOT for_cuts AND label_job IS NULL
     GROUP BY ALL
     UNION ALL
-    SELECT stream_id, hour_idx, quality, label_job, sum(energy_j), sum(p_e - p_s)
+    SELECT stream_id, hour_idx, quality, label_job, unpriced, sum(energy_j), sum(p_e - p_s),
+           coalesce(sum(p_e - p_s) FILTER (WHERE energy_j > 0), 0)
     FROM hour_pieces WHERE NOT for_cuts AND label_job IS NOT NULL
     GROUP BY ALL
 ),
@@ -126,38 +156,59 @@ cut_pieces AS (
     GROUP BY ALL
 ),
 direct AS (
-    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j, h.dur_us,
-           CASE WHEN p.gpu_level THEN h.label_job ELSE p.job_id END AS job_id,
-           CASE WHEN p.gpu_level THEN 'gpu_label' WHEN p.job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution
-    FROM hourly h JOIN priced p USING (stream_id)
-    WHERE NOT p.gpu_level OR h.label_job IS NOT NULL
+    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j,
+           CASE WHEN p.kind <> 'job' THEN h.dur_us WHEN p.stream_id IN (SELECT stream_id FROM held_jobs) THEN 0
+                ELSE h.rose_us END AS dur_us,
+           CASE WHEN h.unpriced THEN NULL WHEN p.gpu_level THEN h.label_job ELSE p.job_id END AS job_id,
+           CASE WHEN h.unpriced THEN 'unpriced' WHEN p.total THEN 'counter_total' WHEN p.gpu_level THEN 'gpu_label'
+                WHEN p.job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution
+    FROM hourly h JOIN streams_in p USING (stream_id)
+    WHERE NOT p.gpu_level OR h.label_job IS NOT NULL OR h.unpriced
 ),
 -- unlabelled GPU-level energy per (stream, hour, segment): a whole hour lies in the node's last segment
 -- starting at or before it (none: the node had no allocation); cut hours come from cut_pieces
 shared AS (
-    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j, h.dur_us, p.cluster, p.hostname, s.seg_start
-    FROM (SELECT * FROM hourly WHERE label_job IS NULL
+    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j, h.dur_us, p.cluster, p.node, s.seg_start
+    FROM (SELECT * FROM hourly WHERE label_job IS NULL AND NOT unpriced
           AND NOT EXISTS (SELECT 1 FROM cut_hours c WHERE c.stream_id = hourly.stream_id
                                                       AND c.hour_idx = hourly.hour_idx)) h
-    JOIN priced p ON p.stream_id = h.stream_id AND p.gpu_level
-    ASOF LEFT JOIN segs s ON s.cluster = p.cluster AND s.node = p.hostname
+    JOIN streams_in p ON p.stream_id = h.stream_id AND p.gpu_level
+    ASOF LEFT JOIN segs s ON s.cluster = p.cluster AND s.node = p.node
                          AND s.seg_start <= to_timestamp(h.hour_idx * 3600)
     UNION ALL
-    SELECT c.stream_id, c.hour_idx, c.quality, c.energy_j, c.dur_us, p.cluster, p.hostname, c.seg_start
-    FROM cut_pieces c JOIN priced p USING (stream_id)
+    SELECT c.stream_id, c.hour_idx, c.quality, c.energy_j, c.dur_us, p.cluster, p.node, c.seg_start
+    FROM cut_pieces c JOIN streams_in p USING (stream_id)
+),
+-- each job's share of the GPU's energy in a segment and hour: its GPUs (unknown: all the node's) over the node's
+-- GPUs in that hour, or over the GPUs the segment's jobs hold together when that is more (never more than all)
+shared_n AS (
+    SELECT u.*, g.n FROM shared u
+    JOIN node_gpu_hours g ON g.cluster = u.cluster AND g.node = u.node AND g.hour_idx = u.hour_idx
+),
+seg_held AS (
+    SELECT DISTINCT cluster, node, seg_start, seg_known, seg_unknown FROM seg_jobs
 ),
 pieces AS (
     SELECT stream_id, hour_idx, job_id, attribution, quality, energy_j, dur_us FROM direct
     UNION ALL
-    SELECT u.stream_id, u.hour_idx, j.job_id, 'node_share', u.quality, u.energy_j * j.share, u.dur_us * j.share
-    FROM shared u
-    JOIN seg_jobs j ON j.cluster = u.cluster AND j.node = u.hostname AND j.seg_start = u.seg_start
+    SELECT u.stream_id, u.hour_idx, j.job_id, 'node_share', u.quality,
+           u.energy_j * coalesce(j.gpus, u.n) / greatest(u.n, j.seg_known + j.seg_unknown * u.n),
+           u.dur_us * coalesce(j.gpus, u.n) / greatest(u.n, j.seg_known + j.seg_unknown * u.n)
+    FROM shared_n u
+    JOIN seg_jobs j ON j.cluster = u.cluster AND j.node = u.node AND j.seg_start = u.seg_start
     UNION ALL
-    SELECT u.stream_id, u.hour_idx, NULL, 'unallocated', u.quality, u.energy_j * (1 - coalesce(t.shared, 0)),
-           u.dur_us * (1 - coalesce(t.shared, 0))
-    FROM shared u
-    LEFT JOIN seg_totals t ON t.cluster = u.cluster AND t.node = u.hostname AND t.seg_start = u.seg_start
-    WHERE coalesce(t.shared, 0) < 1
+    SELECT u.stream_id, u.hour_idx, NULL, 'unallocated', u.quality,
+           u.energy_j * (1 - coalesce(t.seg_known + t.seg_unknown * u.n, 0)
+                             / greatest(u.n, coalesce(t.seg_known + t.seg_unknown * u.n, 0))),
+           u.dur_us * (1 - coalesce(t.seg_known + t.seg_unknown * u.n, 0)
+                           / greatest(u.n, coalesce(t.seg_known + t.seg_unknown * u.n, 0)))
+    FROM shared_n u
+    LEFT JOIN seg_held t ON t.cluster = u.cluster AND t.node = u.node AND t.seg_start = u.seg_start
+    WHERE coalesce(t.seg_known + t.seg_unknown * u.n, 0) < u.n
+    UNION ALL
+    -- the time each job held its GPU, from the exporter's held-time counter
+    SELECT h.stream_id, h.hour_idx, st.job_id, 'exporter', h.quality, 0.0, h.held_s * 1e6
+    FROM gpu_held_hour h JOIN streams st USING (stream_id)
 )
 SELECT stream_id, hour_idx, job_id, attribution, quality, sum(energy_j) AS energy_j,
        sum(dur_us) / 1e6 AS gpu_seconds

@@ -1,9 +1,20 @@
 -- Every hourly piece (GPU and host streams alike) with its ledger facts, cluster, intensity and price: the one
 -- place the emissions formula lives. fct_job_gpu_hour and fct_job_cpu_hour select their streams from it.
 --   emissions_g = energy_j / 3.6e6 kWh/J * PUE * intensity (gCO2eq/kWh)
+-- The pieces are hourly_pieces' priced ones (not the exporter's totals, not what a less preferred source measured
+-- of a GPU another one measured) with int_balance_pieces' corrections added.
 CREATE OR REPLACE TEMP VIEW priced_pieces AS
+WITH h AS (
+    SELECT stream_id, hour_idx, job_id, attribution, quality, sum(energy_j) AS energy_j, sum(gpu_seconds) AS gpu_seconds
+    FROM (SELECT * FROM hourly_pieces WHERE attribution NOT IN ('counter_total', 'unpriced')
+          UNION ALL BY NAME
+          SELECT * FROM balance_pieces)
+    GROUP BY ALL
+    -- a job's rows that hold neither energy nor time (its series kept after it left the GPU) say nothing
+    HAVING job_id IS NULL OR sum(energy_j) <> 0 OR sum(gpu_seconds) <> 0
+)
 SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
-       st.kind, st.cluster, st.hostname, st.gpu, st.uuid, st.socket, st.domain, st.model,
+       st.kind, st.cluster, st.hostname, st.gpu, st.uuid, st.gpu_key, st.socket, st.domain, st.model,
        h.job_id,
        j.project,
        CASE WHEN h.job_id IS NULL THEN NULL ELSE coalesce(j.phase, 'unclassified') END AS phase,
@@ -19,7 +30,7 @@ SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
        r.g_per_kwh AS intensity_g_per_kwh,
        h.energy_j / 3600000.0 * coalesce(c.pue, 1.0) * r.g_per_kwh AS emissions_g,
        h.gpu_seconds
-FROM hourly_pieces h
+FROM h
 JOIN streams st USING (stream_id)
 LEFT JOIN clusters c ON c.cluster = st.cluster
 LEFT JOIN jobs j ON j.cluster = st.cluster AND j.job_id = h.job_id

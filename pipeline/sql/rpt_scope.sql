@@ -29,7 +29,8 @@ cluster_hour AS (
     FROM f GROUP BY ALL
 ),
 gpu_rows AS (
-    SELECT 'gpu' AS kind, f.hour_ts, f.cluster, f.hostname, f.gpu, f.uuid, coalesce(f.gpu_model, '') AS gpu_model,
+    SELECT 'gpu' AS kind, f.hour_ts, f.cluster, f.hostname, f.gpu, f.uuid, f.gpu_key,
+           coalesce(f.gpu_model, '') AS gpu_model,
            NULL::VARCHAR AS socket, NULL::VARCHAR AS domain, NULL::VARCHAR AS cpu_model, f.job_id,
            f.project, f.phase, f.user_name, f.region, f.zone, f.attribution, f.energy_quality,
            f.intensity_quality, f.in_ledger, f.pue, f.intensity_g_per_kwh, f.energy_j, f.gpu_seconds,

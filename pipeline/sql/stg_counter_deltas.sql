@@ -1,15 +1,26 @@
 -- Counter samples -> the amount counted per interval, for the stream kinds asked for: a table macro, so energy
--- counters (stg_intervals_counter: joules) and CPU-time counters (fct_job_cpu_time_hour: seconds) follow the same
--- rules without sharing a column. Columns: stream_id, start_ts, end_ts, amount, quality, label_job.
--- A drop means the counter restarted from 0, so the value after the drop is the amount since the restart. A
--- wattprint counter that first appears inside a window we were already looking at (the same store and query at
--- ts - step did not return it) started from 0, so its first value is what was used since then and counts (over
--- the step it appeared in); dcgm's counter runs since driver load, so never.
+-- counters (stg_intervals_counter: joules) and time counters (fct_job_cpu_time_hour: CPU seconds; int_hourly_pieces:
+-- the seconds a job held a GPU) follow the same rules without sharing a column.
+-- Columns: stream_id, start_ts, end_ts, amount, quality, label_job.
+-- A drop is a restart from 0 (the value after it is the amount since the restart: 'counter_reset', or 'gap_reset'
+-- when the interval is also longer than the gap bound, so the energy before the restart is unknown) only when that
+-- amount is possible in the interval. A total counter (a GPU's, a CPU socket's) cannot grow faster than any board
+-- draws (2,000 W per GPU, 1,000 W per socket and RAPL domain), a held-time counter faster than the clock, a CPU-time
+-- counter faster than 4,096 hardware threads: a drop to more than that is the counter stepping back (an exporter
+-- restored from an older --state-file, or a merge of two stores), which counts nothing: 'counter_stepback'. The
+-- split counters (a job's or the idle part of a GPU or socket) are bounded by their parent's counter instead, in
+-- stg_counter_stepbacks.sql. A wattprint counter that first appears inside a window we were already looking at
+-- (the same store and query at ts - step did not return it) started from 0, so its first value is what was used
+-- since then and counts (over the step it appeared in); dcgm's counter runs since driver load, so never.
+-- The most a counter of this stream kind can rise in dt seconds (NULL: bounded by its parent, or not at all).
+CREATE OR REPLACE TEMP MACRO max_rise(kind, dt) AS
+    CASE kind WHEN 'gpu' THEN 2000.0 * dt WHEN 'cpu' THEN 1000.0 * dt
+              WHEN 'gpu_seconds' THEN 1.5 * dt + 60.0 WHEN 'cpu_seconds' THEN 4096.0 * dt END;
 CREATE OR REPLACE TEMP MACRO counter_deltas(kinds, max_gap_s) AS TABLE
 WITH sx AS (
     -- the streams' series, with an integer rank standing in for the owning query (grouping samples by integers
     -- only is several times faster than by the strings), and whether the series is its stream's only one
-    SELECT ss.series_id, ss.stream_id, ss.source, ss.series_kind, se.job_id, se.query,
+    SELECT ss.series_id, ss.stream_id, ss.source, ss.kind, ss.series_kind, se.job_id, se.query,
            dense_rank() OVER (ORDER BY se.query) AS owner_rank,
            count(*) OVER (PARTITION BY ss.stream_id) = 1 AS alone
     FROM series_stream ss
@@ -42,10 +53,14 @@ seq AS (
     WINDOW w AS (PARTITION BY stream_id ORDER BY ts)
 )
 SELECT seq.stream_id, seq.prev_ts AS start_ts, seq.ts AS end_ts,
-       CASE WHEN seq.value < seq.prev_value THEN seq.value ELSE seq.value - seq.prev_value END AS amount,
-       CASE WHEN seq.value < seq.prev_value THEN 'counter_reset'
-            WHEN epoch(seq.ts) - epoch(seq.prev_ts) > max_gap_s THEN 'gap'
-            ELSE 'counter' END AS quality,
+       CASE WHEN seq.value >= seq.prev_value THEN seq.value - seq.prev_value
+            WHEN seq.value > max_rise(sx.kind, epoch(seq.ts) - epoch(seq.prev_ts)) THEN 0.0
+            ELSE seq.value END AS amount,
+       CASE WHEN seq.value >= seq.prev_value
+            THEN CASE WHEN epoch(seq.ts) - epoch(seq.prev_ts) > max_gap_s THEN 'gap' ELSE 'counter' END
+            WHEN seq.value > max_rise(sx.kind, epoch(seq.ts) - epoch(seq.prev_ts)) THEN 'counter_stepback'
+            WHEN epoch(seq.ts) - epoch(seq.prev_ts) > max_gap_s THEN 'gap_reset'
+            ELSE 'counter_reset' END AS quality,
        CASE WHEN sx.source <> 'wattprint' THEN sx.job_id END AS label_job
 FROM seq
 JOIN sx ON sx.series_id = seq.top_series

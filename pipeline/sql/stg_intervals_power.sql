@@ -1,12 +1,14 @@
 -- Power gauge -> energy by the trapezoid rule between samples, flagged as lower quality. Across a
--- gap longer than the bound nothing is invented: stg_gaps_power records it instead.
+-- gap longer than the bound nothing is invented: stg_gaps.sql records it instead. An energy counter is exact, so
+-- intervals wholly inside the time an energy counter measured the same GPU (gpu_coverage) are not made at all;
+-- int_hourly_pieces.sql cuts the ones that overlap it.
 INSERT INTO energy_intervals (stream_id, start_ts, end_ts, energy_j, quality, label_job)
 WITH pts AS (
     SELECT ss.stream_id, sm.ts, max(sm.value) AS value, arg_max(se.job_id, sm.value) AS label_job
     FROM samples sm
     JOIN series_stream ss USING (series_id)
     JOIN series se USING (series_id)
-    WHERE ss.kind = 'gpu_power' AND ss.stream_id IN (SELECT stream_id FROM streams)
+    WHERE ss.kind = 'gpu_power'
     GROUP BY ss.stream_id, sm.ts
 ),
 seq AS (
@@ -14,7 +16,10 @@ seq AS (
     FROM pts
     WINDOW w AS (PARTITION BY stream_id ORDER BY ts)
 )
-SELECT stream_id, prev_ts, ts, (prev_value + value) / 2 * (epoch(ts) - epoch(prev_ts)), 'power_integrated',
-       label_job
-FROM seq
-WHERE prev_ts IS NOT NULL AND epoch(ts) - epoch(prev_ts) <= $max_gap_s
+SELECT q.stream_id, q.prev_ts, q.ts, (q.prev_value + q.value) / 2 * (epoch(q.ts) - epoch(q.prev_ts)),
+       'power_integrated', q.label_job
+FROM seq q
+JOIN streams st USING (stream_id)
+WHERE q.prev_ts IS NOT NULL AND epoch(q.ts) - epoch(q.prev_ts) <= $max_gap_s
+  AND NOT EXISTS (SELECT 1 FROM gpu_coverage c
+                  WHERE c.gpu_key = st.gpu_key AND c.below_rank = 3 AND c.cov_start <= q.prev_ts AND c.cov_end >= q.ts)

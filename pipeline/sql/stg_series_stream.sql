@@ -1,29 +1,33 @@
 -- Map each stored series onto a stream: one per (source, kind, cluster, host, GPU | CPU socket and domain[, job]).
 -- dcgm series that differ only by their hpc_job/pod label are one GPU stream, so the GPU's counter
 -- stays continuous when the job on it changes. The cluster comes from the series' label, else the
--- first node pattern of the cluster config that matches the host, else the default cluster.
+-- first node pattern of the cluster config that matches the host (node_matches: case-insensitive, full or short
+-- name), else the default cluster.
 -- Host series (the exporter's RAPL collector) have no GPU ('' for gpu and uuid); GPU series no socket or domain ('').
+-- node is the host's node key and gpu_key the physical GPU (sql/macros.sql): joins to the ledger and between
+-- sources use them, never the host name as spelled.
 CREATE OR REPLACE TEMP TABLE series_stream AS
 WITH s AS (
     SELECT se.series_id,
            se.source,
            se.kind AS series_kind,
            CASE se.kind WHEN 'job_energy' THEN 'job' WHEN 'idle_energy' THEN 'idle'
-                        WHEN 'gpu_power' THEN 'gpu_power'
+                        WHEN 'gpu_power' THEN 'gpu_power' WHEN 'job_gpu_seconds' THEN 'gpu_seconds'
                         WHEN 'cpu_energy' THEN 'cpu' WHEN 'cpu_idle_energy' THEN 'cpu_idle'
                         WHEN 'job_cpu_energy' THEN 'cpu_job' WHEN 'job_cpu_seconds' THEN 'cpu_seconds'
                         WHEN 'cpu_rapl_up' THEN 'rapl_up' ELSE 'gpu' END AS kind,
            se.kind IN ('cpu_energy', 'cpu_idle_energy', 'job_cpu_energy', 'job_cpu_seconds', 'cpu_rapl_up') AS host,
            coalesce(se.cluster,
                     (SELECT cn.cluster FROM cluster_nodes cn
-                     WHERE coalesce(se.hostname, '') GLOB cn.pattern ORDER BY cn.ord LIMIT 1),
+                     WHERE node_matches(coalesce(se.hostname, ''), cn.pattern) ORDER BY cn.ord LIMIT 1),
                     $default_cluster) AS cluster,
            coalesce(se.hostname, '') AS hostname,
            coalesce(se.gpu, '') AS gpu,
            coalesce(se.uuid, '') AS uuid,
            coalesce(se.socket, '') AS socket,
            coalesce(se.domain, '') AS domain,
-           CASE WHEN se.source = 'wattprint' AND se.kind IN ('job_energy', 'job_cpu_energy', 'job_cpu_seconds')
+           CASE WHEN se.source = 'wattprint'
+                     AND se.kind IN ('job_energy', 'job_gpu_seconds', 'job_cpu_energy', 'job_cpu_seconds')
                 THEN se.job_id END AS job_id,
            nullif(se.model, '') AS model
     FROM series se
@@ -31,6 +35,8 @@ WITH s AS (
 SELECT * EXCLUDE (model),
        -- one model per GPU (per CPU socket), whichever of its series carries it
        max(model) OVER (PARTITION BY host, cluster, hostname, gpu, uuid, socket) AS model,
+       node_key(hostname) AS node,
+       CASE WHEN NOT host THEN gpu_key(cluster, hostname, gpu, uuid) END AS gpu_key,
        dense_rank() OVER (ORDER BY source, kind, cluster, hostname, gpu, uuid, socket, domain,
                                    coalesce(job_id, '')) AS stream_id
 FROM s

@@ -1,10 +1,22 @@
--- Streams to price. A power gauge is used only for a GPU that has no energy counter: the counter is exact.
-INSERT INTO streams (stream_id, source, kind, cluster, hostname, gpu, uuid, job_id, model, socket, domain)
-SELECT DISTINCT p.stream_id, p.source, p.kind, p.cluster, p.hostname, p.gpu, p.uuid, p.job_id, p.model, p.socket,
-       p.domain
-FROM series_stream p
-WHERE p.kind <> 'gpu_power'
-   OR NOT EXISTS (
-        SELECT 1 FROM series_stream c
-        WHERE c.kind = 'gpu' AND c.cluster = p.cluster AND c.hostname = p.hostname
-          AND c.gpu = p.gpu AND c.uuid = p.uuid)
+-- Streams: one row per stream of series_stream, with its parent: for the exporter's split streams (a GPU's job
+-- and idle counters, a CPU socket's job and idle counters per RAPL domain) the total counter they split (the
+-- GPU's, the socket's), which bounds what they can have counted in any interval (stg_counter_stepbacks.sql) and
+-- which they must add up to (int_balance_pieces.sql); for a job's held-GPU-time counter, its energy stream.
+INSERT INTO streams (stream_id, source, kind, cluster, hostname, gpu, uuid, job_id, model, socket, domain, node,
+                     gpu_key, parent_id)
+WITH st AS (
+    SELECT DISTINCT stream_id, source, kind, cluster, hostname, gpu, uuid, job_id, model, socket, domain, node, gpu_key
+    FROM series_stream
+)
+SELECT c.*,
+       CASE WHEN c.source = 'wattprint' AND c.kind IN ('job', 'idle', 'cpu_job', 'cpu_idle')
+            THEN (SELECT min(p.stream_id) FROM st p
+                  WHERE p.source = 'wattprint' AND p.kind = CASE WHEN c.kind IN ('job', 'idle') THEN 'gpu' ELSE 'cpu' END
+                    AND p.cluster = c.cluster AND p.hostname = c.hostname AND p.gpu = c.gpu AND p.uuid = c.uuid
+                    AND p.socket = c.socket AND p.domain = c.domain)
+            WHEN c.kind = 'gpu_seconds'
+            THEN (SELECT min(p.stream_id) FROM st p
+                  WHERE p.source = c.source AND p.kind = 'job' AND p.cluster = c.cluster AND p.hostname = c.hostname
+                    AND p.gpu = c.gpu AND p.uuid = c.uuid AND p.job_id = c.job_id)
+       END AS parent_id
+FROM st c

@@ -1,0 +1,30 @@
+-- Identity rules the derived tables share, written once (the Python twin of the node rules is pipeline/nodes.py;
+-- tests/test_nodes.py checks both give the same answers).
+--  host_part(h):          the host name in lower case, without surrounding blanks and without a ':port' suffix
+--  node_key(h):           what two spellings of one node share: the short name (before the first dot), or the whole
+--                         address for an IP. sacct's `gpu01`, a FQDN `gpu01.cluster.local` and `GPU01` are one node.
+--  node_matches(h, glob): a cluster's `nodes` glob against a host: full name or short name, case-insensitively
+--  gpu_key(c, h, g, u):   one physical GPU, whichever exporter reports it: its UUID (globally unique, any case),
+--                         else cluster / node / index
+CREATE OR REPLACE TEMP MACRO host_part(h) AS
+    CASE WHEN regexp_matches(lower(regexp_replace(h, '^\s+|\s+$', '', 'g')), '^\[.*\](:[0-9]+)?$')
+              THEN regexp_extract(lower(regexp_replace(h, '^\s+|\s+$', '', 'g')), '^\[(.*)\]', 1)
+         WHEN regexp_matches(lower(regexp_replace(h, '^\s+|\s+$', '', 'g')), '^[^:]*:[0-9]+$')
+              THEN split_part(lower(regexp_replace(h, '^\s+|\s+$', '', 'g')), ':', 1)
+         ELSE lower(regexp_replace(h, '^\s+|\s+$', '', 'g')) END;
+CREATE OR REPLACE TEMP MACRO node_key(h) AS
+    CASE WHEN regexp_matches(host_part(h), '^[0-9.]+$') OR contains(host_part(h), ':') THEN host_part(h)
+         ELSE split_part(host_part(h), '.', 1) END;
+CREATE OR REPLACE TEMP MACRO node_matches(h, pattern) AS
+    regexp_replace(h, '^\s+|\s+$', '', 'g') <> ''
+    AND (lower(regexp_replace(h, '^\s+|\s+$', '', 'g')) GLOB lower(pattern)
+         OR host_part(h) GLOB lower(pattern) OR node_key(h) GLOB lower(pattern));
+CREATE OR REPLACE TEMP MACRO gpu_key(c, h, g, u) AS
+    CASE WHEN trim(coalesce(u, '')) <> '' THEN 'uuid:' || lower(trim(u))
+         ELSE coalesce(c, '') || '/' || node_key(coalesce(h, '')) || '/' || coalesce(g, '') END;
+-- Cutting a span [s_us, e_us) (epoch microseconds) at UTC hours: hours_of gives the hour indexes it touches,
+-- hour_share the part of it inside hour h (pro rata by time, as every interval is cut).
+CREATE OR REPLACE TEMP MACRO hours_of(s_us, e_us) AS range(s_us // 3600000000, (e_us - 1) // 3600000000 + 1);
+CREATE OR REPLACE TEMP MACRO hour_share(s_us, e_us, h) AS
+    CASE WHEN s_us // 3600000000 = (e_us - 1) // 3600000000 THEN 1.0
+         ELSE (least(e_us, (h + 1) * 3600000000) - greatest(s_us, h * 3600000000)) / (e_us - s_us) END;

@@ -666,13 +666,16 @@ class FleetPrometheus:
         """Per counter, idle + every part at each minute (a part counts 0 before its start and its last value after
         its end); joules to the millijoule for GPUs, whole joules for sockets."""
         sums = [list(a) for a in idle]
+        after = [[0.0] * (len(a) + 1) for a in idle]       # a finished part's last value, from the minute after it
         for i, first, values in parts:
-            row = sums[i]
-            for m, v in enumerate(values):
-                row[first + m] += v
-            for m in range(first + len(values), len(row)):
-                row[m] += values[-1]
-        return [array(typecode, (round(v, 3) for v in row) if typecode == "d" else row) for row in sums]
+            row, end = sums[i], first + len(values)
+            row[first:end] = [a + b for a, b in zip(row[first:end], values, strict=True)]
+            after[i][end] += values[-1]
+        out = []
+        for row, tail in zip(sums, after, strict=True):
+            total = [a + b for a, b in zip(row, accumulate(tail[:-1]), strict=True)]
+            out.append(array(typecode, (round(v, 3) for v in total) if typecode == "d" else map(int, total)))
+        return out
 
     def query_range(self, query: str, start: datetime, end: datetime, step_s: float) -> Iterator[RangeChunk]:
         self.calls.append(query)

@@ -13,7 +13,8 @@
 --             idle) while the counters that stepped back count nothing (stg_counter_stepbacks.sql). The split
 --             intervals ending in that total interval are scaled down to it, pro rata.
 -- Only hours where an exporter total and its split disagree by more than rounding (1 J + 1 ppm of the hour) are
--- looked at, interval by interval (1/2 J + 1 ppm): on consistent data this reads no interval.
+-- looked at, interval by interval (1/2 J + 1 ppm): on consistent data this reads no interval (the EXISTS guards
+-- let DuckDB skip the scans of energy_intervals before it builds a hash table on them).
 -- Rows have hourly_pieces' columns: energy_j is added to (residual) or taken from (excess, negative) what
 -- hourly_pieces has, and int_priced_pieces.sql sums both.
 CREATE OR REPLACE TEMP TABLE balance_pieces AS
@@ -35,19 +36,20 @@ off_hours AS (
     FROM totals t LEFT JOIN splits s USING (parent_id, hour_idx)
     WHERE abs(t.total_j - coalesce(s.split_j, 0)) > 1.0 + 1e-6 * abs(t.total_j)
 ),
--- the total's intervals that touch those hours, each once
+-- the total's intervals that touch those hours or the hour before (see `moved`), each once
 p AS (
     SELECT DISTINCT i.stream_id AS parent_id, i.start_ts, i.end_ts, i.energy_j AS total_j, i.quality
     FROM energy_intervals i
     JOIN off_hours o ON o.parent_id = i.stream_id
-     AND epoch_us(i.start_ts) < (o.hour_idx + 1) * 3600000000 AND epoch_us(i.end_ts) > o.hour_idx * 3600000000
+     AND epoch_us(i.start_ts) < (o.hour_idx + 1) * 3600000000 AND epoch_us(i.end_ts) > (o.hour_idx - 1) * 3600000000
 ),
 -- the split intervals that end inside each of them
 s AS (
     SELECT p.parent_id, p.end_ts AS p_end, i.stream_id, i.start_ts, i.end_ts, i.energy_j, i.quality
     FROM p
     JOIN streams st ON st.parent_id = p.parent_id AND st.kind IN ('job', 'idle', 'cpu_job', 'cpu_idle')
-    JOIN energy_intervals i ON i.stream_id = st.stream_id AND i.end_ts > p.start_ts AND i.end_ts <= p.end_ts
+    JOIN (SELECT * FROM energy_intervals WHERE EXISTS (SELECT 1 FROM off_hours)) i
+      ON i.stream_id = st.stream_id AND i.end_ts > p.start_ts AND i.end_ts <= p.end_ts
 ),
 bal AS (
     SELECT p.parent_id, p.start_ts, p.end_ts, p.total_j, p.quality, coalesce(sum(s.energy_j), 0) AS split_j
@@ -72,9 +74,9 @@ res0 AS (
 -- a GPU's energy counter never stands still while it is powered: intervals in which it did not move before the
 -- residual are Prometheus repeating the last sample (its 5-minute lookback) or an exporter that stopped being
 -- read, so the residual's energy may have been used in them too: its span starts at the last reading that moved
+-- (looked for back to the start of the hour before)
 moved AS (
-    SELECT stream_id AS parent_id, end_ts FROM energy_intervals
-    WHERE energy_j > 0 AND stream_id IN (SELECT parent_id FROM res0)
+    SELECT parent_id, end_ts FROM p WHERE total_j > 0
 ),
 res AS (
     SELECT r.parent_id, r.quality, r.residual_j, r.kind, r.cluster, r.node, r.gpu_key, r.end_ts,
@@ -91,7 +93,8 @@ counted AS (
     SELECT DISTINCT r.parent_id, r.end_ts, st.job_id
     FROM res r
     JOIN streams st ON st.parent_id = r.parent_id AND st.kind = 'job'
-    JOIN energy_intervals i ON i.stream_id = st.stream_id AND i.end_ts = r.end_ts
+    JOIN (SELECT * FROM energy_intervals WHERE EXISTS (SELECT 1 FROM res0)) i
+      ON i.stream_id = st.stream_id AND i.end_ts = r.end_ts
 ),
 node_size AS (
     SELECT cluster, node, count(DISTINCT gpu_key) AS n FROM streams WHERE gpu_key IS NOT NULL GROUP BY ALL

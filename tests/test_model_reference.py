@@ -42,7 +42,7 @@ def _random_db(seed: int):  # type: ignore[no-untyped-def]
             step = rnd.choice([60, 60, 60, 60, 90, 300, 17, 3600 * 2 + 123, 5400])
             quality = rnd.choice(["counter", "counter", "gap", "first_sample", "counter_reset", "power_integrated"])
             label = rnd.choice([None, None, "J1", "J2", "X9"]) if s[1] != "wattprint" else None
-            rows.append([s[0], t, t + step, rnd.uniform(0, 1000), quality, label])
+            rows.append([s[0], t, t + step, rnd.choice([rnd.uniform(0, 1000)] * 9 + [0.0]), quality, label])
             t += step + rnd.choice([0, 0, 0, 0, 7, 600])
     con.executemany("INSERT INTO energy_intervals VALUES (?, to_timestamp(?), to_timestamp(?), ?, ?, ?)", rows)
     for i in range(rnd.randint(0, 12)):
@@ -83,13 +83,14 @@ def test_fast_attribution_matches_the_reference(seed):
         assert fast[key][0] == pytest.approx(joules, rel=1e-9, abs=1e-9), key
         assert fast[key][1] == pytest.approx(seconds, rel=1e-9, abs=1e-6), key
     # conservation: every joule of every interval is in one piece (priced, a total, or unpriced), none created
+    assert not [k for k, v in fast.items() if v[0] == 0 and k[3] != "exporter"], "a piece of nothing"
     total_in = con.execute("SELECT coalesce(sum(energy_j), 0) FROM energy_intervals").fetchall()[0][0]
     assert sum(v[0] for v in fast.values()) == pytest.approx(total_in, rel=1e-9)
     # time is conserved too: a GPU-level stream's pieces (labelled, jobs' shares, unallocated, unpriced) cover
-    # exactly its intervals' time
+    # exactly the time of its intervals that counted something
     secs_in, secs_out = con.execute(
         "SELECT (SELECT coalesce(sum(epoch(end_ts) - epoch(start_ts)), 0) FROM energy_intervals"
-        "        JOIN streams USING (stream_id) WHERE source <> 'wattprint'),"
+        "        JOIN streams USING (stream_id) WHERE source <> 'wattprint' AND energy_j > 0),"
         "       (SELECT coalesce(sum(gpu_seconds), 0) FROM hourly_pieces JOIN streams USING (stream_id)"
         "        WHERE source <> 'wattprint')").fetchall()[0]
     assert secs_out == pytest.approx(secs_in, rel=1e-9, abs=1e-6)

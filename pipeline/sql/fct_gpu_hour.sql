@@ -10,74 +10,60 @@
 --              (int_balance_pieces.sql: shared by the ledger, or unallocated)
 --  excess_j    what the exporter's job and idle counters counted beyond the GPU's counter, not priced
 --  unpriced_j  what a less preferred source measured of the GPU while a better one did: not priced
--- The identity columns are those of the preferred source's series.
+-- The identity columns are those of the preferred source's series. One pass: every input row is tagged with what it
+-- adds to, and summed per GPU-hour.
 INSERT INTO fct_gpu_hour (hour_ts, cluster, hostname, gpu, uuid, gpu_key, sources, counter_j, priced_j, residual_j,
                           excess_j, unpriced_j, diff_j, cause)
 WITH
 gs AS (
-    SELECT stream_id, source, kind, cluster, hostname, gpu, uuid, gpu_key,
+    SELECT stream_id, source, kind, gpu_key,
            CASE WHEN source = 'wattprint' THEN 1 WHEN kind = 'gpu' THEN 2 ELSE 3 END AS rank
     FROM streams
     WHERE gpu_key IS NOT NULL AND kind IN ('gpu', 'gpu_power', 'job', 'idle')
 ),
-ident AS (
-    SELECT DISTINCT cluster, hostname, gpu, uuid, gpu_key FROM gs
-),
-priced AS (
-    SELECT i.gpu_key, epoch(f.hour_ts)::BIGINT // 3600 AS hour_idx, sum(f.energy_j) AS priced_j
-    FROM fct_job_gpu_hour f
-    JOIN ident i USING (cluster, hostname, gpu, uuid)
-    GROUP BY ALL
-),
-counter AS (
+tagged AS (
+    SELECT gpu_key, epoch(hour_ts)::BIGINT // 3600 AS hour_idx, energy_j AS priced_j, 0.0 AS counter_j,
+           0.0 AS unpriced_j, 0.0 AS residual_j, 0.0 AS excess_j, NULL::INTEGER AS rank
+    FROM fct_job_gpu_hour
+    UNION ALL
     -- wattprint: the GPU counter as hourly_pieces cut it; dcgm: its energy in the time it is priced
-    SELECT gs.gpu_key, h.hour_idx, sum(h.energy_j) AS counter_j
+    SELECT gs.gpu_key, h.hour_idx, 0.0,
+           CASE WHEN gs.kind = 'gpu' AND (h.attribution = 'counter_total'
+                                          OR (gs.rank = 2 AND h.attribution <> 'unpriced')) THEN h.energy_j
+                ELSE 0.0 END,
+           CASE WHEN h.attribution = 'unpriced' THEN h.energy_j ELSE 0.0 END, 0.0, 0.0,
+           CASE WHEN h.attribution NOT IN ('counter_total', 'unpriced') THEN gs.rank END
     FROM hourly_pieces h JOIN gs USING (stream_id)
-    WHERE gs.kind = 'gpu' AND (h.attribution = 'counter_total'
-                               OR (gs.rank = 2 AND h.attribution NOT IN ('counter_total', 'unpriced')))
-    GROUP BY ALL
-),
-parts AS (
-    SELECT gs.gpu_key, h.hour_idx,
-           coalesce(sum(h.energy_j) FILTER (WHERE h.attribution = 'unpriced'), 0) AS unpriced_j,
-           bool_or(gs.rank = 1) FILTER (WHERE h.attribution NOT IN ('counter_total', 'unpriced')) AS by_wattprint,
-           bool_or(gs.rank = 2) FILTER (WHERE h.attribution NOT IN ('counter_total', 'unpriced')) AS by_dcgm,
-           bool_or(gs.rank = 3) FILTER (WHERE h.attribution NOT IN ('counter_total', 'unpriced')) AS by_power
-    FROM hourly_pieces h JOIN gs USING (stream_id)
-    GROUP BY ALL
-),
-balance AS (
-    SELECT gs.gpu_key, b.hour_idx,
-           coalesce(sum(b.energy_j) FILTER (WHERE b.attribution IN ('residual_share', 'unallocated')), 0) AS residual_j,
-           coalesce(-sum(b.energy_j) FILTER (WHERE b.attribution IN ('exporter', 'idle')), 0) AS excess_j
+    UNION ALL
+    SELECT gs.gpu_key, b.hour_idx, 0.0, 0.0, 0.0,
+           CASE WHEN b.attribution IN ('residual_share', 'unallocated') THEN b.energy_j ELSE 0.0 END,
+           CASE WHEN b.attribution IN ('exporter', 'idle') THEN -b.energy_j ELSE 0.0 END, NULL
     FROM balance_pieces b JOIN gs USING (stream_id)
-    GROUP BY ALL
-),
-keyed AS (
-    SELECT gpu_key, hour_idx FROM priced UNION SELECT gpu_key, hour_idx FROM counter
-    UNION SELECT gpu_key, hour_idx FROM parts
-),
-names AS (
-    SELECT gpu_key, arg_min((cluster, hostname, gpu, uuid), (rank, cluster, hostname, gpu, uuid)) AS id
-    FROM gs GROUP BY ALL
 ),
 r AS (
-    SELECT k.gpu_key, k.hour_idx, n.id,
-           concat_ws(',', CASE WHEN p.by_wattprint THEN 'wattprint' END, CASE WHEN p.by_dcgm THEN 'dcgm' END,
-                     CASE WHEN p.by_power THEN 'power' END) AS sources,
-           CASE WHEN NOT coalesce(p.by_power, false) THEN c.counter_j END AS counter_j,
-           coalesce(pr.priced_j, 0) AS priced_j, coalesce(b.residual_j, 0) AS residual_j,
-           coalesce(b.excess_j, 0) AS excess_j, coalesce(p.unpriced_j, 0) AS unpriced_j
-    FROM keyed k
-    JOIN names n USING (gpu_key)
-    LEFT JOIN priced pr USING (gpu_key, hour_idx)
-    LEFT JOIN counter c USING (gpu_key, hour_idx)
-    LEFT JOIN parts p USING (gpu_key, hour_idx)
-    LEFT JOIN balance b USING (gpu_key, hour_idx)
+    SELECT gpu_key, hour_idx, sum(priced_j) AS priced_j, sum(counter_j) AS counter_j, sum(unpriced_j) AS unpriced_j,
+           sum(residual_j) AS residual_j, sum(excess_j) AS excess_j,
+           bool_or(rank = 1) AS by_wattprint, bool_or(rank = 2) AS by_dcgm, bool_or(rank = 3) AS by_power,
+           bool_or(counter_j <> 0) AS counted
+    FROM tagged
+    GROUP BY gpu_key, hour_idx
+),
+names AS (
+    SELECT st.gpu_key, arg_min((st.cluster, st.hostname, st.gpu, st.uuid), (g.rank, st.cluster, st.hostname, st.gpu,
+                                                                          st.uuid)) AS id
+    FROM streams st JOIN gs g USING (stream_id)
+    GROUP BY ALL
+),
+c AS (
+    SELECT r.*, n.id,
+           CASE WHEN coalesce(r.counted, false) AND NOT coalesce(r.by_power, false) THEN r.counter_j END AS counter
+    FROM r JOIN names n USING (gpu_key)
 )
-SELECT to_timestamp(hour_idx * 3600), id[1], id[2], id[3], id[4], gpu_key, sources, counter_j, priced_j, residual_j,
-       excess_j, unpriced_j, priced_j - counter_j,
-       CASE WHEN counter_j IS NULL OR abs(priced_j - counter_j) <= 1.0 + 1e-6 * abs(counter_j) THEN NULL
-            WHEN priced_j > counter_j THEN 'priced more than the GPU energy counter measured'
+SELECT to_timestamp(hour_idx * 3600), id[1], id[2], id[3], id[4], gpu_key,
+       concat_ws(',', CASE WHEN by_wattprint THEN 'wattprint' END, CASE WHEN by_dcgm THEN 'dcgm' END,
+                 CASE WHEN by_power THEN 'power' END),
+       counter, priced_j, residual_j, excess_j, unpriced_j, priced_j - counter,
+       CASE WHEN counter IS NULL OR abs(priced_j - counter) <= 1.0 + 1e-6 * abs(counter) THEN NULL
+            WHEN priced_j > counter THEN 'priced more than the GPU energy counter measured'
             ELSE 'priced less than the GPU energy counter measured' END
-FROM r
+FROM c

@@ -13,9 +13,10 @@
 --  unpriced:      not priced: what a less preferred source (dcgm, a power gauge) measured of a GPU while a better one
 --                 measured it too (stg_gpu_coverage.sql); one GPU is priced from one source at a time
 -- Intervals are cut at allocation changes and at hour boundaries, pro rata by time.
--- gpu_seconds: the time each piece covers, times the job's share of the GPU (node_share) or the unshared rest
--- (unallocated). A job's exporter rows take it from the exporter's held-GPU-time counter (gpu_held_hour), else from
--- the time its energy counter rose: never the retention tail the exporter keeps its series for after it left. Summed
+-- gpu_seconds: the time each piece covers in which its counter counted something, times the job's share of the GPU
+-- (node_share) or the unshared rest (unallocated). A job's exporter rows take it from the exporter's held-GPU-time
+-- counter (gpu_held_hour), else from the time its energy counter rose: never the retention tail the exporter keeps
+-- its series for after it left. Summed
 -- over a node's GPUs a job's node_share gpu_seconds are its allocated GPUs x time. (On host streams it is just the
 -- time the piece covers; fct_job_cpu_hour does not use it.)
 --
@@ -71,25 +72,28 @@ civ AS (
     FROM energy_intervals i
     JOIN (SELECT DISTINCT stream_id FROM cov) cs USING (stream_id)
     LEFT JOIN cov c ON c.stream_id = i.stream_id AND c.c_s < epoch_us(i.end_ts) AND c.c_e > epoch_us(i.start_ts)
+    WHERE i.energy_j > 0
 ),
--- every interval as it is priced: whole, or the parts no better source covers (before the first island it
--- overlaps, and after each one up to the next), or flagged unpriced (the parts inside the islands)
+-- every interval that counted something (one that counted nothing adds neither energy nor time: a job's counter in
+-- the retention tail after it left, an idle counter while a job runs, Prometheus repeating a vanished series),
+-- as it is priced: whole, or the parts no better source covers (before the first island it overlaps, and after
+-- each one up to the next), or unpriced (the parts inside the islands): those carry their stream's id negated, so
+-- that they are summed apart without another grouping key
 base AS NOT MATERIALIZED (
-    SELECT false AS unpriced, stream_id, quality, label_job, energy_j,
-           epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us
+    SELECT stream_id, quality, label_job, energy_j, epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us
     FROM energy_intervals
-    WHERE stream_id NOT IN (SELECT stream_id FROM cov)
+    WHERE energy_j > 0 AND stream_id NOT IN (SELECT stream_id FROM cov)
     UNION ALL
-    SELECT false, stream_id, quality, label_job, energy_j, s_us, e_us FROM civ WHERE c_s IS NULL
+    SELECT stream_id, quality, label_job, energy_j, s_us, e_us FROM civ WHERE c_s IS NULL
     UNION ALL
-    SELECT false, stream_id, quality, label_job, energy_j * (c_s - s_us) / (e_us - s_us), s_us, c_s
+    SELECT stream_id, quality, label_job, energy_j * (c_s - s_us) / (e_us - s_us), s_us, c_s
     FROM civ WHERE prev_e <= s_us AND c_s > s_us
     UNION ALL
-    SELECT false, stream_id, quality, label_job, energy_j * (least(e_us, next_s) - c_e) / (e_us - s_us), c_e,
+    SELECT stream_id, quality, label_job, energy_j * (least(e_us, next_s) - c_e) / (e_us - s_us), c_e,
            least(e_us, next_s)
     FROM civ WHERE c_e < e_us
     UNION ALL
-    SELECT true, stream_id, quality, label_job,
+    SELECT -stream_id, quality, label_job,
            energy_j * (least(e_us, c_e) - greatest(s_us, c_s)) / (e_us - s_us), greatest(s_us, c_s), least(e_us, c_e)
     FROM civ WHERE c_s IS NOT NULL
 ),
@@ -115,33 +119,32 @@ cut_hours AS (
 us AS NOT MATERIALIZED (
     SELECT false AS for_cuts, * FROM base
     UNION ALL
-    SELECT true, * FROM base WHERE NOT unpriced AND label_job IS NULL AND EXISTS (SELECT 1 FROM cut_hours)
+    SELECT true, * FROM base WHERE stream_id > 0 AND label_job IS NULL AND EXISTS (SELECT 1 FROM cut_hours)
 ),
 -- every interval cut at UTC hours: its first (nearly always its only) hour, then any further hours
 hour_pieces AS NOT MATERIALIZED (
-    SELECT for_cuts, unpriced, stream_id, quality, label_job, s_us // 3600000000 AS hour_idx,
+    SELECT for_cuts, stream_id, quality, label_job, s_us // 3600000000 AS hour_idx,
            s_us AS p_s, least(e_us, (s_us // 3600000000 + 1) * 3600000000) AS p_e,
            CASE WHEN s_us // 3600000000 = (e_us - 1) // 3600000000 THEN energy_j
                 ELSE energy_j * (least(e_us, (s_us // 3600000000 + 1) * 3600000000) - s_us) / (e_us - s_us)
            END AS energy_j
     FROM us
     UNION ALL
-    SELECT for_cuts, unpriced, stream_id, quality, label_job, h, h * 3600000000, least(e_us, (h + 1) * 3600000000),
+    SELECT for_cuts, stream_id, quality, label_job, h, h * 3600000000, least(e_us, (h + 1) * 3600000000),
            energy_j * (least(e_us, (h + 1) * 3600000000) - h * 3600000000) / (e_us - s_us)
     FROM (SELECT *, unnest(range(s_us // 3600000000 + 1, (e_us - 1) // 3600000000 + 1)) AS h
           FROM us WHERE s_us // 3600000000 <> (e_us - 1) // 3600000000)
 ),
--- energy per (stream, hour, quality, label), with the time it covers and the time in which it rose. Unlabelled and
--- labelled are summed apart: nearly all energy is unlabelled, and a label column that is all NULL lets DuckDB skip
--- the labelled pass from its statistics.
+-- energy per (stream, hour, quality, label), with the time it covers. Unlabelled and labelled are summed apart:
+-- nearly all energy is unlabelled, and a label column that is all NULL lets DuckDB skip the labelled pass from its
+-- statistics.
 hourly AS (
-    SELECT stream_id, hour_idx, quality, NULL::VARCHAR AS label_job, unpriced, sum(energy_j) AS energy_j,
-           sum(p_e - p_s) AS dur_us, coalesce(sum(p_e - p_s) FILTER (WHERE energy_j > 0), 0) AS rose_us
+    SELECT stream_id, hour_idx, quality, NULL::VARCHAR AS label_job, sum(energy_j) AS energy_j,
+           sum(p_e - p_s) AS dur_us
     FROM hour_pieces WHERE NOT for_cuts AND label_job IS NULL
     GROUP BY ALL
     UNION ALL
-    SELECT stream_id, hour_idx, quality, label_job, unpriced, sum(energy_j), sum(p_e - p_s),
-           coalesce(sum(p_e - p_s) FILTER (WHERE energy_j > 0), 0)
+    SELECT stream_id, hour_idx, quality, label_job, sum(energy_j), sum(p_e - p_s)
     FROM hour_pieces WHERE NOT for_cuts AND label_job IS NOT NULL
     GROUP BY ALL
 ),
@@ -156,20 +159,20 @@ cut_pieces AS (
     GROUP BY ALL
 ),
 direct AS (
-    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j,
-           CASE WHEN p.kind <> 'job' THEN h.dur_us WHEN p.stream_id IN (SELECT stream_id FROM held_jobs) THEN 0
-                ELSE h.rose_us END AS dur_us,
-           CASE WHEN h.unpriced THEN NULL WHEN p.gpu_level THEN h.label_job ELSE p.job_id END AS job_id,
-           CASE WHEN h.unpriced THEN 'unpriced' WHEN p.total THEN 'counter_total' WHEN p.gpu_level THEN 'gpu_label'
-                WHEN p.job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution
-    FROM hourly h JOIN streams_in p USING (stream_id)
-    WHERE NOT p.gpu_level OR h.label_job IS NOT NULL OR h.unpriced
+    SELECT p.stream_id, h.hour_idx, h.quality, h.energy_j,
+           CASE WHEN p.kind = 'job' AND p.stream_id IN (SELECT stream_id FROM held_jobs) THEN 0 ELSE h.dur_us END
+               AS dur_us,
+           CASE WHEN h.stream_id < 0 THEN NULL WHEN p.gpu_level THEN h.label_job ELSE p.job_id END AS job_id,
+           CASE WHEN h.stream_id < 0 THEN 'unpriced' WHEN p.total THEN 'counter_total'
+                WHEN p.gpu_level THEN 'gpu_label' WHEN p.job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution
+    FROM hourly h JOIN streams_in p ON p.stream_id = abs(h.stream_id)
+    WHERE NOT p.gpu_level OR h.label_job IS NOT NULL OR h.stream_id < 0
 ),
 -- unlabelled GPU-level energy per (stream, hour, segment): a whole hour lies in the node's last segment
 -- starting at or before it (none: the node had no allocation); cut hours come from cut_pieces
 shared AS (
     SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j, h.dur_us, p.cluster, p.node, s.seg_start
-    FROM (SELECT * FROM hourly WHERE label_job IS NULL AND NOT unpriced
+    FROM (SELECT * FROM hourly WHERE label_job IS NULL AND stream_id > 0
           AND NOT EXISTS (SELECT 1 FROM cut_hours c WHERE c.stream_id = hourly.stream_id
                                                       AND c.hour_idx = hourly.hour_idx)) h
     JOIN streams_in p ON p.stream_id = h.stream_id AND p.gpu_level

@@ -38,6 +38,7 @@ iv AS (
                AS unpriced
     FROM energy_intervals i
     JOIN subs x ON x.stream_id = i.stream_id AND x.start_ts = i.start_ts AND x.end_ts = i.end_ts AND x.e IS NOT NULL
+    WHERE i.energy_j > 0          -- an interval that counted nothing adds neither energy nor time
 ),
 node_gpus AS (
     SELECT st2.cluster, st2.node, h AS hour_idx, count(DISTINCT st2.gpu_key) AS n
@@ -91,7 +92,8 @@ unlabelled AS (
 ),
 unl AS (
     SELECT u.*, CASE WHEN u.seg_start IS NULL THEN u.part_j ELSE u.part_j * (u.q_e - u.q_s) / (u.p_e - u.p_s) END AS q_j,
-           CASE WHEN u.seg_start IS NULL THEN u.p_e - u.p_s ELSE u.q_e - u.q_s END AS q_us, g.n
+           CASE WHEN u.seg_start IS NULL THEN u.p_e - u.p_s ELSE u.q_e - u.q_s END AS q_us,
+           g.n
     FROM unlabelled u
     JOIN node_gpus g ON g.cluster = u.cluster AND g.node = u.node AND g.hour_idx = u.h
 ),
@@ -106,9 +108,8 @@ pieces AS (
            CASE WHEN p.unpriced THEN 'unpriced' WHEN st.total THEN 'counter_total' WHEN st.gpu_level THEN 'gpu_label'
                 WHEN st.job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution,
            p.quality, p.part_j AS energy_j,
-           CASE WHEN st.kind <> 'job' THEN p.p_e - p.p_s
-                WHEN st.stream_id IN (SELECT stream_id FROM gpu_held_hour) THEN 0
-                WHEN p.energy_j > 0 THEN p.p_e - p.p_s ELSE 0 END AS dur_us
+           CASE WHEN st.kind = 'job' AND st.stream_id IN (SELECT stream_id FROM gpu_held_hour) THEN 0
+                ELSE p.p_e - p.p_s END AS dur_us
     FROM parts p JOIN st USING (stream_id)
     WHERE NOT st.gpu_level OR p.label_job IS NOT NULL OR p.unpriced
     UNION ALL

@@ -15,7 +15,7 @@ of wall time after start-up:
                and of one that imported the exporter's modules (each a fresh subprocess).
 
 The replay backend reads a trace from memory: it does not pay NVML's call latency. The script
-adds up, from the H100 latency fixture (shared/fixtures/nvml-h100/api_latency_us.json), the
+adds up, from the H100 latency fixture (tests/fixtures/nvml-h100/api_latency_us.json), the
 calls the nvml backend makes per GPU per poll, to show what real GPUs add to each poll's wall time.
 
     .venv/bin/python benchmarks/bench_poller.py [--seconds 60] [--markdown-out PATH]
@@ -48,16 +48,8 @@ JOBS_PER_GPU = 2
 TARGET_CPU = 0.01  # of one core
 TARGET_RSS_MB = 60.0
 REPO = Path(__file__).resolve().parent.parent
-LATENCY_FIXTURE = "fixtures/nvml-h100/api_latency_us.json"
-# Mean µs per call over 500 calls on one H100 SXM, driver 580.159.04 (api_latency_us.json), used when
-# the fixture file is not at hand.
-H100_LATENCY_US = {
-    "GetTotalEnergyConsumption": 3959.226384000004,
-    "GetPowerUsage": 1.6702520000038135,
-    "GetUtilizationRates": 1.5195239999954424,
-    "GetMemoryInfo": 7.589738000000068,
-    "GetComputeRunningProcesses": 8.970817999994551,
-}
+# Mean µs per call over 500 calls on one H100 SXM, driver 580.159.04 (provenance: its folder's SOURCE.md)
+LATENCY_FIXTURE = REPO / "tests" / "fixtures" / "nvml-h100" / "api_latency_us.json"
 # What NvmlBackend.read() calls per GPU per poll (exporter/backends/nvml.py); GetEnforcedPowerLimit
 # was not timed in the fixture and is taken as costing what GetPowerUsage costs.
 NVML_CALLS_PER_GPU = (
@@ -102,13 +94,10 @@ def child_rss_kb(code: str) -> int:
 
 
 def load_latencies(path: str | None) -> tuple[dict[str, float], str]:
-    candidates = [Path(path)] if path else [REPO / "shared" / LATENCY_FIXTURE, REPO.parent / "shared" / LATENCY_FIXTURE]
-    for p in candidates:
-        if p.is_file():
-            return json.loads(p.read_text()), str(p)
-    if path:
-        raise SystemExit(f"--nvml-latency {path}: no such file")
-    return dict(H100_LATENCY_US), "values copied from shared/" + LATENCY_FIXTURE
+    p = Path(path) if path else LATENCY_FIXTURE
+    if not p.is_file():
+        raise SystemExit(f"--nvml-latency {p}: no such file")
+    return json.loads(p.read_text()), str(p.relative_to(REPO) if p.is_relative_to(REPO) else p)
 
 
 def run(seconds: float, gpus: int, scrape_every: float, tmp: Path) -> dict[str, float]:
@@ -249,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scrape-every", type=float, default=15.0, metavar="SECONDS",
                    help="GET /metrics period, as Prometheus' scrape_interval (default: %(default)s)")
     p.add_argument("--nvml-latency", metavar="PATH",
-                   help="api_latency_us.json to use (default: shared/" + LATENCY_FIXTURE + " if found)")
+                   help="api_latency_us.json to use (default: tests/fixtures/nvml-h100/api_latency_us.json)")
     p.add_argument("--markdown-out", metavar="PATH", help="also write the Markdown tables to PATH")
     args = p.parse_args(argv)
     setup_logging("warning")

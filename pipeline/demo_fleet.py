@@ -13,8 +13,8 @@ Nothing here computes a result. It generates what a real deployment would hand t
 * the cluster config (`config_yaml`), the job ledger CSV (`ledger_csv`) and the hourly intensity CSV
   (`intensity_csv`), read back by the real parsers.
 
-Power comes from the real H100 trace shipped with the exporter (``exporter/data/h100_trace.csv``, a
-copy of ``shared/fixtures/nvml-h100/trace.csv``): its idle, matmul, 50 % duty-cycled and memory-copy
+Power comes from the real H100 trace shipped with the exporter (``exporter/data/h100_trace.csv``,
+provenance in ``tests/fixtures/nvml-h100/SOURCE.md``): its idle, matmul, 50 % duty-cycled and memory-copy
 phases give the levels, measured from the trace's energy counter. Each job type draws a mix of them
 minute by minute (pretraining ~ matmul with checkpoint pauses, finetuning ~ duty-cycled with eval
 passes, evaluation ~ memory-bound, experimentation ~ a bit of everything and long idle stretches with
@@ -87,11 +87,11 @@ RAPL_UP_METRIC = "wattprint_cpu_rapl_up"
 METRICS = (JOB_METRIC, JOB_GPU_SECONDS_METRIC, IDLE_METRIC, GPU_METRIC, CPU_METRIC, CPU_IDLE_METRIC, JOB_CPU_METRIC,
            JOB_CPU_SECONDS_METRIC, RAPL_UP_METRIC)
 
-# Phase boundaries of the shipped trace, seconds after its first row (shared/fixtures/nvml-h100/meta.json).
+# Phase boundaries of the shipped trace, seconds after its first row (tests/fixtures/nvml-h100/meta.json).
 TRACE_PHASES = {"idle": (0.0, 20.0), "matmul": (20.0, 60.0), "duty50": (60.0, 90.2), "copy": (90.2, 110.2),
                 "idle2": (110.2, 130.2)}
 TRACE_SETTLE_S = 2.0          # skip each phase's first seconds: the power is still moving to the new level
-# An idle H100 with no CUDA context: ~71 W (shared/fixtures/nvml-h100/README.md, second capture; the trace
+# An idle H100 with no CUDA context: ~71 W (tests/fixtures/nvml-h100/SOURCE.md, second capture; the trace
 # itself starts with a context open, so it cannot give this level).
 NO_CONTEXT_W = 71.0
 

@@ -21,7 +21,7 @@ def test_trace_energy_matches_the_recorded_counter():
     t0, e0 = float(rows[0]["ts"]), float(rows[0]["energy_mj"])
     for r in rows[::97]:
         assert tr.energy_at(float(r["ts"]) - t0) == pytest.approx(float(r["energy_mj"]) - e0, abs=1e-6)
-    # 131 s of real load: 55,381.5 J by the counter (shared/fixtures/nvml-h100/README.md)
+    # 131 s of real load: 55,381.5 J by the counter (tests/fixtures/nvml-h100/SOURCE.md)
     assert (float(rows[-1]["energy_mj"]) - e0) / 1000 == pytest.approx(55381.5, abs=1)
 
 

@@ -1,7 +1,7 @@
 """Replay a recorded NVML trace as N virtual GPUs, for machines with no GPU.
 
-The trace is real H100 data (exporter/data/h100_trace.csv, a copy of
-shared/fixtures/nvml-h100/trace.csv). Each virtual GPU plays it from its own
+The trace is real H100 data (exporter/data/h100_trace.csv; provenance in
+tests/fixtures/nvml-h100/SOURCE.md). Each virtual GPU plays it from its own
 offset (i * duration / N) and loops; its energy counter keeps rising across
 loops so Prometheus never sees a reset. Wall time drives the position, so two
 exporters started with the same --replay-epoch play in step.
@@ -86,7 +86,7 @@ def load_trace(path: str | Path) -> Trace:
         if missing:
             raise BackendUnavailable(
                 f"{path}:1: replay trace lacks column(s) {', '.join(missing)}; "
-                f"it needs {', '.join(REQUIRED_COLUMNS)} (the format of shared/fixtures/nvml-h100/trace.csv)"
+                f"it needs {', '.join(REQUIRED_COLUMNS)} (the format of exporter/data/h100_trace.csv)"
             )
         ts: list[float] = []
         energy: list[float] = []

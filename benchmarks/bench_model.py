@@ -101,7 +101,7 @@ def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: 
     if Path(path).exists():
         import duckdb
 
-        with duckdb.connect(path, read_only=True) as old:
+        with duckdb.connect(path, read_only=True, config=db.duckdb_config()) as old:
             mine = old.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'bench_gpu'").fetchone()[0]
         if not mine:
             raise SystemExit(f"{path} exists and was not made by this benchmark: refusing to overwrite it")
@@ -383,8 +383,10 @@ def phase_pandas(path: str, zones: int, totals_in: str | None) -> dict:
     import duckdb
     import pandas as pd
 
+    from pipeline.db import duckdb_config
+
     warnings.simplefilter("ignore")
-    con = duckdb.connect(path, read_only=True)
+    con = duckdb.connect(path, read_only=True, config=duckdb_config())
     t0 = time.perf_counter()
     iv = con.execute("SELECT stream_id, start_ts, energy_j FROM energy_intervals").df()
     st = con.execute("SELECT stream_id, cluster, job_id FROM streams").df()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -13,14 +14,27 @@ from typing import Any
 
 import duckdb
 
-from .errors import DatabaseLocked, InputError
+from .errors import DatabaseLocked, DatabaseWriteError, InputError
 
 DEFAULT_DB = "wattprint.duckdb"
+SQLITE_MAGIC = b"SQLite format 3\0"
+DUCKDB_MAGIC = b"DUCK"          # bytes 8-11 of every DuckDB file (after an 8-byte checksum)
 _MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 def default_path() -> str:
     return os.environ.get("WATTPRINT_DB") or DEFAULT_DB
+
+
+def duckdb_config() -> dict[str, Any]:
+    """Settings for every DuckDB connection wattprint opens (scripts and benchmarks included).
+
+    DuckDB otherwise installs and loads extensions on its own: opening a file with an SQLite header made it
+    download `sqlite_scanner` over plain HTTP and run it. wattprint only needs the statically linked ones
+    (core functions, ICU, JSON, Parquet), so nothing is ever fetched or loaded from disk.
+    """
+    return {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+            "allow_community_extensions": False}
 
 
 def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -30,8 +44,9 @@ def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = Fal
         parent = Path(target).resolve().parent
         if not parent.is_dir():
             raise InputError("--db", f"directory {parent} does not exist", "create it or pass another --db path")
+        _check_file(target, read_only)
     try:
-        con = duckdb.connect(target, read_only=read_only)
+        con = duckdb.connect(target, read_only=read_only, config=duckdb_config())
     except duckdb.IOException as exc:
         text = str(exc)
         if "lock" in text.lower():
@@ -47,6 +62,56 @@ def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = Fal
     if not read_only:
         migrate(con)
     return con
+
+
+def _check_file(target: str, read_only: bool) -> None:
+    """InputError, naming the file, for a path DuckDB should not be handed.
+
+    A FIFO would block the open forever, and anything but a DuckDB file ends in a multi-line DuckDB error;
+    a writer also needs the directory: DuckDB creates `<file>.wal` next to the file on the first commit, and
+    without this check a read-only directory only shows up then, as a traceback, after the import's work.
+    """
+    hint = "pass the path of a wattprint DuckDB file with --db (or WATTPRINT_DB)"
+    head = b""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer. Links are followed: --db is the operator's path.
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        fd = -1                                    # a new database (a reader gets DuckDB's own error)
+    except IsADirectoryError:
+        raise InputError(target, "is a directory, not a DuckDB database file", hint) from None
+    except OSError as exc:
+        raise InputError(target, f"cannot open the database ({exc.strerror})",
+                         "check the file's permissions, or pass another --db") from None
+    if fd >= 0:
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise InputError(target, "is a directory, not a DuckDB database file", hint)
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(target, "is not a regular file (a FIFO, socket or device)", hint)
+            head = os.read(fd, 16)
+        except OSError as exc:
+            raise InputError(target, f"cannot read the database ({exc.strerror})", hint) from None
+        finally:
+            os.close(fd)
+        if not head:
+            raise InputError(target, "is empty, not a DuckDB database",
+                             "delete the empty file to start a new database there, or pass another --db")
+        if head.startswith(SQLITE_MAGIC):
+            raise InputError(target, "is an SQLite database, not a DuckDB one", hint)
+        if head[8:12] != DUCKDB_MAGIC:
+            raise InputError(target, "is not a DuckDB database file (no DuckDB header)", hint)
+    if read_only:
+        return
+    directory = os.path.dirname(os.path.abspath(target))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InputError(target, f"directory {directory} is not writable, and DuckDB writes its journal "
+                         f"{os.path.basename(target)}.wal there", "make the directory writable by this user, or "
+                         "copy the database to a writable directory and pass that path with --db")
+    if fd >= 0 and not os.access(target, os.W_OK):
+        raise InputError(target, "the database file is not writable", "make it writable by this user, or copy it "
+                         "to a writable directory and pass that path with --db")
 
 
 def _utc(con: duckdb.DuckDBPyConnection) -> None:
@@ -103,8 +168,22 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    else:
+    try:
         con.execute("COMMIT")
+    except duckdb.Error as exc:
+        # the commit writes the journal: a full disk, or a directory made read-only since connect. DuckDB has
+        # already dropped the transaction, so what was committed before it is all there is.
+        raise DatabaseWriteError(_path(con), f"cannot write the database: {str(exc).splitlines()[0]}",
+                                 "nothing of this step was stored (earlier commits are kept); free space or fix "
+                                 "the directory's permissions, then re-run") from None
+
+
+def _path(con: duckdb.DuckDBPyConnection) -> str:
+    try:
+        row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    except duckdb.Error:
+        row = None
+    return str(row[0]) if row and row[0] else "database"
 
 
 @cache

@@ -35,3 +35,7 @@ class UpstreamError(WattprintError):
 
 class DatabaseLocked(WattprintError):
     """Another process holds the DuckDB file for writing."""
+
+
+class DatabaseWriteError(WattprintError):
+    """DuckDB could not commit (disk full, directory made read-only): the transaction is dropped, earlier ones kept."""

@@ -59,6 +59,8 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.db import duckdb_config
+
 REPO = Path(__file__).resolve().parents[1]
 METRICS = {"gpu": "wattprint_gpu_energy_joules_total", "idle": "wattprint_gpu_idle_energy_joules_total",
            "job": "wattprint_job_energy_joules_total",
@@ -817,7 +819,7 @@ def run_pipeline(work: Path, prometheus_url: str, plan: Plan, window: Window, *,
             files.append(out)
         if "json" in formats:
             reports[name or ""] = json.loads(stem.with_suffix(".json").read_text())
-    with duckdb.connect(str(db), read_only=True) as con:
+    with duckdb.connect(str(db), read_only=True, config=duckdb_config()) as con:
         samples, series = con.execute("SELECT count(*), count(DISTINCT series_id) FROM samples").fetchall()[0]
     fleet = reports.pop("", {})
     return Outcome(db, reports, fleet, files, int(samples), int(series), ingest_out, time.monotonic() - t0)
@@ -893,7 +895,7 @@ def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
             f"report {got:.3f} J (layer gpu {layer:.3f} J), exporters {exp:.3f} J, {pct(got, exp)}"
             if rep else "no report")
 
-    with duckdb.connect(str(out.db), read_only=True) as con:
+    with duckdb.connect(str(out.db), read_only=True, config=duckdb_config()) as con:
         fct_jobs = {(c, j): e for c, j, e in con.execute(
             "SELECT cluster, job_id, sum(energy_j) FROM fct_job_gpu_hour WHERE job_id IS NOT NULL GROUP BY ALL"
         ).fetchall()}
@@ -998,7 +1000,7 @@ def check_cpu(plan: Plan, ref: Reference, out: Outcome, add: Any) -> dict[str, A
     add("every planned job has CPU energy and CPU-time counters", set(job_j) == planned == set(job_s),
         f"energy: missing {sorted(planned - set(job_j))}; CPU time: missing {sorted(planned - set(job_s))}")
 
-    with duckdb.connect(str(out.db), read_only=True) as con:
+    with duckdb.connect(str(out.db), read_only=True, config=duckdb_config()) as con:
         fct_jobs = {(c, j): e for c, j, e in con.execute(
             "SELECT cluster, job_id, sum(energy_j) FROM fct_job_cpu_hour WHERE job_id IS NOT NULL GROUP BY ALL"
         ).fetchall()}

@@ -2,6 +2,9 @@
 
 Columns: section, item (which phase / project / cluster / day ... the number belongs to), field (its path
 inside that item), value (unrounded), unit (from the field's name).
+
+Text cells go through `names.csv_cell` (a cell a spreadsheet would run as a formula gets a leading `'`); the
+value column is always a number and is written as is.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import csv
 import io
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from .names import csv_cell
 
 COLUMNS = ("section", "item", "field", "value", "unit")
 _ID_KEYS = ("project", "phase", "label", "layer", "cluster", "hostname", "job_id", "model", "date", "hour")
@@ -59,5 +64,6 @@ def render(report: Mapping[str, Any]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
     for r in rows(report):
-        w.writerow([r[0], r[1], r[2], repr(r[3]) if isinstance(r[3], float) else r[3], r[4]])
+        w.writerow([csv_cell(r[0]), csv_cell(r[1]), csv_cell(r[2]), repr(r[3]) if isinstance(r[3], float) else r[3],
+                    csv_cell(r[4])])
     return buf.getvalue()

@@ -13,7 +13,10 @@ five endpoints, and each has a failure that silently corrupts a carbon report if
   escapes them, so a value with quotes, backslashes or newlines matches exactly that series and can
   never change the shape of the query.
 * Credentials come from the environment or files, never argv; they are kept out of every repr,
-  log line and exception message.
+  log line and exception message, also when the server echoes them back raw, base64- or URL-encoded.
+* Credentials go only to the configured origin: a redirect is followed only when scheme, host and
+  port stay the same (exporter.safehttp.SameOriginSession), else the call fails at once. requests
+  strips Authorization on a cross-host redirect, but not X-Scope-OrgID or custom headers.
 
 Results are returned raw (the JSON `data.result` lists, values as strings such as "NaN" or "+Inf"):
 decoding millions of points into objects here would cost more than the HTTP round trips, so callers
@@ -38,6 +41,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
+
 from . import __version__
 from .errors import InputError, UpstreamError
 
@@ -58,6 +63,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RETRY_AFTER_CAP_S = 300.0  # a server asking for more than this is down, not busy
 _SNIPPET = 200
+_SNIPPET_SCAN = 65536  # how much of an error body is read for the snippet (and scrubbed)
 
 
 # -- values, selectors ----------------------------------------------------------------------------
@@ -352,12 +358,12 @@ class PromClient:
         self,
         config: PromConfig,
         *,
-        session: requests.Session | None = None,
+        session: SameOriginSession | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self._sleep = sleep
-        self._session = session or requests.Session()
+        self._session = session or SameOriginSession()
         self._session.headers["User-Agent"] = f"wattprint/{__version__}"
         self._session.headers["Accept"] = "application/json"
         if config.bearer_token is not None:
@@ -369,7 +375,7 @@ class PromClient:
         self._session.headers.update(config.extra_headers)
         # Passed on every request: a session-level verify is overridden by $REQUESTS_CA_BUNDLE.
         self._verify: str | bool = config.ca_file or True
-        self._secrets = config.secrets()
+        self._scrubber = Scrubber(config.secrets(), [config.basic_auth] if config.basic_auth else ())
 
     def __repr__(self) -> str:
         return f"PromClient({self.config!r})"
@@ -463,13 +469,11 @@ class PromClient:
         return redact_url(self.config.url + path)
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self._scrubber(text)
 
     def _snippet(self, resp: requests.Response) -> str:
-        text = " ".join(resp.text[: _SNIPPET * 2].split())
-        return self._scrub(text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else ""))
+        # scrubbed before it is cut: a secret split by the cut would escape a later scrub
+        return self._scrubber.snippet(resp.text[:_SNIPPET_SCAN], _SNIPPET)
 
     def _backoff(self, attempt: int) -> float:
         # Deterministic (no jitter): one batch client, not a fleet that could synchronise its retries.
@@ -505,6 +509,11 @@ class PromClient:
                 resp = self._session.get(url, params=form, timeout=self.config.timeout_s, verify=self._verify)
             else:
                 resp = self._session.post(url, data=form, timeout=self.config.timeout_s, verify=self._verify)
+        except CrossOriginRedirect as exc:
+            # the same answer on every attempt: not retried
+            raise UpstreamError(
+                where, f"{what}: {exc.problem}", f"if {exc.target_origin} is the Prometheus API, use it as {URL_FLAG}"
+            ) from None
         except requests.exceptions.SSLError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "hostname" in str(exc).lower():
                 # A wrong CA or name is not transient; retrying would only delay the message.
@@ -535,7 +544,7 @@ class PromClient:
             body = resp.json()
         except ValueError:
             body = None
-        error = self._scrub(str(body.get("error", ""))) if isinstance(body, dict) else ""
+        error = self._scrubber.snippet(str(body.get("error", "")), _SNIPPET * 5) if isinstance(body, dict) else ""
         if status in (400, 422):
             raise InputError(
                 what,

@@ -28,6 +28,8 @@ from typing import Any
 
 import requests
 
+from exporter.safehttp import CrossOriginRedirect, SameOriginSession
+
 from ..errors import InputError, UpstreamError
 from ..records import IntensityPoint
 from ..sources.intensity import electricitymaps, embedded, generic_csv, watttime
@@ -71,11 +73,12 @@ class LiveValue:
     estimated: bool = False
 
 
-class RecordingSession(requests.Session):
+class RecordingSession(SameOriginSession):
     """A requests session that remembers how its last request ended: timeout, connection, http (>= 400) or ok.
 
     The batch helper turns every failure into an UpstreamError with a human message; the refresh-error
-    reason is taken from here instead, so it does not depend on that wording.
+    reason is taken from here instead, so it does not depend on that wording. Redirects stay on the
+    configured origin (SameOriginSession); a refused one counts as `http`, as the answer was an HTTP one.
     """
 
     outcome = ""
@@ -84,6 +87,9 @@ class RecordingSession(requests.Session):
         self.outcome = ""
         try:
             resp = super().request(method, url, *args, **kw)
+        except CrossOriginRedirect:
+            self.outcome = "http"
+            raise
         except requests.Timeout:
             self.outcome = "timeout"
             raise

@@ -1,4 +1,10 @@
-"""GET with retries, and secrets read from env vars or files. Secrets never reach logs or error text."""
+"""GET with retries, and secrets read from env vars or files. Secrets never reach logs or error text.
+
+Every session is expected to be an `exporter.safehttp.SameOriginSession` (the callers make it so): a
+redirect to another origin is refused, not retried, and becomes an UpstreamError. Response bodies do
+reach messages (an API's own words say what is wrong), so they are scrubbed of every credential of
+the request in every form an echo could take (raw, base64, URL-encoded; `safehttp.Scrubber`).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,15 @@ from typing import Any
 
 import requests
 
+from exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
+
 from ...errors import InputError, UpstreamError
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
+MESSAGE_CHARS = 300
 
 
 def secret(name: str, file_arg: str | Path | None = None, *, hint: str) -> str:
@@ -37,33 +46,36 @@ def secret(name: str, file_arg: str | Path | None = None, *, hint: str) -> str:
 
 
 def scrub(text: str, secrets: Sequence[str]) -> str:
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text
+    """`text` without any of `secrets`, raw or encoded."""
+    return Scrubber(secrets)(text)
 
 
-def _api_message(resp: requests.Response) -> str:
+def _api_message(resp: requests.Response, scrubber: Scrubber) -> str:
+    """The API's own error text, scrubbed before it is cut so a secret split by the cut cannot show."""
     try:
         body: Any = resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if isinstance(body, dict):
         for key in ("message", "error", "detail", "errors"):
             if body.get(key):
-                return str(body[key])[:300]
-    return (resp.text or resp.reason or "").strip()[:300]
+                return scrubber.snippet(str(body[key]), MESSAGE_CHARS)
+    return scrubber.snippet(resp.text or resp.reason or "", MESSAGE_CHARS)
 
 
-def get_json(session: requests.Session, url: str, *, what: str, params: Mapping[str, str] | None = None,
+def get_json(session: SameOriginSession, url: str, *, what: str, params: Mapping[str, str] | None = None,
              headers: Mapping[str, str] | None = None, auth: tuple[str, str] | None = None,
              secrets: Sequence[str] = (), retries: int = 2, backoff_s: float = 1.0, timeout_s: float = 30.0) -> Any:
     """Decoded JSON of a GET, retrying 429/5xx/connection errors `retries` times with exponential backoff."""
+    scrubber = Scrubber(secrets, [auth] if auth else ())
     attempt = 0
     while True:
         problem: str
         try:
             resp = session.get(url, params=params, headers=dict(headers or {}), auth=auth, timeout=timeout_s)
+        except CrossOriginRedirect as e:
+            # the same answer on every attempt: not retried
+            raise UpstreamError(what, e.problem, f"if {e.target_origin} is the API, use it as --base-url") from None
         except (requests.ConnectionError, requests.Timeout) as e:
             problem, wait = f"connection failed ({type(e).__name__})", backoff_s * 2**attempt
         else:
@@ -73,7 +85,7 @@ def get_json(session: requests.Session, url: str, *, what: str, params: Mapping[
                 except (ValueError, RecursionError):
                     raise UpstreamError(what, f"HTTP {resp.status_code} with a body that is not JSON",
                                         "check the base URL points at the API") from None
-            message = scrub(_api_message(resp), secrets)
+            message = _api_message(resp, scrubber)
             problem = f"HTTP {resp.status_code}: {message}" if message else f"HTTP {resp.status_code}"
             if resp.status_code not in RETRY_STATUS:
                 hint = ("check the credential (it was not accepted)" if resp.status_code in (401, 403)

@@ -9,6 +9,8 @@ Credentials (never logged, never in errors):
   watttime:        WATTTIME_USERNAME (or WATTTIME_USERNAME_FILE) and WATTTIME_PASSWORD, or a file via
                    password_file / WATTTIME_PASSWORD_FILE; exchanged at /login (basic auth) for a bearer token
   uk:              none
+A redirect is followed only within the origin of --base-url (exporter.safehttp.SameOriginSession): a custom
+header such as auth-token would otherwise go to whatever host a 302 names.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import requests
+from exporter.safehttp import SameOriginSession
 
 from ...errors import InputError, UpstreamError
 from ...records import IntensityPoint
@@ -60,11 +63,15 @@ def _as_input(e: InputError) -> UpstreamError:
 
 
 class _Client:
-    def __init__(self, source: str, base_url: str | None, session: requests.Session | None,
+    def __init__(self, source: str, base_url: str | None, session: SameOriginSession | None,
                  retries: int, backoff_s: float, timeout_s: float) -> None:
         self.source = source
         self.base = (base_url or BASE_URLS[source]).rstrip("/")
-        self.session = session or requests.Session()
+        if "@" in urlsplit(self.base).netloc:
+            # requests would send them as basic auth, and every message names the URL
+            raise InputError("--base-url", "the URL contains credentials (user:password@)",
+                             "remove them; API credentials come from --token-file or the environment")
+        self.session = session or SameOriginSession()
         self.kw: dict[str, Any] = {"retries": retries, "backoff_s": backoff_s, "timeout_s": timeout_s}
 
     def get(self, path: str, parse: Callable[[Any, str], ParseResult], *, secrets: tuple[str, ...] = (),
@@ -125,7 +132,7 @@ def _watttime(c: _Client, zone: str, a: datetime, b: datetime, password_file: st
 
 def fetch(source: str, zone: str, start: datetime, end: datetime, *, base_url: str | None = None,
           basis: str | None = None, token_file: str | Path | None = None, password_file: str | Path | None = None,
-          username: str | None = None, session: requests.Session | None = None, retries: int = 2,
+          username: str | None = None, session: SameOriginSession | None = None, retries: int = 2,
           backoff_s: float = 1.0, timeout_s: float = 30.0) -> list[IntensityPoint]:
     """Intensity points of `zone` overlapping [start, end) from `source` (electricitymaps, uk, watttime), with the
     zone in canonical spelling (`pipeline.zones`).
@@ -153,7 +160,11 @@ def fetch(source: str, zone: str, start: datetime, end: datetime, *, base_url: s
         results = _uk(c, zone, start, end)
     else:
         results = _watttime(c, zone, start, end, password_file, username)
-    points = [p for r in results for p in r.points if p.end > start and p.start < end]
+    try:
+        points = [p for r in results for p in r.points if p.end > start and p.start < end]
+    finally:
+        if session is None:
+            c.session.close()
     try:
         return check_points(points)
     except InputError as e:

@@ -19,9 +19,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline import db
 from pipeline.report import tables
+from pipeline.report.modelcard import STANDARD_FIELDS
 from tests import reportkit
 from tests.conftest import REPO
 
@@ -172,3 +174,143 @@ def test_csv_quotes_per_rfc_4180_and_has_no_control_characters(fleet_csv_text, f
     assert '\nprojects,"a,b ""c"" d",' in text
     assert "\nprojects,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\"," in text
 
+
+# --------------------------------------------------------------------------- Markdown, model card
+
+
+def _cells(line: str) -> list[str]:
+    """A GFM table row's cells: split on pipes that are not backslash-escaped."""
+    cells, cur, i = [], "", 0
+    body = line.strip()
+    assert body.startswith("|") and body.endswith("|") and not body.endswith("\\|"), line
+    body = body[1:-1]
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            cur += body[i:i + 2]
+            i += 2
+            continue
+        if body[i] == "|":
+            cells.append(cur)
+            cur = ""
+        else:
+            cur += body[i]
+        i += 1
+    return cells + [cur]
+
+
+def _check_markdown(text: str, reference: str) -> None:
+    """No control character, no raw HTML, the same headings as a report with ordinary names, tables intact."""
+    assert not FORBIDDEN.search(text)
+    assert not RAW_HTML.search(text), RAW_HTML.search(text)
+    assert "<script" not in text.lower()
+    lines = text.split("\n")
+    headings = [x for x in lines if x.startswith("#")]
+    assert [x for x in headings if x.startswith("## ")] == [x for x in reference.split("\n") if x.startswith("## ")]
+    assert len(headings) - len([x for x in headings if x.startswith("## ")]) == 1
+    assert "---" not in lines
+    tables_seen = 0
+    block: list[str] = []
+    for line in [*lines, ""]:
+        if line.startswith("|"):
+            block.append(line)
+            continue
+        if block:
+            widths = {len(_cells(x)) for x in block}
+            assert len(widths) == 1, block
+            assert re.fullmatch(r"\|(---\|)+", block[1])
+            tables_seen += 1
+            block = []
+    assert tables_seen >= 5
+
+
+def _reference(report_fleet, *args: str) -> str:
+    db_path, cfg = report_fleet
+    res = _cli("report", "--db", str(db_path), "--config", str(cfg), "--month", "2024-03", *args)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_markdown_keeps_names_as_plain_text(hostile, report_fleet):
+    text = _written(hostile, "all.md", "--format", "md")
+    _check_markdown(text, _reference(report_fleet))
+    # the names, escaped: punctuation backslashed, HTML as entities, line breaks as spaces
+    assert r"\*b\* \_e\_ \[l\](http://evil) !\[i\](x) \`c\` \# h &amp;amp; \\\| &lt;b&gt;" in text
+    assert r"x --- license: evil &lt;script&gt;alert(1)&lt;/script&gt;\|a\|b" in text
+    assert r"&lt;/td&gt;&lt;script&gt;alert(2)&lt;/script&gt; \|u\|\[2J" in text
+    assert r"| =cmd\|' /C calc'!A0 | evil\[31m ! |   =2+2 |" in text
+    assert r"| jean-zay | jz2\[2J | no RAPL series" in text
+    assert r"| aws-usw2 | us-west-2 --- base_model: evil\[2J |" in text       # `_` inside a word stays
+
+
+def test_model_card_front_matter_holds_only_its_key(hostile, report_fleet):
+    card = hostile[2] / "README.md"
+    card.write_text("---\nlicense: mit\n---\n# My model\n", encoding="utf-8")
+    _report(hostile, "--project", FRONT_MATTER, "--format", "model-card", "--out", str(card))
+    new = hostile[2] / "NEW.md"
+    _report(hostile, "--project", FRONT_MATTER, "--format", "model-card", "--out", str(new))
+    location = "us-west-2 --- base_model: evil[2J"
+    for path, keys in ((card, {"license", "co2_eq_emissions"}), (new, {"co2_eq_emissions"})):
+        text = path.read_text(encoding="utf-8")
+        assert not FORBIDDEN.search(text)
+        lines = text.split("\n")
+        assert lines[0] == "---"
+        close = lines.index("---", 1)
+        assert text.index("\n---\n") == len("\n".join(lines[:close]))     # the first fence after the top
+        meta = yaml.safe_load("\n".join(lines[1:close]))
+        assert set(meta) == keys
+        co2 = meta["co2_eq_emissions"]
+        assert set(co2) <= set(STANDARD_FIELDS) and co2["emissions"] > 0
+        assert co2["geographical_location"] == location
+        assert "4 x H100 --- license: evil" in co2["hardware_used"]
+        if "license" in keys:
+            assert meta["license"] == "mit" and "\n".join(lines[close + 1:]) == "# My model\n"
+        else:
+            _check_markdown("\n".join(lines[close + 1:]),
+                            _reference(report_fleet, "--project", "idefics", "--phase", "pretraining"))
+            assert r"# Carbon report: project x --- license: evil &lt;script&gt;alert(1)&lt;/script&gt;\|a\|b" in text
+
+
+# --------------------------------------------------------------------------- HTML, JSON, terminal
+
+
+def test_html_has_no_control_characters(hostile):
+    text = _written(hostile, "all.html", "--format", "html")
+    assert not FORBIDDEN.search(text)
+    assert "<script" not in text.lower()
+    assert "&lt;/td&gt;&lt;script&gt;alert(2)&lt;/script&gt; |u|[2J" in text
+    assert "evil[31m !" in text
+
+
+def test_json_keeps_the_exact_names(fleet_json):
+    text, report = fleet_json
+    assert not FORBIDDEN.search(text)                 # written as \u escapes: the same strings once parsed
+    assert {p["project"] for p in report["projects"]} >= set(CSV_PROJECTS)
+    assert {ph["phase"] for p in report["projects"] for ph in p["phases"]} >= set(CSV_PHASES)
+    assert {j["user"] for j in report["top_jobs"]} - {""} == {USER}       # "": the job not in the ledger
+    assert JOB in {j["job_id"] for j in report["top_jobs"]}
+    assert HOST in {n["hostname"] for n in report["data_quality"]["rapl"]["without"]}
+
+
+def test_terminal_output_has_no_control_characters(hostile):
+    res = _report(hostile)                                   # Markdown on stdout, warnings on stderr
+    assert not FORBIDDEN.search(res.stdout) and not FORBIDDEN.search(res.stderr)
+    assert "jz2[2J" in res.stderr                            # the hostname's warning, cleaned
+    path, cfg, _ = hostile
+    for args, hint in ((("--project", "idefics", "--phase", "nosuch"), "exp]0;pwned"),
+                       (("--project", "nosuch"), "evil[31m !")):
+        res = _cli("report", "--db", str(path), "--config", str(cfg), "--month", "2024-03", *args)
+        assert res.returncode == 2 and hint in res.stderr, res.stderr
+        assert not FORBIDDEN.search(res.stderr)
+
+
+def test_a_block_line_at_column_0_is_refused(tmp_path, monkeypatch):
+    """safe_dump indents every line of a value; should it ever not, the card is left as it was."""
+    from pipeline.report import modelcard
+
+    card = tmp_path / "README.md"
+    card.write_text("---\nlicense: mit\n---\nbody\n", encoding="utf-8")
+    monkeypatch.setattr(modelcard.yaml, "safe_dump",
+                        lambda *a, **k: "co2_eq_emissions:\n  emissions: 1.0\n  source: 'x\n---\nlicense: evil'\n")
+    with pytest.raises(modelcard.ModelCardError, match="would not stay inside its key"):
+        modelcard.update_file(card, modelcard.co2_block(1.0, "x", None, None, None))
+    assert card.read_text(encoding="utf-8") == "---\nlicense: mit\n---\nbody\n"

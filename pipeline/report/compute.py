@@ -28,6 +28,7 @@ from ..settings import Settings
 from ..sources.jobs.common import suggest
 from ..timeutil import iso
 from . import gpu_checks
+from .names import clean
 from .window import Window
 
 SCHEMA_VERSION = 1
@@ -220,13 +221,15 @@ def _check_scope(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> None:
             " WHERE project IS NOT NULL ORDER BY 1").fetchall()]
         known += sorted({e.project for e in o.estimates} - set(known))
         if o.project not in known:
+            # the hint lists the ledger's names on the user's terminal: cleaned (the asked-for name is repr'd)
             raise InputError("--project", f"unknown project {o.project!r}{suggest(o.project, known)}",
-                             "known projects: " + (", ".join(known[:20]) or "none (import a job ledger first)"))
+                             "known projects: " + (", ".join(clean(k) for k in known[:20])
+                                                   or "none (import a job ledger first)"))
     for phase in o.phases:
         phases = {r[0] for r in con.execute("SELECT DISTINCT phase FROM jobs").fetchall()} | set(PHASES)
         if phase not in phases:
             raise InputError("--phase", f"unknown phase {phase!r}{suggest(phase, sorted(phases))}",
-                             f"phases: {', '.join(sorted(phases))}")
+                             f"phases: {', '.join(clean(p) for p in sorted(phases))}")
 
 
 def _span(con: duckdb.DuckDBPyConnection, project: str | None) -> str:

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .fmt import num
+from .names import clean
 
 __all__ = ["render", "fmt", "CHART_IDS"]
 
@@ -97,8 +98,8 @@ def fmt(value: Any, kind: str = "qty", *, signed: bool = False, decimals: int | 
 
 
 def _e(value: Any) -> str:
-    """Escape a report string for HTML text and attribute values."""
-    return "" if value is None else html.escape(str(value), quote=True)
+    """Escape a report string for HTML text and attribute values (control and bidi characters dropped first)."""
+    return "" if value is None else html.escape(clean(value), quote=True)
 
 
 def _get(mapping: Any, *keys: str) -> Any:

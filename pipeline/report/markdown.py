@@ -2,7 +2,10 @@
 section, so the top drops straight into a model card, then the layers, data quality and what-if.
 
 Written for reports of this version; keys added with host (CPU) energy are read with .get() where an older
-report (schema_version 1 without them) may lack them."""
+report (schema_version 1 without them) may lack them.
+
+Every string taken from the report goes through `names.md` (names come from users: see names.py); what this
+module writes itself as markup is marked `_Md` so a table leaves it alone."""
 
 from __future__ import annotations
 
@@ -10,10 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
+from .names import md
+
+
+class _Md(str):
+    """Markdown this module wrote (bold, emphasis), kept as it is in a table cell."""
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return text if isinstance(text, _Md) else md(text)
 
 
 def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
@@ -72,9 +80,10 @@ def _phase(p: Mapping[str, Any]) -> list[str]:
 
 
 def render(r: Mapping[str, Any]) -> str:
-    out = [f"# {r['title']}", ""]
+    out = [f"# {_cell(r['title'])}", ""]
     w = r["window"]
-    out += [f"Window: {w['start']} .. {w['end']} (UTC). Generated {r['generated_at']} by wattprint.", ""]
+    out += [f"Window: {_cell(w['start'])} .. {_cell(w['end'])} (UTC). Generated {_cell(r['generated_at'])} by "
+            "wattprint.", ""]
     dq = r["data_quality"]
     if dq["warnings"]:
         out += ["> **Data quality: read these numbers with care.**"]
@@ -84,15 +93,15 @@ def render(r: Mapping[str, Any]) -> str:
     for p in r["phases"]:
         out += _phase(p)
     t = r["total"]
-    scope = f"the {r['project']} project" if r["project"] else "all projects"
+    scope = f"the {_cell(r['project'])} project" if r["project"] else "all projects"
     out += [f"This means that the total carbon footprint of {scope} in this window can be estimated at "
-            f"{tonnes_or_kg(t['emissions_kg'])} of CO2eq, which is {r['equivalences']['sentence']}.", ""]
-    out += [f"Method: {r['method']['statement']}", ""]
+            f"{tonnes_or_kg(t['emissions_kg'])} of CO2eq, which is {_cell(r['equivalences']['sentence'])}.", ""]
+    out += [f"Method: {_cell(r['method']['statement'])}", ""]
 
     out += ["## Accounting layers", ""]
     rows = [[x["title"], num(x["energy_kwh"]), num(x["emissions_kg"]), "yes" if x["included"] else "no"]
             for x in r["layers"]]
-    rows.append(["**headline total**", num(t["facility_energy_kwh"]), f"**{num(t['emissions_kg'])}**", ""])
+    rows.append([_Md("**headline total**"), num(t["facility_energy_kwh"]), _Md(f"**{num(t['emissions_kg'])}**"), ""])
     out += _table(["Layer", "Energy (kWh)", "Emissions (kg CO2eq)", "In headline"], rows)
     out += ["Per phase:", ""]
     out += _table(["Phase", "GPU (kg)", "CPU (kg)", "Idle share (kg)", "PUE overhead (kg)", "Embodied (kg)",
@@ -138,15 +147,15 @@ def render(r: Mapping[str, Any]) -> str:
                         intensity(o["intensity_g_per_kwh"]), num(o["emissions_kg"]),
                         ("+" if o["delta_kg"] > 0 else "") + num(o["delta_kg"])] for o in wi["options"]])
         b = wi["best"]
-        out += [f"Actual: {num(wi['actual_kg'])} kg. Best: {b['cluster']} ({b['zone']}), "
+        out += [f"Actual: {num(wi['actual_kg'])} kg. Best: {_cell(b['cluster'])} ({_cell(b['zone'])}), "
                 f"{num(b['emissions_kg'])} kg: a saving of {num(wi['saving_kg'])} kg ({pct(wi['saving_pct'])}).", ""]
-    out += [f"({wi['note']}.)", ""]
+    out += [f"({_cell(wi['note'])}.)", ""]
 
     if r["kind"] == "fleet":
         out += _fleet(r)
     out += ["## Sources", "",
-            f"- Equivalences: {r['equivalences']['source']}.",
-            f"- Embodied emissions: {r['method']['embodied']['source']}.", ""]
+            f"- Equivalences: {_cell(r['equivalences']['source'])}.",
+            f"- Embodied emissions: {_cell(r['method']['embodied']['source'])}.", ""]
     return "\n".join(out)
 
 
@@ -178,7 +187,8 @@ def _fleet(r: Mapping[str, Any]) -> list[str]:
                     num(j["emissions_kg"])] for j in r["top_jobs"]])
     prev, ch = r.get("previous"), r.get("change")
     if prev and ch:
-        out += [f"Previous period ({prev['start']} .. {prev['end']}): {num(prev['energy_kwh'])} kWh of GPU energy, "
+        out += [f"Previous period ({_cell(prev['start'])} .. {_cell(prev['end'])}): {num(prev['energy_kwh'])} kWh of "
+                "GPU energy, "
                 f"{num(prev['emissions_kg'])} kg; change: GPU energy {signed_pct(ch['energy_pct'])}, emissions "
                 f"{signed_pct(ch['emissions_pct'])}.", ""]
     else:
@@ -190,7 +200,7 @@ def _fleet(r: Mapping[str, Any]) -> list[str]:
                    ["jobs not in the ledger", num(rc["not_in_ledger_kwh"])],
                    ["idle, apportioned to jobs", num(rc["idle_apportioned_kwh"])],
                    ["idle, not apportioned", num(rc["idle_unapportioned_kwh"])]])
-    out += [f"({rc['note']}.)", ""]
+    out += [f"({_cell(rc['note'])}.)", ""]
     out += [counters_line(rc["gpu_counters"]), ""]
     diffs = rc["gpu_counters"]["differences"]
     if diffs:
@@ -205,5 +215,5 @@ def _fleet(r: Mapping[str, Any]) -> list[str]:
                        ["jobs not in the ledger", num(host["not_in_ledger_kwh"])],
                        ["host idle, apportioned to jobs", num(host["idle_apportioned_kwh"])],
                        ["host idle, not apportioned", num(host["idle_unapportioned_kwh"])]])
-        out += [f"({host['note']}.)", ""]
+        out += [f"({_cell(host['note'])}.)", ""]
     return out

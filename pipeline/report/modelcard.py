@@ -274,6 +274,11 @@ def _render(block: dict[str, Any], eol: str, path: str) -> str:
     except yaml.YAMLError as exc:
         raise ModelCardError(path, f"cannot write the {KEY} block as YAML: {exc}",
                              "use only strings, numbers, booleans, lists and mappings") from None
+    # safe_dump indents every line of a value under the key; a value line at column 0 could be a '---' that
+    # ends the front matter for the Hub, or a key of its own. Refuse rather than trust that.
+    if any(line.strip() and not line.startswith(" ") for line in _split_lines(str(out))[1:]):
+        raise ModelCardError(path, f"the {KEY} block would not stay inside its key",
+                             "the file was not changed")
     return str(out)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -15,9 +16,11 @@ from ..config import IDLE_POLICIES, parse_layers
 from ..errors import InputError
 from ..settings import Settings
 from .compute import ReportOptions, build_report, cpu_name, finite
+from .names import clean
 from .window import resolve
 
 FORMATS = ("md", "html", "json", "csv", "model-card")
+_INVISIBLE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes C0 itself
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Any) -> None:
@@ -98,13 +101,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(text)
     for w in report["data_quality"]["warnings"]:
         if not args.quiet:
-            print(f"wattprint report: data quality: {w}", file=sys.stderr)
+            # warnings carry host and cluster names: no escape sequence of theirs reaches the terminal
+            print(f"wattprint report: data quality: {clean(w)}", file=sys.stderr)
     return 0
 
 
 def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        # exact values, but the characters a terminal or an editor would act on as \u escapes (json.loads gives
+        # the same string back); outside strings JSON has none of them, so a text replace is exact
+        text = json.dumps(report, indent=2, ensure_ascii=False)
+        return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
     if fmt == "md":
         from .markdown import render as md
 
@@ -157,7 +164,10 @@ def _write(path: Path, text: str) -> None:
 
 
 def co2_metadata(report: dict[str, Any]) -> dict[str, Any]:
-    """Hugging Face co2_eq_emissions from a project report (emissions in grams)."""
+    """Hugging Face co2_eq_emissions from a project report (emissions in grams).
+
+    Names are `clean`ed: the card is for people and the Hub, and one line per value keeps the YAML plain (the
+    JSON report keeps the exact names)."""
     from .modelcard import co2_block
 
     phases = {p["phase"] for p in report["phases"]}
@@ -175,8 +185,8 @@ def co2_metadata(report: dict[str, Any]) -> dict[str, Any]:
                 for h in total.get("cpu_hardware", [])] if cpu else []
     hardware += [f"{h['gpus']} x {h['model']}" for h in total["hardware"]]
     return co2_block(
-        emissions_g=total["emissions_kg"] * 1000.0, source=source, training_type=training,
-        geographical_location=", ".join(regions) or None, hardware_used=", ".join(hardware) or None,
+        emissions_g=total["emissions_kg"] * 1000.0, source=clean(source), training_type=training,
+        geographical_location=clean(", ".join(regions)) or None, hardware_used=clean(", ".join(hardware)) or None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -16,6 +17,7 @@ from .config import Config
 from .host.accounting import HostPoller
 from .jobs.base import JobDiscovery, NoDiscovery
 from .poller import Poller
+from .safehttp import redact_text
 from .web import CachedRenderer
 
 if TYPE_CHECKING:
@@ -27,6 +29,10 @@ log = logging.getLogger("wattprint.app")
 class StartupError(Exception):
     """A fault the operator must fix before the exporter can run (exit status 2)."""
 
+    def __init__(self, message: str) -> None:
+        # printed as is by main(), not through the log formatter: URLs lose their credentials here
+        super().__init__(redact_text(message))
+
 
 def build_backend(cfg: Config) -> GpuBackend:
     if cfg.backend == "nvml":
@@ -36,7 +42,9 @@ def build_backend(cfg: Config) -> GpuBackend:
     if cfg.backend == "dcgm":
         from .backends.dcgm import DcgmBackend
 
-        return DcgmBackend(cfg.dcgm_url, timeout=cfg.dcgm_timeout, retries=cfg.dcgm_retries)
+        return DcgmBackend(cfg.dcgm_url, timeout=cfg.dcgm_timeout, retries=cfg.dcgm_retries,
+                           username=cfg.dcgm_username, password_file=cfg.dcgm_password_file,
+                           password=os.environ.get("WATTPRINT_DCGM_PASSWORD") or None)
     from .backends.replay import ReplayBackend
 
     return ReplayBackend(cfg.replay_trace, gpus=cfg.replay_gpus, epoch=cfg.replay_epoch, hostname=cfg.hostname,

@@ -3,7 +3,8 @@
 Every flag can also be set by an environment variable named WATTPRINT_ plus
 the flag in upper case with dots and dashes as underscores (e.g.
 --poll-interval -> WATTPRINT_POLL_INTERVAL); a flag on the command line wins.
-Secrets never come from flags: the web-config file holds password hashes.
+Secrets never come from flags: the web-config file holds password hashes, and the dcgm-exporter
+password comes from --dcgm-password-file (a path) or $WATTPRINT_DCGM_PASSWORD, which has no flag.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Config:
     dcgm_url: str = "http://localhost:9400/metrics"
     dcgm_timeout: float = 2.0
     dcgm_retries: int = 2
+    dcgm_username: str | None = None
+    dcgm_password_file: str | None = None
     replay_trace: str | None = None
     replay_gpus: int = 1
     replay_epoch: float | None = None
@@ -114,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="timeout per dcgm-exporter request (default: %(default)s)")
     add("--dcgm-retries", type=_nonneg_int, default=2, metavar="N",
         help="extra attempts per poll when dcgm-exporter fails (default: %(default)s)")
+    add("--dcgm-username", default=None, metavar="USER",
+        help="basic-auth user for --dcgm-url (credentials in the URL itself are refused)")
+    add("--dcgm-password-file", default=None, metavar="PATH",
+        help="file holding the basic-auth password for --dcgm-username, re-read when it changes "
+        "(else $WATTPRINT_DCGM_PASSWORD)")
     add("--replay-trace", default=None, metavar="PATH",
         help="trace CSV for --backend replay (default: the shipped real H100 trace)")
     add("--replay-gpus", type=_nonneg_int, default=1, metavar="N", help="virtual GPUs to replay (default: %(default)s)")

@@ -1,10 +1,16 @@
-"""One line per event, logfmt-style, UTC; tracebacks only at debug level."""
+"""One line per event, logfmt-style, UTC; tracebacks only at debug level.
+
+Every line goes through safehttp.redact_text: URLs lose user:password@ and the values of secret-looking
+query parameters (token, password, key, secret, auth, ...), whoever built the message.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
+
+from .safehttp import redact_text
 
 
 class _LineFormatter(logging.Formatter):
@@ -18,7 +24,7 @@ class _LineFormatter(logging.Formatter):
         line = f"ts={ts} level={record.levelname.lower()} caller={name} msg={record.getMessage()}"
         if self._debug and record.exc_info:
             line += " exc=" + repr(self.formatException(record.exc_info))
-        return line.replace("\n", "\\n")
+        return redact_text(line.replace("\n", "\\n"))
 
 
 def setup_logging(level: str = "info") -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
 import signal
@@ -29,7 +30,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
+from exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber, redact_text, redact_url
 from tests.conftest import FIXTURES, REPO, free_port, wait_http
 
 BIN = Path(sys.executable).parent
@@ -274,7 +275,7 @@ def test_same_origin_session_refuses_before_sending_and_follows_within_the_origi
         assert s.get(f"{home.url}/old", headers={"auth-token": EM_TOKEN}, timeout=5).json() == {"got": EM_TOKEN}
 
 
-# -- 1. redirects: intensity fetch, serve-intensity, ingest ---------------------------------------------
+# -- 1. redirects: intensity fetch, serve-intensity, ingest, dcgm ----------------------------------------
 
 
 FETCH = ("intensity", "fetch", "--start", "2024-03-05T00:00:00Z", "--end", "2024-03-07T00:00:00Z")
@@ -359,6 +360,130 @@ def test_ingest_credentials_and_tenant_stay_home(home: Site, elsewhere: Site, tm
     assert "redirect" in err and elsewhere.url.removeprefix("http://") in err and "--prometheus" in err
     assert_no_leak(err, PROM_TOKEN)
     assert_no_leak(err, PROM_PASSWORD, PROM_USER)
+
+
+def test_dcgm_backend_refuses_a_redirect_to_another_origin(home: Site, elsewhere: Site, tmp_path: Path,
+                                                           processes) -> None:
+    home.route = redirect_to(elsewhere.url)
+    e = processes("wattprint-exporter", "--backend", "dcgm", "--dcgm-url", f"{home.url}/metrics",
+                  "--dcgm-username", DCGM_USER,
+                  "--dcgm-password-file", secret_file(tmp_path, "dcgm.pw", DCGM_PASSWORD),
+                  "--dcgm-retries", "1", "--poll-interval", "0.2", "--no-collector.rapl")
+    e.wait(lambda: e.stderr().count("gpu read failed") >= 2, "two failed polls")
+    assert e.stop() == 0
+    assert elsewhere.calls == [] and home.calls
+    assert all(c.headers["authorization"] == "Basic " + b64(f"{DCGM_USER}:{DCGM_PASSWORD}") for c in home.calls)
+    # not retried within a poll: one request per poll
+    warning = next(x for x in e.stderr().splitlines() if "gpu read failed" in x)
+    assert "redirect" in warning and elsewhere.url.removeprefix("http://") in warning and "--dcgm-url" in warning
+    assert_no_leak(e.stderr(), DCGM_PASSWORD, DCGM_USER)
+
+
+# -- 2. --dcgm-url credentials, basic auth from a file, redacted logs -----------------------------------
+
+
+def dead_port() -> int:
+    return free_port()  # bound, then closed again: nothing listens there
+
+
+@pytest.mark.parametrize("userinfo", ["user:hunter2-S3cret@", "user:hun/ter2-S3cret@", "user:hun?ter2-S3cret@"])
+def test_exporter_refuses_credentials_in_dcgm_url(userinfo: str) -> None:
+    url = f"http://{userinfo}127.0.0.1:{dead_port()}/metrics"
+    res = subprocess.run([str(BIN / "wattprint-exporter"), "--backend", "dcgm", "--dcgm-url", url,
+                          "--web.listen-address", f"127.0.0.1:{free_port()}", "--no-collector.rapl"],
+                         cwd=REPO, capture_output=True, text=True, env=clean_env(), timeout=30)
+    err = one_line_error(res, 2)
+    assert "--dcgm-url" in err and "credentials" in err and "--dcgm-username" in err
+    assert "--dcgm-password-file" in err
+    assert "hunter2" not in err and "ter2-S3cret" not in err and "user:hun" not in err
+
+
+def dcgm_with_basic_auth(call: Call) -> Reply:
+    """dcgm-exporter behind basic auth, moved from /metrics to /dcgm/metrics (a same-origin redirect)."""
+    if call.path == "/metrics":
+        return 302, {"Location": "/dcgm/metrics"}, b""
+    if call.headers.get("authorization") != "Basic " + b64(f"{DCGM_USER}:{DCGM_PASSWORD}"):
+        return 401, {"WWW-Authenticate": 'Basic realm="dcgm"'}, echo(call).encode()
+    return 200, {"Content-Type": "text/plain; version=0.0.4"}, DCGM_PAGE.read_bytes()
+
+
+def test_exporter_reads_gpus_with_the_password_from_a_file(home: Site, tmp_path: Path, processes) -> None:
+    home.route = dcgm_with_basic_auth
+    e = processes("wattprint-exporter", "--backend", "dcgm", "--dcgm-url", f"{home.url}/metrics",
+                  "--poll-interval", "0.2", "--no-collector.rapl",
+                  env=clean_env(WATTPRINT_DCGM_USERNAME=DCGM_USER,
+                                WATTPRINT_DCGM_PASSWORD_FILE=secret_file(tmp_path, "dcgm.pw", DCGM_PASSWORD)))
+    m = e.metrics()
+    up = [v for (n, _), v in m.items() if n == "wattprint_gpu_up"]
+    power = [v for (n, _), v in m.items() if n == "wattprint_gpu_power_watts"]
+    assert up == [1.0] and power == [pytest.approx(409.692)]
+    assert "/dcgm/metrics" in [c.path for c in home.calls]
+    assert e.stop() == 0 and "gpu read failed" not in e.stderr()
+
+
+def test_failing_dcgm_endpoint_warnings_never_hold_the_password(home: Site, tmp_path: Path, processes) -> None:
+    pw_file = tmp_path / "dcgm.pw"
+    pw_file.write_text("wrong-" + DCGM_PASSWORD + "\n")   # refused, and echoed back by the server
+    state = {"mode": "auth"}
+
+    def route(call: Call) -> Reply:
+        if state["mode"] == "echo-200":   # a page that is not dcgm-exporter's, printing the request
+            return 200, {"Content-Type": "text/plain"}, echo(call).encode()
+        return dcgm_with_basic_auth(call)
+
+    home.route = route
+    e = processes("wattprint-exporter", "--backend", "dcgm", "--dcgm-url", f"{home.url}/metrics?token=qs-S3cret",
+                  "--dcgm-username", DCGM_USER, "--dcgm-password-file", str(pw_file),
+                  "--dcgm-retries", "0", "--poll-interval", "0.2", "--no-collector.rapl")
+    e.wait(lambda: "HTTP 401" in e.stderr(), "a failed poll on HTTP 401")
+    state["mode"] = "echo-200"
+    e.wait(lambda: "denied" in e.stderr(), "a failed poll on a page echoing the request")
+    pw_file.write_text(DCGM_PASSWORD + "\n")             # rotated: picked up without a restart
+    state["mode"] = "auth"
+    e.wait(lambda: "/dcgm/metrics" in [c.path for c in home.calls if c.headers.get("authorization", "").endswith(
+        b64(f"{DCGM_USER}:{DCGM_PASSWORD}"))], "a poll with the rotated password")
+    assert e.stop() == 0
+    log = e.stderr()
+    assert "token=***" in log and "qs-S3cret" not in log and "Traceback" not in log
+    for secret in (DCGM_PASSWORD, "wrong-" + DCGM_PASSWORD):
+        assert_no_leak(log, secret, DCGM_USER)
+
+
+def test_exporter_log_lines_redact_urls() -> None:
+    from exporter.logs import _LineFormatter
+
+    record = logging.LogRecord("wattprint.x", logging.WARNING, __file__, 1,
+                               "failed url=%s other=%s", ("http://bob:pw-1@h:9/m?api_key=k-1&gpu=0",
+                                                          "https://u:p@ss@h2/x?access_token=t-1"), None)
+    line = _LineFormatter(debug=False).format(record)
+    assert "url=http://h:9/m?api_key=***&gpu=0" in line and "other=https://h2/x?access_token=***" in line
+    assert not any(s in line for s in ("bob", "pw-1", "k-1", "ss@", "t-1"))
+    assert redact_url("http://a:b@[::1]:9/x?password=z&q=1") == "http://[::1]:9/x?password=***&q=1"
+    assert redact_text("no url here, key=value") == "no url here, key=value"
+
+
+def test_dcgm_password_from_the_environment(home: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporter.app import build_backend
+    from exporter.config import parse_config
+
+    home.route = dcgm_with_basic_auth
+    monkeypatch.setenv("WATTPRINT_DCGM_PASSWORD", DCGM_PASSWORD)
+    backend = build_backend(parse_config(["--backend", "dcgm", "--dcgm-url", f"{home.url}/metrics",
+                                          "--dcgm-username", DCGM_USER]))
+    backend.open()
+    assert [r.power_watts for r in backend.read()] == [pytest.approx(409.692)]
+    backend.close()
+
+
+def test_dcgm_username_without_password_is_a_startup_error(tmp_path: Path) -> None:
+    base = [str(BIN / "wattprint-exporter"), "--backend", "dcgm", "--dcgm-url", f"http://127.0.0.1:{dead_port()}/m",
+            "--web.listen-address", f"127.0.0.1:{free_port()}", "--no-collector.rapl"]
+    for extra, fragment in ((["--dcgm-username", "u"], "has no password"),
+                            (["--dcgm-password-file", str(tmp_path / "pw")], "without --dcgm-username"),
+                            (["--dcgm-username", "u", "--dcgm-password-file", str(tmp_path / "nope")],
+                             "cannot read the password")):
+        res = subprocess.run(base + extra, cwd=REPO, capture_output=True, text=True, env=clean_env(), timeout=30)
+        assert fragment in one_line_error(res, 2)
 
 
 # -- 3. credentials echoed back by an upstream ---------------------------------------------------------

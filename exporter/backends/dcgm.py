@@ -7,18 +7,33 @@ serves. The page format drifted across releases (``Hostname`` -> ``hostname``,
 are matched loosely. With MIG, current releases repeat the whole board's power
 and energy on every MIG-instance series, so values are taken once per board
 (keyed by UUID) and never summed.
+
+Credentials: basic auth with --dcgm-username and a password from --dcgm-password-file (re-read when the
+file changes, so a rotated secret is picked up) or $WATTPRINT_DCGM_PASSWORD; never in the URL, whose
+user:password@ would land in every failed-poll warning. Requests follow redirects only within the URL's
+origin (safehttp.SameOriginSession), and no message carries the password, raw or encoded.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import time
 from urllib.parse import urlsplit
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..safehttp import CrossOriginRedirect, SameOriginSession, Scrubber, redact_url
 from .base import BackendError, BackendUnavailable, GpuInfo, GpuReading
+
+log = logging.getLogger("wattprint.dcgm")
+
+URL_FLAG = "--dcgm-url"
+USER_FLAG = "--dcgm-username"
+PASSWORD_FILE_FLAG = "--dcgm-password-file"
+PASSWORD_ENV = "WATTPRINT_DCGM_PASSWORD"
 
 # DCGM field -> GpuReading field. Several DCGM fields may feed one reading field;
 # the first one listed wins, because the enforced limit is what actually caps the board.
@@ -43,10 +58,10 @@ def _label(labels: dict[str, str], *names: str) -> str:
     return ""
 
 
-def _short(text: str, limit: int = 100) -> str:
+def _short(text: str, limit: int = 100, scrub: Scrubber | None = None) -> str:
     """Page content may be huge or hostile; never put more than a snippet into logs or errors."""
-    text = " ".join(text.split()).encode("ascii", "backslashreplace").decode()  # binary junk stays printable
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    text = text[:65536].encode("ascii", "backslashreplace").decode()  # binary junk stays printable
+    return (scrub or Scrubber()).snippet(text, limit)
 
 
 class _Board:
@@ -106,29 +121,91 @@ class DcgmBackend:
     name = "dcgm"
 
     def __init__(
-        self, url: str, timeout: float = 2.0, retries: int = 2, session: requests.Session | None = None
+        self,
+        url: str,
+        timeout: float = 2.0,
+        retries: int = 2,
+        session: SameOriginSession | None = None,
+        *,
+        username: str | None = None,
+        password_file: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.url = url
+        self.where = redact_url(url)  # the URL as messages show it
         self.timeout = timeout
         self.retries = max(0, retries)
-        self.session = session or requests.Session()
+        self.session = session or SameOriginSession()
+        self.username = username or None
+        self.password_file = password_file or None
+        self._password = password or None  # from the environment; a password file wins over it
+        self._file_stamp: tuple[int, int] | None = None
+        self._file_failing = False
+        self._scrub = Scrubber()
         # Hostname dcgm-exporter reports, so a mis-pointed URL (another node's pod) can be spotted.
         self.hostname = ""
 
     def open(self) -> None:
-        """Only the URL is checked: dcgm-exporter often starts after us, and read() retries every poll."""
+        """The URL and credentials are checked: dcgm-exporter often starts after us, and read() retries every poll."""
+        example = "e.g. http://localhost:9400/metrics"
+        # Any "@" is taken for userinfo: a raw "/", "?" or "#" in a password hides it from urlsplit.
+        if "@" in self.url:
+            raise BackendUnavailable(
+                f"{URL_FLAG} {self.where!r} contains credentials (user:password@), which would show in logs: "
+                f"remove them and use {USER_FLAG} with {PASSWORD_FILE_FLAG} FILE or ${PASSWORD_ENV}"
+            )
         try:
             parts = urlsplit(self.url)
             _ = parts.port  # raises ValueError on a bad port
         except ValueError as exc:
-            raise BackendUnavailable(
-                f"invalid --dcgm-url {self.url!r}: {exc}; use e.g. http://localhost:9400/metrics"
-            ) from None
+            raise BackendUnavailable(f"invalid {URL_FLAG} {self.where!r}: {exc}; use {example}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise BackendUnavailable(
-                f"invalid --dcgm-url {self.url!r}: need an http(s) URL with a host, "
-                "e.g. http://localhost:9400/metrics"
-            )
+            raise BackendUnavailable(f"invalid {URL_FLAG} {self.where!r}: need an http(s) URL with a host, {example}")
+        if self.password_file and not self.username:
+            raise BackendUnavailable(f"{PASSWORD_FILE_FLAG} was given without {USER_FLAG}; add {USER_FLAG} USER")
+        if self.username:
+            if self.password_file:
+                self._load_password(at_start=True)
+            if not self._password:
+                raise BackendUnavailable(
+                    f"{USER_FLAG} {self.username!r} has no password: pass {PASSWORD_FILE_FLAG} FILE "
+                    f"(or WATTPRINT_DCGM_PASSWORD_FILE) or set ${PASSWORD_ENV}"
+                )
+            self._scrub = Scrubber(basic_auth=[(self.username, self._password)])
+
+    def _load_password(self, at_start: bool = False) -> None:
+        """(Re-)read the password file when its modification time or size changed."""
+        path = self.password_file
+        assert path is not None
+        try:
+            st = os.stat(path)
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp == self._file_stamp:
+                return
+            with open(path, encoding="utf-8") as fh:
+                value = fh.read().strip()
+            if not value:
+                raise ValueError("the file is empty; write the password on its first line")
+        except (OSError, ValueError) as exc:
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+            problem = f"{PASSWORD_FILE_FLAG} {path}: cannot read the password ({reason})"
+            if at_start:
+                raise BackendUnavailable(f"{problem}; check the path and its permissions") from None
+            if not self._file_failing:
+                log.warning("%s; keeping the password read before", problem)
+            self._file_failing = True
+            return
+        self._file_stamp, self._password, self._file_failing = stamp, value, False
+        assert self.username is not None
+        self._scrub = Scrubber(basic_auth=[(self.username, value)])
+
+    def _auth(self) -> tuple[str, str] | None:
+        if not self.username:
+            return None
+        if self.password_file:
+            self._load_password()
+        assert self._password is not None
+        return self.username, self._password
 
     def read(self) -> list[GpuReading]:
         text = self._fetch()
@@ -145,20 +222,21 @@ class DcgmBackend:
                     self.hostname = _label(s.labels, "hostname", "Hostname") or self.hostname
                     boards.setdefault(uuid, _Board(uuid)).add(name, s.labels, float(s.value))
         except Exception as exc:  # the parser raises ValueError, IndexError, ... on garbage
-            raise BackendError(f"unparseable page from {self.url}: {_short(str(exc))}") from None
+            raise BackendError(f"unparseable page from {self.where}: {_short(str(exc), scrub=self._scrub)}") from None
         if not boards:
-            raise BackendError(f"no DCGM GPU series in page from {self.url}: {_short(text, 60)!r}")
+            raise BackendError(f"no DCGM GPU series in page from {self.where}: {_short(text, 60, self._scrub)!r}")
         return [b.reading(now) for b in boards.values()]
 
     def _fetch(self) -> str:
         """Bounded to about (retries+1)*timeout plus backoff, so one dead endpoint cannot stall polling."""
         problem = ""
+        auth = self._auth()
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(_BACKOFF_S * attempt)
             deadline = time.monotonic() + self.timeout
             try:
-                with self.session.get(self.url, timeout=self.timeout, stream=True) as resp:
+                with self.session.get(self.url, timeout=self.timeout, stream=True, auth=auth) as resp:
                     if resp.status_code != 200:
                         problem = f"HTTP {resp.status_code}"
                         continue
@@ -169,13 +247,21 @@ class DcgmBackend:
                         if time.monotonic() > deadline:
                             raise requests.Timeout()
                         if len(body) > _MAX_BODY_BYTES:
-                            raise BackendError(f"page from {self.url} larger than {_MAX_BODY_BYTES} bytes")
+                            raise BackendError(f"page from {self.where} larger than {_MAX_BODY_BYTES} bytes")
                     return body.decode("utf-8", errors="replace")
+            except CrossOriginRedirect as exc:
+                # the same answer on every attempt: not retried
+                raise BackendError(
+                    f"dcgm-exporter at {self.where}: {exc.problem}; if {exc.target_origin} is dcgm-exporter, "
+                    f"use it as {URL_FLAG}"
+                ) from None
             except requests.Timeout:
                 problem = f"timed out after {self.timeout:g} s"
             except requests.RequestException as exc:
                 problem = f"request failed ({type(exc).__name__})"
-        raise BackendError(f"dcgm-exporter at {self.url}: {problem} (after {self.retries + 1} attempt(s))")
+        if problem in ("HTTP 401", "HTTP 403"):
+            problem += f" (check {USER_FLAG} and the password)" if self.username else f" (the server wants {USER_FLAG})"
+        raise BackendError(f"dcgm-exporter at {self.where}: {problem} (after {self.retries + 1} attempt(s))")
 
     def close(self) -> None:
         self.session.close()

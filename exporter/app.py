@@ -117,12 +117,14 @@ class App:
             raise StartupError(f"--backend {self.backend.name}: {exc}") from None
         self.poller.poll_once()  # the first scrape already has data
         try:
-            self.server = MetricsServer(address, self.renderer, web_config)
+            self.server = MetricsServer(address, self.renderer, web_config,
+                                        max_connections=self.cfg.web_max_connections)
         except OSError as exc:
             raise StartupError(
                 f"--web.listen-address {self.cfg.listen_address}: cannot listen ({exc.strerror}); "
                 "is another exporter on that port?"
             ) from None
+        self.registry.register(self.server.collector())
         self.server.start()
         self.poller.start()
         log.info(

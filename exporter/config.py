@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from . import __version__
+from .web import MAX_CONNECTIONS
 
 # 9100 is node_exporter, 9400 dcgm-exporter, 9102 and 8888 Kepler.
 DEFAULT_LISTEN = ":9835"
@@ -32,6 +33,7 @@ class Config:
     poll_interval: float = 1.0
     listen_address: str = DEFAULT_LISTEN
     web_config_file: str | None = None
+    web_max_connections: int = MAX_CONNECTIONS
     dcgm_url: str = "http://localhost:9400/metrics"
     dcgm_timeout: float = 2.0
     dcgm_retries: int = 2
@@ -78,6 +80,13 @@ def _nonneg_int(text: str) -> int:
     return v
 
 
+def _positive_int(text: str) -> int:
+    v = _nonneg_int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return v
+
+
 def _label(text: str) -> tuple[str, str]:
     from .collectors import RESERVED_LABELS
 
@@ -111,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to serve /metrics on (default: %(default)s)")
     add("--web.config.file", dest="web_config_file", default=None, metavar="PATH",
         help="exporter-toolkit web config YAML: tls_server_config, basic_auth_users (bcrypt)")
+    add("--web.max-connections", dest="web_max_connections", type=_positive_int, default=MAX_CONNECTIONS, metavar="N",
+        help="connections kept open at most; when full, a new one replaces the oldest that never completed an "
+        "authorised request, else the least recently used idle one (default: %(default)s)")
     add("--dcgm-url", default="http://localhost:9400/metrics", metavar="URL",
         help="dcgm-exporter /metrics URL for --backend dcgm (default: %(default)s)")
     add("--dcgm-timeout", type=_positive_float, default=2.0, metavar="SECONDS",

@@ -14,6 +14,7 @@ import collections
 import gzip
 import hashlib
 import hmac
+import io
 import ipaddress
 import logging
 import secrets
@@ -21,13 +22,16 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 import bcrypt
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
@@ -38,8 +42,21 @@ log = logging.getLogger("wattprint.web")
 
 Render = Callable[[str | None], tuple[bytes, str]]
 REALM = "wattprint"
-CONNECTION_TIMEOUT = 30.0  # idle keep-alive or stalled TLS handshake; frees the thread eventually
+# What one connection may cost before it has proved anything. Everything before the auth check (the TLS
+# handshake, the request line and the headers) must arrive within HEAD_TIMEOUT_S as a whole, not per read,
+# and fit in MAX_HEAD_BYTES; a scrape request is well under 1 KiB. Without these, connections trickling
+# 100 header lines of 64 KiB each (http.server's own limits) held ~6 MiB apiece for as long as they liked.
+MAX_HEAD_BYTES = 16 * 1024
+HEAD_TIMEOUT_S = 10.0
+CONNECTION_TIMEOUT = 30.0  # a kept-alive connection idle this long is closed; also bounds writing a response
+# Open connections, each one thread. When full, a new connection takes the place of the one that has proved
+# the least: first connections that never completed an authorised request (oldest first), then the idle
+# kept-alive connection used least recently; one busy with a response is never cut. A flood of
+# unauthenticated connections therefore evicts itself, and a real scraper's connection gets in.
+MAX_CONNECTIONS = 256
 _POLL_INTERVAL = 0.1  # how often serve_forever checks for shutdown; keeps shutdown() well under 1 s
+# Refusals counted in wattprint_web_refused_connections_total{reason}.
+REFUSAL_REASONS = ("connection_limit", "evicted", "head_timeout", "head_too_large", "request_body")
 
 _LANDING = f"""<!DOCTYPE html>
 <html>
@@ -117,16 +134,16 @@ class BasicAuth:
     bcrypt is slow on purpose (tens to hundreds of ms) and Prometheus sends the same credentials every
     scrape, so outcomes are cached under an HMAC of (user, password) with a per-process random key:
     the cache holds nothing that can be brute-forced offline faster than the bcrypt hashes themselves.
-    Unknown users still pay one bcrypt check (against a configured hash) so response time does not
-    reveal which user names exist, and checks run one at a time so a flood of guesses cannot take every
-    CPU.
+    Unknown users still pay one bcrypt check, against the configured hash of the highest cost, so response
+    time does not reveal which user names exist (a cheaper hash would answer unknown names faster than a
+    costly user's wrong password), and checks run one at a time so a flood of guesses cannot take every CPU.
     """
 
     def __init__(self, users: Mapping[str, bytes], cache_size: int = 1024) -> None:
         if not users:
             raise ValueError("BasicAuth needs at least one user")
         self._users = dict(users)
-        self._dummy = self._users[min(self._users)]
+        self._dummy = max(self._users.values(), key=_bcrypt_cost)
         self._key = secrets.token_bytes(32)
         self._cache: collections.OrderedDict[bytes, bool] = collections.OrderedDict()
         self._cache_size = cache_size
@@ -162,6 +179,11 @@ class BasicAuth:
 
     def knows(self, user: str) -> bool:
         return user in self._users
+
+
+def _bcrypt_cost(hashed: bytes) -> int:
+    """The cost of a ``$2b$NN$...`` hash (webconfig checked the format)."""
+    return int(hashed.split(b"$")[2])
 
 
 def _basic_credentials(header: str | None) -> tuple[str, bytes] | None:
@@ -205,6 +227,35 @@ def _client(handler: BaseHTTPRequestHandler) -> str:
     return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else str(addr)
 
 
+class _HeadTooLarge(Exception):
+    def __init__(self, in_request_line: bool) -> None:
+        super().__init__()
+        self.in_request_line = in_request_line
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket as a raw stream whose reads all end at the handler's current deadline.
+
+    A socket timeout alone restarts with every byte received, so a client sending one byte every few seconds
+    could hold a connection for ever; here each read only gets what is left of the deadline.
+    """
+
+    def __init__(self, sock: socket.socket, conn: _Conn) -> None:
+        super().__init__()
+        self._sock = sock
+        self._conn = conn
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._conn.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("read deadline passed")
+        self._sock.settimeout(remaining)
+        return self._sock.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses its connection every scrape
@@ -217,7 +268,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.owner._track(self.connection)
+        self.conn = self.server.owner._conn(self.connection)
+        self.rfile.close()  # the makefile() reader, replaced by one bound to the deadlines
+        self._reader = io.BufferedReader(_DeadlineReader(self.connection, self.conn), 8192)
+        self.rfile = self._reader
+        self._served = False
 
     def finish(self) -> None:
         try:
@@ -230,14 +285,95 @@ class _Handler(BaseHTTPRequestHandler):
     def handle(self) -> None:
         if isinstance(self.connection, ssl.SSLSocket):
             try:
-                self.connection.do_handshake()  # here, not in accept(), so a slow client blocks only itself
+                # here, not in accept(), so a slow client blocks only itself; CPython applies the timeout to
+                # the handshake as a whole, so this also ends a client that trickles its ClientHello
+                self.connection.settimeout(max(0.001, self.conn.deadline - time.monotonic()))
+                self.connection.do_handshake()
             except (OSError, ValueError) as exc:
+                if isinstance(exc, TimeoutError):
+                    self.server.owner.refused("head_timeout")
                 log.info("tls handshake failed client=%s err=%s", _client(self), exc)
                 return
         try:
             super().handle()
         except OSError as exc:  # BrokenPipeError, ConnectionResetError, TLS errors after the handshake
             log.debug("connection closed client=%s err=%r", _client(self), exc)
+
+    def handle_one_request(self) -> None:
+        """One request, read under MAX_HEAD_BYTES and HEAD_TIMEOUT_S before anything else looks at it."""
+        owner = self.server.owner
+        self.close_connection = True
+        try:
+            if self._served:  # kept alive: the next request may take CONNECTION_TIMEOUT to start
+                self.conn.deadline = time.monotonic() + CONNECTION_TIMEOUT
+                if not self._reader.peek(1):
+                    return
+                self.conn.deadline = time.monotonic() + HEAD_TIMEOUT_S
+            lines = self._read_head()
+        except TimeoutError:
+            if not self._served:
+                owner.refused("head_timeout")
+                log.info("request head not complete within %gs client=%s", HEAD_TIMEOUT_S, _client(self))
+            return
+        except _HeadTooLarge as exc:
+            owner.refused("head_too_large")
+            log.info("request head over %d bytes client=%s", MAX_HEAD_BYTES, _client(self))
+            self.connection.settimeout(CONNECTION_TIMEOUT)
+            self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""  # for send_error's log
+            self.send_error(414 if exc.in_request_line else 431)
+            return
+        if not lines:
+            return
+        self.connection.settimeout(CONNECTION_TIMEOUT)  # now for writing the answer: the whole of it
+        self.raw_requestline = lines[0]
+        socket_reader, self.rfile = self.rfile, io.BufferedReader(io.BytesIO(b"".join(lines[1:])))
+        try:
+            parsed = self.parse_request()  # reads the headers from the bytes already taken
+        finally:
+            self.rfile = socket_reader
+        if not parsed:
+            return
+        if self._has_body():
+            # A body nobody reads would be parsed as the next request on this connection (request smuggling
+            # behind a proxy that reuses connections); no endpoint here takes one, so refuse and close.
+            owner.refused("request_body")
+            self.send_error(400, "Request bodies are not accepted")
+            self.close_connection = True
+            return
+        method = getattr(self, "do_" + self.command, None)
+        if method is None:
+            self.send_error(501, f"Unsupported method ({self.command!r})")
+            return
+        self.conn.busy = True
+        try:
+            method()
+            self.wfile.flush()
+        finally:
+            self.conn.busy = False
+            self.conn.last_active = time.monotonic()
+            self._served = True
+
+    def _read_head(self) -> list[bytes]:
+        """The request line and header lines up to the empty line; [] when the client closed first."""
+        budget = MAX_HEAD_BYTES
+        lines: list[bytes] = []
+        while True:
+            line = self.rfile.readline(budget + 1)
+            budget -= len(line)
+            if budget < 0:
+                raise _HeadTooLarge(in_request_line=not lines)
+            if not line:
+                if lines:
+                    log.debug("connection closed mid-request client=%s", _client(self))
+                return []
+            lines.append(line)
+            if line in (b"\r\n", b"\n"):
+                return lines
+
+    def _has_body(self) -> bool:
+        if self.headers.get_all("Transfer-Encoding"):
+            return True
+        return any(v.strip() != "0" for v in self.headers.get_all("Content-Length") or ())
 
     # BaseHTTPRequestHandler writes an access log line per request to stderr; keep it at debug.
     def log_message(self, format: str, *args: Any) -> None:
@@ -260,9 +396,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"OK", "text/plain; charset=utf-8", head)
             return
         if not self._authorized(path):
+            # no keep-alive without credentials: a connection proves itself or goes
             self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8", head,
-                       [("WWW-Authenticate", f'Basic realm="{REALM}"')])
+                       [("WWW-Authenticate", f'Basic realm="{REALM}"'), ("Connection", "close")])
             return
+        self.conn.trusted = True
         if path == "/metrics":
             self._metrics(head)
         elif path == "/":
@@ -314,6 +452,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+@dataclass(eq=False)
+class _Conn:
+    """What the server knows about one open connection, for deadlines and for choosing whom to evict."""
+
+    sock: socket.socket
+    deadline: float                 # monotonic time by which the current read phase must end
+    opened: float = field(default_factory=time.monotonic)
+    last_active: float = field(default_factory=time.monotonic)
+    trusted: bool = False           # completed an authorised request (any request without basic auth)
+    busy: bool = False              # writing a response: never evicted
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client must never keep the process alive
     request_queue_size = 64
@@ -336,6 +486,9 @@ class _HTTPServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
 
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return self.owner._admit(request)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr; keep it to one log line.
         exc = sys.exc_info()[1]
@@ -352,15 +505,20 @@ class MetricsServer:
     ``start()``.
     """
 
-    def __init__(self, address: tuple[str, int], render: Render, web_config: WebConfig | None = None) -> None:
+    def __init__(self, address: tuple[str, int], render: Render, web_config: WebConfig | None = None,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         self.render = render
+        self.max_connections = max_connections
+        self.refusals = dict.fromkeys(REFUSAL_REASONS, 0)
         self.web_config = web_config or WebConfig()
         self.headers = self.web_config.headers
         users = self.web_config.basic_auth_users
         self.auth = BasicAuth(users) if users else None
         context = self.web_config.ssl_context()
         self.tls = context is not None
-        self._conns: set[socket.socket] = set()
+        self._conns: dict[socket.socket, _Conn] = {}
         # The last page compressed: CachedRenderer hands out the same bytes object for one snapshot,
         # so every gzip scrape of that snapshot reuses one compression.
         self._gz_lock = threading.Lock()
@@ -413,24 +571,78 @@ class MetricsServer:
         with self._conns_lock:
             conns = list(self._conns)
         for conn in conns:
-            try:
-                # socket.socket's shutdown, not SSLSocket's: wake the reader without touching TLS state
-                socket.socket.shutdown(conn, socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _wake(conn)
         self._httpd.server_close()
         log.info("stopped address=%s port=%d", self.host, self.port)
 
-    def _track(self, conn: socket.socket) -> None:
+    def refused(self, reason: str) -> None:
         with self._conns_lock:
-            self._conns.add(conn)
-            late = self._stopped  # a connection accepted just before shutdown() took its snapshot
-        if late:
-            try:
-                socket.socket.shutdown(conn, socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self.refusals[reason] += 1
+
+    def open_connections(self) -> int:
+        with self._conns_lock:
+            return len(self._conns)
+
+    def collector(self, prefix: str = "wattprint_exporter_http") -> _WebCollector:
+        """Refused-connection counters and the open count for the owner's registry; serve-intensity names its own
+        prefix."""
+        return _WebCollector(self, prefix)
+
+    def _admit(self, sock: socket.socket) -> bool:
+        """Called in the accept loop: make room for `sock` under max_connections, or refuse it."""
+        victim = None
+        with self._conns_lock:
+            if self._stopped:
+                return False
+            if len(self._conns) >= self.max_connections:
+                idle = [c for c in self._conns.values() if not c.busy]
+                if not idle:
+                    self.refusals["connection_limit"] += 1
+                    return False
+                victim = min(idle, key=lambda c: (c.trusted, c.last_active))
+                del self._conns[victim.sock]
+                self.refusals["evicted"] += 1
+            self._conns[sock] = _Conn(sock, deadline=time.monotonic() + HEAD_TIMEOUT_S)
+        if victim is not None:
+            _wake(victim.sock)
+        return True
+
+    def _conn(self, sock: socket.socket) -> _Conn:
+        with self._conns_lock:
+            found = self._conns.get(sock)
+        # evicted between accept and its thread starting: reads end at once
+        return found if found is not None else _Conn(sock, deadline=0.0)
 
     def _untrack(self, conn: socket.socket) -> None:
         with self._conns_lock:
-            self._conns.discard(conn)
+            self._conns.pop(conn, None)
+
+
+def _wake(sock: socket.socket) -> None:
+    try:
+        # socket.socket's shutdown, not SSLSocket's: wake the reader without touching TLS state
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _WebCollector:
+    def __init__(self, server: MetricsServer, prefix: str) -> None:
+        self._server = server
+        self._prefix = prefix
+
+    def collect(self) -> Iterator[Metric]:
+        refused = CounterMetricFamily(
+            f"{self._prefix}_refused_connections", "Connections closed by the HTTP server before an answer, by "
+            "reason: connection_limit (full of busy connections), evicted (made room for a new one), "
+            "head_timeout, head_too_large, request_body.", labels=["reason"])
+        with self._server._conns_lock:
+            counts = dict(self._server.refusals)
+            open_now = len(self._server._conns)
+        for reason in REFUSAL_REASONS:
+            refused.add_metric([reason], counts[reason])
+        yield refused
+        yield GaugeMetricFamily(f"{self._prefix}_open_connections", "Connections open to the HTTP server now.",
+                                value=open_now)
+        yield GaugeMetricFamily(f"{self._prefix}_max_connections", "Connections the HTTP server keeps open at "
+                                "most.", value=self._server.max_connections)

@@ -468,6 +468,18 @@ def test_exporter_unit_is_hardened_but_sees_the_gpus() -> None:
     assert "ProcSubset" not in s  # would hide /proc/driver/nvidia
 
 
+@pytest.mark.parametrize("name", ["wattprint-exporter.service", "wattprint-serve-intensity.service"])
+def test_daemons_have_a_memory_limit_their_http_bound_fits_in(name: str) -> None:
+    from exporter.web import MAX_CONNECTIONS
+
+    s = unit(name)["Service"]
+    mib = {"K": 1 / 1024, "M": 1, "G": 1024}
+    limit = {k: float(s[k][0][:-1]) * mib[s[k][0][-1]] for k in ("MemoryHigh", "MemoryMax")}
+    # the flood test's bound (tests/test_security_http_server.py) plus the ~50 MiB a daemon uses at rest
+    assert limit["MemoryHigh"] >= 64 + 50 and limit["MemoryMax"] > limit["MemoryHigh"], limit
+    assert int(s["TasksMax"][0]) > MAX_CONNECTIONS
+
+
 def test_management_units_are_hardened() -> None:
     for name in ("wattprint-serve-intensity.service", "wattprint-report.service"):
         s = unit(name)["Service"]

@@ -554,6 +554,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError("--web.listen-address", f"{opts.listen}: cannot listen ({exc.strerror})",
                          "is another process on that port?") from None
+    registry.register(server.collector("wattprint_intensity_exporter_http"))
 
     setup_logging(opts.log_level)
     stop = threading.Event()

@@ -161,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     ifetch.add_argument("--zone", required=True, metavar="ZONE",
                         help="Electricity Maps zone (FR, US-CAL-CISO), UK: GB or a region id, WattTime region")
     _window(ifetch)
-    ifetch.add_argument("--token-file", metavar="FILE", help="file holding the API token (else the env var)")
+    ifetch.add_argument("--token-file", metavar="FILE",
+                        help="file holding the Electricity Maps token or the WattTime password (else "
+                        "ELECTRICITYMAPS_TOKEN[_FILE] or WATTTIME_PASSWORD[_FILE]; the WattTime user is "
+                        "$WATTTIME_USERNAME); uk takes none")
     ifetch.add_argument("--base-url", metavar="URL", help="API base URL (a mirror or proxy)")
     _common(ifetch)
 

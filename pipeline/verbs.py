@@ -207,8 +207,12 @@ def intensity_fetch(args: argparse.Namespace, settings: Settings) -> int:
     from .sources.intensity import check_points, fetch
 
     start, end = _window(args)
-    points = check_points(fetch(args.source, args.zone, start, end, base_url=args.base_url,
-                                token_file=args.token_file))
+    # One flag, the source's one credential file (as serve-intensity reads it): the Electricity Maps token,
+    # or the WattTime password (the user from $WATTTIME_USERNAME).
+    if args.token_file and args.source not in ("electricitymaps", "watttime"):
+        raise InputError("--token-file", f"{args.source} takes no credential", "drop --token-file")
+    credential = {"password_file" if args.source == "watttime" else "token_file": args.token_file}
+    points = check_points(fetch(args.source, args.zone, start, end, base_url=args.base_url, **credential))
     for w in sorted({n for p in points for n in p.notes}):
         print(f"wattprint intensity fetch: warning: {w}", file=sys.stderr)
     return _store_intensity(args, settings, points, f"{args.source} API")

@@ -293,6 +293,27 @@ def test_intensity_fetch_electricitymaps_token_stays_home(home: Site, elsewhere:
     assert_no_leak(err, EM_TOKEN)
 
 
+def test_intensity_fetch_watttime_login_and_bearer_stay_home(home: Site, elsewhere: Site, tmp_path: Path) -> None:
+    password_file = secret_file(tmp_path, "wt.pw", WT_PASSWORD)
+    env = clean_env(WATTTIME_USERNAME=WT_USER)
+    args = (*FETCH, "--source", "watttime", "--zone", "CAISO_NORTH", "--base-url", home.url,
+            "--token-file", password_file, "--db", str(tmp_path / "w.duckdb"))
+    home.route = redirect_to(elsewhere.url)  # the login itself is redirected
+    err = one_line_error(wattprint(*args, env=env), 1)
+    assert [c.path for c in home.calls] == ["/login"] and elsewhere.calls == []
+    assert "/login" in err and "redirect" in err
+    assert_no_leak(err, WT_PASSWORD, WT_USER)
+
+    home.calls.clear()
+    to_elsewhere = redirect_to(elsewhere.url)
+    home.route = lambda c: (200, {}, {"token": WT_BEARER}) if c.path == "/login" else to_elsewhere(c)
+    err = one_line_error(wattprint(*args, env=env), 1)
+    assert [c.path for c in home.calls] == ["/login", "/v3/historical"]
+    assert home.calls[1].headers["authorization"] == f"Bearer {WT_BEARER}"
+    assert elsewhere.calls == [] and "redirect" in err
+    assert_no_leak(err, WT_BEARER)
+
+
 def test_intensity_fetch_uk_follows_the_same_rule(home: Site, elsewhere: Site, tmp_path: Path) -> None:
     home.route = redirect_to(elsewhere.url, 301)
     err = one_line_error(wattprint(*FETCH, "--source", "uk", "--zone", "GB", "--base-url", home.url,
@@ -498,6 +519,15 @@ def test_echoed_electricitymaps_token_is_scrubbed_in_every_form(home: Site, tmp_
     assert_no_leak(err, EM_TOKEN)
 
 
+def test_echoed_watttime_basic_auth_is_scrubbed_in_every_form(home: Site, tmp_path: Path) -> None:
+    home.route = lambda call: (401, {}, echo(call).encode())   # a plain-text page, not JSON
+    err = one_line_error(wattprint(*FETCH, "--source", "watttime", "--zone", "CAISO_NORTH", "--base-url", home.url,
+                                   "--token-file", secret_file(tmp_path, "wt.pw", WT_PASSWORD),
+                                   "--db", str(tmp_path / "w.duckdb"), env=clean_env(WATTTIME_USERNAME=WT_USER)), 1)
+    assert "HTTP 401" in err and "denied" in err
+    assert_no_leak(err, WT_PASSWORD, WT_USER)
+
+
 @pytest.mark.parametrize("auth", ["bearer", "basic"])
 def test_echoed_prometheus_credentials_are_scrubbed_in_every_form(home: Site, tmp_path: Path, auth: str) -> None:
     home.route = lambda call: (503, {"Content-Type": "text/plain"}, echo(call).encode())
@@ -519,3 +549,35 @@ def test_scrubber_masks_a_secret_cut_by_the_snippet_limit() -> None:
     text = "x" * 90 + EM_TOKEN
     for limit in range(92, 90 + len(EM_TOKEN) + 3):
         assert EM_TOKEN[:4] not in scrub.snippet(text, limit)
+
+
+# -- 4. intensity fetch --source watttime --token-file ---------------------------------------------------
+
+
+def test_intensity_fetch_watttime_reads_the_password_from_token_file(home: Site, tmp_path: Path) -> None:
+    body = json.loads(WATTTIME.read_text())
+
+    def route(call: Call) -> Reply:
+        if call.path == "/login":
+            ok = call.headers.get("authorization") == "Basic " + b64(f"{WT_USER}:{WT_PASSWORD}")
+            return (200, {}, {"token": WT_BEARER}) if ok else (403, {}, {"error": "bad credentials"})
+        if call.headers.get("authorization") != f"Bearer {WT_BEARER}":
+            return 401, {}, {"error": "no token"}
+        return 200, {}, body
+
+    home.route = route
+    res = wattprint("intensity", "fetch", "--source", "watttime", "--zone", "CAISO_NORTH",
+                    "--start", "2022-07-15T00:00:00Z", "--end", "2022-07-15T01:00:00Z", "--base-url", home.url,
+                    "--token-file", secret_file(tmp_path, "wt.pw", WT_PASSWORD), "--db", str(tmp_path / "w.duckdb"),
+                    env=clean_env(WATTTIME_USERNAME=WT_USER, WATTTIME_PASSWORD="not-this-one"))
+    assert res.returncode == 0, res.stderr
+    assert [c.path for c in home.calls] == ["/login", "/v3/historical"]
+    assert "imported 2 intensity points from watttime API" in res.stdout
+    assert_no_leak(res.stdout + res.stderr, WT_PASSWORD, WT_USER)
+
+
+def test_intensity_fetch_uk_refuses_a_token_file(home: Site, tmp_path: Path) -> None:
+    err = one_line_error(wattprint(*FETCH, "--source", "uk", "--zone", "GB", "--base-url", home.url,
+                                   "--token-file", secret_file(tmp_path, "t", "x"),
+                                   "--db", str(tmp_path / "w.duckdb")), 2)
+    assert "--token-file" in err and "uk takes no credential" in err and home.calls == []

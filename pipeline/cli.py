@@ -193,6 +193,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+class _RedactingFormatter(logging.Formatter):
+    """URLs in batch-verb log lines lose user:password@ and secret query values, as the exporter's do."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self._inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        from exporter.safehttp import redact_text
+
+        return redact_text(self._inner.format(record))
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -203,6 +216,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="wattprint: %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_RedactingFormatter(handler.formatter))
     if args.verb == "demo" and args.exporter:
         from .demo import run_exporter_demo
 

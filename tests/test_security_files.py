@@ -7,21 +7,30 @@ The figures each test measures are printed with `pytest -s`.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from pipeline import db
-from pipeline.errors import DatabaseWriteError
+from pipeline.errors import DatabaseWriteError, InputError
+from pipeline.sources.intensity import _common
+from pipeline.sources.intensity._common import MAX_INPUT_BYTES
 from tests.conftest import REPO
+from tests.test_serve_intensity import Serve, errors, get, intensity, wait_for
 
 JOBS_CSV = ("job_id,project,phase,cluster,user,start,end,nodes,gpus\n"
             "j1,p,pretraining,ci,u,2024-03-01T00:00:00Z,2024-03-01T02:00:00Z,n1,1\n")
@@ -187,3 +196,165 @@ def test_every_connection_has_extension_loading_off(tmp_path):
             assert got == (False, False, False)
         finally:
             con.close()
+
+
+# -- serve-intensity --source csv and intensity import: FIFOs and oversized files ---------------------------
+
+HOUR = timedelta(hours=1)
+
+
+def _now_csv(value: float, zones: tuple[str, ...] = ("FR",)) -> str:
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return "timestamp,zone,intensity_g_per_kwh\n" + "".join(
+        f"{(hour + k * HOUR).isoformat().replace('+00:00', 'Z')},{z},{value}\n" for z in zones for k in (-1, 0, 1))
+
+
+def _serve_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline.cli", "serve-intensity", *args, "--web.listen-address", "127.0.0.1:0"]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
+    started: list[Serve] = []
+
+    def start(*args: str, **kw: Any) -> Serve:
+        started.append(Serve(tmp_path, *args, **kw))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def _sparse(path: Path, size: int) -> None:
+    with path.open("wb") as f:
+        f.truncate(size)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "oversized", "directory"])
+def test_serve_intensity_refuses_a_hostile_csv_at_start_at_once(tmp_path, kind):
+    path = tmp_path / "intensity.csv"
+    if kind == "fifo":
+        os.mkfifo(path)           # nobody ever writes: opening it for reading used to wait forever
+        fragment = "cannot read the file (a FIFO, not a regular file); check the path"
+    elif kind == "directory":
+        path.mkdir()
+        fragment = "cannot read the file (a directory, not a regular file); check the path"
+    else:
+        _sparse(path, MAX_INPUT_BYTES + 1)
+        fragment = f"file is {MAX_INPUT_BYTES + 1:,} bytes, above the limit of {MAX_INPUT_BYTES:,} bytes (64 MiB)"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("WATTPRINT_")}
+    t0 = time.monotonic()
+    res = subprocess.run(_serve_argv("--source", "csv", "--csv", str(path), "--zone", "FR"), cwd=REPO,
+                         capture_output=True, text=True, timeout=30, env={**base, "PYTHONPATH": str(REPO)})
+    took = time.monotonic() - t0
+    line = one_line_error(res, "serve-intensity")
+    figure(f"{kind} as serve-intensity --csv at start", f"exit {res.returncode} in {took:.2f} s: {line}")
+    assert res.returncode == 2
+    assert line.startswith(f"wattprint serve-intensity: error: --csv: {path}") and fragment in line, line
+
+
+@pytest.mark.parametrize("kind", ["fifo", "oversized"])
+def test_intensity_import_refuses_a_hostile_file_at_once(tmp_path, kind):
+    path = tmp_path / "intensity.csv"
+    if kind == "fifo":
+        os.mkfifo(path)
+        fragment = "not a regular file (a FIFO)"
+    else:
+        _sparse(path, MAX_INPUT_BYTES + 1)
+        fragment = f"above the limit of {MAX_INPUT_BYTES:,} bytes (64 MiB); split it"
+    dbfile = tmp_path / "w.duckdb"
+    for fmt in ("csv", "electricitymaps-json"):
+        res, took = wattprint("intensity", "import", str(path), "--format", fmt, "--zone", "FR", "--db", str(dbfile),
+                              timeout=30)
+        line = one_line_error(res, "intensity import")
+        figure(f"{kind} as intensity import --format {fmt}", f"exit {res.returncode} in {took:.2f} s: {line}")
+        assert res.returncode == 2 and f"{path}: " in line and fragment in line, line
+    assert not dbfile.exists()
+
+
+def test_serve_intensity_counts_a_csv_replaced_by_a_fifo_or_a_huge_file_and_recovers(serve, tmp_path):
+    path = tmp_path / "intensity.csv"
+    path.write_text(_now_csv(41.0, ("FR", "DE")))
+    s = serve("--source", "csv", "--csv", str(path), "--zone", "FR", "--zone", "DE", "--refresh-interval", "0.2",
+              "--log.level", "info")
+    wait_for(s, lambda m: intensity(m, "FR")[0] == 41.0 and intensity(m, "DE")[0] == 41.0, what="the first file")
+
+    def scrape_times(n: int) -> float:
+        worst = 0.0
+        for _ in range(n):
+            t0 = time.monotonic()
+            m = s.metrics()
+            worst = max(worst, time.monotonic() - t0)
+            assert intensity(m, "FR") == (41.0, "csv", "lifecycle")         # the last good value, not a fallback
+            assert get(m, "wattprint_grid_intensity_fallback", zone="FR") == 0
+        return worst
+
+    path.unlink()
+    os.mkfifo(path)
+    m = wait_for(s, lambda m: errors(m, "FR", "connection") >= 3 and errors(m, "DE", "connection") >= 3,
+                 what="the FIFO counted on every zone")
+    refreshes = get(m, "wattprint_grid_intensity_refreshes_total", zone="FR")
+    worst = scrape_times(20)
+    m = wait_for(s, lambda m: get(m, "wattprint_grid_intensity_refreshes_total", zone="FR") >= refreshes + 3,
+                 what="refreshes going on while the FIFO is there")
+    figure("FIFO swapped in while running", f"{errors(m, 'FR', 'connection'):.0f} connection errors on FR, "
+           f"slowest of 20 scrapes {worst * 1000:.0f} ms, last good value kept")
+    assert "cannot read the file (a FIFO, not a regular file)" in s.stderr()
+
+    path.unlink()
+    _sparse(path, MAX_INPUT_BYTES + 1)
+    parse_before = errors(m, "FR", "parse")
+    m = wait_for(s, lambda m: errors(m, "FR", "parse") >= parse_before + 3, what="the oversized file counted")
+    worst = scrape_times(10)
+    figure("file over the limit swapped in while running",
+           f"{errors(m, 'FR', 'parse') - parse_before:.0f} parse errors on FR, slowest scrape {worst * 1000:.0f} ms")
+    assert f"above the limit of {MAX_INPUT_BYTES:,} bytes" in s.stderr()
+
+    tmp = tmp_path / "next.csv"
+    tmp.write_text(_now_csv(42.5, ("FR", "DE")))
+    tmp.replace(path)                             # how a cron job or a ConfigMap update puts a file in place
+    wait_for(s, lambda m: intensity(m, "FR")[0] == 42.5 and intensity(m, "DE")[0] == 42.5, what="the recovery")
+    assert s.stop() == 0 and "Traceback" not in s.stderr()
+
+
+def test_serve_intensity_reads_a_changed_csv_once_for_all_zones(serve, tmp_path):
+    zones = tuple(f"Z{i:02d}" for i in range(12))
+    path = tmp_path / "intensity.csv"
+    path.write_text(_now_csv(10.0, zones))
+    s = serve("--source", "csv", "--csv", str(path), *(a for z in zones for a in ("--zone", z)),
+              "--refresh-interval", "0.2", "--log.level", "info")
+    wait_for(s, lambda m: all(intensity(m, z)[0] == 10.0 for z in zones), what="the first file")
+    reads = s.stderr().count("csv read file=")
+    for value in (11.0, 12.0, 13.0):
+        tmp = tmp_path / "next.csv"
+        tmp.write_text(_now_csv(value, zones))
+        tmp.replace(path)
+        wait_for(s, lambda m, v=value: all(intensity(m, z)[0] == v for z in zones), what=f"value {value}")
+        time.sleep(0.5)                           # a few more refresh rounds of every zone
+    got = s.stderr().count("csv read file=") - reads
+    figure("CSV reads for 3 changes, 12 zones refreshed every 0.2 s", got)
+    assert got == 3, s.stderr()
+
+
+def test_the_streamed_lines_are_the_whole_texts_lines(monkeypatch):
+    """The streamed reader (serve-intensity, intensity import of the generic CSV) splits lines and finds the
+    line of a non-UTF-8 byte as the whole-text reader does, wherever the chunks are cut."""
+    rng = random.Random(7)
+    pieces = [b"a", b",", b"\n", b"\r", b"\r\n", b"\x0b", b"\x1c", "\u00e9".encode(), "\u2028".encode(), b"\xff",
+              b"\xc3", b'"', codecs.BOM_UTF8]
+    for _ in range(3000):
+        raw = (codecs.BOM_UTF8 if rng.random() < 0.3 else b"") + b"".join(rng.choice(pieces)
+                                                                          for _ in range(rng.randint(0, 30)))
+        monkeypatch.setattr(_common, "CHUNK_BYTES", rng.randint(1, 7))
+        bom = 3 if raw.startswith(codecs.BOM_UTF8) else 0
+        try:
+            want: tuple[str, object] = ("lines", raw[bom:].decode("utf-8").splitlines(keepends=True))
+        except UnicodeDecodeError as e:
+            line = raw[:bom + e.start].count(b"\n") + 1
+            want = ("error", f"x:{line}")
+        try:
+            got: tuple[str, object] = ("lines", list(_common.iter_lines(io.BytesIO(raw), "x")))
+        except InputError as e:
+            got = ("error", e.where)
+        assert got == want, raw

@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from .. import __version__
 from ..config import Config
 from ..errors import DatabaseLocked, InputError, WattprintError
+from ..sources.intensity._common import MAX_INPUT_BYTES, MIB
 from ..zones import canonical_zone
 from .sources import API_SOURCES, REASONS, SOURCES, WORLD, LiveValue, RecordingSession, Source, annual, classify
 
@@ -499,8 +500,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="zone to serve (repeatable; default: the zones of the configured clusters). For uk: GB or "
                    "GB-<regionid>; for watttime: a WattTime region")
     p.add_argument("--csv", metavar="FILE",
-                   help="for --source csv: a generic CSV timestamp,zone,intensity_g_per_kwh (re-read when it "
-                   "changes); the row covering the current hour is served")
+                   help="for --source csv: a generic CSV timestamp,zone,intensity_g_per_kwh (a regular file of at "
+                   f"most {MAX_INPUT_BYTES // MIB} MiB, read once each time it changes); the row covering the current "
+                   "hour is served")
     p.add_argument("--token-file", metavar="FILE",
                    help="file holding the Electricity Maps token or the WattTime password (else "
                    "ELECTRICITYMAPS_TOKEN[_FILE], WATTTIME_USERNAME + WATTTIME_PASSWORD[_FILE])")

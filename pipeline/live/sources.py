@@ -10,21 +10,23 @@ Which request each API gets (a short window around now, or its "latest" endpoint
   electricitymaps  GET /v3/carbon-intensity/latest?zone=Z (header auth-token): the current hour's record
   uk               GET /intensity/{now-3h}/{now+1h} (GB) or /regional/intensity/.../regionid/N (GB-N): half-hours
   watttime         GET /login (basic auth) then /v3/historical over [now-1h, now]: 5-minute co2_moer points
-  csv              the generic CSV file (timestamp,zone,intensity_g_per_kwh), re-read when it changes
+  csv              the generic CSV file (timestamp,zone,intensity_g_per_kwh), read once per change for all zones
   annual           the shipped annual table (pipeline/data/intensity_annual.csv)
 The point covering `now` wins; else the most recent one that ended at most `max_age` ago; else `no_data`.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
-import os
 import threading
+import time
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 
@@ -33,13 +35,13 @@ from exporter.safehttp import CrossOriginRedirect, SameOriginSession
 from ..errors import InputError, UpstreamError
 from ..records import IntensityPoint
 from ..sources.intensity import electricitymaps, embedded, generic_csv, watttime
-from ..sources.intensity._common import read_text
+from ..sources.intensity._common import UnreadableFile, check_basis, iter_lines, open_regular
 from ..sources.intensity._http import get_json, secret
 from ..sources.intensity.checks import check_points
 from ..sources.intensity.fetching import BASE_URLS
 from ..sources.intensity.fetching import fetch as fetch_window
 from ..timeutil import iso
-from ..zones import same_zone
+from ..zones import canonical_zone, same_zone
 
 log = logging.getLogger("wattprint.serve_intensity")
 
@@ -281,43 +283,157 @@ class WattTimeSource(Source):
         return _value(pick(points, zone, now, self.max_age), self.label)
 
 
+US = timedelta(microseconds=1)
+HOUR_US = 3600 * 1_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CSV_SIZE_HINT = ("keep the hours still to come and the last few in it (the hour in force is served; older rows are "
+                 "never read again), or split it per zone and run one serve-intensity per file")
+
+
+@dataclass(frozen=True)
+class ZoneSeries:
+    """One zone of the live CSV: the start (us since 1970) and value of each hour, sorted, disjoint."""
+
+    starts: array[int]
+    values: array[float]
+
+
+class _Building:
+    """One zone while the file is read: what the checks and their messages need, ~26 bytes a row."""
+
+    def __init__(self) -> None:
+        self.starts: array[int] = array("q")
+        self.values: array[float] = array("d")
+        self.lines: array[int] = array("Q")
+        self.spelling: array[int] = array("H")
+        self.spellings: dict[str, int] = {}
+        self.ordered = True
+
+
+def read_csv_table(f: BinaryIO, name: str, basis: str) -> dict[str, ZoneSeries]:
+    """The generic CSV read as a stream into one ZoneSeries per canonical zone, with the checks (and messages) of
+    `intensity import`: a bad row, two spellings of a zone in one hour, conflicting or overlapping hours.
+
+    A row costs 16 bytes once read (26 while reading) instead of an IntensityPoint's ~470, and the text is
+    never held whole: the file is bounded by MAX_INPUT_BYTES, the memory by the rows.
+    """
+    b = check_basis(basis, default="lifecycle")
+    zones: dict[str, _Building] = {}
+    canonical: dict[str, str] = {}
+    rows = 0
+    for row in generic_csv.iter_rows(iter_lines(f, name, hint=CSV_SIZE_HINT), name):
+        rows += 1
+        cz = canonical.get(row.zone)
+        if cz is None:
+            cz = canonical[row.zone] = canonical_zone(row.zone)
+        z = zones.get(cz)
+        if z is None:
+            z = zones[cz] = _Building()
+        if row.start < EPOCH:
+            check_points([_point(row.zone, row.start, row.g_per_kwh, b, name, row.line)])   # raises its message
+        start = (row.start - EPOCH) // US
+        if z.starts and start < z.starts[-1]:
+            z.ordered = False
+        spelling = z.spellings.setdefault(row.zone, len(z.spellings))
+        z.starts.append(start)
+        z.values.append(row.g_per_kwh)
+        z.lines.append(row.line)
+        z.spelling.append(spelling)
+    if not rows:
+        raise generic_csv.no_rows(name)
+    return {cz: _series(z, b, name) for cz, z in zones.items()}
+
+
+def _point(zone: str, start: datetime, value: float, basis: str, name: str, line: int) -> IntensityPoint:
+    return IntensityPoint(zone=zone, start=start, end=start + HOUR, g_per_kwh=value, basis=basis,
+                          source=generic_csv.SOURCE, origin=f"{name}:{line}")
+
+
+def _series(z: _Building, basis: str, name: str) -> ZoneSeries:
+    """The zone's hours sorted, identical duplicates dropped; a conflict or overlap is check_points' InputError."""
+    # sorted() is stable: rows of one start stay in file order, as `intensity import` sees them
+    order: Sequence[int] = range(len(z.starts)) if z.ordered else sorted(range(len(z.starts)),
+                                                                         key=z.starts.__getitem__)
+    names = list(z.spellings)
+    keep: array[int] = array("Q")
+    for i in order:
+        if keep and z.starts[i] - z.starts[keep[-1]] < HOUR_US:
+            prev = keep[-1]
+            pair = [_point(names[z.spelling[k]], EPOCH + z.starts[k] * US, z.values[k], basis, name, z.lines[k])
+                    for k in (prev, i)]
+            check_points(pair)             # raises unless the two rows are the same hour, value and spelling
+            continue
+        keep.append(i)
+    if len(keep) == len(z.starts) and z.ordered:
+        return ZoneSeries(z.starts, z.values)
+    return ZoneSeries(array("q", (z.starts[i] for i in keep)), array("d", (z.values[i] for i in keep)))
+
+
 class CsvSource(Source):
-    """The generic CSV, re-parsed when its size or modification time changes (so a cron job can rewrite it)."""
+    """The generic CSV, read once per change of the file and shared by every zone's refresh thread.
+
+    The file is opened non-blocking and must be a regular file of at most MAX_INPUT_BYTES (a FIFO once hung
+    the start, or the refresh threads until a restart). A change is a new (device, inode, mtime, size), so an
+    atomic replace (a ConfigMap update, `mv`) is seen even within one mtime tick. A file that fails is failed
+    once per change too: the next refreshes count the same error without reading it again, and the zones keep
+    serving their last good value until a good file appears.
+    """
 
     name = label = "csv"
 
     def __init__(self, path: str, basis: str) -> None:
         self.path = Path(path)
-        self.basis = basis
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
-        self._points: list[IntensityPoint] = []
+        self.basis = check_basis(basis, default="lifecycle")
+        self._lock = threading.Lock()     # one reader at a time: the other zones wait for its table
+        self._stamp: tuple[int, int, int, int] | None = None
+        self._table: dict[str, ZoneSeries] = {}
+        self._failure: RefreshError | None = None
         try:
             self._load()                             # at start-up a bad file is a bad flag (exit 2)
         except RefreshError as exc:
-            raise InputError("--csv", exc.message, "check the path") from None
+            # a parse error's message already says what to change in the file
+            raise InputError("--csv", exc.message, "check the path" if exc.reason == "connection" else "") from None
 
-    def _load(self) -> list[IntensityPoint]:
-        try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            raise RefreshError("connection", f"{self.path}: cannot read the file ({exc.strerror})") from None
-        stamp = (st.st_mtime_ns, st.st_size)
+    def _load(self) -> dict[str, ZoneSeries]:
         with self._lock:
-            if stamp == self._stamp:
-                return self._points
-        text = read_text(self.path)
-        points = check_points(generic_csv.parse_csv(text, str(self.path), basis=self.basis).points)
-        with self._lock:
-            self._stamp, self._points = stamp, points
-        return points
+            try:
+                f, st = open_regular(self.path, hint=CSV_SIZE_HINT)
+            except UnreadableFile as exc:
+                raise RefreshError("connection", f"{self.path}: cannot read the file ({exc.why})") from None
+            except InputError as exc:           # too large: the content is the problem
+                self._stamp, self._failure = None, None
+                raise RefreshError("parse", exc.message()) from None
+            with f:
+                stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+                if stamp == self._stamp:
+                    if self._failure is not None:
+                        raise RefreshError(self._failure.reason, self._failure.message)
+                    return self._table
+                t0 = time.monotonic()
+                try:
+                    table = read_csv_table(f, str(self.path), self.basis)
+                except InputError as exc:
+                    self._stamp, self._failure = stamp, RefreshError("parse", exc.message())
+                    raise RefreshError("parse", exc.message()) from None
+                except OSError as exc:
+                    raise RefreshError("connection", f"{self.path}: cannot read the file ({exc.strerror})") from None
+            self._stamp, self._table, self._failure = stamp, table, None
+        log.info("csv read file=%s bytes=%d zones=%d hours=%d took=%.2fs", self.path, st.st_size, len(table),
+                 sum(len(z.starts) for z in table.values()), time.monotonic() - t0)
+        return table
 
     def current(self, zone: str, now: datetime, session: RecordingSession | None) -> LiveValue:
-        try:
-            points = self._load()
-        except InputError as exc:
-            raise RefreshError("parse", exc.message()) from None
-        return _value(pick(points, zone, now, self.max_age), self.label)
+        series = self._load().get(canonical_zone(zone))
+        starts, values = (series.starts, series.values) if series is not None else (array("q"), array("d"))
+        t = (now - EPOCH) // US
+        i = bisect.bisect_right(starts, t) - 1
+        # hours are sorted and disjoint: the last one that started by now either covers now or is the last that
+        # ended, which is served while it is at most --max-age old
+        if i >= 0 and (t < starts[i] + HOUR_US or t - (starts[i] + HOUR_US) <= self.max_age // US):
+            start = EPOCH + starts[i] * US
+            return LiveValue(g_per_kwh=values[i], basis=self.basis, source=self.label, start=start, end=start + HOUR)
+        seen = f"the latest ended at {iso(EPOCH + (starts[i] + HOUR_US) * US)}" if i >= 0 else "none ended before now"
+        raise RefreshError("no_data", f"no value for zone {zone} at {iso(now)}: {len(starts)} point(s), {seen}")
 
 
 def build(name: str, *, base_url: str | None, token_file: str | None, csv: str | None, basis: str,

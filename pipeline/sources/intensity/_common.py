@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import math
-from collections.abc import Iterator
+import os
+import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ...errors import InputError
 from ...records import INTENSITY_BASES, IntensityPoint
@@ -17,6 +20,12 @@ from ...timeutil import parse_instant
 from .._text import check_no_surrogates
 
 MAX_G_PER_KWH = 5000.0  # no grid has ever averaged above ~1,300 g/kWh; 5,000 catches unit mix-ups (lbs, kg/MWh x1000)
+
+MIB = 1024 * 1024
+# Every intensity file is read whole (imports) or kept parsed (serve-intensity): a year of hourly values for 100
+# zones in the generic CSV is ~35 MB, far more than any source publishes per request; beyond, split the file.
+MAX_INPUT_BYTES = 64 * MIB
+CHUNK_BYTES = MIB
 
 MOER_WARNING = (
     "WattTime co2_moer is a marginal emission rate (the plant that responds to extra load), "
@@ -32,23 +41,123 @@ class ParseResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_text(path: Path) -> str:
-    """The file as text (UTF-8, BOM tolerated); empty or unreadable files are input errors."""
+class UnreadableFile(InputError):
+    """The file could not be opened as a regular file (missing, no permission, a FIFO, device or directory);
+    `why` says which in a few words (e.g. "Permission denied", "a FIFO, not a regular file")."""
+
+    def __init__(self, where: str, problem: str, hint: str, why: str) -> None:
+        super().__init__(where, problem, hint)
+        self.why = why
+
+
+def open_regular(path: Path, max_bytes: int = MAX_INPUT_BYTES, *, hint: str = "") -> tuple[BinaryIO, os.stat_result]:
+    """The file opened for binary reading and its fstat: UnreadableFile when it is not a regular file, InputError
+    (naming the file, its size and the limit) when it is larger than `max_bytes`.
+
+    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer (then refused by fstat,
+    which describes what was opened, not what the path named a moment before). Symbolic links are followed:
+    the path is the operator's own (a Kubernetes ConfigMap mount is links all the way down).
+    """
     name = str(path)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(name, "file not found", "check the path") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError as e:
+        raise UnreadableFile(name, "file not found", "check the path", e.strerror or "not found") from None
+    except OSError as e:
+        raise UnreadableFile(name, f"cannot read file ({e.strerror})", "check the path and its permissions",
+                             e.strerror or str(e)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = _kind(st.st_mode)
+            raise UnreadableFile(name, f"not a regular file ({kind})", "give the path of a plain file",
+                                 f"{kind}, not a regular file")
+        if st.st_size > max_bytes:
+            raise InputError(name, f"file is {st.st_size:,} bytes, above the limit of {max_bytes:,} bytes "
+                             f"({max_bytes / MIB:g} MiB)", hint or "split it (e.g. by zone or by year) and import "
+                             "each part")
+        return os.fdopen(fd, "rb"), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a plain file"
+
+
+def read_text(path: Path, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """The file as text (UTF-8, BOM tolerated); empty, unreadable, non-regular or too large files are input errors."""
+    name = str(path)
+    f, _ = open_regular(path, max_bytes)
+    try:
+        with f:
+            raw = f.read(max_bytes + 1)
     except OSError as e:
         raise InputError(name, f"cannot read file ({e.strerror})", "check the path and its permissions") from None
+    if len(raw) > max_bytes:        # it grew after the size check
+        raise InputError(name, f"file is more than {max_bytes:,} bytes ({max_bytes / MIB:g} MiB)",
+                         "split it (e.g. by zone or by year) and import each part")
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw[bom:].decode("utf-8")
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
+        line = raw[: bom + e.start].count(b"\n") + 1
         raise InputError(f"{name}:{line}", "not UTF-8 text", "save the file as UTF-8") from None
     if not text.strip():
         raise InputError(name, "file is empty", "export the data again; an empty file holds no intensity values")
     return text
+
+
+def iter_lines(f: BinaryIO, name: str, max_bytes: int = MAX_INPUT_BYTES, *, hint: str = "") -> Iterator[str]:
+    """The lines of a UTF-8 file (BOM tolerated) as `text.splitlines(keepends=True)` gives them for the whole text,
+    decoded a chunk at a time, so neither the bytes nor the text of the whole file are ever held."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    carry, newlines = "", 0
+    for chunk in _chunks(f, name, max_bytes, hint):
+        pending = len(decoder.getstate()[0])      # bytes of a character cut by the previous chunk
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as e:
+            line = newlines + chunk[: max(0, e.start - pending)].count(b"\n") + 1
+            raise InputError(f"{name}:{line}", "not UTF-8 text", "save the file as UTF-8") from None
+        newlines += chunk.count(b"\n")
+        parts = (carry + text).splitlines(keepends=True)
+        if not chunk:
+            yield from parts
+            return
+        # the last piece may be a line cut by the chunk (or a CR whose LF comes next): it goes with the next one
+        carry = parts.pop() if parts else ""
+        yield from parts
+
+
+def _chunks(f: BinaryIO, name: str, max_bytes: int, hint: str) -> Iterator[bytes]:
+    """The file's bytes in chunks, without a leading BOM, then b"" at the end."""
+    total = 0
+
+    def read() -> bytes:
+        nonlocal total
+        chunk = f.read(CHUNK_BYTES)
+        total += len(chunk)
+        if total > max_bytes:        # it grew after the size check
+            raise InputError(name, f"file is more than {max_bytes:,} bytes ({max_bytes / MIB:g} MiB)",
+                             hint or "split it (e.g. by zone or by year) and import each part")
+        return chunk
+
+    head = b""
+    while len(head) < len(codecs.BOM_UTF8) and (chunk := read()):
+        head += chunk
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8):]
+    if head:
+        yield head
+    while chunk := read():
+        yield chunk
+    yield b""
 
 
 def load_json(text: str, name: str) -> Any:
@@ -67,9 +176,10 @@ def load_json(text: str, name: str) -> Any:
     return data
 
 
-def csv_rows(text: str, name: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of each non-blank CSV record; line numbers count physical lines from 1."""
-    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+def csv_rows(text: str | Iterable[str], name: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each non-blank CSV record; line numbers count physical lines from 1.
+    `text` is the whole text, or its lines (`iter_lines`) to read a file as a stream."""
+    reader = csv.reader(text.splitlines(keepends=True) if isinstance(text, str) else text, strict=True)
     line = 1
     try:
         for fields in reader:

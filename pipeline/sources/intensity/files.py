@@ -9,7 +9,7 @@ from typing import Any
 from ...errors import InputError
 from ...records import IntensityPoint
 from . import electricitymaps, generic_csv, uk, watttime
-from ._common import ParseResult, load_json, read_text
+from ._common import ParseResult, iter_lines, load_json, open_regular, read_text
 from .checks import canonical_points
 
 _Parser = Callable[..., ParseResult]
@@ -39,7 +39,17 @@ def parse(path: str | Path, fmt: str, *, zone: str | None = None, basis: str | N
         raise InputError("--format", f"unknown intensity format {fmt!r}", f"use one of {', '.join(FORMATS)}")
     p = Path(path)
     zone = zone.strip() if zone and zone.strip() else None
-    result = parser(read_text(p), str(path), zone=zone, basis=basis)
+    if fmt == "csv":
+        # read as a stream: the file's bytes, text and lines are never held next to its points
+        f, _ = open_regular(p)
+        try:
+            with f:
+                result = generic_csv.parse_csv(iter_lines(f, str(path)), str(path), zone=zone, basis=basis)
+        except OSError as e:
+            raise InputError(str(path), f"cannot read file ({e.strerror})", "check the path and its permissions") \
+                from None
+    else:
+        result = parser(read_text(p), str(path), zone=zone, basis=basis)
     return ParseResult(canonical_points(result.points), result.warnings)
 
 

@@ -8,7 +8,9 @@ means, or import it as Electricity Maps JSON, UK or WattTime JSON, which carry e
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from ...errors import InputError
 from ...records import IntensityPoint
@@ -22,9 +24,32 @@ COLUMNS = ("timestamp", "zone", "intensity_g_per_kwh")
 REQUIRED = ("timestamp", "intensity_g_per_kwh")
 
 
-def parse_csv(text: str, name: str, *, zone: str | None = None, basis: str | None = None) -> ParseResult:
+class Row(NamedTuple):
+    line: int
+    zone: str                  # as written in the file (or --zone)
+    start: datetime
+    end: datetime
+    g_per_kwh: float
+
+
+def parse_csv(text: str | Iterable[str], name: str, *, zone: str | None = None,
+              basis: str | None = None) -> ParseResult:
     """Rows of the generic CSV. `basis` defaults to lifecycle (the CSV has no basis column)."""
     b = check_basis(basis, default="lifecycle")
+    points = [IntensityPoint(zone=r.zone, start=r.start, end=r.end, g_per_kwh=r.g_per_kwh, basis=b, source=SOURCE,
+                             origin=f"{name}:{r.line}") for r in iter_rows(text, name, zone=zone)]
+    if not points:
+        raise no_rows(name)
+    return ParseResult(points)
+
+
+def no_rows(name: str) -> InputError:
+    return InputError(name, "no data rows after the header", "add rows or check you chose the right file")
+
+
+def iter_rows(text: str | Iterable[str], name: str, *, zone: str | None = None) -> Iterator[Row]:
+    """The checked rows of the generic CSV, one at a time (`text`: the whole text, or its lines as a stream);
+    the first bad row is an InputError naming its line."""
     rows = csv_rows(text, name)
     first = next(rows, None)
     if first is None:
@@ -46,7 +71,6 @@ def parse_csv(text: str, name: str, *, zone: str | None = None, basis: str | Non
                          "the header must be timestamp,zone,intensity_g_per_kwh")
     if "zone" not in cols:
         require_zone(zone, where_h, "csv (no zone column)")
-    points: list[IntensityPoint] = []
     for line, fields in rows:
         where = f"{name}:{line}"
         if len(fields) != len(header):
@@ -57,8 +81,4 @@ def parse_csv(text: str, name: str, *, zone: str | None = None, basis: str | Non
         z = require_zone(z or zone, where, "csv row (empty zone)")
         start = parse_instant(fields[cols["timestamp"]], where)
         value = number(fields[cols["intensity_g_per_kwh"]], where)
-        points.append(IntensityPoint(zone=z, start=start, end=plus(start, HOUR, where), g_per_kwh=value, basis=b,
-                                     source=SOURCE, origin=where))
-    if not points:
-        raise InputError(name, "no data rows after the header", "add rows or check you chose the right file")
-    return ParseResult(points)
+        yield Row(line, z, start, plus(start, HOUR, where), value)

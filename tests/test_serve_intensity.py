@@ -541,6 +541,8 @@ BAD = [
     (["--source", "annual", "--zone", "FR", "--max-age", "60", "--refresh-interval", "300"],
      "--max-age: 60s is not longer than --refresh-interval 300s"),
     (["--source", "annual"], "--zone: no zone to serve"),
+    (["--source", "uk", "--zone", "GB", "--base-url", "https://bob:s3cret@api.example.com"],
+     "--base-url: the URL contains credentials"),
     (["--source", "annual", "--zone", " "], "--zone: empty zone"),
     (["--source", "uk", "--zone", "FR"], "--zone: FR: not a UK Carbon Intensity zone"),
     (["--source", "electricitymaps", "--zone", "FR"], "ELECTRICITYMAPS_TOKEN: credential not set"),
@@ -573,6 +575,7 @@ def test_bad_flags_exit_2_with_one_line(tmp_path, args, fragment):
     lines = res.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("wattprint serve-intensity: error: "), res.stderr
     assert fragment in lines[0], lines[0]
+    assert "s3cret" not in res.stderr
 
 
 # -- golden page --------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -416,6 +417,10 @@ def options(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
             raise InputError("--base-url", f"{source} is not an API", "drop --base-url")
         if not args.base_url.startswith(("http://", "https://")):
             raise InputError("--base-url", f"{args.base_url!r} is not an http(s) URL", "e.g. https://api.example.com")
+        if "@" in urlsplit(args.base_url).netloc:
+            # the URL is named in every refresh warning; as `intensity fetch` does
+            raise InputError("--base-url", "the URL contains credentials (user:password@)",
+                             "remove them; API credentials come from --token-file or the environment")
     level = (args.log_level or "info").strip().lower()
     if level not in LOG_LEVELS:
         raise InputError("--log.level", f"unknown level {args.log_level!r}", f"use one of {', '.join(LOG_LEVELS)}")

@@ -100,10 +100,10 @@ def test_unreadable_entries(tmp_path: Path) -> None:
     (tmp_path / "0").write_text("7001\n")
     (tmp_path / "1").mkdir()  # a directory named like a GPU
     os.mkfifo(tmp_path / "2")  # must not block the poller
-    (tmp_path / "0.1").symlink_to(tmp_path / "gone")  # dangling: treated as removed, not counted
+    (tmp_path / "0.1").symlink_to(tmp_path / "gone")  # a link, dangling or not, is never followed
     d = MappingDirDiscovery(tmp_path)
     assert d.discover(READINGS) == {"0": jobs("7001")}
-    assert d.errors == {"unreadable": 2}
+    assert d.errors == {"unreadable": 2, "symlink": 1}
 
 
 def test_warns_once_per_reason_without_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

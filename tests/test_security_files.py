@@ -24,12 +24,17 @@ from typing import Any
 
 import duckdb
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.jobs.mapping_dir import MAX_FILE_BYTES as MAPPING_FILE_BYTES
+from exporter.jobs.mapping_dir import MAX_FILES_PER_GPU, MAX_JOBS_PER_GPU
 from pipeline import db
 from pipeline.errors import DatabaseWriteError, InputError
 from pipeline.sources.intensity import _common
 from pipeline.sources.intensity._common import MAX_INPUT_BYTES
 from tests.conftest import REPO
+from tests.exporter_proc import running_exporter, wait_until
 from tests.test_serve_intensity import Serve, errors, get, intensity, wait_for
 
 JOBS_CSV = ("job_id,project,phase,cluster,user,start,end,nodes,gpus\n"
@@ -358,3 +363,69 @@ def test_the_streamed_lines_are_the_whole_texts_lines(monkeypatch):
         except InputError as e:
             got = ("error", e.where)
         assert got == want, raw
+
+
+# -- wattprint-exporter --job-discovery mapping-dir: links to secrets, floods of files and jobs -------------
+
+SECRET_LINES = ("root_password_hunter2", "AWS_SECRET_KEY_abc123")     # both valid job ids if ever read
+
+
+def _hostile_mapping_dir(root: Path) -> Path:
+    secret = root / "secret"
+    secret.write_text("".join(f"{line}\n" for line in SECRET_LINES))
+    mapping = root / "mapping"
+    mapping.mkdir()
+    (mapping / "0").write_text("legit-0\n")
+    (mapping / "1").write_text("legit-1\n")
+    (mapping / "0.1").symlink_to(secret)             # a link to a file only the exporter's capabilities can read
+    (mapping / "1.1").symlink_to(root)               # to a directory
+    os.link(secret, mapping / "0.2")                 # another name for the secret itself
+    os.mkfifo(mapping / "1.2")
+    n = 0
+    for gpu in (0, 1):                               # 40 files of 64 KiB of distinct ids per GPU
+        for inst in range(3, 43):
+            ids = []
+            size = 0
+            while size + 9 <= MAPPING_FILE_BYTES:
+                ids.append(f"j{n:07d}\n")
+                size += 9
+                n += 1
+            (mapping / f"{gpu}.{inst}").write_text("".join(ids))
+    return mapping
+
+
+def test_mapping_dir_reads_no_link_and_caps_files_and_jobs_per_gpu(tmp_path):
+    mapping = _hostile_mapping_dir(tmp_path)
+    with running_exporter("--backend", "replay", "--replay-gpus", "2", "--job-discovery", "mapping-dir",
+                          "--mapping-dir", str(mapping), "--poll-interval", "0.5") as (proc, port):
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert wait_until(lambda: 'reason="too_many_jobs"' in requests.get(url, timeout=10).text, timeout=30)
+        time.sleep(1.5)                              # a few more polls over the same directory
+        t0 = time.monotonic()
+        page = requests.get(url, timeout=10).text
+        scrape = time.monotonic() - t0
+        hwm_kib = next(int(line.split()[1]) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                       if line.startswith("VmHWM:"))
+        assert proc.poll() is None
+    families = {f.name: f for f in text_string_to_metric_families(page)}
+    job_ids: dict[str, set[str]] = {}
+    for s in families["wattprint_job_energy_joules"].samples:
+        job_ids.setdefault(s.labels["gpu"], set()).add(s.labels["job_id"])
+    errors = {s.labels["reason"]: s.value for s in families["wattprint_job_discovery_errors"].samples
+              if s.name.endswith("_total")}
+    poll = next(s.value for s in families["wattprint_exporter_poll_duration_seconds"].samples)
+    entries = sorted(mapping.iterdir())
+    size = sum(p.lstat().st_size for p in entries if p.is_file() and not p.is_symlink())
+    figure(f"hostile mapping dir (2 GPUs, {len(entries)} entries, {size:,} bytes, a symlink and a hard link to a "
+           "secret)",
+           f"jobs per GPU {sorted(len(v) for v in job_ids.values())}, page {len(page.encode()):,} bytes, "
+           f"poll {poll * 1000:.1f} ms, scrape {scrape * 1000:.0f} ms, VmHWM {hwm_kib / 1024:.0f} MiB, "
+           f"errors {errors}")
+    for line in SECRET_LINES:
+        assert line not in page
+    assert set(job_ids) == {"0", "1"}
+    assert all(len(ids) == MAX_JOBS_PER_GPU for ids in job_ids.values()), {g: len(v) for g, v in job_ids.items()}
+    assert "legit-0" in job_ids["0"] and "legit-1" in job_ids["1"]
+    assert errors["symlink"] >= 2 and errors["hardlink"] >= 1 and errors["unreadable"] >= 1
+    assert errors["too_many_files"] >= 2 * (42 - MAX_FILES_PER_GPU) and errors["too_many_jobs"] > 0
+    assert len(page.encode()) < 256 * 1024            # was 37 MB for 10 such files

@@ -11,6 +11,13 @@ to GPU ``g``; with no PIDs the poller splits the board's energy equally among
 its jobs. The files are written by other programs at any moment, so every
 problem (odd names, half-written or binary files, junk lines) is counted and
 skipped: one bad file must never hide the jobs in the others.
+
+Whoever can write the directory must not be able to make the exporter read
+other files (it may run with CAP_DAC_READ_SEARCH for RAPL, and what it reads
+becomes `job_id` label values) nor grow its poll and metrics page without
+bound: entries are opened relative to the directory without following symbolic
+links, hard-linked files are refused, and each GPU gets at most
+MAX_FILES_PER_GPU files and MAX_JOBS_PER_GPU jobs per poll.
 """
 
 from __future__ import annotations
@@ -33,8 +40,13 @@ SOURCE = "mapping-dir"
 # Prolog scripts write a handful of short lines; anything bigger is not a mapping file.
 MAX_FILE_BYTES = 64 * 1024
 MAX_JOB_ID_CHARS = 128
+# A GPU has one file, or one per MIG GPU instance (at most 7 at a time; their ids, 1-14, may leave stale files).
+MAX_FILES_PER_GPU = 16
+# MPS serves at most 48 clients per GPU and MIG at most 7 instances; Slurm shards or time-slicing put tens of
+# jobs on one GPU. Beyond this a file is not a job list (10 files of 64 KiB made 72,810 jobs and a 37 MB page).
+MAX_JOBS_PER_GPU = 64
 
-_FILENAME = re.compile(r"(\d+)(?:\.\d+)?", re.ASCII)
+_FILENAME = re.compile(r"(\d+)(?:\.(\d+))?", re.ASCII)
 # Slurm ids (123, 123_4, 123+1, 123_[1-5]) and the ids other schedulers use; no spaces or control characters.
 _JOB_ID = re.compile(rf"[A-Za-z0-9_.+:\-\[\]]{{1,{MAX_JOB_ID_CHARS}}}")
 
@@ -52,7 +64,9 @@ class MappingDirDiscovery:
     def discover(self, readings: Sequence[GpuReading]) -> Assignment:
         wanted = {r.info.index for r in readings}
         try:
-            names = sorted(os.listdir(self.path))
+            # The directory is the operator's path (a link to it is fine); its entries are opened relative to this
+            # descriptor, so the directory listed is the directory read.
+            dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             # Slurm's prolog may create the directory with the first job.
             self._skip("missing_dir", f"directory {self.path} does not exist")
@@ -60,8 +74,18 @@ class MappingDirDiscovery:
         except OSError as exc:
             self._skip("unreadable", f"cannot list {self.path}: {exc.strerror or exc}")
             return {}
+        try:
+            return self._discover(dir_fd, wanted)
+        finally:
+            os.close(dir_fd)
 
-        found: dict[str, dict[Job, frozenset[int]]] = {}
+    def _discover(self, dir_fd: int, wanted: set[str]) -> Assignment:
+        try:
+            names = os.listdir(dir_fd)
+        except OSError as exc:
+            self._skip("unreadable", f"cannot list {self.path}: {exc.strerror or exc}")
+            return {}
+        per_gpu: dict[str, list[tuple[int, str]]] = {}
         for name in names:
             m = _FILENAME.fullmatch(name)
             if m is None:
@@ -71,29 +95,56 @@ class MappingDirDiscovery:
             if gpu not in wanted:
                 log.debug("mapping file %s names gpu %s, which the backend does not report", name, gpu)
                 continue
-            job_ids = self._read(name)
-            if not job_ids:
-                continue
-            jobs = found.setdefault(gpu, {})
-            for job_id in job_ids:
-                jobs[Job(job_id, SOURCE)] = frozenset()
+            instance = int(m.group(2)) if m.group(2) is not None else -1
+            per_gpu.setdefault(gpu, []).append((instance, name))
+
+        found: dict[str, dict[Job, frozenset[int]]] = {}
+        for gpu, files in per_gpu.items():
+            files.sort()                       # the board's own file, then its instances in numeric order
+            if len(files) > MAX_FILES_PER_GPU:
+                for _, name in files[MAX_FILES_PER_GPU:]:
+                    self._skip("too_many_files", f"{self.path / name}: gpu {gpu} has {len(files)} mapping files, "
+                               f"only the first {MAX_FILES_PER_GPU} are read")
+            jobs: dict[Job, frozenset[int]] = {}
+            for _, name in files[:MAX_FILES_PER_GPU]:
+                dropped = 0
+                for job_id in self._read(dir_fd, name):
+                    job = Job(job_id, SOURCE)
+                    if job in jobs:
+                        continue
+                    if len(jobs) >= MAX_JOBS_PER_GPU:
+                        dropped += 1
+                        continue
+                    jobs[job] = frozenset()
+                if dropped:
+                    self._skip("too_many_jobs", f"{self.path / name}: {dropped} job(s) dropped, gpu {gpu} already has "
+                               f"{MAX_JOBS_PER_GPU} (the most read per GPU)", dropped)
+            if jobs:
+                found[gpu] = jobs
         return found
 
-    def _read(self, name: str) -> list[str]:
+    def _read(self, dir_fd: int, name: str) -> list[str]:
         """Job ids in one mapping file; [] (and a counted reason) if it cannot be used."""
         path = self.path / name
         try:
-            # O_NONBLOCK: a FIFO dropped in the directory must not hang the poller.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            # O_NONBLOCK: a FIFO dropped in the directory must not hang the poller. O_NOFOLLOW: a link to another
+            # file (a secret the exporter's capabilities can read) is refused, not read as job ids.
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self._skip("symlink", f"{path} is a symbolic link: mapping files are read only as themselves")
             # A file removed by the epilog between listdir and open is simply gone.
-            if exc.errno != errno.ENOENT:
+            elif exc.errno != errno.ENOENT:
                 self._skip("unreadable", f"cannot open {path}: {exc.strerror or exc}")
             return []
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 self._skip("unreadable", f"{path} is not a regular file")
+                return []
+            if st.st_nlink > 1:
+                # another name for a file elsewhere; prolog scripts write their own file (and rename it in place)
+                self._skip("hardlink", f"{path} has {st.st_nlink} links: mapping files are read only as themselves")
                 return []
             if st.st_size > MAX_FILE_BYTES:
                 self._skip("too_large", f"{path} has {st.st_size} bytes, limit {MAX_FILE_BYTES}")
@@ -118,20 +169,31 @@ class MappingDirDiscovery:
             return []
 
         job_ids: list[str] = []
-        for lineno, raw in enumerate(text.splitlines(), 1):
+        seen: set[str] = set()
+        lines = text.splitlines()
+        examined = 0
+        for lineno, raw in enumerate(lines, 1):
             line = raw.strip()
             if not line:
                 continue
+            if examined == MAX_JOBS_PER_GPU:
+                # the rest are not looked at one by one (a 64 KiB file holds 7,000 lines): counted, dropped
+                rest = sum(1 for r in lines[lineno - 1:] if r.strip())
+                self._skip("too_many_jobs", f"{path}: {rest} line(s) after the first {MAX_JOBS_PER_GPU} job ids "
+                           "dropped", rest)
+                break
+            examined += 1
             if not _JOB_ID.fullmatch(line):
                 self._skip("bad_job_id", f"{path}:{lineno} is not a job id: {line[:40]!r}")
                 continue
-            if line not in job_ids:
+            if line not in seen:
+                seen.add(line)
                 job_ids.append(line)
         return job_ids
 
-    def _skip(self, reason: str, detail: str) -> None:
+    def _skip(self, reason: str, detail: str, count: int = 1) -> None:
         # Files are re-read every poll: warn once per reason, then keep quiet at debug level.
-        self.errors[reason] += 1
+        self.errors[reason] += count
         level = logging.DEBUG if reason in self._warned else logging.WARNING
         self._warned.add(reason)
         log.log(level, "mapping-dir skipped reason=%s %s", reason, detail)

@@ -429,3 +429,21 @@ def test_mapping_dir_reads_no_link_and_caps_files_and_jobs_per_gpu(tmp_path):
     assert errors["symlink"] >= 2 and errors["hardlink"] >= 1 and errors["unreadable"] >= 1
     assert errors["too_many_files"] >= 2 * (42 - MAX_FILES_PER_GPU) and errors["too_many_jobs"] > 0
     assert len(page.encode()) < 256 * 1024            # was 37 MB for 10 such files
+
+
+def test_mapping_dir_caps_are_exact(tmp_path):
+    """The limits as an operator would check them: the 64th job of a GPU is exported, the 65th is counted."""
+    from exporter.backends.base import GpuInfo, GpuReading
+    from exporter.jobs.mapping_dir import MappingDirDiscovery
+
+    readings = [GpuReading(info=GpuInfo(index=str(i), uuid=f"GPU-{i}"), timestamp=0.0, pids=None) for i in (0, 1)]
+    (tmp_path / "0").write_text("".join(f"a{i}\n" for i in range(MAX_JOBS_PER_GPU)))        # exactly the cap
+    (tmp_path / "0.1").write_text("a0\nb0\nb1\n")                                           # one old, two over
+    (tmp_path / "1").write_text("".join(f"c{i}\n" for i in range(MAX_JOBS_PER_GPU + 10)))   # 10 lines over
+    for inst in range(1, MAX_FILES_PER_GPU + 2):                          # with the board's own file: 2 over
+        (tmp_path / f"1.{inst}").write_text("c0\n")
+    d = MappingDirDiscovery(tmp_path)
+    found = d.discover(readings)
+    assert {j.job_id for j in found["0"]} == {f"a{i}" for i in range(MAX_JOBS_PER_GPU)}
+    assert {j.job_id for j in found["1"]} == {f"c{i}" for i in range(MAX_JOBS_PER_GPU)}
+    assert d.errors == {"too_many_jobs": 2 + 10, "too_many_files": 2}

@@ -79,6 +79,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from .errors import InputError
+from .files import MAX_SMALL_FILE_BYTES, read_regular
 from .nodes import node_matches
 from .records import INTENSITY_BASES
 from .sources.jobs import yamlmarks
@@ -256,7 +257,7 @@ def load(path: str | Path | None) -> Config:
         return Config()
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        text = read_regular(path, MAX_SMALL_FILE_BYTES, what="config").decode("utf-8-sig")
     except OSError as exc:
         raise InputError(name, f"cannot read the config: {exc.strerror or exc}", "check --config") from None
     except UnicodeDecodeError:

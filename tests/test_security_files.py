@@ -278,6 +278,21 @@ def test_intensity_import_refuses_a_hostile_file_at_once(tmp_path, kind):
     assert not dbfile.exists()
 
 
+@pytest.mark.parametrize("target", ["jobs file", "config", "phase rules"])
+def test_a_fifo_as_any_other_input_file_is_refused_at_once(tmp_path, target):
+    """jobs import's file, --config and --rules were read with a blocking open: a FIFO hung the verb."""
+    fifo = tmp_path / "input.fifo"
+    os.mkfifo(fifo)
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(JOBS_CSV)
+    args = {"jobs file": [str(fifo)], "config": [str(jobs), "--config", str(fifo)],
+            "phase rules": [str(jobs), "--rules", str(fifo)]}[target]
+    res, took = wattprint("jobs", "import", *args, "--format", "csv", "--db", str(tmp_path / "w.duckdb"), timeout=30)
+    line = one_line_error(res, "jobs import")
+    figure(f"FIFO as the {target} of jobs import", f"exit {res.returncode} in {took:.2f} s: {line}")
+    assert res.returncode == 2 and str(fifo) in line and "a FIFO, not a regular file" in line, line
+
+
 def test_serve_intensity_counts_a_csv_replaced_by_a_fifo_or_a_huge_file_and_recovers(serve, tmp_path):
     path = tmp_path / "intensity.csv"
     path.write_text(_now_csv(41.0, ("FR", "DE")))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import InputError
+from ...files import MAX_JOB_FILE_BYTES, read_regular
 from ...records import PHASES, JobRecord
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class ImportResult:
 def read_text(path: str | Path) -> str:
     """A UTF-8 file's text (a BOM is dropped); InputError naming the file otherwise."""
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
+        return read_regular(path, MAX_JOB_FILE_BYTES, what="job file").decode("utf-8-sig")
     except OSError as exc:
         raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

@@ -31,6 +31,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from ...errors import InputError
+from ...files import MAX_SMALL_FILE_BYTES, read_regular
 from ...records import PHASES
 from . import yamlmarks
 from .common import suggest
@@ -89,7 +90,7 @@ class Rules:
     def load(cls, path: str | Path) -> Rules:
         name = str(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = read_regular(path, MAX_SMALL_FILE_BYTES, what="phase rules file").decode("utf-8")
         except OSError as exc:
             raise InputError(name, f"cannot read the phase rules file: {exc.strerror or exc}") from None
         except UnicodeDecodeError:

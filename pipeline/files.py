@@ -21,7 +21,7 @@ MAX_JOB_FILE_BYTES = 1024 * MIB
 MAX_SMALL_FILE_BYTES = 16 * MIB
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
         if test(mode):
@@ -37,7 +37,7 @@ def read_regular(path: str | Path, max_bytes: int, *, what: str = "file") -> byt
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
-            raise InputError(name, f"the {what} is {_kind(st.st_mode)}, not a regular file",
+            raise InputError(name, f"the {what} is {file_kind(st.st_mode)}, not a regular file",
                              "give the path of a plain file")
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:

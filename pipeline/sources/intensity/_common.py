@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ...errors import InputError
+from ...files import file_kind
 from ...records import INTENSITY_BASES, IntensityPoint
 from ...timeutil import parse_instant
 from .._text import check_no_surrogates
@@ -69,7 +70,7 @@ def open_regular(path: Path, max_bytes: int = MAX_INPUT_BYTES, *, hint: str = ""
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            kind = _kind(st.st_mode)
+            kind = file_kind(st.st_mode)
             raise UnreadableFile(name, f"not a regular file ({kind})", "give the path of a plain file",
                                  f"{kind}, not a regular file")
         if st.st_size > max_bytes:
@@ -80,14 +81,6 @@ def open_regular(path: Path, max_bytes: int = MAX_INPUT_BYTES, *, hint: str = ""
     except BaseException:
         os.close(fd)
         raise
-
-
-def _kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return kind
-    return "not a plain file"
 
 
 def read_text(path: Path, max_bytes: int = MAX_INPUT_BYTES) -> str:

@@ -37,10 +37,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 
+from exporter import safehttp
 from exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
 
 from . import __version__
@@ -166,16 +167,12 @@ def range_chunks(
 
 
 def redact_url(url: str) -> str:
-    """`url` without user:password@ and without query string, safe for messages."""
+    """`url` without user:password@ and without query string, safe for messages (and the stored endpoint)."""
     try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        _ = urlsplit(url).port
     except ValueError:
         return "<unparseable URL>"
+    return safehttp.redact_url(url).partition("?")[0]
 
 
 @dataclass(frozen=True, repr=False)

@@ -102,10 +102,10 @@ def test_exporter_header_flood_keeps_rss_bounded_and_scraper_served(tmp_path: Pa
                           scheme="https", verify=crt) as (proc, port):
         flood = HeaderFlood("127.0.0.1", port, connections=300, chunk=800, interval=0.5, line=8000, tls=True)
         url = f"https://127.0.0.1:{port}/metrics"
-        figures = _scrape_under_attack(proc.pid, url, flood, seconds=20, verify=crt)
+        figures = _scrape_under_attack(proc.pid, url, flood, seconds=15, verify=crt)
         page = requests.get(url, auth=("prometheus", PASSWORD), timeout=10, verify=crt).text
     print(f"\nexporter under a 300-connection TLS header flood: {figures}")
-    assert figures["failed"] == 0 and figures["ok"] >= 40, figures
+    assert figures["failed"] == 0 and figures["ok"] >= 30, figures
     assert figures["growth_mib"] < RSS_BOUND_MIB, figures
     assert figures["closed_by_server"] > 300, figures  # the server ended connections, not the attacker
     refused = sum(_metric(page, "wattprint_exporter_http_refused_connections_total", reason=r)
@@ -127,13 +127,13 @@ def test_serve_intensity_header_flood_keeps_rss_bounded(tmp_path: Path, pw_hash:
         wait_http(f"http://127.0.0.1:{port}/-/healthy")
         flood = HeaderFlood("127.0.0.1", port, connections=300, chunk=16384, interval=0.25)
         url = f"http://127.0.0.1:{port}/metrics"
-        figures = _scrape_under_attack(proc.pid, url, flood, seconds=10)
+        figures = _scrape_under_attack(proc.pid, url, flood, seconds=8)
         page = requests.get(url, auth=("prometheus", PASSWORD), timeout=10).text
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     print(f"\nserve-intensity under a 300-connection header flood: {figures}")
-    assert figures["failed"] == 0 and figures["ok"] >= 20, figures
+    assert figures["failed"] == 0 and figures["ok"] >= 15, figures
     assert figures["growth_mib"] < RSS_BOUND_MIB, figures
     assert _metric(page, "wattprint_intensity_exporter_http_refused_connections_total", reason="head_too_large") > 0
     assert "Traceback" not in err
@@ -211,20 +211,22 @@ def _trickle(port: int, data: bytes, every: float, tls: bool = False) -> float:
 
 def test_a_trickled_head_ends_at_the_deadline_not_per_byte(serve: Callable[..., MetricsServer], tmp_path: Path,
                                                           pw_hash: str, cert: tuple[Path, Path]) -> None:
-    """One byte every 0.5 s never lets a single read time out; the whole head still has HEAD_TIMEOUT_S."""
+    """One byte every 0.5 s never lets a single read time out; the whole head still has HEAD_TIMEOUT_S.
+    Over TLS, a ClientHello sent a byte at a time: the handshake is part of the head's deadline. Both at once."""
     srv = serve(load_web_config(_web_config(tmp_path, pw_hash)))
-    head = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
-    took = _trickle(srv.port, head, every=0.5)
-    print(f"\ntrickled head closed after {took:.1f} s (deadline {HEAD_TIMEOUT_S:g} s)")
-    assert took < 2 * HEAD_TIMEOUT_S
-    assert srv.refusals["head_timeout"] == 1
-
-    # TLS: a ClientHello sent a byte at a time (the handshake is part of the head's deadline)
     tls = serve(load_web_config(_web_config(tmp_path, pw_hash, cert)))
-    hello = _client_hello()
-    took = _trickle(tls.port, hello, every=0.2)
-    print(f"trickled TLS ClientHello closed after {took:.1f} s")
-    assert took < 2 * HEAD_TIMEOUT_S
+    head = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+    took: dict[str, float] = {}
+    runs = [threading.Thread(target=lambda: took.__setitem__("head", _trickle(srv.port, head, every=0.5))),
+            threading.Thread(target=lambda: took.__setitem__("hello", _trickle(tls.port, _client_hello(), every=0.2)))]
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join(60)
+    print(f"\ntrickled head closed after {took['head']:.1f} s, trickled TLS ClientHello after {took['hello']:.1f} s "
+          f"(deadline {HEAD_TIMEOUT_S:g} s)")
+    assert took["head"] < 2 * HEAD_TIMEOUT_S and took["hello"] < 2 * HEAD_TIMEOUT_S
+    assert srv.refusals["head_timeout"] == 1
     # and a real TLS scraper is served meanwhile and after
     r = requests.get(f"https://127.0.0.1:{tls.port}/metrics", auth=("prometheus", PASSWORD), timeout=10,
                      verify=str(cert[0]))

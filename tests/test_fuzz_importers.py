@@ -964,6 +964,12 @@ JOB_REGRESSIONS = {
     "yaml deep block": ("yaml", "- " * 3000 + "x\n", {}, "", "nested too deeply"),
     # yamlmarks: an alias inside its own anchor recursed forever (RecursionError)
     "yaml recursive alias": ("yaml", "jobs: &a [*a]\n", {}, ":1", "refers to itself"),
+    # yamlmarks: an explicit tag PyYAML cannot build raised ValueError / AttributeError from its constructor
+    "yaml bad !!timestamp month": ("yaml", "- {start: !!timestamp '2000-0-01 00:00:00'}\n", {}, ":1",
+                                   "cannot be read as timestamp"),
+    "yaml bad !!timestamp shape": ("yaml", "- {start: !!timestamp 2000-01-01 00:00:00'}\n", {}, ":1",
+                                   "cannot be read as timestamp"),
+    "yaml bad !!int": ("yaml", "- {gpus: !!int x}\n", {}, ":1", "cannot be read as int"),
     # yamlmarks: a lone surrogate escape reached pyarrow (UnicodeEncodeError on insert)
     "yaml lone surrogate": ("yaml", '- {job_id: "\\ud800"}\n', {}, ":1", "lone surrogate"),
     # sacct.parse_json_text: RecursionError / ValueError escaped json.loads

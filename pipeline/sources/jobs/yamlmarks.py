@@ -155,7 +155,17 @@ class _Converter:
                 lst.append(self.convert(item))
                 lst.item_lines.append(item.start_mark.line + 1)
             return lst
-        value = self.loader.construct_object(node, deep=True)
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            # an explicit tag whose text PyYAML cannot build (!!timestamp '2000-0-01', !!int 'x') raises
+            # plain Python errors from its constructors rather than a YAMLError
+            why = f" ({exc})" if isinstance(exc, ValueError) else ""
+            raise InputError(f"{name}:{node.start_mark.line + 1}",
+                             f"value {node.value!r} cannot be read as {node.tag.rsplit(':', 1)[-1]}{why}",
+                             "fix the value or drop its !! tag") from None
         check_no_surrogates(value, f"{name}:{node.start_mark.line + 1}")
         return value
 

@@ -1,14 +1,13 @@
 # One image for the whole of wattprint: `wattprint-exporter` (the DaemonSet), `wattprint serve-intensity`
 # (the intensity exporter) and `wattprint` batch verbs (the monthly report CronJob). The Helm chart in
 # helm/wattprint runs it; build and push it yourself:
-#   docker build -t REGISTRY/wattprint:$(python -c 'import pipeline; print(pipeline.__version__)') .
+#   docker build -t REGISTRY/wattprint:$(python -c 'import wattprint; print(wattprint.__version__)') .
 # NVML comes from the host driver at run time (the NVIDIA container runtime mounts libnvidia-ml.so.1),
 # so nothing of CUDA is in the image.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY exporter ./exporter
-COPY pipeline ./pipeline
+COPY wattprint ./wattprint
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm

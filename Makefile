@@ -26,7 +26,7 @@ tools:
 	@scripts/bootstrap.sh --tools
 
 lint: setup
-	.venv/bin/ruff check exporter pipeline tests benchmarks grafana scripts
+	.venv/bin/ruff check wattprint tests benchmarks grafana scripts
 	.venv/bin/mypy
 
 bench: setup

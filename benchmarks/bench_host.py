@@ -43,10 +43,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from exporter.host.accounting import HostPoller  # noqa: E402
-from exporter.host.cgroups import CgroupCollector  # noqa: E402
-from exporter.host.procstat import read_small  # noqa: E402
-from exporter.host.rapl import RaplCollector  # noqa: E402
+from wattprint.exporter.host.accounting import HostPoller  # noqa: E402
+from wattprint.exporter.host.cgroups import CgroupCollector  # noqa: E402
+from wattprint.exporter.host.procstat import read_small  # noqa: E402
+from wattprint.exporter.host.rapl import RaplCollector  # noqa: E402
 
 TARGET = 0.01  # of one core at a 1 s poll interval
 HZ = 100

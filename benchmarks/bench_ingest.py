@@ -214,8 +214,8 @@ class Prometheus:
 
 def requests_for(url: str, start: dt.datetime, end: dt.datetime, step: int) -> list[tuple[str, str]]:
     """(url, form body) of every query_range request PromClient makes for the gpu_energy query, in order."""
-    from pipeline.promapi import _fmt_ms, _to_ms, range_chunks, selector
-    from pipeline.settings import load_settings
+    from wattprint.pipeline.promapi import _fmt_ms, _to_ms, range_chunks, selector
+    from wattprint.pipeline.settings import load_settings
 
     q = gpu_energy_query(load_settings(None))
     query = selector(q.metric, {})
@@ -230,7 +230,7 @@ def requests_for(url: str, start: dt.datetime, end: dt.datetime, step: int) -> l
 
 def curl_pass(reqs: list[tuple[str, str]], gzip: bool) -> dict[str, Any]:
     """One curl process per request, sequential; wall seconds summed, bytes on the wire summed."""
-    from pipeline import __version__
+    from wattprint.pipeline import __version__
 
     curl = shutil.which("curl")
     if not curl:
@@ -282,11 +282,11 @@ def child_ingest(args: dict[str, Any]) -> dict[str, Any]:
     sys.path.insert(0, args["root"])    # the checkout whose pipeline is measured (this one, or --compare-root)
     import requests
 
-    import pipeline.ingest as ingest_mod
-    from pipeline import db
-    from pipeline.model import build
-    from pipeline.promapi import PromClient, PromConfig
-    from pipeline.settings import load_settings
+    import wattprint.pipeline.ingest as ingest_mod
+    from wattprint.pipeline import db
+    from wattprint.pipeline.model import build
+    from wattprint.pipeline.promapi import PromClient, PromConfig
+    from wattprint.pipeline.settings import load_settings
 
     spent: dict[str, float] = {"http": 0.0, "call": 0.0, "convert": 0.0, "write": 0.0}
 

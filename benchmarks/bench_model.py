@@ -74,8 +74,8 @@ REL_TOL = 1e-6
 # --------------------------------------------------------------------------------------------- generation
 
 def settings(zones: int):
-    from pipeline.model import BuildSettings, ClusterFacts
-    from pipeline.sources.intensity.embedded import AnnualIntensity
+    from wattprint.pipeline.model import BuildSettings, ClusterFacts
+    from wattprint.pipeline.sources.intensity.embedded import AnnualIntensity
 
     zs = [ZONES[i % len(ZONES)] + ("" if i < len(ZONES) else str(i)) for i in range(zones)]
     return BuildSettings(
@@ -91,9 +91,9 @@ def settings(zones: int):
 
 def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: int) -> dict:
     """Write the fleet into a new wattprint DuckDB at `path`. path_kind: exporter | dcgm."""
-    from pipeline import db
-    from pipeline.db import sql_text
-    from pipeline.model import load_reference
+    from wattprint.pipeline import db
+    from wattprint.pipeline.db import sql_text
+    from wattprint.pipeline.model import load_reference
 
     if gpus % 8 or gpus <= 0:
         raise SystemExit("--gpus must be a positive multiple of 8 (8 GPUs per node)")
@@ -258,7 +258,7 @@ WARM_SQL = ("SELECT count(*), max(stream_id), max(start_ts), max(end_ts), sum(en
 
 
 def open_db(path: str, memory_limit: str | None):
-    from pipeline import db
+    from wattprint.pipeline import db
 
     con = db.connect(path)
     if memory_limit:
@@ -286,7 +286,7 @@ def phase_baseline(path: str, reps: int, memory_limit: str | None) -> dict:
 
 
 def phase_wattprint(path: str, zones: int, reps: int, memory_limit: str | None, totals_out: str | None) -> dict:
-    import pipeline.model as model
+    import wattprint.pipeline.model as model
 
     con = open_db(path, memory_limit)
     s = settings(zones)
@@ -339,7 +339,7 @@ def phase_wattprint(path: str, zones: int, reps: int, memory_limit: str | None, 
 
 def phase_profile(path: str, zones: int, memory_limit: str | None) -> dict:
     """EXPLAIN ANALYZE (JSON profiling) of int_hourly_pieces.sql: the operators that took the time."""
-    from pipeline.db import sql_text
+    from wattprint.pipeline.db import sql_text
 
     con = open_db(path, memory_limit)
     for name in ("macros", "int_node_allocations"):     # the inputs derive_results makes before it
@@ -383,7 +383,7 @@ def phase_pandas(path: str, zones: int, totals_in: str | None) -> dict:
     import duckdb
     import pandas as pd
 
-    from pipeline.db import duckdb_config
+    from wattprint.pipeline.db import duckdb_config
 
     warnings.simplefilter("ignore")
     con = duckdb.connect(path, read_only=True, config=duckdb_config())

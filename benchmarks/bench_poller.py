@@ -39,10 +39,10 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from exporter.app import App
-from exporter.config import Config
-from exporter.logs import setup_logging
-from exporter.poller import Snapshot
+from wattprint.exporter.app import App
+from wattprint.exporter.config import Config
+from wattprint.exporter.logs import setup_logging
+from wattprint.exporter.poller import Snapshot
 
 JOBS_PER_GPU = 2
 TARGET_CPU = 0.01  # of one core
@@ -50,7 +50,7 @@ TARGET_RSS_MB = 60.0
 REPO = Path(__file__).resolve().parent.parent
 # Mean µs per call over 500 calls on one H100 SXM, driver 580.159.04 (provenance: its folder's SOURCE.md)
 LATENCY_FIXTURE = REPO / "tests" / "fixtures" / "nvml-h100" / "api_latency_us.json"
-# What NvmlBackend.read() calls per GPU per poll (exporter/backends/nvml.py); GetEnforcedPowerLimit
+# What NvmlBackend.read() calls per GPU per poll (wattprint/exporter/backends/nvml.py); GetEnforcedPowerLimit
 # was not timed in the fixture and is taken as costing what GetPowerUsage costs.
 NVML_CALLS_PER_GPU = (
     ("nvmlDeviceGetTotalEnergyConsumption", "GetTotalEnergyConsumption"),
@@ -246,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx = {
         "bare": child_rss_kb("pass"),
         "prometheus_client": child_rss_kb("import prometheus_client"),
-        "exporter": child_rss_kb("import exporter.app, exporter.web, exporter.backends.replay, "
-                                 "exporter.jobs.mapping_dir"),
+        "exporter": child_rss_kb("import wattprint.exporter.app, wattprint.exporter.web, "
+                                 "wattprint.exporter.backends.replay, "
+                                 "wattprint.exporter.jobs.mapping_dir"),
     }
     with tempfile.TemporaryDirectory(prefix="wattprint-bench-") as tmp:
         r = run(args.seconds, args.gpus, args.scrape_every, Path(tmp))

@@ -67,7 +67,7 @@ def month_label() -> str:
 
 
 def window():
-    from pipeline.report.window import month
+    from wattprint.pipeline.report.window import month
 
     return month(month_label())
 
@@ -77,8 +77,8 @@ def window():
 
 def phase_build(path: str, zones: int) -> dict:
     """derive_results once (untimed in the tables), then the report's project: the most fct rows in the month."""
-    from pipeline import db
-    from pipeline.model import derive_results
+    from wattprint.pipeline import db
+    from wattprint.pipeline.model import derive_results
 
     con = db.connect(path)
     t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def phase_build(path: str, zones: int) -> dict:
 
 
 def open_ro(path: str):
-    from pipeline import db
+    from wattprint.pipeline import db
 
     con = db.connect(path, read_only=True)          # as `wattprint report` opens it
     con.execute(WARM_SQL).fetchall()
@@ -126,7 +126,7 @@ def phase_baseline(path: str, project: str, reps: int) -> dict:
 
 
 def report_options(project: str | None):
-    from pipeline.report.compute import ReportOptions
+    from wattprint.pipeline.report.compute import ReportOptions
 
     return ReportOptions(window=window(), project=project)
 
@@ -186,9 +186,9 @@ class _Fetch:
 
 
 def phase_report(path: str, project: str | None, reps: int) -> dict:
-    from pipeline.report.compute import build_report, finite
-    from pipeline.report.run import render
-    from pipeline.settings import load_settings
+    from wattprint.pipeline.report.compute import build_report, finite
+    from wattprint.pipeline.report.run import render
+    from wattprint.pipeline.settings import load_settings
 
     con = open_ro(path)
     settings = load_settings(None)     # clusters, zones and PUE come from the file's clusters table (bench_model)
@@ -225,7 +225,7 @@ def phase_report(path: str, project: str | None, reps: int) -> dict:
 
 def wattprint_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("wattprint")
-    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "pipeline.cli"]
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "wattprint.pipeline.cli"]
 
 
 def phase_cli(path: str, project: str | None, fmt: str, reps: int, out_dir: str) -> dict:

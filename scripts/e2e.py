@@ -59,7 +59,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.db import duckdb_config
+from wattprint.pipeline.db import duckdb_config
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = {"gpu": "wattprint_gpu_energy_joules_total", "idle": "wattprint_gpu_idle_energy_joules_total",
@@ -380,7 +380,8 @@ def command(name: str) -> list[str]:
     script = Path(sys.executable).with_name(name)
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", {"wattprint": "pipeline.cli", "wattprint-exporter": "exporter"}[name]]
+    return [sys.executable, "-m", {"wattprint": "wattprint.pipeline.cli",
+                                   "wattprint-exporter": "wattprint.exporter"}[name]]
 
 
 @dataclass

@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline import db  # noqa: E402
-from pipeline.report.compute import ReportOptions, build_report  # noqa: E402
-from pipeline.report.run import render  # noqa: E402
-from pipeline.report.window import month  # noqa: E402
-from pipeline.settings import load_settings  # noqa: E402
 from tests import reportkit  # noqa: E402
+from wattprint.pipeline import db  # noqa: E402
+from wattprint.pipeline.report.compute import ReportOptions, build_report  # noqa: E402
+from wattprint.pipeline.report.run import render  # noqa: E402
+from wattprint.pipeline.report.window import month  # noqa: E402
+from wattprint.pipeline.settings import load_settings  # noqa: E402
 
 GENERATED_AT = datetime(2024, 4, 1, tzinfo=UTC)
 EXAMPLES = {  # file stem -> (project, formats)

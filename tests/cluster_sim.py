@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from exporter.backends.base import GpuInfo, GpuReading
-from exporter.collectors import WattprintCollector
-from exporter.jobs.base import Assignment, Job
-from exporter.poller import Poller
+from wattprint.exporter.backends.base import GpuInfo, GpuReading
+from wattprint.exporter.collectors import WattprintCollector
+from wattprint.exporter.jobs.base import Assignment, Job
+from wattprint.exporter.poller import Poller
 
 Sample = tuple[str, dict[str, str], float, float]
 

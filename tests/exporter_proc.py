@@ -13,7 +13,7 @@ from tests.conftest import REPO, free_port, wait_http
 @contextmanager
 def running_exporter(*args: str, port: int | None = None, scheme: str = "http", **http_kw: object):
     port = port or free_port()
-    cmd = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args]
+    cmd = [sys.executable, "-m", "wattprint.exporter", "--web.listen-address", f"127.0.0.1:{port}", *args]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         try:
@@ -35,7 +35,7 @@ def running_exporter(*args: str, port: int | None = None, scheme: str = "http", 
 
 def run_exporter(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     """Run to completion (for start-up errors)."""
-    cmd = [sys.executable, "-m", "exporter", *args]
+    cmd = [sys.executable, "-m", "wattprint.exporter", *args]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TRACE = REPO / "exporter" / "data" / "h100_trace.csv"
+TRACE = REPO / "wattprint" / "exporter" / "data" / "h100_trace.csv"
 
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NOT_FOUND = 6

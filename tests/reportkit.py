@@ -20,9 +20,9 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import db
-from pipeline.model import rebuild
-from pipeline.settings import load_settings
+from wattprint.pipeline import db
+from wattprint.pipeline.model import rebuild
+from wattprint.pipeline.settings import load_settings
 
 from .modelkit import add_series
 

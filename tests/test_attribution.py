@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from exporter.attribution import split_energy_mj
+from wattprint.exporter.attribution import split_energy_mj
 
 
 def test_one_job_takes_all():

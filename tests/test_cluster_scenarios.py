@@ -184,8 +184,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 # -- running wattprint as a user does ---------------------------------------------------------------------------
 
 def wattprint(*args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, env={**os.environ})
+    done = subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**os.environ})
     assert done.returncode == 0, f"wattprint {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     assert "Traceback" not in done.stderr
     return done

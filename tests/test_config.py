@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config
-from pipeline.config import ClusterConfig, Config, LabelKeys
-from pipeline.errors import InputError
+from wattprint.pipeline import config
+from wattprint.pipeline.config import ClusterConfig, Config, LabelKeys
+from wattprint.pipeline.errors import InputError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 

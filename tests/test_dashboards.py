@@ -374,7 +374,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         rows += [f"{j},{p},{ph},{c},ops,{start},,{n},1" for j, p, ph, c, n in LEDGER]
         (tmp / "ledger.csv").write_text("\n".join(rows) + "\n")
         db = tmp / "wattprint.duckdb"
-        done = subprocess.run([sys.executable, "-m", "pipeline.cli", "jobs", "import", str(tmp / "ledger.csv"),
+        done = subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", "jobs", "import",
+                               str(tmp / "ledger.csv"),
                                "--format", "csv", "--db", str(db), "--config", str(tmp / "config.yaml"), "-q"],
                               cwd=REPO, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -389,14 +390,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             port = free_port()
             log = tmp / f"exporter-{cluster}.log"
             logs.append(log)
-            procs.append(_popen([sys.executable, "-m", "exporter", "--backend", "replay", "--replay-gpus", "2",
+            procs.append(_popen([sys.executable, "-m", "wattprint.exporter", "--backend", "replay", "--replay-gpus",
+                                 "2",
                                  "--job-discovery", "mapping-dir", "--mapping-dir", str(mapping),
                                  "--label", f"cluster={cluster}", "--hostname", host,
                                  "--web.listen-address", f"127.0.0.1:{port}"], log))
             targets["wattprint-exporter"].append(f"127.0.0.1:{port}")
         port = free_port()
         logs.append(tmp / "serve-intensity.log")
-        procs.append(_popen([sys.executable, "-m", "pipeline.cli", "serve-intensity", "--source", "annual",
+        procs.append(_popen([sys.executable, "-m", "wattprint.pipeline.cli", "serve-intensity", "--source", "annual",
                              "--config", str(tmp / "config.yaml"), "--db", str(db), "--refresh-interval", "1",
                              "--web.listen-address", f"127.0.0.1:{port}"], logs[-1]))
         targets["wattprint-intensity"].append(f"127.0.0.1:{port}")

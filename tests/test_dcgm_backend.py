@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backends.base import BackendError, BackendUnavailable
-from exporter.backends.dcgm import DcgmBackend
-from exporter.jobs.base import NoDiscovery
-from exporter.poller import Poller
+from wattprint.exporter.backends.base import BackendError, BackendUnavailable
+from wattprint.exporter.backends.dcgm import DcgmBackend
+from wattprint.exporter.jobs.base import NoDiscovery
+from wattprint.exporter.poller import Poller
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "dcgm"
 REAL_PAGE = FIXTURES / "cloud-native-docs__gpu-telemetry__dcgm-exporter.rst.L245-266.metrics.txt"

@@ -22,11 +22,11 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from pipeline.demo import MARKER, DemoFiles
-from pipeline.demo_fleet import HEADLINE_PROJECT, MONTH, NO_RAPL_HOST, generate
 from tests.conftest import REPO
+from wattprint.pipeline.demo import MARKER, DemoFiles
+from wattprint.pipeline.demo_fleet import HEADLINE_PROJECT, MONTH, NO_RAPL_HOST, generate
 
-SCHEMA = json.loads((REPO / "pipeline" / "report" / "report-v1.schema.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((REPO / "wattprint" / "pipeline" / "report" / "report-v1.schema.json").read_text(encoding="utf-8"))
 
 
 @dataclass
@@ -44,7 +44,7 @@ def _demo(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], floa
     env.pop("WATTPRINT_DB", None)
     env.pop("WATTPRINT_CONFIG", None)
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", *args], cwd=cwd, env=env,
+    proc = subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", "demo", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
     return proc, time.perf_counter() - t
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline import equivalences
-from pipeline.cli import main
-from pipeline.errors import InputError
-from pipeline.estimate import METHOD, EstimateResult, compute, load_manual_phases, parse_manual_phases
+from wattprint.pipeline import equivalences
+from wattprint.pipeline.cli import main
+from wattprint.pipeline.errors import InputError
+from wattprint.pipeline.estimate import METHOD, EstimateResult, compute, load_manual_phases, parse_manual_phases
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

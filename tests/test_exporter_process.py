@@ -99,8 +99,8 @@ def test_environment_sets_flags():
     import sys
 
     env = dict(os.environ, WATTPRINT_POLL_INTERVAL="-3")
-    res = subprocess.run([sys.executable, "-m", "exporter", "--backend", "replay"], capture_output=True, text=True,
-                         env=env, timeout=20)
+    res = subprocess.run([sys.executable, "-m", "wattprint.exporter", "--backend", "replay"], capture_output=True,
+                         text=True, env=env, timeout=20)
     assert res.returncode == 2 and "--poll-interval" in res.stderr
 
 

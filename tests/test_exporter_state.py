@@ -11,16 +11,16 @@ from collections.abc import Sequence
 
 import pytest
 
-from exporter.app import App
-from exporter.backends.base import GpuInfo, GpuReading
-from exporter.backends.nvml import NvmlBackend
-from exporter.backends.replay import ReplayBackend
-from exporter.collectors import WattprintCollector
-from exporter.config import parse_config
-from exporter.jobs.base import Assignment, Job
-from exporter.poller import Poller
-from exporter.state import StateError, load_state
 from tests.fake_nvml import make_fake_nvml
+from wattprint.exporter.app import App
+from wattprint.exporter.backends.base import GpuInfo, GpuReading
+from wattprint.exporter.backends.nvml import NvmlBackend
+from wattprint.exporter.backends.replay import ReplayBackend
+from wattprint.exporter.collectors import WattprintCollector
+from wattprint.exporter.config import parse_config
+from wattprint.exporter.jobs.base import Assignment, Job
+from wattprint.exporter.poller import Poller
+from wattprint.exporter.state import StateError, load_state
 
 
 class Board:

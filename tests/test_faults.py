@@ -33,11 +33,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.backends.replay import default_trace_path, load_trace
-from pipeline.settings import load_settings
 from tests.conftest import REPO, free_port, require_tool, wait_http
 from tests.ingest_history import samples
 from tests.promstack import RunningStore, start_prometheus_with_history
+from wattprint.exporter.backends.replay import default_trace_path, load_trace
+from wattprint.pipeline.settings import load_settings
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -72,13 +72,13 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 
 def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def popen_cli(*args: str) -> subprocess.Popen[str]:
     """`wattprint ARGS` with stdout and stderr merged into one unbuffered, line-by-line pipe."""
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "wattprint.pipeline.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -137,7 +137,8 @@ class Exporter:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{self.port}", *self.args],
+                [sys.executable, "-m", "wattprint.exporter", "--web.listen-address", f"127.0.0.1:{self.port}",
+                 *self.args],
                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
         try:
@@ -654,7 +655,8 @@ def test_ten_concurrent_reports_on_one_database(report_fleet, tmp_path):
     t = time.monotonic()
     for i, args in enumerate(runs):
         with (tmp_path / f"{i}.out").open("wb") as out, (tmp_path / f"{i}.err").open("wb") as err:
-            procs.append(subprocess.Popen([sys.executable, "-c", PEAK_RSS_WRAPPER, "-m", "pipeline.cli", "report",
+            procs.append(subprocess.Popen([sys.executable, "-c", PEAK_RSS_WRAPPER, "-m", "wattprint.pipeline.cli",
+                                           "report",
                                            "--db", str(dbfile), "--config", str(cfg), *args],
                                           cwd=REPO, stdout=out, stderr=err))
     codes = [p.wait(300) for p in procs]

@@ -39,13 +39,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from pipeline import cli
-from pipeline.errors import InputError
-from pipeline.records import INTENSITY_BASES, PHASES, IntensityPoint, JobRecord
-from pipeline.settings import load_settings
-from pipeline.sources.intensity import check_points, parse
-from pipeline.sources.jobs import read_jobs
 from tests.conftest import FIXTURES, REPO
+from wattprint.pipeline import cli
+from wattprint.pipeline.errors import InputError
+from wattprint.pipeline.records import INTENSITY_BASES, PHASES, IntensityPoint, JobRecord
+from wattprint.pipeline.settings import load_settings
+from wattprint.pipeline.sources.intensity import check_points, parse
+from wattprint.pipeline.sources.jobs import read_jobs
 
 pytestmark = pytest.mark.fuzz
 
@@ -803,8 +803,8 @@ class Seed:
 @pytest.fixture(scope="module")
 def seeded(workdir: Path, no_env: None) -> Seed:
     """A database with jobs, nodes, intensity hours and exporter energy, and its tables."""
-    from pipeline import db
     from tests.modelkit import add_series
+    from wattprint.pipeline import db
 
     path = workdir / "seed.duckdb"
     con = db.connect(path)

@@ -14,15 +14,15 @@ import subprocess
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.backends.replay import ReplayBackend
-from exporter.collectors import WattprintCollector
-from exporter.host.accounting import HostPoller
-from exporter.host.cgroups import CgroupCollector
-from exporter.host.rapl import RaplCollector
-from exporter.jobs.mapping_dir import MappingDirDiscovery
-from exporter.poller import Poller
 from tests.conftest import require_tool
 from tests.hostfs import HZ, SLURM_JOB, HostTree
+from wattprint.exporter.backends.replay import ReplayBackend
+from wattprint.exporter.collectors import WattprintCollector
+from wattprint.exporter.host.accounting import HostPoller
+from wattprint.exporter.host.cgroups import CgroupCollector
+from wattprint.exporter.host.rapl import RaplCollector
+from wattprint.exporter.jobs.mapping_dir import MappingDirDiscovery
+from wattprint.exporter.poller import Poller
 
 GOLDEN = "tests/golden/metrics.txt"
 EPOCH = 1_795_000_000.0

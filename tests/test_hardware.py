@@ -6,14 +6,14 @@ import re
 
 import pytest
 
-from pipeline import hardware
-from pipeline.errors import InputError
 from tests.conftest import REPO
+from wattprint.pipeline import hardware
+from wattprint.pipeline.errors import InputError
 
 HEADER = "key,vendor,name,tdp_watts,embodied_kgco2eq,match,source\n"
 GOOD_ROW = "A100,NVIDIA,NVIDIA A100 SXM4,400,,\\ba100-sxm,datasheet\n"
 
-# Board power per key as published (see pipeline/data/HARDWARE_SOURCES.md).
+# Board power per key as published (see wattprint/pipeline/data/HARDWARE_SOURCES.md).
 EXPECTED_TDP = {
     "V100": 300, "V100-PCIE": 250, "A100": 400, "A100-PCIE": 300, "A100-PCIE-40GB": 250, "H100": 700,
     "H100-PCIE": 350, "H100-NVL": 400, "H200": 700, "H200-NVL": 600, "L4": 72, "L40": 300, "L40S": 350, "T4": 70,
@@ -31,7 +31,7 @@ def test_shipped_table_has_the_expected_models_and_power():
 
 
 def test_every_row_is_cited_in_the_sources_file():
-    text = (REPO / "pipeline" / "data" / "HARDWARE_SOURCES.md").read_text(encoding="utf-8")
+    text = (REPO / "wattprint" / "pipeline" / "data" / "HARDWARE_SOURCES.md").read_text(encoding="utf-8")
     for key in hardware.keys():
         assert f"| `{key}` |" in text, key
 

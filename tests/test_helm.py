@@ -267,7 +267,7 @@ def test_pods_are_locked_down(rendered: tuple[str, list[dict[str, Any]]], case: 
 
 
 def test_rapl_reads_the_nodes_sysfs_and_root_is_opt_in(helm: str) -> None:
-    from exporter.config import parse_config
+    from wattprint.exporter.config import parse_config
 
     def daemonset(**rapl: Any) -> dict[str, Any]:
         docs = docs_of(template(helm, *set_args({**REQUIRED, **{f"exporter.rapl.{k}": v for k, v in rapl.items()}})))
@@ -309,7 +309,7 @@ def test_exporter_runs_on_gpu_nodes(rendered: tuple[str, list[dict[str, Any]]], 
 
 def test_exporter_args_parse_and_carry_the_cluster_label(rendered: tuple[str, list[dict[str, Any]]],
                                                          case: str) -> None:
-    from exporter.config import parse_config
+    from wattprint.exporter.config import parse_config
 
     _, docs = rendered
     values = values_of(case)
@@ -335,8 +335,8 @@ def test_exporter_args_parse_and_carry_the_cluster_label(rendered: tuple[str, li
 
 def test_serve_intensity_args_and_config_are_accepted(rendered: tuple[str, list[dict[str, Any]]], case: str,
                                                       tmp_path: Path) -> None:
-    from pipeline.cli import build_parser
-    from pipeline.live.intensity_server import options
+    from wattprint.pipeline.cli import build_parser
+    from wattprint.pipeline.live.intensity_server import options
 
     _, docs = rendered
     values = values_of(case)
@@ -363,8 +363,8 @@ def test_serve_intensity_args_and_config_are_accepted(rendered: tuple[str, list[
 ])
 def test_every_intensity_source_gets_flags_serve_intensity_accepts(helm: str, source: str, extra: dict[str, str],
                                                                     tmp_path: Path) -> None:
-    from pipeline.cli import build_parser
-    from pipeline.live.intensity_server import options
+    from wattprint.pipeline.cli import build_parser
+    from wattprint.pipeline.live.intensity_server import options
 
     docs = docs_of(template(helm, *set_args({**REQUIRED, "cluster.zone": "GB", "intensity.source": source, **extra})))
     for name, text in configmap(docs, "-config")["data"].items():
@@ -385,7 +385,7 @@ def test_every_intensity_source_gets_flags_serve_intensity_accepts(helm: str, so
 
 def test_cluster_config_loads_with_the_pipeline_loader(rendered: tuple[str, list[dict[str, Any]]], case: str,
                                                        tmp_path: Path) -> None:
-    from pipeline.config import load
+    from wattprint.pipeline.config import load
 
     _, docs = rendered
     values = values_of(case)
@@ -405,7 +405,7 @@ def test_cluster_config_loads_with_the_pipeline_loader(rendered: tuple[str, list
 
 
 def test_exporter_web_config_loads(helm: str, cert: tuple[Path, Path], tmp_path: Path) -> None:
-    from exporter.webconfig import load_web_config
+    from wattprint.exporter.webconfig import load_web_config
 
     text = template(helm, "-f", str(CHART / "ci" / "kubernetes-discovery-values.yaml"))
     docs = docs_of(text)
@@ -466,7 +466,7 @@ def test_report_script_picks_the_previous_utc_month() -> None:
 def test_report_cronjob_runs_verbs_the_cli_accepts(rendered: tuple[str, list[dict[str, Any]]], case: str,
                                                    tmp_path: Path) -> None:
     """Run the job's script as the CronJob would, with `wattprint` replaced by a recorder, and parse what it ran."""
-    from pipeline.cli import build_parser
+    from wattprint.pipeline.cli import build_parser
 
     _, docs = rendered
     values = values_of(case)["report"]

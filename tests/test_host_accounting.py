@@ -18,19 +18,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.app import App, build_host
-from exporter.backends.base import BackendError, GpuInfo, GpuReading
-from exporter.collectors import WattprintCollector
-from exporter.config import Config, parse_config
-from exporter.host.accounting import HostPoller, HostSnapshot
-from exporter.host.cgroups import CgroupCollector
-from exporter.host.procstat import read_small
-from exporter.host.rapl import RaplCollector
-from exporter.jobs.base import NoDiscovery
-from exporter.poller import Poller
-from exporter.state import StateError, load_state, load_state_file
 from tests.exporter_proc import wait_until
 from tests.hostfs import HZ, MODEL, SLURM_JOB, HostTree
+from wattprint.exporter.app import App, build_host
+from wattprint.exporter.backends.base import BackendError, GpuInfo, GpuReading
+from wattprint.exporter.collectors import WattprintCollector
+from wattprint.exporter.config import Config, parse_config
+from wattprint.exporter.host.accounting import HostPoller, HostSnapshot
+from wattprint.exporter.host.cgroups import CgroupCollector
+from wattprint.exporter.host.procstat import read_small
+from wattprint.exporter.host.rapl import RaplCollector
+from wattprint.exporter.jobs.base import NoDiscovery
+from wattprint.exporter.poller import Poller
+from wattprint.exporter.state import StateError, load_state, load_state_file
 
 J1, J2, J3 = SLURM_JOB.format(1), SLURM_JOB.format(2), SLURM_JOB.format(3)
 

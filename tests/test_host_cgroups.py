@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from exporter.host import cgroups as cg
-from exporter.host.cgroups import CgroupCollector, CgroupError
-from exporter.host.procstat import ProcStatError, boot_id, cpu_models, node_cpu_usec
 from tests.hostfs import BOOT_ID, HZ, K8S_CGROUPFS_POD, K8S_SYSTEMD_POD, MODEL, SLURM_JOB, HostTree
+from wattprint.exporter.host import cgroups as cg
+from wattprint.exporter.host.cgroups import CgroupCollector, CgroupError
+from wattprint.exporter.host.procstat import ProcStatError, boot_id, cpu_models, node_cpu_usec
 
 UID_A = "1b2c3d4e-5f6a-7b8c-9d0e-1f2a3b4c5d6e"
 UID_B = "0a0b0c0d-1111-2222-3333-444455556666"
@@ -71,7 +71,7 @@ def test_kubernetes_pods_in_both_cgroup_drivers_and_all_qos_classes(tmp_path, la
 
 
 def test_a_pod_with_upper_case_uid_gets_the_same_id_as_the_gpu_series(tmp_path):
-    from exporter.jobs.kubernetes import pod_from_cgroup
+    from wattprint.exporter.jobs.kubernetes import pod_from_cgroup
 
     host = HostTree(tmp_path)
     host.cgroup(K8S_CGROUPFS_POD.format(qos="burstable", uid=UID_A.upper()), 1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import InputError
-from pipeline.sources.jobs.hostlist import expand
+from wattprint.pipeline.errors import InputError
+from wattprint.pipeline.sources.jobs.hostlist import expand
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,6 @@ import duckdb
 import pytest
 import requests
 
-from pipeline import db
-from pipeline.ingest import ingest
-from pipeline.model import build
-from pipeline.promapi import PromClient, PromConfig
-from pipeline.settings import load_settings
-from pipeline.timeutil import parse_instant
 from tests.conftest import REPO, free_port
 from tests.ingest_history import (
     CPU_TRUTH_J,
@@ -34,6 +28,12 @@ from tests.ingest_history import (
     samples,
 )
 from tests.promstack import start_prometheus_with_history, start_victoriametrics_with_history
+from wattprint.pipeline import db
+from wattprint.pipeline.ingest import ingest
+from wattprint.pipeline.model import build
+from wattprint.pipeline.promapi import PromClient, PromConfig
+from wattprint.pipeline.settings import load_settings
+from wattprint.pipeline.timeutil import parse_instant
 
 START, END = "2024-03-01T00:00:00Z", "2024-03-01T04:00:00Z"
 
@@ -53,8 +53,8 @@ def stores(tmp_path_factory):
 
 
 def wattprint(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def run_ingest(url: str, dbfile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -190,7 +190,7 @@ def test_killed_mid_run_leaves_whole_chunks_and_a_rerun_completes(stores, tmp_pa
     dbfile = tmp_path / "killed.duckdb"
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "ingest", "--prometheus", f"http://127.0.0.1:{proxy.server_port}",
+            [sys.executable, "-m", "wattprint.pipeline.cli", "ingest", "--prometheus", f"http://127.0.0.1:{proxy.server_port}",
              "--start", START, "--end", END, "--db", str(dbfile)],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert proxy.stalled.wait(60), "ingest never reached the third query"
@@ -283,7 +283,7 @@ def test_negative_counter_is_refused_naming_the_series(stores, tmp_path):
 def test_bulk_conversion_matches_the_point_by_point_reference():
     import random
 
-    from pipeline.ingest import IngestStats, SeriesQuery, _convert, _convert_points, _SeriesIds
+    from wattprint.pipeline.ingest import IngestStats, SeriesQuery, _convert, _convert_points, _SeriesIds
 
     class _NoIds(_SeriesIds):
         def __init__(self) -> None:

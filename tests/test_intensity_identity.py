@@ -1,7 +1,7 @@
 """Zone identity and partial intensity hours.
 
-1. One zone, one spelling (pipeline/zones.py): `fr` in the config prices with imported `FR` hours, `FR` and `fr`
-   in one file are an ambiguous duplicate, migration 0004 re-spells zones stored before it.
+1. One zone, one spelling (wattprint/pipeline/zones.py): `fr` in the config prices with imported `FR` hours,
+   `FR` and `fr` in one file are an ambiguous duplicate, migration 0004 re-spells zones stored before it.
 2. Several imports combine by coverage (intensity_points): an import replaces only the stored time it overlaps,
    each zone-hour is the time-weighted mean of all its points, and only a fully covered hour is `hourly`.
 3. The generic CSV's refusal of sub-hourly rows gives advice that works.
@@ -26,27 +26,27 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline import config as cfg
-from pipeline import db
-from pipeline.cli import build_parser
-from pipeline.errors import InputError
-from pipeline.estimate import compute
-from pipeline.live import sources
-from pipeline.live.intensity_server import options
-from pipeline.records import IntensityPoint
-from pipeline.sources.intensity import check_points, embedded, parse
-from pipeline.store import IntensityStoreResult, write_intensity
-from pipeline.zones import canonical_zone, same_zone
 from tests.conftest import REPO
 from tests.promstack import RunningStore, start_prometheus_with_history
+from wattprint.pipeline import config as cfg
+from wattprint.pipeline import db
+from wattprint.pipeline.cli import build_parser
+from wattprint.pipeline.errors import InputError
+from wattprint.pipeline.estimate import compute
+from wattprint.pipeline.live import sources
+from wattprint.pipeline.live.intensity_server import options
+from wattprint.pipeline.records import IntensityPoint
+from wattprint.pipeline.sources.intensity import check_points, embedded, parse
+from wattprint.pipeline.store import IntensityStoreResult, write_intensity
+from wattprint.pipeline.zones import canonical_zone, same_zone
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
 
 def wattprint(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=180, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def refused(res: subprocess.CompletedProcess[str], verb: str, *needles: str) -> str:

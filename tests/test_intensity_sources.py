@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pipeline.errors import InputError, UpstreamError
-from pipeline.records import IntensityPoint
-from pipeline.sources.intensity import MOER_WARNING, check_points, embedded, fetch, parse, parse_file
+from wattprint.pipeline.errors import InputError, UpstreamError
+from wattprint.pipeline.records import IntensityPoint
+from wattprint.pipeline.sources.intensity import MOER_WARNING, check_points, embedded, fetch, parse, parse_file
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "intensity"
 EM_HISTORY = FIX / "aioelectricitymaps_carbon_intensity_history.json"
@@ -102,7 +102,8 @@ def test_em_latest_single_record_and_zone_override() -> None:
     [p] = parse_file(EM_LATEST, "electricitymaps-json")
     assert (p.zone, p.g_per_kwh, p.is_estimated, p.start) == ("US-CAR-DUK", 216.0, True, utc(2024, 3, 6, 19))
     [q] = parse_file(EM_LATEST, "electricitymaps-json", zone="my-zone")
-    assert q.zone == "MY-ZONE"      # the canonical spelling (pipeline/zones.py): upper case for a zone not shipped
+    # the canonical spelling (wattprint/pipeline/zones.py): upper case for a zone not shipped
+    assert q.zone == "MY-ZONE"
 
 
 def test_em_json_past_range_shape_and_basis(tmp_path: Path) -> None:

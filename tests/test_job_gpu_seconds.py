@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.backends.base import BackendError, GpuInfo, GpuReading
-from exporter.collectors import WattprintCollector
-from exporter.jobs.base import Assignment, Job
-from exporter.poller import Poller
-from exporter.state import load_state
+from wattprint.exporter.backends.base import BackendError, GpuInfo, GpuReading
+from wattprint.exporter.collectors import WattprintCollector
+from wattprint.exporter.jobs.base import Assignment, Job
+from wattprint.exporter.poller import Poller
+from wattprint.exporter.state import load_state
 
 UUID = "GPU-a"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.backends.base import GpuInfo, GpuReading
-from exporter.jobs.base import Job
-from exporter.jobs.kubernetes import KubernetesDiscovery, pod_from_cgroup
+from wattprint.exporter.backends.base import GpuInfo, GpuReading
+from wattprint.exporter.jobs.base import Job
+from wattprint.exporter.jobs.kubernetes import KubernetesDiscovery, pod_from_cgroup
 
 UID_A = "1b2c3d4e-5f6a-7b8c-9d0e-1f2a3b4c5d6e"
 UID_B = "0a0b0c0d-1111-2222-3333-444455556666"

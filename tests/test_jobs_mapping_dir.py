@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backends.base import GpuInfo, GpuReading
-from exporter.jobs.base import Job
-from exporter.jobs.mapping_dir import MappingDirDiscovery
-from exporter.poller import Poller
+from wattprint.exporter.backends.base import GpuInfo, GpuReading
+from wattprint.exporter.jobs.base import Job
+from wattprint.exporter.jobs.mapping_dir import MappingDirDiscovery
+from wattprint.exporter.poller import Poller
 
 
 def reading(index: str) -> GpuReading:

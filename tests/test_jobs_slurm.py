@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.backends.base import GpuInfo, GpuReading
-from exporter.jobs.base import Job
-from exporter.jobs.slurm import SlurmDiscovery
+from wattprint.exporter.backends.base import GpuInfo, GpuReading
+from wattprint.exporter.jobs.base import Job
+from wattprint.exporter.jobs.slurm import SlurmDiscovery
 
 V1 = (
     "12:memory:/slurm/uid_1000/job_123/step_0/task_0\n"

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import InputError
-from pipeline.sources.jobs import import_jobs_file, read_jobs
-from pipeline.sources.jobs.kubernetes import (
+from wattprint.pipeline.errors import InputError
+from wattprint.pipeline.sources.jobs import import_jobs_file, read_jobs
+from wattprint.pipeline.sources.jobs.kubernetes import (
     jobs_from_kube_series,
     series_from_ksm_text,
     series_from_scrapes,
     sync_from_prometheus,
 )
-from pipeline.sources.jobs.ledger import parse_csv, parse_yaml
-from pipeline.sources.jobs.rules import Rules, phase_hint
-from pipeline.sources.jobs.sacct import parse_json, parse_parsable
+from wattprint.pipeline.sources.jobs.ledger import parse_csv, parse_yaml
+from wattprint.pipeline.sources.jobs.rules import Rules, phase_hint
+from wattprint.pipeline.sources.jobs.sacct import parse_json, parse_parsable
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CLOCKWORK = FIXTURES / "slurm" / "clockwork_sacct_1.json"

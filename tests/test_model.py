@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import db
-from pipeline.model import BuildSettings, ClusterFacts, build
-from pipeline.sources.intensity.embedded import AnnualIntensity
 from tests.modelkit import add_job, add_series, at, cover, fct
+from wattprint.pipeline import db
+from wattprint.pipeline.model import BuildSettings, ClusterFacts, build
+from wattprint.pipeline.sources.intensity.embedded import AnnualIntensity
 
 GPU0 = {"cluster": "c1", "hostname": "n1", "gpu": "0", "uuid": "GPU-0"}
 DCGM0 = {"Hostname": "n2", "gpu": "0", "UUID": "GPU-a"}

@@ -15,14 +15,14 @@ from datetime import datetime
 
 import pytest
 
-from pipeline import db
-from pipeline.errors import InputError
-from pipeline.ingest import CPU_METRICS, ingest
-from pipeline.model import DERIVED, build
-from pipeline.promapi import RangeChunk, range_chunks
-from pipeline.settings import load_settings
 from tests.modelkit import T0, add_job, add_series, at, cover
 from tests.test_model import settings
+from wattprint.pipeline import db
+from wattprint.pipeline.errors import InputError
+from wattprint.pipeline.ingest import CPU_METRICS, ingest
+from wattprint.pipeline.model import DERIVED, build
+from wattprint.pipeline.promapi import RangeChunk, range_chunks
+from wattprint.pipeline.settings import load_settings
 
 HOST = {"cluster": "c1", "hostname": "n1", "instance": "n1:9835"}
 MODEL = "Intel(R) Xeon(R) Platinum 8480+"

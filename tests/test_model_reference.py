@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import db
-from pipeline.db import sql_text
+from wattprint.pipeline import db
+from wattprint.pipeline.db import sql_text
 
 REFERENCE = (Path(__file__).parent / "reference" / "int_hourly_pieces_simple.sql").read_text(encoding="utf-8")
 T0 = 1709251200  # 2024-03-01T00:00Z

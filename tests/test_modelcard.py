@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.errors import InputError
-from pipeline.report import modelcard
-from pipeline.report.modelcard import ModelCardError, UpdateResult, co2_block, update_file, update_text
+from wattprint.pipeline.errors import InputError
+from wattprint.pipeline.report import modelcard
+from wattprint.pipeline.report.modelcard import ModelCardError, UpdateResult, co2_block, update_file, update_text
 
 CARDS = Path(__file__).resolve().parent / "fixtures" / "modelcards"
 

@@ -1,14 +1,15 @@
-"""One node-identity rule: pipeline/nodes.py and its SQL twin (sql/macros.sql) give the same answers, and the config,
+"""One node-identity rule: wattprint/pipeline/nodes.py and its SQL twin (sql/macros.sql) give the same answers, and
+the config,
 the model and the ledger join all use it."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline import db
-from pipeline.config import load_text
-from pipeline.db import sql_text
-from pipeline.nodes import host_part, node_key, node_matches
+from wattprint.pipeline import db
+from wattprint.pipeline.config import load_text
+from wattprint.pipeline.db import sql_text
+from wattprint.pipeline.nodes import host_part, node_key, node_matches
 
 HOSTS = [
     "gpu01", "GPU01", " gpu01 ", "gpu01.cluster.local", "GPU01.Cluster.Local.", "gpu01:9400", "GPU01.example.org:9100",

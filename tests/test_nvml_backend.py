@@ -7,12 +7,12 @@ import itertools
 
 import pytest
 
-from exporter.backends.base import BackendUnavailable
-from exporter.backends.nvml import NvmlBackend
-from exporter.jobs.base import Job, NoDiscovery
-from exporter.poller import Poller
 from tests.conftest import FIXTURES
 from tests.fake_nvml import NVMLError_GpuIsLost, NVMLError_LibraryNotFound, UtilSample, make_fake_nvml
+from wattprint.exporter.backends.base import BackendUnavailable
+from wattprint.exporter.backends.nvml import NvmlBackend
+from wattprint.exporter.jobs.base import Job, NoDiscovery
+from wattprint.exporter.poller import Poller
 
 
 def _poller(nv, discovery=None) -> tuple[NvmlBackend, Poller]:

@@ -6,13 +6,13 @@ import argparse
 import subprocess
 import sys
 
-from pipeline.cli import PENDING, build_parser
 from tests.conftest import REPO
+from wattprint.pipeline.cli import PENDING, build_parser
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
 
 
 def test_demo_exporter_measures_energy_with_conservation():
@@ -36,7 +36,7 @@ def test_demo_exporter_rejects_bad_flags():
 
 
 def test_report_without_a_database_says_so_and_creates_nothing(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "report", "--month", "2026-10",
+    res = subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", "report", "--month", "2026-10",
                           "--db", str(tmp_path / "x.duckdb")],
                          cwd=tmp_path, capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(REPO)})
     assert res.returncode == 2, res.stderr

@@ -14,18 +14,18 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import db
 from tests.conftest import REPO
 from tests.modelkit import add_series, at
 from tests.promstack import start_prometheus_with_history
+from wattprint.pipeline import db
 
 HOSTILE_PROJECT = "'); DROP TABLE jobs; -- é漢 \"q\" \\ ;"
 HEADER = "job_id,project,phase,cluster,user,start,end,nodes,gpus\n"
 
 
 def wattprint(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def snapshot(dbfile: Path) -> dict[str, list[tuple]]:

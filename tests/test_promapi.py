@@ -26,8 +26,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pipeline.errors import InputError, UpstreamError
-from pipeline.promapi import (
+from tests import promstack
+from wattprint.pipeline.errors import InputError, UpstreamError
+from wattprint.pipeline.promapi import (
     PASSWORD_ENV,
     TOKEN_ENV,
     PromClient,
@@ -37,7 +38,6 @@ from pipeline.promapi import (
     range_chunks,
     selector,
 )
-from tests import promstack
 
 TOKEN = "tok-S3CRET-4f9a"
 PASSWORD = "pw-S3CRET-77b1"

@@ -16,9 +16,9 @@ import time
 import pytest
 import requests
 
-from exporter.backends.replay import default_trace_path
 from tests.conftest import FIXTURES, free_port, require_tool, wait_http
 from tests.exporter_proc import running_exporter, wait_until
+from wattprint.exporter.backends.replay import default_trace_path
 
 pytestmark = pytest.mark.slow
 

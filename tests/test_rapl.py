@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.host.procstat import read_small
-from exporter.host.rapl import RaplCollector
 from tests.conftest import REPO, require_tool
 from tests.hostfs import INTEL_RANGE_UJ, HostTree
+from wattprint.exporter.host.procstat import read_small
+from wattprint.exporter.host.rapl import RaplCollector
 
 PKG0, DRAM0, PKG1, DRAM1 = ("0", "package"), ("0", "dram"), ("1", "package"), ("1", "dram")
 
@@ -158,7 +158,7 @@ def test_permission_denied_is_one_error_line_with_the_fix_and_no_energy(tmp_path
 
 PROBE = """
 import json, sys
-from exporter.host.rapl import RaplCollector
+from wattprint.exporter.host.rapl import RaplCollector
 r = RaplCollector(sys.argv[1])
 p = r.poll()
 print(json.dumps({"ok": p.ok, "errors": dict(r.errors)}))

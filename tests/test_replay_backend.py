@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from exporter.backends.base import BackendUnavailable
-from exporter.backends.replay import ReplayBackend, default_trace_path, load_trace
+from wattprint.exporter.backends.base import BackendUnavailable
+from wattprint.exporter.backends.replay import ReplayBackend, default_trace_path, load_trace
 
 
 def _trace_rows():
@@ -80,8 +80,8 @@ def test_missing_trace_file(tmp_path):
 
 
 def test_fail_file_makes_listed_gpus_fail_like_a_lost_board_and_recover(tmp_path, caplog):
-    from exporter.jobs.base import NoDiscovery
-    from exporter.poller import Poller
+    from wattprint.exporter.jobs.base import NoDiscovery
+    from wattprint.exporter.poller import Poller
 
     fail = tmp_path / "fail"
     wall = [1_000.0]
@@ -110,8 +110,8 @@ def test_fail_file_makes_listed_gpus_fail_like_a_lost_board_and_recover(tmp_path
 
 
 def test_fail_file_flag_reaches_the_backend():
-    from exporter.app import build_backend
-    from exporter.config import parse_config
+    from wattprint.exporter.app import build_backend
+    from wattprint.exporter.config import parse_config
 
     backend = build_backend(parse_config(["--backend", "replay", "--replay-fail-file", "/run/fail"]))
     assert isinstance(backend, ReplayBackend) and str(backend.fail_file) == "/run/fail"

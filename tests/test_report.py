@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import hardware
-from pipeline.cli import main
-from pipeline.report.fmt import num, pct
+from wattprint.pipeline import hardware
+from wattprint.pipeline.cli import main
+from wattprint.pipeline.report.fmt import num, pct
 
 from . import reportkit
 
@@ -163,9 +163,9 @@ def test_nodes_without_readable_rapl(fleet, truth, capsys):
 def test_a_fleet_without_any_rapl_says_so_once(fleet, truth, capsys, tmp_path):
     """GPU series only (dcgm, or exporters without the RAPL collector): the cpu layer is 0, the CPU core-hours are
     still counted, and one warning says host energy is not measured at all."""
-    from pipeline import db
-    from pipeline.model import build
-    from pipeline.settings import load_settings
+    from wattprint.pipeline import db
+    from wattprint.pipeline.model import build
+    from wattprint.pipeline.settings import load_settings
 
     db_path, cfg = fleet
     copy = tmp_path / "no-rapl.duckdb"
@@ -491,9 +491,9 @@ def test_absurd_config_values_are_refused(fleet, capsys, tmp_path):
 
 def test_window_without_intensity_is_flagged_not_silent(tmp_path, capsys):
     db_path, cfg = reportkit.build(tmp_path)
-    from pipeline import db
-    from pipeline.model import build
-    from pipeline.settings import load_settings
+    from wattprint.pipeline import db
+    from wattprint.pipeline.model import build
+    from wattprint.pipeline.settings import load_settings
 
     con = db.connect(db_path)
     con.execute("DELETE FROM intensity_hourly")
@@ -512,7 +512,7 @@ def test_a_schema_1_database_is_upgraded_by_build(tmp_path, capsys):
     """Results built before schema 2 have no GPU-seconds: the report says to run build, and build fixes it."""
     import duckdb
 
-    from pipeline import db as dbmod
+    from wattprint.pipeline import db as dbmod
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
@@ -555,9 +555,9 @@ def test_a_project_known_only_from_manual_phases(fleet, capsys, tmp_path):
 def test_gaps_and_silent_jobs_are_reported(tmp_path, capsys):
     """A 40-minute hole in one GPU's samples and a ledger job that never reported: both in data quality."""
     db_path, cfg = reportkit.build(tmp_path)
-    from pipeline import db
-    from pipeline.model import build
-    from pipeline.settings import load_settings
+    from wattprint.pipeline import db
+    from wattprint.pipeline.model import build
+    from wattprint.pipeline.settings import load_settings
 
     con = db.connect(db_path)
     sid = con.execute("SELECT series_id FROM series WHERE kind = 'job_energy' AND job_id = 'p1' AND gpu = '0'"

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import db
-from pipeline.report import tables
-from pipeline.report.modelcard import STANDARD_FIELDS
 from tests import reportkit
 from tests.conftest import REPO
+from wattprint.pipeline import db
+from wattprint.pipeline.report import tables
+from wattprint.pipeline.report.modelcard import STANDARD_FIELDS
 
 HYPERLINK = '=HYPERLINK("http://evil","x")'
 FRONT_MATTER = "x\n---\nlicense: evil\n<script>alert(1)</script>|a|b"
@@ -99,8 +99,8 @@ def hostile(report_fleet, tmp_path_factory) -> tuple[Path, Path, Path]:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     """The real program, as a user runs it (`wattprint` is `python -m pipeline.cli`)."""
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          encoding="utf-8", timeout=300)
+    return subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, encoding="utf-8", timeout=300)
 
 
 def _report(hostile, *args: str) -> subprocess.CompletedProcess[str]:
@@ -305,7 +305,7 @@ def test_terminal_output_has_no_control_characters(hostile):
 
 def test_a_block_line_at_column_0_is_refused(tmp_path, monkeypatch):
     """safe_dump indents every line of a value; should it ever not, the card is left as it was."""
-    from pipeline.report import modelcard
+    from wattprint.pipeline.report import modelcard
 
     card = tmp_path / "README.md"
     card.write_text("---\nlicense: mit\n---\nbody\n", encoding="utf-8")

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.cli import main as cli_main
-from pipeline.report import fmt as md_fmt
-from pipeline.report.html import CHART_IDS, fmt, render
 from tests import browser
 from tests.conftest import FIXTURES, require_tool
+from wattprint.pipeline.cli import main as cli_main
+from wattprint.pipeline.report import fmt as md_fmt
+from wattprint.pipeline.report.html import CHART_IDS, fmt, render
 
 REPORTS = FIXTURES / "report"
 NUMERIC_ATTRS = {"x", "y", "x1", "x2", "y1", "y2", "cx", "cy", "r", "width", "height"}

@@ -1,4 +1,5 @@
-"""The JSON Schema of the report (pipeline/report/report-v1.schema.json) against real reports on the known fleet
+"""The JSON Schema of the report (wattprint/pipeline/report/report-v1.schema.json) against real reports on the known
+fleet
 (tests/reportkit.py), the committed example, the contract in docs/reports.md, and reports broken on purpose."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from pipeline.cli import main
+from wattprint.pipeline.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = "report-v1.schema.json"
@@ -36,7 +37,7 @@ RUNS: dict[str, tuple[str, ...]] = {
 
 def load_schema() -> dict[str, Any]:
     """From the installed package, where consumers find it (it ships as package data)."""
-    text = resources.files("pipeline.report").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    text = resources.files("wattprint.pipeline.report").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
     return json.loads(text)
 
 
@@ -82,9 +83,9 @@ def test_schema_is_valid_draft_2020_12(schema):
 
 def test_schema_ships_in_the_wheel():
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    globs = pyproject["tool"]["setuptools"]["package-data"]["pipeline"]
+    globs = pyproject["tool"]["setuptools"]["package-data"]["wattprint.pipeline"]
     assert any(Path("report", SCHEMA_FILE).match(g) for g in globs), globs
-    assert (REPO / "pipeline" / "report" / SCHEMA_FILE).is_file()
+    assert (REPO / "wattprint" / "pipeline" / "report" / SCHEMA_FILE).is_file()
 
 
 def _contract_keys() -> tuple[list[str], list[str]]:

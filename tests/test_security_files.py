@@ -27,15 +27,15 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.jobs.mapping_dir import MAX_FILE_BYTES as MAPPING_FILE_BYTES
-from exporter.jobs.mapping_dir import MAX_FILES_PER_GPU, MAX_JOBS_PER_GPU
-from pipeline import db
-from pipeline.errors import DatabaseWriteError, InputError
-from pipeline.sources.intensity import _common
-from pipeline.sources.intensity._common import MAX_INPUT_BYTES
 from tests.conftest import REPO
 from tests.exporter_proc import running_exporter, wait_until
 from tests.test_serve_intensity import Serve, errors, get, intensity, wait_for
+from wattprint.exporter.jobs.mapping_dir import MAX_FILE_BYTES as MAPPING_FILE_BYTES
+from wattprint.exporter.jobs.mapping_dir import MAX_FILES_PER_GPU, MAX_JOBS_PER_GPU
+from wattprint.pipeline import db
+from wattprint.pipeline.errors import DatabaseWriteError, InputError
+from wattprint.pipeline.sources.intensity import _common
+from wattprint.pipeline.sources.intensity._common import MAX_INPUT_BYTES
 
 JOBS_CSV = ("job_id,project,phase,cluster,user,start,end,nodes,gpus\n"
             "j1,p,pretraining,ci,u,2024-03-01T00:00:00Z,2024-03-01T02:00:00Z,n1,1\n")
@@ -50,7 +50,8 @@ def wattprint(*args: str, env: dict[str, str] | None = None, prefix: tuple[str, 
               timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], float]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("WATTPRINT_")}
     t0 = time.monotonic()
-    res = subprocess.run([*prefix, sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True,
+    res = subprocess.run([*prefix, sys.executable, "-m", "wattprint.pipeline.cli", *args], cwd=REPO,
+                         capture_output=True,
                          text=True, timeout=timeout, env={**base, "PYTHONPATH": str(REPO), **(env or {})})
     return res, time.monotonic() - t0
 
@@ -215,7 +216,8 @@ def _now_csv(value: float, zones: tuple[str, ...] = ("FR",)) -> str:
 
 
 def _serve_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "serve-intensity", *args, "--web.listen-address", "127.0.0.1:0"]
+    return [sys.executable, "-m", "wattprint.pipeline.cli", "serve-intensity", *args, "--web.listen-address",
+            "127.0.0.1:0"]
 
 
 @pytest.fixture
@@ -448,8 +450,8 @@ def test_mapping_dir_reads_no_link_and_caps_files_and_jobs_per_gpu(tmp_path):
 
 def test_mapping_dir_caps_are_exact(tmp_path):
     """The limits as an operator would check them: the 64th job of a GPU is exported, the 65th is counted."""
-    from exporter.backends.base import GpuInfo, GpuReading
-    from exporter.jobs.mapping_dir import MappingDirDiscovery
+    from wattprint.exporter.backends.base import GpuInfo, GpuReading
+    from wattprint.exporter.jobs.mapping_dir import MappingDirDiscovery
 
     readings = [GpuReading(info=GpuInfo(index=str(i), uuid=f"GPU-{i}"), timestamp=0.0, pids=None) for i in (0, 1)]
     (tmp_path / "0").write_text("".join(f"a{i}\n" for i in range(MAX_JOBS_PER_GPU)))        # exactly the cap

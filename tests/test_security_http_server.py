@@ -25,12 +25,12 @@ import bcrypt
 import pytest
 import requests
 
-from exporter import web
-from exporter.web import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, MetricsServer
-from exporter.webconfig import WebConfig, load_web_config
 from tests.attack import HeaderFlood, rss_kib
 from tests.conftest import REPO, free_port, wait_http
 from tests.exporter_proc import running_exporter
+from wattprint.exporter import web
+from wattprint.exporter.web import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, MetricsServer
+from wattprint.exporter.webconfig import WebConfig, load_web_config
 
 PASSWORD = "correct horse"
 # The documented bound (docs/exporter.md, "Security"): what unauthenticated connections may add to RSS.
@@ -120,7 +120,7 @@ def test_serve_intensity_header_flood_keeps_rss_bounded(tmp_path: Path, pw_hash:
     config = _web_config(tmp_path, pw_hash)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "serve-intensity", "--source", "annual", "--zone", "FR",
+        [sys.executable, "-m", "wattprint.pipeline.cli", "serve-intensity", "--source", "annual", "--zone", "FR",
          "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(config)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

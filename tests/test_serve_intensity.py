@@ -30,14 +30,14 @@ import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline import db
-from pipeline.cli import build_parser
-from pipeline.errors import DatabaseLocked
-from pipeline.live import sources
-from pipeline.live.intensity_server import IntensityCollector, Ledger, Refresher, options
-from pipeline.records import JobRecord
-from pipeline.store import write_jobs
 from tests.conftest import REPO, free_port, require_tool, wait_http
+from wattprint.pipeline import db
+from wattprint.pipeline.cli import build_parser
+from wattprint.pipeline.errors import DatabaseLocked
+from wattprint.pipeline.live import sources
+from wattprint.pipeline.live.intensity_server import IntensityCollector, Ledger, Refresher, options
+from wattprint.pipeline.records import JobRecord
+from wattprint.pipeline.store import write_jobs
 
 GOLDEN = "tests/golden/serve_intensity_metrics.txt"
 TOKEN = "em-secret-token-1234"
@@ -136,7 +136,7 @@ class Serve:
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith(("ELECTRICITYMAPS_", "WATTTIME_", "WATTPRINT_"))}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "serve-intensity", *args,
+            [sys.executable, "-m", "wattprint.pipeline.cli", "serve-intensity", *args,
              "--web.listen-address", f"127.0.0.1:{self.port}"],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log.open("w"),
             env={**base, "PYTHONPATH": str(REPO), **(env or {})})
@@ -568,7 +568,7 @@ def test_bad_flags_exit_2_with_one_line(tmp_path, args, fragment):
         port = busy.getsockname()[1]
         argv = [a.format(tmp=tmp_path, busy=port) for a in args]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ELECTRICITYMAPS_", "WATTTIME_", "WATTPRINT_"))}
-        res = subprocess.run([sys.executable, "-m", "pipeline.cli", "serve-intensity", *argv,
+        res = subprocess.run([sys.executable, "-m", "wattprint.pipeline.cli", "serve-intensity", *argv,
                               *([] if "--web.listen-address" in args else ["--web.listen-address", "127.0.0.1:0"])],
                              cwd=REPO, capture_output=True, text=True, timeout=20, env={**env, "PYTHONPATH": str(REPO)})
     assert res.returncode == 2, res.stderr

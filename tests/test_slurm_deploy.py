@@ -408,7 +408,7 @@ def exporter_argv(env: dict[str, str]) -> list[str]:
 
 
 def parse_exporter(argv: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
-    from exporter.config import parse_config
+    from wattprint.exporter.config import parse_config
 
     for key in list(os.environ):
         if key.startswith("WATTPRINT_"):
@@ -470,7 +470,7 @@ def test_exporter_unit_is_hardened_but_sees_the_gpus() -> None:
 
 @pytest.mark.parametrize("name", ["wattprint-exporter.service", "wattprint-serve-intensity.service"])
 def test_daemons_have_a_memory_limit_their_http_bound_fits_in(name: str) -> None:
-    from exporter.web import MAX_CONNECTIONS
+    from wattprint.exporter.web import MAX_CONNECTIONS
 
     s = unit(name)["Service"]
     mib = {"K": 1 / 1024, "M": 1, "G": 1024}
@@ -492,8 +492,8 @@ def test_management_units_are_hardened() -> None:
 
 
 def test_serve_intensity_unit_command_line_is_accepted(tmp_path: Path) -> None:
-    from pipeline.cli import build_parser
-    from pipeline.live.intensity_server import options
+    from wattprint.pipeline.cli import build_parser
+    from wattprint.pipeline.live.intensity_server import options
 
     (tmp_path / "wattprint.yaml").write_text(
         "clusters:\n  jean-zay:\n    provider: onprem\n    zone: FR\n    pue: 1.2\n")
@@ -593,7 +593,7 @@ def run_report(stubs: Path, env: dict[str, str]) -> tuple[subprocess.CompletedPr
 ])
 def test_report_script_runs_the_previous_month_with_verbs_the_cli_accepts(
         stubs: Path, tmp_path: Path, now: str, month: str, start: str, end: str) -> None:
-    from pipeline.cli import build_parser
+    from wattprint.pipeline.cli import build_parser
 
     u = unit("wattprint-report.service")
     env = unit_env(u, SLURM / "wattprint-report.default")

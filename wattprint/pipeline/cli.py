@@ -201,7 +201,7 @@ class _RedactingFormatter(logging.Formatter):
         self._inner = inner or logging.Formatter()
 
     def format(self, record: logging.LogRecord) -> str:
-        from exporter.safehttp import redact_text
+        from wattprint.exporter.safehttp import redact_text
 
         return redact_text(self._inner.format(record))
 

@@ -1,3 +1,5 @@
 """wattprint-exporter: per-node GPU energy exporter for Prometheus."""
 
-__version__ = "0.1.0"
+from .. import __version__
+
+__all__ = ["__version__"]

@@ -2,7 +2,7 @@
 
 Zone ids compare case-insensitively (ASCII letters), with surrounding whitespace ignored and, in
 `<provider>:<region>` ids, whitespace around the first colon ignored; `UK` is `GB` (ISO 3166-1). The
-canonical spelling is the one of the shipped annual table (`pipeline/data/intensity_annual.csv`) when it
+canonical spelling is the one of the shipped annual table (`wattprint/pipeline/data/intensity_annual.csv`) when it
 knows the zone (`FR`, `gcp:europe-west1`, `world`), else upper case, as Electricity Maps, WattTime and ISO
 codes are written (`US-CAL-CISO`, `CAISO_NORTH`, `GB-13`).
 

@@ -438,7 +438,7 @@ def options(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
     zones: list[str] = []
     zones_from_flag = bool(args.zone)
     for z in args.zone or ():
-        z = canonical_zone(z)     # the spelling the config's zones and imported data use (pipeline/zones.py)
+        z = canonical_zone(z)     # the spelling the config's zones and imported data use (wattprint/pipeline/zones.py)
         if not z:
             raise InputError("--zone", "empty zone", "e.g. --zone FR")
         if z not in zones:
@@ -534,9 +534,9 @@ def run(args: argparse.Namespace) -> int:
     """Check flags (InputError: exit 2), then serve until SIGTERM/SIGINT."""
     from prometheus_client import CollectorRegistry, ProcessCollector
 
-    from exporter.logs import setup_logging
-    from exporter.web import CachedRenderer, MetricsServer, parse_listen_address
-    from exporter.webconfig import WebConfigError, load_web_config
+    from wattprint.exporter.logs import setup_logging
+    from wattprint.exporter.web import CachedRenderer, MetricsServer, parse_listen_address
+    from wattprint.exporter.webconfig import WebConfigError, load_web_config
 
     opts = options(args)
     try:

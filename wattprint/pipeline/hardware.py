@@ -1,7 +1,8 @@
-"""The shipped GPU hardware table (`pipeline/data/gpu_hardware.csv`): board power and embodied carbon per model.
+"""The shipped GPU hardware table (`wattprint/pipeline/data/gpu_hardware.csv`): board power and embodied carbon per
+model.
 
 Used by `wattprint estimate` (runs without telemetry: energy = GPU-hours x TDP) and by the reports for the
-embodied share. Every row's source is cited in `pipeline/data/HARDWARE_SOURCES.md`.
+embodied share. Every row's source is cited in `wattprint/pipeline/data/HARDWARE_SOURCES.md`.
 
 `lookup(name)` accepts a table key (`A100`, `h100-pcie`; case-insensitive) or a model name as NVML / dcgm report
 it (`NVIDIA A100-SXM4-80GB`, `NVIDIA H100 PCIe`, `Tesla V100-SXM2-32GB`, `AMD Instinct MI300X`). Each row's
@@ -124,7 +125,7 @@ def parse(text: str, name: str = FILE) -> list[GpuSpec]:
 
 @lru_cache(maxsize=1)
 def _table() -> tuple[tuple[GpuSpec, re.Pattern[str]], ...]:
-    text = resources.files("pipeline.data").joinpath(FILE).read_text(encoding="utf-8")
+    text = resources.files("wattprint.pipeline.data").joinpath(FILE).read_text(encoding="utf-8")
     return tuple(parse_entries(text))
 
 

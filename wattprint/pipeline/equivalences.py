@@ -2,8 +2,8 @@
 
 The reports print them as model cards do ("roughly equal to N miles driven by an average gasoline-powered car or
 M homes' energy use for one year, according to the US EPA"). The factors, with the EPA calculator edition, date,
-URL and what could and could not be confirmed, are in `pipeline/data/epa_equivalences.csv`; nothing is hard-coded
-here.
+URL and what could and could not be confirmed, are in `wattprint/pipeline/data/epa_equivalences.csv`; nothing is
+hard-coded here.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def parse(text: str, name: str = FILE) -> Equivalences:
 @lru_cache(maxsize=1)
 def load() -> Equivalences:
     """The shipped factors."""
-    return parse(resources.files("pipeline.data").joinpath(FILE).read_text(encoding="utf-8"))
+    return parse(resources.files("wattprint.pipeline.data").joinpath(FILE).read_text(encoding="utf-8"))
 
 
 def equivalents(emissions_kg: float) -> dict[str, Any]:

@@ -11,7 +11,7 @@ Which request each API gets (a short window around now, or its "latest" endpoint
   uk               GET /intensity/{now-3h}/{now+1h} (GB) or /regional/intensity/.../regionid/N (GB-N): half-hours
   watttime         GET /login (basic auth) then /v3/historical over [now-1h, now]: 5-minute co2_moer points
   csv              the generic CSV file (timestamp,zone,intensity_g_per_kwh), read once per change for all zones
-  annual           the shipped annual table (pipeline/data/intensity_annual.csv)
+  annual           the shipped annual table (wattprint/pipeline/data/intensity_annual.csv)
 The point covering `now` wins; else the most recent one that ended at most `max_age` ago; else `no_data`.
 """
 
@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 import requests
 
-from exporter.safehttp import CrossOriginRedirect, SameOriginSession
+from wattprint.exporter.safehttp import CrossOriginRedirect, SameOriginSession
 
 from ..errors import InputError, UpstreamError
 from ..records import IntensityPoint

@@ -1,11 +1,12 @@
-"""The shipped annual grid intensities (`pipeline/data/intensity_annual.csv`), used when no hourly data exists.
+"""The shipped annual grid intensities (`wattprint/pipeline/data/intensity_annual.csv`), used when no hourly data
+exists.
 
 Zone ids (matched as `pipeline.zones.canonical_zone` spells them: case-insensitively):
   country  ISO 3166-1 alpha-2, e.g. `FR`, `DE`, `GB` (`UK` is accepted for `GB`)
   cloud    `<provider>:<region>` with the provider's own region id: `aws:us-west-2`, `gcp:europe-west1`,
            `azure:westeurope`
   world    `world`
-Attribution of every row is in `pipeline/data/INTENSITY_SOURCES.md`.
+Attribution of every row is in `wattprint/pipeline/data/INTENSITY_SOURCES.md`.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def parse(text: str, name: str = FILE) -> list[AnnualIntensity]:
 
 @lru_cache(maxsize=1)
 def _table() -> tuple[tuple[AnnualIntensity, ...], dict[str, AnnualIntensity]]:
-    text = resources.files("pipeline.data").joinpath(FILE).read_text(encoding="utf-8")
+    text = resources.files("wattprint.pipeline.data").joinpath(FILE).read_text(encoding="utf-8")
     rows = tuple(parse(text))
     return rows, {r.zone: r for r in rows}
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
+from wattprint.exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
 
 from ...errors import InputError, UpstreamError
 

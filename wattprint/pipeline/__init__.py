@@ -1,3 +1,5 @@
 """wattprint: Prometheus -> DuckDB carbon-accounting pipeline (batch CLI)."""
 
-__version__ = "0.1.0"
+from .. import __version__
+
+__all__ = ["__version__"]

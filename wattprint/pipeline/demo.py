@@ -1,6 +1,6 @@
 """`wattprint demo`: the report set a newcomer sees first, built on any machine with no GPU and no server.
 
-A simulated month (2026-10) of two 16-GPU H100 clusters (`pipeline/demo_fleet.py`: power from the real
+A simulated month (2026-10) of two 16-GPU H100 clusters (`wattprint/pipeline/demo_fleet.py`: power from the real
 H100 trace, host CPU (RAPL) energy and the jobs' CPU time, a ledger of three projects, hourly grid intensity per
 zone) goes through the production code:
 
@@ -302,9 +302,9 @@ def _scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def run_exporter_demo(gpus: int = 4, seconds: float = 6.0) -> int:
-    from exporter.app import App
-    from exporter.config import Config
-    from exporter.logs import setup_logging
+    from wattprint.exporter.app import App
+    from wattprint.exporter.config import Config
+    from wattprint.exporter.logs import setup_logging
 
     setup_logging("warning")
     with tempfile.TemporaryDirectory(prefix="wattprint-demo-") as tmp:

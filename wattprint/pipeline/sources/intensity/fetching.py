@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from exporter.safehttp import SameOriginSession
+from wattprint.exporter.safehttp import SameOriginSession
 
 from ...errors import InputError, UpstreamError
 from ...records import IntensityPoint

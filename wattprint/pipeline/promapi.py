@@ -41,8 +41,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from exporter import safehttp
-from exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
+from wattprint.exporter import safehttp
+from wattprint.exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
 
 from . import __version__
 from .errors import InputError, UpstreamError

@@ -48,7 +48,7 @@ Full schema (every key optional; docs/config.md explains each)::
           metric: null            # a power gauge; no default (this source is off without it)
           unit: W                 # W | mW | kW
           labels: {hostname: [hostname, Hostname], gpu: gpu, uuid: [uuid, UUID], job_id: [], model: []}
-    phase_rules: rules.yaml       # path relative to this file (see pipeline/sources/jobs/rules.py)
+    phase_rules: rules.yaml       # path relative to this file (see wattprint/pipeline/sources/jobs/rules.py)
     report:
       layers: [gpu, cpu, idle, pue]  # in the headline: gpu | cpu | idle | pue | embodied, or [all] (default shown)
       idle_policy: pro-rata       # pro-rata (idle GPU / host energy shared per cluster-hour by GPU- / CPU-seconds)
@@ -121,7 +121,7 @@ class ClusterConfig:
         return spec
 
     def matches_host(self, hostname: str) -> bool:
-        """The rule the model applies to series hosts (pipeline/nodes.py, sql/macros.sql)."""
+        """The rule the model applies to series hosts (wattprint/pipeline/nodes.py, sql/macros.sql)."""
         return any(node_matches(hostname, p) for p in self.nodes)
 
 
@@ -311,7 +311,7 @@ def _clusters(ctx: _Ctx, data: dict[Any, Any]) -> dict[str, ClusterConfig]:
 
 
 def _zone(zone: str | None) -> str | None:
-    """The zone in its canonical spelling (pipeline/zones.py): `fr` is the zone of imported `FR` hours."""
+    """The zone in its canonical spelling (wattprint/pipeline/zones.py): `fr` is the zone of imported `FR` hours."""
     return canonical_zone(zone) if zone is not None else None
 
 

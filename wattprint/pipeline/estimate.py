@@ -7,7 +7,7 @@
     emissions_kg   = energy_kwh x intensity (gCO2eq/kWh) / 1000
 
 The GPU part, the CPU part or both may be given. The TDP comes from the shipped hardware table
-(`pipeline/hardware.py`) or `--tdp-watts`; the CPU power is always given (a socket's TDP over its cores is the
+(`wattprint/pipeline/hardware.py`) or `--tdp-watts`; the CPU power is always given (a socket's TDP over its cores is the
 usual figure: there is no silent default); the intensity from `--intensity` or the shipped annual table row of
 `--region`. Every GPU is assumed to draw its rated maximum for every GPU-hour and every core its share of the
 socket's TDP for every core-hour, so this is an upper-bound style estimate, labelled `estimated (TDP)` wherever it
@@ -290,7 +290,8 @@ def compute(
     cpu = _cpu_part(cpu_inputs, label, where) if has_cpu else None
 
     # intensity
-    zone = canonical_zone(region) if isinstance(region, str) else None   # the one spelling (pipeline/zones.py)
+    zone = canonical_zone(region) if isinstance(region,
+                                                str) else None   # the one spelling (wattprint/pipeline/zones.py)
     if region is not None and not isinstance(region, str):
         raise InputError(where("region"), f"{label('region')} must be a zone id, got {region!r}")
     if zone is not None and not zone:
@@ -307,7 +308,7 @@ def compute(
             known = [r.zone for r in embedded.load()]
             raise InputError(where("region"), f"unknown zone {zone!r}{suggest(zone, known)}",
                              f"zone ids look like {', '.join(_EXAMPLE_ZONES)} (all {len(known)}: "
-                             f"pipeline/data/intensity_annual.csv); or give {label('intensity')} G")
+                             f"wattprint/pipeline/data/intensity_annual.csv); or give {label('intensity')} G")
         g_per_kwh, year, basis, zone = row.g_per_kwh, row.year, row.basis, row.zone
         intensity_source = "table"
         intensity_reference = (f"{embedded.FILE} row {row.zone} ({row.name}), {row.year}, {row.basis}: "

@@ -1,6 +1,6 @@
 """Replay a recorded NVML trace as N virtual GPUs, for machines with no GPU.
 
-The trace is real H100 data (exporter/data/h100_trace.csv; provenance in
+The trace is real H100 data (wattprint/exporter/data/h100_trace.csv; provenance in
 tests/fixtures/nvml-h100/SOURCE.md). Each virtual GPU plays it from its own
 offset (i * duration / N) and loops; its energy counter keeps rising across
 loops so Prometheus never sees a reset. Wall time drives the position, so two
@@ -38,7 +38,7 @@ log = logging.getLogger("wattprint.replay")
 
 
 def default_trace_path() -> Path:
-    return Path(str(resources.files("exporter") / "data" / "h100_trace.csv"))
+    return Path(str(resources.files("wattprint.exporter") / "data" / "h100_trace.csv"))
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def load_trace(path: str | Path) -> Trace:
         if missing:
             raise BackendUnavailable(
                 f"{path}:1: replay trace lacks column(s) {', '.join(missing)}; "
-                f"it needs {', '.join(REQUIRED_COLUMNS)} (the format of exporter/data/h100_trace.csv)"
+                f"it needs {', '.join(REQUIRED_COLUMNS)} (the format of wattprint/exporter/data/h100_trace.csv)"
             )
         ts: list[float] = []
         energy: list[float] = []

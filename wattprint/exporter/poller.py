@@ -5,7 +5,7 @@ Collection is decoupled from scrapes: a thread calls ``poll_once`` every
 serialise the latest one. All energy is kept as integer millijoules so that,
 per GPU, job energy + idle energy == GPU energy exactly at every snapshot. The
 time each job held each GPU is integer microseconds, so that its sums never drift.
-Host CPU energy (the rapl and cgroups collectors, ``exporter/host``) is read
+Host CPU energy (the rapl and cgroups collectors, ``wattprint/exporter/host``) is read
 in the same poll and booked apart, in integer microjoules.
 """
 

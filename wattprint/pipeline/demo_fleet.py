@@ -1,7 +1,7 @@
 """The simulated fleet of `wattprint demo`: a month of two H100 clusters, written as the inputs production reads.
 
 Nothing here computes a result. It generates what a real deployment would hand the pipeline, and
-`pipeline/demo.py` feeds it through the production code:
+`wattprint/pipeline/demo.py` feeds it through the production code:
 
 * the exporter's energy counters (``wattprint_job_energy_joules_total`` and ``wattprint_job_gpu_seconds_total`` per
   job and GPU, ``wattprint_gpu_idle_energy_joules_total`` and the GPU's total ``wattprint_gpu_energy_joules_total``
@@ -13,7 +13,7 @@ Nothing here computes a result. It generates what a real deployment would hand t
 * the cluster config (`config_yaml`), the job ledger CSV (`ledger_csv`) and the hourly intensity CSV
   (`intensity_csv`), read back by the real parsers.
 
-Power comes from the real H100 trace shipped with the exporter (``exporter/data/h100_trace.csv``,
+Power comes from the real H100 trace shipped with the exporter (``wattprint/exporter/data/h100_trace.csv``,
 provenance in ``tests/fixtures/nvml-h100/SOURCE.md``): its idle, matmul, 50 % duty-cycled and memory-copy
 phases give the levels, measured from the trace's energy counter. Each job type draws a mix of them
 minute by minute (pretraining ~ matmul with checkpoint pauses, finetuning ~ duty-cycled with eval
@@ -61,7 +61,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from exporter.backends.replay import REPLAY_MODEL, REPLAY_POWER_LIMIT_WATTS, default_trace_path, load_trace
+from wattprint.exporter.backends.replay import REPLAY_MODEL, REPLAY_POWER_LIMIT_WATTS, default_trace_path, load_trace
 
 from .promapi import RangeChunk, range_chunks
 
@@ -188,7 +188,8 @@ def trace_levels() -> Levels:
     for name, (a, b) in TRACE_PHASES.items():
         a += TRACE_SETTLE_S
         w[name] = (trace.energy_at(b) - trace.energy_at(a)) / 1000.0 / (b - a)
-    return Levels(w["idle"], w["matmul"], w["duty50"], w["copy"], w["idle2"], source=f"exporter/data/{path.name}")
+    return Levels(w["idle"], w["matmul"], w["duty50"], w["copy"], w["idle2"],
+                  source=f"wattprint/exporter/data/{path.name}")
 
 
 # -- the ledger -------------------------------------------------------------------------------------------

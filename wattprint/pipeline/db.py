@@ -128,7 +128,7 @@ def _utc(con: duckdb.DuckDBPyConnection) -> None:
 def migrations() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) of every shipped migration, in order."""
     out = []
-    for entry in resources.files("pipeline.migrations").iterdir():
+    for entry in resources.files("wattprint.pipeline.migrations").iterdir():
         m = _MIGRATION.match(entry.name)
         if m:
             out.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
@@ -188,11 +188,11 @@ def _path(con: duckdb.DuckDBPyConnection) -> str:
 
 @cache
 def sql_text(name: str) -> str:
-    return resources.files("pipeline.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    return resources.files("wattprint.pipeline.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
 def run_sql(
     con: duckdb.DuckDBPyConnection, name: str, params: Sequence[Any] | Mapping[str, Any] | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """Run pipeline/sql/<name>.sql (one statement) with bound parameters."""
+    """Run wattprint/pipeline/sql/<name>.sql (one statement) with bound parameters."""
     return con.execute(sql_text(name), params) if params is not None else con.execute(sql_text(name))

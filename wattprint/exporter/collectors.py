@@ -14,14 +14,15 @@ from collections.abc import Callable, Iterator, Sequence
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .. import contract as C
 from . import __version__
 from .host.accounting import HostSnapshot
 from .poller import GpuSnapshot, Snapshot
 
 log = logging.getLogger("wattprint.collectors")
 
-GPU_LABELS = ("gpu", "uuid", "model", "hostname")
-CPU_LABELS = ("socket", "domain", "model", "hostname")
+GPU_LABELS = C.GPU_LABELS
+CPU_LABELS = C.CPU_LABELS
 RESERVED_LABELS = frozenset(
     GPU_LABELS + CPU_LABELS + ("job_id", "job_source", "uid", "container", "driver", "energy_source", "backend",
                                "call", "collector", "discovery", "reason", "version", "instance", "job")
@@ -70,13 +71,13 @@ class WattprintCollector(Collector):
             labels=[*lk, "driver", "energy_source", "backend"],
         )
         energy = CounterMetricFamily(
-            "wattprint_gpu_energy_joules",
+            C.GPU_ENERGY,
             "GPU energy since the exporter started, from hardware energy-counter deltas "
             "(or integrated power where energy_source says so).",
             labels=lk,
         )
         idle = CounterMetricFamily(
-            "wattprint_gpu_idle_energy_joules",
+            C.GPU_IDLE_ENERGY,
             "GPU energy in intervals with no job on the GPU; jobs + idle == GPU energy.",
             labels=lk,
         )
@@ -104,12 +105,12 @@ class WattprintCollector(Collector):
             labels=[*lk, "job_id", "job_source", "uid", "container"],
         )
         job_energy = CounterMetricFamily(
-            "wattprint_job_energy_joules",
+            C.JOB_ENERGY,
             "Energy of a job on a GPU, its share of each poll interval's GPU energy.",
             labels=[*lk, "job_id"],
         )
         job_seconds = CounterMetricFamily(
-            "wattprint_job_gpu_seconds",
+            C.JOB_GPU_SECONDS,
             "Time a job held a GPU: the summed length of the poll intervals whose energy was split among the jobs "
             "on it, each job the whole interval; constant after the job left.",
             labels=[*lk, "job_id"],
@@ -150,23 +151,23 @@ class WattprintCollector(Collector):
         node_values = [self._hostname, *self._static_values]
         lk = [*CPU_LABELS, *self._static_keys]
         up = GaugeMetricFamily(
-            "wattprint_cpu_rapl_up", "1 if the last poll read every RAPL zone (package, DRAM), 0 otherwise.",
+            C.CPU_RAPL_UP, "1 if the last poll read every RAPL zone (package, DRAM), 0 otherwise.",
             labels=node,
         )
         up.add_metric(node_values, 1.0 if host.rapl_up else 0.0)
         energy = CounterMetricFamily(
-            "wattprint_cpu_energy_joules",
+            C.CPU_ENERGY,
             "CPU socket energy per RAPL domain (package, dram) since the exporter started, from wrap-corrected "
             "energy_uj deltas.",
             labels=lk,
         )
         idle = CounterMetricFamily(
-            "wattprint_cpu_idle_energy_joules",
+            C.CPU_IDLE_ENERGY,
             "CPU socket energy not attributed to jobs (host idle); per socket and domain, jobs + idle == CPU energy.",
             labels=lk,
         )
         job_energy = CounterMetricFamily(
-            "wattprint_job_cpu_energy_joules",
+            C.JOB_CPU_ENERGY,
             "Energy of a job on a CPU socket and domain: its share of each poll interval's energy by cgroup CPU time.",
             labels=[*lk, "job_id"],
         )
@@ -187,7 +188,7 @@ class WattprintCollector(Collector):
             for job_id, uj in d.jobs:
                 job_energy.add_metric([*v, job_id], uj / 1e6)
         seconds = CounterMetricFamily(
-            "wattprint_job_cpu_seconds",
+            C.JOB_CPU_SECONDS,
             "CPU time of the job's cgroup on this node (cgroup v2 usage_usec deltas) since the exporter first saw it.",
             labels=["job_id", *node],
         )

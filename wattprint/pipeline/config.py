@@ -78,6 +78,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from .. import contract as C
 from .errors import InputError
 from .files import MAX_SMALL_FILE_BYTES, read_regular
 from .nodes import node_matches
@@ -135,11 +136,11 @@ class IntensityConfig:
 class LabelKeys:
     """Label keys of one meaning each; the first present on a series wins."""
 
-    hostname: tuple[str, ...] = ("hostname",)
-    gpu: tuple[str, ...] = ("gpu",)
-    uuid: tuple[str, ...] = ("uuid",)
-    job_id: tuple[str, ...] = ("job_id",)
-    model: tuple[str, ...] = ("model",)
+    hostname: tuple[str, ...] = (C.HOSTNAME,)
+    gpu: tuple[str, ...] = (C.GPU,)
+    uuid: tuple[str, ...] = (C.UUID,)
+    job_id: tuple[str, ...] = (C.JOB_ID,)
+    model: tuple[str, ...] = (C.MODEL,)
 
     @staticmethod
     def pick(labels: Mapping[str, str], keys: tuple[str, ...]) -> str:
@@ -150,25 +151,25 @@ class LabelKeys:
 @dataclass(frozen=True)
 class WattprintMetrics:
     enabled: bool = True            # false: not queried (another source measures these GPUs)
-    job_energy: str = "wattprint_job_energy_joules_total"
-    job_gpu_seconds: str = "wattprint_job_gpu_seconds_total"     # the seconds each job held each GPU
-    gpu_energy: str = "wattprint_gpu_energy_joules_total"
-    idle_energy: str = "wattprint_gpu_idle_energy_joules_total"
+    job_energy: str = C.series(C.JOB_ENERGY)
+    job_gpu_seconds: str = C.series(C.JOB_GPU_SECONDS)     # the seconds each job held each GPU
+    gpu_energy: str = C.series(C.GPU_ENERGY)
+    idle_energy: str = C.series(C.GPU_IDLE_ENERGY)
     # host energy (the exporter's RAPL collector); socket and domain are read from the `socket` / `domain` labels
-    cpu_energy: str = "wattprint_cpu_energy_joules_total"
-    cpu_idle_energy: str = "wattprint_cpu_idle_energy_joules_total"
-    job_cpu_energy: str = "wattprint_job_cpu_energy_joules_total"
-    job_cpu_seconds: str = "wattprint_job_cpu_seconds_total"
-    cpu_rapl_up: str = "wattprint_cpu_rapl_up"
+    cpu_energy: str = C.series(C.CPU_ENERGY)
+    cpu_idle_energy: str = C.series(C.CPU_IDLE_ENERGY)
+    job_cpu_energy: str = C.series(C.JOB_CPU_ENERGY)
+    job_cpu_seconds: str = C.series(C.JOB_CPU_SECONDS)
+    cpu_rapl_up: str = C.series(C.CPU_RAPL_UP)
     labels: LabelKeys = LabelKeys()
 
 
 @dataclass(frozen=True)
 class DcgmMetrics:
     enabled: bool = True            # false: not queried, e.g. beside a wattprint exporter on the dcgm backend
-    energy: str = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
+    energy: str = C.DCGM_ENERGY
     energy_unit: str = "mJ"
-    power: str = "DCGM_FI_DEV_POWER_USAGE"
+    power: str = C.DCGM_POWER
     power_unit: str = "W"
     labels: LabelKeys = LabelKeys(hostname=("Hostname", "hostname"), uuid=("UUID", "uuid"),
                                   job_id=("hpc_job", "pod"), model=("modelName",))

@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import contract as C
 from .db import transaction
 from .errors import InputError
 from .promapi import PromClient, selector
@@ -59,11 +60,11 @@ class SeriesQuery:
 # job_cpu_seconds (counter, s of CPU time per job) and cpu_rapl_up (gauge, 1 when every RAPL zone was read).
 GAUGE_KINDS = ("gpu_power", "cpu_rapl_up")
 CPU_METRICS = {
-    "cpu_energy": "wattprint_cpu_energy_joules_total",
-    "cpu_idle_energy": "wattprint_cpu_idle_energy_joules_total",
-    "job_cpu_energy": "wattprint_job_cpu_energy_joules_total",
-    "job_cpu_seconds": "wattprint_job_cpu_seconds_total",
-    "cpu_rapl_up": "wattprint_cpu_rapl_up",
+    "cpu_energy": C.series(C.CPU_ENERGY),
+    "cpu_idle_energy": C.series(C.CPU_IDLE_ENERGY),
+    "job_cpu_energy": C.series(C.JOB_CPU_ENERGY),
+    "job_cpu_seconds": C.series(C.JOB_CPU_SECONDS),
+    "cpu_rapl_up": C.series(C.CPU_RAPL_UP),
 }
 
 
@@ -81,14 +82,13 @@ def cpu_query(kind: str, metric: str, host_labels: tuple[str, ...] = ("hostname"
 
 def default_queries(power_metric: str | None = None) -> list[SeriesQuery]:
     qs = [
-        SeriesQuery("wattprint", "job_energy", "wattprint_job_energy_joules_total", job_labels=("job_id",)),
-        SeriesQuery("wattprint", "gpu_energy", "wattprint_gpu_energy_joules_total"),
-        SeriesQuery("wattprint", "idle_energy", "wattprint_gpu_idle_energy_joules_total"),
-        SeriesQuery("wattprint", "job_gpu_seconds", "wattprint_job_gpu_seconds_total", job_labels=("job_id",)),
+        SeriesQuery("wattprint", "job_energy", C.series(C.JOB_ENERGY), job_labels=(C.JOB_ID,)),
+        SeriesQuery("wattprint", "gpu_energy", C.series(C.GPU_ENERGY)),
+        SeriesQuery("wattprint", "idle_energy", C.series(C.GPU_IDLE_ENERGY)),
+        SeriesQuery("wattprint", "job_gpu_seconds", C.series(C.JOB_GPU_SECONDS), job_labels=(C.JOB_ID,)),
         # dcgm-exporter reports the energy counter in millijoules
-        SeriesQuery("dcgm", "gpu_energy", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", scale=0.001,
-                    job_labels=("hpc_job", "pod")),
-        SeriesQuery("dcgm", "gpu_power", "DCGM_FI_DEV_POWER_USAGE", job_labels=("hpc_job", "pod")),
+        SeriesQuery("dcgm", "gpu_energy", C.DCGM_ENERGY, scale=0.001, job_labels=("hpc_job", "pod")),
+        SeriesQuery("dcgm", "gpu_power", C.DCGM_POWER, job_labels=("hpc_job", "pod")),
     ]
     qs += [cpu_query(kind, metric) for kind, metric in CPU_METRICS.items()]
     if power_metric:

@@ -1,0 +1,45 @@
+"""The metric contract: every metric and label name the exporter writes and the pipeline reads.
+
+Both sides import these names, so a rename happens in one place; tests/test_contract.py holds them against
+the golden /metrics page (tests/golden/metrics.txt), which the exporter's own test regenerates. Counter
+families are named without `_total` (prometheus_client adds it on exposition); `series()` gives the name
+a query reads. Imports nothing, so the exporter can use it without pulling in anything else.
+"""
+
+from __future__ import annotations
+
+# -- GPU series (per board) -----------------------------------------------------------------------------
+GPU_ENERGY = "wattprint_gpu_energy_joules"              # counter, J: the board's hardware energy counter
+GPU_IDLE_ENERGY = "wattprint_gpu_idle_energy_joules"    # counter, J: the part no job was on
+JOB_ENERGY = "wattprint_job_energy_joules"              # counter, J: per job and GPU
+JOB_GPU_SECONDS = "wattprint_job_gpu_seconds"           # counter, s: the time each job held each GPU
+
+# -- host series (RAPL, per socket and domain) ------------------------------------------------------------
+CPU_ENERGY = "wattprint_cpu_energy_joules"
+CPU_IDLE_ENERGY = "wattprint_cpu_idle_energy_joules"
+JOB_CPU_ENERGY = "wattprint_job_cpu_energy_joules"
+JOB_CPU_SECONDS = "wattprint_job_cpu_seconds"
+CPU_RAPL_UP = "wattprint_cpu_rapl_up"                   # gauge, 1 when every RAPL zone was read
+
+COUNTERS = (GPU_ENERGY, GPU_IDLE_ENERGY, JOB_ENERGY, JOB_GPU_SECONDS, CPU_ENERGY, CPU_IDLE_ENERGY, JOB_CPU_ENERGY,
+            JOB_CPU_SECONDS)
+
+# -- labels -------------------------------------------------------------------------------------------------
+HOSTNAME = "hostname"
+GPU = "gpu"            # the board's index on its node
+UUID = "uuid"          # the board's identity across exporters (dcgm-exporter spells it UUID)
+MODEL = "model"
+JOB_ID = "job_id"
+SOCKET = "socket"
+DOMAIN = "domain"      # RAPL domain: package or dram
+GPU_LABELS = (GPU, UUID, MODEL, HOSTNAME)
+CPU_LABELS = (SOCKET, DOMAIN, MODEL, HOSTNAME)
+
+# -- dcgm-exporter, read by the pipeline beside (or instead of) the exporter ---------------------------------
+DCGM_ENERGY = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"    # counter, mJ
+DCGM_POWER = "DCGM_FI_DEV_POWER_USAGE"                  # gauge, W
+
+
+def series(family: str) -> str:
+    """The name a query reads: counters carry `_total` on the page."""
+    return f"{family}_total" if family in COUNTERS else family

@@ -1,9 +1,9 @@
 """The metric contract (wattprint/contract.py) against what the exporter writes and what the pipeline reads.
 
 The golden page (tests/golden/metrics.txt) is the real collectors' output (tests/test_golden_metrics.py keeps it
-current). Every series the pipeline's default ingest queries read must be on it, with every label those
-queries take their hostname, GPU, UUID, model, job, socket and domain from: a rename on either side fails here
-instead of silently emptying an ingest.
+current). Every series the pipeline's ingest queries read with the default config must be on it, with every
+label those queries take their hostname, GPU, UUID, model, job, socket and domain from: a rename on either side
+fails here instead of silently emptying an ingest.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO
 from wattprint import contract as C
-from wattprint.pipeline.config import WattprintMetrics
-from wattprint.pipeline.ingest import default_queries
+from wattprint.pipeline.config import Config, WattprintMetrics
+from wattprint.pipeline.settings import Settings
 
 
 def _page() -> dict[str, list[dict[str, str]]]:
@@ -29,7 +29,7 @@ def _page() -> dict[str, list[dict[str, str]]]:
 
 def test_every_series_the_pipeline_reads_is_on_the_page_with_its_labels() -> None:
     page = _page()
-    queries = [q for q in default_queries() if q.source == "wattprint"]
+    queries = [q for q in Settings(Config(), None).queries() if q.source == "wattprint"]
     assert len(queries) == 9
     for q in queries:
         assert q.metric in page, f"the pipeline reads {q.metric}; the exporter does not write it"

@@ -80,22 +80,6 @@ def cpu_query(kind: str, metric: str, host_labels: tuple[str, ...] = ("hostname"
     )
 
 
-def default_queries(power_metric: str | None = None) -> list[SeriesQuery]:
-    qs = [
-        SeriesQuery("wattprint", "job_energy", C.series(C.JOB_ENERGY), job_labels=(C.JOB_ID,)),
-        SeriesQuery("wattprint", "gpu_energy", C.series(C.GPU_ENERGY)),
-        SeriesQuery("wattprint", "idle_energy", C.series(C.GPU_IDLE_ENERGY)),
-        SeriesQuery("wattprint", "job_gpu_seconds", C.series(C.JOB_GPU_SECONDS), job_labels=(C.JOB_ID,)),
-        # dcgm-exporter reports the energy counter in millijoules
-        SeriesQuery("dcgm", "gpu_energy", C.DCGM_ENERGY, scale=0.001, job_labels=("hpc_job", "pod")),
-        SeriesQuery("dcgm", "gpu_power", C.DCGM_POWER, job_labels=("hpc_job", "pod")),
-    ]
-    qs += [cpu_query(kind, metric) for kind, metric in CPU_METRICS.items()]
-    if power_metric:
-        qs.append(SeriesQuery("power", "gpu_power", power_metric))
-    return qs
-
-
 @dataclass
 class IngestStats:
     queries: int = 0

@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .report.run import add_parser as add_report_parser
 
     add_report_parser(sub, _common)
+    from .month import add_parser as add_run_parser
+
+    add_run_parser(sub, _common, _prometheus)
     add_estimate_parser(sub)
     add_serve_intensity_parser(sub)
 

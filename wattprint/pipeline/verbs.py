@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         "intensity fetch": intensity_fetch,
         "build": build,
         "report": report,
+        "run": run_month,
     }[args.verb + (f" {args.action}" if getattr(args, "action", None) else "")]
     return handler(args, settings)
 
@@ -222,6 +223,12 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
     from .report.run import run as run_report
 
     return run_report(args, settings)
+
+
+def run_month(args: argparse.Namespace, settings: Settings) -> int:
+    from .month import run as run_steps
+
+    return run_steps(args, settings)
 
 
 def build(args: argparse.Namespace, settings: Settings) -> int:

@@ -347,14 +347,14 @@ def test_serve_intensity_reads_a_changed_csv_once_for_all_zones(serve, tmp_path)
     s = serve("--source", "csv", "--csv", str(path), *(a for z in zones for a in ("--zone", z)),
               "--refresh-interval", "0.2", "--log.level", "info")
     wait_for(s, lambda m: all(intensity(m, z)[0] == 10.0 for z in zones), what="the first file")
-    reads = s.stderr().count("csv read file=")
+    reads = s.stderr().count('msg="csv read" file=')
     for value in (11.0, 12.0, 13.0):
         tmp = tmp_path / "next.csv"
         tmp.write_text(_now_csv(value, zones))
         tmp.replace(path)
         wait_for(s, lambda m, v=value: all(intensity(m, z)[0] == v for z in zones), what=f"value {value}")
         time.sleep(0.5)                           # a few more refresh rounds of every zone
-    got = s.stderr().count("csv read file=") - reads
+    got = s.stderr().count('msg="csv read" file=') - reads
     figure("CSV reads for 3 changes, 12 zones refreshed every 0.2 s", got)
     assert got == 3, s.stderr()
 

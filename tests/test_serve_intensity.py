@@ -282,13 +282,13 @@ def test_failing_source_keeps_last_value_counts_reasons_then_falls_back(serve, u
     log = s.stderr()
     assert "Traceback" not in log and TOKEN not in log
     # one line per change of failure kind: timeout, parse (garbage then shape), http, connection, no_data, http
-    fr = [line for line in log.splitlines() if "refresh failed zone=FR " in line]
+    fr = [line for line in log.splitlines() if 'msg="refresh failed" zone=FR ' in line]
     assert [line.split("reason=")[1].split()[0] for line in fr] == [
         "timeout", "parse", "http", "connection", "no_data", "http"], fr
-    zz = [line.split("reason=")[1].split()[0] for line in log.splitlines() if "refresh failed zone=ZZ " in line]
+    zz = [line.split("reason=")[1].split()[0] for line in log.splitlines() if 'msg="refresh failed" zone=ZZ ' in line]
     assert zz[0] == "http" and all(a != b for a, b in zip(zz, zz[1:], strict=False)), zz   # 404, then as FR
-    assert "zone=ZZ has no row in the shipped annual table" in log
-    assert "stale zone=FR" in log and "refresh ok again zone=FR" in log
+    assert any("has no row in the shipped annual table" in line and " zone=ZZ " in line for line in log.splitlines())
+    assert "msg=stale zone=FR " in log and 'msg="refresh ok again" zone=FR ' in log
 
 
 def test_metrics_answer_at_once_while_a_refresh_hangs(serve, upstream, tmp_path):
@@ -450,7 +450,8 @@ def test_annual_source_with_the_cluster_config(serve, tmp_path):
     assert get(m, "wattprint_intensity_exporter_build_info", version="0.1.0") == 1
     assert not any(n == "wattprint_job_project_info" for n, _ in m)                  # no --db
     assert s.stop() == 0
-    assert "zone=XX not asked from annual (no row in the shipped annual table)" in s.stderr()
+    assert ('msg="zone not asked from the source: serving the shipped annual value with fallback=1" zone=XX '
+            'source=annual reason="no row in the shipped annual table" serving="world average"') in s.stderr()
 
 
 # -- the job ledger -----------------------------------------------------------------------------------------

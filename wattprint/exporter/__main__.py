@@ -12,7 +12,7 @@ from .logs import setup_logging
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(argv)
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, cfg.log_format)
     app = App(cfg)
     try:
         app.start()

@@ -16,6 +16,7 @@ from .collectors import WattprintCollector
 from .config import Config
 from .host.accounting import HostPoller
 from .jobs.base import JobDiscovery, NoDiscovery
+from .logs import kv
 from .poller import Poller
 from .safehttp import redact_text
 from .web import CachedRenderer
@@ -127,15 +128,14 @@ class App:
         self.registry.register(self.server.collector())
         self.server.start()
         self.poller.start()
-        log.info(
-            "listening address=%s:%d tls=%s backend=%s discovery=%s poll_interval=%ss",
-            address[0], self.server.port, bool(web_config and web_config.ssl_context()), self.backend.name,
-            self.discovery.name, self.cfg.poll_interval,
-        )
+        log.info("listening", extra=kv(
+            address=f"{address[0]}:{self.server.port}", tls=bool(web_config and web_config.ssl_context()),
+            backend=self.backend.name, discovery=self.discovery.name, poll_interval=f"{self.cfg.poll_interval}s",
+        ))
 
     def run_until_signalled(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("stopping signal=%s", signal.Signals(signum).name)
+            log.info("stopping", extra=kv(signal=signal.Signals(signum).name))
             self._stop.set()
 
         signal.signal(signal.SIGTERM, stop)

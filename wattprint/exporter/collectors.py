@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from .. import contract as C
 from . import __version__
 from .host.accounting import HostSnapshot
+from .logs import kv, typed
 from .poller import GpuSnapshot, Snapshot
 
 log = logging.getLogger("wattprint.collectors")
@@ -53,7 +54,7 @@ class WattprintCollector(Collector):
                 families += self._cpu_families(snap.host)
             ok = True
         except Exception as exc:  # a bug here must not take the whole page down
-            log.error("rendering metrics failed err=%r", exc)
+            log.error("rendering metrics failed", extra=kv(err=typed(exc)))
             families, ok = [], False
         yield from families
         yield from self._exporter_families(snap, ok, time.perf_counter() - start)

@@ -54,6 +54,7 @@ class Config:
     state_file: str | None = None
     state_interval: float = 1.0
     log_level: str = "info"
+    log_format: str = "logfmt"
 
 
 def _env(flag: str) -> str | None:
@@ -170,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="save the --state-file at most this often, after a poll, and on SIGTERM/SIGINT (default: "
         "%(default)s, i.e. every poll at the default --poll-interval)")
     add("--log.level", dest="log_level", choices=("debug", "info", "warning", "error"), default="info")
+    add("--log.format", dest="log_format", choices=("logfmt", "json"), default="logfmt",
+        help="log line format on stderr: logfmt (key=value, as go-kit writes it) or json, one object per line "
+        "(default: %(default)s)")
     p.add_argument("--version", action="version", version=f"wattprint-exporter {__version__}")
     return p
 
@@ -195,6 +199,8 @@ def parse_config(argv: Sequence[str] | None = None) -> Config:
         parser.error(f"--label: key(s) given more than once: {', '.join(dupes)}")
     if ns.job_discovery == "mapping-dir" and not ns.mapping_dir:
         parser.error("--job-discovery mapping-dir needs --mapping-dir PATH")
+    if ns.log_format not in ("logfmt", "json"):  # from the environment: argparse checks no default's choice
+        parser.error(f"WATTPRINT_LOG_FORMAT: expected logfmt or json, got {ns.log_format!r}")
     if ns.backend == "replay" and ns.replay_gpus < 1:
         parser.error("--replay-gpus must be at least 1")
     # Every Config field has a flag whose argparse dest is the field's name.

@@ -22,6 +22,7 @@ from .attribution import split_energy_mj
 from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading
 from .host.accounting import HostPoller, HostSnapshot
 from .jobs.base import Assignment, Job, JobDiscovery
+from .logs import kv, typed
 from .state import SavedGpu, SavedJob, StateError, dump_state, load_state_file, write_state
 
 log = logging.getLogger("wattprint.poller")
@@ -137,9 +138,9 @@ class Poller:
         try:
             self._restored, host = load_state_file(path)
         except StateError as exc:
-            log.warning("state file not used, counters start from 0 path=%s reason=%s", path, exc)
+            log.warning("state file not used, counters start from 0", extra=kv(path=path, reason=exc))
             return
-        log.info("state file loaded path=%s gpus=%d", path, len(self._restored))
+        log.info("state file loaded", extra=kv(path=path, gpus=len(self._restored)))
         if host is not None and self.host is not None:
             self.host.restore(host)
 
@@ -153,7 +154,7 @@ class Poller:
         for s in saved.jobs:
             acc.jobs[s.job] = _JobAccount(energy_mj=s.energy_mj, gpu_us=s.gpu_us, last_seen=now, running=False)
         if saved.idle_mj + sum(s.energy_mj for s in saved.jobs) > saved.energy_mj:
-            log.warning("state file: jobs + idle exceed the GPU energy uuid=%s", info.uuid)
+            log.warning("state file: jobs + idle exceed the GPU energy", extra=kv(uuid=info.uuid))
         return acc
 
     def save_state(self) -> bool:
@@ -183,7 +184,7 @@ class Poller:
             self.state_save_errors += 1
             if self.state_save_errors == 1:  # once: a full or read-only disk would log every poll otherwise
                 log.error("cannot write the state file (counted in wattprint_exporter_state_save_errors_total; "
-                          "logged once) path=%s err=%s", self.state_file, exc)
+                          "logged once)", extra=kv(path=self.state_file, err=exc))
             return False
         return True
 
@@ -198,7 +199,7 @@ class Poller:
                 gpu_ok = True
             except BackendError as exc:
                 gpu_ok = False
-                log.warning("gpu read failed backend=%s err=%s", self.backend.name, exc)
+                log.warning("gpu read failed", extra=kv(backend=self.backend.name, err=exc))
                 for acc in self._accounts.values():
                     acc.up = False
                     acc.errors["backend"] += 1
@@ -212,7 +213,7 @@ class Poller:
                     assignment = self.discovery.discover(readings)
                 except Exception as exc:  # a discovery bug must not stop energy accounting
                     jobs_ok = False
-                    log.error("job discovery failed discovery=%s err=%r", self.discovery.name, exc)
+                    log.error("job discovery failed", extra=kv(discovery=self.discovery.name, err=typed(exc)))
             collectors.append(("jobs", jobs_ok, time.perf_counter() - t_gpu))
 
             seen = set()
@@ -231,13 +232,13 @@ class Poller:
                 try:
                     collectors.extend(self.host.poll(now, self._polls))
                 except Exception as exc:  # the collectors catch their own faults; this is for a bug in the booking
-                    log.error("host energy accounting failed err=%r", exc)
+                    log.error("host energy accounting failed", extra=kv(err=typed(exc)))
                     collectors.append(("rapl", False, 0.0))
 
             if gpu_ok and self._restored:
                 for uuid in self._restored:
                     if uuid not in seen:
-                        log.info("state file: GPU not found, its saved totals are dropped uuid=%s", uuid)
+                        log.info("state file: GPU not found, its saved totals are dropped", extra=kv(uuid=uuid))
                 self._restored = {}
 
             self._polls += 1
@@ -277,10 +278,8 @@ class Poller:
                     # how much of this interval ran before the reset, so it is dropped:
                     # at most one poll interval is lost, and the exported counters never go back.
                     acc.resets += 1
-                    log.warning(
-                        "energy counter went backwards gpu=%s uuid=%s from_mj=%d to_mj=%d",
-                        r.info.index, r.info.uuid, acc.last_counter_mj, r.energy_mj,
-                    )
+                    log.warning("energy counter went backwards", extra=kv(
+                        gpu=r.info.index, uuid=r.info.uuid, from_mj=acc.last_counter_mj, to_mj=r.energy_mj))
             acc.last_counter_mj = r.energy_mj
             acc.last_power = None
         elif r.power_watts is not None:
@@ -370,7 +369,7 @@ class Poller:
             try:
                 self.poll_once()
             except Exception as exc:  # keep polling whatever one poll hit
-                log.error("poll failed err=%r", exc)
+                log.error("poll failed", extra=kv(err=typed(exc)))
             next_at += self.interval
             now = self._clock()
             if next_at < now:  # a slow poll: skip the missed ticks rather than bursting

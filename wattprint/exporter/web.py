@@ -36,6 +36,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from . import __version__
+from .logs import kv, typed
 from .webconfig import WebConfig
 
 log = logging.getLogger("wattprint.web")
@@ -292,12 +293,12 @@ class _Handler(BaseHTTPRequestHandler):
             except (OSError, ValueError) as exc:
                 if isinstance(exc, TimeoutError):
                     self.server.owner.refused("head_timeout")
-                log.info("tls handshake failed client=%s err=%s", _client(self), exc)
+                log.info("tls handshake failed", extra=kv(client=_client(self), err=exc))
                 return
         try:
             super().handle()
         except OSError as exc:  # BrokenPipeError, ConnectionResetError, TLS errors after the handshake
-            log.debug("connection closed client=%s err=%r", _client(self), exc)
+            log.debug("connection closed", extra=kv(client=_client(self), err=exc))
 
     def handle_one_request(self) -> None:
         """One request, read under MAX_HEAD_BYTES and HEAD_TIMEOUT_S before anything else looks at it."""
@@ -313,11 +314,11 @@ class _Handler(BaseHTTPRequestHandler):
         except TimeoutError:
             if not self._served:
                 owner.refused("head_timeout")
-                log.info("request head not complete within %gs client=%s", HEAD_TIMEOUT_S, _client(self))
+                log.info("request head not complete within %gs", HEAD_TIMEOUT_S, extra=kv(client=_client(self)))
             return
         except _HeadTooLarge as exc:
             owner.refused("head_too_large")
-            log.info("request head over %d bytes client=%s", MAX_HEAD_BYTES, _client(self))
+            log.info("request head over %d bytes", MAX_HEAD_BYTES, extra=kv(client=_client(self)))
             self.connection.settimeout(CONNECTION_TIMEOUT)
             self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""  # for send_error's log
             self.send_error(414 if exc.in_request_line else 431)
@@ -364,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _HeadTooLarge(in_request_line=not lines)
             if not line:
                 if lines:
-                    log.debug("connection closed mid-request client=%s", _client(self))
+                    log.debug("connection closed mid-request", extra=kv(client=_client(self)))
                 return []
             lines.append(line)
             if line in (b"\r\n", b"\n"):
@@ -377,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # BaseHTTPRequestHandler writes an access log line per request to stderr; keep it at debug.
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("client=%s %s", _client(self), format % args)
+        log.debug("request", extra=kv(client=_client(self), line=format % args))
 
     def end_headers(self) -> None:
         for name, value in self.server.owner.headers:
@@ -414,7 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         creds = _basic_credentials(self.headers.get("Authorization"))
         if creds is None:
-            log.info("unauthorized client=%s path=%r reason=no-basic-credentials", _client(self), path)
+            log.info("unauthorized", extra=kv(client=_client(self), path=path, reason="no-basic-credentials"))
             return False
         user, password = creds
         if auth.check(user, password):
@@ -422,16 +423,16 @@ class _Handler(BaseHTTPRequestHandler):
         # The user name is logged only when it is a configured one: a password typed into the user
         # field must not end up in the log.
         if auth.knows(user):
-            log.warning("unauthorized client=%s user=%r reason=wrong-password", _client(self), user)
+            log.warning("unauthorized", extra=kv(client=_client(self), user=user, reason="wrong-password"))
         else:
-            log.warning("unauthorized client=%s reason=unknown-user", _client(self))
+            log.warning("unauthorized", extra=kv(client=_client(self), reason="unknown-user"))
         return False
 
     def _metrics(self, head: bool) -> None:
         try:
             body, content_type = self.server.owner.render(self.headers.get("Accept"))
         except Exception as exc:  # a collector bug must answer 500, not kill the connection thread
-            log.error("rendering /metrics failed client=%s err=%r", _client(self), exc)
+            log.error("rendering /metrics failed", extra=kv(client=_client(self), err=typed(exc)))
             self._send(500, b"Internal Server Error\n", "text/plain; charset=utf-8", head)
             return
         extra = [("Vary", "Accept-Encoding")]
@@ -493,9 +494,9 @@ class _HTTPServer(ThreadingHTTPServer):
         # The default prints a traceback to stderr; keep it to one log line.
         exc = sys.exc_info()[1]
         if isinstance(exc, OSError):
-            log.debug("connection error client=%s err=%r", client_address, exc)
+            log.debug("connection error", extra=kv(client="{}:{}".format(*client_address[:2]), err=exc))
         else:
-            log.error("request handling failed client=%s err=%r", client_address, exc)
+            log.error("request handling failed", extra=kv(client="{}:{}".format(*client_address[:2]), err=typed(exc)))
 
 
 class MetricsServer:
@@ -557,8 +558,8 @@ class MetricsServer:
                                         kwargs={"poll_interval": _POLL_INTERVAL},
                                         name="wattprint-web", daemon=True)
         self._thread.start()
-        log.debug("listening address=%s port=%d tls=%s basic_auth=%s", self.host, self.port,
-                 self.tls, self.auth is not None)
+        log.debug("listening", extra=kv(address=self.host, port=self.port, tls=self.tls,
+                                        basic_auth=self.auth is not None))
 
     def shutdown(self) -> None:
         """Stop accepting, close open (keep-alive) connections and release the port; idempotent."""
@@ -573,7 +574,7 @@ class MetricsServer:
         for conn in conns:
             _wake(conn)
         self._httpd.server_close()
-        log.info("stopped address=%s port=%d", self.host, self.port)
+        log.info("stopped", extra=kv(address=self.host, port=self.port))
 
     def refused(self, reason: str) -> None:
         with self._conns_lock:

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import WattprintError
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("logfmt", "json")
+
 PENDING: dict[str, str] = {}
 NOT_YET_EXIT = 3
 
@@ -74,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=fmt,
     )
     p.add_argument("--version", action="version", version=f"wattprint {__version__}")
+    _log_flags(p)
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     demo = sub.add_parser(
@@ -187,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_flags(p: argparse.ArgumentParser) -> None:
+    # global: before or after the verb; serve-intensity's own --log.level/--log.format win over these
+    p.add_argument("--log.level", dest="global_log_level", choices=LOG_LEVELS, default=None,
+                   help="log level of every verb's log lines on stderr (default: warning; serve-intensity: info)")
+    p.add_argument("--log.format", dest="global_log_format", choices=LOG_FORMATS, default=None,
+                   help="log line format on stderr: logfmt (key=value) or json, one object per line "
+                   "(default: logfmt)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -197,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class _RedactingFormatter(logging.Formatter):
-    """URLs in batch-verb log lines lose user:password@ and secret query values, as the exporter's do."""
+    """URLs in log lines through a host program's handlers lose user:password@ and secret query values."""
 
     def __init__(self, inner: logging.Formatter | None) -> None:
         super().__init__()
@@ -209,6 +222,20 @@ class _RedactingFormatter(logging.Formatter):
         return redact_text(self._inner.format(record))
 
 
+def _setup_logging(args: argparse.Namespace) -> None:
+    """Batch verbs log to stderr as the exporter does (logfmt or JSON, redacted); serve-intensity sets its own."""
+    from wattprint.exporter.logs import HANDLER_NAME, setup_logging
+
+    root = logging.getLogger()
+    foreign = [h for h in root.handlers if h.get_name() != HANDLER_NAME]
+    if foreign:  # embedded (pytest, a host program), as logging.basicConfig would: its handlers stay, redacted
+        for handler in foreign:
+            if not isinstance(handler.formatter, _RedactingFormatter):
+                handler.setFormatter(_RedactingFormatter(handler.formatter))
+        return
+    setup_logging(args.global_log_level or "warning", args.global_log_format or "logfmt", logger="")
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -216,11 +243,16 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"wattprint {args.verb}: not yet implemented: {PENDING[args.verb]}. Nothing was read or written.",
               file=sys.stderr)
         return NOT_YET_EXIT
+    if extra:  # the global log flags given after the verb
+        late = argparse.ArgumentParser(prog="wattprint", add_help=False)
+        _log_flags(late)
+        more, extra = late.parse_known_args(extra)
+        for key in ("global_log_level", "global_log_format"):
+            if getattr(more, key) is not None:
+                setattr(args, key, getattr(more, key))
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="wattprint: %(levelname)s %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(_RedactingFormatter(handler.formatter))
+    _setup_logging(args)
     if args.verb == "demo" and args.exporter:
         from .demo import run_exporter_demo
 

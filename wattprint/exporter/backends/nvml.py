@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from ..logs import kv
 from .base import BackendUnavailable, GpuInfo, GpuReading
 
 log = logging.getLogger("wattprint.nvml")
@@ -70,7 +71,7 @@ class NvmlBackend:
                 )
             except nv.NVMLError as exc:
                 # A board lost at start-up is skipped, not fatal: the rest still get measured.
-                log.error("gpu skipped at start-up gpu=%d err=%s", i, exc)
+                log.error("gpu skipped at start-up", extra=kv(gpu=i, err=exc))
                 continue
             dev = _Device(handle=h, info=info)
             try:
@@ -78,11 +79,11 @@ class NvmlBackend:
             except nv.NVMLError_NotSupported:
                 dev.unsupported.add("energy")
                 dev.info = GpuInfo(info.index, info.uuid, info.model, info.driver, has_energy_counter=False)
-                log.warning("gpu has no energy counter; integrating power gpu=%d uuid=%s", i, info.uuid)
+                log.warning("gpu has no energy counter; integrating power", extra=kv(gpu=i, uuid=info.uuid))
             except nv.NVMLError:
                 pass  # transient: read() will count it
             self._devices.append(dev)
-        log.info("nvml ready gpus=%d driver=%s", len(self._devices), driver)
+        log.info("nvml ready", extra=kv(gpus=len(self._devices), driver=driver))
 
     def _call(self, dev: _Device, name: str, failed: list[str], fn: Any, *args: Any) -> Any:
         if name in dev.unsupported:
@@ -93,10 +94,10 @@ class NvmlBackend:
             return fn(dev.handle, *args)
         except nv.NVMLError_NotSupported:
             dev.unsupported.add(name)
-            log.info("call not supported; not asked again gpu=%s call=%s", dev.info.index, name)
+            log.info("call not supported; not asked again", extra=kv(gpu=dev.info.index, call=name))
         except nv.NVMLError as exc:
             failed.append(name)
-            log.debug("nvml call failed gpu=%s call=%s err=%s", dev.info.index, name, exc)
+            log.debug("nvml call failed", extra=kv(gpu=dev.info.index, call=name, err=exc))
         return None
 
     def _process_util(self, dev: _Device, failed: list[str]) -> dict[int, float]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..logs import kv
 from .base import BackendUnavailable, GpuInfo, GpuReading
 
 REPLAY_MODEL = "NVIDIA H100 80GB HBM3"
@@ -196,17 +197,18 @@ class ReplayBackend:
             text = ""
         except OSError as exc:
             text = ""
-            log.warning("cannot read --replay-fail-file %s: %s; no GPU fails", self.fail_file, exc.strerror)
+            log.warning("cannot read --replay-fail-file; no GPU fails", extra=kv(file=self.fail_file, err=exc.strerror))
         if text != self._fail_text:
             self._fail_text = text
             known = {info.index for info in self.infos}
             tokens = [t for t in re.split(r"[\s,]+", text) if t]
             unknown = sorted(t for t in tokens if t not in known)
             if unknown:
-                log.warning("--replay-fail-file %s: ignoring %s (not a replayed GPU index 0..%d)",
-                            self.fail_file, ", ".join(repr(t) for t in unknown), len(self.infos) - 1)
+                log.warning("--replay-fail-file: ignoring %s (not a replayed GPU index 0..%d)",
+                            ", ".join(repr(t) for t in unknown), len(self.infos) - 1, extra=kv(file=self.fail_file))
             self._failing = frozenset(t for t in tokens if t in known)
-            log.info("replay fault injection: failing GPUs %s", ",".join(sorted(self._failing, key=int)) or "none")
+            failing = ",".join(sorted(self._failing, key=int)) or "none"
+            log.info("replay fault injection", extra=kv(failing_gpus=failing))
         return self._failing
 
     def read(self) -> list[GpuReading]:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..attribution import split_energy_mj
+from ..logs import kv, typed
 from ..state import SavedCpuDomain, SavedCpuJob, SavedHost
 from .cgroups import CgroupCollector, CgroupError, CpuTimes
 from .procstat import boot_id, cpu_models
@@ -116,7 +117,7 @@ class HostPoller:
                 weights = self._cpu_deltas(self.cgroups.read(), now)
                 self._cpu_times_ok = True
             except CgroupError as exc:
-                log.debug("cgroups read failed: %s", exc)
+                log.debug("cgroups read failed", extra=kv(err=exc))
                 self._cpu_times_ok = False
             except Exception as exc:
                 self._bug("cgroups", exc)
@@ -216,7 +217,7 @@ class HostPoller:
     def _bug(self, collector: str, exc: Exception) -> None:
         level = logging.DEBUG if collector in self._bugs else logging.ERROR
         self._bugs.add(collector)
-        log.log(level, "%s collector failed unexpectedly err=%r", collector, exc)
+        log.log(level, "%s collector failed unexpectedly", collector, extra=kv(err=typed(exc)))
 
     # -- what is exported ---------------------------------------------------------------------------
     def snapshot(self) -> HostSnapshot:
@@ -258,8 +259,7 @@ class HostPoller:
                 model=d.model, energy_uj=d.energy_uj, idle_uj=d.idle_uj, resets=d.resets + (0 if same_boot else 1),
                 jobs=dict(d.jobs))
             if d.idle_uj + sum(uj for _, uj in d.jobs) > d.energy_uj:
-                log.warning("state file: jobs + idle exceed the CPU energy socket=%s domain=%s",
-                            d.socket, d.domain)
+                log.warning("state file: jobs + idle exceed the CPU energy", extra=kv(socket=d.socket, domain=d.domain))
         for j in saved.jobs:
             self._jobs[j.job_id] = _CpuJob(cpu_usec=j.cpu_usec,
                                            last_usage_usec=j.raw_usage_usec if same_boot else None)

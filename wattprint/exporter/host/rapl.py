@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ..logs import kv
 from ..state import SavedZone
 from .procstat import read_small
 
@@ -125,7 +126,7 @@ class RaplCollector:
             label = self._zone_name(entry)
             pkg = _PACKAGE.fullmatch(label or "")
             if pkg is None:
-                log.debug("rapl zone skipped zone=%s name=%s (not a package)", entry, label)
+                log.debug("rapl zone skipped (not a package)", extra=kv(zone=entry, name=label))
                 continue
             tops[m.group(1)] = pkg.group(1)
             zones.append(self._zone(entry, pkg.group(1), "package"))
@@ -134,7 +135,7 @@ class RaplCollector:
             if label == "dram" and parent in tops:
                 zones.append(self._zone(entry, tops[parent], "dram"))
             else:
-                log.debug("rapl zone skipped zone=%s name=%s (inside the package, or not DRAM)", entry, label)
+                log.debug("rapl zone skipped (inside the package, or not DRAM)", extra=kv(zone=entry, name=label))
         if not zones:
             self._once("absent", logging.INFO, "no RAPL package zones under %s; CPU energy is not exported", self.root)
             return []
@@ -145,14 +146,14 @@ class RaplCollector:
                 z.last_s = saved.boottime_ms / 1000.0
         self._restored.clear()
         zones.sort(key=lambda z: (domain_key((z.socket, z.domain)), z.name))
-        log.info("rapl zones found %s", " ".join(f"{z.name}=socket{z.socket}/{z.domain}" for z in zones))
+        log.info("rapl zones found", extra=kv(zones=",".join(f"{z.name}:socket{z.socket}/{z.domain}" for z in zones)))
         return zones
 
     def _zone_name(self, entry: str) -> str | None:
         try:
             return self._read_file(os.path.join(self.root, entry, "name")).decode("ascii", "replace").strip()
         except OSError as exc:
-            log.debug("rapl zone name unreadable zone=%s err=%s", entry, exc)
+            log.debug("rapl zone name unreadable", extra=kv(zone=entry, err=exc))
             return None
 
     def _zone(self, entry: str, socket: str, domain: str) -> _Zone:
@@ -166,7 +167,7 @@ class RaplCollector:
         try:
             value = int(self._read_file(z.range_path))
         except (OSError, ValueError) as exc:
-            log.debug("rapl max_energy_range_uj unreadable zone=%s err=%s", z.name, exc)
+            log.debug("rapl max_energy_range_uj unreadable", extra=kv(zone=z.name, err=exc))
             return None
         return value if value > 0 else None
 
@@ -226,8 +227,8 @@ class RaplCollector:
                 return 0
             delta = raw + z.range_uj - last
             z.wraps += 1
-            log.debug("rapl counter wrapped zone=%s from_uj=%d to_uj=%d delta_uj=%d wraps=%d",
-                      z.name, last, raw, delta, z.wraps)
+            log.debug("rapl counter wrapped",
+                      extra=kv(zone=z.name, from_uj=last, to_uj=raw, delta_uj=delta, wraps=z.wraps))
         if last_s is not None and now > last_s:
             if z.range_uj and z.peak_uw and (now - last_s) * z.peak_uw >= z.range_uj:
                 # Only a restart (same boot) or a long read outage spans this long. Wraps nobody saw cannot be

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..backends.base import GpuReading
+from ..logs import kv
 from .base import Assignment, Job
 
 log = logging.getLogger("wattprint.jobs")
@@ -93,7 +94,7 @@ class MappingDirDiscovery:
                 continue
             gpu = str(int(m.group(1)))
             if gpu not in wanted:
-                log.debug("mapping file %s names gpu %s, which the backend does not report", name, gpu)
+                log.debug("mapping file names a gpu the backend does not report", extra=kv(file=name, gpu=gpu))
                 continue
             instance = int(m.group(2)) if m.group(2) is not None else -1
             per_gpu.setdefault(gpu, []).append((instance, name))
@@ -196,4 +197,4 @@ class MappingDirDiscovery:
         self.errors[reason] += count
         level = logging.DEBUG if reason in self._warned else logging.WARNING
         self._warned.add(reason)
-        log.log(level, "mapping-dir skipped reason=%s %s", reason, detail)
+        log.log(level, "mapping-dir skipped", extra=kv(reason=reason, detail=detail))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..backends.base import GpuReading
+from ..logs import kv
 from .base import Assignment, Job
 
 log = logging.getLogger("wattprint.jobs")
@@ -58,4 +59,4 @@ class ProcDiscovery:
     def _skip(self, reason: str, pid: int, detail: str) -> None:
         # Exited processes and processes outside any job are routine, so this stays at debug level.
         self.errors[reason] += 1
-        log.debug("%s skipped pid=%d reason=%s %s", self.name, pid, reason, detail)
+        log.debug("%s skipped", self.name, extra=kv(pid=pid, reason=reason, detail=detail))

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from wattprint.exporter.logs import LOG_FORMATS, kv
+
 from .. import __version__
 from ..config import Config
 from ..errors import DatabaseLocked, InputError, WattprintError
@@ -119,8 +121,8 @@ class Refresher:
             if changed:
                 serving = ("the annual value (fallback)" if stale
                            else f"the last good value {st.last_good.g_per_kwh:g} g/kWh" if st.last_good else "")
-                log.warning("refresh failed zone=%s source=%s reason=%s age=%.0fs serving=%r err=%s", zone,
-                            self.source.name, err.reason, age, serving, err.message)
+                log.warning("refresh failed", extra=kv(zone=zone, source=self.source.name, reason=err.reason,
+                                                      age=f"{age:.0f}s", serving=serving, err=err.message))
             if log_stale:
                 self._log_stale(zone, age)
         else:
@@ -132,10 +134,10 @@ class Refresher:
                 st.last_success_wall = self.wallclock()
                 st.failing, st.failures_in_row, st.stale_logged = None, 0, False
             if recovered:
-                log.info("refresh ok again zone=%s source=%s after %d failed attempt(s) value=%g", zone,
-                         self.source.name, failures, value.g_per_kwh)
+                log.info("refresh ok again", extra=kv(zone=zone, source=self.source.name, failed_attempts=failures,
+                                                     value=f"{value.g_per_kwh:g}"))
             else:
-                log.debug("refresh ok zone=%s source=%s value=%g", zone, self.source.name, value.g_per_kwh)
+                log.debug("refresh ok", extra=kv(zone=zone, source=self.source.name, value=f"{value.g_per_kwh:g}"))
         finally:
             st.first_done.set()
 
@@ -147,8 +149,9 @@ class Refresher:
         return True
 
     def _log_stale(self, zone: str, age: float) -> None:
-        log.warning("stale zone=%s source=%s no good value for %.0fs (> --max-age %gs): serving the annual value "
-                    "with fallback=1", zone, self.source.name, age, self.max_age_s)
+        # no good value for longer than --max-age: the annual value is served, with fallback=1
+        log.warning("stale", extra=kv(zone=zone, source=self.source.name, age=f"{age:.0f}s",
+                                      max_age=f"{self.max_age_s:g}s", serving="the annual value", fallback=1))
 
     def served(self, zone: str, now_mono: float | None = None) -> Served:
         now = self.clock() if now_mono is None else now_mono
@@ -251,10 +254,10 @@ class Ledger:
             else:
                 self.jobs, self.last_success_wall = tuple(jobs), self.wallclock()
         if reason and changed:
-            log.warning("ledger read failed db=%s reason=%s err=%s; keeping the last %d running job(s)", self.path,
-                        reason, message, len(self.jobs))
+            log.warning("ledger read failed; keeping the last running jobs", extra=kv(
+                db=self.path, reason=reason, err=message, running_jobs=len(self.jobs)))
         elif not reason and changed:
-            log.info("ledger read ok again db=%s running_jobs=%d", self.path, len(jobs))
+            log.info("ledger read ok again", extra=kv(db=self.path, running_jobs=len(jobs)))
         self.first_done.set()
 
     def snapshot(self) -> tuple[tuple[RunningJob, ...], dict[str, int], float]:
@@ -381,6 +384,7 @@ class Options:
     listen: str
     web_config_file: str | None
     log_level: str
+    log_format: str = "logfmt"
     zones_from_flag: bool = False                          # --zone given: a zone the source cannot serve is an error
     unserved_clusters: tuple[tuple[str, str], ...] = ()   # (cluster, zone) whose zone is not served
 
@@ -421,9 +425,12 @@ def options(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
             # the URL is named in every refresh warning; as `intensity fetch` does
             raise InputError("--base-url", "the URL contains credentials (user:password@)",
                              "remove them; API credentials come from --token-file or the environment")
-    level = (args.log_level or "info").strip().lower()
+    level = (args.log_level or getattr(args, "global_log_level", None) or "info").strip().lower()
     if level not in LOG_LEVELS:
         raise InputError("--log.level", f"unknown level {args.log_level!r}", f"use one of {', '.join(LOG_LEVELS)}")
+    log_format = (args.log_format or getattr(args, "global_log_format", None) or "logfmt").strip().lower()
+    if log_format not in LOG_FORMATS:
+        raise InputError("--log.format", f"unknown format {log_format!r}", f"use one of {', '.join(LOG_FORMATS)}")
     refresh_s = _seconds(args.refresh_interval, "--refresh-interval", DEFAULT_REFRESH_S)
     timeout_s = _seconds(args.timeout, "--timeout", DEFAULT_TIMEOUT_S)
     max_age_s = _seconds(args.max_age, "--max-age", DEFAULT_MAX_AGE_S)
@@ -454,7 +461,8 @@ def options(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
     return Options(source=source, zones=tuple(zones), clusters=clusters, budgets_g=budgets_g, refresh_s=refresh_s,
                    timeout_s=timeout_s, max_age_s=max_age_s, basis=cfg.intensity.basis, csv=args.csv,
                    token_file=args.token_file, base_url=args.base_url, db=args.db, listen=args.listen_address,
-                   web_config_file=args.web_config_file, log_level=level, zones_from_flag=zones_from_flag,
+                   web_config_file=args.web_config_file, log_level=level, log_format=log_format,
+                   zones_from_flag=zones_from_flag,
                    unserved_clusters=unserved_clusters)
 
 
@@ -477,15 +485,16 @@ def startup_warnings(opts: Options, refresher: Refresher) -> None:
     world = embedded.world()
     for zone, st in refresher.states.items():
         if st.unserved is not None:
-            log.warning("zone=%s not asked from %s (%s): serving the shipped annual value (%s) with fallback=1",
-                        zone, opts.source, st.unserved,
-                        "world average" if embedded.lookup(zone) is None else "its row")
+            log.warning("zone not asked from the source: serving the shipped annual value with fallback=1", extra=kv(
+                zone=zone, source=opts.source, reason=st.unserved,
+                serving="world average" if embedded.lookup(zone) is None else "its row"))
         elif opts.source != "annual" and embedded.lookup(zone) is None:
-            log.warning("zone=%s has no row in the shipped annual table: when %s has no value, the world average "
-                        "(%g g/kWh) is served with fallback=1", zone, opts.source, world.g_per_kwh)
+            log.warning("zone has no row in the shipped annual table: when the source has no value, the world average "
+                        "(%g g/kWh) is served with fallback=1", world.g_per_kwh,
+                        extra=kv(zone=zone, source=opts.source))
     for cluster, zone in opts.unserved_clusters:
-        log.warning("cluster=%s zone=%s is not among the served zones (--zone): PromQL joins on "
-                    "wattprint_cluster_info find no intensity for it", cluster, zone)
+        log.warning("cluster's zone is not among the served zones (--zone): PromQL joins on "
+                    "wattprint_cluster_info find no intensity for it", extra=kv(cluster=cluster, zone=zone))
     if opts.source in API_SOURCES and opts.refresh_s < 60:
         log.warning("--refresh-interval %gs is below a minute: mind the API's rate limits", opts.refresh_s)
 
@@ -526,8 +535,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="address to serve /metrics on: HOST:PORT, :PORT or [IPV6]:PORT (default: %(default)s)")
     p.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
                    help="exporter-toolkit web config: TLS and basic auth (as for wattprint-exporter)")
-    p.add_argument("--log.level", dest="log_level", default="info", metavar="{" + ",".join(LOG_LEVELS) + "}",
-                   help="log level (default: %(default)s)")
+    p.add_argument("--log.level", dest="log_level", default=None, metavar="{" + ",".join(LOG_LEVELS) + "}",
+                   help="log level (default: info)")
+    p.add_argument("--log.format", dest="log_format", default=None, metavar="{" + ",".join(LOG_FORMATS) + "}",
+                   help="log line format on stderr: logfmt (key=value) or json, one object per line "
+                   "(default: logfmt)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -563,11 +575,11 @@ def run(args: argparse.Namespace) -> int:
                          "is another process on that port?") from None
     registry.register(server.collector("wattprint_intensity_exporter_http"))
 
-    setup_logging(opts.log_level)
+    setup_logging(opts.log_level, opts.log_format)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping signal=%s", signal.Signals(signum).name)
+        log.info("stopping", extra=kv(signal=signal.Signals(signum).name))
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -582,9 +594,9 @@ def run(args: argparse.Namespace) -> int:
     if not refresher.wait_first_round(first_round) or (ledger is not None and not ledger.first_done.wait(1.0)):
         log.warning("first refresh not done after %gs: serving meanwhile", first_round)
     server.start()
-    log.info("listening address=%s:%d tls=%s source=%s zones=%s refresh_interval=%gs max_age=%gs db=%s",
-             server.host, server.port, server.tls, opts.source, ",".join(opts.zones), opts.refresh_s,
-             opts.max_age_s, opts.db or "-")
+    log.info("listening", extra=kv(
+        address=f"{server.host}:{server.port}", tls=server.tls, source=opts.source, zones=",".join(opts.zones),
+        refresh_interval=f"{opts.refresh_s:g}s", max_age=f"{opts.max_age_s:g}s", db=opts.db or "-"))
     stop.wait()
     server.shutdown()
     refresher.stop()

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 
 import requests
 
+from wattprint.exporter.logs import kv
 from wattprint.exporter.safehttp import CrossOriginRedirect, SameOriginSession
 
 from ..errors import InputError, UpstreamError
@@ -160,7 +161,8 @@ class _Credential:
             self._failing = False
         except InputError as exc:
             if not self._failing:
-                log.warning("credential=%s re-reading failed, keeping the last one: %s", self.name, exc.message())
+                log.warning("credential re-reading failed, keeping the last one", extra=kv(credential=self.name,
+                                                                                       err=exc.message()))
             self._failing = True
         return self._value
 
@@ -418,8 +420,9 @@ class CsvSource(Source):
                 except OSError as exc:
                     raise RefreshError("connection", f"{self.path}: cannot read the file ({exc.strerror})") from None
             self._stamp, self._table, self._failure = stamp, table, None
-        log.info("csv read file=%s bytes=%d zones=%d hours=%d took=%.2fs", self.path, st.st_size, len(table),
-                 sum(len(z.starts) for z in table.values()), time.monotonic() - t0)
+        log.info("csv read", extra=kv(file=self.path, bytes=st.st_size, zones=len(table),
+                                      hours=sum(len(z.starts) for z in table.values()),
+                                      took=f"{time.monotonic() - t0:.2f}s"))
         return table
 
     def current(self, zone: str, now: datetime, session: RecordingSession | None) -> LiveValue:

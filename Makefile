@@ -1,7 +1,7 @@
 # The two commands a newcomer runs (see README.md):
 #   make demo   set up, then run the main job
 #   make test   set up (Python venv + Debian tools when root), then lint and run every test
-.PHONY: demo test e2e setup tools lint bench bench-pipeline clean
+.PHONY: demo test e2e setup tools lint lock bench bench-pipeline clean
 
 demo: setup
 	.venv/bin/wattprint demo
@@ -24,6 +24,11 @@ setup:
 
 tools:
 	@scripts/bootstrap.sh --tools
+
+# Regenerate the hash-pinned lock files in requirements/ (pip-compile from a throwaway venv, PyPI only) after a
+# change to pyproject.toml's dependencies; `scripts/lock.sh --upgrade` moves every pin to the newest release.
+lock:
+	scripts/lock.sh
 
 lint: setup
 	.venv/bin/ruff check wattprint tests benchmarks grafana scripts

@@ -304,6 +304,36 @@ def test_exporter_runs_on_gpu_nodes(rendered: tuple[str, list[dict[str, Any]]], 
     assert probe["httpGet"]["scheme"] == ("HTTPS" if values["web"]["tls"]["enabled"] else "HTTP")
 
 
+def test_each_workload_runs_its_image(rendered: tuple[str, list[dict[str, Any]]], case: str) -> None:
+    """The DaemonSet runs the exporter image (Dockerfile target exporter: no DuckDB, no Arrow); serve-intensity and
+    the report CronJob run the full one (target full: the pipeline)."""
+    _, docs = rendered
+    values = values_of(case)
+    full = values["image"]
+    tag = full["tag"] or yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    want_full = f"{full['repository']}:{tag}" + (f"@{full['digest']}" if full["digest"] else "")
+    exp = values["exporter"]["image"]
+    want_exporter = f"{exp['repository'] or full['repository'] + '-exporter'}:{exp['tag'] or tag}" \
+        + (f"@{exp['digest']}" if exp["digest"] else "")
+    assert container(one(docs, "DaemonSet"))["image"] == want_exporter
+    others = [d for d in docs if d["kind"] in ("Deployment", "CronJob")]
+    assert {d["kind"] for d in others} == {"Deployment", "CronJob"}
+    for d in others:
+        assert container(d)["image"] == want_full, d["metadata"]["name"]
+        assert container(d)["imagePullPolicy"] == full["pullPolicy"]
+    assert container(one(docs, "DaemonSet"))["imagePullPolicy"] == full["pullPolicy"]
+
+
+def test_exporter_image_can_be_set_on_its_own(helm: str) -> None:
+    digest = "sha256:" + "ab" * 32
+    docs = docs_of(template(helm, *set_args({**REQUIRED, "image.tag": "v9", "exporter.image.repository": "r.example/e",
+                                             "exporter.image.digest": digest})))
+    assert container(one(docs, "DaemonSet"))["image"] == f"r.example/e:v9@{digest}"
+    assert container(one(docs, "Deployment"))["image"] == "ghcr.io/wattprint/wattprint:v9"
+    docs = docs_of(template(helm, *set_args({**REQUIRED, "exporter.image.tag": "1.2.3"})))
+    assert container(one(docs, "DaemonSet"))["image"] == "ghcr.io/wattprint/wattprint-exporter:1.2.3"
+
+
 # -- the flags the chart passes, through the programs' own parsers ------------------------------------------------
 
 
@@ -742,6 +772,10 @@ BAD_VALUES = [
                  ["intensity.credentials.existingSecret", "greater than or equal to 1"], id="no-token"),
     pytest.param({"exporter.web.tls.enabled": True}, ["exporter.web.tls.secretName", "greater than or equal to 1"],
                  id="tls-without-secret"),
+    pytest.param({"exporter.image.registry": "x"}, ["exporter.image", "Additional property registry"],
+                 id="exporter-image-unknown-key"),
+    pytest.param({"exporter.image.digest": "latest"}, ["exporter.image.digest", "Does not match pattern"],
+                 id="exporter-image-bad-digest"),
 ]
 
 

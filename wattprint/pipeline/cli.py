@@ -203,6 +203,13 @@ def _log_flags(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
+    except ModuleNotFoundError as exc:
+        # an exporter-only install (pip install wattprint): one line, not a traceback
+        if exc.name not in ("duckdb", "pyarrow", "pytz"):
+            raise
+        print(f"wattprint: the pipeline needs its dependencies (no module {exc.name}): "
+              "pip install 'wattprint[pipeline]'", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # the reader went away (`wattprint estimate ... | head`): stop quietly, as cat and grep do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -88,8 +88,8 @@ Service account of the pods.
 {{- end }}
 
 {{/*
-The one image, carrying both wattprint-exporter and wattprint. Tag defaults to the chart's appVersion; a digest
-pins it.
+The full image (Dockerfile target full): wattprint with the pipeline, for serve-intensity and the report CronJob.
+Tag defaults to the chart's appVersion; a digest pins it.
 */}}
 {{- define "wattprint.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag }}
@@ -160,4 +160,19 @@ Pod-level volumes and container mounts shared by the pipeline pods: the config a
   readOnly: true
 - name: tmp
   mountPath: /tmp
+{{- end }}
+
+{{/*
+The exporter image (Dockerfile target exporter): wattprint-exporter without DuckDB and Arrow, for the DaemonSet.
+Repository defaults to <image.repository>-exporter, tag to image.tag then the appVersion; its own digest pins it.
+*/}}
+{{- define "wattprint.exporterImage" -}}
+{{- $img := .Values.exporter.image | default dict }}
+{{- $repo := default (printf "%s-exporter" .Values.image.repository) $img.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) $img.tag }}
+{{- if $img.digest }}
+{{- printf "%s:%s@%s" $repo $tag $img.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo $tag }}
+{{- end }}
 {{- end }}

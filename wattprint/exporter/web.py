@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import errno
 import gzip
 import hashlib
 import hmac
 import io
 import ipaddress
 import logging
+import os
 import secrets
 import socket
 import ssl
@@ -37,7 +39,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from . import __version__
 from .logs import kv, typed
-from .webconfig import WebConfig
+from .webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("wattprint.web")
 
@@ -49,7 +51,22 @@ REALM = "wattprint"
 # 100 header lines of 64 KiB each (http.server's own limits) held ~6 MiB apiece for as long as they liked.
 MAX_HEAD_BYTES = 16 * 1024
 HEAD_TIMEOUT_S = 10.0
-CONNECTION_TIMEOUT = 30.0  # a kept-alive connection idle this long is closed; also bounds writing a response
+# A kept-alive connection idle this long between requests is closed. Longer than the longest common scrape
+# interval (Prometheus' 15 s to 60 s, sometimes 120 s) plus jitter, so a scraper reuses one connection (one
+# TCP + TLS handshake) for good instead of reconnecting every scrape; the old 30 s was shorter than a 60 s
+# interval. Idle connections still give way to new ones when the server is full (MAX_CONNECTIONS below), and
+# the bounds on what a connection may cost before it proved anything (HEAD_TIMEOUT_S, MAX_HEAD_BYTES) are
+# separate and unchanged. MetricsServer(idle_timeout=...) overrides it.
+IDLE_TIMEOUT_S = 150.0
+WRITE_TIMEOUT_S = 30.0  # sending one response to a client that does not read it
+# A server started from a --web.config.file stats that file and the certificate, key and CA files it names on
+# every TLS handshake and request (a few stat() calls) and loads it again when any of them changed: a renewed
+# certificate is served from the next handshake on, changed users and headers apply from the next request.
+# A file changed less than _RECENT_S ago may still be being written (or change again within the file system's
+# timestamp granularity), so it is loaded again after RECHECK_S; so is a version that failed to load, which
+# leaves the last good config in use.
+RECHECK_S = 1.0
+_RECENT_S = 2.0
 # Open connections, each one thread. When full, a new connection takes the place of the one that has proved
 # the least: first connections that never completed an authorised request (oldest first), then the idle
 # kept-alive connection used least recently; one busy with a response is never cut. A flood of
@@ -262,14 +279,21 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses its connection every scrape
     server_version = f"wattprint/{__version__}"
     sys_version = ""
-    timeout = CONNECTION_TIMEOUT
+    timeout = WRITE_TIMEOUT_S
     # Headers and body go out in separate writes; with Nagle on, a kept-alive scraper's delayed ACK
     # stalled each back-to-back scrape by ~40 ms (benchmarks/bench_scrape.py).
     disable_nagle_algorithm = True
 
     def setup(self) -> None:
+        owner = self.server.owner
+        # One consistent version of the web config for this connection's handshake, refreshed per request.
+        self._live = owner.live()
+        if owner.tls:
+            # Wrapped here, in the connection's thread and with the config current now, so that a renewed
+            # certificate is served from the next handshake on; the listening socket stays plain.
+            self.request = owner._wrap_tls(self.request, self._live)
         super().setup()
-        self.conn = self.server.owner._conn(self.connection)
+        self.conn = owner._conn(self.connection)
         self.rfile.close()  # the makefile() reader, replaced by one bound to the deadlines
         self._reader = io.BufferedReader(_DeadlineReader(self.connection, self.conn), 8192)
         self.rfile = self._reader
@@ -282,6 +306,9 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         finally:
             self.server.owner._untrack(self.connection)
+            if isinstance(self.connection, ssl.SSLSocket):
+                # socketserver closes the socket it accepted, which handed its descriptor to this one
+                self.server.shutdown_request(self.connection)
 
     def handle(self) -> None:
         if isinstance(self.connection, ssl.SSLSocket):
@@ -305,8 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         self.close_connection = True
         try:
-            if self._served:  # kept alive: the next request may take CONNECTION_TIMEOUT to start
-                self.conn.deadline = time.monotonic() + CONNECTION_TIMEOUT
+            if self._served:  # kept alive: the next request may take the idle timeout to start
+                self.conn.deadline = time.monotonic() + owner.idle_timeout
                 if not self._reader.peek(1):
                     return
                 self.conn.deadline = time.monotonic() + HEAD_TIMEOUT_S
@@ -319,13 +346,13 @@ class _Handler(BaseHTTPRequestHandler):
         except _HeadTooLarge as exc:
             owner.refused("head_too_large")
             log.info("request head over %d bytes", MAX_HEAD_BYTES, extra=kv(client=_client(self)))
-            self.connection.settimeout(CONNECTION_TIMEOUT)
+            self.connection.settimeout(WRITE_TIMEOUT_S)
             self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""  # for send_error's log
             self.send_error(414 if exc.in_request_line else 431)
             return
         if not lines:
             return
-        self.connection.settimeout(CONNECTION_TIMEOUT)  # now for writing the answer: the whole of it
+        self.connection.settimeout(WRITE_TIMEOUT_S)  # now for writing the answer: the whole of it
         self.raw_requestline = lines[0]
         socket_reader, self.rfile = self.rfile, io.BufferedReader(io.BytesIO(b"".join(lines[1:])))
         try:
@@ -334,6 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile = socket_reader
         if not parsed:
             return
+        self._live = owner.live()  # changed users and headers apply from this request on
         if self._has_body():
             # A body nobody reads would be parsed as the next request on this connection (request smuggling
             # behind a proxy that reuses connections); no endpoint here takes one, so refuse and close.
@@ -381,7 +409,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("request", extra=kv(client=_client(self), line=format % args))
 
     def end_headers(self) -> None:
-        for name, value in self.server.owner.headers:
+        for name, value in self._live.config.headers:
             self.send_header(name, value)
         super().end_headers()
 
@@ -410,7 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"Not Found\n", "text/plain; charset=utf-8", head)
 
     def _authorized(self, path: str) -> bool:
-        auth = self.server.owner.auth
+        auth = self._live.auth
         if auth is None:
             return True
         creds = _basic_credentials(self.headers.get("Authorization"))
@@ -469,15 +497,13 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client must never keep the process alive
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], owner: MetricsServer,
-                 context: ssl.SSLContext | None) -> None:
+    def __init__(self, address: tuple[str, int], owner: MetricsServer) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.owner = owner
+        # Plain sockets are accepted; with TLS each is wrapped, and its handshake done, in its own thread
+        # (_Handler.setup and handle): done in accept() a client that never speaks TLS would stall every other
+        # scrape, and each connection gets the certificate current when it starts.
         super().__init__(address, _Handler)
-        if context is not None:
-            # Handshakes are deferred to the connection's thread (see _Handler.handle): done in accept()
-            # a client that never speaks TLS would stall every other scrape.
-            self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
@@ -499,6 +525,107 @@ class _HTTPServer(ThreadingHTTPServer):
             log.error("request handling failed", extra=kv(client="{}:{}".format(*client_address[:2]), err=typed(exc)))
 
 
+@dataclass(frozen=True, eq=False)
+class _Live:
+    """One loaded version of the web config, with what it builds: used whole by a handshake or a request."""
+
+    config: WebConfig
+    context: ssl.SSLContext | None
+    auth: BasicAuth | None
+
+
+_Signature = tuple[tuple[str, tuple[int, ...] | str], ...]
+
+
+def _signature(files: tuple[str, ...]) -> _Signature:
+    """What stat() says of each file (device, inode, size, mtime, ctime), or why it cannot; stat() follows
+    symbolic links, so a Kubernetes secret volume's swapped ..data link counts as a change."""
+    out: list[tuple[str, tuple[int, ...] | str]] = []
+    for path in files:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            out.append((path, errno.errorcode.get(exc.errno or 0, "error")))
+            continue
+        out.append((path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
+    return tuple(out)
+
+
+def _recent(sig: _Signature) -> bool:
+    newest = max((max(st[3], st[4]) for _, st in sig if isinstance(st, tuple)), default=0)
+    return newest > time.time_ns() - int(_RECENT_S * 1e9)
+
+
+class LiveWebConfig:
+    """A web config that follows its file, as Prometheus' exporter-toolkit does.
+
+    ``current()`` stats the config file and the certificate, key and CA files it names (microseconds) and,
+    when any of them changed, loads and checks the whole config again: a new TLS context, new basic-auth
+    users (the bcrypt cache is kept while the users are the same), new headers. A version that does not load
+    (bad YAML, a key that does not match the certificate, a half-written file, ...) leaves the last good one
+    in use; why is logged once per distinct failure, and it is tried again every RECHECK_S until it loads.
+    Switching between HTTP and HTTPS needs a restart (the listening side does not change) and is refused
+    the same way.
+    """
+
+    def __init__(self, config: WebConfig, reload: bool = True) -> None:
+        users = config.basic_auth_users
+        self._state = _Live(config, config.ssl_context(), BasicAuth(users) if users else None)
+        self._files = config.watched_files() if reload else ()
+        self._sig = _signature(self._files)
+        self._recheck_at = time.monotonic() + RECHECK_S if _recent(self._sig) else None
+        self._failure: str | None = None
+        self._lock = threading.Lock()
+        self.reloads = 0
+        self.failures = 0
+
+    def current(self) -> _Live:
+        if not self._files or not self._stale():
+            return self._state
+        with self._lock:  # one thread loads; the others wait for its result (a few ms)
+            if self._stale():
+                self._reload()
+            return self._state
+
+    def _stale(self) -> bool:
+        recheck = self._recheck_at
+        return (recheck is not None and time.monotonic() >= recheck) or _signature(self._files) != self._sig
+
+    def _reload(self) -> None:
+        changed = _signature(self._files) != self._sig
+        old = self._state
+        path = old.config.path
+        assert path is not None
+        try:
+            config = load_web_config(path)
+            if (config.tls is None) != (old.context is None):
+                raise WebConfigError(f"web config {path}: tls_server_config "
+                                     f"{'removed' if config.tls is None else 'added'}; switching between HTTP "
+                                     f"and HTTPS needs a restart")
+            context = config.ssl_context()
+        except WebConfigError as exc:
+            self._sig = _signature(self._files)
+            self._recheck_at = time.monotonic() + RECHECK_S
+            self.failures += 1
+            if str(exc) != self._failure:
+                self._failure = str(exc)
+                log.warning("web config not reloaded, still serving the last good one", extra=kv(err=exc))
+            return
+        users = config.basic_auth_users
+        if users == old.config.basic_auth_users:
+            auth = old.auth
+        else:
+            auth = BasicAuth(users) if users else None
+        self._state = _Live(config, context, auth)
+        self._files = config.watched_files()
+        self._sig = _signature(self._files)
+        self._recheck_at = time.monotonic() + RECHECK_S if _recent(self._sig) else None
+        self.reloads += 1
+        if changed or self._failure is not None:
+            log.info("web config reloaded", extra=kv(file=path))
+        self._failure = None
+
+
 class MetricsServer:
     """Serve /metrics (via ``render``), / and /-/healthy, with optional TLS and basic auth.
 
@@ -507,18 +634,19 @@ class MetricsServer:
     """
 
     def __init__(self, address: tuple[str, int], render: Render, web_config: WebConfig | None = None,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, idle_timeout: float = IDLE_TIMEOUT_S,
+                 reload: bool = True) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if not idle_timeout > 0:
+            raise ValueError("idle_timeout must be above 0 seconds")
         self.render = render
         self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
         self.refusals = dict.fromkeys(REFUSAL_REASONS, 0)
-        self.web_config = web_config or WebConfig()
-        self.headers = self.web_config.headers
-        users = self.web_config.basic_auth_users
-        self.auth = BasicAuth(users) if users else None
-        context = self.web_config.ssl_context()
-        self.tls = context is not None
+        # With reload (the default) a config read from a file follows changes to it and to the files it names.
+        self._config = LiveWebConfig(web_config or WebConfig(), reload=reload)
+        self.tls = self._config.current().context is not None
         self._conns: dict[socket.socket, _Conn] = {}
         # The last page compressed: CachedRenderer hands out the same bytes object for one snapshot,
         # so every gzip scrape of that snapshot reuses one compression.
@@ -529,10 +657,26 @@ class MetricsServer:
         self._thread: threading.Thread | None = None
         self._stopped = False
         try:
-            self._httpd = _HTTPServer(address, self, context)
+            self._httpd = _HTTPServer(address, self)
         except OSError as exc:
             # strerror stays the OS's own text; the address rides along as the "filename"
             raise OSError(exc.errno, exc.strerror or str(exc), f"{address[0]}:{address[1]}") from exc
+
+    def live(self) -> _Live:
+        """The web config in use now (checking its files for changes first)."""
+        return self._config.current()
+
+    @property
+    def web_config(self) -> WebConfig:
+        return self._config.current().config
+
+    @property
+    def auth(self) -> BasicAuth | None:
+        return self._config.current().auth
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        return self._config.current().config.headers
 
     def gzipped(self, body: bytes) -> bytes:
         with self._gz_lock:
@@ -613,6 +757,21 @@ class MetricsServer:
             found = self._conns.get(sock)
         # evicted between accept and its thread starting: reads end at once
         return found if found is not None else _Conn(sock, deadline=0.0)
+
+    def _wrap_tls(self, sock: socket.socket, live: _Live) -> ssl.SSLSocket:
+        """`sock` wrapped in TLS with `live`'s context, handshake not yet done; tracked in its place."""
+        assert live.context is not None
+        with self._conns_lock:  # not evicted half way: _admit would shut down the socket given away here
+            try:
+                wrapped = live.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except (OSError, ValueError):
+                self._conns.pop(sock, None)
+                raise
+            conn = self._conns.pop(sock, None)
+            if conn is not None:
+                conn.sock = wrapped
+                self._conns[wrapped] = conn
+        return wrapped
 
     def _untrack(self, conn: socket.socket) -> None:
         with self._conns_lock:

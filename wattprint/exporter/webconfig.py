@@ -5,7 +5,13 @@ format rather than inventing its own: ``tls_server_config``, ``basic_auth_users`
 ``http_server_config.headers``. Everything is checked when the file is loaded, so a typo fails at
 start-up with a message naming the file and the key instead of leaving /metrics open or unreachable.
 Keys exporter-toolkit knows but wattprint cannot honour are refused too: silently ignoring, say,
-``client_allowed_sans`` would weaken what the operator asked for.
+``client_allowed_sans`` would weaken what the operator asked for. The one exception is
+``prefer_server_cipher_suites``, common in node_exporter configs: Go itself has ignored it since 1.18 and
+with TLS 1.2+ and OpenSSL's default cipher order it changes nothing, so it is accepted (true or false) and
+has no effect.
+
+A running server reloads the file, and the certificate, key and CA files it names, when they change
+(see web.py: ``WebConfig.watched_files``); this module only loads and checks one version.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ _NEEDS_CA = frozenset({"RequireAnyClientCert", "VerifyClientCertIfGiven", "Requi
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 
 _TOP_KEYS = ("tls_server_config", "basic_auth_users", "http_server_config")
-_TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version")
+_TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version",
+             "prefer_server_cipher_suites")
 # exporter-toolkit options wattprint does not implement; tolerated only when empty.
 _TLS_UNSUPPORTED = ("cert", "key", "client_ca", "client_allowed_sans", "cipher_suites", "curve_preferences")
 _HTTP_KEYS = ("headers", "http2")
@@ -76,6 +83,18 @@ class WebConfig:
         if self.tls is None:
             return None
         return _build_context(self.tls, self.path or "<web config>")
+
+    def watched_files(self) -> tuple[str, ...]:
+        """The files whose change means this config should be loaded again: the file itself and the
+        certificate, key and client CA files it names. Empty for a config not read from a file."""
+        if self.path is None:
+            return ()
+        files = [self.path]
+        if self.tls is not None:
+            files += [self.tls.cert_file, self.tls.key_file]
+            if self.tls.client_ca_file:
+                files.append(self.tls.client_ca_file)
+        return tuple(files)
 
 
 def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
@@ -193,6 +212,10 @@ def _tls_config(raw: dict[Any, Any], path: str) -> TLSServerConfig:
             raise WebConfigError(f"web config {path}: {p}{key}: cannot read {file} ({exc.strerror}); "
                                  f"relative paths are resolved against the config file's directory") from None
 
+    prefer = raw.get("prefer_server_cipher_suites")
+    if prefer is not None and not isinstance(prefer, bool):
+        raise WebConfigError(f"web config {path}: {p}prefer_server_cipher_suites: expected true or false "
+                             f"(accepted for node_exporter compatibility; it has no effect)")
     auth = _string(raw, "client_auth_type", path, p) or "NoClientCert"
     if auth == "RequireClientCert":  # exporter-toolkit's old spelling
         auth = "RequireAnyClientCert"

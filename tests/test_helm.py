@@ -38,7 +38,8 @@ THRESHOLDS = REPO / "rules" / "wattprint-thresholds.rules.yml"
 DASHBOARDS = REPO / "grafana" / "dashboards"
 NAMESPACE = "gpu-monitoring"
 RELEASE = "wp"
-# The two values without a default, for renders "with the default values".
+# The values without a default, for renders "with the default values": cluster.name (required) and the report's
+# Prometheus (without it the report CronJob is not rendered).
 REQUIRED = {"cluster.name": "test-cluster", "report.prometheus.url": "http://prometheus:9090"}
 K8S_VERSIONS = ("1.27.0", "1.37.0")  # Chart.yaml kubeVersion floor, and kubernetes-validate's newest
 CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
@@ -467,36 +468,12 @@ def test_client_certificates_switch_probes_to_tcp(helm: str) -> None:
 # -- the monthly report job ----------------------------------------------------------------------------------------
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("monthly_report", CHART / "files" / "monthly-report.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_report_script_picks_the_previous_utc_month() -> None:
-    import datetime as dt
-
-    mod = load_script()
-    utc = dt.UTC
-    assert mod.month_window(dt.datetime(2024, 3, 1, 6, 0, tzinfo=utc), None) == \
-        ("2024-02", "2024-02-01T00:00:00Z", "2024-03-01T00:00:00Z")
-    assert mod.month_window(dt.datetime(2024, 1, 1, 0, 30, tzinfo=utc), None) == \
-        ("2023-12", "2023-12-01T00:00:00Z", "2024-01-01T00:00:00Z")
-    # 00:30 on March 1st in Paris is still February 29th in UTC: the month before that is January.
-    paris = dt.timezone(dt.timedelta(hours=1))
-    assert mod.month_window(dt.datetime(2024, 3, 1, 0, 30, tzinfo=paris), None)[0] == "2024-01"
-    assert mod.month_window(dt.datetime(2024, 3, 5, tzinfo=utc), "2023-12") == \
-        ("2023-12", "2023-12-01T00:00:00Z", "2024-01-01T00:00:00Z")
-    with pytest.raises(SystemExit, match="expected YYYY-MM"):
-        mod.month_window(dt.datetime(2024, 3, 5, tzinfo=utc), "2023-13")
-
-
-def test_report_cronjob_runs_verbs_the_cli_accepts(rendered: tuple[str, list[dict[str, Any]]], case: str,
-                                                   tmp_path: Path) -> None:
-    """Run the job's script as the CronJob would, with `wattprint` replaced by a recorder, and parse what it ran."""
-    from wattprint.pipeline.cli import build_parser
+def test_report_cronjob_runs_the_run_verb(rendered: tuple[str, list[dict[str, Any]]], case: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CronJob's command line through the CLI's parser, then run as the job would (with --month added, as
+    NOTES say for another month) with the step verbs replaced by recorders: which steps, with which flags."""
+    from tests.monthkit import assert_complete, record_steps
+    from wattprint.pipeline.cli import build_parser, main
 
     _, docs = rendered
     values = values_of(case)["report"]
@@ -505,45 +482,47 @@ def test_report_cronjob_runs_verbs_the_cli_accepts(rendered: tuple[str, list[dic
     assert cron["spec"]["timeZone"] == "Etc/UTC"
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     c = container(cron)
-    assert c["command"] == ["python3", "/opt/wattprint/monthly-report.py"]
-    script = configmap(docs, "-report")["data"]["monthly-report.py"]
-    assert script == (CHART / "files" / "monthly-report.py").read_text()
+    assert c["command"] == ["wattprint", "run"]
+    argv = [*c["command"][1:], *c["args"]]
+    args = build_parser().parse_args(argv)  # SystemExit (a failure) if the chart passes a flag the CLI lacks
+    assert (args.verb, args.month, args.db, args.out_dir) == ("run", None, "/data/wattprint.duckdb", "/data/reports")
+    assert args.config == "/etc/wattprint/wattprint.yaml"
     mounts = {m["mountPath"] for m in c["volumeMounts"]}
-    assert {"/data", "/etc/wattprint", "/opt/wattprint", "/tmp"} <= mounts
+    assert {"/data", "/etc/wattprint", "/tmp"} <= mounts
+    assert not [d for d in kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-report")]  # no script
 
-    log = tmp_path / "calls.jsonl"
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    stub = bindir / "wattprint"
-    stub.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                    f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
-    stub.chmod(0o755)
-    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
-    env.update(PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}", REPORT_MONTH="2024-03",
-               REPORT_DIR=str(tmp_path / "reports"))
-    proc = subprocess.run([sys.executable, str(CHART / "files" / "monthly-report.py")], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    calls = [json.loads(x) for x in log.read_text().splitlines()]
-    parser = build_parser()
-    for call in calls:
-        parser.parse_args(call)  # SystemExit (a failure) if the chart passes a flag the CLI lacks
-    verbs = [c[0] if c[0] != "jobs" and c[0] != "intensity" else " ".join(c[:2]) for c in calls]
-    ingest = calls[0]
-    assert ingest[:3] == ["ingest", "--prometheus", values["prometheus"]["url"]]
-    assert ingest[ingest.index("--start") + 1] == "2024-03-01T00:00:00Z"
-    assert ingest[ingest.index("--end") + 1] == "2024-04-01T00:00:00Z"
+    # The paths the pod has, under tmp_path: the rendered config, the mounted token files.
+    root = tmp_path / "pod"
+    (root / "etc" / "wattprint").mkdir(parents=True)
+    for name, text in configmap(docs, "-config")["data"].items():  # wattprint.yaml, phase-rules.yaml
+        (root / "etc" / "wattprint" / name).write_text(text)
+    local = [a.replace("=/", f"={root}/") for a in argv]
+    for a in local:
+        if a.startswith(("--prometheus-token-file=", "--intensity-token-file=")):
+            Path(a.split("=", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.split("=", 1)[1]).write_text("token\n")
+    monkeypatch.delenv("WATTPRINT_DB", raising=False)
+    calls = record_steps(monkeypatch)
+    assert main([*local, "--month=2024-03"]) == 0
+    assert_complete(calls)
+    verbs = [v for v, _ in calls]
+    ingest = calls[0][1]
+    assert verbs[0] == "ingest" and ingest["prometheus"] == values["prometheus"]["url"]
+    assert (ingest["start"], ingest["end"]) == ("2024-03-01T00:00:00Z", "2024-04-01T00:00:00Z")
+    assert ingest["db"] == f"{root}/data/wattprint.duckdb"
     discovery = values_of(case)["exporter"]["jobDiscovery"]
     assert ("jobs sync-kubernetes" in verbs) == (discovery == "kubernetes")
+    for verb, flags in calls:
+        if verb == "jobs sync-kubernetes":
+            assert flags["cluster"] == values_of(case)["cluster"]["name"]
     assert ("intensity fetch" in verbs) == values["intensityFetch"]["enabled"]
-    reports = [c for c in calls if c[0] == "report"]
-    assert [r[r.index("--format") + 1] for r in reports] == values["formats"]
+    reports = [f for v, f in calls if v == "report"]
+    assert [r["format"] for r in reports] == values["formats"]
     for r in reports:
-        assert r[r.index("--month") + 1] == "2024-03"
-        assert r[r.index("--out") + 1].startswith(str(tmp_path / "reports" / "2024-03") + "/wattprint-2024-03.")
-    if values["prometheus"]["tenant"]:
-        assert f"--prometheus-tenant={values['prometheus']['tenant']}" in ingest
-    assert env["WATTPRINT_DB"] == "/data/wattprint.duckdb"
+        assert r["month"] == "2024-03"
+        assert r["out"] == f"{root}/data/reports/2024-03/wattprint-2024-03.{r['format']}"
+    assert ingest["prometheus_tenant"] == (values["prometheus"]["tenant"] or None)
+    assert (ingest["prometheus_token_file"] is not None) == bool(values["prometheus"]["bearerTokenSecret"]["name"])
 
     pvcs = kind(docs, "PersistentVolumeClaim")
     claim = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"]
@@ -557,18 +536,36 @@ def test_report_cronjob_runs_verbs_the_cli_accepts(rendered: tuple[str, list[dic
         assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
-def test_report_script_stops_at_the_first_failing_step(tmp_path: Path) -> None:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "wattprint").write_text("#!/bin/sh\n[ \"$1\" = ingest ] && exit 1\nexit 0\n")
-    (bindir / "wattprint").chmod(0o755)
-    env = {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "PROMETHEUS_URL": "http://prometheus:9090",
-           "REPORT_DIR": str(tmp_path / "reports")}
-    proc = subprocess.run([sys.executable, str(CHART / "files" / "monthly-report.py")], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1
-    assert "ingest" in proc.stderr and "exit status 1" in proc.stderr
+def test_report_cronjob_stops_at_the_first_failing_step(helm: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.monthkit import record_steps
+    from wattprint.pipeline.cli import main
+    from wattprint.pipeline.errors import UpstreamError
+
+    c = container(one(docs_of(template(helm, *set_args(REQUIRED))), "CronJob"))
+    argv = [a.replace("=/data/", f"={tmp_path}/").replace("--config=/etc/wattprint/wattprint.yaml", "--config=")
+            for a in [*c["command"][1:], *c["args"]]]
+    monkeypatch.delenv("WATTPRINT_CONFIG", raising=False)
+    calls = record_steps(monkeypatch, fail={"ingest": UpstreamError("http://prometheus:9090", "connection refused")})
+    assert main(argv) == 1
+    assert [v for v, _ in calls] == ["ingest"]
+    assert "step 1/2 (ingest) failed: http://prometheus:9090: connection refused" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()
+
+
+def test_report_is_off_until_it_has_a_prometheus(helm: str, tmp_path: Path) -> None:
+    """The README's first install names only the cluster: it renders, without the CronJob and its PVC, and NOTES
+    say what turns the report on; report.enabled=true without the URL is refused (BAD_VALUES)."""
+    docs = docs_of(template(helm, "--set", "cluster.name=gpu-a"))
+    assert kind(docs, "CronJob") == [] and kind(docs, "PersistentVolumeClaim") == []
+    assert kind(docs, "DaemonSet")
+    assert "Monthly report: off until" in notes(helm, tmp_path, "--set", "cluster.name=gpu-a")
+    assert "Monthly report: off" not in notes(helm, tmp_path, "--set", "cluster.name=gpu-a",
+                                               "--set", "report.enabled=false")
+    on = notes(helm, tmp_path, *set_args(REQUIRED))
+    assert "`wattprint run` ingests the previous month" in on and "--month=YYYY-MM" in on
+    docs = docs_of(template(helm, *set_args({**REQUIRED, "report.enabled": False})))
+    assert kind(docs, "CronJob") == []
 
 
 # -- Prometheus Operator objects, rules and dashboards -------------------------------------------------------------
@@ -724,17 +721,22 @@ def test_documented_install_commands_render(helm: str) -> None:
         assert "kind: DaemonSet" in proc.stdout
 
 
-def test_notes_render(helm: str, case: str, tmp_path: Path) -> None:
+def notes(helm: str, tmp_path: Path, *args: str) -> str:
     """NOTES.txt, rendered through a copy of the chart in which it is an ordinary template."""
     chart = tmp_path / "wattprint"
-    shutil.copytree(CHART, chart, symlinks=False)
-    notes = (chart / "templates" / "NOTES.txt").read_text()
-    (chart / "templates" / "NOTES.txt").unlink()
-    (chart / "templates" / "zz-notes.yaml").write_text(
-        '{{- define "notes" }}' + notes + '{{- end }}\nnotes: {{ include "notes" . | toJson }}\n')
-    text = run_helm(helm, "template", RELEASE, str(chart), "--namespace", NAMESPACE, *case_args(case),
-                    "--show-only", "templates/zz-notes.yaml").stdout
-    out = yaml.safe_load(text)["notes"]
+    if not chart.exists():
+        shutil.copytree(CHART, chart, symlinks=False)
+        text = (chart / "templates" / "NOTES.txt").read_text()
+        (chart / "templates" / "NOTES.txt").unlink()
+        (chart / "templates" / "zz-notes.yaml").write_text(
+            '{{- define "notes" }}' + text + '{{- end }}\nnotes: {{ include "notes" . | toJson }}\n')
+    out = run_helm(helm, "template", RELEASE, str(chart), "--namespace", NAMESPACE, *args,
+                   "--show-only", "templates/zz-notes.yaml").stdout
+    return str(yaml.safe_load(out)["notes"])
+
+
+def test_notes_render(helm: str, case: str, tmp_path: Path) -> None:
+    out = notes(helm, tmp_path, *case_args(case))
     assert "<no value>" not in out and "%!" not in out, out
     assert values_of(case)["cluster"]["name"] in out
     assert "kubectl -n gpu-monitoring port-forward" in out
@@ -757,7 +759,8 @@ BAD_VALUES = [
     pytest.param({"exporter.extraLabels.bad-key": "x"}, ["exporter.extraLabels", "Does not match pattern"],
                  id="label-key"),
     pytest.param({"intensity.source": "electricitymap"}, ["intensity.source", "must be one of"], id="source"),
-    pytest.param({"report.prometheus.url": ""}, ["report.prometheus.url", "greater than or equal to 1"],
+    pytest.param({"report.enabled": True, "report.prometheus.url": ""},
+                 ["report.prometheus.url", "greater than or equal to 1"],
                  id="report-without-prometheus"),
     pytest.param({"report.formats": "{pdf}"}, ["report.formats.0", "must be one of"], id="report-format"),
     pytest.param({"alerts.thresholds.intensityGramsPerKwh": -5}, ["alerts.thresholds.intensityGramsPerKwh"],
@@ -825,10 +828,12 @@ def test_kubernetes_older_than_1_27_is_refused(helm: str) -> None:
     run_helm(helm, "template", RELEASE, str(CHART), *set_args(REQUIRED), "--kube-version", "1.27.0")
 
 
-def test_defaults_alone_name_both_required_values(helm: str) -> None:
+def test_defaults_alone_name_the_required_value(helm: str) -> None:
     proc = run_helm(helm, "template", RELEASE, str(CHART), check=False)
     assert proc.returncode != 0
-    assert "cluster.name" in proc.stderr and "report.prometheus.url" in proc.stderr, proc.stderr
+    assert "cluster.name" in proc.stderr, proc.stderr
+    # the report is off without its Prometheus (report.enabled null), not an error: see test_report_is_off_until...
+    assert "report.prometheus.url" not in proc.stderr, proc.stderr
 
 
 # -- scripts/get_helm.py -------------------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """deploy/slurm: the Slurm prolog/epilog run for real (concurrently, and against a running exporter), the
 systemd units through the programs' own parsers (and `systemd-analyze verify` where installed), the monthly
-report script with recording stand-ins for wattprint, sacct and date, and the Prometheus scrape config.
+report unit's `wattprint run` with recording stand-ins for the step verbs and sacct, and the Prometheus scrape
+config.
 """
 
 from __future__ import annotations
 
 import configparser
+import datetime as dt
 import fcntl
-import json
 import os
 import re
 import shlex
@@ -31,8 +32,7 @@ from tests.exporter_proc import running_exporter, wait_until
 SLURM = REPO / "deploy" / "slurm"
 PROLOG = SLURM / "prolog.sh"
 EPILOG = SLURM / "epilog.sh"
-REPORT_SCRIPT = SLURM / "wattprint-monthly-report.sh"
-SCRIPTS = (PROLOG, EPILOG, REPORT_SCRIPT)
+SCRIPTS = (PROLOG, EPILOG)
 UNITS = ("wattprint-exporter.service", "wattprint-serve-intensity.service", "wattprint-report.service",
          "wattprint-report.timer")
 # The prolog and epilog are POSIX sh: run them under every shell of this machine that slurmd might use.
@@ -523,7 +523,7 @@ def test_report_timer_fires_monthly_in_utc() -> None:
     assert one(t, "Install", "WantedBy") == "timers.target"
     r = unit("wattprint-report.service")
     assert one(r, "Service", "Type") == "oneshot"
-    assert one(r, "Service", "ExecStart") == "/usr/local/libexec/wattprint-monthly-report.sh"
+    assert expand(one(r, "Service", "ExecStart"), {})[:2] == ["/opt/wattprint/bin/wattprint", "run"]
     analyze = shutil.which("systemd-analyze")
     if analyze:
         res = subprocess.run([analyze, "calendar", "--iterations=2", one(t, "Timer", "OnCalendar")],
@@ -539,8 +539,7 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     for name in UNITS:
         text = (SLURM / name).read_text()
         # verify insists that ExecStart= programs exist: point them at this checkout's.
-        text = text.replace("/opt/wattprint/bin/", f"{venv_bin}/").replace(
-            "/usr/local/libexec/wattprint-monthly-report.sh", str(REPORT_SCRIPT))
+        text = text.replace("/opt/wattprint/bin/", f"{venv_bin}/")
         (tmp_path / name).write_text(text)
     assert (venv_bin / "wattprint-exporter").exists() and (venv_bin / "wattprint").exists()
     res = subprocess.run([analyze, "verify", *(str(tmp_path / n) for n in UNITS)], capture_output=True, text=True,
@@ -548,98 +547,97 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
 
 
-# -- the monthly report script ------------------------------------------------------------------------------
+# -- the monthly report: the unit's `wattprint run` ------------------------------------------------------------
 
 
 @pytest.fixture
-def stubs(tmp_path: Path) -> Path:
-    """A bin/ with recording stand-ins for wattprint and sacct, and a date(1) whose "now" is $FAKE_NOW."""
+def sacct(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A sacct on the PATH that prints its arguments and TZ as the jobs JSON the import reads."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    log = tmp_path / "calls.jsonl"
-    real_date = shutil.which("date")
-    assert real_date
-    (bindir / "wattprint").write_text(
-        f"#!{sys.executable}\nimport json, os, sys\n"
-        f"open({str(log)!r}, 'a').write(json.dumps(['wattprint', *sys.argv[1:]]) + '\\n')\n"
-        "sys.exit(int(os.environ.get('FAIL_' + sys.argv[1].upper(), '0')))\n")
     (bindir / "sacct").write_text(
         f"#!{sys.executable}\nimport json, os, sys\n"
-        "call = ['sacct', *sys.argv[1:], 'TZ=' + os.environ.get('TZ', '')]\n"
-        f"open({str(log)!r}, 'a').write(json.dumps(call) + '\\n')\n"
-        "print(json.dumps({'jobs': []}))\n")
-    # `date -u +%Y-%m-01` (no -d) asks for now; everything else is the real date(1).
-    (bindir / "date").write_text(
-        "#!/bin/sh\n"
-        'if [ "$*" = "-u +%Y-%m-01" ]; then printf \'%s-01\\n\' "$FAKE_NOW"; exit 0; fi\n'
-        f'exec {real_date} "$@"\n')
-    for f in bindir.iterdir():
-        f.chmod(0o755)
+        "print(json.dumps({'jobs': [], 'argv': sys.argv[1:], 'tz': os.environ.get('TZ')}))\n")
+    (bindir / "sacct").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     return bindir
 
 
-def run_report(stubs: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
-    log = stubs.parent / "calls.jsonl"
-    log.unlink(missing_ok=True)
-    full = {"PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}", "TMPDIR": str(stubs.parent), **env}
-    res = subprocess.run(["sh", str(REPORT_SCRIPT)], env=full, capture_output=True, text=True, timeout=60)
-    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return res, calls
+def report_argv(env: dict[str, str]) -> list[str]:
+    """The report unit's command line with this environment (Environment=, then the given overrides)."""
+    u = unit("wattprint-report.service")
+    argv = expand(one(u, "Service", "ExecStart"), {**unit_env(u, None), **env})
+    assert argv[0] == "/opt/wattprint/bin/wattprint" and Path(argv[0]).name in console_scripts()
+    return argv[1:]
 
 
 @pytest.mark.parametrize("now, month, start, end", [
     ("2024-03", "2024-02", "2024-02-01T00:00:00Z", "2024-03-01T00:00:00Z"),  # leap February
     ("2024-01", "2023-12", "2023-12-01T00:00:00Z", "2024-01-01T00:00:00Z"),  # across the year
 ])
-def test_report_script_runs_the_previous_month_with_verbs_the_cli_accepts(
-        stubs: Path, tmp_path: Path, now: str, month: str, start: str, end: str) -> None:
+def test_report_unit_runs_the_previous_month_with_the_default_file(
+        sacct: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: str, month: str, start: str,
+        end: str) -> None:
+    """The unit's ExecStart with /etc/default/wattprint-report as shipped (sacct on), plus an intensity fetch,
+    through the CLI's parser; then the run, as the timer fires it on the 1st at 06:00 UTC."""
+    from tests.monthkit import assert_complete, record_steps
     from wattprint.pipeline.cli import build_parser
+    from wattprint.pipeline.month import run
+    from wattprint.pipeline.settings import load_settings
 
-    u = unit("wattprint-report.service")
-    env = unit_env(u, SLURM / "wattprint-report.default")
-    env.pop("PATH")
-    env.update(FAKE_NOW=now, REPORT_DIR=str(tmp_path / "reports"),
-               FETCH_INTENSITY="uk GB --base-url https://api.example.org")
-    res, calls = run_report(stubs, env)
-    assert res.returncode == 0, res.stderr
-    assert [c[:2] if c[1] not in ("jobs", "intensity") else c[:3] for c in calls] == [
-        ["wattprint", "ingest"], ["sacct", "--allusers"], ["wattprint", "jobs", "import"],
-        ["wattprint", "intensity", "fetch"], ["wattprint", "report"], ["wattprint", "report"]]
-    parser = build_parser()
-    for call in calls:
-        if call[0] == "wattprint":
-            parser.parse_args(call[1:])  # SystemExit (a failure) on a flag the CLI lacks
-    ingest, sacct, jobs, fetch, *reports = calls
-    assert ingest[ingest.index("--prometheus") + 1] == "http://prometheus:9090"
-    assert (ingest[ingest.index("--start") + 1], ingest[ingest.index("--end") + 1]) == (start, end)
-    assert "--json" in sacct and sacct[-1] == "TZ=UTC"
-    assert sacct[sacct.index("--starttime") + 1] == start.rstrip("Z")
-    assert sacct[sacct.index("--endtime") + 1] == end.rstrip("Z")
-    assert jobs[jobs.index("--format") + 1] == "sacct-json"
-    assert fetch[fetch.index("--source") + 1 :][:3] == ["uk", "--zone", "GB"]
-    assert (fetch[fetch.index("--start") + 1], fetch[fetch.index("--end") + 1]) == (start, end)
-    assert [(r[r.index("--month") + 1], r[r.index("--format") + 1], r[r.index("--out") + 1]) for r in reports] == [
+    default = env_file(SLURM / "wattprint-report.default")
+    default["WATTPRINT_RUN_ARGS"] += " --intensity-source uk --intensity-zone GB --intensity-base-url https://api.example.org"
+    args = build_parser().parse_args(report_argv({**default, "REPORT_DIR": str(tmp_path / "reports")}))
+    assert (args.verb, args.prometheus, args.sacct) == ("run", "http://prometheus:9090", True)
+    calls = record_steps(monkeypatch)
+    first = dt.datetime.strptime(now, "%Y-%m").replace(day=1, hour=6, tzinfo=dt.UTC)
+    assert run(args, load_settings(None), now=first) == 0
+    assert_complete(calls)
+    assert [v for v, _ in calls] == ["ingest", "jobs import", "intensity fetch", "report", "report"]
+    ingest, jobs, fetch, *reports = (f for _, f in calls)
+    assert ingest["prometheus"] == "http://prometheus:9090"
+    assert (ingest["start"], ingest["end"]) == (start, end)
+    assert jobs["format"] == "sacct-json"
+    sacct_argv = jobs["content"]["argv"]
+    assert "--json" in sacct_argv and "--allusers" in sacct_argv and jobs["content"]["tz"] == "UTC"
+    assert sacct_argv[sacct_argv.index("--starttime") + 1] == start.rstrip("Z")
+    assert sacct_argv[sacct_argv.index("--endtime") + 1] == end.rstrip("Z")
+    assert (fetch["source"], fetch["zone"], fetch["base_url"]) == ("uk", "GB", "https://api.example.org")
+    assert (fetch["start"], fetch["end"]) == (start, end)
+    assert [(r["month"], r["format"], r["out"]) for r in reports] == [
         (month, fmt, str(tmp_path / "reports" / month / f"wattprint-{month}.{fmt}")) for fmt in ("html", "json")]
     assert (tmp_path / "reports" / month).is_dir()
+    # the unit's default report directory is the one the docs and serve-intensity's ledger sit beside
+    assert build_parser().parse_args(report_argv(default)).out_dir == "/var/lib/wattprint/reports"
 
 
-def test_report_script_month_override_and_failures(stubs: Path, tmp_path: Path) -> None:
-    base = {"PROMETHEUS_URL": "http://p:9090", "REPORT_DIR": str(tmp_path / "r"), "FAKE_NOW": "2024-05"}
-    res, calls = run_report(stubs, {**base, "REPORT_MONTH": "2023-12", "REPORT_FORMATS": "md"})
-    assert res.returncode == 0, res.stderr
-    assert [c[1] for c in calls] == ["ingest", "report"]  # no sacct, no fetch unless asked
-    assert calls[0][calls[0].index("--end") + 1] == "2024-01-01T00:00:00Z"
-    assert calls[1][calls[1].index("--month") + 1] == "2023-12"
+def test_report_unit_month_override_and_failures(sacct: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.monthkit import record_steps
+    from wattprint.pipeline.cli import main
+    from wattprint.pipeline.errors import UpstreamError
 
-    res, calls = run_report(stubs, {**base, "REPORT_MONTH": "2023-13"})
-    assert res.returncode == 2 and "expected YYYY-MM" in res.stderr and calls == []
+    monkeypatch.delenv("WATTPRINT_CONFIG", raising=False)
+    base = {"PROMETHEUS_URL": "http://p:9090", "REPORT_DIR": str(tmp_path / "r")}
+    calls = record_steps(monkeypatch)
+    assert main(report_argv({**base, "WATTPRINT_RUN_ARGS": "--month 2023-12 --format md"})) == 0
+    assert [v for v, _ in calls] == ["ingest", "report"]  # no sacct, no fetch unless asked
+    assert calls[0][1]["end"] == "2024-01-01T00:00:00Z"
+    assert (calls[1][1]["month"], calls[1][1]["format"]) == ("2023-12", "md")
 
-    res, calls = run_report(stubs, {**base, "FAIL_INGEST": "1"})  # Prometheus unreachable: no report
-    assert res.returncode == 1 and "ingest failed with exit status 1" in res.stderr
-    assert [c[1] for c in calls] == ["ingest"]
+    calls.clear()
+    assert main(report_argv({**base, "WATTPRINT_RUN_ARGS": "--month 2023-13"})) == 2
+    assert "--month: '2023-13' is not a month" in capsys.readouterr().err and calls == []
 
-    res, calls = run_report(stubs, {k: v for k, v in base.items() if k != "PROMETHEUS_URL"})
-    assert res.returncode != 0 and "PROMETHEUS_URL" in res.stderr and calls == []
+    calls = record_steps(monkeypatch, fail={"ingest": UpstreamError("http://p:9090", "connection refused")})
+    assert main(report_argv(base)) == 1  # Prometheus unreachable: no report
+    assert "step 1/2 (ingest) failed: http://p:9090: connection refused" in capsys.readouterr().err
+    assert [v for v, _ in calls] == ["ingest"]
+
+    calls.clear()
+    assert main(report_argv({"REPORT_DIR": str(tmp_path / "r")})) == 2  # no PROMETHEUS_URL: not retried (exit 2)
+    assert "--prometheus: empty URL" in capsys.readouterr().err and calls == []
+    assert "2" in one(unit("wattprint-report.service"), "Service", "RestartPreventExitStatus").split()
 
 
 # -- Prometheus -------------------------------------------------------------------------------------------------

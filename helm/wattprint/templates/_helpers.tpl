@@ -176,3 +176,12 @@ Repository defaults to <image.repository>-exporter, tag to image.tag then the ap
 {{- printf "%s:%s" $repo $tag }}
 {{- end }}
 {{- end }}
+
+{{/*
+Whether the monthly report CronJob (and its PVC) is rendered: report.enabled true, or null (the default) once
+report.prometheus.url is set. "true" or "".
+*/}}
+{{- define "wattprint.report.enabled" -}}
+{{- $e := .Values.report.enabled }}
+{{- if or (eq (toString $e) "true") (and (kindIs "invalid" $e) .Values.report.prometheus.url) }}true{{ end }}
+{{- end }}

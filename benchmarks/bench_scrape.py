@@ -122,6 +122,11 @@ class Scraper:
     for the 40 ms delayed-ACK timer. ``idle=True`` sets TCP_QUICKACK on the client socket after each
     request is sent, which puts the socket in the state an idle gap leaves it in, without sleeping;
     ``idle=False`` times the back-to-back case.
+
+    While the other loops of a GPU count run, a scraper's connection may sit idle past the server's
+    keep-alive timeout (or be evicted); as Prometheus does, a request that finds its kept-alive connection
+    closed by the server is sent again once on a new connection. Such reconnects are counted
+    (``reconnects``, reported with the tables) since the retried request also pays a new connection.
     """
 
     def __init__(self, port: int, gzip: bool = False, idle: bool = True) -> None:
@@ -130,17 +135,31 @@ class Scraper:
         self.headers = {"Accept-Encoding": "gzip"} if gzip else {}
         self.idle = idle
         self.size = 0
+        self.reconnects = 0
 
     def get(self) -> None:
-        self.conn.request("GET", "/metrics", headers=self.headers)
-        if self.idle:
-            assert self.conn.sock is not None
-            self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-        resp = self.conn.getresponse()
+        reused = self.conn.sock is not None
+        try:
+            resp = self._request()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            # the server closed the idle kept-alive connection: once more on a fresh one
+            self.reconnects += 1
+            self.conn.close()
+            self.conn.connect()
+            resp = self._request()
         body = resp.read()
         if resp.status != 200:
             raise RuntimeError(f"GET /metrics answered {resp.status}")
         self.size = len(body)
+
+    def _request(self) -> http.client.HTTPResponse:
+        self.conn.request("GET", "/metrics", headers=self.headers)
+        if self.idle:
+            assert self.conn.sock is not None
+            self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return self.conn.getresponse()
 
     def close(self) -> None:
         self.conn.close()
@@ -191,6 +210,7 @@ def bench_gpus(n: int, reps: int, b2b_reps: int, warmup: int, tmp: Path) -> dict
         for scraper in (plain, gz, b2b):
             scraper.close()
         app.shutdown()
+    reconnects = plain.reconnects + gz.reconnects + b2b.reconnects
 
     base_reg = static_registry(page)
     base_page = generate_latest(base_reg)
@@ -213,7 +233,7 @@ def bench_gpus(n: int, reps: int, b2b_reps: int, warmup: int, tmp: Path) -> dict
         "gz_cached_med": med(gz_cached), "gz_cached_p99": pct(gz_cached, 99),
         "base_med": med(base), "base_p99": pct(base, 99),
         "b2b_med": med(b2b_cold), "b2b_p99": pct(b2b_cold, 99),
-        "collect_med": med(collect), "proc_med": med(proc_collect),
+        "collect_med": med(collect), "proc_med": med(proc_collect), "reconnects": reconnects,
     }
 
 
@@ -274,6 +294,8 @@ def markdown(rows: list[dict[str, float]], reps: int, b2b_reps: int, warmup: int
             f"{ms(r['gz_cached_med'])} / {ms(r['gz_cached_p99'])} | {r['gzip_bytes']} | "
             f"{ms(r['b2b_med'])} / {ms(r['b2b_p99'])} |"
         )
+    reconnects = ", ".join(f"{r['gpus']} GPUs: {r['reconnects']}" for r in rows)
+    out += ["", f"Kept-alive connections found closed by the server and reopened (see Scraper): {reconnects}."]
     return "\n".join(out) + "\n"
 
 
@@ -292,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in (int(x) for x in args.gpus.split(",")):
             t0 = time.perf_counter()
             rows.append(bench_gpus(n, args.reps, args.b2b_reps, args.warmup, Path(tmp)))
-            print(f"# {n} GPUs done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            print(f"# {n} GPUs done in {time.perf_counter() - t0:.1f} s, {rows[-1]['reconnects']} reconnects",
+                  file=sys.stderr)
     text = markdown(rows, args.reps, args.b2b_reps, args.warmup)
     print(text, end="")
     if args.markdown_out:

@@ -28,6 +28,8 @@ import requests
 
 from tests.conftest import REPO, free_port, wait_http
 
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 LEVELS = {"debug", "info", "warning", "error"}
 USER, PASSWORD, WRONG = "prometheus", "s3cret-pw", 'wr0ng "pw"'

@@ -47,8 +47,10 @@ def value_text(value: object) -> str:
     return str(value)
 
 
-def typed(exc: BaseException) -> str:
+def typed(exc: BaseException | None) -> str:
     """An unexpected exception (a bug) as "Type: message", for an err= field."""
+    if exc is None:
+        return "unknown"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

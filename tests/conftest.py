@@ -76,3 +76,24 @@ def report_fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden files (review the diff)")
+
+
+@pytest.fixture
+def serve(request: pytest.FixtureRequest):
+    """Start MetricsServers on 127.0.0.1:0 (``serve(web_config=None, render=None, **kw)``), all shut down after
+    the test. The page is the test module's ``fixed_render`` unless ``render`` is given."""
+    from wattprint.exporter.web import MetricsServer
+
+    servers: list[MetricsServer] = []
+    default = getattr(request.module, "fixed_render", None) or (
+        lambda accept: (b"wattprint_test 1\n", "text/plain; version=0.0.4"))
+
+    def start(web_config=None, render=None, **kw):  # type: ignore[no-untyped-def]
+        srv = MetricsServer(("127.0.0.1", 0), render or default, web_config, **kw)
+        servers.append(srv)
+        srv.start()
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.shutdown()

@@ -64,18 +64,9 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> list[Pair]:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., MetricsServer]]:
-    servers: list[MetricsServer] = []
-
-    def start(config_path: Path, **kw: object) -> MetricsServer:
-        srv = MetricsServer(("127.0.0.1", 0), fixed_render, load_web_config(config_path), **kw)  # type: ignore[arg-type]
-        servers.append(srv)
-        srv.start()
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.shutdown()
+def serve(serve: Callable[..., MetricsServer]) -> Callable[..., MetricsServer]:
+    """The conftest's, started from a web-config file (so that it can reload it)."""
+    return lambda config_path, **kw: serve(load_web_config(config_path), **kw)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
@@ -30,7 +30,7 @@ from tests.conftest import REPO, free_port, wait_http
 from tests.exporter_proc import running_exporter
 from wattprint.exporter import web
 from wattprint.exporter.web import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, MetricsServer
-from wattprint.exporter.webconfig import WebConfig, load_web_config
+from wattprint.exporter.webconfig import load_web_config
 
 PASSWORD = "correct horse"
 # The documented bound (docs/exporter.md, "Security"): what unauthenticated connections may add to RSS.
@@ -140,22 +140,6 @@ def test_serve_intensity_header_flood_keeps_rss_bounded(tmp_path: Path, pw_hash:
 
 
 # -- one request: size, deadline, bodies, keep-alive without credentials ------------------------------
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., MetricsServer]]:
-    servers: list[MetricsServer] = []
-
-    def start(web_config: WebConfig | None = None, **kw: object) -> MetricsServer:
-        render = kw.pop("render", lambda accept: (b"wattprint_test 1\n", "text/plain; version=0.0.4"))
-        srv = MetricsServer(("127.0.0.1", 0), render, web_config, **kw)  # type: ignore[arg-type]
-        servers.append(srv)
-        srv.start()
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.shutdown()
 
 
 def _raw(port: int, data: bytes, wait: float = 5.0) -> bytes:

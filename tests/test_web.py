@@ -11,7 +11,7 @@ import http.client
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
@@ -20,8 +20,8 @@ import requests
 from prometheus_client import CollectorRegistry, Gauge
 
 from tests.conftest import require_tool
-from wattprint.exporter.web import BasicAuth, CachedRenderer, MetricsServer, Render, parse_listen_address
-from wattprint.exporter.webconfig import WebConfig, WebConfigError, load_web_config
+from wattprint.exporter.web import BasicAuth, CachedRenderer, MetricsServer, parse_listen_address
+from wattprint.exporter.webconfig import WebConfigError, load_web_config
 
 EXPOSITION = b"# HELP wattprint_test_joules Test.\n# TYPE wattprint_test_joules counter\nwattprint_test_joules 42\n"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -30,21 +30,6 @@ PASSWORD = "correct horse"
 
 def fixed_render(accept: str | None) -> tuple[bytes, str]:
     return EXPOSITION, CONTENT_TYPE
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., MetricsServer]]:
-    servers: list[MetricsServer] = []
-
-    def start(web_config: WebConfig | None = None, render: Render = fixed_render) -> MetricsServer:
-        srv = MetricsServer(("127.0.0.1", 0), render, web_config)
-        servers.append(srv)
-        srv.start()
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ def test_no_config_is_all_defaults() -> None:
     assert m.dcgm.labels.hostname == ("Hostname", "hostname") and m.dcgm.labels.uuid == ("UUID", "uuid")
     assert m.dcgm.labels.job_id == ("hpc_job", "pod")
     assert m.power.metric is None and m.power.watts_per_unit == 1.0
-    assert c.cluster_for_host("gpu01") is None
+    assert not any(cluster.matches_host("gpu01") for cluster in c.clusters.values())
     unknown = c.cluster("anything")
     assert unknown == ClusterConfig(name="anything") and unknown.zone is None and unknown.pue is None
     assert not unknown.configured
@@ -76,14 +76,21 @@ def test_documented_example_loads(tmp_path: Path) -> None:
     assert c.rules.apply({"label.wattprint_io_team": "research-a"}) == ("experimentation", "research")
 
 
-def test_cluster_for_host(tmp_path: Path) -> None:
+def test_cluster_node_patterns(tmp_path: Path) -> None:
     c = config.load(write(tmp_path, "clusters:\n  a: {nodes: ['gpu*', 'login1']}\n  b: {nodes: 'gpu0*'}\n"
                                     "  c: {nodes: ['n[0-4]*']}\n"))
-    assert c.cluster_for_host("gpu01") == "a"                     # first in file order wins
-    assert c.cluster_for_host("GPU07.cluster.example.org") == "a"  # case-insensitive, short name tried
-    assert c.cluster_for_host("login1") == "a" and c.cluster_for_host("login2") is None
-    assert c.cluster_for_host("n3x") == "c" and c.cluster_for_host("n7") is None
-    assert c.cluster_for_host("") is None
+    a, b, n = c.cluster("a"), c.cluster("b"), c.cluster("c")
+    assert a.matches_host("gpu01") and b.matches_host("gpu01")      # both match: the first in file order wins,
+    assert list(c.clusters) == ["a", "b", "c"]                         # and the model keeps file order
+    from wattprint.pipeline.model import _renumber_cluster_nodes
+    from wattprint.pipeline.settings import Settings
+
+    assert [(name, ord_) for name, _, ord_ in _renumber_cluster_nodes(Settings(c, None).build_settings().clusters)] \
+        == [("a", 0), ("a", 1), ("b", 2), ("c", 3)]
+    assert a.matches_host("GPU07.cluster.example.org")                # case-insensitive, short name tried
+    assert a.matches_host("login1") and not any(x.matches_host("login2") for x in (a, b, n))
+    assert n.matches_host("n3x") and not any(x.matches_host("n7") for x in (a, b, n))
+    assert not any(x.matches_host("") for x in (a, b, n))
     assert c.cluster("b").nodes == ("gpu0*",)
 
 

@@ -51,10 +51,11 @@ def test_the_spellings_of_one_node_share_a_key() -> None:
 
 def test_cluster_globs_match_full_and_short_names_case_insensitively() -> None:
     c = load_text('clusters:\n  a:\n    nodes: ["gpu*"]\n  b:\n    nodes: ["*.ec2.internal"]\n', "t.yaml")
-    assert c.cluster_for_host("GPU07.cluster.example.org") == "a"
-    assert c.cluster_for_host("gpu07:9400") == "a"
-    assert c.cluster_for_host("ip-10-0-0-7.EC2.internal") == "b"
-    assert c.cluster_for_host("login1") is None and c.cluster_for_host("") is None
+    a, b = c.cluster("a"), c.cluster("b")
+    assert a.matches_host("GPU07.cluster.example.org") and not b.matches_host("GPU07.cluster.example.org")
+    assert a.matches_host("gpu07:9400") and not b.matches_host("gpu07:9400")
+    assert b.matches_host("ip-10-0-0-7.EC2.internal") and not a.matches_host("ip-10-0-0-7.EC2.internal")
+    assert not any(x.matches_host(h) for x in (a, b) for h in ("login1", ""))
 
 
 def test_gpu_key_is_the_uuid_in_any_case(con) -> None:

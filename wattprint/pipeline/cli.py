@@ -1,7 +1,7 @@
 """The `wattprint` batch command: parse flags, run one verb, turn expected failures into one line.
 
 Exit status: 0 done, 1 an upstream server or the database failed, 2 bad input (flag, file, row,
-config), 3 verb not implemented yet. Only a bug prints a traceback.
+config). Only a bug prints a traceback.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ from .errors import WattprintError
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
 
-PENDING: dict[str, str] = {}
-NOT_YET_EXIT = 3
-
 JOB_FORMATS = ("csv", "yaml", "sacct-json", "sacct-parsable")
 INTENSITY_FORMATS = ("electricitymaps-csv", "electricitymaps-json", "uk-json", "watttime-json", "csv")
 FETCH_SOURCES = ("electricitymaps", "uk", "watttime")
@@ -35,7 +32,7 @@ environment:
   WATTTIME_USERNAME, WATTTIME_PASSWORD[_FILE]  WattTime credentials for `intensity fetch` and `serve-intensity`
 Secrets are never accepted on the command line and never printed.
 
-exit status: 0 ok, 1 upstream/database failure, 2 bad input, 3 not implemented yet
+exit status: 0 ok, 1 upstream/database failure, 2 bad input
 """
 
 
@@ -185,9 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub, _common, _prometheus)
     add_estimate_parser(sub)
     add_serve_intensity_parser(sub)
-
-    for verb, what in PENDING.items():
-        sub.add_parser(verb, help=f"[not yet implemented] {what}")
     return p
 
 
@@ -246,10 +240,6 @@ def _setup_logging(args: argparse.Namespace) -> None:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.verb in PENDING:
-        print(f"wattprint {args.verb}: not yet implemented: {PENDING[args.verb]}. Nothing was read or written.",
-              file=sys.stderr)
-        return NOT_YET_EXIT
     if extra:  # the global log flags given after the verb
         late = argparse.ArgumentParser(prog="wattprint", add_help=False)
         _log_flags(late)

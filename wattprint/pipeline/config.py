@@ -243,10 +243,6 @@ class Config:
     budgets: BudgetsConfig = BudgetsConfig()
     source: str = "<defaults>"
 
-    def cluster_for_host(self, hostname: str) -> str | None:
-        """The first cluster (in file order) with a node pattern matching the host, or None."""
-        return next((name for name, c in self.clusters.items() if c.matches_host(hostname)), None)
-
     def cluster(self, name: str) -> ClusterConfig:
         """The configured cluster, or an all-defaults one (zone and PUE unknown) for a name not in the file."""
         return self.clusters.get(name) or ClusterConfig(name=name)

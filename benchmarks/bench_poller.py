@@ -39,9 +39,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from wattprint.common.logs import setup_logging
 from wattprint.exporter.app import App
 from wattprint.exporter.config import Config
-from wattprint.exporter.logs import setup_logging
 from wattprint.exporter.poller import Snapshot
 
 JOBS_PER_GPU = 2
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = {
         "bare": child_rss_kb("pass"),
         "prometheus_client": child_rss_kb("import prometheus_client"),
-        "exporter": child_rss_kb("import wattprint.exporter.app, wattprint.exporter.web, "
+        "exporter": child_rss_kb("import wattprint.exporter.app, wattprint.common.web, "
                                  "wattprint.exporter.backends.replay, "
                                  "wattprint.exporter.jobs.mapping_dir"),
     }

@@ -50,9 +50,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollecto
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from wattprint.common.logs import setup_logging
 from wattprint.exporter.app import App
 from wattprint.exporter.config import Config
-from wattprint.exporter.logs import setup_logging
 
 JOBS_PER_GPU = 2
 TARGET_RATIO = 2.0

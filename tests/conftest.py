@@ -82,7 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def serve(request: pytest.FixtureRequest):
     """Start MetricsServers on 127.0.0.1:0 (``serve(web_config=None, render=None, **kw)``), all shut down after
     the test. The page is the test module's ``fixed_render`` unless ``render`` is given."""
-    from wattprint.exporter.web import MetricsServer
+    from wattprint.common.web import MetricsServer
 
     servers: list[MetricsServer] = []
     default = getattr(request.module, "fixed_render", None) or (

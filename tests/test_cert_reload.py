@@ -26,9 +26,9 @@ import requests
 
 from tests.conftest import require_tool
 from tests.exporter_proc import running_exporter
-from wattprint.exporter import web
-from wattprint.exporter.web import IDLE_TIMEOUT_S, MetricsServer
-from wattprint.exporter.webconfig import WebConfigError, load_web_config
+from wattprint.common import web
+from wattprint.common.web import IDLE_TIMEOUT_S, MetricsServer
+from wattprint.common.webconfig import WebConfigError, load_web_config
 
 EXPOSITION = b"# HELP wattprint_test_joules Test.\n# TYPE wattprint_test_joules counter\nwattprint_test_joules 42\n"
 

@@ -436,7 +436,7 @@ def test_cluster_config_loads_with_the_pipeline_loader(rendered: tuple[str, list
 
 
 def test_exporter_web_config_loads(helm: str, cert: tuple[Path, Path], tmp_path: Path) -> None:
-    from wattprint.exporter.webconfig import load_web_config
+    from wattprint.common.webconfig import load_web_config
 
     text = template(helm, "-f", str(CHART / "ci" / "kubernetes-discovery-values.yaml"))
     docs = docs_of(text)

@@ -337,7 +337,7 @@ def _record(msg: str, *args: object, fields: dict[str, object] | None = None,
 
 
 def test_values_are_quoted_and_escaped_as_go_kit_does() -> None:
-    from wattprint.exporter.logs import _LineFormatter, kv, typed
+    from wattprint.common.logs import _LineFormatter, kv, typed
 
     fields = kv(client="10.0.0.7:5", err=ssl.SSLEOFError(8, "EOF occurred in violation of protocol (_ssl.c:2427)"),
                 empty="", eq="a=b", quote='say "hi"', back="c:\\x", nl="a\nb\tc\x01", uni="été", n=3, f=0.5,
@@ -356,14 +356,14 @@ def test_values_are_quoted_and_escaped_as_go_kit_does() -> None:
 
 
 def test_a_field_named_like_a_fixed_key_does_not_replace_it() -> None:
-    from wattprint.exporter.logs import _LineFormatter
+    from wattprint.common.logs import _LineFormatter
 
     line = _LineFormatter(debug=False).format(_record("m", fields={"msg": "x", "level": "y"}))
     assert [k for k, _ in parse_logfmt(line)] == ["ts", "level", "caller", "msg", "msg_", "level_"]
 
 
 def test_traceback_only_at_debug_on_one_line() -> None:
-    from wattprint.exporter.logs import _LineFormatter
+    from wattprint.common.logs import _LineFormatter
 
     try:
         raise RuntimeError("boom")
@@ -378,7 +378,7 @@ def test_traceback_only_at_debug_on_one_line() -> None:
 
 
 def test_urls_are_redacted_in_fields_and_messages() -> None:
-    from wattprint.exporter.logs import _LineFormatter
+    from wattprint.common.logs import _LineFormatter
 
     record = _record("failed %s", "http://bob:pw-1@h:9/m?api_key=k-1&gpu=0",
                      fields={"url": "https://u:p@h2/x?access_token=t-1 and more"})

@@ -31,7 +31,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FIXTURES, REPO, free_port, wait_http
-from wattprint.exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber, redact_text, redact_url
+from wattprint.common.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber, redact_text, redact_url
 
 BIN = Path(sys.executable).parent
 EM_HISTORY = FIXTURES / "intensity" / "aioelectricitymaps_carbon_intensity_history.json"
@@ -471,7 +471,7 @@ def test_failing_dcgm_endpoint_warnings_never_hold_the_password(home: Site, tmp_
 
 
 def test_exporter_log_lines_redact_urls() -> None:
-    from wattprint.exporter.logs import _LineFormatter
+    from wattprint.common.logs import _LineFormatter
 
     record = logging.LogRecord("wattprint.x", logging.WARNING, __file__, 1,
                                "failed url=%s other=%s", ("http://bob:pw-1@h:9/m?api_key=k-1&gpu=0",

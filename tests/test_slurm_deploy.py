@@ -470,7 +470,7 @@ def test_exporter_unit_is_hardened_but_sees_the_gpus() -> None:
 
 @pytest.mark.parametrize("name", ["wattprint-exporter.service", "wattprint-serve-intensity.service"])
 def test_daemons_have_a_memory_limit_their_http_bound_fits_in(name: str) -> None:
-    from wattprint.exporter.web import MAX_CONNECTIONS
+    from wattprint.common.web import MAX_CONNECTIONS
 
     s = unit(name)["Service"]
     mib = {"K": 1 / 1024, "M": 1, "G": 1024}

@@ -20,8 +20,8 @@ import requests
 from prometheus_client import CollectorRegistry, Gauge
 
 from tests.conftest import require_tool
-from wattprint.exporter.web import BasicAuth, CachedRenderer, MetricsServer, parse_listen_address
-from wattprint.exporter.webconfig import WebConfigError, load_web_config
+from wattprint.common.web import BasicAuth, CachedRenderer, MetricsServer, parse_listen_address
+from wattprint.common.webconfig import WebConfigError, load_web_config
 
 EXPOSITION = b"# HELP wattprint_test_joules Test.\n# TYPE wattprint_test_joules counter\nwattprint_test_joules 42\n"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from ..common.logs import setup_logging
 from .app import App, StartupError
 from .config import parse_config
-from .logs import setup_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from ..common.logs import kv
+from ..common.safehttp import redact_text
+from ..common.web import CachedRenderer
 from .backends.base import GpuBackend
 from .collectors import WattprintCollector
 from .config import Config
 from .host.accounting import HostPoller
 from .jobs.base import JobDiscovery, NoDiscovery
-from .logs import kv
 from .poller import Poller
-from .safehttp import redact_text
-from .web import CachedRenderer
 
 if TYPE_CHECKING:
-    from .web import MetricsServer
+    from ..common.web import MetricsServer
 
 log = logging.getLogger("wattprint.app")
 
@@ -98,9 +98,9 @@ class App:
         self._stop = threading.Event()
 
     def start(self) -> None:
+        from ..common.web import MetricsServer, parse_listen_address
+        from ..common.webconfig import WebConfigError, load_web_config
         from .backends.base import BackendUnavailable
-        from .web import MetricsServer, parse_listen_address
-        from .webconfig import WebConfigError, load_web_config
 
         try:
             address = parse_listen_address(self.cfg.listen_address)

@@ -15,9 +15,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .. import contract as C
+from ..common.logs import kv, typed
 from . import __version__
 from .host.accounting import HostSnapshot
-from .logs import kv, typed
 from .poller import GpuSnapshot, Snapshot
 
 log = logging.getLogger("wattprint.collectors")

@@ -16,8 +16,8 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
+from ..common.web import MAX_CONNECTIONS
 from . import __version__
-from .web import MAX_CONNECTIONS
 
 # 9100 is node_exporter, 9400 dcgm-exporter, 9102 and 8888 Kepler.
 DEFAULT_LISTEN = ":9835"

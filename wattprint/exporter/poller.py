@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..common.logs import kv, typed
 from .attribution import split_energy_mj
 from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading
 from .host.accounting import HostPoller, HostSnapshot
 from .jobs.base import Assignment, Job, JobDiscovery
-from .logs import kv, typed
 from .state import SavedGpu, SavedJob, StateError, dump_state, load_state_file, write_state
 
 log = logging.getLogger("wattprint.poller")

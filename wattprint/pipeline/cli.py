@@ -218,14 +218,14 @@ class _RedactingFormatter(logging.Formatter):
         self._inner = inner or logging.Formatter()
 
     def format(self, record: logging.LogRecord) -> str:
-        from wattprint.exporter.safehttp import redact_text
+        from wattprint.common.safehttp import redact_text
 
         return redact_text(self._inner.format(record))
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
     """Batch verbs log to stderr as the exporter does (logfmt or JSON, redacted); serve-intensity sets its own."""
-    from wattprint.exporter.logs import HANDLER_NAME, setup_logging
+    from wattprint.common.logs import HANDLER_NAME, setup_logging
 
     root = logging.getLogger()
     foreign = [h for h in root.handlers if h.get_name() != HANDLER_NAME]

@@ -302,9 +302,9 @@ def _scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def run_exporter_demo(gpus: int = 4, seconds: float = 6.0) -> int:
+    from wattprint.common.logs import setup_logging
     from wattprint.exporter.app import App
     from wattprint.exporter.config import Config
-    from wattprint.exporter.logs import setup_logging
 
     setup_logging("warning")
     with tempfile.TemporaryDirectory(prefix="wattprint-demo-") as tmp:

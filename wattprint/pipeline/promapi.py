@@ -15,7 +15,7 @@ five endpoints, and each has a failure that silently corrupts a carbon report if
 * Credentials come from the environment or files, never argv; they are kept out of every repr,
   log line and exception message, also when the server echoes them back raw, base64- or URL-encoded.
 * Credentials go only to the configured origin: a redirect is followed only when scheme, host and
-  port stay the same (exporter.safehttp.SameOriginSession), else the call fails at once. requests
+  port stay the same (wattprint.common.safehttp.SameOriginSession), else the call fails at once. requests
   strips Authorization on a cross-host redirect, but not X-Scope-OrgID or custom headers.
 
 Results are returned raw (the JSON `data.result` lists, values as strings such as "NaN" or "+Inf"):
@@ -41,8 +41,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from wattprint.exporter import safehttp
-from wattprint.exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
+from wattprint.common import safehttp
+from wattprint.common.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
 
 from . import __version__
 from .errors import InputError, UpstreamError

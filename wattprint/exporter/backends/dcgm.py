@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..safehttp import CrossOriginRedirect, SameOriginSession, Scrubber, redact_url
+from ...common.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber, redact_url
 from .base import BackendError, BackendUnavailable, GpuInfo, GpuReading
 
 log = logging.getLogger("wattprint.dcgm")

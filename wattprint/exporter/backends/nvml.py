@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from ..logs import kv
+from ...common.logs import kv
 from .base import BackendUnavailable, GpuInfo, GpuReading
 
 log = logging.getLogger("wattprint.nvml")

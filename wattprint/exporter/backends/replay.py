@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..logs import kv
+from ...common.logs import kv
 from .base import BackendUnavailable, GpuInfo, GpuReading
 
 REPLAY_MODEL = "NVIDIA H100 80GB HBM3"

@@ -20,8 +20,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from ...common.logs import kv, typed
 from ..attribution import split_energy_mj
-from ..logs import kv, typed
 from ..state import SavedCpuDomain, SavedCpuJob, SavedHost
 from .cgroups import CgroupCollector, CgroupError, CpuTimes
 from .procstat import boot_id, cpu_models

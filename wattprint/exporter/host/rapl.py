@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..logs import kv
+from ...common.logs import kv
 from ..state import SavedZone
 from .procstat import read_small
 

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from ...common.logs import kv
 from ..backends.base import GpuReading
-from ..logs import kv
 from .base import Assignment, Job
 
 log = logging.getLogger("wattprint.jobs")

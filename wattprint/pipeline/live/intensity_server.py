@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from wattprint.exporter.logs import LOG_FORMATS, kv
+from wattprint.common.logs import LOG_FORMATS, kv
 
 from .. import __version__
 from ..config import Config
@@ -546,9 +546,9 @@ def run(args: argparse.Namespace) -> int:
     """Check flags (InputError: exit 2), then serve until SIGTERM/SIGINT."""
     from prometheus_client import CollectorRegistry, ProcessCollector
 
-    from wattprint.exporter.logs import setup_logging
-    from wattprint.exporter.web import CachedRenderer, MetricsServer, parse_listen_address
-    from wattprint.exporter.webconfig import WebConfigError, load_web_config
+    from wattprint.common.logs import setup_logging
+    from wattprint.common.web import CachedRenderer, MetricsServer, parse_listen_address
+    from wattprint.common.webconfig import WebConfigError, load_web_config
 
     opts = options(args)
     try:

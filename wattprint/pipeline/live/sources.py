@@ -30,8 +30,8 @@ from typing import Any, BinaryIO
 
 import requests
 
-from wattprint.exporter.logs import kv
-from wattprint.exporter.safehttp import CrossOriginRedirect, SameOriginSession
+from wattprint.common.logs import kv
+from wattprint.common.safehttp import CrossOriginRedirect, SameOriginSession
 
 from ..errors import InputError, UpstreamError
 from ..records import IntensityPoint

@@ -1,6 +1,6 @@
 """GET with retries, and secrets read from env vars or files. Secrets never reach logs or error text.
 
-Every session is expected to be an `exporter.safehttp.SameOriginSession` (the callers make it so): a
+Every session is expected to be an `wattprint.common.safehttp.SameOriginSession` (the callers make it so): a
 redirect to another origin is refused, not retried, and becomes an UpstreamError. Response bodies do
 reach messages (an API's own words say what is wrong), so they are scrubbed of every credential of
 the request in every form an echo could take (raw, base64, URL-encoded; `safehttp.Scrubber`).
@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from wattprint.exporter.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
+from wattprint.common.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber
 
 from ...errors import InputError, UpstreamError
 

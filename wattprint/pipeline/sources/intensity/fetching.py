@@ -9,7 +9,7 @@ Credentials (never logged, never in errors):
   watttime:        WATTTIME_USERNAME (or WATTTIME_USERNAME_FILE) and WATTTIME_PASSWORD, or a file via
                    password_file / WATTTIME_PASSWORD_FILE; exchanged at /login (basic auth) for a bearer token
   uk:              none
-A redirect is followed only within the origin of --base-url (exporter.safehttp.SameOriginSession): a custom
+A redirect is followed only within the origin of --base-url (wattprint.common.safehttp.SameOriginSession): a custom
 header such as auth-token would otherwise go to whatever host a 302 names.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from wattprint.exporter.safehttp import SameOriginSession
+from wattprint.common.safehttp import SameOriginSession
 
 from ...errors import InputError, UpstreamError
 from ...records import IntensityPoint

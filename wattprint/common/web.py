@@ -37,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from . import __version__
+from .. import __version__
 from .logs import kv, typed
 from .webconfig import WebConfig, WebConfigError, load_web_config
 

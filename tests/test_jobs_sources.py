@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from wattprint.pipeline.errors import InputError
-from wattprint.pipeline.sources.jobs import import_jobs_file, read_jobs
+from wattprint.pipeline.sources.jobs import read_jobs
 from wattprint.pipeline.sources.jobs.kubernetes import (
     jobs_from_kube_series,
     series_from_ksm_text,
@@ -506,10 +506,10 @@ def test_read_jobs_detects_format(tmp_path: Path) -> None:
     assert "unknown job format" in error(read_jobs, CLOCKWORK, "xml")
 
 
-def test_import_jobs_file_uses_cluster_as_default(tmp_path: Path) -> None:
+def test_read_jobs_default_cluster_is_for_jobs_that_name_none(tmp_path: Path) -> None:
     p = write(tmp_path, "jobs.csv", HEADER + "1,p,,,u,2024-03-01T10:00:00Z,,,\n")
-    assert import_jobs_file(p, "csv", cluster="dflt").records[0].cluster == "dflt"
-    assert import_jobs_file(CLOCKWORK, "sacct-json", cluster="dflt").records[0].cluster == "cedar"
+    assert read_jobs(p, "csv", default_cluster="dflt").records[0].cluster == "dflt"
+    assert read_jobs(CLOCKWORK, "sacct-json", default_cluster="dflt").records[0].cluster == "cedar"
 
 
 class _Chunk:

@@ -133,7 +133,7 @@ def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
     from .promapi import PromClient
     from .settings import load_settings
     from .sources.intensity import check_points, parse
-    from .sources.jobs import import_jobs_file
+    from .sources.jobs import read_jobs
     from .store import write_intensity, write_jobs
 
     started = time.perf_counter()
@@ -175,7 +175,7 @@ def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
                     f"{stats.chunks} query_range chunks ({per_kind})")
         # 2. the ledger and 3. the intensity: parsed and checked whole, then stored with the rebuild, in one
         # transaction, as `wattprint jobs import` and `wattprint intensity import` do
-        jobs = import_jobs_file(files.jobs, "csv", cluster=settings.default_cluster, rules=settings.rules(None))
+        jobs = read_jobs(files.jobs, "csv", default_cluster=settings.default_cluster, rules=settings.rules(None))
         points = check_points(parse(files.intensity, "csv", basis=settings.basis).points)
         with db.transaction(con):
             written = write_jobs(con, list(jobs.records))

@@ -147,10 +147,10 @@ def _store_jobs(args: argparse.Namespace, settings: Settings, records: list[JobR
 
 
 def jobs_import(args: argparse.Namespace, settings: Settings) -> int:
-    from .sources.jobs import import_jobs_file
+    from .sources.jobs import read_jobs
 
-    result = import_jobs_file(args.path, args.format, cluster=args.cluster or settings.default_cluster,
-                              timezone=args.timezone, rules=settings.rules(args.rules))
+    result = read_jobs(args.path, args.format, default_cluster=args.cluster or settings.default_cluster,
+                       timezone=args.timezone, rules=settings.rules(args.rules))
     for reason, n in sorted(result.skipped.items()):
         say(args, f"  skipped {n}: {reason}")
     for w in result.warnings:

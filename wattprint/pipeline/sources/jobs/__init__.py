@@ -15,7 +15,7 @@ from .rules import Rules
 
 FORMATS = ("csv", "yaml", "sacct-json", "sacct-parsable")
 
-__all__ = ["FORMATS", "ImportResult", "Rules", "detect_format", "import_jobs_file", "read_jobs"]
+__all__ = ["FORMATS", "ImportResult", "Rules", "detect_format", "read_jobs"]
 
 
 def detect_format(path: str | Path) -> str:
@@ -50,14 +50,3 @@ def read_jobs(
         return sacct.parse_parsable(path, timezone=timezone, rules=rules, default_cluster=default_cluster)
     raise InputError("--format", f"unknown job format {fmt!r}", f"use one of {', '.join(FORMATS)}")
 
-
-def import_jobs_file(
-    path: str | Path,
-    fmt: str | None,
-    *,
-    cluster: str | None = None,
-    timezone: str | None = None,
-    rules: Rules | None = None,
-) -> ImportResult:
-    """read_jobs with the CLI's names: `cluster` is the default for jobs that name none."""
-    return read_jobs(path, fmt, rules=rules, default_cluster=cluster, timezone=timezone)

@@ -73,3 +73,14 @@ def test_every_verb_and_flag_is_documented_in_help_and_readme():
             assert action.help, (verb, action.option_strings)
             for flag in action.option_strings:
                 assert f"`{flag}" in readme, f"{verb} {flag} missing from README.md"
+
+
+def test_every_verb_is_dispatched_from_the_one_table():
+    """cli.VERBS holds a handler for each leaf of the command tree (and for `demo --exporter`), and nothing else."""
+    from wattprint.pipeline.cli import VERBS
+
+    leaves = {tuple(v.split(" ", 1)) if " " in v else (v, None) for v, sub in _subparsers(build_parser())
+              if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions)}
+    assert set(VERBS) == leaves | {("demo", "exporter")}
+    for verb in VERBS.values():
+        assert callable(verb.handler()), verb

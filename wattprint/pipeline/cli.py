@@ -7,16 +7,52 @@ config). Only a bug prints a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from . import __version__
 from .errors import WattprintError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
+
+
+
+@dataclass(frozen=True)
+class Verb:
+    """Where a verb's handler lives, "module:function" under wattprint.pipeline, imported when the verb runs (so
+    `--help` and `estimate` load neither DuckDB nor pyarrow); `settings`: it is called (args, Settings) with the
+    cluster config loaded, else (args); `guarded`: WattprintError and Ctrl-C become one line."""
+
+    target: str
+    settings: bool = True
+    guarded: bool = True
+
+    def handler(self) -> Callable[..., int]:
+        module, _, function = self.target.partition(":")
+        handler: Callable[..., int] = getattr(importlib.import_module(f".{module}", __package__), function)
+        return handler
+
+
+# every verb, by (verb, action): the one place the command tree is dispatched from
+VERBS: dict[tuple[str, str | None], Verb] = {
+    ("demo", None): Verb("demo:run_verb", settings=False),
+    ("demo", "exporter"): Verb("demo:run_exporter_verb", settings=False, guarded=False),
+    ("ingest", None): Verb("verbs:ingest"),
+    ("jobs", "import"): Verb("verbs:jobs_import"),
+    ("jobs", "sync-kubernetes"): Verb("verbs:jobs_sync_kubernetes"),
+    ("intensity", "import"): Verb("verbs:intensity_import"),
+    ("intensity", "fetch"): Verb("verbs:intensity_fetch"),
+    ("build", None): Verb("verbs:build"),
+    ("report", None): Verb("verbs:report"),
+    ("run", None): Verb("month:run"),
+    ("estimate", None): Verb("estimate:run", settings=False),
+    ("serve-intensity", None): Verb("live.intensity_server:run", settings=False),
+}
 
 JOB_FORMATS = ("csv", "yaml", "sacct-json", "sacct-parsable")
 INTENSITY_FORMATS = ("electricitymaps-csv", "electricitymaps-json", "uk-json", "watttime-json", "csv")
@@ -93,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, metavar="N",
                       help="seed of the simulated fleet (default: %(default)s)")
     demo.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    demo.add_argument("--exporter", action="store_true",
+    # `--exporter` picks the demo's other handler: VERBS[("demo", "exporter")]
+    demo.add_argument("--exporter", action="store_const", const="exporter", dest="action",
                       help="instead: run a replay exporter (real H100 trace) with jobs on its virtual GPUs, "
                       "scrape it and show the energy it measures")
     demo.add_argument("--gpus", type=int, default=4, help="with --exporter: virtual GPUs (default: %(default)s)")
@@ -250,16 +287,18 @@ def _main(argv: Sequence[str] | None) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(args)
-    if args.verb == "demo" and args.exporter:
-        from .demo import run_exporter_demo
-
-        if args.gpus < 1 or args.seconds <= 0:
-            print("wattprint demo: --gpus must be >= 1 and --seconds > 0", file=sys.stderr)
-            return 2
-        return run_exporter_demo(gpus=args.gpus, seconds=args.seconds)
-    name = args.verb + (f" {args.action}" if getattr(args, "action", None) else "")
+    action = getattr(args, "action", None)
+    verb = VERBS[args.verb, action]
+    if not verb.guarded:
+        return verb.handler()(args)
+    name = args.verb + (f" {action}" if action else "")
     try:
-        return _run_verb(args)
+        handler = verb.handler()
+        if verb.settings:
+            from .settings import load_settings
+
+            return handler(args, load_settings(args.config or os.environ.get("WATTPRINT_CONFIG") or None))
+        return handler(args)
     except WattprintError as exc:
         print(f"wattprint {name}: error: {exc.message()}", file=sys.stderr)
         return exc.exit_code
@@ -267,25 +306,6 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"wattprint {name}: interrupted; whole chunks already written are kept, re-run to complete",
               file=sys.stderr)
         return 130
-
-
-def _run_verb(args: argparse.Namespace) -> int:
-    # verbs that need neither the database nor the cluster config are not in verbs.py
-    if args.verb == "demo":
-        from .demo import run_demo
-
-        return run_demo(out=args.out, seed=args.seed, quiet=args.quiet)
-    if args.verb == "estimate":
-        from .estimate import run as run_estimate
-
-        return run_estimate(args)
-    if args.verb == "serve-intensity":
-        from .live.intensity_server import run as run_serve_intensity
-
-        return run_serve_intensity(args)
-    from . import verbs
-
-    return verbs.run(args)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,7 @@ results commit in one transaction."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,26 +15,11 @@ from . import db
 from .errors import InputError
 from .model import BuildSummary, rebuild
 from .records import IntensityPoint, JobRecord
-from .settings import Settings, load_settings
+from .settings import Settings
 from .timeutil import iso, parse_instant
 
 if TYPE_CHECKING:
     from .promapi import PromClient
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config or os.environ.get("WATTPRINT_CONFIG") or None)
-    handler: Callable[[argparse.Namespace, Settings], int] = {
-        "ingest": ingest,
-        "jobs import": jobs_import,
-        "jobs sync-kubernetes": jobs_sync_kubernetes,
-        "intensity import": intensity_import,
-        "intensity fetch": intensity_fetch,
-        "build": build,
-        "report": report,
-        "run": run_month,
-    }[args.verb + (f" {args.action}" if getattr(args, "action", None) else "")]
-    return handler(args, settings)
 
 
 def say(args: argparse.Namespace, text: str) -> None:
@@ -223,12 +206,6 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
     from .report.run import run as run_report
 
     return run_report(args, settings)
-
-
-def run_month(args: argparse.Namespace, settings: Settings) -> int:
-    from .month import run as run_steps
-
-    return run_steps(args, settings)
 
 
 def build(args: argparse.Namespace, settings: Settings) -> int:

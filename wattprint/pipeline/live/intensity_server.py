@@ -35,7 +35,6 @@ from wattprint.common.logs import LOG_FORMATS, kv
 from .. import __version__
 from ..config import Config
 from ..errors import DatabaseLocked, InputError, WattprintError
-from ..sources.intensity._common import MAX_INPUT_BYTES, MIB
 from ..zones import canonical_zone
 from .sources import API_SOURCES, REASONS, SOURCES, WORLD, LiveValue, RecordingSession, Source, annual, classify
 
@@ -48,13 +47,6 @@ DEFAULT_MAX_AGE_S = 3 * 3600.0
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LEDGER_REASONS = ("locked", "missing", "error")
 
-DESCRIPTION = """\
-Serve the grid carbon intensity in force now for each zone, from --source, as Prometheus metrics, with the
-cluster -> zone mapping, PUE and project budgets from --config (and running jobs' projects with --db), so
-PromQL can turn GPU power into gCO2eq/s. Each zone is refreshed every --refresh-interval in the background;
-when the source fails, the last good value is kept and its age grows; after --max-age without a good value the
-shipped annual value is served with wattprint_grid_intensity_fallback 1. Metrics: docs/operations.md.
-"""
 
 
 # -- state ----------------------------------------------------------------------------------------------
@@ -501,45 +493,6 @@ def startup_warnings(opts: Options, refresher: Refresher) -> None:
 
 # -- command --------------------------------------------------------------------------------------------
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("serve-intensity", formatter_class=argparse.RawDescriptionHelpFormatter,
-                       help="serve the current grid intensity per zone (and the cluster -> zone mapping) to "
-                       "Prometheus", description=DESCRIPTION)
-    p.add_argument("--config", metavar="FILE",
-                   help="cluster config YAML: clusters (zone, PUE, provider, region) and budgets "
-                   "(default: $WATTPRINT_CONFIG)")
-    p.add_argument("--source", metavar="{" + ",".join(SOURCES) + "}",
-                   help="where the current intensity comes from (required); annual: the shipped annual table")
-    p.add_argument("--zone", action="append", metavar="ZONE",
-                   help="zone to serve (repeatable; default: the zones of the configured clusters). For uk: GB or "
-                   "GB-<regionid>; for watttime: a WattTime region")
-    p.add_argument("--csv", metavar="FILE",
-                   help="for --source csv: a generic CSV timestamp,zone,intensity_g_per_kwh (a regular file of at "
-                   f"most {MAX_INPUT_BYTES // MIB} MiB, read once each time it changes); the row covering the current "
-                   "hour is served")
-    p.add_argument("--token-file", metavar="FILE",
-                   help="file holding the Electricity Maps token or the WattTime password (else "
-                   "ELECTRICITYMAPS_TOKEN[_FILE], WATTTIME_USERNAME + WATTTIME_PASSWORD[_FILE])")
-    p.add_argument("--base-url", metavar="URL", help="API base URL (a mirror or proxy)")
-    p.add_argument("--refresh-interval", metavar="SECONDS",
-                   help=f"how often each zone is refreshed (default: {DEFAULT_REFRESH_S:g}; fractions allowed)")
-    p.add_argument("--timeout", metavar="SECONDS",
-                   help=f"per-request timeout (default: {DEFAULT_TIMEOUT_S:g})")
-    p.add_argument("--max-age", metavar="SECONDS",
-                   help=f"a live value not refreshed for longer is no longer served: the annual value is, with "
-                   f"fallback 1 (default: {DEFAULT_MAX_AGE_S:g}, 3 hours)")
-    p.add_argument("--db", metavar="PATH",
-                   help="DuckDB ledger to read running jobs from, read-only, each refresh "
-                   "(wattprint_job_project_info); default: none ($WATTPRINT_DB is not used)")
-    p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN, metavar="HOST:PORT",
-                   help="address to serve /metrics on: HOST:PORT, :PORT or [IPV6]:PORT (default: %(default)s)")
-    p.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
-                   help="exporter-toolkit web config: TLS and basic auth (as for wattprint-exporter)")
-    p.add_argument("--log.level", dest="log_level", default=None, metavar="{" + ",".join(LOG_LEVELS) + "}",
-                   help="log level (default: info)")
-    p.add_argument("--log.format", dest="log_format", default=None, metavar="{" + ",".join(LOG_FORMATS) + "}",
-                   help="log line format on stderr: logfmt (key=value) or json, one object per line "
-                   "(default: logfmt)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import __version__
-from .errors import WattprintError
+from .. import __version__
+from ..errors import WattprintError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
@@ -34,7 +34,7 @@ class Verb:
 
     def handler(self) -> Callable[..., int]:
         module, _, function = self.target.partition(":")
-        handler: Callable[..., int] = getattr(importlib.import_module(f".{module}", __package__), function)
+        handler: Callable[..., int] = getattr(importlib.import_module(f"..{module}", __name__), function)
         return handler
 
 
@@ -209,16 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="rebuild the (job, GPU, hour) results from what is stored (after a config change)")
     _common(b)
 
-    from .estimate import add_parser as add_estimate_parser
-    from .live.intensity_server import add_parser as add_serve_intensity_parser
-    from .report.run import add_parser as add_report_parser
+    from . import estimate, report, run, serve_intensity
 
-    add_report_parser(sub, _common)
-    from .month import add_parser as add_run_parser
-
-    add_run_parser(sub, _common, _prometheus)
-    add_estimate_parser(sub)
-    add_serve_intensity_parser(sub)
+    report.add_parser(sub, _common)
+    run.add_parser(sub, _common, _prometheus)
+    estimate.add_parser(sub)
+    serve_intensity.add_parser(sub)
     return p
 
 
@@ -295,7 +291,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         handler = verb.handler()
         if verb.settings:
-            from .settings import load_settings
+            from ..settings import load_settings
 
             return handler(args, load_settings(args.config or os.environ.get("WATTPRINT_CONFIG") or None))
         return handler(args)

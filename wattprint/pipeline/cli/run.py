@@ -1,0 +1,75 @@
+"""`wattprint run`: its flags (the verb is wattprint/pipeline/month.py)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from ..config import IDLE_POLICIES
+from ..month import DEFAULT_FORMATS, RUN_FORMATS
+from . import FETCH_SOURCES, INTENSITY_FORMATS, JOB_FORMATS
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Callable[..., None],
+               prometheus: Callable[..., None]) -> None:
+    p = sub.add_parser(
+        "run", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="a whole month (or window) end to end: ingest, job ledger, intensity, then the report set",
+        description="Run the monthly job in one command: `ingest` the window from Prometheus, import the job ledger "
+        "(--sync-kubernetes, --sacct, --jobs-file), fetch or import grid intensity (--intensity-source, "
+        "--intensity-file), then write one all-projects report per --format to "
+        "OUT_DIR/<label>/wattprint-<label>.<format> (<label>: YYYY-MM, or START--END for a window). Each step is "
+        "the verb of the same name with the same flags; each replaces what it wrote before, so re-running a month "
+        "completes or repeats it. The first failing step stops the run, is named on one line, and gives the exit "
+        "status (1 upstream or database, 2 bad input). Without --month or --start/--end: the previous UTC month.",
+    )
+    w = p.add_argument_group("window (default: the previous UTC month)")
+    w.add_argument("--month", metavar="YYYY-MM", help="a calendar month (UTC)")
+    w.add_argument("--start", metavar="ISO8601", help="window start on a whole UTC hour, e.g. 2024-03-01T00:00:00Z")
+    w.add_argument("--end", metavar="ISO8601", help="window end (exclusive) on a whole UTC hour")
+    prometheus(p)
+    ing = p.add_argument_group("ingest (as `wattprint ingest`)")
+    ing.add_argument("--step", type=int, default=None, metavar="SECONDS",
+                     help="sampling step (default: config ingest.step_seconds, else 60)")
+    ing.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
+                     help="only series with this label value (repeatable)")
+    ing.add_argument("--power-metric", metavar="NAME",
+                     help="a power gauge in watts for GPUs without an energy counter (integrated, flagged)")
+    j = p.add_argument_group("job ledger (any of them, in this order; none: jobs already imported are used)")
+    j.add_argument("--sync-kubernetes", metavar="CLUSTER",
+                   help="import the window's pods from kube-state-metrics as jobs of CLUSTER "
+                   "(`jobs sync-kubernetes --cluster CLUSTER`)")
+    j.add_argument("--project-label", default="label_wattprint_io_project", metavar="LABEL",
+                   help="with --sync-kubernetes: kube_pod_labels label holding the project (default: %(default)s)")
+    j.add_argument("--phase-label", default="label_wattprint_io_phase", metavar="LABEL",
+                   help="with --sync-kubernetes: kube_pod_labels label holding the phase (default: %(default)s)")
+    j.add_argument("--sacct", action="store_true",
+                   help="import the window's Slurm jobs: `sacct --allusers --json` over the window (TZ=UTC), then "
+                   "`jobs import --format sacct-json`")
+    j.add_argument("--sacct-args", default="", metavar="ARGS",
+                   help="more sacct flags, split like a shell would, e.g. --sacct-args=--clusters=jean-zay")
+    j.add_argument("--jobs-file", metavar="PATH", help="import this ledger file (`jobs import PATH`)")
+    j.add_argument("--jobs-format", choices=JOB_FORMATS, help="with --jobs-file: its format")
+    j.add_argument("--timezone", metavar="IANA", help="with --jobs-format sacct-parsable: the zone of Start/End")
+    j.add_argument("--rules", metavar="FILE", help="phase rules YAML (default: config phase_rules)")
+    i = p.add_argument_group("grid intensity (optional; without it the reports use what is stored, else annual)")
+    i.add_argument("--intensity-source", choices=FETCH_SOURCES,
+                   help="fetch the window's hourly intensity from this API (`intensity fetch`)")
+    i.add_argument("--intensity-zone", metavar="ZONE", help="the zone to fetch (required with --intensity-source)")
+    i.add_argument("--intensity-token-file", metavar="FILE",
+                   help="the Electricity Maps token or WattTime password file (`intensity fetch --token-file`)")
+    i.add_argument("--intensity-base-url", metavar="URL", help="API base URL (a mirror or proxy)")
+    i.add_argument("--intensity-file", metavar="PATH", help="import this intensity file (`intensity import PATH`)")
+    i.add_argument("--intensity-format", choices=INTENSITY_FORMATS, help="with --intensity-file: its format")
+    r = p.add_argument_group("reports (as `wattprint report`, all projects)")
+    r.add_argument("--out-dir", default="reports", metavar="DIR",
+                   help="reports go to DIR/<label>/wattprint-<label>.<format> (default: %(default)s)")
+    r.add_argument("--format", action="append", choices=RUN_FORMATS, dest="formats", metavar="FORMAT",
+                   help=f"a report format, repeatable: {', '.join(RUN_FORMATS)} "
+                   f"(default: {' and '.join(DEFAULT_FORMATS)})")
+    r.add_argument("--layers", metavar="LIST", help="layers in the headline, as `wattprint report --layers`")
+    r.add_argument("--idle-policy", choices=IDLE_POLICIES, help="as `wattprint report --idle-policy`")
+    r.add_argument("--estimates", metavar="FILE", help="manual phases estimated from TDP, as `wattprint report`")
+    r.add_argument("--top-jobs", type=int, default=10, metavar="N",
+                   help="jobs listed in the report (default: %(default)s)")
+    common(p)

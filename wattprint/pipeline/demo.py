@@ -22,9 +22,7 @@ with the energy per GPU, per job and idle, and the conservation check.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -301,19 +299,6 @@ def _scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
         for s in fam.samples:
             out[s.name].append((s.labels, s.value))
     return out
-
-
-def run_verb(args: argparse.Namespace) -> int:
-    """`wattprint demo`."""
-    return run_demo(out=args.out, seed=args.seed, quiet=args.quiet)
-
-
-def run_exporter_verb(args: argparse.Namespace) -> int:
-    """`wattprint demo --exporter`."""
-    if args.gpus < 1 or args.seconds <= 0:
-        print("wattprint demo: --gpus must be >= 1 and --seconds > 0", file=sys.stderr)
-        return 2
-    return run_exporter_demo(gpus=args.gpus, seconds=args.seconds)
 
 
 def run_exporter_demo(gpus: int = 4, seconds: float = 6.0) -> int:

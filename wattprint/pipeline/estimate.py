@@ -37,10 +37,7 @@ NaN and infinities are refused everywhere.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -517,27 +514,6 @@ def _manual_phase(item: object, i: int, items: list[Any], name: str) -> ManualPh
         cluster=values.get("cluster") or None, provider=values.get("provider") or None,
         region=result.region, start=start, end=end, estimate=result, origin=origin, inputs=dict(values),
     )
-
-
-# ---------------------------------------------------------------------------------------------------- CLI
-
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.intensity is not None and args.region is not None:
-        raise InputError("--region", "give either --intensity or --region, not both",
-                         "--intensity G overrides the table; drop --region (or --intensity)")
-    result = compute(gpu_model=args.gpu_model, tdp_watts=args.tdp_watts, gpus=args.gpus, hours=args.hours,
-                     gpu_hours=args.gpu_hours, intensity=args.intensity, region=args.region,
-                     pue=args.pue, cpu_hours=args.cpu_hours, cpu_model=args.cpu_model,
-                     cpu_watts_per_core=args.cpu_watts_per_core, cpu_watts_per_socket=args.cpu_watts_per_socket,
-                     cores_per_socket=args.cores_per_socket)
-    if args.format == "json":
-        json.dump(result.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(render_text(result))
-    return 0
 
 
 def _num(x: float, decimals: int = 0) -> str:

@@ -40,8 +40,8 @@ class Verb:
 
 # every verb, by (verb, action): the one place the command tree is dispatched from
 VERBS: dict[tuple[str, str | None], Verb] = {
-    ("demo", None): Verb("demo:run_verb", settings=False),
-    ("demo", "exporter"): Verb("demo:run_exporter_verb", settings=False, guarded=False),
+    ("demo", None): Verb("cli.demo:run", settings=False),
+    ("demo", "exporter"): Verb("cli.demo:run_exporter", settings=False, guarded=False),
     ("ingest", None): Verb("verbs:ingest"),
     ("jobs", "import"): Verb("verbs:jobs_import"),
     ("jobs", "sync-kubernetes"): Verb("verbs:jobs_sync_kubernetes"),
@@ -50,7 +50,7 @@ VERBS: dict[tuple[str, str | None], Verb] = {
     ("build", None): Verb("verbs:build"),
     ("report", None): Verb("verbs:report"),
     ("run", None): Verb("month:run"),
-    ("estimate", None): Verb("estimate:run", settings=False),
+    ("estimate", None): Verb("cli.estimate:run", settings=False),
     ("serve-intensity", None): Verb("live.intensity_server:run", settings=False),
 }
 
@@ -113,29 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     _log_flags(p)
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    demo = sub.add_parser(
-        "demo", formatter_class=fmt,
-        help="build a month of carbon reports for a simulated two-cluster H100 fleet (no GPU, no server needed)",
-        description="Simulate a month (2026-10) of two 16-GPU H100 clusters (power from the real H100 trace, host CPU "
-        "energy from simulated RAPL counters with the jobs' CPU time, a job ledger of three projects, hourly grid "
-        "intensity per zone), run it through the real ingest, imports, model "
-        "and reports, and write the report set (Markdown, HTML, JSON, CSV, model card) with its inputs and DuckDB "
-        "file into --out. Deterministic for a seed. With --exporter: run a replay exporter instead and show the "
-        "energy it measures per GPU, job and idle.",
-    )
-    demo.add_argument("--out", metavar="DIR", default="wattprint-demo",
-                      help="folder for the files (default: %(default)s); re-running replaces the files a previous "
-                      "demo wrote there, and a non-empty folder it did not write is refused")
-    demo.add_argument("--seed", type=int, default=0, metavar="N",
-                      help="seed of the simulated fleet (default: %(default)s)")
-    demo.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    # `--exporter` picks the demo's other handler: VERBS[("demo", "exporter")]
-    demo.add_argument("--exporter", action="store_const", const="exporter", dest="action",
-                      help="instead: run a replay exporter (real H100 trace) with jobs on its virtual GPUs, "
-                      "scrape it and show the energy it measures")
-    demo.add_argument("--gpus", type=int, default=4, help="with --exporter: virtual GPUs (default: %(default)s)")
-    demo.add_argument("--seconds", type=float, default=6.0,
-                      help="with --exporter: how long to measure (default: %(default)s)")
+    from . import demo, estimate, report, run, serve_intensity
+
+    demo.add_parser(sub)
 
     ing = sub.add_parser(
         "ingest", formatter_class=fmt,
@@ -208,8 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="rebuild the (job, GPU, hour) results from what is stored (after a config change)")
     _common(b)
-
-    from . import estimate, report, run, serve_intensity
 
     report.add_parser(sub, _common)
     run.add_parser(sub, _common, _prometheus)

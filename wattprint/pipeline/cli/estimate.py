@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 from .. import hardware
 from ..errors import InputError
+from ..estimate import compute, render_text
 
 DESCRIPTION = """\
 Estimate the energy and carbon of a run with no telemetry, from hardware facts alone (as ML model cards do):
@@ -57,3 +60,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="zone id looked up in the shipped annual table: FR, DE, aws:us-west-2, gcp:europe-west1, ...")
     p.add_argument("--pue", metavar="P", help="data centre PUE, 1.0 to 3.0 (default: 1.0)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.intensity is not None and args.region is not None:
+        raise InputError("--region", "give either --intensity or --region, not both",
+                         "--intensity G overrides the table; drop --region (or --intensity)")
+    result = compute(gpu_model=args.gpu_model, tdp_watts=args.tdp_watts, gpus=args.gpus, hours=args.hours,
+                     gpu_hours=args.gpu_hours, intensity=args.intensity, region=args.region,
+                     pue=args.pue, cpu_hours=args.cpu_hours, cpu_model=args.cpu_model,
+                     cpu_watts_per_core=args.cpu_watts_per_core, cpu_watts_per_socket=args.cpu_watts_per_socket,
+                     cores_per_socket=args.cores_per_socket)
+    if args.format == "json":
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_text(result))
+    return 0

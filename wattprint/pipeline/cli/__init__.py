@@ -51,7 +51,7 @@ VERBS: dict[tuple[str, str | None], Verb] = {
     ("report", None): Verb("verbs:report"),
     ("run", None): Verb("month:run"),
     ("estimate", None): Verb("cli.estimate:run", settings=False),
-    ("serve-intensity", None): Verb("live.intensity_server:run", settings=False),
+    ("serve-intensity", None): Verb("cli.serve_intensity:run", settings=False),
 }
 
 JOB_FORMATS = ("csv", "yaml", "sacct-json", "sacct-parsable")

@@ -11,6 +11,8 @@ from ..live.intensity_server import (
     DEFAULT_TIMEOUT_S,
     LOG_FORMATS,
     LOG_LEVELS,
+    options,
+    serve,
 )
 from ..live.sources import SOURCES
 from ..sources.intensity._common import MAX_INPUT_BYTES, MIB
@@ -63,3 +65,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--log.format", dest="log_format", default=None, metavar="{" + ",".join(LOG_FORMATS) + "}",
                    help="log line format on stderr: logfmt (key=value) or json, one object per line "
                    "(default: logfmt)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check flags and config (InputError: exit 2), then serve until SIGTERM/SIGINT."""
+    return serve(options(args))

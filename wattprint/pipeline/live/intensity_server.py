@@ -495,15 +495,14 @@ def startup_warnings(opts: Options, refresher: Refresher) -> None:
 
 
 
-def run(args: argparse.Namespace) -> int:
-    """Check flags (InputError: exit 2), then serve until SIGTERM/SIGINT."""
+def serve(opts: Options) -> int:
+    """Check the address, web config and source (InputError: exit 2), then serve until SIGTERM/SIGINT."""
     from prometheus_client import CollectorRegistry, ProcessCollector
 
     from wattprint.common.logs import setup_logging
     from wattprint.common.web import CachedRenderer, MetricsServer, parse_listen_address
     from wattprint.common.webconfig import WebConfigError, load_web_config
 
-    opts = options(args)
     try:
         address = parse_listen_address(opts.listen)
     except ValueError as exc:

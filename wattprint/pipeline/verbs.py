@@ -203,9 +203,13 @@ def intensity_fetch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def report(args: argparse.Namespace, settings: Settings) -> int:
+    from .report.run import ReportRequest
     from .report.run import run as run_report
 
-    return run_report(args, settings)
+    return run_report(ReportRequest(
+        month=args.month, start=args.start, end=args.end, project=args.project, phases=tuple(args.phase),
+        format=args.format, out=args.out, layers=args.layers, idle_policy=args.idle_policy,
+        estimates=args.estimates, top_jobs=args.top_jobs, db=args.db, quiet=args.quiet), settings)
 
 
 def build(args: argparse.Namespace, settings: Settings) -> int:

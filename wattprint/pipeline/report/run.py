@@ -1,13 +1,14 @@
-"""`wattprint report`: flags -> window and options -> report dict -> the chosen format, written atomically."""
+"""`wattprint report`: a request (the flags) -> window and options -> report dict -> the chosen format, written
+atomically."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,29 @@ from .names import clean
 from .window import resolve
 
 FORMATS = ("md", "html", "json", "csv", "model-card")
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """One `wattprint report`, as its flags give it (run checks it): the window, the scope, the output."""
+
+    month: str | None = None
+    start: str | None = None
+    end: str | None = None
+    project: str | None = None
+    phases: tuple[str, ...] = ()
+    format: str = "md"
+    out: str | None = None
+    layers: str | None = None          # comma-separated; None: config report.layers
+    idle_policy: str | None = None     # None: config report.idle_policy
+    estimates: str | None = None       # manual phases YAML
+    top_jobs: int = 10
+    db: str | None = None
+    quiet: bool = False
 _INVISIBLE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes C0 itself
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: ReportRequest, settings: Settings) -> int:
     from ..estimate import load_manual_phases
     from ..hardware import DEFAULT_LIFETIME_YEARS, DEFAULT_UTILISATION
 
@@ -43,7 +63,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--project", "a model card describes one project", "add --project NAME")
     estimates = tuple(load_manual_phases(args.estimates)) if args.estimates else ()
     options = ReportOptions(
-        window=window, project=args.project, phases=tuple(args.phase), layers=layers,
+        window=window, project=args.project, phases=args.phases, layers=layers,
         idle_policy=args.idle_policy or rc.idle_policy,
         lifetime_years=rc.lifetime_years or DEFAULT_LIFETIME_YEARS, utilisation=rc.utilisation or DEFAULT_UTILISATION,
         estimates=estimates, top_jobs=args.top_jobs,
@@ -156,10 +176,11 @@ def co2_metadata(report: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _model_card(args: argparse.Namespace, report: dict[str, Any]) -> int:
+def _model_card(args: ReportRequest, report: dict[str, Any]) -> int:
     from .markdown import render as md
     from .modelcard import update_file
 
+    assert args.out is not None    # run refuses --format model-card without --out
     block = co2_metadata(report)
     result = update_file(args.out, block, body_if_new=md(report))
     if not args.quiet:

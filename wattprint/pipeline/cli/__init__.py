@@ -21,7 +21,6 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
 
 
-
 @dataclass(frozen=True)
 class Verb:
     """Where a verb's handler lives, "module:function" under wattprint.pipeline, imported when the verb runs (so

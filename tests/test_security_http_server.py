@@ -28,9 +28,9 @@ import requests
 from tests.attack import HeaderFlood, rss_kib
 from tests.conftest import REPO, free_port, wait_http
 from tests.exporter_proc import running_exporter
+from wattprint.common import web
 from wattprint.common.web import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, MetricsServer
 from wattprint.common.webconfig import load_web_config
-from wattprint.exporter import web
 
 PASSWORD = "correct horse"
 # The documented bound (docs/exporter.md, "Security"): what unauthenticated connections may add to RSS.

@@ -6,7 +6,9 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ def require_tool(name: str) -> str:
     if path:
         return path
     package = {"victoria-metrics": "victoria-metrics", "curl": "curl", "chromium": "chromium",
-               "openssl": "openssl", "setpriv": "util-linux",
+               "openssl": "openssl", "setpriv": "util-linux", "unshare": "util-linux",
                "systemd-analyze": "systemd"}.get(name, "prometheus")
     msg = f"{name} not found on PATH (Debian: apt-get install --no-install-recommends {package})"
     if tools_required():
@@ -38,6 +40,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def loopback_server(handler: type[BaseHTTPRequestHandler],
+                    server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer) -> tuple[ThreadingHTTPServer, str]:
+    """A real HTTP server on a free 127.0.0.1 port, served from a daemon thread, and its base URL.
+    Stop it with ``httpd.shutdown(); httpd.server_close()``."""
+    httpd = server_class(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
 def wait_http(url: str, timeout: float = 20.0, **kw: object) -> requests.Response:

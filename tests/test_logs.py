@@ -16,17 +16,16 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import bcrypt
 import pytest
 import requests
 
-from tests.conftest import REPO, free_port, wait_http
+from tests.conftest import REPO, free_port, loopback_server, wait_http
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -292,9 +291,8 @@ class _Busy(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def busy_prometheus() -> Iterator[str]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv, url = loopback_server(_Busy)
+    yield url
     srv.shutdown()
     srv.server_close()
 

@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import random
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO
+from tests.conftest import REPO, require_tool, tools_required
 from tests.exporter_proc import running_exporter, wait_until
 from tests.test_serve_intensity import Serve, errors, get, intensity, wait_for
 from wattprint.exporter.jobs.mapping_dir import MAX_FILE_BYTES as MAPPING_FILE_BYTES
@@ -77,13 +76,15 @@ def _unprivileged_prefix() -> tuple[str, ...]:
     """
     if os.geteuid() != 0:
         return ()
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("running as root without unshare(1): cannot take away root's override of permissions")
+    # as root, unshare(1) takes away root's override of permissions; CI must have it (require_tool fails there)
+    unshare = require_tool("unshare")
     prefix = (unshare, "--user", "--map-user=65534", "--map-group=65534")
     probe = subprocess.run([*prefix, "true"], capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip(f"user namespaces unavailable here: {probe.stderr.strip()}")
+        msg = f"user namespaces unavailable here: {probe.stderr.strip()}"
+        if tools_required():
+            pytest.fail(f"{msg}; required because CI=true or WATTPRINT_REQUIRE_TOOLS=1")
+        pytest.skip(msg)
     return prefix
 
 

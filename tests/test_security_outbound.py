@@ -17,11 +17,10 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
@@ -30,7 +29,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import FIXTURES, REPO, free_port, wait_http
+from tests.conftest import FIXTURES, REPO, free_port, loopback_server, wait_http
 from wattprint.common.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber, redact_text, redact_url
 
 BIN = Path(sys.executable).parent
@@ -89,10 +88,7 @@ class Site:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.httpd, self.url = loopback_server(Handler)
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -30,7 +30,7 @@ import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO, free_port, require_tool, wait_http
+from tests.conftest import REPO, free_port, loopback_server, require_tool, wait_http
 from wattprint.pipeline import db
 from wattprint.pipeline.cli import build_parser
 from wattprint.pipeline.errors import DatabaseLocked
@@ -94,9 +94,7 @@ class Upstream:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass   # the exporter gave up on a hanging request: writing the late answer fails, as it should
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.httpd, self.url = loopback_server(Handler, Server)
 
     def electricitymaps(self, path: str, q: dict[str, list[str]], h: dict[str, str]) -> tuple[int, Any]:
         if path != "/v3/carbon-intensity/latest" or h.get("auth-token") != TOKEN:

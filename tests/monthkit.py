@@ -1,14 +1,13 @@
 """Recording stand-ins for the verbs `wattprint run` calls, for tests of the run and of the units that start it.
 
 Not a test module. `record_steps(monkeypatch)` replaces the step functions in wattprint.pipeline.verbs with
-recorders and returns the list they append (verb, flags) to; the report stand-in writes a one-line file at --out.
-`parsed_flags(argv)` is what the single verb's own parser gives for a command line: a recorded call must carry
-every flag the verb reads.
+recorders and returns the list they append (verb, request) to; each stand-in checks that it got its verb's typed
+request, and the report stand-in writes a one-line file at the request's `out`. `single_verb_request(argv)` is
+the request the single verb's own command line gives: a step of the run must be the same call.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -17,27 +16,47 @@ import pytest
 
 from wattprint.pipeline import verbs
 from wattprint.pipeline.cli import build_parser
+from wattprint.pipeline.cli import ingest as ingest_cli
+from wattprint.pipeline.cli import intensity as intensity_cli
+from wattprint.pipeline.cli import jobs as jobs_cli
+from wattprint.pipeline.cli import report as report_cli
+from wattprint.pipeline.report.run import ReportRequest
 
 STEP_VERBS = {"ingest": "ingest", "jobs_sync_kubernetes": "jobs sync-kubernetes", "jobs_import": "jobs import",
               "intensity_fetch": "intensity fetch", "intensity_import": "intensity import", "report": "report"}
+REQUEST_TYPES: dict[str, type] = {
+    "ingest": verbs.IngestRequest, "jobs sync-kubernetes": verbs.JobsSyncRequest,
+    "jobs import": verbs.JobsImportRequest, "intensity fetch": verbs.IntensityFetchRequest,
+    "intensity import": verbs.IntensityImportRequest, "report": ReportRequest}
+CLI_REQUESTS = {
+    ("ingest", None): ingest_cli.request, ("jobs", "sync-kubernetes"): jobs_cli.sync_request,
+    ("jobs", "import"): jobs_cli.import_request, ("intensity", "fetch"): intensity_cli.fetch_request,
+    ("intensity", "import"): intensity_cli.import_request, ("report", None): report_cli.request}
 
 
-def record_steps(monkeypatch: pytest.MonkeyPatch, fail: dict[str, BaseException | int] | None = None
-                 ) -> list[tuple[str, dict[str, Any]]]:
-    calls: list[tuple[str, dict[str, Any]]] = []
+class Calls(list[tuple[str, Any]]):
+    """(verb, request) in call order; `sacct_output`: what the sacct stand-in wrote, by the imported file's path
+    (the run removes the file after the step)."""
+
+    sacct_output: dict[str, Any]
+
+
+def record_steps(monkeypatch: pytest.MonkeyPatch, fail: dict[str, BaseException | int] | None = None) -> Calls:
+    calls = Calls()
+    calls.sacct_output = {}
     fail = fail or {}
 
     def stand_in(verb: str) -> Any:
-        def step(args: argparse.Namespace, settings: Any) -> int:
-            flags = dict(vars(args))
-            if verb == "jobs import" and flags.get("format") == "sacct-json":
-                flags["content"] = json.loads(Path(flags["path"]).read_text())  # the temp file goes after the step
-            calls.append((verb, flags))
+        def step(request: Any, settings: Any) -> int:
+            assert type(request) is REQUEST_TYPES[verb], f"{verb} called with {type(request).__name__}"
+            if verb == "jobs import" and request.format == "sacct-json":
+                calls.sacct_output[request.path] = json.loads(Path(request.path).read_text())
+            calls.append((verb, request))
             outcome = fail.get(verb, 0)
             if isinstance(outcome, BaseException):
                 raise outcome
             if verb == "report" and not outcome:
-                Path(flags["out"]).write_text(f"{flags['format']}\n")
+                Path(request.out).write_text(f"{request.format}\n")
             return outcome
         return step
 
@@ -46,26 +65,7 @@ def record_steps(monkeypatch: pytest.MonkeyPatch, fail: dict[str, BaseException 
     return calls
 
 
-def parsed_flags(argv: list[str]) -> set[str]:
-    """The attribute names the single verb's parser sets for argv (a verb line that parses)."""
-    return set(vars(build_parser().parse_args(argv)))
-
-
-SINGLE_VERB_ARGV = {
-    "ingest": ["ingest", "--prometheus", "http://p:9090", "--start", "2024-03-01T00:00:00Z",
-               "--end", "2024-04-01T00:00:00Z"],
-    "jobs sync-kubernetes": ["jobs", "sync-kubernetes", "--prometheus", "http://p:9090", "--cluster", "c",
-                             "--start", "2024-03-01T00:00:00Z", "--end", "2024-04-01T00:00:00Z"],
-    "jobs import": ["jobs", "import", "x.json", "--format", "sacct-json"],
-    "intensity fetch": ["intensity", "fetch", "--source", "uk", "--zone", "GB", "--start", "2024-03-01T00:00:00Z",
-                        "--end", "2024-04-01T00:00:00Z"],
-    "intensity import": ["intensity", "import", "x.csv", "--format", "csv"],
-    "report": ["report", "--month", "2024-03"],
-}
-
-
-def assert_complete(calls: list[tuple[str, dict[str, Any]]]) -> None:
-    """Each recorded step got every flag its verb's parser defines (what the verb function may read)."""
-    for verb, flags in calls:
-        missing = parsed_flags(SINGLE_VERB_ARGV[verb]) - set(flags) - {"verb", "action"}
-        assert not missing, f"{verb}: no {sorted(missing)}"
+def single_verb_request(argv: list[str]) -> Any:
+    """The typed request `wattprint ARGV` hands its verb function."""
+    args = build_parser().parse_args(argv)
+    return CLI_REQUESTS[args.verb, getattr(args, "action", None)](args)

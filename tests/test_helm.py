@@ -367,6 +367,7 @@ def test_exporter_args_parse_and_carry_the_cluster_label(rendered: tuple[str, li
 def test_serve_intensity_args_and_config_are_accepted(rendered: tuple[str, list[dict[str, Any]]], case: str,
                                                       tmp_path: Path) -> None:
     from wattprint.pipeline.cli import build_parser
+    from wattprint.pipeline.cli.serve_intensity import request as serve_request
     from wattprint.pipeline.live.intensity_server import options
 
     _, docs = rendered
@@ -377,7 +378,7 @@ def test_serve_intensity_args_and_config_are_accepted(rendered: tuple[str, list[
     c = container(one(docs, "Deployment"))
     assert c["command"] == ["wattprint", "serve-intensity"]
     args = [a.replace("/etc/wattprint/", f"{tmp_path}/") for a in c["args"]]
-    opts = options(build_parser().parse_args(["serve-intensity", *args]), environ={})
+    opts = options(serve_request(build_parser().parse_args(["serve-intensity", *args])), environ={})
     assert opts.source == values["intensity"]["source"]
     assert opts.listen == f":{values['intensity']['port']}"
     zone = values["cluster"]["zone"] or "world"
@@ -395,6 +396,7 @@ def test_serve_intensity_args_and_config_are_accepted(rendered: tuple[str, list[
 def test_every_intensity_source_gets_flags_serve_intensity_accepts(helm: str, source: str, extra: dict[str, str],
                                                                     tmp_path: Path) -> None:
     from wattprint.pipeline.cli import build_parser
+    from wattprint.pipeline.cli.serve_intensity import request as serve_request
     from wattprint.pipeline.live.intensity_server import options
 
     docs = docs_of(template(helm, *set_args({**REQUIRED, "cluster.zone": "GB", "intensity.source": source, **extra})))
@@ -403,7 +405,7 @@ def test_every_intensity_source_gets_flags_serve_intensity_accepts(helm: str, so
     c = container(one(docs, "Deployment"))
     args = [a.replace("/etc/wattprint/", f"{tmp_path}/").replace("/var/run/wattprint/intensity-csv/", f"{tmp_path}/")
             .replace("/var/run/secrets/wattprint/intensity/", f"{tmp_path}/") for a in c["args"]]
-    opts = options(build_parser().parse_args(["serve-intensity", *args]), environ={})
+    opts = options(serve_request(build_parser().parse_args(["serve-intensity", *args])), environ={})
     assert opts.source == source and "GB" in opts.zones
     assert bool(opts.token_file) == (source in ("electricitymaps", "watttime"))
     assert bool(opts.csv) == (source == "csv")
@@ -472,7 +474,7 @@ def test_report_cronjob_runs_the_run_verb(rendered: tuple[str, list[dict[str, An
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The CronJob's command line through the CLI's parser, then run as the job would (with --month added, as
     NOTES say for another month) with the step verbs replaced by recorders: which steps, with which flags."""
-    from tests.monthkit import assert_complete, record_steps
+    from tests.monthkit import record_steps
     from wattprint.pipeline.cli import build_parser, main
 
     _, docs = rendered
@@ -504,25 +506,24 @@ def test_report_cronjob_runs_the_run_verb(rendered: tuple[str, list[dict[str, An
     monkeypatch.delenv("WATTPRINT_DB", raising=False)
     calls = record_steps(monkeypatch)
     assert main([*local, "--month=2024-03"]) == 0
-    assert_complete(calls)
     verbs = [v for v, _ in calls]
     ingest = calls[0][1]
-    assert verbs[0] == "ingest" and ingest["prometheus"] == values["prometheus"]["url"]
-    assert (ingest["start"], ingest["end"]) == ("2024-03-01T00:00:00Z", "2024-04-01T00:00:00Z")
-    assert ingest["db"] == f"{root}/data/wattprint.duckdb"
+    assert verbs[0] == "ingest" and ingest.prometheus.url == values["prometheus"]["url"]
+    assert (ingest.start, ingest.end) == ("2024-03-01T00:00:00Z", "2024-04-01T00:00:00Z")
+    assert ingest.db == f"{root}/data/wattprint.duckdb"
     discovery = values_of(case)["exporter"]["jobDiscovery"]
     assert ("jobs sync-kubernetes" in verbs) == (discovery == "kubernetes")
     for verb, flags in calls:
         if verb == "jobs sync-kubernetes":
-            assert flags["cluster"] == values_of(case)["cluster"]["name"]
+            assert flags.cluster == values_of(case)["cluster"]["name"]
     assert ("intensity fetch" in verbs) == values["intensityFetch"]["enabled"]
     reports = [f for v, f in calls if v == "report"]
-    assert [r["format"] for r in reports] == values["formats"]
+    assert [r.format for r in reports] == values["formats"]
     for r in reports:
-        assert r["month"] == "2024-03"
-        assert r["out"] == f"{root}/data/reports/2024-03/wattprint-2024-03.{r['format']}"
-    assert ingest["prometheus_tenant"] == (values["prometheus"]["tenant"] or None)
-    assert (ingest["prometheus_token_file"] is not None) == bool(values["prometheus"]["bearerTokenSecret"]["name"])
+        assert r.month == "2024-03"
+        assert r.out == f"{root}/data/reports/2024-03/wattprint-2024-03.{r.format}"
+    assert ingest.prometheus.tenant == (values["prometheus"]["tenant"] or None)
+    assert (ingest.prometheus.token_file is not None) == bool(values["prometheus"]["bearerTokenSecret"]["name"])
 
     pvcs = kind(docs, "PersistentVolumeClaim")
     claim = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"]

@@ -31,6 +31,7 @@ from tests.promstack import RunningStore, start_prometheus_with_history
 from wattprint.pipeline import config as cfg
 from wattprint.pipeline import db
 from wattprint.pipeline.cli import build_parser
+from wattprint.pipeline.cli.serve_intensity import request as serve_request
 from wattprint.pipeline.errors import InputError
 from wattprint.pipeline.estimate import compute
 from wattprint.pipeline.live import sources
@@ -104,7 +105,7 @@ def test_serve_intensity_matches_zones_one_way(tmp_path: Path) -> None:
     conf.write_text("clusters:\n  jz: {zone: fr}\n")
     args = build_parser().parse_args(["serve-intensity", "--config", str(conf), "--source", "annual",
                                       "--zone", "Fr", "--zone", "FR"])
-    opts = options(args, environ={})
+    opts = options(serve_request(args), environ={})
     assert opts.zones == ("FR",) and opts.unserved_clusters == ()
     p = IntensityPoint("FR", T0, T0 + 60 * MIN, 42.0, "lifecycle", "csv")
     assert sources.pick([p], "fr", T0 + MIN, timedelta(hours=1)) == p

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.monthkit import assert_complete, record_steps
+from tests.monthkit import record_steps, single_verb_request
 from wattprint.pipeline.cli import main
 from wattprint.pipeline.errors import DatabaseLocked, InputError, UpstreamError
 from wattprint.pipeline.month import previous_month
@@ -46,10 +46,9 @@ def test_default_is_the_previous_month_and_steps_run_in_order(tmp_path: Path, mo
     assert [v for v, _ in calls] == ["ingest", "report", "report"]  # no ledger, no intensity unless asked
     ingest = calls[0][1]
     start = dt.datetime.strptime(month, "%Y-%m").replace(tzinfo=dt.UTC)
-    assert ingest["start"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert [(r["month"], r["format"], r["out"]) for _, r in calls[1:]] == [
+    assert ingest.start == start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert [(r.month, r.format, r.out) for _, r in calls[1:]] == [
         (month, fmt, str(tmp_path / "reports" / month / f"wattprint-{month}.{fmt}")) for fmt in ("html", "json")]
-    assert_complete(calls)
     out = capsys.readouterr().out
     assert f"wattprint run: reports for {month} in {tmp_path / 'reports' / month}" in out
 
@@ -78,36 +77,39 @@ def test_every_source_in_order_with_the_single_verbs_flags(tmp_path: Path, monke
     assert rc == 0
     assert [v for v, _ in calls] == ["ingest", "jobs sync-kubernetes", "jobs import", "jobs import",
                                      "intensity fetch", "intensity import", "report", "report"]
-    assert_complete(calls)
-    window = {"start": "2024-02-01T00:00:00Z", "end": "2024-03-01T00:00:00Z"}
+    # each step is the call its single verb's command line makes, with the run's flags
+    window = ["--start", "2024-02-01T00:00:00Z", "--end", "2024-03-01T00:00:00Z"]
+    where = ["--db", str(tmp_path / "w.duckdb")]
+    prom = [*PROM, "--prometheus-tenant", "hpc", "--prometheus-token-file", str(token)]
     ingest, k8s, sacct_import, ledger_import, fetch, imp, md, csv = (f for _, f in calls)
-    assert {k: ingest[k] for k in ("start", "end", "step", "match", "prometheus_tenant")} == {
-        **window, "step": 30, "match": ["cluster=a"], "prometheus_tenant": "hpc"}
-    assert ingest["prometheus_token_file"] == str(token) and ingest["db"] == str(tmp_path / "w.duckdb")
-    assert {k: k8s[k] for k in ("start", "end", "cluster", "prometheus")} == {
-        **window, "cluster": "k8s-a", "prometheus": "http://prometheus:9090"}
+    assert ingest == single_verb_request(["ingest", *prom, *window, "--step", "30", "--match", "cluster=a", *where])
+    assert k8s == single_verb_request(["jobs", "sync-kubernetes", *prom, *window, "--cluster", "k8s-a", *where])
+    assert sacct_import == single_verb_request(["jobs", "import", sacct_import.path, "--format", "sacct-json",
+                                                *where])
+    assert ledger_import == single_verb_request(["jobs", "import", str(ledger), "--format", "csv", *where])
+    assert fetch == single_verb_request(["intensity", "fetch", "--source", "electricitymaps", "--zone", "FR",
+                                         *window, "--token-file", str(token), *where])
+    assert imp == single_verb_request(["intensity", "import", str(intensity), "--format", "csv", *where])
+    for report in (md, csv):
+        assert report == single_verb_request(["report", "--month", "2024-02", "--format", report.format, "--out",
+                                              report.out, "--layers", "all", "--top-jobs", "3", *where])
+    assert [r.format for r in (md, csv)] == ["md", "csv"]
     # sacct over the month in UTC (it reads its times as local ones), every user's jobs, the extra flags
-    content = sacct_import["content"]
-    assert content["tz"] == "UTC" and sacct_import["format"] == "sacct-json"
+    content = calls.sacct_output[sacct_import.path]
+    assert content["tz"] == "UTC"
     assert content["argv"] == ["--allusers", "--json", "--starttime", "2024-02-01T00:00:00", "--endtime",
                                "2024-03-01T00:00:00", "--clusters=jean-zay"]
-    assert not Path(sacct_import["path"]).exists()  # the temp file is removed
-    assert (ledger_import["path"], ledger_import["format"]) == (str(ledger), "csv")
-    assert {k: fetch[k] for k in ("source", "zone", "token_file", "start", "end")} == {
-        "source": "electricitymaps", "zone": "FR", "token_file": str(token), **window}
-    assert (imp["path"], imp["format"]) == (str(intensity), "csv")
-    assert [(r["format"], r["layers"], r["top_jobs"], r["project"]) for r in (md, csv)] == [
-        ("md", "all", 3, None), ("csv", "all", 3, None)]
+    assert not Path(sacct_import.path).exists()  # the temp file is removed
 
 
 def test_a_window_names_its_reports_by_start_and_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = record_steps(monkeypatch)
     assert run(tmp_path, "--start", "2024-03-04T00:00:00Z", "--end", "2024-03-11T00:00:00Z", "--format", "json") == 0
     ingest, report = (f for _, f in calls)
-    assert (ingest["start"], ingest["end"]) == ("2024-03-04T00:00:00Z", "2024-03-11T00:00:00Z")
-    assert (report["month"], report["start"], report["end"]) == (None, "2024-03-04T00:00:00Z", "2024-03-11T00:00:00Z")
+    assert (ingest.start, ingest.end) == ("2024-03-04T00:00:00Z", "2024-03-11T00:00:00Z")
+    assert (report.month, report.start, report.end) == (None, "2024-03-04T00:00:00Z", "2024-03-11T00:00:00Z")
     label = "20240304T0000Z--20240311T0000Z"
-    assert report["out"] == str(tmp_path / "reports" / label / f"wattprint-{label}.json")
+    assert report.out == str(tmp_path / "reports" / label / f"wattprint-{label}.json")
 
 
 @pytest.mark.parametrize(("extra", "where"), [

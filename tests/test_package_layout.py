@@ -67,3 +67,13 @@ def test_loading_every_exporter_module_loads_none_of_them() -> None:
 def test_only_wattprint_at_the_top_level() -> None:
     tops = sorted(p.name for p in REPO.iterdir() if (p / "__init__.py").is_file())
     assert tops == ["tests", "wattprint"], tops
+
+
+def test_flags_stay_in_the_cli() -> None:
+    """Only wattprint/pipeline/cli/ parses flags: every verb below it is a typed function taking a request, so
+    tests, the demo and `wattprint run` call it without building an argparse.Namespace."""
+    pipeline = REPO / "wattprint" / "pipeline"
+    offenders = [f"{p.relative_to(REPO)}:{line}" for p in sorted(pipeline.rglob("*.py"))
+                 if "cli" not in p.relative_to(pipeline).parts[:1]
+                 for line, name in _imports(p) if name == "argparse" or name.startswith("argparse.")]
+    assert not offenders, offenders

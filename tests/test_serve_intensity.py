@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import REPO, free_port, loopback_server, require_tool, wait_http
 from wattprint.pipeline import db
 from wattprint.pipeline.cli import build_parser
+from wattprint.pipeline.cli.serve_intensity import request as serve_request
 from wattprint.pipeline.errors import DatabaseLocked
 from wattprint.pipeline.live import sources
 from wattprint.pipeline.live.intensity_server import IntensityCollector, Ledger, Refresher, options
@@ -587,7 +588,7 @@ def render_page(tmp_path: Path) -> str:
     cfg = tmp_path / "wattprint.yaml"
     cfg.write_text(CONFIG)
     args = build_parser().parse_args(["serve-intensity", "--config", str(cfg), "--source", "annual"])
-    opts = options(args, environ={})
+    opts = options(serve_request(args), environ={})
     mono = [5000.0]
     refresher = Refresher(sources.AnnualSource(), opts.zones, opts.refresh_s, opts.max_age_s,
                           clock=lambda: mono[0], wallclock=lambda: EPOCH)

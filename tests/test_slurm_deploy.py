@@ -493,6 +493,7 @@ def test_management_units_are_hardened() -> None:
 
 def test_serve_intensity_unit_command_line_is_accepted(tmp_path: Path) -> None:
     from wattprint.pipeline.cli import build_parser
+    from wattprint.pipeline.cli.serve_intensity import request as serve_request
     from wattprint.pipeline.live.intensity_server import options
 
     (tmp_path / "wattprint.yaml").write_text(
@@ -507,7 +508,7 @@ def test_serve_intensity_unit_command_line_is_accepted(tmp_path: Path) -> None:
         assert argv[0] == "/opt/wattprint/bin/wattprint" and Path(argv[0]).name in console_scripts()
         assert argv[1] == "serve-intensity"
         argv = [a.replace("/etc/wattprint/", f"{tmp_path}/") for a in argv]
-        opts = options(build_parser().parse_args(argv[1:]), environ={})
+        opts = options(serve_request(build_parser().parse_args(argv[1:])), environ={})
         assert opts.source == (extra.get("WATTPRINT_INTENSITY_SOURCE") or "annual")
         assert opts.listen == ":9837" and opts.db == "/var/lib/wattprint/wattprint.duckdb"
         assert ("jean-zay", "FR") in {(c.cluster, c.zone) for c in opts.clusters}
@@ -580,8 +581,9 @@ def test_report_unit_runs_the_previous_month_with_the_default_file(
         end: str) -> None:
     """The unit's ExecStart with /etc/default/wattprint-report as shipped (sacct on), plus an intensity fetch,
     through the CLI's parser; then the run, as the timer fires it on the 1st at 06:00 UTC."""
-    from tests.monthkit import assert_complete, record_steps
+    from tests.monthkit import record_steps
     from wattprint.pipeline.cli import build_parser
+    from wattprint.pipeline.cli.run import request
     from wattprint.pipeline.month import run
     from wattprint.pipeline.settings import load_settings
 
@@ -591,20 +593,19 @@ def test_report_unit_runs_the_previous_month_with_the_default_file(
     assert (args.verb, args.prometheus, args.sacct) == ("run", "http://prometheus:9090", True)
     calls = record_steps(monkeypatch)
     first = dt.datetime.strptime(now, "%Y-%m").replace(day=1, hour=6, tzinfo=dt.UTC)
-    assert run(args, load_settings(None), now=first) == 0
-    assert_complete(calls)
+    assert run(request(args), load_settings(None), now=first) == 0
     assert [v for v, _ in calls] == ["ingest", "jobs import", "intensity fetch", "report", "report"]
     ingest, jobs, fetch, *reports = (f for _, f in calls)
-    assert ingest["prometheus"] == "http://prometheus:9090"
-    assert (ingest["start"], ingest["end"]) == (start, end)
-    assert jobs["format"] == "sacct-json"
-    sacct_argv = jobs["content"]["argv"]
-    assert "--json" in sacct_argv and "--allusers" in sacct_argv and jobs["content"]["tz"] == "UTC"
+    assert ingest.prometheus.url == "http://prometheus:9090"
+    assert (ingest.start, ingest.end) == (start, end)
+    assert jobs.format == "sacct-json"
+    sacct_argv = calls.sacct_output[jobs.path]["argv"]
+    assert "--json" in sacct_argv and "--allusers" in sacct_argv and calls.sacct_output[jobs.path]["tz"] == "UTC"
     assert sacct_argv[sacct_argv.index("--starttime") + 1] == start.rstrip("Z")
     assert sacct_argv[sacct_argv.index("--endtime") + 1] == end.rstrip("Z")
-    assert (fetch["source"], fetch["zone"], fetch["base_url"]) == ("uk", "GB", "https://api.example.org")
-    assert (fetch["start"], fetch["end"]) == (start, end)
-    assert [(r["month"], r["format"], r["out"]) for r in reports] == [
+    assert (fetch.source, fetch.zone, fetch.base_url) == ("uk", "GB", "https://api.example.org")
+    assert (fetch.start, fetch.end) == (start, end)
+    assert [(r.month, r.format, r.out) for r in reports] == [
         (month, fmt, str(tmp_path / "reports" / month / f"wattprint-{month}.{fmt}")) for fmt in ("html", "json")]
     assert (tmp_path / "reports" / month).is_dir()
     # the unit's default report directory is the one the docs and serve-intensity's ledger sit beside
@@ -622,8 +623,8 @@ def test_report_unit_month_override_and_failures(sacct: Path, tmp_path: Path, mo
     calls = record_steps(monkeypatch)
     assert main(report_argv({**base, "WATTPRINT_RUN_ARGS": "--month 2023-12 --format md"})) == 0
     assert [v for v, _ in calls] == ["ingest", "report"]  # no sacct, no fetch unless asked
-    assert calls[0][1]["end"] == "2024-01-01T00:00:00Z"
-    assert (calls[1][1]["month"], calls[1][1]["format"]) == ("2023-12", "md")
+    assert calls[0][1].end == "2024-01-01T00:00:00Z"
+    assert (calls[1][1].month, calls[1][1].format) == ("2023-12", "md")
 
     calls.clear()
     assert main(report_argv({**base, "WATTPRINT_RUN_ARGS": "--month 2023-13"})) == 2

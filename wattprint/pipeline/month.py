@@ -6,7 +6,8 @@
 3. grid intensity, each source given: `intensity fetch`, an intensity file (`intensity import`);
 4. one report per --format into OUT_DIR/<label>/wattprint-<label>.<ext> (`wattprint report`).
 
-Each step is the verb's own function, called in-process with the same flags. Every step replaces what it wrote
+Each step is the verb's own function (wattprint/pipeline/verbs.py), called in-process with its typed request made
+from the run's flags. Every step replaces what it wrote
 before for the same window (ingest replaces the window, imports replace the same jobs and zone-hours, reports are
 written atomically), so a failed run is completed by running it again. The first step that fails stops the run:
 one line names it, and the exit status is that step's (1 upstream or database, 2 bad input). Flags are checked
@@ -15,20 +16,29 @@ before anything is read or written.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
+from . import verbs
 from .errors import InputError, UpstreamError, WattprintError
+from .report.run import ReportRequest
 from .settings import Settings
 from .timeutil import iso
+from .verbs import (
+    IngestRequest,
+    IntensityFetchRequest,
+    IntensityImportRequest,
+    JobsImportRequest,
+    JobsSyncRequest,
+    PromSource,
+)
 
 RUN_FORMATS = ("md", "html", "json", "csv")
 DEFAULT_FORMATS = ("html", "json")
@@ -40,10 +50,46 @@ def previous_month(now: datetime) -> str:
     return (first - timedelta(days=1)).strftime("%Y-%m")
 
 
-def _ns(args: argparse.Namespace, **kw: Any) -> argparse.Namespace:
-    """The flags one step's verb reads: the run's own (database, config, quiet, Prometheus connection, global
-    flags) with the step's set over them."""
-    return argparse.Namespace(**{**vars(args), **kw})
+@dataclass(frozen=True)
+class RunRequest:
+    """One `wattprint run`: the window (none: the previous UTC month), the Prometheus API, the sources of each step
+    (None: the step is not run) and the report set. Each group means what the single verb's flags of the same
+    name mean."""
+
+    prometheus: PromSource
+    month: str | None = None
+    start: str | None = None
+    end: str | None = None
+    # ingest
+    step: int | None = None
+    match: tuple[str, ...] = ()
+    power_metric: str | None = None
+    # job ledger
+    sync_kubernetes: str | None = None      # the cluster the pods run in
+    project_label: str = JobsSyncRequest.project_label
+    phase_label: str = JobsSyncRequest.phase_label
+    sacct: bool = False
+    sacct_args: str = ""                    # more sacct flags, split as a shell would
+    jobs_file: str | None = None
+    jobs_format: str | None = None
+    timezone: str | None = None
+    rules: str | None = None
+    # grid intensity
+    intensity_source: str | None = None
+    intensity_zone: str | None = None
+    intensity_token_file: str | None = None
+    intensity_base_url: str | None = None
+    intensity_file: str | None = None
+    intensity_format: str | None = None
+    # reports
+    out_dir: str = "reports"
+    formats: tuple[str, ...] = ()           # none: DEFAULT_FORMATS
+    layers: str | None = None
+    idle_policy: str | None = None
+    estimates: str | None = None
+    top_jobs: int = 10
+    db: str | None = None
+    quiet: bool = False
 
 
 class Step:
@@ -52,12 +98,12 @@ class Step:
         self.run = run
 
 
-def _sacct(args: argparse.Namespace, start: datetime, end: datetime, out: Path) -> None:
+def _sacct(req: RunRequest, start: datetime, end: datetime, out: Path) -> None:
     """`sacct --allusers --json` over [start, end) into `out`. sacct reads --starttime/--endtime as local times:
     it runs with TZ=UTC."""
     fmt = "%Y-%m-%dT%H:%M:%S"
     cmd = ["sacct", "--allusers", "--json", "--starttime", start.strftime(fmt), "--endtime", end.strftime(fmt),
-           *shlex.split(args.sacct_args)]
+           *shlex.split(req.sacct_args)]
     try:
         with out.open("wb") as f:
             proc = subprocess.run(cmd, stdout=f, stderr=subprocess.PIPE, env={**os.environ, "TZ": "UTC"},
@@ -70,93 +116,100 @@ def _sacct(args: argparse.Namespace, start: datetime, end: datetime, out: Path) 
                             "check slurmdbd and that this user may see every user's jobs")
 
 
-def _check(args: argparse.Namespace) -> None:
+def _check(req: RunRequest) -> None:
     """What a later step would refuse, refused before the first one reads or writes anything."""
     from .config import parse_layers
 
-    if not args.prometheus.strip():
+    if not req.prometheus.url.strip():
         raise InputError("--prometheus", "empty URL", "give the Prometheus-compatible API, e.g. http://prometheus:9090")
-    if bool(args.jobs_file) != bool(args.jobs_format):
-        raise InputError("--jobs-format" if args.jobs_file else "--jobs-file",
+    if bool(req.jobs_file) != bool(req.jobs_format):
+        raise InputError("--jobs-format" if req.jobs_file else "--jobs-file",
                          "--jobs-file and --jobs-format go together", "e.g. --jobs-file jobs.csv --jobs-format csv")
-    if bool(args.intensity_file) != bool(args.intensity_format):
-        raise InputError("--intensity-format" if args.intensity_file else "--intensity-file",
+    if bool(req.intensity_file) != bool(req.intensity_format):
+        raise InputError("--intensity-format" if req.intensity_file else "--intensity-file",
                          "--intensity-file and --intensity-format go together",
                          "e.g. --intensity-file intensity.csv --intensity-format csv")
-    if args.intensity_source and not args.intensity_zone:
-        raise InputError("--intensity-zone", f"--intensity-source {args.intensity_source} needs a zone",
+    if req.intensity_source and not req.intensity_zone:
+        raise InputError("--intensity-zone", f"--intensity-source {req.intensity_source} needs a zone",
                          "e.g. --intensity-zone FR")
-    if not args.intensity_source and (args.intensity_zone or args.intensity_token_file or args.intensity_base_url):
+    if not req.intensity_source and (req.intensity_zone or req.intensity_token_file or req.intensity_base_url):
         raise InputError("--intensity-source", "--intensity-zone/-token-file/-base-url need --intensity-source",
                          "e.g. --intensity-source electricitymaps --intensity-zone FR")
-    if args.intensity_token_file and args.intensity_source == "uk":
+    if req.intensity_token_file and req.intensity_source == "uk":
         raise InputError("--intensity-token-file", "uk takes no credential", "drop --intensity-token-file")
-    for flag, path in (("--jobs-file", args.jobs_file), ("--intensity-file", args.intensity_file),
-                       ("--estimates", args.estimates), ("--rules", args.rules),
-                       ("--intensity-token-file", args.intensity_token_file)):
+    for flag, path in (("--jobs-file", req.jobs_file), ("--intensity-file", req.intensity_file),
+                       ("--estimates", req.estimates), ("--rules", req.rules),
+                       ("--intensity-token-file", req.intensity_token_file)):
         if path and not Path(path).is_file():
             raise InputError(flag, f"no file {path}")
-    if args.layers is not None:
+    if req.layers is not None:
         try:
-            parse_layers(args.layers.split(","))
+            parse_layers(req.layers.split(","))
         except ValueError as exc:
             raise InputError("--layers", str(exc), "e.g. --layers gpu,cpu,idle,pue or --layers all") from None
-    if args.top_jobs < 1:
-        raise InputError("--top-jobs", f"{args.top_jobs} is not a positive number", "e.g. --top-jobs 10")
-    if args.step is not None and args.step <= 0:
-        raise InputError("--step", f"{args.step} is not a positive number of seconds", "e.g. --step 60")
-    for m in args.match:
+    if req.top_jobs < 1:
+        raise InputError("--top-jobs", f"{req.top_jobs} is not a positive number", "e.g. --top-jobs 10")
+    if req.step is not None and req.step <= 0:
+        raise InputError("--step", f"{req.step} is not a positive number of seconds", "e.g. --step 60")
+    for m in req.match:
         key, sep, _ = m.partition("=")
         if not sep or not key:
             raise InputError("--match", f"{m!r} is not LABEL=VALUE", "e.g. --match cluster=jean-zay")
     try:
-        shlex.split(args.sacct_args)
+        shlex.split(req.sacct_args)
     except ValueError as exc:
-        raise InputError("--sacct-args", str(exc)) from None
+        raise InputError("--sacct-req", str(exc)) from None
 
 
-def run(args: argparse.Namespace, settings: Settings, now: datetime | None = None) -> int:
-    from . import verbs
+def run(req: RunRequest, settings: Settings, now: datetime | None = None) -> int:
     from .report.window import resolve
 
-    if not (args.month or args.start or args.end):
-        args.month = previous_month(now or datetime.now(UTC))
-    window = resolve(args.month, args.start, args.end)
-    _check(args)
+    month = req.month
+    if not (month or req.start or req.end):
+        month = previous_month(now or datetime.now(UTC))
+    window = resolve(month, req.start, req.end)
+    _check(req)
     start_s, end_s = iso(window.start), iso(window.end)
     label = window.label or f"{window.start:%Y%m%dT%H%MZ}--{window.end:%Y%m%dT%H%MZ}"
-    span = {"start": start_s, "end": end_s}
-    out_dir = Path(args.out_dir) / label
-    formats = list(dict.fromkeys(args.formats or DEFAULT_FORMATS))
+    out_dir = Path(req.out_dir) / label
+    formats = list(dict.fromkeys(req.formats or DEFAULT_FORMATS))
 
-    steps = [Step("ingest", lambda: verbs.ingest(_ns(
-        args, **span, step=args.step, match=args.match, power_metric=args.power_metric), settings))]
-    if args.sync_kubernetes:
-        steps.append(Step("jobs sync-kubernetes", lambda: verbs.jobs_sync_kubernetes(_ns(
-            args, **span, cluster=args.sync_kubernetes, step=300, project_label=args.project_label,
-            phase_label=args.phase_label, rules=args.rules), settings)))
-    if args.sacct:
+    steps = [Step("ingest", lambda: verbs.ingest(IngestRequest(
+        prometheus=req.prometheus, start=start_s, end=end_s, step=req.step, match=req.match,
+        power_metric=req.power_metric, db=req.db, quiet=req.quiet), settings))]
+    if req.sync_kubernetes:
+        cluster = req.sync_kubernetes
+        steps.append(Step("jobs sync-kubernetes", lambda: verbs.jobs_sync_kubernetes(JobsSyncRequest(
+            prometheus=req.prometheus, start=start_s, end=end_s, cluster=cluster, step=300,
+            project_label=req.project_label, phase_label=req.phase_label, rules=req.rules, db=req.db,
+            quiet=req.quiet), settings)))
+    if req.sacct:
         def sacct() -> int:
             fd, tmp = tempfile.mkstemp(prefix="wattprint-sacct.", suffix=".json")
             os.close(fd)
             try:
-                _sacct(args, window.start, window.end, Path(tmp))
-                return verbs.jobs_import(_ns(args, path=tmp, format="sacct-json", cluster=None, timezone=None,
-                                             rules=args.rules), settings)
+                _sacct(req, window.start, window.end, Path(tmp))
+                return verbs.jobs_import(JobsImportRequest(
+                    path=tmp, format="sacct-json", cluster=None, timezone=None, rules=req.rules, db=req.db,
+                    quiet=req.quiet), settings)
             finally:
                 Path(tmp).unlink(missing_ok=True)
         steps.append(Step("sacct + jobs import", sacct))
-    if args.jobs_file:
-        steps.append(Step("jobs import", lambda: verbs.jobs_import(_ns(
-            args, path=args.jobs_file, format=args.jobs_format, cluster=None, timezone=args.timezone,
-            rules=args.rules), settings)))
-    if args.intensity_source:
-        steps.append(Step("intensity fetch", lambda: verbs.intensity_fetch(_ns(
-            args, **span, source=args.intensity_source, zone=args.intensity_zone,
-            token_file=args.intensity_token_file, base_url=args.intensity_base_url), settings)))
-    if args.intensity_file:
-        steps.append(Step("intensity import", lambda: verbs.intensity_import(_ns(
-            args, path=args.intensity_file, format=args.intensity_format, zone=None, basis=None), settings)))
+    if req.jobs_file and req.jobs_format:
+        jobs_file, jobs_format = req.jobs_file, req.jobs_format
+        steps.append(Step("jobs import", lambda: verbs.jobs_import(JobsImportRequest(
+            path=jobs_file, format=jobs_format, cluster=None, timezone=req.timezone, rules=req.rules, db=req.db,
+            quiet=req.quiet), settings)))
+    if req.intensity_source and req.intensity_zone:
+        source, zone = req.intensity_source, req.intensity_zone
+        steps.append(Step("intensity fetch", lambda: verbs.intensity_fetch(IntensityFetchRequest(
+            source=source, zone=zone, start=start_s, end=end_s, token_file=req.intensity_token_file,
+            base_url=req.intensity_base_url, db=req.db, quiet=req.quiet), settings)))
+    if req.intensity_file and req.intensity_format:
+        intensity_file, intensity_format = req.intensity_file, req.intensity_format
+        steps.append(Step("intensity import", lambda: verbs.intensity_import(IntensityImportRequest(
+            path=intensity_file, format=intensity_format, zone=None, basis=None, db=req.db, quiet=req.quiet),
+            settings)))
 
     def reports() -> int:
         try:
@@ -164,19 +217,19 @@ def run(args: argparse.Namespace, settings: Settings, now: datetime | None = Non
         except OSError as exc:
             raise InputError("--out-dir", f"cannot create {out_dir}: {exc.strerror}") from None
         for fmt in formats:
-            rc = verbs.report(_ns(
-                args, project=None, phase=[], month=window.label, start=None if window.label else start_s,
-                end=None if window.label else end_s, format=fmt, out=str(out_dir / f"wattprint-{label}.{fmt}"),
-                layers=args.layers, idle_policy=args.idle_policy, estimates=args.estimates,
-                top_jobs=args.top_jobs), settings)
+            rc = verbs.report(ReportRequest(
+                month=window.label, start=None if window.label else start_s, end=None if window.label else end_s,
+                project=None, phases=(), format=fmt, out=str(out_dir / f"wattprint-{label}.{fmt}"),
+                layers=req.layers, idle_policy=req.idle_policy, estimates=req.estimates, top_jobs=req.top_jobs,
+                db=req.db, quiet=req.quiet), settings)
             if rc:
                 return rc
         return 0
     steps.append(Step(f"report ({', '.join(formats)})", reports))
 
-    verbs.say(args, f"wattprint run: {label} [{start_s}, {end_s}): " + ", then ".join(s.name for s in steps))
+    verbs.say(req, f"wattprint run: {label} [{start_s}, {end_s}): " + ", then ".join(s.name for s in steps))
     for n, step in enumerate(steps, 1):
-        verbs.say(args, f"wattprint run: step {n}/{len(steps)}: {step.name}")
+        verbs.say(req, f"wattprint run: step {n}/{len(steps)}: {step.name}")
         try:
             rc = step.run()
         except WattprintError as exc:
@@ -186,5 +239,5 @@ def run(args: argparse.Namespace, settings: Settings, now: datetime | None = Non
         if rc:
             print(f"wattprint run: step {n}/{len(steps)} ({step.name}) failed with exit status {rc}", file=sys.stderr)
             return rc
-    verbs.say(args, f"wattprint run: reports for {label} in {out_dir}")
+    verbs.say(req, f"wattprint run: reports for {label} in {out_dir}")
     return 0

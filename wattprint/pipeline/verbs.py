@@ -1,13 +1,15 @@
-"""What each `wattprint` verb does, once flags are parsed. Parsing happens before the database is
-opened for writing, so a bad file never touches stored data; each import and the rebuild of the
-results commit in one transaction."""
+"""What each `wattprint` verb does: one typed function per verb, called with its request (the flags, as values)
+and the cluster settings, by the CLI (wattprint/pipeline/cli/), by `wattprint run` (month.py) and by tests.
+
+Requests are checked before the database is opened for writing, so a bad file never touches stored data; each
+import and the rebuild of the results commit in one transaction."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 
@@ -20,35 +22,133 @@ from .timeutil import iso, parse_instant
 
 if TYPE_CHECKING:
     from .promapi import PromClient
+    from .report.run import ReportRequest
 
 
-def say(args: argparse.Namespace, text: str) -> None:
-    if not args.quiet:
+@dataclass(frozen=True)
+class PromSource:
+    """A Prometheus-compatible API, as the --prometheus* flags name it. Secrets are only files (or the
+    environment), read when the client is made."""
+
+    url: str
+    token_file: str | None = None
+    user: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    tenant: str | None = None
+    timeout_s: float = 30.0
+    retries: int = 5
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """`wattprint ingest`: the energy series of [start, end) at `step` seconds (None: config ingest.step_seconds)."""
+
+    prometheus: PromSource
+    start: str
+    end: str
+    step: int | None = None
+    match: tuple[str, ...] = ()        # LABEL=VALUE
+    power_metric: str | None = None
+    db: str | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class JobsImportRequest:
+    """`wattprint jobs import PATH --format FORMAT`."""
+
+    path: str
+    format: str
+    cluster: str | None = None         # for rows that name none; None: the config's default cluster
+    timezone: str | None = None        # of sacct --parsable2 times
+    rules: str | None = None           # phase rules YAML; None: config phase_rules
+    db: str | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class JobsSyncRequest:
+    """`wattprint jobs sync-kubernetes`: the window's pods, from kube-state-metrics series, as jobs of `cluster`."""
+
+    prometheus: PromSource
+    start: str
+    end: str
+    cluster: str
+    step: int = 300
+    project_label: str = "label_wattprint_io_project"
+    phase_label: str = "label_wattprint_io_phase"
+    rules: str | None = None
+    db: str | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class IntensityImportRequest:
+    """`wattprint intensity import PATH --format FORMAT`."""
+
+    path: str
+    format: str
+    zone: str | None = None            # for formats that carry none
+    basis: str | None = None           # Electricity Maps CSV column; None: config intensity.basis
+    db: str | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class IntensityFetchRequest:
+    """`wattprint intensity fetch`: [start, end) of `zone` from the `source` API."""
+
+    source: str
+    zone: str
+    start: str
+    end: str
+    token_file: str | None = None      # the Electricity Maps token or the WattTime password
+    base_url: str | None = None
+    db: str | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """`wattprint build`: the results again from what is stored."""
+
+    db: str | None = None
+    quiet: bool = False
+
+
+class _Loud(Protocol):
+    @property
+    def quiet(self) -> bool: ...
+
+
+def say(request: _Loud, text: str) -> None:
+    if not request.quiet:
         print(text, flush=True)
 
 
-def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
-    start = parse_instant(args.start, "--start")
-    end = parse_instant(args.end, "--end")
+def _window(request: IngestRequest | JobsSyncRequest | IntensityFetchRequest) -> tuple[datetime, datetime]:
+    start = parse_instant(request.start, "--start")
+    end = parse_instant(request.end, "--end")
     if end <= start:
         raise InputError("--end", f"{iso(end)} is not after --start {iso(start)}", "swap them or widen the window")
     return start, end
 
 
-def _summary(args: argparse.Namespace, s: BuildSummary, con: duckdb.DuckDBPyConnection) -> None:
-    say(args, f"results: {s.fct_rows} (job, GPU, hour) rows, {s.energy_j / 3.6e6:.6f} kWh, "
-              f"{s.emissions_g:.3f} gCO2eq; {s.intervals} energy intervals, {s.gaps} gaps")
+def _summary(request: _Loud, s: BuildSummary, con: duckdb.DuckDBPyConnection) -> None:
+    say(request, f"results: {s.fct_rows} (job, GPU, hour) rows, {s.energy_j / 3.6e6:.6f} kWh, "
+                 f"{s.emissions_g:.3f} gCO2eq; {s.intervals} energy intervals, {s.gaps} gaps")
     if s.energy_j > 0:
         # data quality: how much of the GPU energy each rule measured, attributed and priced
         for column in ("energy_quality", "attribution", "intensity_quality"):
             rows = con.execute(
                 f"SELECT {column}, sum(energy_j) FROM fct_job_gpu_hour GROUP BY 1 ORDER BY 2 DESC"  # noqa: S608
             ).fetchall()
-            say(args, f"  {column}: " + ", ".join(f"{k} {100 * e / s.energy_j:.1f} %" for k, e in rows))
+            say(request, f"  {column}: " + ", ".join(f"{k} {100 * e / s.energy_j:.1f} %" for k, e in rows))
     if s.cpu_rows or s.cpu_seconds:
-        say(args, f"host CPU (RAPL): {s.cpu_rows} (job, socket, domain, hour) rows, "
-                  f"{s.cpu_energy_j / 3.6e6:.6f} kWh, {s.cpu_emissions_g:.3f} gCO2eq; "
-                  f"{s.cpu_seconds / 3600:.3f} CPU core-hours of jobs")
+        say(request, f"host CPU (RAPL): {s.cpu_rows} (job, socket, domain, hour) rows, "
+                     f"{s.cpu_energy_j / 3.6e6:.6f} kWh, {s.cpu_emissions_g:.3f} gCO2eq; "
+                     f"{s.cpu_seconds / 3600:.3f} CPU core-hours of jobs")
     unpriced = con.execute(
         "SELECT cluster, coalesce(zone, '(none)'), sum(energy_j) FROM ("
         " SELECT cluster, zone, energy_j, intensity_quality FROM fct_job_gpu_hour UNION ALL"
@@ -61,20 +161,20 @@ def _summary(args: argparse.Namespace, s: BuildSummary, con: duckdb.DuckDBPyConn
               " or import intensity for it", file=sys.stderr)
 
 
-def _prom_client(args: argparse.Namespace) -> PromClient:
+def _prom_client(source: PromSource) -> PromClient:
     from .promapi import PromClient, PromConfig
 
     config = PromConfig.from_sources(
-        args.prometheus, token_file=args.prometheus_token_file, tenant=args.prometheus_tenant,
-        ca_file=args.prometheus_ca_file, user=args.prometheus_user, password_file=args.prometheus_password_file,
-        timeout_s=args.timeout, retries=args.retries,
+        source.url, token_file=source.token_file, tenant=source.tenant, ca_file=source.ca_file, user=source.user,
+        password_file=source.password_file, timeout_s=source.timeout_s, retries=source.retries,
     )
     return PromClient(config)
 
 
-def _matchers(args: argparse.Namespace) -> dict[str, str]:
+def matchers(match: tuple[str, ...]) -> dict[str, str]:
+    """--match LABEL=VALUE flags as a dict; InputError names a malformed one."""
     out: dict[str, str] = {}
-    for m in args.match:
+    for m in match:
         key, sep, value = m.partition("=")
         if not sep or not key:
             raise InputError("--match", f"{m!r} is not LABEL=VALUE", "e.g. --match cluster=jean-zay")
@@ -82,141 +182,140 @@ def _matchers(args: argparse.Namespace) -> dict[str, str]:
     return out
 
 
-def ingest(args: argparse.Namespace, settings: Settings) -> int:
+def ingest(request: IngestRequest, settings: Settings) -> int:
     from .ingest import ingest as run_ingest
     from .promapi import redact_url
 
-    start, end = _window(args)
-    step = args.step if args.step is not None else settings.step_s
+    start, end = _window(request)
+    step = request.step if request.step is not None else settings.step_s
     if step <= 0:
         raise InputError("--step", f"{step} is not a positive number of seconds", "e.g. --step 60")
-    matchers = _matchers(args)
-    queries = settings.queries(args.power_metric)
-    client = _prom_client(args)       # credentials and CA are checked before the database is touched
-    con = db.connect(args.db)
+    selected = matchers(request.match)
+    queries = settings.queries(request.power_metric)
+    client = _prom_client(request.prometheus)       # credentials and CA are checked before the database is touched
+    con = db.connect(request.db)
     try:
         with client:
-            stats = run_ingest(con, client, queries, start, end, step, matchers=matchers,
-                               endpoint=redact_url(args.prometheus),
-                               progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
-        say(args, f"ingested {stats.samples} samples from {stats.series} series ({stats.new_series} new) in "
-                  f"{stats.chunks} chunks, {iso(start)} .. {iso(end)} at {step} s")
+            stats = run_ingest(con, client, queries, start, end, step, matchers=selected,
+                               endpoint=redact_url(request.prometheus.url),
+                               progress=None if request.quiet else lambda m: print(f"  {m}", file=sys.stderr))
+        say(request, f"ingested {stats.samples} samples from {stats.series} series ({stats.new_series} new) in "
+                     f"{stats.chunks} chunks, {iso(start)} .. {iso(end)} at {step} s")
         for kind, n in sorted(stats.per_kind.items()):
-            say(args, f"  {kind}: {n} samples")
+            say(request, f"  {kind}: {n} samples")
         if stats.non_finite_dropped:
-            say(args, f"  dropped {stats.non_finite_dropped} NaN/Inf samples")
+            say(request, f"  dropped {stats.non_finite_dropped} NaN/Inf samples")
         if stats.samples == 0:
-            say(args, "  no energy series found: check --prometheus, --match and the metric names in the config")
+            say(request, "  no energy series found: check --prometheus, --match and the metric names in the config")
         with db.transaction(con):
-            _summary(args, rebuild(con, settings.build_settings()), con)
+            _summary(request, rebuild(con, settings.build_settings()), con)
     finally:
         con.close()
     return 0
 
 
-def _store_jobs(args: argparse.Namespace, settings: Settings, records: list[JobRecord], what: str) -> int:
+def _store_jobs(request: JobsImportRequest | JobsSyncRequest, settings: Settings, records: list[JobRecord],
+                what: str) -> int:
     from .store import write_jobs  # pyarrow: not loaded for verbs that do not write
 
-    con = db.connect(args.db)
+    con = db.connect(request.db)
     try:
         with db.transaction(con):
             res = write_jobs(con, records)
             summary = rebuild(con, settings.build_settings())
-        say(args, f"imported {res.written} jobs from {what} ({res.replaced} replaced)")
-        _summary(args, summary, con)
+        say(request, f"imported {res.written} jobs from {what} ({res.replaced} replaced)")
+        _summary(request, summary, con)
     finally:
         con.close()
     return 0
 
 
-def jobs_import(args: argparse.Namespace, settings: Settings) -> int:
+def jobs_import(request: JobsImportRequest, settings: Settings) -> int:
     from .sources.jobs import read_jobs
 
-    result = read_jobs(args.path, args.format, default_cluster=args.cluster or settings.default_cluster,
-                       timezone=args.timezone, rules=settings.rules(args.rules))
+    result = read_jobs(request.path, request.format, default_cluster=request.cluster or settings.default_cluster,
+                       timezone=request.timezone, rules=settings.rules(request.rules))
     for reason, n in sorted(result.skipped.items()):
-        say(args, f"  skipped {n}: {reason}")
+        say(request, f"  skipped {n}: {reason}")
     for w in result.warnings:
         print(f"wattprint jobs import: warning: {w}", file=sys.stderr)
-    return _store_jobs(args, settings, list(result.records), args.path)
+    return _store_jobs(request, settings, list(result.records), request.path)
 
 
-def jobs_sync_kubernetes(args: argparse.Namespace, settings: Settings) -> int:
+def jobs_sync_kubernetes(request: JobsSyncRequest, settings: Settings) -> int:
     from .sources.jobs.kubernetes import sync_from_prometheus
 
-    start, end = _window(args)
-    with _prom_client(args) as client:
-        result = sync_from_prometheus(client, start, end, cluster=args.cluster, step_s=args.step,
-                                      project_label=args.project_label, phase_label=args.phase_label,
-                                      rules=settings.rules(args.rules))
+    start, end = _window(request)
+    with _prom_client(request.prometheus) as client:
+        result = sync_from_prometheus(client, start, end, cluster=request.cluster, step_s=request.step,
+                                      project_label=request.project_label, phase_label=request.phase_label,
+                                      rules=settings.rules(request.rules))
     for reason, n in sorted(result.skipped.items()):
-        say(args, f"  skipped {n}: {reason}")
-    return _store_jobs(args, settings, list(result.records), f"kube-state-metrics at {args.prometheus}")
+        say(request, f"  skipped {n}: {reason}")
+    return _store_jobs(request, settings, list(result.records), f"kube-state-metrics at {request.prometheus.url}")
 
 
-def _store_intensity(args: argparse.Namespace, settings: Settings, points: list[IntensityPoint], what: str) -> int:
+def _store_intensity(request: IntensityImportRequest | IntensityFetchRequest, settings: Settings,
+                     points: list[IntensityPoint], what: str) -> int:
     from .store import write_intensity
 
-    con = db.connect(args.db)
+    con = db.connect(request.db)
     try:
         with db.transaction(con):
             res = write_intensity(con, points)
             summary = rebuild(con, settings.build_settings())
         zones = ", ".join(sorted({p.zone for p in points}))
-        say(args, f"imported {len(points)} intensity points from {what} as {res.written} zone-hours "
-                  f"({res.replaced} replaced) for {zones}")
+        say(request, f"imported {len(points)} intensity points from {what} as {res.written} zone-hours "
+                     f"({res.replaced} replaced) for {zones}")
         if res.points_replaced or res.points_trimmed:
             # several imports combine by coverage: a zone-hour is recomputed from every stored point in it
-            say(args, f"  stored points it overlaps: {res.points_replaced} replaced, {res.points_trimmed} trimmed to "
-                      "the time it does not cover; each zone-hour is recomputed from all the points it holds")
-        _summary(args, summary, con)
+            say(request, f"  stored points it overlaps: {res.points_replaced} replaced, {res.points_trimmed} "
+                         "trimmed to the time it does not cover; each zone-hour is recomputed from all the points it "
+                         "holds")
+        _summary(request, summary, con)
     finally:
         con.close()
     return 0
 
 
-def intensity_import(args: argparse.Namespace, settings: Settings) -> int:
+def intensity_import(request: IntensityImportRequest, settings: Settings) -> int:
     from .sources.intensity import check_points, parse
 
     # the config's basis picks a column where a file has both (Electricity Maps CSV); elsewhere the file decides
-    basis = args.basis or (settings.basis if args.format == "electricitymaps-csv" else None)
-    result = parse(args.path, args.format, zone=args.zone, basis=basis)
+    basis = request.basis or (settings.basis if request.format == "electricitymaps-csv" else None)
+    result = parse(request.path, request.format, zone=request.zone, basis=basis)
     for w in result.warnings:
         print(f"wattprint intensity import: warning: {w}", file=sys.stderr)
     points = check_points(result.points)
-    return _store_intensity(args, settings, points, args.path)
+    return _store_intensity(request, settings, points, request.path)
 
 
-def intensity_fetch(args: argparse.Namespace, settings: Settings) -> int:
+def intensity_fetch(request: IntensityFetchRequest, settings: Settings) -> int:
     from .sources.intensity import check_points, fetch
 
-    start, end = _window(args)
+    start, end = _window(request)
     # One flag, the source's one credential file (as serve-intensity reads it): the Electricity Maps token,
     # or the WattTime password (the user from $WATTTIME_USERNAME).
-    if args.token_file and args.source not in ("electricitymaps", "watttime"):
-        raise InputError("--token-file", f"{args.source} takes no credential", "drop --token-file")
-    credential = {"password_file" if args.source == "watttime" else "token_file": args.token_file}
-    points = check_points(fetch(args.source, args.zone, start, end, base_url=args.base_url, **credential))
+    if request.token_file and request.source not in ("electricitymaps", "watttime"):
+        raise InputError("--token-file", f"{request.source} takes no credential", "drop --token-file")
+    credential = {"password_file" if request.source == "watttime" else "token_file": request.token_file}
+    points = check_points(fetch(request.source, request.zone, start, end, base_url=request.base_url, **credential))
     for w in sorted({n for p in points for n in p.notes}):
         print(f"wattprint intensity fetch: warning: {w}", file=sys.stderr)
-    return _store_intensity(args, settings, points, f"{args.source} API")
+    return _store_intensity(request, settings, points, f"{request.source} API")
 
 
-def report(args: argparse.Namespace, settings: Settings) -> int:
-    from .report.run import ReportRequest
-    from .report.run import run as run_report
+def report(request: ReportRequest, settings: Settings) -> int:
+    from .report.run import run
 
-    return run_report(ReportRequest(
-        month=args.month, start=args.start, end=args.end, project=args.project, phases=tuple(args.phase),
-        format=args.format, out=args.out, layers=args.layers, idle_policy=args.idle_policy,
-        estimates=args.estimates, top_jobs=args.top_jobs, db=args.db, quiet=args.quiet), settings)
+    return run(request, settings)
 
 
-def build(args: argparse.Namespace, settings: Settings) -> int:
-    con = db.connect(args.db)
+def build(request: BuildRequest, settings: Settings) -> int:
+    con = db.connect(request.db)
     try:
         with db.transaction(con):
-            _summary(args, rebuild(con, settings.build_settings()), con)
+            _summary(request, rebuild(con, settings.build_settings()), con)
     finally:
         con.close()
     return 0

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ..config import IDLE_POLICIES
-from ..report.run import FORMATS
+from ..report.run import FORMATS, ReportRequest
+from ..settings import Settings
+from ..verbs import report
+from . import flags
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "report", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="carbon report for a project (phase blocks like a model card's) or all projects, for a month or window",
@@ -40,4 +42,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
                    help="YAML of manual phases estimated from TDP (see `wattprint estimate`), merged and labelled")
     p.add_argument("--top-jobs", type=int, default=10, metavar="N",
                    help="jobs listed in the all-projects report (default: %(default)s)")
-    common(p)
+    flags.common(p)
+
+
+def request(args: argparse.Namespace) -> ReportRequest:
+    return ReportRequest(
+        month=args.month, start=args.start, end=args.end, project=args.project, phases=tuple(args.phase),
+        format=args.format, out=args.out, layers=args.layers, idle_policy=args.idle_policy, estimates=args.estimates,
+        top_jobs=args.top_jobs, db=args.db, quiet=args.quiet)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return report(request(args), settings)

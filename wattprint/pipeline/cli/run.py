@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from ..config import IDLE_POLICIES
-from ..month import DEFAULT_FORMATS, RUN_FORMATS
-from . import FETCH_SOURCES, INTENSITY_FORMATS, JOB_FORMATS
+from ..month import DEFAULT_FORMATS, RUN_FORMATS, RunRequest
+from ..month import run as run_month
+from ..settings import Settings
+from ..verbs import JobsSyncRequest
+from . import flags
+from .flags import FETCH_SOURCES, INTENSITY_FORMATS, JOB_FORMATS
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Callable[..., None],
-               prometheus: Callable[..., None]) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "run", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="a whole month (or window) end to end: ingest, job ledger, intensity, then the report set",
@@ -27,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     w.add_argument("--month", metavar="YYYY-MM", help="a calendar month (UTC)")
     w.add_argument("--start", metavar="ISO8601", help="window start on a whole UTC hour, e.g. 2024-03-01T00:00:00Z")
     w.add_argument("--end", metavar="ISO8601", help="window end (exclusive) on a whole UTC hour")
-    prometheus(p)
+    flags.prometheus(p)
     ing = p.add_argument_group("ingest (as `wattprint ingest`)")
     ing.add_argument("--step", type=int, default=None, metavar="SECONDS",
                      help="sampling step (default: config ingest.step_seconds, else 60)")
@@ -39,9 +41,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     j.add_argument("--sync-kubernetes", metavar="CLUSTER",
                    help="import the window's pods from kube-state-metrics as jobs of CLUSTER "
                    "(`jobs sync-kubernetes --cluster CLUSTER`)")
-    j.add_argument("--project-label", default="label_wattprint_io_project", metavar="LABEL",
+    j.add_argument("--project-label", default=JobsSyncRequest.project_label, metavar="LABEL",
                    help="with --sync-kubernetes: kube_pod_labels label holding the project (default: %(default)s)")
-    j.add_argument("--phase-label", default="label_wattprint_io_phase", metavar="LABEL",
+    j.add_argument("--phase-label", default=JobsSyncRequest.phase_label, metavar="LABEL",
                    help="with --sync-kubernetes: kube_pod_labels label holding the phase (default: %(default)s)")
     j.add_argument("--sacct", action="store_true",
                    help="import the window's Slurm jobs: `sacct --allusers --json` over the window (TZ=UTC), then "
@@ -72,4 +74,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     r.add_argument("--estimates", metavar="FILE", help="manual phases estimated from TDP, as `wattprint report`")
     r.add_argument("--top-jobs", type=int, default=10, metavar="N",
                    help="jobs listed in the report (default: %(default)s)")
-    common(p)
+    flags.common(p)
+
+
+def request(args: argparse.Namespace) -> RunRequest:
+    return RunRequest(
+        month=args.month, start=args.start, end=args.end, prometheus=flags.prom_source(args), step=args.step,
+        match=tuple(args.match), power_metric=args.power_metric, sync_kubernetes=args.sync_kubernetes,
+        project_label=args.project_label, phase_label=args.phase_label, sacct=args.sacct, sacct_args=args.sacct_args,
+        jobs_file=args.jobs_file, jobs_format=args.jobs_format, timezone=args.timezone, rules=args.rules,
+        intensity_source=args.intensity_source, intensity_zone=args.intensity_zone,
+        intensity_token_file=args.intensity_token_file, intensity_base_url=args.intensity_base_url,
+        intensity_file=args.intensity_file, intensity_format=args.intensity_format, out_dir=args.out_dir,
+        formats=tuple(args.formats or ()), layers=args.layers, idle_policy=args.idle_policy, estimates=args.estimates,
+        top_jobs=args.top_jobs, db=args.db, quiet=args.quiet)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return run_month(request(args), settings)

@@ -11,6 +11,7 @@ from ..live.intensity_server import (
     DEFAULT_TIMEOUT_S,
     LOG_FORMATS,
     LOG_LEVELS,
+    ServeRequest,
     options,
     serve,
 )
@@ -67,6 +68,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "(default: logfmt)")
 
 
+def request(args: argparse.Namespace) -> ServeRequest:
+    """The flags as a request; the global --log.level/--log.format apply where the verb's own are not given."""
+    return ServeRequest(
+        source=args.source, zones=tuple(args.zone or ()), csv=args.csv, token_file=args.token_file,
+        base_url=args.base_url, refresh_interval=args.refresh_interval, timeout=args.timeout, max_age=args.max_age,
+        config=args.config, db=args.db, listen_address=args.listen_address, web_config_file=args.web_config_file,
+        log_level=args.log_level or getattr(args, "global_log_level", None),
+        log_format=args.log_format or getattr(args, "global_log_format", None))
+
+
 def run(args: argparse.Namespace) -> int:
     """Check flags and config (InputError: exit 2), then serve until SIGTERM/SIGINT."""
-    return serve(options(args))
+    return serve(options(request(args)))

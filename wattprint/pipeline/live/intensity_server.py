@@ -13,7 +13,6 @@ dashboards are written against those names.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -360,6 +359,26 @@ class IntensityCollector(Collector):
 # -- options --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class ServeRequest:
+    """`wattprint serve-intensity` as its flags give it, text as typed; options() checks it."""
+
+    source: str | None = None
+    zones: tuple[str, ...] = ()             # --zone, repeatable; none: the configured clusters' zones
+    csv: str | None = None
+    token_file: str | None = None
+    base_url: str | None = None
+    refresh_interval: str | None = None     # seconds; None: the default
+    timeout: str | None = None
+    max_age: str | None = None
+    config: str | None = None               # None: $WATTPRINT_CONFIG
+    db: str | None = None
+    listen_address: str = DEFAULT_LISTEN
+    web_config_file: str | None = None
+    log_level: str | None = None
+    log_format: str | None = None
+
+
+@dataclass(frozen=True)
 class Options:
     source: str
     zones: tuple[str, ...]
@@ -393,50 +412,50 @@ def _seconds(text: str | None, flag: str, default: float) -> float:
     return value
 
 
-def options(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str] = os.environ) -> Options:
+def options(request: ServeRequest, environ: dict[str, str] | os._Environ[str] = os.environ) -> Options:
     """Check every flag and the config; InputError (exit 2, one line) names the flag."""
     from .. import config as config_mod
 
-    source = (args.source or "").strip()
+    source = (request.source or "").strip()
     if not source:
         raise InputError("--source", "required", f"pass --source {{{','.join(SOURCES)}}}")
     if source not in SOURCES:
         raise InputError("--source", f"unknown source {source!r}", f"use one of {', '.join(SOURCES)}")
-    if source == "csv" and not args.csv:
+    if source == "csv" and not request.csv:
         raise InputError("--csv", "--source csv needs --csv FILE", "a generic CSV: timestamp,zone,intensity_g_per_kwh")
-    if args.csv and source != "csv":
+    if request.csv and source != "csv":
         raise InputError("--csv", f"only used with --source csv, not {source}", "drop --csv or pass --source csv")
-    if args.token_file and source not in ("electricitymaps", "watttime"):
+    if request.token_file and source not in ("electricitymaps", "watttime"):
         raise InputError("--token-file", f"{source} takes no credential", "drop --token-file")
-    if args.base_url is not None:
+    if request.base_url is not None:
         if source not in API_SOURCES:
             raise InputError("--base-url", f"{source} is not an API", "drop --base-url")
-        if not args.base_url.startswith(("http://", "https://")):
-            raise InputError("--base-url", f"{args.base_url!r} is not an http(s) URL", "e.g. https://api.example.com")
-        if "@" in urlsplit(args.base_url).netloc:
+        if not request.base_url.startswith(("http://", "https://")):
+            raise InputError("--base-url", f"{request.base_url!r} is not an http(s) URL", "e.g. https://api.example.com")
+        if "@" in urlsplit(request.base_url).netloc:
             # the URL is named in every refresh warning; as `intensity fetch` does
             raise InputError("--base-url", "the URL contains credentials (user:password@)",
                              "remove them; API credentials come from --token-file or the environment")
-    level = (args.log_level or getattr(args, "global_log_level", None) or "info").strip().lower()
+    level = (request.log_level or "info").strip().lower()
     if level not in LOG_LEVELS:
-        raise InputError("--log.level", f"unknown level {args.log_level!r}", f"use one of {', '.join(LOG_LEVELS)}")
-    log_format = (args.log_format or getattr(args, "global_log_format", None) or "logfmt").strip().lower()
+        raise InputError("--log.level", f"unknown level {request.log_level!r}", f"use one of {', '.join(LOG_LEVELS)}")
+    log_format = (request.log_format or "logfmt").strip().lower()
     if log_format not in LOG_FORMATS:
         raise InputError("--log.format", f"unknown format {log_format!r}", f"use one of {', '.join(LOG_FORMATS)}")
-    refresh_s = _seconds(args.refresh_interval, "--refresh-interval", DEFAULT_REFRESH_S)
-    timeout_s = _seconds(args.timeout, "--timeout", DEFAULT_TIMEOUT_S)
-    max_age_s = _seconds(args.max_age, "--max-age", DEFAULT_MAX_AGE_S)
+    refresh_s = _seconds(request.refresh_interval, "--refresh-interval", DEFAULT_REFRESH_S)
+    timeout_s = _seconds(request.timeout, "--timeout", DEFAULT_TIMEOUT_S)
+    max_age_s = _seconds(request.max_age, "--max-age", DEFAULT_MAX_AGE_S)
     if max_age_s <= refresh_s:
         raise InputError("--max-age", f"{max_age_s:g}s is not longer than --refresh-interval {refresh_s:g}s",
                          "a value would expire between two refreshes; raise --max-age (default 3 hours)")
 
-    cfg_path = args.config or environ.get("WATTPRINT_CONFIG") or None
+    cfg_path = request.config or environ.get("WATTPRINT_CONFIG") or None
     cfg: Config = config_mod.load(cfg_path)
     clusters = tuple(ClusterRow(c.name, c.provider, c.region, c.zone or WORLD, c.pue if c.pue is not None else 1.0)
                      for c in cfg.clusters.values())
     zones: list[str] = []
-    zones_from_flag = bool(args.zone)
-    for z in args.zone or ():
+    zones_from_flag = bool(request.zones)
+    for z in request.zones:
         z = canonical_zone(z)     # the spelling the config's zones and imported data use (wattprint/pipeline/zones.py)
         if not z:
             raise InputError("--zone", "empty zone", "e.g. --zone FR")
@@ -451,10 +470,10 @@ def options(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
     unserved_clusters = tuple((c.cluster, c.zone) for c in clusters if c.zone not in zones)
     budgets_g = {name: b.monthly_kgco2eq * 1000.0 for name, b in cfg.budgets.projects.items()}
     return Options(source=source, zones=tuple(zones), clusters=clusters, budgets_g=budgets_g, refresh_s=refresh_s,
-                   timeout_s=timeout_s, max_age_s=max_age_s, basis=cfg.intensity.basis, csv=args.csv,
-                   token_file=args.token_file, base_url=args.base_url, db=args.db, listen=args.listen_address,
-                   web_config_file=args.web_config_file, log_level=level, log_format=log_format,
-                   zones_from_flag=zones_from_flag,
+                   timeout_s=timeout_s, max_age_s=max_age_s, basis=cfg.intensity.basis, csv=request.csv,
+                   token_file=request.token_file, base_url=request.base_url, db=request.db,
+                   listen=request.listen_address, web_config_file=request.web_config_file, log_level=level,
+                   log_format=log_format, zones_from_flag=zones_from_flag,
                    unserved_clusters=unserved_clusters)
 
 

@@ -1,0 +1,38 @@
+"""`wattprint ingest`: its flags (the verb is wattprint/pipeline/verbs.py:ingest)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..settings import Settings
+from ..verbs import IngestRequest, ingest
+from . import flags
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "ingest", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="pull GPU and job energy series from a Prometheus-compatible API into DuckDB",
+        description="Pull energy counters (wattprint exporter, dcgm-exporter) and power gauges over "
+        "[--start, --end] at --step, store them, and rebuild the (job, GPU, hour) results. Re-running a "
+        "window replaces it; each query_range chunk commits on its own, so an interrupted run is completed "
+        "by running it again.",
+    )
+    flags.prometheus(p)
+    flags.window(p)
+    p.add_argument("--step", type=int, default=None, metavar="SECONDS",
+                   help="sampling step (default: config ingest.step_seconds, else 60)")
+    p.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
+                   help="only series with this label value (repeatable; values are escaped)")
+    p.add_argument("--power-metric", metavar="NAME",
+                   help="a power gauge in watts for GPUs without an energy counter (integrated, flagged)")
+    flags.common(p)
+
+
+def request(args: argparse.Namespace) -> IngestRequest:
+    return IngestRequest(prometheus=flags.prom_source(args), start=args.start, end=args.end, step=args.step,
+                         match=tuple(args.match), power_metric=args.power_metric, db=args.db, quiet=args.quiet)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return ingest(request(args), settings)

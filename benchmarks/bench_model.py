@@ -92,8 +92,7 @@ def settings(zones: int):
 def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: int) -> dict:
     """Write the fleet into a new wattprint DuckDB at `path`. path_kind: exporter | dcgm."""
     from wattprint.pipeline import db
-    from wattprint.pipeline.db import sql_text
-    from wattprint.pipeline.model import load_reference
+    from wattprint.pipeline.model import MODELS, load_reference, materialize, model, run_models
 
     if gpus % 8 or gpus <= 0:
         raise SystemExit("--gpus must be a positive multiple of 8 (8 GPUs per node)")
@@ -110,6 +109,7 @@ def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: 
     con = db.connect(path)
     s = settings(zones)
     load_reference(con, s)
+    run_models(con, MODELS, s.params())     # the derived tables, empty: the fleet's streams and intervals go in them
     widths = "[" + ", ".join(str(w) for w in LANE_WIDTHS) + "]"
     # one row per GPU: node, cluster (by 4-node group), lane (a block of `width` GPUs inside the group)
     con.execute(f"""
@@ -210,10 +210,11 @@ def generate(path: str, path_kind: str, gpus: int, days: int, jobs: int, zones: 
                {energy}, 'counter', NULL
         FROM ({minute_of})""")
     t_intervals = time.perf_counter() - t0
-    # what derive_intervals makes from the intervals and derive_results reads: each stream's span, and which source
-    # measures each GPU when (one source per GPU here)
-    for name in ("macros", "stg_stream_spans", "stg_gpu_coverage"):
-        con.execute(sql_text(name))
+    # what the model makes from the intervals before the results: each stream's span, and which source measures
+    # each GPU when (one source per GPU here; every interval is a counter's)
+    con.execute("CREATE TEMP VIEW stg_counter_intervals AS SELECT * FROM energy_intervals")
+    for name in ("macros", "stream_spans", "gpu_coverage"):
+        materialize(con, model(name), s.params())
     # hourly intensity per zone: a daily cycle plus noise; ~1 % of hours missing, and zone 1 has a 14-hour
     # outage (hours 50-63), so nearest_hour and monthly_mean fallbacks both run
     hours = days * 24
@@ -291,16 +292,16 @@ def phase_wattprint(path: str, zones: int, reps: int, memory_limit: str | None, 
     con = open_db(path, memory_limit)
     s = settings(zones)
     steps: dict[str, float] = {}
-    real_run_sql = model.run_sql
+    real_materialize = model.materialize
 
-    def timed_run_sql(c, name, params=None):
+    def timed_materialize(c, m, params, sql=None):
         t = time.perf_counter()
         try:
-            return real_run_sql(c, name, params)
+            return real_materialize(c, m, params, sql)
         finally:
-            steps[name] = time.perf_counter() - t
+            steps[m.name] = time.perf_counter() - t
 
-    model.run_sql = timed_run_sql
+    model.materialize = timed_materialize
     runs = []
     for _ in range(reps):
         steps.clear()
@@ -310,7 +311,7 @@ def phase_wattprint(path: str, zones: int, reps: int, memory_limit: str | None, 
         con.execute(ROLLUP_SQL)
         t2 = time.perf_counter()
         runs.append({"seconds": t2 - t0, "derive": t1 - t0, "rollup": t2 - t1, **steps})
-    model.run_sql = real_run_sql
+    model.materialize = real_materialize
     in_order = [r["seconds"] for r in runs]
     runs.sort(key=lambda r: r["seconds"])
     mid = runs[len(runs) // 2]
@@ -339,16 +340,17 @@ def phase_wattprint(path: str, zones: int, reps: int, memory_limit: str | None, 
 
 def phase_profile(path: str, zones: int, memory_limit: str | None) -> dict:
     """EXPLAIN ANALYZE (JSON profiling) of int_hourly_pieces.sql: the operators that took the time."""
-    from wattprint.pipeline.db import sql_text
+    from wattprint.pipeline.model import materialize, model
 
     con = open_db(path, memory_limit)
-    for name in ("macros", "int_node_allocations"):     # the inputs derive_results makes before it
-        con.execute(sql_text(name))
+    params = settings(zones).params()
+    for name in ("macros", "int_node_allocations"):     # what the model makes before it
+        materialize(con, model(name), params)
     prof = str(Path(path).with_suffix(".profile.json"))
     con.execute("PRAGMA enable_profiling = 'json'")
     con.execute(f"PRAGMA profiling_output = '{prof}'")
     t0 = time.perf_counter()
-    con.execute(sql_text("int_hourly_pieces"))
+    materialize(con, model("int_hourly_pieces"), params)
     wall = time.perf_counter() - t0
     con.execute("PRAGMA disable_profiling")
     tree = json.loads(Path(prof).read_text())

@@ -1,9 +1,8 @@
 -- Reference for tests only: a straightforward version of pipeline/sql/int_hourly_pieces.sql (range joins of every
 -- interval with every allocation segment and every coverage island). The shipped version is written for speed;
--- tests/test_model_reference.py checks that both give the same hourly_pieces on random data. It computes the
--- allocation segments itself (not from alloc_segments) and the node's GPUs per hour from stream_spans.
+-- tests/test_model_reference.py checks that both give the same int_hourly_pieces on random data. It computes the
+-- allocation segments itself (not from int_node_allocations) and the node's GPUs per hour from stream_spans.
 -- Who used each joule, per stream and UTC hour: see int_hourly_pieces.sql for the attributions.
-CREATE OR REPLACE TEMP TABLE hourly_pieces AS
 WITH
 st AS (
     SELECT *, source <> 'wattprint' AND kind IN ('gpu', 'gpu_power') AS gpu_level,

@@ -1,21 +1,66 @@
-"""Rebuild the derived tables (streams, intervals, gaps, the fct_* results, node_rapl_hour) from what is stored.
+"""Build the derived tables from what is stored: the runner and the model graph.
 
-Everything derived is recomputed from samples, jobs and intensity in one transaction, so the
-result never depends on the order imports ran in, and a failed build leaves the last good one.
+Every derived table is one query in wattprint/pipeline/sql/<table>.sql (the file name is the table's name), built
+here in the order of MODELS, each from the stored inputs (series, samples, ingest coverage, jobs, job nodes,
+intensity, the config's clusters) and the tables before it. `table` models are kept in the database for the
+reports; `temp` ones live for the build only. Macros (macros*.sql) hold the rules several models share.
+Everything is recomputed in the caller's transaction, so the result never depends on the order imports ran in,
+and a failed build leaves the last good one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 
-from .db import run_sql, transaction
+from .db import sql_text, transaction
 from .sources.intensity.embedded import AnnualIntensity
 
-DERIVED = ("fct_gpu_hour", "fct_job_gpu_hour", "fct_job_cpu_hour", "fct_job_cpu_time_hour", "node_rapl_hour",
-           "gpu_held_hour", "energy_gaps", "gpu_coverage", "stream_spans", "energy_intervals", "streams")
+
+@dataclass(frozen=True)
+class Model:
+    """One derived table: sql/<name>.sql, a query over the stored inputs and the models before it."""
+
+    name: str
+    kind: str = "table"                 # table: kept in the database; temp: this build only; macro: macros a later
+                                        # model uses (the file creates them, after the tables they read)
+    params: tuple[str, ...] = ()        # the $names the query binds, from BuildSettings.params()
+
+
+MACROS = (Model("macros", "macro"), Model("macros_intensity", "macro"))
+INTERVALS = (
+    # samples -> streams and energy per interval
+    Model("stg_series_stream", "temp", ("default_cluster",)),
+    Model("macros_counter_deltas", "macro"),
+    Model("streams"),
+    Model("stg_counter_intervals", "temp", ("max_gap_s",)),
+    Model("gpu_coverage"),
+    Model("stg_power_intervals", "temp", ("max_gap_s",)),
+    Model("energy_intervals"),
+    Model("stream_spans"),
+    Model("energy_gaps", params=("max_gap_s",)),
+    # read from samples without pricing
+    Model("fct_job_cpu_time_hour", params=("max_gap_s",)),
+    Model("gpu_held_hour", params=("max_gap_s",)),
+    Model("node_rapl_hour"),
+)
+RESULTS = (
+    # intervals + ledger + intensity -> the priced results
+    Model("int_node_allocations", "temp"),
+    Model("int_hourly_pieces", "temp"),
+    Model("int_balance_pieces", "temp"),
+    Model("int_intensity_needed", "temp"),
+    Model("int_intensity_resolved", "temp", ("bound_h", "world_g_per_kwh")),
+    Model("int_priced_pieces", "temp"),
+    Model("fct_job_gpu_hour"),
+    Model("fct_job_cpu_hour"),
+    Model("fct_gpu_hour"),
+)
+MODELS = MACROS + INTERVALS + RESULTS
+DERIVED = tuple(m.name for m in MODELS if m.kind == "table")
 
 
 @dataclass(frozen=True)
@@ -37,6 +82,10 @@ class BuildSettings:
     world_g_per_kwh: float = 0.0
     annual: tuple[AnnualIntensity, ...] = field(default=())
     config_path: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"default_cluster": self.default_cluster, "max_gap_s": self.max_gap_s,
+                "bound_h": self.nearest_hour_bound_h, "world_g_per_kwh": self.world_g_per_kwh}
 
 
 @dataclass(frozen=True)
@@ -92,57 +141,44 @@ def build(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
 def rebuild(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
     """Rebuild inside the caller's transaction (imports use this so data and results commit together)."""
     load_reference(con, s)
-    derive_intervals(con, s)
-    return derive_results(con, s)
-
-
-def derive_intervals(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
-    """samples -> streams, energy_intervals, energy_gaps, which source measures each GPU when (gpu_coverage); and what
-    is read from samples without pricing: the jobs' CPU time per hour (fct_job_cpu_time_hour, with the ledger's
-    facts), the time each job held each GPU (gpu_held_hour) and RAPL readability (node_rapl_hour)."""
-    for table in DERIVED:
-        con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names, no input
-    run_sql(con, "macros")
-    run_sql(con, "stg_series_stream", {"default_cluster": s.default_cluster})
-    run_sql(con, "stg_streams")
-    run_sql(con, "stg_counter_deltas")
-    run_sql(con, "stg_intervals_counter", {"max_gap_s": s.max_gap_s})
-    run_sql(con, "stg_counter_stepbacks")
-    con.execute("UPDATE energy_intervals SET energy_j = 0, quality = 'counter_stepback'"
-                " WHERE (stream_id, end_ts) IN (SELECT (stream_id, end_ts) FROM counter_stepbacks)")
-    run_sql(con, "stg_stream_spans")
-    run_sql(con, "stg_gpu_coverage")
-    run_sql(con, "stg_intervals_power", {"max_gap_s": s.max_gap_s})
-    run_sql(con, "stg_stream_spans")
-    run_sql(con, "stg_gaps", {"max_gap_s": s.max_gap_s})
-    run_sql(con, "fct_job_cpu_time_hour", {"max_gap_s": s.max_gap_s})
-    run_sql(con, "stg_gpu_held_hour", {"max_gap_s": s.max_gap_s})
-    run_sql(con, "fct_node_rapl_hour")
-    con.execute("DROP MACRO TABLE IF EXISTS counter_deltas")
-    for temp in ("series_stream", "counter_stepbacks"):
-        con.execute(f"DROP TABLE IF EXISTS {temp}")
+    run_models(con, MODELS, s.params())
+    return _summary(con, s)
 
 
 def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
-    """streams + energy_intervals + jobs + intensity -> fct_job_gpu_hour (GPUs), fct_job_cpu_hour (host) and the
-    reconciliation of every GPU-hour against its hardware counter (fct_gpu_hour)."""
-    con.execute("DELETE FROM fct_job_gpu_hour")
-    con.execute("DELETE FROM fct_job_cpu_hour")
-    con.execute("DELETE FROM fct_gpu_hour")
-    run_sql(con, "macros")
-    run_sql(con, "int_node_allocations")
-    run_sql(con, "int_hourly_pieces")
-    run_sql(con, "int_balance_pieces")
-    con.execute("CREATE OR REPLACE TEMP TABLE intensity_needed AS"
-                " SELECT DISTINCT coalesce(c.zone, '') AS zone, h.hour_idx FROM hourly_pieces h"
-                " JOIN streams st USING (stream_id) LEFT JOIN clusters c USING (cluster)")
-    run_sql(con, "int_intensity_resolved",
-            {"bound_h": s.nearest_hour_bound_h, "world_g_per_kwh": s.world_g_per_kwh})
-    run_sql(con, "int_priced_pieces")
-    run_sql(con, "fct_job_gpu_hour")
-    run_sql(con, "fct_job_cpu_hour")
-    run_sql(con, "fct_gpu_hour")
-    con.execute("DROP VIEW IF EXISTS priced_pieces")
+    """Only the priced results (RESULTS), from the stored intervals: for benchmarks that write intervals directly."""
+    run_models(con, MACROS + RESULTS, s.params())
+    return _summary(con, s)
+
+
+def materialize(con: duckdb.DuckDBPyConnection, model: Model, params: dict[str, Any], sql: str | None = None) -> None:
+    """(Re)create the model's table from its query (or from `sql`, a query standing in for it: tests' references)."""
+    query = sql if sql is not None else sql_text(model.name)
+    if model.kind == "macro":
+        con.execute(query)
+        return
+    kind = "TEMP TABLE" if model.kind == "temp" else "TABLE"
+    bound = {p: params[p] for p in model.params}
+    con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{query}", bound or None)
+
+
+def run_models(con: duckdb.DuckDBPyConnection, models: Iterable[Model], params: dict[str, Any]) -> None:
+    """Build `models` in order, then drop the build's temp tables."""
+    built = []
+    for model in models:
+        materialize(con, model, params)
+        built.append(model)
+    for model in reversed(built):
+        if model.kind == "temp":
+            con.execute(f"DROP TABLE IF EXISTS {model.name}")
+
+
+def model(name: str) -> Model:
+    """The model named `name` (KeyError if there is none)."""
+    return {m.name: m for m in MODELS}[name]
+
+
+def _summary(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
     row = con.execute(
         "SELECT (SELECT count(*) FROM energy_intervals), (SELECT count(*) FROM energy_gaps),"
         " count(*), coalesce(sum(energy_j), 0), coalesce(sum(emissions_g), 0) FROM fct_job_gpu_hour"
@@ -156,7 +192,5 @@ def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSum
         " VALUES (now(), ?, ?, ?, ?)",
         [s.config_path, row[0], row[2], s.world_g_per_kwh],
     )
-    for temp in ("hourly_pieces", "balance_pieces", "alloc_segments", "intensity_needed", "intensity_resolved"):
-        con.execute(f"DROP TABLE IF EXISTS {temp}")
     return BuildSummary(int(row[0]), int(row[1]), int(row[2]), float(row[3]), float(row[4]),
                         int(cpu[0]), float(cpu[1]), float(cpu[2]), float(cpu[3]))

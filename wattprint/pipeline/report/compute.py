@@ -729,14 +729,15 @@ def _whatif(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions
                 " sum(energy_j + ? * cpu_j + ? * (idle_j + ? * cpu_idle_j)) AS energy_j FROM rpt_rows GROUP BY 1",
                 [c, k, c])
     zones = sorted({row[3] for row in candidates})
-    con.execute("CREATE OR REPLACE TEMP TABLE intensity_needed AS SELECT z.zone, p.hour_idx FROM rpt_profile p"
+    con.execute("CREATE OR REPLACE TEMP TABLE rpt_intensity_needed AS SELECT z.zone, p.hour_idx FROM rpt_profile p"
                 " CROSS JOIN (SELECT unnest(CAST(? AS VARCHAR[])) AS zone) z", [zones])
     b = settings.build_settings()
-    run_sql(con, "int_intensity_resolved", {"bound_h": b.nearest_hour_bound_h, "world_g_per_kwh": b.world_g_per_kwh})
+    run_sql(con, "macros_intensity")   # the model's intensity rule, for other zones at the same hours
     priced = {z: (g, e, h) for z, g, e, h in con.execute(
         "SELECT r.zone, sum(p.energy_j * r.g_per_kwh) / 3600000.0, sum(p.energy_j),"
         " coalesce(sum(p.energy_j) FILTER (WHERE r.quality = 'hourly'), 0)"
-        " FROM rpt_profile p JOIN intensity_resolved r USING (hour_idx) GROUP BY 1").fetchall()}
+        " FROM rpt_profile p JOIN intensity_resolved('rpt_intensity_needed', ?, ?) r USING (hour_idx) GROUP BY 1",
+        [b.nearest_hour_bound_h, b.world_g_per_kwh]).fetchall()}
     for cluster, provider, region, zone, pue in candidates:
         g, e, h = priced.get(zone, (0.0, 0.0, 0.0))
         factor = pue if "pue" in o.layers else 1.0
@@ -748,7 +749,7 @@ def _whatif(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions
     out["best"] = best
     out["saving_kg"] = max(0.0, out["actual_kg"] - best["emissions_kg"])
     out["saving_pct"] = _fraction(out["saving_kg"], out["actual_kg"])
-    for t in ("rpt_profile", "intensity_needed", "intensity_resolved"):
+    for t in ("rpt_profile", "rpt_intensity_needed"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return out
 

@@ -127,6 +127,14 @@ def _open(path: str | None) -> Any:
         con.close()
         raise InputError(str(target), f"the database is at schema version {version}, this wattprint needs {newest}",
                          "run `wattprint build` once (it upgrades the schema and rebuilds the results)")
+    from ..model import DERIVED
+
+    missing = [t for t in DERIVED if not con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [t]).fetchall()[0][0]]
+    if missing:
+        con.close()
+        raise InputError(str(target), f"no results built yet (no {', '.join(missing)})",
+                         "run `wattprint build` (any import or ingest builds them too)")
     return con
 
 

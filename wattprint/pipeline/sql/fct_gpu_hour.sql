@@ -3,7 +3,7 @@
 -- energy counter in that hour (the wattprint exporter's GPU counter, else the dcgm-exporter counter for the time
 -- it is the source priced). A difference beyond rounding means a joule priced twice or not at all; the reports
 -- list every such hour in their data quality and the all-projects report's fleet reconciliation.
---  sources     the sources priced in the hour, best first (stg_gpu_coverage.sql: wattprint, dcgm, power)
+--  sources     the sources priced in the hour, best first (gpu_coverage.sql: wattprint, dcgm, power)
 --  counter_j   the hardware counter; NULL when a power gauge is priced in that hour (integrated, nothing exact to
 --              compare) or no counter measured the GPU
 --  residual_j  of the priced energy, what the counter measured and no job or idle counter accounted for
@@ -12,8 +12,6 @@
 --  unpriced_j  what a less preferred source measured of the GPU while a better one did: not priced
 -- The identity columns are those of the preferred source's series. One pass: every input row is tagged with what it
 -- adds to, and summed per GPU-hour.
-INSERT INTO fct_gpu_hour (hour_ts, cluster, hostname, gpu, uuid, gpu_key, sources, counter_j, priced_j, residual_j,
-                          excess_j, unpriced_j, diff_j, cause)
 WITH
 gs AS (
     SELECT stream_id, source, kind, gpu_key,
@@ -26,19 +24,19 @@ tagged AS (
            0.0 AS unpriced_j, 0.0 AS residual_j, 0.0 AS excess_j, NULL::INTEGER AS rank
     FROM fct_job_gpu_hour
     UNION ALL
-    -- wattprint: the GPU counter as hourly_pieces cut it; dcgm: its energy in the time it is priced
+    -- wattprint: the GPU counter as int_hourly_pieces cut it; dcgm: its energy in the time it is priced
     SELECT gs.gpu_key, h.hour_idx, 0.0,
            CASE WHEN gs.kind = 'gpu' AND (h.attribution = 'counter_total'
                                           OR (gs.rank = 2 AND h.attribution <> 'unpriced')) THEN h.energy_j
                 ELSE 0.0 END,
            CASE WHEN h.attribution = 'unpriced' THEN h.energy_j ELSE 0.0 END, 0.0, 0.0,
            CASE WHEN h.attribution NOT IN ('counter_total', 'unpriced') THEN gs.rank END
-    FROM hourly_pieces h JOIN gs USING (stream_id)
+    FROM int_hourly_pieces h JOIN gs USING (stream_id)
     UNION ALL
     SELECT gs.gpu_key, b.hour_idx, 0.0, 0.0, 0.0,
            CASE WHEN b.attribution IN ('residual_share', 'unallocated') THEN b.energy_j ELSE 0.0 END,
            CASE WHEN b.attribution IN ('exporter', 'idle') THEN -b.energy_j ELSE 0.0 END, NULL
-    FROM balance_pieces b JOIN gs USING (stream_id)
+    FROM int_balance_pieces b JOIN gs USING (stream_id)
 ),
 r AS (
     SELECT gpu_key, hour_idx, sum(priced_j) AS priced_j, sum(counter_j) AS counter_j, sum(unpriced_j) AS unpriced_j,
@@ -59,11 +57,13 @@ c AS (
            CASE WHEN coalesce(r.counted, false) AND NOT coalesce(r.by_power, false) THEN r.counter_j END AS counter
     FROM r JOIN names n USING (gpu_key)
 )
-SELECT to_timestamp(hour_idx * 3600), id[1], id[2], id[3], id[4], gpu_key,
+SELECT to_timestamp(hour_idx * 3600) AS hour_ts, id[1] AS cluster, id[2] AS hostname, id[3] AS gpu, id[4] AS uuid,
+       gpu_key,
        concat_ws(',', CASE WHEN by_wattprint THEN 'wattprint' END, CASE WHEN by_dcgm THEN 'dcgm' END,
-                 CASE WHEN by_power THEN 'power' END),
-       counter, priced_j, residual_j, excess_j, unpriced_j, priced_j - counter,
+                 CASE WHEN by_power THEN 'power' END) AS sources,
+       counter::DOUBLE AS counter_j, priced_j::DOUBLE AS priced_j, residual_j::DOUBLE AS residual_j,
+       excess_j::DOUBLE AS excess_j, unpriced_j::DOUBLE AS unpriced_j, (priced_j - counter)::DOUBLE AS diff_j,
        CASE WHEN counter IS NULL OR abs(priced_j - counter) <= 1.0 + 1e-6 * abs(counter) THEN NULL
             WHEN priced_j > counter THEN 'priced more than the GPU energy counter measured'
-            ELSE 'priced less than the GPU energy counter measured' END
+            ELSE 'priced less than the GPU energy counter measured' END AS cause
 FROM c

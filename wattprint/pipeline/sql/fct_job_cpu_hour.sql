@@ -2,11 +2,8 @@
 -- priced exactly like fct_job_gpu_hour (int_priced_pieces.sql): the exporter split each socket's energy among the
 -- jobs by CPU time (attribution 'exporter') and booked the rest as host idle (attribution 'idle', job_id NULL);
 -- energy the socket's counter saw and none of those counters did is 'unallocated' (int_balance_pieces.sql).
-INSERT INTO fct_job_cpu_hour (hour_ts, cluster, hostname, socket, domain, job_id, project, phase, user_name, region,
-                              zone, attribution, energy_quality, intensity_quality, in_ledger, energy_j, pue,
-                              intensity_g_per_kwh, emissions_g, cpu_model)
 SELECT hour_ts, cluster, hostname, socket, domain, job_id, project, phase, user_name, region, zone, attribution,
        energy_quality, intensity_quality, in_ledger, energy_j, pue, intensity_g_per_kwh, emissions_g,
        model AS cpu_model
-FROM priced_pieces
+FROM int_priced_pieces
 WHERE kind IN ('cpu_job', 'cpu_idle', 'cpu')    -- 'cpu': socket energy no job or idle counter accounts for

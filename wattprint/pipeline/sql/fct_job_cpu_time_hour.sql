@@ -1,9 +1,7 @@
 -- CPU time (core-seconds of the job's cgroup) per (job, host, UTC hour), from the exporter's
--- wattprint_job_cpu_seconds_total counters with the same counter rules as energy (stg_counter_deltas.sql), cut at
+-- wattprint_job_cpu_seconds_total counters with the same counter rules as energy (macros_counter_deltas.sql), cut at
 -- hour boundaries pro rata by time, with the ledger's facts (jobs are matched on (cluster, job_id), as GPU rows).
 -- CPU-hours of a phase are its rows' cpu_seconds / 3600; the reports also share host idle energy by them.
-INSERT INTO fct_job_cpu_time_hour (hour_ts, cluster, hostname, job_id, project, phase, user_name, in_ledger,
-                                   cpu_seconds, quality)
 WITH d AS (
     SELECT stream_id, quality, amount, epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us
     FROM counter_deltas(['cpu_seconds'], $max_gap_s)

@@ -10,23 +10,22 @@
 --             none, 'unallocated'. Host: 'unallocated' (host energy no job counter accounts for).
 --  excess     the split streams counted more than the total: after an exporter restored older totals from its
 --             --state-file, the energy since that save is booked again to the jobs found at the first poll (or to
---             idle) while the counters that stepped back count nothing (stg_counter_stepbacks.sql). The split
+--             idle) while the counters that stepped back count nothing (stg_counter_intervals.sql). The split
 --             intervals ending in that total interval are scaled down to it, pro rata.
 -- Only hours where an exporter total and its split disagree by more than rounding (1 J + 1 ppm of the hour) are
 -- looked at, interval by interval (1/2 J + 1 ppm): on consistent data this reads no interval (the EXISTS guards
 -- let DuckDB skip the scans of energy_intervals before it builds a hash table on them).
--- Rows have hourly_pieces' columns: energy_j is added to (residual) or taken from (excess, negative) what
--- hourly_pieces has, and int_priced_pieces.sql sums both.
-CREATE OR REPLACE TEMP TABLE balance_pieces AS
+-- Rows have int_hourly_pieces' columns: energy_j is added to (residual) or taken from (excess, negative) what
+-- int_hourly_pieces has, and int_priced_pieces.sql sums both.
 WITH
 totals AS (
     SELECT stream_id AS parent_id, hour_idx, sum(energy_j) AS total_j
-    FROM hourly_pieces WHERE attribution = 'counter_total'
+    FROM int_hourly_pieces WHERE attribution = 'counter_total'
     GROUP BY ALL
 ),
 splits AS (
     SELECT st.parent_id, h.hour_idx, sum(h.energy_j) AS split_j
-    FROM hourly_pieces h
+    FROM int_hourly_pieces h
     JOIN streams st USING (stream_id)
     WHERE h.attribution IN ('exporter', 'idle') AND st.parent_id IS NOT NULL
     GROUP BY ALL
@@ -112,7 +111,7 @@ cand AS (
                 WHEN NOT EXISTS (SELECT 1 FROM seen x WHERE x.cluster = r.cluster AND x.node = r.node
                                                         AND x.job_id = a.job_id) THEN 2 END AS tier
     FROM res r
-    JOIN alloc_segments a ON a.cluster = r.cluster AND a.node = r.node AND a.job_id IS NOT NULL
+    JOIN int_node_allocations a ON a.cluster = r.cluster AND a.node = r.node AND a.job_id IS NOT NULL
                          AND a.seg_start < r.end_ts AND a.seg_end > r.start_ts
     LEFT JOIN node_size ns ON ns.cluster = r.cluster AND ns.node = r.node
     WHERE r.kind = 'gpu'

@@ -11,7 +11,7 @@
 --  counter_total: not priced: the wattprint exporter's total counters (a GPU's, a CPU socket's), which its split
 --                 streams (exporter + idle) must add up to (int_balance_pieces.sql, fct_gpu_hour.sql)
 --  unpriced:      not priced: what a less preferred source (dcgm, a power gauge) measured of a GPU while a better one
---                 measured it too (stg_gpu_coverage.sql); one GPU is priced from one source at a time
+--                 measured it too (gpu_coverage.sql); one GPU is priced from one source at a time
 -- Intervals are cut at allocation changes and at hour boundaries, pro rata by time.
 -- gpu_seconds: the time each piece covers in which its counter counted something, times the job's share of the GPU
 -- (node_share) or the unshared rest (unallocated). A job's exporter rows take it from the exporter's held-GPU-time
@@ -27,7 +27,6 @@
 -- segment, the GPUs of the node in that hour) is joined onto those hourly sums, not onto the intervals.
 -- Intervals of GPU-level streams that a better source covers in part (rare: two exporters on one GPU) are cut at
 -- that coverage first.
-CREATE OR REPLACE TEMP TABLE hourly_pieces AS
 WITH
 streams_in AS (
     SELECT stream_id, source, kind, cluster, node, gpu_key, job_id,
@@ -42,10 +41,10 @@ held_jobs AS (
     SELECT DISTINCT stream_id FROM gpu_held_hour
 ),
 segs AS (
-    SELECT DISTINCT cluster, node, seg_start, seg_end FROM alloc_segments
+    SELECT DISTINCT cluster, node, seg_start, seg_end FROM int_node_allocations
 ),
 seg_jobs AS (
-    SELECT * FROM alloc_segments WHERE job_id IS NOT NULL
+    SELECT * FROM int_node_allocations WHERE job_id IS NOT NULL
 ),
 -- the GPUs a node had in each hour: every GPU counter or gauge (any source) whose stream spans part of the hour
 node_gpu_hours AS (

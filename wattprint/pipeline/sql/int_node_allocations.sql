@@ -7,7 +7,6 @@
 --  seg_unknown: how many of its jobs have an unknown count
 -- A job with 0 GPUs on a node holds none of its GPUs. Read by int_hourly_pieces.sql (node_share) and
 -- int_balance_pieces.sql (energy no exporter counter accounts for).
-CREATE OR REPLACE TEMP TABLE alloc_segments AS
 WITH
 alloc AS (
     SELECT n.cluster, node_key(n.node) AS node, j.job_id, j.start_ts,

@@ -1,21 +1,20 @@
 -- Every hourly piece (GPU and host streams alike) with its ledger facts, cluster, intensity and price: the one
 -- place the emissions formula lives. fct_job_gpu_hour and fct_job_cpu_hour select their streams from it.
 --   emissions_g = energy_j / 3.6e6 kWh/J * PUE * intensity (gCO2eq/kWh)
--- The pieces are hourly_pieces' priced ones (not the exporter's totals, not what a less preferred source measured
+-- The pieces are int_hourly_pieces' priced ones (not the exporter's totals, not what a less preferred source measured
 -- of a GPU another one measured) with int_balance_pieces' corrections added (summed in when there are any: nearly
 -- always there are none), less a job's rows that hold neither energy nor time (its series kept after it left the
 -- GPU).
-CREATE OR REPLACE TEMP VIEW priced_pieces AS
 WITH b AS (
     SELECT stream_id, hour_idx, job_id, attribution, quality, energy_j, gpu_seconds
-    FROM hourly_pieces WHERE attribution NOT IN ('counter_total', 'unpriced')
+    FROM int_hourly_pieces WHERE attribution NOT IN ('counter_total', 'unpriced')
 ),
 h AS (
-    SELECT * FROM b WHERE NOT EXISTS (SELECT 1 FROM balance_pieces)
+    SELECT * FROM b WHERE NOT EXISTS (SELECT 1 FROM int_balance_pieces)
     UNION ALL
     SELECT stream_id, hour_idx, job_id, attribution, quality, sum(energy_j), sum(gpu_seconds)
-    FROM (SELECT * FROM b UNION ALL BY NAME SELECT * FROM balance_pieces)
-    WHERE EXISTS (SELECT 1 FROM balance_pieces)
+    FROM (SELECT * FROM b UNION ALL BY NAME SELECT * FROM int_balance_pieces)
+    WHERE EXISTS (SELECT 1 FROM int_balance_pieces)
     GROUP BY ALL
 )
 SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
@@ -39,5 +38,5 @@ FROM h
 JOIN streams st USING (stream_id)
 LEFT JOIN clusters c ON c.cluster = st.cluster
 LEFT JOIN jobs j ON j.cluster = st.cluster AND j.job_id = h.job_id
-JOIN intensity_resolved r ON r.zone = coalesce(c.zone, '') AND r.hour_idx = h.hour_idx
+JOIN int_intensity_resolved r ON r.zone = coalesce(c.zone, '') AND r.hour_idx = h.hour_idx
 WHERE h.job_id IS NULL OR h.energy_j <> 0 OR h.gpu_seconds <> 0

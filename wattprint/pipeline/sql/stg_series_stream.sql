@@ -6,7 +6,6 @@
 -- Host series (the exporter's RAPL collector) have no GPU ('' for gpu and uuid); GPU series no socket or domain ('').
 -- node is the host's node key and gpu_key the physical GPU (sql/macros.sql): joins to the ledger and between
 -- sources use them, never the host name as spelled.
-CREATE OR REPLACE TEMP TABLE series_stream AS
 WITH s AS (
     SELECT se.series_id,
            se.source,

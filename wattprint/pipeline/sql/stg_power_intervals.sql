@@ -1,12 +1,11 @@
 -- Power gauge -> energy by the trapezoid rule between samples, flagged as lower quality. Across a
--- gap longer than the bound nothing is invented: stg_gaps.sql records it instead. An energy counter is exact, so
+-- gap longer than the bound nothing is invented: energy_gaps.sql records it instead. An energy counter is exact, so
 -- intervals wholly inside the time an energy counter measured the same GPU (gpu_coverage) are not made at all;
 -- int_hourly_pieces.sql cuts the ones that overlap it.
-INSERT INTO energy_intervals (stream_id, start_ts, end_ts, energy_j, quality, label_job)
 WITH pts AS (
     SELECT ss.stream_id, sm.ts, max(sm.value) AS value, arg_max(se.job_id, sm.value) AS label_job
     FROM samples sm
-    JOIN series_stream ss USING (series_id)
+    JOIN stg_series_stream ss USING (series_id)
     JOIN series se USING (series_id)
     WHERE ss.kind = 'gpu_power'
     GROUP BY ss.stream_id, sm.ts
@@ -16,8 +15,9 @@ seq AS (
     FROM pts
     WINDOW w AS (PARTITION BY stream_id ORDER BY ts)
 )
-SELECT q.stream_id, q.prev_ts, q.ts, (q.prev_value + q.value) / 2 * (epoch(q.ts) - epoch(q.prev_ts)),
-       'power_integrated', q.label_job
+SELECT q.stream_id, q.prev_ts AS start_ts, q.ts AS end_ts,
+       ((q.prev_value + q.value) / 2 * (epoch(q.ts) - epoch(q.prev_ts)))::DOUBLE AS energy_j,
+       'power_integrated' AS quality, q.label_job
 FROM seq q
 JOIN streams st USING (stream_id)
 WHERE q.prev_ts IS NOT NULL AND epoch(q.ts) - epoch(q.prev_ts) <= $max_gap_s

@@ -4,17 +4,17 @@
 --  power            a power gauge: nothing is invented (energy NULL)
 -- Gaps of a power gauge while an energy counter measured the same GPU (gpu_coverage) are not gaps.
 -- Reports count gaps per GPU, merging its streams' gaps (reports.md).
-INSERT INTO energy_gaps (stream_id, start_ts, end_ts, energy_j, cause)
 WITH pts AS (
     SELECT DISTINCT ss.stream_id, sm.ts
     FROM samples sm
-    JOIN series_stream ss USING (series_id)
+    JOIN stg_series_stream ss USING (series_id)
     WHERE ss.kind = 'gpu_power'
 ),
 seq AS (
     SELECT stream_id, lag(ts) OVER (PARTITION BY stream_id ORDER BY ts) AS prev_ts, ts FROM pts
 )
-SELECT stream_id, start_ts, end_ts, energy_j, CASE quality WHEN 'gap' THEN 'counter' ELSE 'counter_restart' END
+SELECT stream_id, start_ts, end_ts, energy_j,
+       CASE quality WHEN 'gap' THEN 'counter' ELSE 'counter_restart' END AS cause
 FROM energy_intervals WHERE quality IN ('gap', 'gap_reset')
 UNION ALL
 SELECT q.stream_id, q.prev_ts, q.ts, NULL, 'power'

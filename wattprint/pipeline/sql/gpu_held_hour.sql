@@ -1,8 +1,7 @@
 -- The seconds each job held each GPU, per UTC hour: the exporter's wattprint_job_gpu_seconds_total counters with
--- the counter rules (stg_counter_deltas.sql), cut at hours pro rata by time, booked on the job's energy stream (its
+-- the counter rules (macros_counter_deltas.sql), cut at hours pro rata by time, booked on the job's energy stream (its
 -- parent). A job's GPU-seconds come from here when its counter was ingested; without it (older exporters) they
 -- are the time its energy counter rose (int_hourly_pieces.sql), never the retention tail after it left the GPU.
-INSERT INTO gpu_held_hour (stream_id, hour_idx, quality, held_s)
 WITH d AS (
     SELECT st.parent_id AS stream_id, c.quality, c.amount, epoch_us(c.start_ts) AS s_us, epoch_us(c.end_ts) AS e_us
     FROM counter_deltas(['gpu_seconds'], $max_gap_s) c

@@ -1,12 +1,10 @@
--- Streams: one row per stream of series_stream, with its parent: for the exporter's split streams (a GPU's job
+-- Streams: one row per stream of stg_series_stream, with its parent: for the exporter's split streams (a GPU's job
 -- and idle counters, a CPU socket's job and idle counters per RAPL domain) the total counter they split (the
--- GPU's, the socket's), which bounds what they can have counted in any interval (stg_counter_stepbacks.sql) and
+-- GPU's, the socket's), which bounds what they can have counted in any interval (stg_counter_intervals.sql) and
 -- which they must add up to (int_balance_pieces.sql); for a job's held-GPU-time counter, its energy stream.
-INSERT INTO streams (stream_id, source, kind, cluster, hostname, gpu, uuid, job_id, model, socket, domain, node,
-                     gpu_key, parent_id)
 WITH st AS (
     SELECT DISTINCT stream_id, source, kind, cluster, hostname, gpu, uuid, job_id, model, socket, domain, node, gpu_key
-    FROM series_stream
+    FROM stg_series_stream
 )
 SELECT c.*,
        CASE WHEN c.source = 'wattprint' AND c.kind IN ('job', 'idle', 'cpu_job', 'cpu_idle')

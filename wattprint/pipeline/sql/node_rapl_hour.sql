@@ -1,11 +1,10 @@
 -- Per host and UTC hour: how many wattprint_cpu_rapl_up samples there were and how many said every RAPL zone was
 -- read (1). A host with none is one whose exporter exported no RAPL series (collector off, older exporter); the
 -- reports' data quality names both cases. Two series of one host at one step (another scrape label) count once.
-INSERT INTO node_rapl_hour (hour_ts, cluster, hostname, samples, readable_samples)
 WITH pts AS (
     SELECT ss.stream_id, sm.ts, max(sm.value) AS value
     FROM samples sm
-    JOIN series_stream ss USING (series_id)
+    JOIN stg_series_stream ss USING (series_id)
     WHERE ss.kind = 'rapl_up'
     GROUP BY ALL
 )

@@ -1,5 +1,5 @@
 -- Counter samples -> the amount counted per interval, for the stream kinds asked for: a table macro, so energy
--- counters (stg_intervals_counter: joules) and time counters (fct_job_cpu_time_hour: CPU seconds; int_hourly_pieces:
+-- counters (stg_counter_intervals: joules) and time counters (fct_job_cpu_time_hour: CPU seconds; int_hourly_pieces:
 -- the seconds a job held a GPU) follow the same rules without sharing a column.
 -- Columns: stream_id, start_ts, end_ts, amount, quality, label_job.
 -- A drop is a restart from 0 (the value after it is the amount since the restart: 'counter_reset', or 'gap_reset'
@@ -9,7 +9,7 @@
 -- counter faster than 4,096 hardware threads: a drop to more than that is the counter stepping back (an exporter
 -- restored from an older --state-file, or a merge of two stores), which counts nothing: 'counter_stepback'. The
 -- split counters (a job's or the idle part of a GPU or socket) are bounded by their parent's counter instead, in
--- stg_counter_stepbacks.sql. A wattprint counter that first appears inside a window we were already looking at
+-- stg_counter_intervals.sql. A wattprint counter that first appears inside a window we were already looking at
 -- (the same store and query at ts - step did not return it) started from 0, so its first value is what was used
 -- since then and counts (over the step it appeared in); dcgm's counter runs since driver load, so never.
 -- The most a counter of this stream kind can rise in dt seconds (NULL: bounded by its parent, or not at all).
@@ -23,7 +23,7 @@ WITH sx AS (
     SELECT ss.series_id, ss.stream_id, ss.source, ss.kind, ss.series_kind, se.job_id, se.query,
            dense_rank() OVER (ORDER BY se.query) AS owner_rank,
            count(*) OVER (PARTITION BY ss.stream_id) = 1 AS alone
-    FROM series_stream ss
+    FROM stg_series_stream ss
     JOIN series se USING (series_id)
     WHERE list_contains(kinds, ss.kind)
 ),

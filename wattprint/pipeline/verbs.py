@@ -179,6 +179,10 @@ def matchers(match: tuple[str, ...]) -> dict[str, str]:
         if not sep or not key:
             raise InputError("--match", f"{m!r} is not LABEL=VALUE", "e.g. --match cluster=jean-zay")
         out[key] = value
+    if out:
+        from .promapi import selector
+
+        selector("", out)   # a label name PromQL refuses is bad input, found before the database is opened
     return out
 
 

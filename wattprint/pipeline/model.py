@@ -25,8 +25,9 @@ class Model:
     """One derived table: sql/<name>.sql, a query over the stored inputs and the models before it."""
 
     name: str
-    kind: str = "table"                 # table: kept in the database; temp: this build only; macro: macros a later
-                                        # model uses (the file creates them, after the tables they read)
+    kind: str = "table"                 # table: kept in the database; temp: a table for this build only; view: a
+                                        # temp view (read once, by the models after it); macro: macros a later model
+                                        # uses (the file creates them, after the tables they read)
     params: tuple[str, ...] = ()        # the $names the query binds, from BuildSettings.params()
 
 
@@ -54,7 +55,7 @@ RESULTS = (
     Model("int_balance_pieces", "temp"),
     Model("int_intensity_needed", "temp"),
     Model("int_intensity_resolved", "temp", ("bound_h", "world_g_per_kwh")),
-    Model("int_priced_pieces", "temp"),
+    Model("int_priced_pieces", "view"),
     Model("fct_job_gpu_hour"),
     Model("fct_job_cpu_hour"),
     Model("fct_gpu_hour"),
@@ -157,8 +158,10 @@ def materialize(con: duckdb.DuckDBPyConnection, model: Model, params: dict[str, 
     if model.kind == "macro":
         con.execute(query)
         return
-    kind = "TEMP TABLE" if model.kind == "temp" else "TABLE"
+    kind = {"table": "TABLE", "temp": "TEMP TABLE", "view": "TEMP VIEW"}[model.kind]
     bound = {p: params[p] for p in model.params}
+    if model.kind == "view" and bound:
+        raise ValueError(f"{model.name}: a view cannot bind parameters")
     con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{query}", bound or None)
 
 
@@ -169,8 +172,8 @@ def run_models(con: duckdb.DuckDBPyConnection, models: Iterable[Model], params: 
         materialize(con, model, params)
         built.append(model)
     for model in reversed(built):
-        if model.kind == "temp":
-            con.execute(f"DROP TABLE IF EXISTS {model.name}")
+        if model.kind in ("temp", "view"):
+            con.execute(f"DROP {'VIEW' if model.kind == 'view' else 'TABLE'} IF EXISTS {model.name}")
 
 
 def model(name: str) -> Model:

@@ -39,8 +39,8 @@ tagged AS (
     FROM int_balance_pieces b JOIN gs USING (stream_id)
 ),
 r AS (
-    SELECT gpu_key, hour_idx, sum(priced_j) AS priced_j, sum(counter_j) AS counter_j, sum(unpriced_j) AS unpriced_j,
-           sum(residual_j) AS residual_j, sum(excess_j) AS excess_j,
+    SELECT gpu_key, hour_idx, exact_sum(priced_j) AS priced_j, exact_sum(counter_j) AS counter_j,
+           exact_sum(unpriced_j) AS unpriced_j, exact_sum(residual_j) AS residual_j, exact_sum(excess_j) AS excess_j,
            bool_or(rank = 1) AS by_wattprint, bool_or(rank = 2) AS by_dcgm, bool_or(rank = 3) AS by_power,
            bool_or(counter_j <> 0) AS counted
     FROM tagged
@@ -67,3 +67,5 @@ SELECT to_timestamp(hour_idx * 3600) AS hour_ts, id[1] AS cluster, id[2] AS host
             WHEN priced_j > counter THEN 'priced more than the GPU energy counter measured'
             ELSE 'priced less than the GPU energy counter measured' END AS cause
 FROM c
+-- stored in a fixed order: the reports add these rows up in it, so equal results give equal reports
+ORDER BY ALL

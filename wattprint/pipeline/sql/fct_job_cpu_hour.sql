@@ -7,3 +7,5 @@ SELECT hour_ts, cluster, hostname, socket, domain, job_id, project, phase, user_
        model AS cpu_model
 FROM int_priced_pieces
 WHERE kind IN ('cpu_job', 'cpu_idle', 'cpu')    -- 'cpu': socket energy no job or idle counter accounts for
+-- stored in a fixed order: the reports add these rows up in it, so equal results give equal reports
+ORDER BY ALL

@@ -7,7 +7,7 @@ WITH d AS (
     FROM counter_deltas(['cpu_seconds'], $max_gap_s)
 ),
 hourly AS (
-    SELECT stream_id, h AS hour_idx, quality, sum(amount * hour_share(s_us, e_us, h)) AS cpu_s
+    SELECT stream_id, h AS hour_idx, quality, exact_sum(amount * hour_share(s_us, e_us, h)) AS cpu_s
     FROM (SELECT *, unnest(hours_of(s_us, e_us)) AS h FROM d)
     GROUP BY ALL
 )
@@ -22,3 +22,5 @@ SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
 FROM hourly h
 JOIN streams st USING (stream_id)
 LEFT JOIN jobs j ON j.cluster = st.cluster AND j.job_id = st.job_id
+-- stored in a fixed order: the reports add these rows up in it, so equal results give equal reports
+ORDER BY ALL

@@ -8,6 +8,6 @@ WITH d AS (
     JOIN streams st USING (stream_id)
     WHERE st.parent_id IS NOT NULL
 )
-SELECT stream_id, h AS hour_idx, quality, sum(amount * hour_share(s_us, e_us, h)) AS held_s
+SELECT stream_id, h AS hour_idx, quality, exact_sum(amount * hour_share(s_us, e_us, h)) AS held_s
 FROM (SELECT *, unnest(hours_of(s_us, e_us)) AS h FROM d)
 GROUP BY ALL

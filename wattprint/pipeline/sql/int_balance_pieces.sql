@@ -19,12 +19,12 @@
 -- int_hourly_pieces has, and int_priced_pieces.sql sums both.
 WITH
 totals AS (
-    SELECT stream_id AS parent_id, hour_idx, sum(energy_j) AS total_j
+    SELECT stream_id AS parent_id, hour_idx, exact_sum(energy_j) AS total_j
     FROM int_hourly_pieces WHERE attribution = 'counter_total'
     GROUP BY ALL
 ),
 splits AS (
-    SELECT st.parent_id, h.hour_idx, sum(h.energy_j) AS split_j
+    SELECT st.parent_id, h.hour_idx, exact_sum(h.energy_j) AS split_j
     FROM int_hourly_pieces h
     JOIN streams st USING (stream_id)
     WHERE h.attribution IN ('exporter', 'idle') AND st.parent_id IS NOT NULL
@@ -51,7 +51,7 @@ s AS (
       ON i.stream_id = st.stream_id AND i.end_ts > p.start_ts AND i.end_ts <= p.end_ts
 ),
 bal AS (
-    SELECT p.parent_id, p.start_ts, p.end_ts, p.total_j, p.quality, coalesce(sum(s.energy_j), 0) AS split_j
+    SELECT p.parent_id, p.start_ts, p.end_ts, p.total_j, p.quality, coalesce(exact_sum(s.energy_j), 0) AS split_j
     FROM p LEFT JOIN s ON s.parent_id = p.parent_id AND s.p_end = p.end_ts
     GROUP BY ALL
 ),
@@ -125,7 +125,7 @@ cand_k AS (
 ),
 cand_w AS (
     SELECT *,
-           (o_e - o_s) / sum((o_e - o_s) / k) OVER (PARTITION BY parent_id, end_ts) AS time_part,
+           (o_e - o_s) / CAST(sum(exact((o_e - o_s) / k)) OVER (PARTITION BY parent_id, end_ts) AS DOUBLE) AS time_part,
            w / sum(w) OVER (PARTITION BY parent_id, end_ts, o_s) AS job_part
     FROM cand_k
 ),
@@ -144,6 +144,7 @@ spans AS (
     WHERE NOT EXISTS (SELECT 1 FROM cand_w c WHERE c.parent_id = r.parent_id AND c.end_ts = r.end_ts)
 )
 SELECT stream_id, h AS hour_idx, job_id, attribution, quality,
-       sum(energy_j * hour_share(s_us, e_us, h)) AS energy_j, sum(held_us * hour_share(s_us, e_us, h)) / 1e6 AS gpu_seconds
+       exact_sum(energy_j * hour_share(s_us, e_us, h)) AS energy_j,
+       exact_sum(held_us * hour_share(s_us, e_us, h)) / 1e6 AS gpu_seconds
 FROM (SELECT *, unnest(hours_of(s_us, e_us)) AS h FROM spans)
 GROUP BY ALL

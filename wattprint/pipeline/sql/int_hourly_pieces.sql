@@ -138,19 +138,19 @@ hour_pieces AS NOT MATERIALIZED (
 -- nearly all energy is unlabelled, and a label column that is all NULL lets DuckDB skip the labelled pass from its
 -- statistics.
 hourly AS (
-    SELECT stream_id, hour_idx, quality, NULL::VARCHAR AS label_job, sum(energy_j) AS energy_j,
+    SELECT stream_id, hour_idx, quality, NULL::VARCHAR AS label_job, exact_sum(energy_j) AS energy_j,
            sum(p_e - p_s) AS dur_us
     FROM hour_pieces WHERE NOT for_cuts AND label_job IS NULL
     GROUP BY ALL
     UNION ALL
-    SELECT stream_id, hour_idx, quality, label_job, sum(energy_j), sum(p_e - p_s)
+    SELECT stream_id, hour_idx, quality, label_job, exact_sum(energy_j), sum(p_e - p_s)
     FROM hour_pieces WHERE NOT for_cuts AND label_job IS NOT NULL
     GROUP BY ALL
 ),
 -- unlabelled GPU-level energy in cut hours, cut again at the segments (pro rata by time)
 cut_pieces AS (
     SELECT h.stream_id, h.hour_idx, h.quality, c.seg_start,
-           sum(h.energy_j * (least(h.p_e, c.e_us) - greatest(h.p_s, c.s_us)) / (h.p_e - h.p_s)) AS energy_j,
+           exact_sum(h.energy_j * (least(h.p_e, c.e_us) - greatest(h.p_s, c.s_us)) / (h.p_e - h.p_s)) AS energy_j,
            sum(least(h.p_e, c.e_us) - greatest(h.p_s, c.s_us)) AS dur_us
     FROM hour_pieces h
     JOIN cut_hours c ON c.stream_id = h.stream_id AND c.hour_idx = h.hour_idx AND c.s_us < h.p_e AND c.e_us > h.p_s
@@ -212,7 +212,7 @@ pieces AS (
     SELECT h.stream_id, h.hour_idx, st.job_id, 'exporter', h.quality, 0.0, h.held_s * 1e6
     FROM gpu_held_hour h JOIN streams st USING (stream_id)
 )
-SELECT stream_id, hour_idx, job_id, attribution, quality, sum(energy_j) AS energy_j,
-       sum(dur_us) / 1e6 AS gpu_seconds
+SELECT stream_id, hour_idx, job_id, attribution, quality, exact_sum(energy_j) AS energy_j,
+       exact_sum(dur_us) / 1e6 AS gpu_seconds
 FROM pieces
 GROUP BY ALL

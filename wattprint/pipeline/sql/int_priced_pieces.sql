@@ -12,7 +12,7 @@ WITH b AS (
 h AS (
     SELECT * FROM b WHERE NOT EXISTS (SELECT 1 FROM int_balance_pieces)
     UNION ALL
-    SELECT stream_id, hour_idx, job_id, attribution, quality, sum(energy_j), sum(gpu_seconds)
+    SELECT stream_id, hour_idx, job_id, attribution, quality, exact_sum(energy_j), exact_sum(gpu_seconds)
     FROM (SELECT * FROM b UNION ALL BY NAME SELECT * FROM int_balance_pieces)
     WHERE EXISTS (SELECT 1 FROM int_balance_pieces)
     GROUP BY ALL

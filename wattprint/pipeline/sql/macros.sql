@@ -22,6 +22,12 @@ CREATE OR REPLACE TEMP MACRO node_matches(h, pattern) AS
 CREATE OR REPLACE TEMP MACRO gpu_key(c, h, g, u) AS
     CASE WHEN trim(coalesce(u, '')) <> '' THEN 'uuid:' || lower(trim(u))
          ELSE coalesce(c, '') || '/' || node_key(coalesce(h, '')) || '/' || coalesce(g, '') END;
+-- exact(x): x rounded to 1e-9 (nanojoules, nanoseconds) as a decimal; exact_sum(x) the sum of those, as a double.
+-- Decimals add as integers, so a sum has the same bits whatever order its rows arrive in: DuckDB adds doubles in an
+-- order that varies with its threads, and equal inputs must give equal results, bit for bit (incremental builds are
+-- checked against full ones that way). Every sum of energy or time in the model is one of these.
+CREATE OR REPLACE TEMP MACRO exact(x) AS CAST(x AS DECIMAL(38, 9));
+CREATE OR REPLACE TEMP MACRO exact_sum(x) AS CAST(sum(CAST(x AS DECIMAL(38, 9))) AS DOUBLE);
 -- Cutting a span [s_us, e_us) (epoch microseconds) at UTC hours: hours_of gives the hour indexes it touches,
 -- hour_share the part of it inside hour h (pro rata by time, as every interval is cut).
 CREATE OR REPLACE TEMP MACRO hours_of(s_us, e_us) AS range(s_us // 3600000000, (e_us - 1) // 3600000000 + 1);

@@ -24,7 +24,8 @@ nearest AS (
     GROUP BY ALL
 ),
 monthly AS (
-    SELECT zone, date_trunc('month', hour_ts) AS month, avg(g_per_kwh) AS g_per_kwh
+    -- the mean of decimals (macros.sql `exact`, written out: the report's what-if loads this file alone)
+    SELECT zone, date_trunc('month', hour_ts) AS month, CAST(avg(CAST(g_per_kwh AS DECIMAL(38, 9))) AS DOUBLE) AS g_per_kwh
     FROM intensity_hourly GROUP BY ALL
 )
 SELECT n.zone, n.hour_idx,

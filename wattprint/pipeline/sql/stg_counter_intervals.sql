@@ -20,7 +20,7 @@ drops AS (
     WHERE i.quality IN ('counter_reset', 'gap_reset') AND st.kind IN ('job', 'idle', 'cpu_job', 'cpu_idle')
 ),
 evidence AS (
-    SELECT d.stream_id, d.end_ts, sum(p.energy_j) AS parent_j
+    SELECT d.stream_id, d.end_ts, exact_sum(p.energy_j) AS parent_j
     FROM drops d
     JOIN counted p ON p.stream_id = d.parent_id AND p.end_ts > d.start_ts AND p.end_ts <= d.end_ts
     GROUP BY ALL

@@ -178,6 +178,10 @@ class _Fetch:
         finally:
             self._log[self._key][-1] += time.perf_counter() - t0
 
+    @property
+    def description(self):
+        return self._con.description
+
     def fetchall(self):
         return self._timed(self._con.fetchall)
 
@@ -194,7 +198,7 @@ def phase_report(path: str, project: str | None, reps: int) -> dict:
     settings = load_settings(None)     # clusters, zones and PUE come from the file's clusters table (bench_model)
     o = report_options(project)
     times, builds, renders = [], [], []
-    report: dict = {}
+    report = None
     text = ""
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -205,7 +209,7 @@ def phase_report(path: str, project: str | None, reps: int) -> dict:
         times.append(t2 - t0)
         builds.append(t1 - t0)
         renders.append(t2 - t1)
-    if not finite(report):
+    if report is None or not finite(report):
         raise SystemExit("REPORT HAS A NaN OR INFINITE NUMBER")
     # the breakdown run: every statement timed and filed under its report section
     log: dict[str, list[float]] = defaultdict(list)
@@ -217,8 +221,8 @@ def phase_report(path: str, project: str | None, reps: int) -> dict:
     con.close()
     return {"seconds": bench_model.median(times), "all": times, "build": bench_model.median(builds),
             "render": bench_model.median(renders), "json_bytes": len(text.encode()),
-            "phases": {p["phase"]: p["energy_kwh"] for p in report["phases"]},
-            "total_kwh": report["total"]["energy_kwh"], "whatif_options": len(report["whatif"]["options"]),
+            "phases": {p.phase: p.energy_kwh for p in report.phases},
+            "total_kwh": report.total.energy_kwh, "whatif_options": len(report.whatif.options),
             "breakdown": {"build": t1 - t0, "render": t2 - t1,
                           "sql": {k: [len(v), sum(v), v] for k, v in log.items()}}}
 

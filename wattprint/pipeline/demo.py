@@ -28,9 +28,12 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .report.types import Report
 
 DEFAULT_OUT = "wattprint-demo"
 MARKER = ".wattprint-demo"
@@ -202,7 +205,7 @@ def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
     return 0
 
 
-def _reports(files: DemoFiles, settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _reports(files: DemoFiles, settings: Any) -> tuple[Report, Report]:
     """The project and all-projects reports of the month in every format, and the model card."""
     from . import db
     from .hardware import DEFAULT_LIFETIME_YEARS, DEFAULT_UTILISATION
@@ -231,11 +234,11 @@ def _reports(files: DemoFiles, settings: Any) -> tuple[dict[str, Any], dict[str,
             reports.append(report)
     finally:
         con.close()
-    update_file(files.model_card, co2_metadata(reports[0]), body_if_new=markdown(reports[0]))
+    update_file(files.model_card, co2_metadata(reports[0]), body_if_new=markdown(reports[0].to_dict()))
     return reports[0], reports[1]
 
 
-def _summary(quiet: bool, files: DemoFiles, project: dict[str, Any], fleet_report: dict[str, Any]) -> None:
+def _summary(quiet: bool, files: DemoFiles, project: Report, fleet_report: Report) -> None:
     if quiet:
         return
     md = files.report(files.project, "md").read_text(encoding="utf-8")
@@ -243,35 +246,37 @@ def _summary(quiet: bool, files: DemoFiles, project: dict[str, Any], fleet_repor
     end = md.index("\nMethod: ", start)
     print(f"\n--- {files.report(files.project, 'md').name} (the model-card section) ---\n")
     print(md[start:end].rstrip() + "\n")
-    dq = project["data_quality"]
-    print(f"Data quality: {dq['energy']['counter']:.1%} of the energy from hardware counters, "
-          f"{dq['intensity']['hourly']:.1%} priced with hourly intensity"
-          + (f"; warnings: {'; '.join(dq['warnings'])}" if dq["warnings"] else "; no warnings"))
-    w = project["whatif"]
-    if w["best"]:
-        print(f"What-if: the same hours on {w['best']['cluster']} ({w['best']['zone']}) would have emitted "
-              f"{w['best']['emissions_kg']:,.0f} kg instead of {w['actual_kg']:,.0f} kg")
+    dq = project.data_quality
+    print(f"Data quality: {dq.energy.counter:.1%} of the energy from hardware counters, "
+          f"{dq.intensity.hourly:.1%} priced with hourly intensity"
+          + (f"; warnings: {'; '.join(dq.warnings)}" if dq.warnings else "; no warnings"))
+    w = project.whatif
+    if w.best:
+        print(f"What-if: the same hours on {w.best.cluster} ({w.best.zone}) would have emitted "
+              f"{w.best.emissions_kg:,.0f} kg instead of {w.actual_kg:,.0f} kg")
 
     print(f"\n--- {files.report('all', 'md').name} ---\n")
-    rows = [(p["project"], p["gpu_hours"], p["energy_kwh"], p.get("cpu_hours", 0.0), p.get("cpu_energy_kwh", 0.0),
-             p["emissions_kg"]) for p in fleet_report["projects"]]
+    fleet = fleet_report.fleet
+    assert fleet is not None                          # the all-projects report
+    rows = [(p.project, p.gpu_hours, p.energy_kwh, p.cpu_hours or 0.0, p.cpu_energy_kwh or 0.0, p.emissions_kg)
+            for p in fleet.projects]
     width = max(len(r[0]) for r in rows)
     print(f"{'project':<{width}}  {'GPU-hours':>9}  {'GPU kWh':>8}  {'CPU core-h':>10}  {'CPU kWh':>8}  {'kgCO2eq':>8}")
     for name, gh, kwh, ch, ckwh, kg in rows:
         print(f"{name:<{width}}  {gh:>9,.0f}  {kwh:>8,.0f}  {ch:>10,.0f}  {ckwh:>8,.0f}  {kg:>8,.1f}")
-    r = fleet_report["reconciliation"]
-    print(f"Fleet GPU energy {r['fleet_energy_kwh']:,.1f} kWh = projects {r['projects_energy_kwh']:,.1f} + not in the "
-          f"ledger {r['not_in_ledger_kwh']:,.1f} + idle apportioned {r['idle_apportioned_kwh']:,.1f} + idle with no "
-          f"job running {r['idle_unapportioned_kwh']:,.1f} kWh")
-    h = r.get("cpu")
+    r = fleet.reconciliation
+    print(f"Fleet GPU energy {r.fleet_energy_kwh:,.1f} kWh = projects {r.projects_energy_kwh:,.1f} + not in the "
+          f"ledger {r.not_in_ledger_kwh:,.1f} + idle apportioned {r.idle_apportioned_kwh:,.1f} + idle with no "
+          f"job running {r.idle_unapportioned_kwh:,.1f} kWh")
+    h = r.cpu
     if h:
-        print(f"Fleet host CPU energy (RAPL) {h['fleet_energy_kwh']:,.1f} kWh = projects "
-              f"{h['projects_energy_kwh']:,.1f} + not in the ledger {h['not_in_ledger_kwh']:,.1f} + host idle "
-              f"apportioned {h['idle_apportioned_kwh']:,.1f} + host idle with no job running "
-              f"{h['idle_unapportioned_kwh']:,.1f} kWh")
+        print(f"Fleet host CPU energy (RAPL) {h.fleet_energy_kwh:,.1f} kWh = projects "
+              f"{h.projects_energy_kwh:,.1f} + not in the ledger {h.not_in_ledger_kwh:,.1f} + host idle "
+              f"apportioned {h.idle_apportioned_kwh:,.1f} + host idle with no job running "
+              f"{h.idle_unapportioned_kwh:,.1f} kWh")
     by_cluster: dict[str, float] = defaultdict(float)
-    for c in fleet_report["clusters"]:
-        by_cluster[c["cluster"]] += c["idle_share"]
+    for c in fleet.clusters:
+        by_cluster[c.cluster] += c.idle_share
     print("Idle share of GPU energy: " + ", ".join(f"{k} {v:.0%}" for k, v in sorted(by_cluster.items())))
 
     print(f"\nFiles in {files.out}{os.sep} ({files.out.resolve()}):")

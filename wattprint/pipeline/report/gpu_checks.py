@@ -7,11 +7,10 @@ its jobs used in the hours they used them, and the all-projects report every GPU
 
 from __future__ import annotations
 
-from typing import Any
-
 import duckdb
 
 from .fmt import num
+from .types import CounterDifference, Gaps, GpuCounters
 from .window import Window
 
 MAX_LISTED = 20          # GPU-hours listed one by one in data quality; the count and energy cover all of them
@@ -23,7 +22,7 @@ _SCOPED = "SELECT DISTINCT gpu_key, hour_ts FROM rpt_rows WHERE kind = 'gpu' AND
 _WINDOW = "SELECT gpu_key, hour_ts FROM fct_gpu_hour WHERE hour_ts >= $start AND hour_ts < $end"
 
 
-def gaps(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
+def gaps(con: duckdb.DuckDBPyConnection, w: Window) -> Gaps:
     """Telemetry gaps of the scope's GPUs, per GPU: the gaps of all its series (energy, idle, each job's; any source)
     merged into one when they overlap, clipped to the window. `restarts`: of those, how many ended in a counter
     restart (the energy before it is in no counter)."""
@@ -42,10 +41,10 @@ def gaps(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
         "       GROUP BY gpu_key, island)"
         " SELECT count(*), coalesce(sum(epoch(e) - epoch(s)), 0) / 3600.0, count(*) FILTER (WHERE restart) FROM i",
         [w.start, w.end, w.end, w.start]).fetchall()[0]
-    return {"count": int(count), "hours": float(hours), "restarts": int(restarts)}
+    return Gaps(count=int(count), hours=float(hours), restarts=int(restarts))
 
 
-def counters(con: duckdb.DuckDBPyConnection, w: Window, *, fleet: bool) -> dict[str, Any]:
+def counters(con: duckdb.DuckDBPyConnection, w: Window, *, fleet: bool) -> GpuCounters:
     """The scope's GPU-hours checked against their hardware counters (fct_gpu_hour), and what the model did to keep
     them equal: energy no job or idle counter accounted for (residual), job and idle counters that counted beyond
     the GPU's (excess, after a counter stepped back), and a second source's energy for the same time (unpriced)."""
@@ -71,45 +70,45 @@ def counters(con: duckdb.DuckDBPyConnection, w: Window, *, fleet: bool) -> dict[
         "SELECT count(DISTINCT (cluster, job_id)), coalesce(sum(energy_j) FILTER (WHERE job_id IS NOT NULL), 0)"
         " FROM fct_job_gpu_hour f WHERE attribution = 'residual_share'"
         f" AND (gpu_key, hour_ts) IN ({scoped})", p).fetchall()[0]
-    return {
-        "gpu_hours": int(hours), "counter_kwh": counter_j / J_PER_KWH, "priced_kwh": priced_j / J_PER_KWH,
-        "residual_kwh": residual_j / J_PER_KWH, "residual_jobs": int(residual_jobs[0]),
-        "residual_to_jobs_kwh": residual_jobs[1] / J_PER_KWH,
-        "excess_kwh": excess_j / J_PER_KWH, "stepped_back_gpus": int(stepped),
-        "unpriced_kwh": unpriced_j / J_PER_KWH, "two_source_gpus": int(two_sources),
-        "difference_gpu_hours": int(diff_hours), "difference_kwh": diff_j / J_PER_KWH,
-        "differences": [{"hour": h.isoformat().replace("+00:00", "Z"), "cluster": c, "hostname": host, "gpu": g,
-                         "uuid": u, "counter_kwh": (cj or 0.0) / J_PER_KWH, "priced_kwh": pj / J_PER_KWH,
-                         "cause": cause} for h, c, host, g, u, cj, pj, cause in rows],
-    }
+    return GpuCounters(
+        gpu_hours=int(hours), counter_kwh=counter_j / J_PER_KWH, priced_kwh=priced_j / J_PER_KWH,
+        residual_kwh=residual_j / J_PER_KWH, residual_jobs=int(residual_jobs[0]),
+        residual_to_jobs_kwh=residual_jobs[1] / J_PER_KWH,
+        excess_kwh=excess_j / J_PER_KWH, stepped_back_gpus=int(stepped),
+        unpriced_kwh=unpriced_j / J_PER_KWH, two_source_gpus=int(two_sources),
+        difference_gpu_hours=int(diff_hours), difference_kwh=diff_j / J_PER_KWH,
+        differences=tuple(CounterDifference(hour=h.isoformat().replace("+00:00", "Z"), cluster=c, hostname=host, gpu=g,
+                                            uuid=u, counter_kwh=(cj or 0.0) / J_PER_KWH, priced_kwh=pj / J_PER_KWH,
+                                            cause=cause) for h, c, host, g, u, cj, pj, cause in rows),
+    )
 
 
-def warnings(gap: dict[str, Any], c: dict[str, Any]) -> list[str]:
+def warnings(gap: Gaps, c: GpuCounters) -> list[str]:
     """The data-quality lines these checks add (none when everything balanced and nothing was adjusted)."""
     out = []
-    if c["difference_gpu_hours"]:
-        shown = "; ".join(f"{d['hour']} {d['hostname']} GPU {d['gpu']}: {num(d['priced_kwh'])} kWh priced, "
-                          f"counter {num(d['counter_kwh'])} kWh ({d['cause']})" for d in c["differences"][:3])
-        out.append(f"in {c['difference_gpu_hours']:,} GPU-hours the priced energy differs from the GPU's hardware "
-                   f"energy counter ({num(c['difference_kwh'])} kWh in all): {shown}; please report it")
-    if c["residual_kwh"] > 0:
-        out.append(f"{num(c['residual_kwh'])} kWh the GPUs' energy counters measured was in no job or idle counter "
+    if c.difference_gpu_hours:
+        shown = "; ".join(f"{d.hour} {d.hostname} GPU {d.gpu}: {num(d.priced_kwh)} kWh priced, "
+                          f"counter {num(d.counter_kwh)} kWh ({d.cause})" for d in c.differences[:3])
+        out.append(f"in {c.difference_gpu_hours:,} GPU-hours the priced energy differs from the GPU's hardware "
+                   f"energy counter ({num(c.difference_kwh)} kWh in all): {shown}; please report it")
+    if c.residual_kwh > 0:
+        out.append(f"{num(c.residual_kwh)} kWh the GPUs' energy counters measured was in no job or idle counter "
                    "(job series that expired while Prometheus was not scraping): "
-                   f"{num(c['residual_to_jobs_kwh'])} kWh attributed to {c['residual_jobs']} jobs the ledger had on "
+                   f"{num(c.residual_to_jobs_kwh)} kWh attributed to {c.residual_jobs} jobs the ledger had on "
                    "those nodes, the rest unallocated; keep Prometheus outages shorter than the exporter's "
                    "--job-retention")
-    if c["excess_kwh"] > 0 or c["stepped_back_gpus"]:
-        out.append(f"counters of {c['stepped_back_gpus']} GPUs stepped back (an exporter restarted from a "
+    if c.excess_kwh > 0 or c.stepped_back_gpus:
+        out.append(f"counters of {c.stepped_back_gpus} GPUs stepped back (an exporter restarted from a "
                    "--state-file saved before its last scraped values): not a restart from 0; the "
-                   f"{num(c['excess_kwh'])} kWh their job and idle counters booked again was not priced; a "
+                   f"{num(c.excess_kwh)} kWh their job and idle counters booked again was not priced; a "
                    "--state-interval equal to the poll interval avoids it")
-    if c["two_source_gpus"]:
-        out.append(f"{c['two_source_gpus']} GPUs are reported by two sources (e.g. the wattprint exporter and "
+    if c.two_source_gpus:
+        out.append(f"{c.two_source_gpus} GPUs are reported by two sources (e.g. the wattprint exporter and "
                    "dcgm-exporter): each interval is priced from one, by preference (wattprint exporter, then "
-                   f"dcgm-exporter, then a power gauge); {num(c['unpriced_kwh'])} kWh the other measured for the same "
+                   f"dcgm-exporter, then a power gauge); {num(c.unpriced_kwh)} kWh the other measured for the same "
                    "time was not priced; set ingest.metrics.dcgm.enabled: false to stop reading it")
-    if gap["restarts"]:
-        out.append(f"{gap['restarts']} of the telemetry gaps ended in a counter restart (an exporter restarted "
+    if gap.restarts:
+        out.append(f"{gap.restarts} of the telemetry gaps ended in a counter restart (an exporter restarted "
                    "without --state-file while it was not scraped): the energy used between the last sample and "
                    "the restart is in no counter and missing from these figures")
     return out

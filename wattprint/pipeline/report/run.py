@@ -1,5 +1,5 @@
-"""`wattprint report`: a request (the flags) -> window and options -> report dict -> the chosen format, written
-atomically."""
+"""`wattprint report`: a request (the flags) -> window and options -> the typed report (types.Report) -> the
+chosen format, written atomically."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ..errors import InputError
 from ..settings import Settings
 from .compute import ReportOptions, build_report, cpu_name, finite
 from .names import clean
+from .types import Report, as_report
 from .window import resolve
 
 FORMATS = ("md", "html", "json", "csv", "model-card")
@@ -81,35 +83,37 @@ def run(args: ReportRequest, settings: Settings) -> int:
     if args.out:
         _write(Path(args.out), text)
         if not args.quiet:
-            print(f"wrote {args.out} ({args.format}): {report['total']['emissions_kg']:,.3f} kgCO2eq "
-                  f"({'+'.join(report['method']['layers_selected'])})", file=sys.stderr)
+            print(f"wrote {args.out} ({args.format}): {report.total.emissions_kg:,.3f} kgCO2eq "
+                  f"({'+'.join(report.method.layers_selected)})", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    for w in report["data_quality"]["warnings"]:
+    for w in report.data_quality.warnings:
         if not args.quiet:
             # warnings carry host and cluster names: no escape sequence of theirs reaches the terminal
             print(f"wattprint report: data quality: {clean(w)}", file=sys.stderr)
     return 0
 
 
-def render(report: dict[str, Any], fmt: str) -> str:
+def render(report: Report | Mapping[str, Any], fmt: str) -> str:
+    """The report in one format: "json", "md", "csv" or "html" (a report dict is read with Report.from_dict)."""
+    report = as_report(report)
     if fmt == "json":
         # exact values, but the characters a terminal or an editor would act on as \u escapes (json.loads gives
         # the same string back); outside strings JSON has none of them, so a text replace is exact
-        text = json.dumps(report, indent=2, ensure_ascii=False)
+        text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
         return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
     if fmt == "md":
         from .markdown import render as md
 
-        return md(report)
+        return md(report.to_dict())
     if fmt == "csv":
         from .tables import render as csv
 
-        return csv(report)
+        return csv(report.to_dict())
     if fmt == "html":
         from .html import render as html
 
-        return html(report)
+        return html(report.to_dict())
     raise ValueError(fmt)
 
 
@@ -157,40 +161,40 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
-def co2_metadata(report: dict[str, Any]) -> dict[str, Any]:
+def co2_metadata(report: Report) -> dict[str, Any]:
     """Hugging Face co2_eq_emissions from a project report (emissions in grams).
 
     Names are `clean`ed: the card is for people and the Hub, and one line per value keeps the YAML plain (the
     JSON report keeps the exact names)."""
     from .modelcard import co2_block
 
-    phases = {p["phase"] for p in report["phases"]}
+    phases = {p.phase for p in report.phases}
     training = "pre-training" if "pretraining" in phases else "fine-tuning" if "finetuning" in phases else None
-    regions = list(dict.fromkeys(c["region"] or c["cluster"] for p in report["phases"] for c in p["clusters"]
-                                 if c["region"] or c["cluster"]))
-    total = report["total"]
-    cpu = "cpu" in report["method"]["layers_selected"] and total.get("cpu_energy_kwh", 0) > 0
-    measured = "measured (hardware energy counters)" if any(p["label"] == "measured" for p in report["phases"]) \
+    regions = list(dict.fromkeys(c.region or c.cluster for p in report.phases for c in p.clusters
+                                 if c.region or c.cluster))
+    total = report.total
+    cpu = "cpu" in report.method.layers_selected and (total.cpu_energy_kwh or 0) > 0
+    measured = "measured (hardware energy counters)" if any(p.label == "measured" for p in report.phases) \
         else "estimated (TDP)"
     source = (f"wattprint {__version__}: {measured} GPU{' and CPU' if cpu else ''} energy x hourly grid carbon "
-              f"intensity; layers {'+'.join(report['method']['layers_selected'])}; window "
-              f"{report['window']['start']} .. {report['window']['end']}")
-    hardware = [f"{h['sockets']} x {cpu_name(h['model'])} CPUs" if h["sockets"] else f"{cpu_name(h['model'])} CPUs"
-                for h in total.get("cpu_hardware", [])] if cpu else []
-    hardware += [f"{h['gpus']} x {h['model']}" for h in total["hardware"]]
+              f"intensity; layers {'+'.join(report.method.layers_selected)}; window "
+              f"{report.window.start} .. {report.window.end}")
+    hardware = [f"{h.sockets} x {cpu_name(h.model)} CPUs" if h.sockets else f"{cpu_name(h.model)} CPUs"
+                for h in total.cpu_hardware or ()] if cpu else []
+    hardware += [f"{h.gpus} x {h.model}" for h in total.hardware]
     return co2_block(
-        emissions_g=total["emissions_kg"] * 1000.0, source=clean(source), training_type=training,
+        emissions_g=total.emissions_kg * 1000.0, source=clean(source), training_type=training,
         geographical_location=clean(", ".join(regions)) or None, hardware_used=clean(", ".join(hardware)) or None,
     )
 
 
-def _model_card(args: ReportRequest, report: dict[str, Any]) -> int:
+def _model_card(args: ReportRequest, report: Report) -> int:
     from .markdown import render as md
     from .modelcard import update_file
 
     assert args.out is not None    # run refuses --format model-card without --out
     block = co2_metadata(report)
-    result = update_file(args.out, block, body_if_new=md(report))
+    result = update_file(args.out, block, body_if_new=md(report.to_dict()))
     if not args.quiet:
         what = "created" if result.created else "replaced co2_eq_emissions in" if result.replaced else \
             "added co2_eq_emissions to"

@@ -68,7 +68,7 @@ def _random_db(seed: int):  # type: ignore[no-untyped-def]
     # where gpu_coverage asks: it only spans GPU counter streams)
     con.execute("CREATE TEMP TABLE stg_counter_intervals AS SELECT * FROM energy_intervals")
     for name in ("macros", "stream_spans", "gpu_coverage", "int_node_allocations"):
-        materialize(con, model(name), {})
+        materialize(con, model(name), BuildSettings().params())
     return con, len(rows)
 
 
@@ -77,7 +77,7 @@ def test_fast_attribution_matches_the_reference(seed):
     con, n = _random_db(seed)
     out = []
     for sql in (REFERENCE, None):
-        materialize(con, model("int_hourly_pieces"), {}, sql=sql)
+        materialize(con, model("int_hourly_pieces"), BuildSettings().params(), sql=sql)
         out.append({tuple(r[:5]): (r[5], r[6]) for r in con.execute(
             "SELECT stream_id, hour_idx, job_id, attribution, quality, energy_j, gpu_seconds FROM int_hourly_pieces"
         ).fetchall()})

@@ -10,6 +10,7 @@ and a failed build leaves the last good one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,22 +45,26 @@ INTERVALS = (
     Model("stream_spans"),
     Model("energy_gaps", params=("max_gap_s",)),
     # read from samples without pricing
-    Model("fct_job_cpu_time_hour", params=("max_gap_s",)),
+    Model("cpu_time_hour", params=("max_gap_s",)),
     Model("gpu_held_hour", params=("max_gap_s",)),
     Model("node_rapl_hour"),
 )
+EVAL, OUT = ("eval_lo_h", "eval_hi_h"), ("out_lo_h", "out_hi_h")
 RESULTS = (
-    # intervals + ledger + intensity -> the priced results
+    # intervals + ledger + intensity -> the priced results, for the hours [out_lo_h, out_hi_h)
     Model("int_node_allocations", "temp"),
-    Model("int_hourly_pieces", "temp"),
+    Model("int_hourly_pieces", "temp", EVAL),
     Model("int_balance_pieces", "temp"),
     Model("int_intensity_needed", "temp"),
     Model("int_intensity_resolved", "temp", ("bound_h", "world_g_per_kwh")),
     Model("int_priced_pieces", "view"),
-    Model("fct_job_gpu_hour"),
-    Model("fct_job_cpu_hour"),
-    Model("fct_gpu_hour"),
+    Model("fct_job_gpu_hour", params=OUT),
+    Model("fct_job_cpu_hour", params=OUT),
+    Model("fct_job_cpu_time_hour", params=OUT),
+    Model("fct_gpu_hour", params=OUT),
 )
+# every hour there is: what a full build makes (UTC hours since 1970; about 1856 to 3110)
+ALL_HOURS = (-1_000_000, 10_000_000)
 MODELS = MACROS + INTERVALS + RESULTS
 DERIVED = tuple(m.name for m in MODELS if m.kind == "table")
 
@@ -84,9 +89,16 @@ class BuildSettings:
     annual: tuple[AnnualIntensity, ...] = field(default=())
     config_path: str | None = None
 
-    def params(self) -> dict[str, Any]:
+    def params(self, out: tuple[int, int] = ALL_HOURS, evaluate: tuple[int, int] = ALL_HOURS) -> dict[str, Any]:
         return {"default_cluster": self.default_cluster, "max_gap_s": self.max_gap_s,
-                "bound_h": self.nearest_hour_bound_h, "world_g_per_kwh": self.world_g_per_kwh}
+                "bound_h": self.nearest_hour_bound_h, "world_g_per_kwh": self.world_g_per_kwh,
+                "out_lo_h": out[0], "out_hi_h": out[1], "eval_lo_h": evaluate[0], "eval_hi_h": evaluate[1]}
+
+    def fingerprint(self) -> str:
+        """What the results depend on besides the stored inputs: a change means a full build."""
+        facts = (self.clusters, self.default_cluster, self.max_gap_s, self.nearest_hour_bound_h,
+                 self.world_g_per_kwh, self.annual)
+        return hashlib.sha256(repr(facts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -140,10 +152,51 @@ def build(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
-    """Rebuild inside the caller's transaction (imports use this so data and results commit together)."""
+    """Rebuild everything inside the caller's transaction (imports use this so data and results commit together)."""
     load_reference(con, s)
     run_models(con, MODELS, s.params())
     return _summary(con, s)
+
+
+def rebuild_hours(con: duckdb.DuckDBPyConnection, s: BuildSettings, hours: tuple[int, int] | None) -> BuildSummary:
+    """Rebuild the results of the UTC hours [lo, hi) (hour indexes since 1970) and nothing else: what an import of
+    jobs or intensity changed (wattprint/pipeline/dirty.py says which hours). The intervals are not rebuilt (they
+    come from samples only), the results outside those hours are kept. Falls back to a full build when there is none
+    yet or the settings (clusters, zones, PUE, gap bound, intensity fallbacks) changed since the last one.
+    `hours` None: nothing to rebuild (the summary only)."""
+    if not _built_with(con, s):
+        return rebuild(con, s)
+    if hours is None or hours[0] >= hours[1]:
+        return _summary(con, s, record=False)
+    out = (max(hours[0], ALL_HOURS[0]), min(hours[1], ALL_HOURS[1]))
+    load_reference(con, s)
+    run_models(con, MACROS + RESULTS, s.params(out, _evaluated(con, out)), rebuild_hours=out)
+    return _summary(con, s)
+
+
+def _evaluated(con: duckdb.DuckDBPyConnection, out: tuple[int, int]) -> tuple[int, int]:
+    """The hours int_hourly_pieces must be made for so that the hours `out` come out as a full build makes them:
+    int_balance_pieces.sql corrects an exporter total's hour from its intervals around it, and books a correction on
+    every hour of such an interval and on the hour before it. So: the hours of every interval that overlaps `out`,
+    and one more on each side."""
+    lo, hi = con.execute(
+        "SELECT min(epoch_us(start_ts)) // 3600000000, (max(epoch_us(end_ts)) - 1) // 3600000000 + 1"
+        " FROM energy_intervals WHERE end_ts > to_timestamp(CAST(? AS BIGINT) * 3600)"
+        " AND start_ts < to_timestamp(CAST(? AS BIGINT) * 3600)",
+        [out[0], out[1]]).fetchall()[0]
+    lo = out[0] if lo is None else min(out[0], int(lo))
+    hi = out[1] if hi is None else max(out[1], int(hi))
+    return max(lo - 1, ALL_HOURS[0]), min(hi + 1, ALL_HOURS[1])
+
+
+def _built_with(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> bool:
+    """Whether every derived table exists and the last build used these settings."""
+    have = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary").fetchall()}
+    if not set(DERIVED) <= have:
+        return False
+    last = con.execute("SELECT settings_sha256 FROM build_info ORDER BY built_at DESC LIMIT 1").fetchall()
+    return bool(last) and last[0][0] == s.fingerprint()
 
 
 def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
@@ -152,24 +205,33 @@ def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSum
     return _summary(con, s)
 
 
-def materialize(con: duckdb.DuckDBPyConnection, model: Model, params: dict[str, Any], sql: str | None = None) -> None:
-    """(Re)create the model's table from its query (or from `sql`, a query standing in for it: tests' references)."""
+def materialize(con: duckdb.DuckDBPyConnection, model: Model, params: dict[str, Any], sql: str | None = None,
+                hours: tuple[int, int] | None = None) -> None:
+    """(Re)create the model's table from its query (or from `sql`, a query standing in for it: tests' references).
+    `hours`: a kept table's rows of those hours are replaced, the others kept (its query makes only those)."""
     query = sql if sql is not None else sql_text(model.name)
     if model.kind == "macro":
         con.execute(query)
         return
-    kind = {"table": "TABLE", "temp": "TEMP TABLE", "view": "TEMP VIEW"}[model.kind]
-    bound = {p: params[p] for p in model.params}
+    bound = {p: params[p] for p in model.params if f"${p}" in query}   # a stand-in query may bind fewer
     if model.kind == "view" and bound:
         raise ValueError(f"{model.name}: a view cannot bind parameters")
+    if model.kind == "table" and hours is not None:
+        con.execute(f"DELETE FROM {model.name} WHERE hour_ts >= to_timestamp(CAST(? AS BIGINT) * 3600)"  # noqa: S608 - a model name
+                    " AND hour_ts < to_timestamp(CAST(? AS BIGINT) * 3600)", list(hours))
+        con.execute(f"INSERT INTO {model.name}\n{query}", bound or None)
+        return
+    kind = {"table": "TABLE", "temp": "TEMP TABLE", "view": "TEMP VIEW"}[model.kind]
     con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{query}", bound or None)
 
 
-def run_models(con: duckdb.DuckDBPyConnection, models: Iterable[Model], params: dict[str, Any]) -> None:
-    """Build `models` in order, then drop the build's temp tables."""
+def run_models(con: duckdb.DuckDBPyConnection, models: Iterable[Model], params: dict[str, Any],
+               rebuild_hours: tuple[int, int] | None = None) -> None:
+    """Build `models` in order, then drop the build's temp tables and views. `rebuild_hours`: the kept tables'
+    rows of those hours only (the models must be RESULTS', whose queries make those hours)."""
     built = []
     for model in models:
-        materialize(con, model, params)
+        materialize(con, model, params, hours=rebuild_hours)
         built.append(model)
     for model in reversed(built):
         if model.kind in ("temp", "view"):
@@ -181,7 +243,7 @@ def model(name: str) -> Model:
     return {m.name: m for m in MODELS}[name]
 
 
-def _summary(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
+def _summary(con: duckdb.DuckDBPyConnection, s: BuildSettings, record: bool = True) -> BuildSummary:
     row = con.execute(
         "SELECT (SELECT count(*) FROM energy_intervals), (SELECT count(*) FROM energy_gaps),"
         " count(*), coalesce(sum(energy_j), 0), coalesce(sum(emissions_g), 0) FROM fct_job_gpu_hour"
@@ -190,10 +252,11 @@ def _summary(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
         "SELECT count(*), coalesce(sum(energy_j), 0), coalesce(sum(emissions_g), 0),"
         " (SELECT coalesce(sum(cpu_seconds), 0) FROM fct_job_cpu_time_hour) FROM fct_job_cpu_hour"
     ).fetchall()[0]
-    con.execute(
-        "INSERT INTO build_info (built_at, config_path, intervals, fct_rows, world_g_per_kwh)"
-        " VALUES (now(), ?, ?, ?, ?)",
-        [s.config_path, row[0], row[2], s.world_g_per_kwh],
-    )
+    if record:
+        con.execute(
+            "INSERT INTO build_info (built_at, config_path, intervals, fct_rows, world_g_per_kwh, settings_sha256)"
+            " VALUES (now(), ?, ?, ?, ?, ?)",
+            [s.config_path, row[0], row[2], s.world_g_per_kwh, s.fingerprint()],
+        )
     return BuildSummary(int(row[0]), int(row[1]), int(row[2]), float(row[3]), float(row[4]),
                         int(cpu[0]), float(cpu[1]), float(cpu[2]), float(cpu[3]))

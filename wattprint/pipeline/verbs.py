@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 
-from . import db
+from . import db, dirty
 from .errors import InputError
-from .model import BuildSummary, rebuild
+from .model import BuildSummary, rebuild, rebuild_hours
 from .records import IntensityPoint, JobRecord
 from .settings import Settings
 from .timeutil import iso, parse_instant
@@ -223,10 +223,12 @@ def _store_jobs(request: JobsImportRequest | JobsSyncRequest, settings: Settings
     from .store import write_jobs  # pyarrow: not loaded for verbs that do not write
 
     con = db.connect(request.db)
+    keys = [(r.cluster, r.job_id) for r in records]
     try:
         with db.transaction(con):
+            before = dirty.jobs(con, keys)         # the hours the jobs' old rows reach, and after: the new ones
             res = write_jobs(con, records)
-            summary = rebuild(con, settings.build_settings())
+            summary = rebuild_hours(con, settings.build_settings(), dirty.union(before, dirty.jobs(con, keys)))
         say(request, f"imported {res.written} jobs from {what} ({res.replaced} replaced)")
         _summary(request, summary, con)
     finally:
@@ -267,7 +269,8 @@ def _store_intensity(request: IntensityImportRequest | IntensityFetchRequest, se
     try:
         with db.transaction(con):
             res = write_intensity(con, points)
-            summary = rebuild(con, settings.build_settings())
+            bs = settings.build_settings()
+            summary = rebuild_hours(con, bs, dirty.intensity(points, bs.nearest_hour_bound_h))
         zones = ", ".join(sorted({p.zone for p in points}))
         say(request, f"imported {len(points)} intensity points from {what} as {res.written} zone-hours "
                      f"({res.replaced} replaced) for {zones}")

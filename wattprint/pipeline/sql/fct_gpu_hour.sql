@@ -23,6 +23,7 @@ tagged AS (
     SELECT gpu_key, epoch(hour_ts)::BIGINT // 3600 AS hour_idx, energy_j AS priced_j, 0.0 AS counter_j,
            0.0 AS unpriced_j, 0.0 AS residual_j, 0.0 AS excess_j, NULL::INTEGER AS rank
     FROM fct_job_gpu_hour
+    WHERE hour_ts >= to_timestamp($out_lo_h::BIGINT * 3600) AND hour_ts < to_timestamp($out_hi_h::BIGINT * 3600)    -- this build's
     UNION ALL
     -- wattprint: the GPU counter as int_hourly_pieces cut it; dcgm: its energy in the time it is priced
     SELECT gs.gpu_key, h.hour_idx, 0.0,
@@ -32,11 +33,13 @@ tagged AS (
            CASE WHEN h.attribution = 'unpriced' THEN h.energy_j ELSE 0.0 END, 0.0, 0.0,
            CASE WHEN h.attribution NOT IN ('counter_total', 'unpriced') THEN gs.rank END
     FROM int_hourly_pieces h JOIN gs USING (stream_id)
+    WHERE h.hour_idx >= $out_lo_h AND h.hour_idx < $out_hi_h
     UNION ALL
     SELECT gs.gpu_key, b.hour_idx, 0.0, 0.0, 0.0,
            CASE WHEN b.attribution IN ('residual_share', 'unallocated') THEN b.energy_j ELSE 0.0 END,
            CASE WHEN b.attribution IN ('exporter', 'idle') THEN -b.energy_j ELSE 0.0 END, NULL
     FROM int_balance_pieces b JOIN gs USING (stream_id)
+    WHERE b.hour_idx >= $out_lo_h AND b.hour_idx < $out_hi_h
 ),
 r AS (
     SELECT gpu_key, hour_idx, exact_sum(priced_j) AS priced_j, exact_sum(counter_j) AS counter_j,

@@ -7,5 +7,6 @@ SELECT hour_ts, cluster, hostname, socket, domain, job_id, project, phase, user_
        model AS cpu_model
 FROM int_priced_pieces
 WHERE kind IN ('cpu_job', 'cpu_idle', 'cpu')    -- 'cpu': socket energy no job or idle counter accounts for
+  AND hour_ts >= to_timestamp($out_lo_h::BIGINT * 3600) AND hour_ts < to_timestamp($out_hi_h::BIGINT * 3600)    -- this build's hours
 -- stored in a fixed order: the reports add these rows up in it, so equal results give equal reports
 ORDER BY ALL

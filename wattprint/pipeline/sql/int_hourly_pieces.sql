@@ -13,6 +13,8 @@
 --  unpriced:      not priced: what a less preferred source (dcgm, a power gauge) measured of a GPU while a better one
 --                 measured it too (gpu_coverage.sql); one GPU is priced from one source at a time
 -- Intervals are cut at allocation changes and at hour boundaries, pro rata by time.
+-- Made for the hours [$eval_lo_h, $eval_hi_h) (every hour in a full build; in an incremental one the hours it rebuilds
+-- and what int_balance_pieces.sql needs around them, model.py): each from every interval that overlaps it.
 -- gpu_seconds: the time each piece covers in which its counter counted something, times the job's share of the GPU
 -- (node_share) or the unshared rest (unallocated). A job's exporter rows take it from the exporter's held-GPU-time
 -- counter (gpu_held_hour), else from the time its energy counter rose: never the retention tail the exporter keeps
@@ -72,6 +74,7 @@ civ AS (
     JOIN (SELECT DISTINCT stream_id FROM cov) cs USING (stream_id)
     LEFT JOIN cov c ON c.stream_id = i.stream_id AND c.c_s < epoch_us(i.end_ts) AND c.c_e > epoch_us(i.start_ts)
     WHERE i.energy_j > 0
+      AND i.end_ts > to_timestamp($eval_lo_h::BIGINT * 3600) AND i.start_ts < to_timestamp($eval_hi_h::BIGINT * 3600)
 ),
 -- every interval that counted something (one that counted nothing adds neither energy nor time: a job's counter in
 -- the retention tail after it left, an idle counter while a job runs, Prometheus repeating a vanished series),
@@ -82,6 +85,7 @@ base AS NOT MATERIALIZED (
     SELECT stream_id, quality, label_job, energy_j, epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us
     FROM energy_intervals
     WHERE energy_j > 0 AND stream_id NOT IN (SELECT stream_id FROM cov)
+      AND end_ts > to_timestamp($eval_lo_h::BIGINT * 3600) AND start_ts < to_timestamp($eval_hi_h::BIGINT * 3600)
     UNION ALL
     SELECT stream_id, quality, label_job, energy_j, s_us, e_us FROM civ WHERE c_s IS NULL
     UNION ALL
@@ -211,8 +215,10 @@ pieces AS (
     -- the time each job held its GPU, from the exporter's held-time counter
     SELECT h.stream_id, h.hour_idx, st.job_id, 'exporter', h.quality, 0.0, h.held_s * 1e6
     FROM gpu_held_hour h JOIN streams st USING (stream_id)
+    WHERE h.hour_idx >= $eval_lo_h AND h.hour_idx < $eval_hi_h
 )
 SELECT stream_id, hour_idx, job_id, attribution, quality, exact_sum(energy_j) AS energy_j,
        exact_sum(dur_us) / 1e6 AS gpu_seconds
 FROM pieces
+WHERE hour_idx >= $eval_lo_h AND hour_idx < $eval_hi_h
 GROUP BY ALL

@@ -1,0 +1,89 @@
+"""Which UTC hours of the results an import changes: what model.rebuild_hours rebuilds after it.
+
+One range of hours [lo, hi) (hour indexes since 1970), the smallest one holding every hour whose results can move:
+rebuilding more hours than changed is exact, only slower. The randomised test (tests/test_model_incremental.py)
+holds each rule against a build from scratch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import duckdb
+
+from .records import IntensityPoint
+
+Hours = tuple[int, int] | None
+
+
+def union(a: Hours, b: Hours) -> Hours:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
+def jobs(con: duckdb.DuckDBPyConnection, keys: Iterable[tuple[str, str]]) -> Hours:
+    """The hours the ledger rows of these (cluster, job_id) reach, as stored now: call it before and after writing
+    them. A job's rows reach the hours of its span (its allocations: node shares, residual shares), and every hour
+    its own energy or CPU time was measured in (its project and phase are joined onto those rows whatever the span
+    says), by the exporter's job counters or by dcgm's job label. A running job reaches every hour from its start."""
+    rows = list(dict.fromkeys(keys))
+    if not rows or not built(con):
+        return None       # nothing to rebuild, or no results yet (the build is a full one then)
+    con.execute("CREATE OR REPLACE TEMP TABLE dirty_jobs (cluster VARCHAR, job_id VARCHAR)")
+    con.executemany("INSERT INTO dirty_jobs VALUES (?, ?)", [list(k) for k in rows])
+    try:
+        lo, hi = con.execute("""
+            WITH spans AS (
+                SELECT epoch_us(start_ts) AS s_us, CASE WHEN end_ts IS NULL OR NOT isfinite(end_ts)
+                       THEN 9223372036854775807 ELSE epoch_us(end_ts) END AS e_us
+                FROM jobs JOIN dirty_jobs USING (cluster, job_id)
+                UNION ALL
+                SELECT epoch_us(sp.start_ts), epoch_us(sp.end_ts)
+                FROM stream_spans sp JOIN streams st USING (stream_id)
+                JOIN dirty_jobs d ON d.cluster = st.cluster AND d.job_id = st.job_id
+                UNION ALL
+                SELECT min(c.hour_idx) * 3600000000, (max(c.hour_idx) + 1) * 3600000000
+                FROM cpu_time_hour c JOIN streams st USING (stream_id)
+                JOIN dirty_jobs d ON d.cluster = st.cluster AND d.job_id = st.job_id
+                UNION ALL
+                SELECT min(epoch_us(i.start_ts)), max(epoch_us(i.end_ts))
+                FROM energy_intervals i JOIN streams st USING (stream_id)
+                JOIN dirty_jobs d ON d.cluster = st.cluster AND d.job_id = i.label_job
+                WHERE i.label_job IS NOT NULL
+            )
+            SELECT min(s_us) // 3600000000, max(e_us) // 3600000000 + 1 FROM spans
+        """).fetchall()[0]
+    finally:
+        con.execute("DROP TABLE dirty_jobs")
+    return None if lo is None else (int(lo), int(min(hi, 2**62 // 3600000000)))
+
+
+def built(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the derived tables these rules read are there."""
+    have = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary").fetchall()}
+    return {"streams", "stream_spans", "cpu_time_hour", "energy_intervals"} <= have
+
+
+def intensity(points: Iterable[IntensityPoint], bound_h: float) -> Hours:
+    """The hours an import of intensity points can move: every hour of the months it touches, widened by the
+    nearest-hour bound (an hour without data takes the nearest one within it, else the zone's monthly mean)."""
+    pts = list(points)
+    if not pts:
+        return None
+    margin = int(bound_h * 3600) + 3600
+    lo = min(int(p.start.timestamp()) for p in pts) - margin
+    hi = max(int(p.end.timestamp()) for p in pts) + margin
+    return _month_start_h(lo), _month_start_h(hi, next_month=True)
+
+
+def _month_start_h(t: int, next_month: bool = False) -> int:
+    """The UTC hour index of the first hour of t's month (of the month after it)."""
+    d = datetime.fromtimestamp(t, tz=UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if next_month:
+        d = d.replace(year=d.year + 1, month=1) if d.month == 12 else d.replace(month=d.month + 1)
+    return int(d.timestamp()) // 3600

@@ -164,3 +164,17 @@ def test_a_hand_made_report_reads_with_empty_values() -> None:
     assert report.daily[0].cpu_energy_kwh is None
     with pytest.raises(TypeError):
         as_report([])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "csv", "json"])
+def test_every_format_renders_the_typed_report_as_its_json(built: dict[str, Report], fmt: str) -> None:
+    for report in built.values():
+        assert render(report, fmt) == render(json.loads(render(report, "json")), fmt)
+
+
+@pytest.mark.parametrize("name", ["project", "fleet"])
+def test_the_html_of_an_older_report_dict_is_that_of_its_typed_report(name: str) -> None:
+    from wattprint.pipeline.report import html
+
+    data = json.loads((FIXTURES / "report" / f"{name}.json").read_text(encoding="utf-8"))
+    assert html.render(data) == html.render(Report.from_dict(data))

@@ -234,7 +234,7 @@ def _reports(files: DemoFiles, settings: Any) -> tuple[Report, Report]:
             reports.append(report)
     finally:
         con.close()
-    update_file(files.model_card, co2_metadata(reports[0]), body_if_new=markdown(reports[0].to_dict()))
+    update_file(files.model_card, co2_metadata(reports[0]), body_if_new=markdown(reports[0]))
     return reports[0], reports[1]
 
 

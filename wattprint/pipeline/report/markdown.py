@@ -1,8 +1,8 @@
 """The report as Markdown: phase blocks in the style of the IDEFICS model card's "Environmental Impact"
 section, so the top drops straight into a model card, then the layers, data quality and what-if.
 
-Written for reports of this version; keys added with host (CPU) energy are read with .get() where an older
-report (schema_version 1 without them) may lack them.
+Reads the typed report (types.Report; a report dict is read with Report.from_dict). The host (CPU) figures are
+optional there (None) because an older schema_version 1 report lacks them; this version's reports always have them.
 
 Every string taken from the report goes through `names.md` (names come from users: see names.py); what this
 module writes itself as markup is marked `_Md` so a table leaves it alone."""
@@ -14,6 +14,7 @@ from typing import Any
 
 from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
 from .names import md
+from .types import FleetSections, GpuCounters, Phase, Report, as_report
 
 
 class _Md(str):
@@ -30,190 +31,187 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
     return out + [""]
 
 
-def _hours(p: Mapping[str, Any]) -> str:
+def _hours(p: Phase) -> str:
     """'48.0 hours (192 GPU-hours, 1,234 CPU core-hours, 1 job)', or without wall-clock hours the counts alone."""
-    parts = [f"{num(p['gpu_hours'])} GPU-hours"]
-    if p.get("cpu_hours"):
-        parts.append(f"{num(p['cpu_hours'])} CPU core-hours")
-    if p["jobs"]:
-        parts.append(f"{p['jobs']} job{'s' if p['jobs'] != 1 else ''}")
-    hours = p["wall_clock_hours"]
+    parts = [f"{num(p.gpu_hours)} GPU-hours"]
+    if p.cpu_hours:
+        parts.append(f"{num(p.cpu_hours)} CPU core-hours")
+    if p.jobs:
+        parts.append(f"{p.jobs} job{'s' if p.jobs != 1 else ''}")
+    hours = p.wall_clock_hours
     return f"{num(hours)} hours ({', '.join(parts)})" if hours is not None else ", ".join(parts)
 
 
-def counters_line(c: Mapping[str, Any]) -> str:
+def counters_line(c: GpuCounters) -> str:
     """The GPU counter check in one sentence (data_quality.gpu_counters)."""
-    if not c["gpu_hours"]:
+    if not c.gpu_hours:
         return "GPU energy counters: none of these GPUs' hardware energy counters was ingested, nothing to check."
-    text = (f"GPU energy counters: {c['gpu_hours']:,} GPU-hours checked, {num(c['priced_kwh'])} kWh priced against "
-            f"the counters' {num(c['counter_kwh'])} kWh; ")
-    if c["difference_gpu_hours"]:
-        text += f"**{c['difference_gpu_hours']:,} GPU-hours differ** ({num(c['difference_kwh'])} kWh)."
+    text = (f"GPU energy counters: {c.gpu_hours:,} GPU-hours checked, {num(c.priced_kwh)} kWh priced against "
+            f"the counters' {num(c.counter_kwh)} kWh; ")
+    if c.difference_gpu_hours:
+        text += f"**{c.difference_gpu_hours:,} GPU-hours differ** ({num(c.difference_kwh)} kWh)."
     else:
         text += "no GPU-hour differs beyond rounding."
     return text
 
 
-def energy_text(p: Mapping[str, Any]) -> str:
+def energy_text(p: Phase) -> str:
     """'125 kWh of GPU energy, 10.2 kWh of CPU energy (package 8.1, DRAM 2.1)': the phase's own energy."""
-    text = f"{num(p['energy_kwh'], 'kWh')} of GPU energy"
-    if p.get("cpu_energy_kwh"):
-        text += f", {num(p['cpu_energy_kwh'], 'kWh')} of CPU energy"
-        if p.get("cpu_package_kwh") or p.get("cpu_dram_kwh"):
-            text += f" (package {num(p.get('cpu_package_kwh'))}, DRAM {num(p.get('cpu_dram_kwh'))})"
+    text = f"{num(p.energy_kwh, 'kWh')} of GPU energy"
+    if p.cpu_energy_kwh:
+        text += f", {num(p.cpu_energy_kwh, 'kWh')} of CPU energy"
+        if p.cpu_package_kwh or p.cpu_dram_kwh:
+            text += f" (package {num(p.cpu_package_kwh)}, DRAM {num(p.cpu_dram_kwh)})"
     return text
 
 
-def _phase(p: Mapping[str, Any]) -> list[str]:
-    tag = " (estimated (TDP))" if p["label"] != "measured" else ""
+def _phase(p: Phase) -> list[str]:
+    tag = " (estimated (TDP))" if p.label != "measured" else ""
     return [
-        f"*{_cell(p['title'])}*{tag}",
-        f"- Hardware Type: {_cell(p['hardware_text'])}",
+        f"*{_cell(p.title)}*{tag}",
+        f"- Hardware Type: {_cell(p.hardware_text)}",
         f"- Hours used: {_hours(p)}",
-        f"- Cloud Provider: {_cell(p['provider_text'] or '-')}",
-        f"- Compute Region: {_cell(p['region_text'] or '-')}",
+        f"- Cloud Provider: {_cell(p.provider_text or '-')}",
+        f"- Compute Region: {_cell(p.region_text or '-')}",
         f"- Energy: {energy_text(p)}"
-        + (" (estimated from TDP)" if p["label"] != "measured" else " (measured)"),
-        f"- Carbon Emitted: {num(p['emissions_kg'])} kg of CO2eq",
+        + (" (estimated from TDP)" if p.label != "measured" else " (measured)"),
+        f"- Carbon Emitted: {num(p.emissions_kg)} kg of CO2eq",
         "",
     ]
 
 
-def render(r: Mapping[str, Any]) -> str:
-    out = [f"# {_cell(r['title'])}", ""]
-    w = r["window"]
-    out += [f"Window: {_cell(w['start'])} .. {_cell(w['end'])} (UTC). Generated {_cell(r['generated_at'])} by "
+def render(report: Report | Mapping[str, Any]) -> str:
+    r = as_report(report)
+    out = [f"# {_cell(r.title)}", ""]
+    w = r.window
+    out += [f"Window: {_cell(w.start)} .. {_cell(w.end)} (UTC). Generated {_cell(r.generated_at)} by "
             "wattprint.", ""]
-    dq = r["data_quality"]
-    if dq["warnings"]:
+    dq = r.data_quality
+    if dq.warnings:
         out += ["> **Data quality: read these numbers with care.**"]
-        out += [f"> - {_cell(x)}" for x in dq["warnings"]]
+        out += [f"> - {_cell(x)}" for x in dq.warnings]
         out += [""]
     out += ["## Environmental Impact", ""]
-    for p in r["phases"]:
+    for p in r.phases:
         out += _phase(p)
-    t = r["total"]
-    scope = f"the {_cell(r['project'])} project" if r["project"] else "all projects"
+    t = r.total
+    scope = f"the {_cell(r.project)} project" if r.project else "all projects"
     out += [f"This means that the total carbon footprint of {scope} in this window can be estimated at "
-            f"{tonnes_or_kg(t['emissions_kg'])} of CO2eq, which is {_cell(r['equivalences']['sentence'])}.", ""]
-    out += [f"Method: {_cell(r['method']['statement'])}", ""]
+            f"{tonnes_or_kg(t.emissions_kg)} of CO2eq, which is {_cell(r.equivalences.sentence)}.", ""]
+    out += [f"Method: {_cell(r.method.statement)}", ""]
 
     out += ["## Accounting layers", ""]
-    rows = [[x["title"], num(x["energy_kwh"]), num(x["emissions_kg"]), "yes" if x["included"] else "no"]
-            for x in r["layers"]]
-    rows.append([_Md("**headline total**"), num(t["facility_energy_kwh"]), _Md(f"**{num(t['emissions_kg'])}**"), ""])
+    rows: list[list[Any]] = [[x.title, num(x.energy_kwh), num(x.emissions_kg), "yes" if x.included else "no"]
+                             for x in r.layers]
+    rows.append([_Md("**headline total**"), num(t.facility_energy_kwh), _Md(f"**{num(t.emissions_kg)}**"), ""])
     out += _table(["Layer", "Energy (kWh)", "Emissions (kg CO2eq)", "In headline"], rows)
     out += ["Per phase:", ""]
     out += _table(["Phase", "GPU (kg)", "CPU (kg)", "Idle share (kg)", "PUE overhead (kg)", "Embodied (kg)",
                    "Headline (kg)"],
-                  [[f"{p['phase']}" + (" (estimated)" if p["label"] != "measured" else ""),
-                    num(p["layers"]["gpu"]["emissions_kg"]), num(p["layers"].get("cpu", {}).get("emissions_kg")),
-                    num(p["layers"]["idle"]["emissions_kg"]), num(p["layers"]["pue"]["emissions_kg"]),
-                    num(p["layers"]["embodied"]["emissions_kg"]), num(p["emissions_kg"])] for p in r["phases"]])
+                  [[f"{p.phase}" + (" (estimated)" if p.label != "measured" else ""),
+                    num(p.layers.gpu.emissions_kg), num(p.layers.cpu.emissions_kg if p.layers.cpu else None),
+                    num(p.layers.idle.emissions_kg), num(p.layers.pue.emissions_kg),
+                    num(p.layers.embodied.emissions_kg), num(p.emissions_kg)] for p in r.phases])
 
     out += ["## Data quality", ""]
-    e, i = dq["energy"], dq["intensity"]
+    e, i = dq.energy, dq.intensity
     out += _table(["Energy measured by", "Share"],
-                  [["hardware energy counter", pct(e["counter"])],
-                   ["hardware counter, across a telemetry gap", pct(e["counter_across_gap"])],
-                   ["integrated power gauge", pct(e["power_integrated"])],
-                   ["estimated from TDP", pct(e["estimated"])]])
-    if "cpu_energy" in dq:
-        c = dq["cpu_energy"]
+                  [["hardware energy counter", pct(e.counter)],
+                   ["hardware counter, across a telemetry gap", pct(e.counter_across_gap)],
+                   ["integrated power gauge", pct(e.power_integrated)],
+                   ["estimated from TDP", pct(e.estimated)]])
+    if dq.cpu_energy is not None:
+        c = dq.cpu_energy
         out += _table(["CPU energy measured by", "Share"],
-                      [["RAPL energy counter", pct(c["counter"])],
-                       ["RAPL counter, across a telemetry gap", pct(c["counter_across_gap"])],
-                       ["estimated from TDP", pct(c["estimated"])]])
-    out += _table(["Energy priced with", "Share"], [[k.replace("_", " "), pct(v)] for k, v in i.items()])
-    g = dq["gaps"]
-    restarts = f", {g['restarts']} of them ended in a counter restart" if g.get("restarts") else ""
-    out += [f"Telemetry gaps (per GPU): {g['count']} ({num(g['hours'])} GPU-hours{restarts}). "
-            f"Ledger jobs without measured energy: {dq['jobs_without_telemetry']}.", ""]
-    out += [counters_line(dq["gpu_counters"]), ""]
-    rapl = dq.get("rapl")
-    if rapl:
-        out += [f"Nodes without readable RAPL (CPU energy): {rapl['nodes_without']} of {rapl['nodes']}, carrying "
-                f"{pct(rapl['gpu_energy_share'])} of the measured GPU energy.", ""]
-        if rapl["without"]:
+                      [["RAPL energy counter", pct(c.counter)],
+                       ["RAPL counter, across a telemetry gap", pct(c.counter_across_gap)],
+                       ["estimated from TDP", pct(c.estimated)]])
+    out += _table(["Energy priced with", "Share"], [[k.replace("_", " "), pct(v)] for k, v in i.to_dict().items()])
+    g = dq.gaps
+    restarts = f", {g.restarts} of them ended in a counter restart" if g.restarts else ""
+    out += [f"Telemetry gaps (per GPU): {g.count} ({num(g.hours)} GPU-hours{restarts}). "
+            f"Ledger jobs without measured energy: {dq.jobs_without_telemetry}.", ""]
+    out += [counters_line(dq.gpu_counters), ""]
+    rapl = dq.rapl
+    if rapl is not None:
+        out += [f"Nodes without readable RAPL (CPU energy): {rapl.nodes_without} of {rapl.nodes}, carrying "
+                f"{pct(rapl.gpu_energy_share)} of the measured GPU energy.", ""]
+        if rapl.without:
             out += _table(["Cluster", "Node", "Why", "GPU energy share"],
-                          [[n["cluster"], n["hostname"], n["reason"], pct(n["gpu_energy_share"])]
-                           for n in rapl["without"]])
+                          [[n.cluster, n.hostname, n.reason, pct(n.gpu_energy_share)] for n in rapl.without])
 
-    wi = r["whatif"]
+    wi = r.whatif
     out += ["## What if it had run elsewhere", ""]
-    if wi["options"]:
+    if wi.options and wi.best is not None:
         out += _table(["Cluster", "Region", "Zone", "PUE", "Avg intensity", "Emissions (kg)", "vs actual (kg)"],
-                      [[o["cluster"], o["region"] or "-", o["zone"], f"{o['pue']:g}",
-                        intensity(o["intensity_g_per_kwh"]), num(o["emissions_kg"]),
-                        ("+" if o["delta_kg"] > 0 else "") + num(o["delta_kg"])] for o in wi["options"]])
-        b = wi["best"]
-        out += [f"Actual: {num(wi['actual_kg'])} kg. Best: {_cell(b['cluster'])} ({_cell(b['zone'])}), "
-                f"{num(b['emissions_kg'])} kg: a saving of {num(wi['saving_kg'])} kg ({pct(wi['saving_pct'])}).", ""]
-    out += [f"({_cell(wi['note'])}.)", ""]
+                      [[o.cluster, o.region or "-", o.zone, f"{o.pue:g}",
+                        intensity(o.intensity_g_per_kwh), num(o.emissions_kg),
+                        ("+" if o.delta_kg > 0 else "") + num(o.delta_kg)] for o in wi.options])
+        b = wi.best
+        out += [f"Actual: {num(wi.actual_kg)} kg. Best: {_cell(b.cluster)} ({_cell(b.zone)}), "
+                f"{num(b.emissions_kg)} kg: a saving of {num(wi.saving_kg)} kg ({pct(wi.saving_pct)}).", ""]
+    out += [f"({_cell(wi.note)}.)", ""]
 
-    if r["kind"] == "fleet":
-        out += _fleet(r)
+    if r.fleet is not None:
+        out += _fleet(r.fleet)
     out += ["## Sources", "",
-            f"- Equivalences: {_cell(r['equivalences']['source'])}.",
-            f"- Embodied emissions: {_cell(r['method']['embodied']['source'])}.", ""]
+            f"- Equivalences: {_cell(r.equivalences.source)}.",
+            f"- Embodied emissions: {_cell(r.method.embodied.source)}.", ""]
     return "\n".join(out)
 
 
-def _fleet(r: Mapping[str, Any]) -> list[str]:
+def _fleet(f: FleetSections) -> list[str]:
     out = ["## Projects", ""]
     out += _table(["Project", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours", "Emissions (kg)",
                    "Previous (kg)", "Change"],
-                  [[p["project"], num(p["energy_kwh"]), num(p.get("cpu_energy_kwh")), num(p["gpu_hours"]),
-                    num(p.get("cpu_hours")), num(p["emissions_kg"]), num(p["previous_emissions_kg"]),
-                    signed_pct(p["change_pct"])] for p in r["projects"]])
+                  [[p.project, num(p.energy_kwh), num(p.cpu_energy_kwh), num(p.gpu_hours), num(p.cpu_hours),
+                    num(p.emissions_kg), num(p.previous_emissions_kg), signed_pct(p.change_pct)] for p in f.projects])
     out += ["## Projects by phase", ""]
     out += _table(["Project", "Phase", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours",
                    "Emissions (kg)"],
-                  [[p["project"], ph["phase"], num(ph["energy_kwh"]), num(ph.get("cpu_energy_kwh")),
-                    num(ph["gpu_hours"]), num(ph.get("cpu_hours")), num(ph["emissions_kg"])]
-                   for p in r["projects"] for ph in p["phases"]])
+                  [[p.project, ph.phase, num(ph.energy_kwh), num(ph.cpu_energy_kwh), num(ph.gpu_hours),
+                    num(ph.cpu_hours), num(ph.emissions_kg)] for p in f.projects for ph in p.phases])
     out += ["## Clusters", ""]
     out += _table(["Cluster", "Provider", "Region", "Zone", "PUE", "GPUs", "GPU energy (kWh)", "Idle share",
                    "CPU sockets", "CPU energy (kWh)", "Host idle share", "Avg intensity", "Emissions incl. PUE (kg)"],
-                  [[c["cluster"], c["provider"], c["region"] or "-", c["zone"] or "-", f"{c['pue']:g}", c["gpus"],
-                    num(c["energy_kwh"]), pct(c["idle_share"]), c.get("cpu_sockets", "-"),
-                    num(c.get("cpu_energy_kwh")), pct(c.get("cpu_idle_share")), intensity(c["intensity_g_per_kwh"]),
-                    num(c["emissions_kg"])] for c in r["clusters"]])
+                  [[c.cluster, c.provider, c.region or "-", c.zone or "-", f"{c.pue:g}", c.gpus,
+                    num(c.energy_kwh), pct(c.idle_share), "-" if c.cpu_sockets is None else c.cpu_sockets,
+                    num(c.cpu_energy_kwh), pct(c.cpu_idle_share), intensity(c.intensity_g_per_kwh),
+                    num(c.emissions_kg)] for c in f.clusters])
     out += ["## Top jobs by emissions", ""]
     out += _table(["Cluster", "Job", "Project", "Phase", "User", "GPU-hours", "CPU core-hours", "GPU energy (kWh)",
                    "CPU energy (kWh)", "Emissions (kg)"],
-                  [[j["cluster"], j["job_id"], j["project"], j["phase"], j["user"] or "-", num(j["gpu_hours"]),
-                    num(j.get("cpu_hours")), num(j["energy_kwh"]), num(j.get("cpu_energy_kwh")),
-                    num(j["emissions_kg"])] for j in r["top_jobs"]])
-    prev, ch = r.get("previous"), r.get("change")
+                  [[j.cluster, j.job_id, j.project, j.phase, j.user or "-", num(j.gpu_hours), num(j.cpu_hours),
+                    num(j.energy_kwh), num(j.cpu_energy_kwh), num(j.emissions_kg)] for j in f.top_jobs])
+    prev, ch = f.previous, f.change
     if prev and ch:
-        out += [f"Previous period ({_cell(prev['start'])} .. {_cell(prev['end'])}): {num(prev['energy_kwh'])} kWh of "
+        out += [f"Previous period ({_cell(prev.start)} .. {_cell(prev.end)}): {num(prev.energy_kwh)} kWh of "
                 "GPU energy, "
-                f"{num(prev['emissions_kg'])} kg; change: GPU energy {signed_pct(ch['energy_pct'])}, emissions "
-                f"{signed_pct(ch['emissions_pct'])}.", ""]
+                f"{num(prev.emissions_kg)} kg; change: GPU energy {signed_pct(ch.energy_pct)}, emissions "
+                f"{signed_pct(ch.emissions_pct)}.", ""]
     else:
         out += ["Previous period: no measured data.", ""]
-    rc = r["reconciliation"]
+    rc = f.reconciliation
     out += ["## Reconciliation", ""]
     out += _table(["GPU energy", "kWh"],
-                  [["whole fleet", num(rc["fleet_energy_kwh"])], ["projects' jobs", num(rc["projects_energy_kwh"])],
-                   ["jobs not in the ledger", num(rc["not_in_ledger_kwh"])],
-                   ["idle, apportioned to jobs", num(rc["idle_apportioned_kwh"])],
-                   ["idle, not apportioned", num(rc["idle_unapportioned_kwh"])]])
-    out += [f"({_cell(rc['note'])}.)", ""]
-    out += [counters_line(rc["gpu_counters"]), ""]
-    diffs = rc["gpu_counters"]["differences"]
+                  [["whole fleet", num(rc.fleet_energy_kwh)], ["projects' jobs", num(rc.projects_energy_kwh)],
+                   ["jobs not in the ledger", num(rc.not_in_ledger_kwh)],
+                   ["idle, apportioned to jobs", num(rc.idle_apportioned_kwh)],
+                   ["idle, not apportioned", num(rc.idle_unapportioned_kwh)]])
+    out += [f"({_cell(rc.note)}.)", ""]
+    out += [counters_line(rc.gpu_counters), ""]
+    diffs = rc.gpu_counters.differences
     if diffs:
         out += _table(["Hour", "Cluster", "Node", "GPU", "Priced kWh", "Counter kWh", "Cause"],
-                      [[d["hour"], d["cluster"], d["hostname"], d["gpu"], num(d["priced_kwh"]),
-                        num(d["counter_kwh"]), d["cause"]] for d in diffs])
-    host = rc.get("cpu")
+                      [[d.hour, d.cluster, d.hostname, d.gpu, num(d.priced_kwh), num(d.counter_kwh), d.cause]
+                       for d in diffs])
+    host = rc.cpu
     if host:
         out += _table(["Host CPU energy (RAPL)", "kWh"],
-                      [["whole fleet", num(host["fleet_energy_kwh"])],
-                       ["projects' jobs", num(host["projects_energy_kwh"])],
-                       ["jobs not in the ledger", num(host["not_in_ledger_kwh"])],
-                       ["host idle, apportioned to jobs", num(host["idle_apportioned_kwh"])],
-                       ["host idle, not apportioned", num(host["idle_unapportioned_kwh"])]])
-        out += [f"({_cell(host['note'])}.)", ""]
+                      [["whole fleet", num(host.fleet_energy_kwh)],
+                       ["projects' jobs", num(host.projects_energy_kwh)],
+                       ["jobs not in the ledger", num(host.not_in_ledger_kwh)],
+                       ["host idle, apportioned to jobs", num(host.idle_apportioned_kwh)],
+                       ["host idle, not apportioned", num(host.idle_unapportioned_kwh)]])
+        out += [f"({_cell(host.note)}.)", ""]
     return out

@@ -105,15 +105,15 @@ def render(report: Report | Mapping[str, Any], fmt: str) -> str:
     if fmt == "md":
         from .markdown import render as md
 
-        return md(report.to_dict())
+        return md(report)
     if fmt == "csv":
         from .tables import render as csv
 
-        return csv(report.to_dict())
+        return csv(report)
     if fmt == "html":
         from .html import render as html
 
-        return html(report.to_dict())
+        return html(report)
     raise ValueError(fmt)
 
 
@@ -194,7 +194,7 @@ def _model_card(args: ReportRequest, report: Report) -> int:
 
     assert args.out is not None    # run refuses --format model-card without --out
     block = co2_metadata(report)
-    result = update_file(args.out, block, body_if_new=md(report.to_dict()))
+    result = update_file(args.out, block, body_if_new=md(report))
     if not args.quiet:
         what = "created" if result.created else "replaced co2_eq_emissions in" if result.replaced else \
             "added co2_eq_emissions to"

@@ -3,6 +3,8 @@
 Columns: section, item (which phase / project / cluster / day ... the number belongs to), field (its path
 inside that item), value (unrounded), unit (from the field's name).
 
+The rows are a walk over the JSON report (`Report.to_dict()`), so the CSV holds exactly the JSON's numbers.
+
 Text cells go through `names.csv_cell` (a cell a spreadsheet would run as a formula gets a leading `'`); the
 value column is always a number and is written as is.
 """
@@ -15,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .names import csv_cell
+from .types import Report
 
 COLUMNS = ("section", "item", "field", "value", "unit")
 _ID_KEYS = ("project", "phase", "label", "layer", "cluster", "hostname", "job_id", "model", "date", "hour")
@@ -53,13 +56,15 @@ def _walk(value: Any, item: str, path: list[str]) -> Iterator[tuple[str, str, An
                 yield from _walk(v, item, [*path, str(i)])
 
 
-def rows(report: Mapping[str, Any]) -> Iterator[tuple[str, str, str, Any, str]]:
-    for section, value in report.items():
+def rows(report: Report | Mapping[str, Any]) -> Iterator[tuple[str, str, str, Any, str]]:
+    """(section, item, field, value, unit) of every number of the report (typed, or the JSON report as a dict)."""
+    data = report.to_dict() if isinstance(report, Report) else report
+    for section, value in data.items():
         for item, field, v in _walk(value, "", []):
             yield section, item, field, v, unit(field or section)
 
 
-def render(report: Mapping[str, Any]) -> str:
+def render(report: Report | Mapping[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)

@@ -1,8 +1,9 @@
 """The report as one self-contained HTML page: inline CSS, charts as inline SVG drawn here, no script, no URL.
 
-`render(report)` takes the report dict (schema_version 1, the same dict the JSON report holds) and returns a
-complete HTML5 page that can be mailed, archived or opened offline: nothing is fetched when it is viewed. Every
-string that comes from the report is escaped (project, cluster and user names come from users).
+`render(report)` takes the typed report (types.Report; a schema_version 1 dict as the JSON report holds is read
+with Report.from_dict) and returns a complete HTML5 page that can be mailed, archived or opened offline: nothing
+is fetched when it is viewed. Every string that comes from the report is escaped (project, cluster and user names
+come from users).
 
     common.py    the one number formatter `fmt` (its rules are in that module's docstring), escaping, vocabulary
     svg.py       SVG primitives: ticks, text, legends, swatches, lines, the figure around a chart

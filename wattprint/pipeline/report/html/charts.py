@@ -1,13 +1,13 @@
-"""The three charts of the page, drawn as inline SVG from the report dict."""
+"""The three charts of the page, drawn as inline SVG from the typed report."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from .common import CO2, LAYER_NAMES, LAYERS, _e, _get, _included_layers, _list, _num, _parse_time, fmt
+from ..types import Phase, Report
+from .common import CO2, LAYER_NAMES, LAYERS, _e, _included_layers, _num, _parse_time, fmt
 from .svg import (
     _day_label,
     _f,
@@ -36,19 +36,24 @@ EMISSIONS_COLOUR = "#c53030"
 # --------------------------------------------------------------------------- chart 1: emissions by phase
 
 
-def chart_phases(report: Mapping[str, Any]) -> str:
+def _layer_kg(phase: Phase, layer: str) -> float | None:
+    """A layer's emissions in a phase; None for a layer an older report lacks (cpu)."""
+    figures = phase.layers.layer(layer)
+    return None if figures is None else figures.emissions_kg
+
+
+def chart_phases(report: Report) -> str:
     cid = "chart-phases"
     caption = f"Emissions by phase and accounting layer (kg {CO2})"
-    phases = _list(report.get("phases"))
+    phases = report.phases
     if not phases:
         return _no_data(cid, caption, "No phases in this window.")
     included = _included_layers(report)
-    present = [lay for lay in LAYERS if any(_num(_get(p, "layers", lay, "emissions_kg")) for p in phases)
-               or lay in included]
+    present = [lay for lay in LAYERS if any(_num(_layer_kg(p, lay)) for p in phases) or lay in included]
     order = [lay for lay in present if lay in included] + [lay for lay in present if lay not in included]
-    values = [[max(0.0, _num(_get(p, "layers", lay, "emissions_kg")) or 0.0) for lay in order] for p in phases]
+    values = [[max(0.0, _num(_layer_kg(p, lay)) or 0.0) for lay in order] for p in phases]
     totals = [sum(v) for v in values]
-    labels = [str(p.get("title") or p.get("phase") or "?") for p in phases]
+    labels = [p.title or p.phase or "?" for p in phases]
 
     width = 1100
     label_w = min(300.0, max(90.0, max(_text_width(t) for t in labels) + 12))
@@ -66,7 +71,7 @@ def chart_phases(report: Mapping[str, Any]) -> str:
     def sx(v: float) -> float:
         return x0 + (x1 - x0) * v / vmax
 
-    desc = "; ".join(f"{t}: {fmt(p.get('emissions_kg'))} kg {CO2} included"
+    desc = "; ".join(f"{t}: {fmt(p.emissions_kg)} kg {CO2} included"
                      for t, p in zip(labels, phases, strict=True))
     parts = [_svg_open(cid, width, height, caption, desc), "<defs>"]
     for lay in order:
@@ -101,7 +106,7 @@ def chart_phases(report: Mapping[str, Any]) -> str:
                          f'height="{_f(bar_h)}" fill="{fill}"{stroke}><title>{_e(label)}, {LAYER_NAMES[lay]} '
                          f'({state}): {fmt(v)} kg {CO2}</title></rect>')
             acc += v
-        value = f"{fmt(phase.get('emissions_kg'))} kg"
+        value = f"{fmt(phase.emissions_kg)} kg"
         parts.append(_text(sx(acc) + 6, y + bar_h / 2 + 4, value, "value"))
     if not any(totals):
         parts.append(_text((x0 + x1) / 2, top + plot_h / 2, "all values are zero", "empty", "middle"))
@@ -114,17 +119,17 @@ def chart_phases(report: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- chart 2: daily energy and emissions
 
 
-def chart_daily(report: Mapping[str, Any]) -> str:
+def chart_daily(report: Report) -> str:
     cid = "chart-daily"
     caption = f"Daily GPU and CPU energy (kWh, bars) and emissions (kg {CO2}, line)"
     days: dict[date, tuple[float, float]] = {}
-    for row in _list(report.get("daily")):
+    for row in report.daily:
         try:
-            d = date.fromisoformat(str(row.get("date"))[:10])
+            d = date.fromisoformat(row.date[:10])
         except ValueError:
             continue
-        energy = (_num(row.get("energy_kwh")) or 0.0) + (_num(row.get("cpu_energy_kwh")) or 0.0)
-        days[d] = (max(0.0, energy), max(0.0, _num(row.get("emissions_kg")) or 0.0))
+        energy = (_num(row.energy_kwh) or 0.0) + (_num(row.cpu_energy_kwh) or 0.0)
+        days[d] = (max(0.0, energy), max(0.0, _num(row.emissions_kg) or 0.0))
     if not days:
         return _no_data(cid, caption, "No measured data in this window.")
     first, last = min(days), max(days)
@@ -196,21 +201,21 @@ def chart_daily(report: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- chart 3: power vs grid intensity
 
 
-def chart_power_intensity(report: Mapping[str, Any]) -> str:
+def chart_power_intensity(report: Report) -> str:
     cid = "chart-power-intensity"
     caption = "Hourly GPU power and grid carbon intensity (gCO\u2082eq/kWh) per zone, UTC"
     power: dict[str, dict[datetime, float]] = {}
     inten_sum: dict[str, dict[datetime, list[float]]] = {}
-    for row in _list(report.get("hourly")):
-        t = _parse_time(row.get("hour"))
+    for row in report.hourly:
+        t = _parse_time(row.hour)
         if t is None:
             continue
         t = t.replace(minute=0, second=0, microsecond=0)
-        cluster, zone = str(row.get("cluster") or "?"), str(row.get("zone") or "?")
-        p = _num(row.get("power_w"))
+        cluster, zone = row.cluster or "?", row.zone or "?"
+        p = _num(row.power_w)
         if p is not None:
             power.setdefault(cluster, {})[t] = power.get(cluster, {}).get(t, 0.0) + max(0.0, p)
-        g = _num(row.get("intensity_g_per_kwh"))
+        g = _num(row.intensity_g_per_kwh)
         if g is not None:
             inten_sum.setdefault(zone, {}).setdefault(t, []).append(max(0.0, g))
     hours = sorted({t for s in power.values() for t in s} | {t for s in inten_sum.values() for t in s})

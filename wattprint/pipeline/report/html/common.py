@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from ..fmt import num
 from ..names import clean
+from ..types import Report
 
 LAYERS = ("gpu", "cpu", "idle", "pue", "embodied")
 LAYER_NAMES = {"gpu": "GPU", "cpu": "CPU (host)", "idle": "idle GPUs and hosts", "pue": "facility (PUE)",
@@ -74,22 +74,7 @@ def _e(value: Any) -> str:
     return "" if value is None else html.escape(clean(value), quote=True)
 
 
-def _get(mapping: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(mapping, Mapping):
-            return None
-        mapping = mapping.get(key)
-    return mapping
-
-
-def _list(value: Any) -> list[Any]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, Sequence) and not isinstance(
-        value, str | bytes) else []
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
+def _parse_time(value: str) -> datetime | None:
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -97,7 +82,7 @@ def _parse_time(value: Any) -> datetime | None:
     return (t.replace(tzinfo=UTC) if t.tzinfo is None else t).astimezone(UTC)
 
 
-def _when(value: Any) -> str:
+def _when(value: str) -> str:
     t = _parse_time(value)
     return _e(value) if t is None else t.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -106,9 +91,8 @@ def _qty(value: Any, unit: str, kind: str = "qty", **kw: Any) -> str:
     return f'<span class="num">{fmt(value, kind, **kw)}</span>&nbsp;{unit}' if unit else fmt(value, kind, **kw)
 
 
-def _included_layers(report: Mapping[str, Any]) -> list[str]:
-    rows = _list(report.get("layers"))
-    if rows:
-        return [str(r.get("layer")) for r in rows if r.get("included") is True]
-    sel = _get(report, "method", "layers_selected")
-    return [str(x) for x in sel] if isinstance(sel, list) else ["gpu", "idle", "pue"]
+def _included_layers(report: Report) -> list[str]:
+    """The layers in the headline: the included rows of the layers table, else method.layers_selected."""
+    if report.layers:
+        return [r.layer for r in report.layers if r.included]
+    return list(report.method.layers_selected)

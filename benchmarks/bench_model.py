@@ -294,10 +294,10 @@ def phase_wattprint(path: str, zones: int, reps: int, memory_limit: str | None, 
     steps: dict[str, float] = {}
     real_materialize = model.materialize
 
-    def timed_materialize(c, m, params, sql=None):
+    def timed_materialize(c, m, params, sql=None, hours=None):
         t = time.perf_counter()
         try:
-            return real_materialize(c, m, params, sql)
+            return real_materialize(c, m, params, sql, hours)
         finally:
             steps[m.name] = time.perf_counter() - t
 

@@ -19,6 +19,14 @@ def test_bench_model_quick(tmp_path):
     assert "| exporter" in (tmp_path / "m.md").read_text()
 
 
+def test_bench_incremental_quick(tmp_path):
+    """The script runs, and its --check (on with --quick) found the incremental result equal to a full build."""
+    res = run("bench_incremental.py", "--markdown-out", str(tmp_path / "i.md"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = (tmp_path / "i.md").read_text()
+    assert "one day's ledger imported" in text and "equals a full build, bit for bit" in text
+
+
 def test_bench_report_quick(tmp_path):
     res = run("bench_report.py", "--markdown-out", str(tmp_path / "r.md"))
     assert res.returncode == 0, res.stderr[-2000:]

@@ -21,7 +21,7 @@ an untimed scan of every column of fct_job_gpu_hour, median of --reps (best in b
                error is reported and the row skipped). Peak RSS is that of the wattprint processes.
 
 A last, separately timed in-process run sends every statement through a timing proxy and attributes each to
-the report section (compute.py function) that issued it, to show where the report's time goes.
+the report section (the function report/compute.py called) that issued it, to show where the report's time goes.
 
 Checked in the run, failing loudly otherwise: for the project and the fleet, each phase's energy_kwh in the
 report (in process and from the CLI's JSON) equals the baseline's sum(energy_j) / 3.6e6 for that phase
@@ -126,26 +126,31 @@ def phase_baseline(path: str, project: str, reps: int) -> dict:
 
 
 def report_options(project: str | None):
-    from wattprint.pipeline.report.compute import ReportOptions
+    from wattprint.pipeline.report.scope import ReportOptions
 
     return ReportOptions(window=window(), project=project)
 
 
 class _Timed:
-    """A connection proxy for the breakdown run: times every statement (execute + fetch) and files it under
-    the compute.py function that issued it (and the SQL file's name for run_sql)."""
+    """A connection proxy for the breakdown run: times every statement (execute + fetch) and files it under the
+    report section that issued it: the function build_report called (report/compute.py runs the sections in
+    order), or build_report itself; the scope join and the intensity rule under their SQL file's name."""
+
+    APART = ("rpt_scope", "macros_intensity")
 
     def __init__(self, con, log: dict[str, list[float]]):
         self._con, self._log = con, log
 
     def _where(self) -> str:
         f = sys._getframe(2)
-        sql_name = None
+        sql_name, section = None, None
         while f is not None:
-            if f.f_code.co_name == "run_sql" and f.f_code.co_filename.endswith(os.path.join("pipeline", "db.py")):
+            code = f.f_code
+            if code.co_name == "run_sql" and code.co_filename.endswith(os.path.join("pipeline", "db.py")):
                 sql_name = f.f_locals.get("name")
-            if f.f_code.co_filename.endswith(os.path.join("report", "compute.py")):
-                return f"{f.f_code.co_name}" + (f": {sql_name}.sql" if sql_name else "")
+            if code.co_name == "build_report" and code.co_filename.endswith(os.path.join("report", "compute.py")):
+                return f"{sql_name}.sql" if sql_name in self.APART else section or "build_report"
+            section = code.co_name
             f = f.f_back
         return "?"
 
@@ -337,18 +342,19 @@ def ms(x: float) -> str:
 
 SECTION_NAMES = {
     "build_report": "staleness check, row count",
-    "_check_scope": "project/phase check",
-    "_rates": "embodied rates",
-    "_scope: rpt_scope.sql": "rpt_scope.sql (scope join, idle pro-rata per cluster-hour)",
-    "_phase_blocks": "phase blocks",
-    "_wall_clock": "wall-clock hours per phase",
-    "_hardware_total": "hardware total",
-    "_quality": "data quality",
-    "_whatif": "what-if: hourly profile, pricing",
-    "_whatif: int_intensity_resolved.sql": "what-if: int_intensity_resolved.sql",
-    "_daily": "daily series",
-    "_hourly": "hourly series",
-    "_fleet": "fleet: per project, clusters, top jobs, reconciliation",
+    "check_scope": "project/phase check",
+    "rates": "embodied rates",
+    "rpt_scope.sql": "rpt_scope.sql (scope join, idle pro-rata per cluster-hour)",
+    "previous": "previous window: per project",
+    "phase_blocks": "phase blocks (with wall-clock hours)",
+    "hardware_total": "hardware total",
+    "cpu_hardware_total": "CPU hardware total",
+    "quality": "data quality",
+    "whatif": "what-if: hourly profile, pricing",
+    "macros_intensity.sql": "what-if: macros_intensity.sql",
+    "daily": "daily series",
+    "hourly": "hourly series",
+    "fleet": "fleet: per project, clusters, top jobs, reconciliation",
 }
 
 

@@ -20,8 +20,9 @@ if str(ROOT) not in sys.path:
 
 from tests import reportkit  # noqa: E402
 from wattprint.pipeline import db  # noqa: E402
-from wattprint.pipeline.report.compute import ReportOptions, build_report  # noqa: E402
+from wattprint.pipeline.report.compute import build_report  # noqa: E402
 from wattprint.pipeline.report.run import render  # noqa: E402
+from wattprint.pipeline.report.scope import ReportOptions  # noqa: E402
 from wattprint.pipeline.report.window import month  # noqa: E402
 from wattprint.pipeline.settings import load_settings  # noqa: E402
 

@@ -209,10 +209,11 @@ def _reports(files: DemoFiles, settings: Any) -> tuple[Report, Report]:
     """The project and all-projects reports of the month in every format, and the model card."""
     from . import db
     from .hardware import DEFAULT_LIFETIME_YEARS, DEFAULT_UTILISATION
-    from .report.compute import ReportOptions, build_report, finite
+    from .report.compute import build_report, finite
     from .report.markdown import render as markdown
     from .report.modelcard import update_file
     from .report.run import co2_metadata, render
+    from .report.scope import ReportOptions
     from .report.window import month
 
     window = month(files.month)

@@ -17,8 +17,10 @@ from .. import __version__, db
 from ..config import parse_layers
 from ..errors import InputError
 from ..settings import Settings
-from .compute import ReportOptions, build_report, cpu_name, finite
+from .compute import build_report, finite
 from .names import clean
+from .phases import cpu_name
+from .scope import ReportOptions
 from .types import Report, as_report
 from .window import resolve
 

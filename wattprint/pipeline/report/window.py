@@ -29,9 +29,6 @@ class Window:
             return Window(first, self.start, first.strftime("%Y-%m"))
         return Window(self.start - (self.end - self.start), self.start)
 
-    def as_dict(self) -> dict[str, object]:
-        return {"start": iso(self.start), "end": iso(self.end), "label": self.label, "hours": self.hours}
-
 
 def month(text: str, where: str = "--month") -> Window:
     m = _MONTH.match(text.strip())

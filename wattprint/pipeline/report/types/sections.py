@@ -1,25 +1,11 @@
-"""The report as typed, frozen records: one class per object of report-v1.schema.json (the JSON contract of
-docs/reports.md), built by compute.py and read by every format.
-
-Field names are the JSON keys, in the JSON's order; `Report.to_dict()` is the JSON report and
-`Report.from_dict()` reads one back (record.py). Some keys say less than they mean and cannot be renamed without
-a new schema version: `energy_kwh` is GPU energy only wherever it appears beside `cpu_energy_kwh` (the jobs' own
-GPU energy, no idle share, no PUE); `*_pct` fields are fractions (0.25 is 25 %), not percentages. The field
-comments say what each number is.
-
-Lists are tuples (the records are frozen); `to_dict` writes them as JSON arrays.
-"""
+"""The records of the report's common sections: window, method, phases, total, layers table, equivalences,
+what-if, daily and hourly series (see types/__init__.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from .record import Record, flattened, optional
-
-SCHEMA_VERSION = 1
-NOT_IN_LEDGER = "(not in the job ledger)"
+from ..record import Record, optional
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +48,6 @@ class Method(Record):
     idle_policy: str                  # "pro-rata" or "separate"
     statement: str                    # the method in one paragraph
     embodied: Embodied
-
 
 # -- phases ----------------------------------------------------------------------------------------------
 
@@ -174,7 +159,6 @@ class Phase(Record):
     layers: PhaseLayers
     sources: tuple[str, ...]         # file:line of the manual phases behind an estimated block
 
-
 # -- total and layers ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -235,120 +219,6 @@ class Equivalences(Record):
     edition: str
     sentence: str                    # "roughly equal to 3,169 miles driven by ..."
 
-
-# -- data quality ----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, kw_only=True)
-class EnergyShares(Record):
-    """How the GPU energy was measured: shares (0..1) of the total GPU energy."""
-
-    counter: float
-    counter_across_gap: float
-    power_integrated: float
-    estimated: float                 # manual phases (TDP)
-
-
-@dataclass(frozen=True, kw_only=True)
-class CpuEnergyShares(Record):
-    """How the host energy was measured: shares (0..1) of the jobs' own host energy."""
-
-    counter: float
-    counter_across_gap: float
-    estimated: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntensityShares(Record):
-    """How the GPU and host energy was priced: shares (0..1), one per intensity quality."""
-
-    hourly: float
-    nearest_hour: float
-    monthly_mean: float
-    annual_default: float
-    world_default: float
-    declared: float                  # manual phases' own intensity
-
-
-@dataclass(frozen=True, kw_only=True)
-class Gaps(Record):
-    """Telemetry gaps of the report's GPUs, per GPU (see gpu_checks.gaps)."""
-
-    count: int
-    hours: float                     # GPU-hours
-    restarts: int                    # of them, ended in a counter restart
-
-
-@dataclass(frozen=True, kw_only=True)
-class CounterDifference(Record):
-    """A GPU-hour whose priced energy differs from the GPU's hardware counter."""
-
-    hour: str
-    cluster: str
-    hostname: str
-    gpu: str
-    uuid: str | None
-    counter_kwh: float
-    priced_kwh: float
-    cause: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class GpuCounters(Record):
-    """The scope's GPU-hours priced against their hardware energy counters (see gpu_checks.counters)."""
-
-    gpu_hours: int                   # GPU-hours with a counter, checked (a count)
-    counter_kwh: float
-    priced_kwh: float
-    residual_kwh: float
-    residual_jobs: int
-    residual_to_jobs_kwh: float
-    excess_kwh: float
-    stepped_back_gpus: int
-    unpriced_kwh: float
-    two_source_gpus: int
-    difference_gpu_hours: int
-    difference_kwh: float
-    differences: tuple[CounterDifference, ...]   # the largest, at most gpu_checks.MAX_LISTED
-
-
-@dataclass(frozen=True, kw_only=True)
-class RaplNode(Record):
-    """A node of the scope without readable RAPL for all or part of the window."""
-
-    cluster: str
-    hostname: str
-    reason: str
-    samples: int
-    readable_samples: int
-    hours: int                       # hours with the scope's jobs on the node
-    hours_without_rapl: int
-    unreadable_share: float          # of the node's time
-    gpu_energy_share: float          # of the report's measured GPU energy
-
-
-@dataclass(frozen=True, kw_only=True)
-class Rapl(Record):
-    nodes: int
-    nodes_without: int
-    gpu_energy_share: float
-    unreadable_gpu_energy_share: float
-    without: tuple[RaplNode, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class DataQuality(Record):
-    energy: EnergyShares
-    cpu_energy: CpuEnergyShares | None = optional()
-    intensity: IntensityShares
-    gaps: Gaps
-    gpu_counters: GpuCounters
-    jobs_without_telemetry: int      # ledger jobs that ran in the window with no measured energy
-    clusters_without_pue: tuple[str, ...]
-    rapl: Rapl | None = optional()
-    warnings: tuple[str, ...]
-    poor: bool
-
-
 # -- what-if, series -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -394,149 +264,3 @@ class Hour(Record):
     power_w: float                   # the scope's GPU power: mean over the hour
     cpu_power_w: float | None = optional()
     intensity_g_per_kwh: float
-
-
-# -- fleet (all-projects report) -------------------------------------------------------------------------
-
-@dataclass(frozen=True, kw_only=True)
-class ProjectPhase(Record):
-    phase: str
-    energy_kwh: float                # GPU energy
-    cpu_energy_kwh: float | None = optional()
-    emissions_kg: float
-    gpu_hours: float
-    cpu_hours: float | None = optional()
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProjectRow(Record):
-    project: str                     # NOT_IN_LEDGER for jobs the ledger does not know
-    energy_kwh: float                # GPU energy
-    cpu_energy_kwh: float | None = optional()
-    emissions_kg: float
-    gpu_hours: float
-    cpu_hours: float | None = optional()
-    previous_emissions_kg: float | None   # None: no data in the window before
-    change_pct: float | None         # a fraction: (now - before) / before
-    phases: tuple[ProjectPhase, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClusterRow(Record):
-    """A cluster of the fleet, straight from the results (every job, in the ledger or not, and idle)."""
-
-    cluster: str
-    provider: str
-    region: str
-    zone: str | None
-    pue: float
-    gpus: int
-    energy_kwh: float                # all GPU energy: jobs and idle
-    job_energy_kwh: float
-    idle_energy_kwh: float
-    idle_share: float
-    cpu_sockets: int | None = optional()
-    cpu_energy_kwh: float | None = optional()
-    cpu_job_energy_kwh: float | None = optional()
-    cpu_idle_energy_kwh: float | None = optional()
-    cpu_idle_share: float | None = optional()
-    intensity_g_per_kwh: float
-    emissions_kg: float              # GPU and host energy, including PUE
-
-
-@dataclass(frozen=True, kw_only=True)
-class TopJob(Record):
-    cluster: str
-    job_id: str
-    project: str
-    phase: str
-    user: str                        # "" when unknown
-    gpu_hours: float
-    cpu_hours: float | None = optional()
-    energy_kwh: float                # GPU energy
-    cpu_energy_kwh: float | None = optional()
-    emissions_kg: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class Previous(ReportWindow):
-    """The window before, with its totals (the month before, or the same length just before)."""
-
-    energy_kwh: float                # GPU energy
-    cpu_energy_kwh: float | None = optional()
-    emissions_kg: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class Change(Record):
-    energy_pct: float                # fractions: (now - before) / before
-    emissions_pct: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class CpuReconciliation(Record):
-    """The fleet's host CPU energy (RAPL package + DRAM), split as its GPU energy is."""
-
-    fleet_energy_kwh: float
-    projects_energy_kwh: float
-    not_in_ledger_kwh: float
-    idle_apportioned_kwh: float
-    idle_unapportioned_kwh: float
-    note: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reconciliation(Record):
-    """The fleet's GPU energy = projects' jobs + jobs not in the ledger + idle apportioned + idle not apportioned."""
-
-    fleet_energy_kwh: float
-    projects_energy_kwh: float
-    not_in_ledger_kwh: float
-    idle_apportioned_kwh: float
-    idle_unapportioned_kwh: float
-    note: str
-    cpu: CpuReconciliation | None = optional()
-    gpu_counters: GpuCounters        # the same check as data_quality.gpu_counters (fleet-wide)
-
-
-@dataclass(frozen=True, kw_only=True)
-class FleetSections(Record):
-    """The keys only the all-projects report has (kind "fleet"), written at the top level of the report."""
-
-    projects: tuple[ProjectRow, ...]
-    clusters: tuple[ClusterRow, ...]
-    top_jobs: tuple[TopJob, ...]
-    previous: Previous | None        # None: no data in the window before
-    change: Change | None
-    reconciliation: Reconciliation
-
-
-# -- the report ------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, kw_only=True)
-class Report(Record):
-    schema_version: int = SCHEMA_VERSION
-    kind: str                        # "project" or "fleet"
-    title: str
-    project: str | None              # None for the all-projects report
-    generated_at: str
-    window: ReportWindow
-    method: Method
-    phases: tuple[Phase, ...]
-    total: Total
-    layers: tuple[LayerRow, ...]
-    equivalences: Equivalences
-    data_quality: DataQuality
-    whatif: WhatIf
-    daily: tuple[Day, ...]
-    hourly: tuple[Hour, ...]
-    fleet: FleetSections | None = flattened()   # kind "fleet" only
-
-
-def as_report(value: Report | Mapping[str, Any]) -> Report:
-    """A Report, or a report dict (JSON, schema_version 1) read into one."""
-    if isinstance(value, Report):
-        return value
-    if isinstance(value, Mapping):
-        return Report.from_dict(value)
-    raise TypeError(f"report must be a Report or a mapping, got {type(value).__name__}")

@@ -1,0 +1,133 @@
+"""The sections only the all-projects (fleet) report has: projects (with the window before), clusters, top jobs,
+and the reconciliation of the fleet's GPU and host energy with what the projects were charged."""
+
+from __future__ import annotations
+
+import duckdb
+
+from ..timeutil import iso
+from .layers import Sums, fraction, share
+from .phases import phase_order
+from .query import inline, one, rows
+from .scope import ReportOptions, build_scope
+from .types import (
+    NOT_IN_LEDGER,
+    Change,
+    ClusterRow,
+    CpuReconciliation,
+    FleetSections,
+    GpuCounters,
+    Previous,
+    ProjectPhase,
+    ProjectRow,
+    Reconciliation,
+    TopJob,
+)
+
+
+def previous(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> dict[str, Sums]:
+    """Per project, the sums of the window before (run before this window's scope is built)."""
+    build_scope(con, o, o.window.previous())
+    return {(r["project"] or NOT_IN_LEDGER): Sums.of(r) for r in rows(con, "rpt_sums_by_project")}
+
+
+def fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: dict[str, Sums],
+          counters: GpuCounters) -> FleetSections:
+    sums: dict[str, Sums] = {}
+    phases: dict[str, list[ProjectPhase]] = {}
+    for r in rows(con, "rpt_sums_by_project_phase"):
+        s = Sums.of(r)
+        name = r["project"] or NOT_IN_LEDGER
+        sums[name] = sums.get(name, Sums()).add(s)
+        phases.setdefault(name, []).append(ProjectPhase(
+            phase=r["phase"], energy_kwh=s.energy_j / 3.6e6, cpu_energy_kwh=s.cpu_j / 3.6e6,
+            emissions_kg=s.headline_kg(o), gpu_hours=s.gpu_s / 3600.0, cpu_hours=s.cpu_s / 3600.0))
+    for p in phases.values():
+        p.sort(key=lambda x: phase_order(x.phase))
+
+    prev_w = o.window.previous()
+    prev_total = Sums()
+    for s in prev.values():
+        prev_total = prev_total.add(s)
+
+    projects = []
+    for name, s in sorted(sums.items(), key=lambda kv: -kv[1].headline_kg(o)):
+        before = prev[name].headline_kg(o) if name in prev else None
+        now = s.headline_kg(o)
+        projects.append(ProjectRow(project=name, energy_kwh=s.energy_j / 3.6e6, cpu_energy_kwh=s.cpu_j / 3.6e6,
+                                   emissions_kg=now, gpu_hours=s.gpu_s / 3600.0, cpu_hours=s.cpu_s / 3600.0,
+                                   previous_emissions_kg=before,
+                                   change_pct=(now - before) / before if before else None,
+                                   phases=tuple(phases[name])))
+
+    cluster_rows = clusters(con, o)
+    jobs = rows(con, "rpt_sums_by_job")
+    ranked = sorted(((Sums.of(r), r) for r in jobs), key=lambda x: (-x[0].headline_kg(o), x[1]["cluster"],
+                                                                   x[1]["job_id"]))
+    top_jobs = tuple(TopJob(cluster=r["cluster"], job_id=r["job_id"], project=r["project"] or NOT_IN_LEDGER,
+                            phase=r["phase"], user=r["user_name"], gpu_hours=s.gpu_s / 3600.0,
+                            cpu_hours=s.cpu_s / 3600.0, energy_kwh=s.energy_j / 3.6e6,
+                            cpu_energy_kwh=s.cpu_j / 3.6e6, emissions_kg=s.headline_kg(o))
+                     for s, r in ranked[:o.top_jobs])
+
+    window = {"start": o.window.start, "end": o.window.end, "pro_rata": o.idle_policy == "pro-rata"}
+    gpu = one(con, "rpt_fleet_gpu_energy", window)
+    cpu = one(con, "rpt_fleet_cpu_energy", window)
+    ledger = one(con, "rpt_in_ledger")
+    return FleetSections(
+        projects=tuple(projects),
+        clusters=cluster_rows,
+        top_jobs=top_jobs,
+        previous=Previous(start=iso(prev_w.start), end=iso(prev_w.end), label=prev_w.label, hours=prev_w.hours,
+                          energy_kwh=prev_total.energy_j / 3.6e6, cpu_energy_kwh=prev_total.cpu_j / 3.6e6,
+                          emissions_kg=prev_total.headline_kg(o)) if prev else None,
+        change=Change(energy_pct=share(total.energy_j - prev_total.energy_j, prev_total.energy_j),
+                      emissions_pct=share(total.headline_kg(o) - prev_total.headline_kg(o),
+                                          prev_total.headline_kg(o))) if prev else None,
+        reconciliation=Reconciliation(
+            fleet_energy_kwh=gpu["fleet_j"] / 3.6e6,
+            projects_energy_kwh=ledger["energy_j"] / 3.6e6,
+            not_in_ledger_kwh=gpu["not_in_ledger_j"] / 3.6e6,
+            idle_apportioned_kwh=total.idle_j / 3.6e6,
+            idle_unapportioned_kwh=gpu["unapportioned_j"] / 3.6e6,
+            note="fleet GPU energy = projects' jobs + jobs not in the ledger + idle apportioned to jobs + idle "
+                 "not apportioned (no job ran in that cluster-hour, or the idle policy is 'separate')",
+            cpu=CpuReconciliation(
+                fleet_energy_kwh=cpu["fleet_j"] / 3.6e6,
+                projects_energy_kwh=ledger["cpu_j"] / 3.6e6,
+                not_in_ledger_kwh=cpu["not_in_ledger_j"] / 3.6e6,
+                idle_apportioned_kwh=total.cpu_idle_j / 3.6e6,
+                idle_unapportioned_kwh=cpu["unapportioned_j"] / 3.6e6,
+                note="fleet host CPU energy (RAPL package + DRAM) = projects' jobs + jobs not in the ledger + "
+                     "host idle apportioned to jobs (by CPU-seconds) + host idle not apportioned (no job had CPU "
+                     "time in that cluster-hour, or the idle policy is 'separate')",
+            ),
+            # every GPU-hour of the window against its hardware counter: the data-quality check, fleet-wide
+            gpu_counters=counters,
+        ),
+    )
+
+
+def clusters(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> tuple[ClusterRow, ...]:
+    """Per cluster: GPUs and their energy (jobs and idle), host CPU energy (jobs and idle), and the emissions of
+    both including PUE, straight from the results (every job, in the ledger or not)."""
+    window = {"start": o.window.start, "end": o.window.end}
+    gpu = {r["cluster"]: r for r in rows(con, "rpt_cluster_gpus", window)}
+    cpu = {r["cluster"]: r for r in rows(con, "rpt_cluster_cpus", window)}
+    provider_of = {r["cluster"]: r["provider"] for r in inline(con, "SELECT cluster, provider FROM clusters")}
+    none = {"gpus": 0, "sockets": 0, "energy_j": 0.0, "job_j": 0.0, "idle_j": 0.0, "grams_before_pue": 0.0,
+            "grams": 0.0, "pue": None, "region": None, "zone": None}
+    out = []
+    for cluster in sorted(set(gpu) | set(cpu)):
+        g, c = gpu.get(cluster, none), cpu.get(cluster, none)
+        e, ce = g["energy_j"], c["energy_j"]
+        out.append(ClusterRow(
+            cluster=cluster, provider=provider_of.get(cluster) or "onprem", region=g["region"] or c["region"] or "",
+            zone=g["zone"] if g["zone"] is not None else c["zone"],
+            pue=g["pue"] if g["pue"] is not None else (c["pue"] or 1.0), gpus=int(g["gpus"]), energy_kwh=e / 3.6e6,
+            job_energy_kwh=g["job_j"] / 3.6e6, idle_energy_kwh=g["idle_j"] / 3.6e6, idle_share=fraction(g["idle_j"], e),
+            cpu_sockets=int(c["sockets"]), cpu_energy_kwh=ce / 3.6e6, cpu_job_energy_kwh=c["job_j"] / 3.6e6,
+            cpu_idle_energy_kwh=c["idle_j"] / 3.6e6, cpu_idle_share=fraction(c["idle_j"], ce),
+            intensity_g_per_kwh=share(g["grams_before_pue"] + c["grams_before_pue"], (e + ce) / 3.6e6),
+            emissions_kg=(g["grams"] + c["grams"]) / 1000.0))
+    return tuple(out)

@@ -1,0 +1,111 @@
+"""The report as typed, frozen records: one class per object of report-v1.schema.json (the JSON contract of
+docs/reports.md), built by compute.py and read by every format.
+
+Field names are the JSON keys, in the JSON's order; `Report.to_dict()` is the JSON report and
+`Report.from_dict()` reads one back (record.py). Some keys say less than they mean and cannot be renamed without
+a new schema version: `energy_kwh` is GPU energy only wherever it appears beside `cpu_energy_kwh` (the jobs' own
+GPU energy, no idle share, no PUE); `*_pct` fields are fractions (0.25 is 25 %), not percentages. The field
+comments say what each number is.
+
+Lists are tuples (the records are frozen); `to_dict` writes them as JSON arrays. The records live in three
+modules by section (sections.py: window, method, phases, total, layers, equivalences, what-if, series; quality.py:
+data quality; fleet.py: the all-projects report's sections) and are all imported from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..record import Record, flattened
+from .fleet import (
+    NOT_IN_LEDGER,
+    Change,
+    ClusterRow,
+    CpuReconciliation,
+    FleetSections,
+    Previous,
+    ProjectPhase,
+    ProjectRow,
+    Reconciliation,
+    TopJob,
+)
+from .quality import (
+    CounterDifference,
+    CpuEnergyShares,
+    DataQuality,
+    EnergyShares,
+    Gaps,
+    GpuCounters,
+    IntensityShares,
+    Rapl,
+    RaplNode,
+)
+from .sections import (
+    CpuHardware,
+    CpuLayer,
+    Day,
+    Embodied,
+    EmbodiedLayer,
+    EmbodiedRate,
+    Equivalences,
+    GpuHardware,
+    Hour,
+    IdleLayer,
+    LayerFigures,
+    LayerRow,
+    Method,
+    Phase,
+    PhaseCluster,
+    PhaseCpu,
+    PhaseGpu,
+    PhaseLayers,
+    ReportWindow,
+    Total,
+    WhatIf,
+    WhatIfOption,
+)
+
+SCHEMA_VERSION = 1
+
+
+# -- the report ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class Report(Record):
+    schema_version: int = SCHEMA_VERSION
+    kind: str                        # "project" or "fleet"
+    title: str
+    project: str | None              # None for the all-projects report
+    generated_at: str
+    window: ReportWindow
+    method: Method
+    phases: tuple[Phase, ...]
+    total: Total
+    layers: tuple[LayerRow, ...]
+    equivalences: Equivalences
+    data_quality: DataQuality
+    whatif: WhatIf
+    daily: tuple[Day, ...]
+    hourly: tuple[Hour, ...]
+    fleet: FleetSections | None = flattened()   # kind "fleet" only
+
+
+def as_report(value: Report | Mapping[str, Any]) -> Report:
+    """A Report, or a report dict (JSON, schema_version 1) read into one."""
+    if isinstance(value, Report):
+        return value
+    if isinstance(value, Mapping):
+        return Report.from_dict(value)
+    raise TypeError(f"report must be a Report or a mapping, got {type(value).__name__}")
+
+
+__all__ = [
+    "NOT_IN_LEDGER", "SCHEMA_VERSION", "Change", "ClusterRow", "CounterDifference", "CpuEnergyShares", "CpuHardware",
+    "CpuLayer", "CpuReconciliation", "DataQuality", "Day", "Embodied", "EmbodiedLayer", "EmbodiedRate", "EnergyShares",
+    "Equivalences", "FleetSections", "Gaps", "GpuCounters", "GpuHardware", "Hour", "IdleLayer", "IntensityShares",
+    "LayerFigures", "LayerRow", "Method", "Phase", "PhaseCluster", "PhaseCpu", "PhaseGpu", "PhaseLayers", "Previous",
+    "ProjectPhase", "ProjectRow", "Rapl", "RaplNode", "Reconciliation", "Report", "ReportWindow", "TopJob", "Total",
+    "WhatIf", "WhatIfOption", "as_report",
+]

@@ -12,8 +12,9 @@ from wattprint.pipeline import db
 from wattprint.pipeline.model import DERIVED, MODELS, BuildSettings, build
 
 SQL = REPO / "wattprint" / "pipeline" / "sql"
-# sql/ files that are not models: the report's query (rpt_*) and the intensity import's plan (it writes stored input)
-NOT_MODELS = re.compile(r"^(rpt_|stg_intensity_import)")
+# sql/ files that are not models: the report's queries (rpt_*), the intensity import's plan (it writes stored input)
+# and the hours an import changes (dirty_*: incremental builds)
+NOT_MODELS = re.compile(r"^(rpt_|stg_intensity_import|dirty_)")
 STORED = {"series", "samples", "ingest_coverage", "jobs", "job_nodes", "intensity_points", "intensity_hourly",
           "intensity_annual", "clusters", "cluster_nodes", "build_info", "schema_migrations"}
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from .db import run_sql
 from .records import IntensityPoint
 
 Hours = tuple[int, int] | None
@@ -34,29 +35,11 @@ def jobs(con: duckdb.DuckDBPyConnection, keys: Iterable[tuple[str, str]]) -> Hou
     if not rows or not built(con):
         return None       # nothing to rebuild, or no results yet (the build is a full one then)
     con.execute("CREATE OR REPLACE TEMP TABLE dirty_jobs (cluster VARCHAR, job_id VARCHAR)")
-    con.executemany("INSERT INTO dirty_jobs VALUES (?, ?)", [list(k) for k in rows])
+    # one statement for all keys: a month of sacct holds tens of thousands (executemany is a round trip per row)
+    con.execute("INSERT INTO dirty_jobs SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                [[k[0] for k in rows], [k[1] for k in rows]])
     try:
-        lo, hi = con.execute("""
-            WITH spans AS (
-                SELECT epoch_us(start_ts) AS s_us, CASE WHEN end_ts IS NULL OR NOT isfinite(end_ts)
-                       THEN 9223372036854775807 ELSE epoch_us(end_ts) END AS e_us
-                FROM jobs JOIN dirty_jobs USING (cluster, job_id)
-                UNION ALL
-                SELECT epoch_us(sp.start_ts), epoch_us(sp.end_ts)
-                FROM stream_spans sp JOIN streams st USING (stream_id)
-                JOIN dirty_jobs d ON d.cluster = st.cluster AND d.job_id = st.job_id
-                UNION ALL
-                SELECT min(c.hour_idx) * 3600000000, (max(c.hour_idx) + 1) * 3600000000
-                FROM cpu_time_hour c JOIN streams st USING (stream_id)
-                JOIN dirty_jobs d ON d.cluster = st.cluster AND d.job_id = st.job_id
-                UNION ALL
-                SELECT min(epoch_us(i.start_ts)), max(epoch_us(i.end_ts))
-                FROM energy_intervals i JOIN streams st USING (stream_id)
-                JOIN dirty_jobs d ON d.cluster = st.cluster AND d.job_id = i.label_job
-                WHERE i.label_job IS NOT NULL
-            )
-            SELECT min(s_us) // 3600000000, max(e_us) // 3600000000 + 1 FROM spans
-        """).fetchall()[0]
+        lo, hi = run_sql(con, "dirty_job_hours").fetchall()[0]
     finally:
         con.execute("DROP TABLE dirty_jobs")
     return None if lo is None else (int(lo), int(min(hi, 2**62 // 3600000000)))

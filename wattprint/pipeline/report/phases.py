@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from ..emissions import emissions_g
 from ..estimate import ManualPhase
 from ..records import PHASES
 from ..settings import Settings
@@ -188,9 +189,9 @@ def _estimate_sums(settings: Settings, o: ReportOptions, group: list[ManualPhase
     for e in group:
         r = e.estimate
         gpu_j = r.gpu_it_j
-        gpu_g = gpu_j / 3.6e6 * r.intensity_g_per_kwh
+        gpu_g = emissions_g(gpu_j, r.intensity_g_per_kwh)
         cpu_j = r.cpu_it_j
-        cpu_g = cpu_j / 3.6e6 * r.intensity_g_per_kwh
+        cpu_g = emissions_g(cpu_j, r.intensity_g_per_kwh)
         rate = embodied_rate(settings, e.cluster, r.gpu_model or "", o).kg_per_gpu_hour if r.gpu_hours else 0.0
         s = s.add(Sums(energy_j=gpu_j, gpu_g=gpu_g, pue_gpu_j=(r.pue - 1) * gpu_j, pue_gpu_g=(r.pue - 1) * gpu_g,
                        emb_g=r.gpu_hours * rate * 1000.0, gpu_s=r.gpu_hours * 3600.0,

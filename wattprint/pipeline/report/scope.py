@@ -94,8 +94,10 @@ def embodied_rate(settings: Settings, cluster: str | None, model: str, o: Report
 
 def build_scope(con: duckdb.DuckDBPyConnection, o: ReportOptions, w: Window) -> None:
     """(Re)create rpt_rows: the rows of the project's (or every project's) jobs in window `w`."""
+    run_sql(con, "macros")              # the model's rules the report's queries share (emissions_g, exact_sum)
     run_sql(con, "rpt_scope", {"start": w.start, "end": w.end, "project": o.project, "phases": list(o.phases),
                                "pro_rata": o.idle_policy == "pro-rata"})
+    run_sql(con, "rpt_layer_sums")      # the one list of layer sums the rpt_sums*.sql queries group
 
 
 def check_scope(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> None:

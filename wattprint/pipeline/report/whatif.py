@@ -43,10 +43,17 @@ def whatif(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions,
         kg = g * factor / 1000.0
         options.append(WhatIfOption(cluster=z["cluster"], provider=z["provider"], region=z["region"], zone=z["zone"],
                                     pue=z["pue"], emissions_kg=kg, intensity_g_per_kwh=share(g, e / 3.6e6),
-                                    hourly_share=fraction(h, e), delta_kg=kg - actual_kg))
+                                    hourly_share=fraction(h, e), delta_kg=_delta(kg, actual_kg)))
     best = min(options, key=lambda x: x.emissions_kg)
     saving_kg = max(0.0, actual_kg - best.emissions_kg)
     for t in ("rpt_profile", "rpt_intensity_needed"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return WhatIf(actual_kg=actual_kg, options=tuple(options), best=best, saving_kg=saving_kg,
                   saving_pct=fraction(saving_kg, actual_kg), note=note)
+
+
+def _delta(kg: float, actual_kg: float) -> float:
+    """The option against the actual emissions; 0 within rounding (the cluster the work ran on, priced the same way
+    in another order of additions, differs only in the last bits: shown as +1e-13 kg it would read as a change)."""
+    d = kg - actual_kg
+    return 0.0 if abs(d) <= 1e-9 * max(abs(kg), abs(actual_kg)) else d

@@ -32,7 +32,7 @@ SELECT to_timestamp(h.hour_idx * 3600) AS hour_ts,
        h.energy_j,
        coalesce(c.pue, 1.0) AS pue,
        r.g_per_kwh AS intensity_g_per_kwh,
-       h.energy_j / 3600000.0 * coalesce(c.pue, 1.0) * r.g_per_kwh AS emissions_g,
+       emissions_g(h.energy_j, r.g_per_kwh, coalesce(c.pue, 1.0)) AS emissions_g,
        h.gpu_seconds
 FROM h
 JOIN streams st USING (stream_id)

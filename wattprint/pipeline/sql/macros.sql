@@ -22,6 +22,10 @@ CREATE OR REPLACE TEMP MACRO node_matches(h, pattern) AS
 CREATE OR REPLACE TEMP MACRO gpu_key(c, h, g, u) AS
     CASE WHEN trim(coalesce(u, '')) <> '' THEN 'uuid:' || lower(trim(u))
          ELSE coalesce(c, '') || '/' || node_key(coalesce(h, '')) || '/' || coalesce(g, '') END;
+-- emissions_g(energy_j, g_per_kwh, pue): grams CO2eq of energy_j joules priced at g_per_kwh gCO2eq/kWh with the
+-- facility's PUE (1.0: before PUE). The one emissions formula: the results (int_priced_pieces.sql) and the reports'
+-- figures before PUE (rpt_*.sql) all call it; its Python twin, for manual phases, is pipeline/emissions.py.
+CREATE OR REPLACE TEMP MACRO emissions_g(energy_j, g_per_kwh, pue) AS energy_j / 3600000.0 * pue * g_per_kwh;
 -- exact(x): x rounded to 1e-9 (nanojoules, nanoseconds) as a decimal; exact_sum(x) the sum of those, as a double.
 -- Decimals add as integers, so a sum has the same bits whatever order its rows arrive in: DuckDB adds doubles in an
 -- order that varies with its threads, and equal inputs must give equal results, bit for bit (incremental builds are

@@ -3,7 +3,7 @@
 SELECT c.cluster, count(DISTINCT (c.hostname, c.socket)) AS sockets, sum(c.energy_j) AS energy_j,
        coalesce(sum(c.energy_j) FILTER (WHERE c.job_id IS NOT NULL), 0) AS job_j,
        coalesce(sum(c.energy_j) FILTER (WHERE c.job_id IS NULL), 0) AS idle_j,
-       sum(c.energy_j * c.intensity_g_per_kwh) / 3600000.0 AS grams_before_pue, sum(c.emissions_g) AS grams,
+       sum(emissions_g(c.energy_j, c.intensity_g_per_kwh, 1.0)) AS grams_before_pue, sum(c.emissions_g) AS grams,
        max(c.pue) AS pue, any_value(c.region) AS region, any_value(c.zone) AS zone
 FROM fct_job_cpu_hour c
 WHERE c.hour_ts >= $start AND c.hour_ts < $end

@@ -4,7 +4,7 @@
 SELECT f.cluster, count(DISTINCT (f.hostname, f.gpu, f.uuid)) AS gpus, sum(f.energy_j) AS energy_j,
        coalesce(sum(f.energy_j) FILTER (WHERE f.job_id IS NOT NULL), 0) AS job_j,
        coalesce(sum(f.energy_j) FILTER (WHERE f.job_id IS NULL), 0) AS idle_j,
-       sum(f.energy_j * f.intensity_g_per_kwh) / 3600000.0 AS grams_before_pue, sum(f.emissions_g) AS grams,
+       sum(emissions_g(f.energy_j, f.intensity_g_per_kwh, 1.0)) AS grams_before_pue, sum(f.emissions_g) AS grams,
        max(f.pue) AS pue, any_value(f.region) AS region, any_value(f.zone) AS zone
 FROM fct_job_gpu_hour f
 WHERE f.hour_ts >= $start AND f.hour_ts < $end

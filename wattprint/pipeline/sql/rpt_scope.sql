@@ -24,7 +24,7 @@ f AS (
 cluster_hour AS (
     SELECT cluster, hour_ts,
            coalesce(sum(energy_j) FILTER (WHERE job_id IS NULL), 0) AS idle_j,
-           coalesce(sum(energy_j * intensity_g_per_kwh) FILTER (WHERE job_id IS NULL), 0) / 3600000.0 AS idle_g,
+           coalesce(sum(emissions_g(energy_j, intensity_g_per_kwh, 1.0)) FILTER (WHERE job_id IS NULL), 0) AS idle_g,
            coalesce(sum(gpu_seconds) FILTER (WHERE job_id IS NOT NULL), 0) AS job_s
     FROM f GROUP BY ALL
 ),
@@ -34,7 +34,7 @@ gpu_rows AS (
            NULL::VARCHAR AS socket, NULL::VARCHAR AS domain, NULL::VARCHAR AS cpu_model, f.job_id,
            f.project, f.phase, f.user_name, f.region, f.zone, f.attribution, f.energy_quality,
            f.intensity_quality, f.in_ledger, f.pue, f.intensity_g_per_kwh, f.energy_j, f.gpu_seconds,
-           f.energy_j * f.intensity_g_per_kwh / 3600000.0 AS gpu_g,
+           emissions_g(f.energy_j, f.intensity_g_per_kwh, 1.0) AS gpu_g,
            CASE WHEN $pro_rata AND ch.job_s > 0 THEN ch.idle_j * f.gpu_seconds / ch.job_s ELSE 0 END AS idle_j,
            CASE WHEN $pro_rata AND ch.job_s > 0 THEN ch.idle_g * f.gpu_seconds / ch.job_s ELSE 0 END AS idle_g,
            0.0 AS cpu_j, 0.0 AS cpu_g, 0.0 AS cpu_seconds, 0.0 AS cpu_idle_j, 0.0 AS cpu_idle_g
@@ -47,7 +47,7 @@ c AS (
 host_idle AS (
     SELECT cluster, hour_ts,
            coalesce(sum(energy_j) FILTER (WHERE job_id IS NULL), 0) AS idle_j,
-           coalesce(sum(energy_j * intensity_g_per_kwh) FILTER (WHERE job_id IS NULL), 0) / 3600000.0 AS idle_g,
+           coalesce(sum(emissions_g(energy_j, intensity_g_per_kwh, 1.0)) FILTER (WHERE job_id IS NULL), 0) AS idle_g,
            max(intensity_g_per_kwh) AS intensity_g_per_kwh,
            max(intensity_quality) AS intensity_quality
     FROM c GROUP BY ALL
@@ -64,7 +64,7 @@ cpu_rows AS (
            c.project, coalesce(c.phase, 'unclassified') AS phase, c.user_name, c.region, c.zone, c.attribution,
            c.energy_quality, c.intensity_quality, c.in_ledger, c.pue, c.intensity_g_per_kwh,
            0.0 AS energy_j, 0.0 AS gpu_seconds, 0.0 AS gpu_g, 0.0 AS idle_j, 0.0 AS idle_g,
-           c.energy_j AS cpu_j, c.energy_j * c.intensity_g_per_kwh / 3600000.0 AS cpu_g,
+           c.energy_j AS cpu_j, emissions_g(c.energy_j, c.intensity_g_per_kwh, 1.0) AS cpu_g,
            0.0 AS cpu_seconds, 0.0 AS cpu_idle_j, 0.0 AS cpu_idle_g
     FROM c
     WHERE c.job_id IS NOT NULL

@@ -17,6 +17,7 @@ import yaml
 from wattprint.pipeline import hardware
 from wattprint.pipeline.cli import main
 from wattprint.pipeline.report.fmt import num, pct
+from wattprint.pipeline.report.vocabulary import CPU_ENERGY_QUALITY
 
 from . import reportkit
 
@@ -316,8 +317,7 @@ def test_formats_agree(fleet, capsys, tmp_path):
     for p in r["phases"]:
         assert f"| {p['phase']} | {num(p['layers']['gpu']['emissions_kg'])} | " \
                f"{num(p['layers']['cpu']['emissions_kg'])} | {num(p['layers']['idle']['emissions_kg'])} |" in md
-    names = {"counter": "RAPL energy counter", "counter_across_gap": "RAPL counter, across a telemetry gap",
-             "estimated": "estimated from TDP"}
+    names = dict(CPU_ENERGY_QUALITY)      # one vocabulary for every human format
     for k, v in r["data_quality"]["cpu_energy"].items():
         assert f"| {names[k]} | {pct(v)} |" in md
     # CSV: every number of the JSON, unrounded
@@ -579,3 +579,21 @@ def test_gaps_and_silent_jobs_are_reported(tmp_path, capsys):
     truth = reportkit.truth()
     pre = next(p for p in r["phases"] if p["phase"] == "pretraining")
     assert pre["energy_kwh"] == pytest.approx(truth.energy_j[("idefics", "pretraining")] / 3.6e6, rel=1e-9)
+
+
+def test_markdown_and_html_name_every_quality_share_alike(fleet, capsys):  # type: ignore[no-untyped-def]
+    """One data-quality vocabulary (report/vocabulary.py): every share of the report is called the same in the
+    Markdown and the HTML, and no renderer prints a raw key such as `nearest_hour`."""
+    from html import unescape
+
+    from wattprint.pipeline.report.vocabulary import ENERGY_QUALITY, INTENSITY_QUALITY
+
+    outputs = {}
+    for fmt in ("md", "html"):
+        code, text, err = report(fleet, capsys, "--month", "2024-03", "--format", fmt)
+        assert code == 0, err
+        outputs[fmt] = unescape(text)
+    for _, label in ENERGY_QUALITY + CPU_ENERGY_QUALITY + INTENSITY_QUALITY:
+        for fmt, text in outputs.items():
+            assert label in text, (fmt, label)
+    assert "| nearest hour |" not in outputs["md"] and "| monthly mean |" not in outputs["md"]

@@ -15,6 +15,7 @@ from typing import Any
 from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
 from .names import md
 from .types import FleetSections, GpuCounters, Phase, Report, as_report
+from .vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
 
 
 class _Md(str):
@@ -116,17 +117,12 @@ def render(report: Report | Mapping[str, Any]) -> str:
     out += ["## Data quality", ""]
     e, i = dq.energy, dq.intensity
     out += _table(["Energy measured by", "Share"],
-                  [["hardware energy counter", pct(e.counter)],
-                   ["hardware counter, across a telemetry gap", pct(e.counter_across_gap)],
-                   ["integrated power gauge", pct(e.power_integrated)],
-                   ["estimated from TDP", pct(e.estimated)]])
+                  [[label, pct(v)] for label, v in labelled(e.to_dict(), ENERGY_QUALITY)])
     if dq.cpu_energy is not None:
-        c = dq.cpu_energy
         out += _table(["CPU energy measured by", "Share"],
-                      [["RAPL energy counter", pct(c.counter)],
-                       ["RAPL counter, across a telemetry gap", pct(c.counter_across_gap)],
-                       ["estimated from TDP", pct(c.estimated)]])
-    out += _table(["Energy priced with", "Share"], [[k.replace("_", " "), pct(v)] for k, v in i.to_dict().items()])
+                      [[label, pct(v)] for label, v in labelled(dq.cpu_energy.to_dict(), CPU_ENERGY_QUALITY)])
+    out += _table(["Energy priced with", "Share"],
+                  [[label, pct(v)] for label, v in labelled(i.to_dict(), INTENSITY_QUALITY)])
     g = dq.gaps
     restarts = f", {g.restarts} of them ended in a counter restart" if g.restarts else ""
     out += [f"Telemetry gaps (per GPU): {g.count} ({num(g.hours)} GPU-hours{restarts}). "

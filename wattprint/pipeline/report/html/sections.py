@@ -6,22 +6,9 @@ from collections.abc import Iterable, Sequence
 
 from ..record import Record
 from ..types import GpuCounters, Phase, Report
+from ..vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
 from .charts import chart_phases
 from .common import CO2, DASH, G_KWH, LAYER_NAMES, _e, _included_layers, _num, _qty, _when, fmt
-
-CPU_ENERGY_QUALITY = (("counter", "RAPL energy counter"),
-                      ("counter_across_gap", "RAPL counter across a telemetry gap"),
-                      ("estimated", "estimated (watts per core \u00d7 core-hours, no telemetry)"))
-ENERGY_QUALITY = (("counter", "hardware energy counter"),
-                  ("counter_across_gap", "energy counter across a telemetry gap"),
-                  ("power_integrated", "integrated power samples"),
-                  ("estimated", "estimated (TDP \u00d7 GPU-hours, no telemetry)"))
-INTENSITY_QUALITY = (("hourly", "hourly grid intensity"),
-                     ("nearest_hour", "nearest stored hour"),
-                     ("monthly_mean", "zone's monthly mean (fallback)"),
-                     ("annual_default", "zone's annual default (fallback)"),
-                     ("world_default", "world average (fallback)"),
-                     ("declared", "declared in manual phases (estimates)"))
 
 
 def _table(head: Sequence[tuple[str, bool]], rows: Iterable[str], cls: str = "", foot: str = "") -> str:
@@ -210,15 +197,12 @@ def _layers_table(report: Report) -> str:
             + emb_note + idle_note + "</section>")
 
 
-def _share_rows(shares: Record | None, known: Sequence[tuple[str, str]]) -> list[str]:
+def _share_rows(shares: Record | None, known: tuple[tuple[str, str], ...]) -> list[str]:
     """One row per share of a data-quality breakdown (EnergyShares, CpuEnergyShares, IntensityShares)."""
     if shares is None:
         return []
-    values = shares.to_dict()
-    names = dict(known)
-    keys = [k for k, _ in known if k in values] + [k for k in values if k not in names]
-    return [_tr([(_e(names.get(k, k)), False), (_qty(values[k], "%", "share"), True)],
-                "zero" if not _num(values[k]) else "") for k in keys]
+    return [_tr([(_e(label), False), (_qty(v, "%", "share"), True)], "zero" if not _num(v) else "")
+            for label, v in labelled(shares.to_dict(), known)]
 
 
 def _counters_row(c: GpuCounters) -> str:

@@ -209,3 +209,43 @@ def test_a_job_moved_twice_updates_every_hour_it_was_measured_in(fleet: Path, tm
                            " ORDER BY ALL").fetchall()
     con.close()
     assert projects == [("J0", "p2"), ("J1", "p2")]
+
+
+def test_a_build_month_by_month_equals_one_build_over_every_hour(fleet: Path, tmp_path: Path) -> None:
+    """A full build makes the results a UTC month at a time (bounded memory); here the fleet's 36 hours are moved
+    to straddle February 29 -> March 1, and the tables must equal one build over every hour, row for row and in
+    the same stored order."""
+    from wattprint.pipeline.model import MODELS, load_reference, run_models
+
+    path = tmp_path / "w.duckdb"
+    shutil.copy(fleet, path)
+    con = db.connect(path)
+    con.execute("UPDATE samples SET ts = ts - INTERVAL 12 HOUR")
+    con.execute("UPDATE ingest_coverage SET start_ts = start_ts - INTERVAL 12 HOUR, end_ts = end_ts - INTERVAL 12 HOUR")
+    con.close()
+    config = _config(tmp_path / "wattprint.yaml", 1.2)
+    rnd = random.Random(5)
+    settings = load_settings(config)
+    jobs_import(JobsImportRequest(str(_jobs_csv(rnd, tmp_path / "j.csv", 7, j0=True)), "csv", db=str(path),
+                                  quiet=True), settings)       # the first build: a full one, month by month
+    by_month = {t: db_rows(path, t) for t in DERIVED}
+    con = db.connect(path)
+    s = settings.build_settings()
+    load_reference(con, s)
+    run_models(con, MODELS, s.params())                        # one build over every hour
+    con.close()
+    whole = {t: db_rows(path, t) for t in DERIVED}
+    assert {r[0].strftime("%Y-%m") for r in whole["fct_job_gpu_hour"]} == {"2024-02", "2024-03"}
+    for t in DERIVED:
+        if t.startswith("fct_"):
+            assert by_month[t] == whole[t], f"{t}: not the same rows in the same order"
+        else:
+            assert sorted(by_month[t], key=repr) == sorted(whole[t], key=repr), t
+
+
+def db_rows(path: Path, table: str) -> list[tuple]:
+    con = db.connect(path, read_only=True)
+    try:
+        return con.execute(f"SELECT * FROM {table}").fetchall()
+    finally:
+        con.close()

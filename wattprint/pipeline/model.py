@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -154,8 +155,43 @@ def build(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
 def rebuild(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
     """Rebuild everything inside the caller's transaction (imports use this so data and results commit together)."""
     load_reference(con, s)
-    run_models(con, MODELS, s.params())
+    run_models(con, MACROS + INTERVALS, s.params())
+    _results_by_month(con, s)
     return _summary(con, s)
+
+
+def _results_by_month(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
+    """The result tables made empty, then filled a UTC month at a time: a month's build holds only that month's
+    pieces, so the memory a build needs does not grow with the months stored. Each hour is made from every input
+    that reaches it (the same as rebuild_hours), and the months are appended in order, each sorted, so the tables
+    come out as one build over all hours would make them, row for row and in the same order."""
+    run_models(con, MACROS + RESULTS, s.params(out=(0, 0), evaluate=(0, 0)))
+    for month in _months(con, ALL_HOURS):
+        run_models(con, MACROS + RESULTS, s.params(month, _evaluated(con, month)), rebuild_hours=month)
+
+
+def _months(con: duckdb.DuckDBPyConnection, hours: tuple[int, int]) -> list[tuple[int, int]]:
+    """The UTC months (as hour ranges) within `hours` that hold data: energy intervals or jobs' CPU time."""
+    lo, hi = con.execute(
+        "SELECT min(h0), max(h1) FROM ("
+        " SELECT min(epoch_us(start_ts)) // 3600000000 AS h0, (max(epoch_us(end_ts)) - 1) // 3600000000 + 1 AS h1"
+        " FROM energy_intervals UNION ALL SELECT min(hour_idx), max(hour_idx) + 1 FROM cpu_time_hour)").fetchall()[0]
+    if lo is None:
+        return []
+    lo, hi = max(int(lo), hours[0]), min(int(hi), hours[1])
+    out = []
+    start = _month_start(lo)
+    while start < hi:
+        end = _month_start(start + 24 * 32)
+        out.append((max(start, lo), min(end, hi)))
+        start = end
+    return out
+
+
+def _month_start(hour: int) -> int:
+    """The first hour (UTC hours since 1970) of the month holding `hour`."""
+    d = datetime.fromtimestamp(hour * 3600, tz=UTC)
+    return int(d.replace(day=1, hour=0).timestamp()) // 3600
 
 
 def rebuild_hours(con: duckdb.DuckDBPyConnection, s: BuildSettings, hours: tuple[int, int] | None) -> BuildSummary:
@@ -170,7 +206,8 @@ def rebuild_hours(con: duckdb.DuckDBPyConnection, s: BuildSettings, hours: tuple
         return _summary(con, s, record=False)
     out = (max(hours[0], ALL_HOURS[0]), min(hours[1], ALL_HOURS[1]))
     load_reference(con, s)
-    run_models(con, MACROS + RESULTS, s.params(out, _evaluated(con, out)), rebuild_hours=out)
+    for month in _months(con, out):        # a month at a time, as a full build: memory bounded by a month
+        run_models(con, MACROS + RESULTS, s.params(month, _evaluated(con, month)), rebuild_hours=month)
     return _summary(con, s)
 
 
@@ -201,7 +238,7 @@ def _built_with(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> bool:
 
 def derive_results(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> BuildSummary:
     """Only the priced results (RESULTS), from the stored intervals: for benchmarks that write intervals directly."""
-    run_models(con, MACROS + RESULTS, s.params())
+    _results_by_month(con, s)
     return _summary(con, s)
 
 

@@ -51,7 +51,11 @@ seg_jobs AS (
 -- the GPUs a node had in each hour: every GPU counter or gauge (any source) whose stream spans part of the hour
 node_gpu_hours AS (
     SELECT st.cluster, st.node, h AS hour_idx, count(DISTINCT st.gpu_key) AS n
-    FROM (SELECT *, unnest(hours_of(epoch_us(start_ts), epoch_us(end_ts))) AS h FROM stream_spans) sp
+    FROM (SELECT *, unnest(hours_of(greatest(epoch_us(start_ts), $eval_lo_h::BIGINT * 3600000000),
+                                    least(epoch_us(end_ts), $eval_hi_h::BIGINT * 3600000000))) AS h
+          FROM stream_spans
+          WHERE end_ts > to_timestamp($eval_lo_h::BIGINT * 3600)
+            AND start_ts < to_timestamp($eval_hi_h::BIGINT * 3600)) sp
     JOIN streams st USING (stream_id)
     WHERE st.kind IN ('gpu', 'gpu_power', 'idle')
     GROUP BY ALL

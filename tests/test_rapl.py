@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require_tool
+from tests.conftest import REPO, require_tool, tools_required
 from tests.hostfs import INTEL_RANGE_UJ, HostTree
 from wattprint.exporter.host.procstat import read_small
 from wattprint.exporter.host.rapl import RaplCollector
@@ -169,6 +169,8 @@ def test_real_permission_error_as_an_unprivileged_user_and_the_capability_fix():
     """energy_uj mode 0400 owned by root, as the kernel makes it: nobody is refused; nobody with
     CAP_DAC_READ_SEARCH (what AmbientCapabilities= grants) reads it. Needs root to build and to drop to nobody."""
     if os.geteuid() != 0:
+        if tools_required():
+            pytest.fail("needs root to switch to nobody; required because CI=true or WATTPRINT_REQUIRE_TOOLS=1")
         pytest.skip("needs root to switch to nobody")
     setpriv = require_tool("setpriv")
     with tempfile.TemporaryDirectory(prefix="wattprint-rapl-") as tmp:  # /tmp/x is walkable by nobody after chmod

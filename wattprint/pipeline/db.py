@@ -186,6 +186,12 @@ def _path(con: duckdb.DuckDBPyConnection) -> str:
     return str(row[0]) if row and row[0] else "database"
 
 
+def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The names of the database's own (not temporary) tables."""
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary").fetchall()}
+
+
 @cache
 def sql_text(name: str) -> str:
     return resources.files("wattprint.pipeline.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")

@@ -8,12 +8,12 @@ holds each rule against a build from scratch.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import duckdb
 
-from .db import run_sql
+from .db import run_sql, tables
 from .records import IntensityPoint
+from .timeutil import month_start_hour, next_month_hour
 
 Hours = tuple[int, int] | None
 
@@ -47,9 +47,7 @@ def jobs(con: duckdb.DuckDBPyConnection, keys: Iterable[tuple[str, str]]) -> Hou
 
 def built(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the derived tables these rules read are there."""
-    have = {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary").fetchall()}
-    return {"streams", "stream_spans", "cpu_time_hour", "energy_intervals"} <= have
+    return {"streams", "stream_spans", "cpu_time_hour", "energy_intervals"} <= tables(con)
 
 
 def intensity(points: Iterable[IntensityPoint], bound_h: float) -> Hours:
@@ -61,12 +59,5 @@ def intensity(points: Iterable[IntensityPoint], bound_h: float) -> Hours:
     margin = int(bound_h * 3600) + 3600
     lo = min(int(p.start.timestamp()) for p in pts) - margin
     hi = max(int(p.end.timestamp()) for p in pts) + margin
-    return _month_start_h(lo), _month_start_h(hi, next_month=True)
+    return month_start_hour(lo // 3600), next_month_hour(hi // 3600)
 
-
-def _month_start_h(t: int, next_month: bool = False) -> int:
-    """The UTC hour index of the first hour of t's month (of the month after it)."""
-    d = datetime.fromtimestamp(t, tz=UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if next_month:
-        d = d.replace(year=d.year + 1, month=1) if d.month == 12 else d.replace(month=d.month + 1)
-    return int(d.timestamp()) // 3600

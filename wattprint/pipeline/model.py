@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 
-from .db import sql_text, transaction
+from .db import sql_text, tables, transaction
 from .sources.intensity.embedded import AnnualIntensity
+from .timeutil import month_start_hour, next_month_hour
 
 
 @dataclass(frozen=True)
@@ -180,18 +180,13 @@ def _months(con: duckdb.DuckDBPyConnection, hours: tuple[int, int]) -> list[tupl
         return []
     lo, hi = max(int(lo), hours[0]), min(int(hi), hours[1])
     out = []
-    start = _month_start(lo)
+    start = month_start_hour(lo)
     while start < hi:
-        end = _month_start(start + 24 * 32)
+        end = next_month_hour(start)
         out.append((max(start, lo), min(end, hi)))
         start = end
     return out
 
-
-def _month_start(hour: int) -> int:
-    """The first hour (UTC hours since 1970) of the month holding `hour`."""
-    d = datetime.fromtimestamp(hour * 3600, tz=UTC)
-    return int(d.replace(day=1, hour=0).timestamp()) // 3600
 
 
 def rebuild_hours(con: duckdb.DuckDBPyConnection, s: BuildSettings, hours: tuple[int, int] | None) -> BuildSummary:
@@ -228,9 +223,7 @@ def _evaluated(con: duckdb.DuckDBPyConnection, out: tuple[int, int]) -> tuple[in
 
 def _built_with(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> bool:
     """Whether every derived table exists and the last build used these settings."""
-    have = {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary").fetchall()}
-    if not set(DERIVED) <= have:
+    if not set(DERIVED) <= tables(con):
         return False
     last = con.execute("SELECT settings_sha256 FROM build_info ORDER BY built_at DESC LIMIT 1").fetchall()
     return bool(last) and last[0][0] == s.fingerprint()

@@ -180,7 +180,7 @@ def run(req: RunRequest, settings: Settings, now: datetime | None = None) -> int
     if req.sync_kubernetes:
         cluster = req.sync_kubernetes
         steps.append(Step("jobs sync-kubernetes", lambda: verbs.jobs_sync_kubernetes(JobsSyncRequest(
-            prometheus=req.prometheus, start=start_s, end=end_s, cluster=cluster, step=300,
+            prometheus=req.prometheus, start=start_s, end=end_s, cluster=cluster,
             project_label=req.project_label, phase_label=req.phase_label, rules=req.rules, db=req.db,
             quiet=req.quiet), settings)))
     if req.sacct:

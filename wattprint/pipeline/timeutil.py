@@ -73,6 +73,17 @@ def _finite(x: int | float) -> bool:
         return False
 
 
+def month_start_hour(hour: int) -> int:
+    """The first hour of the UTC month holding `hour` (both in hours since 1970-01-01T00:00Z)."""
+    d = datetime.fromtimestamp(hour * 3600, tz=UTC)
+    return int(d.replace(day=1, hour=0).timestamp()) // 3600
+
+
+def next_month_hour(hour: int) -> int:
+    """The first hour of the UTC month after the one holding `hour`."""
+    return month_start_hour(month_start_hour(hour) + 24 * 32)
+
+
 def iso(dt: datetime) -> str:
     """Render an instant as RFC 3339 UTC with a Z."""
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")

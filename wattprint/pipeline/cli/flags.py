@@ -41,6 +41,16 @@ def prom_source(args: argparse.Namespace) -> PromSource:
                       tenant=args.prometheus_tenant, timeout_s=args.timeout, retries=args.retries)
 
 
+def ingest_selection(g: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """What `wattprint ingest` pulls (and `wattprint run`'s ingest step)."""
+    g.add_argument("--step", type=int, default=None, metavar="SECONDS",
+                   help="sampling step (default: config ingest.step_seconds, else 60)")
+    g.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
+                   help="only series with this label value (repeatable; values are escaped)")
+    g.add_argument("--power-metric", metavar="NAME",
+                   help="a power gauge in watts for GPUs without an energy counter (integrated, flagged)")
+
+
 def window(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", required=True, metavar="ISO8601",
                    help="window start with an offset, e.g. 2024-03-01T00:00:00Z")

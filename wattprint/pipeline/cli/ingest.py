@@ -20,12 +20,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     flags.prometheus(p)
     flags.window(p)
-    p.add_argument("--step", type=int, default=None, metavar="SECONDS",
-                   help="sampling step (default: config ingest.step_seconds, else 60)")
-    p.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
-                   help="only series with this label value (repeatable; values are escaped)")
-    p.add_argument("--power-metric", metavar="NAME",
-                   help="a power gauge in watts for GPUs without an energy counter (integrated, flagged)")
+    flags.ingest_selection(p)
     flags.common(p)
 
 

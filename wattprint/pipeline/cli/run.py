@@ -30,13 +30,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     w.add_argument("--start", metavar="ISO8601", help="window start on a whole UTC hour, e.g. 2024-03-01T00:00:00Z")
     w.add_argument("--end", metavar="ISO8601", help="window end (exclusive) on a whole UTC hour")
     flags.prometheus(p)
-    ing = p.add_argument_group("ingest (as `wattprint ingest`)")
-    ing.add_argument("--step", type=int, default=None, metavar="SECONDS",
-                     help="sampling step (default: config ingest.step_seconds, else 60)")
-    ing.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
-                     help="only series with this label value (repeatable)")
-    ing.add_argument("--power-metric", metavar="NAME",
-                     help="a power gauge in watts for GPUs without an energy counter (integrated, flagged)")
+    flags.ingest_selection(p.add_argument_group("ingest (as `wattprint ingest`)"))
     j = p.add_argument_group("job ledger (any of them, in this order; none: jobs already imported are used)")
     j.add_argument("--sync-kubernetes", metavar="CLUSTER",
                    help="import the window's pods from kube-state-metrics as jobs of CLUSTER "

@@ -135,8 +135,7 @@ def _open(path: str | None) -> Any:
                          "run `wattprint build` once (it upgrades the schema and rebuilds the results)")
     from ..model import DERIVED
 
-    missing = [t for t in DERIVED if not con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [t]).fetchall()[0][0]]
+    missing = [t for t in DERIVED if t not in db.tables(con)]
     if missing:
         con.close()
         raise InputError(str(target), f"no results built yet (no {', '.join(missing)})",

@@ -4,7 +4,8 @@
     cpu_energy_kwh = cpu_hours (core-hours) x watts per core / 1000 x pue
                      watts per core = --cpu-watts-per-core, or --cpu-watts-per-socket / --cores-per-socket
     energy_kwh     = gpu_energy_kwh + cpu_energy_kwh
-    emissions_kg   = energy_kwh x intensity (gCO2eq/kWh) / 1000
+    emissions_kg   = emissions_g(energy before PUE in J, intensity, pue) / 1000: the one emissions formula
+                     (pipeline/emissions.py, the twin of the model's SQL macro emissions_g)
 
 The GPU part, the CPU part or both may be given. The TDP comes from the shipped hardware table
 (`wattprint/pipeline/hardware.py`) or `--tdp-watts`; the CPU power is always given (a socket's TDP over its cores is the
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from . import equivalences, hardware
+from .emissions import emissions_g
 from .errors import InputError
 from .records import PHASES
 from .sources.intensity import embedded
@@ -316,6 +318,10 @@ def compute(
 
     gpu_energy_kwh = total * (tdp or 0.0) / 1000.0 * pue_value
     cpu_energy_kwh = cpu.core_hours * cpu.watts_per_core / 1000.0 * pue_value if cpu else 0.0
+    gpu_j = total * (tdp or 0.0) * 3600.0                # before PUE: emissions_g applies it
+    cpu_j = cpu.core_hours * cpu.watts_per_core * 3600.0 if cpu else 0.0
+    gpu_kg = emissions_g(gpu_j, g_per_kwh, pue_value) / 1000.0
+    cpu_kg = emissions_g(cpu_j, g_per_kwh, pue_value) / 1000.0
     embodied_kg, embodied_reference = 0.0, ""
     if has_gpu:
         _, embodied_reference = hardware.embodied_kgco2eq_per_gpu(spec)
@@ -336,8 +342,8 @@ def compute(
         region=zone, intensity_year=year, intensity_basis=basis,
         pue=pue_value, pue_source=pue_source,
         gpu_energy_kwh=gpu_energy_kwh, cpu_energy_kwh=cpu_energy_kwh, energy_kwh=gpu_energy_kwh + cpu_energy_kwh,
-        gpu_emissions_kg=gpu_energy_kwh * g_per_kwh / 1000.0, cpu_emissions_kg=cpu_energy_kwh * g_per_kwh / 1000.0,
-        emissions_kg=(gpu_energy_kwh + cpu_energy_kwh) * g_per_kwh / 1000.0,
+        gpu_emissions_kg=gpu_kg, cpu_emissions_kg=cpu_kg,
+        emissions_kg=emissions_g(gpu_j + cpu_j, g_per_kwh, pue_value) / 1000.0,
         embodied_kg=embodied_kg, embodied_reference=embodied_reference,
     )
 

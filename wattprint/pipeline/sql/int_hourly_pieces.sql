@@ -121,48 +121,44 @@ cut_hours AS (
     ) c
     JOIN streams_in p ON p.gpu_level AND p.cluster = c.cluster AND p.node = c.node
 ),
--- the intervals, read twice: every one for the hourly sums, and again the unlabelled priced ones for cut_pieces
--- when there are cut hours at all (a guard DuckDB checks before scanning: wattprint-only data skips it)
-us AS NOT MATERIALIZED (
-    SELECT false AS for_cuts, * FROM base
-    UNION ALL
-    SELECT true, * FROM base WHERE stream_id > 0 AND label_job IS NULL AND EXISTS (SELECT 1 FROM cut_hours)
-),
 -- every interval cut at UTC hours: its first (nearly always its only) hour, then any further hours
 hour_pieces AS NOT MATERIALIZED (
-    SELECT for_cuts, stream_id, quality, label_job, s_us // 3600000000 AS hour_idx,
+    SELECT stream_id, quality, label_job, s_us // 3600000000 AS hour_idx,
            s_us AS p_s, least(e_us, (s_us // 3600000000 + 1) * 3600000000) AS p_e,
            CASE WHEN s_us // 3600000000 = (e_us - 1) // 3600000000 THEN energy_j
                 ELSE energy_j * (least(e_us, (s_us // 3600000000 + 1) * 3600000000) - s_us) / (e_us - s_us)
            END AS energy_j
-    FROM us
+    FROM base
     UNION ALL
-    SELECT for_cuts, stream_id, quality, label_job, h, h * 3600000000, least(e_us, (h + 1) * 3600000000),
+    SELECT stream_id, quality, label_job, h, h * 3600000000, least(e_us, (h + 1) * 3600000000),
            energy_j * (least(e_us, (h + 1) * 3600000000) - h * 3600000000) / (e_us - s_us)
     FROM (SELECT *, unnest(range(s_us // 3600000000 + 1, (e_us - 1) // 3600000000 + 1)) AS h
-          FROM us WHERE s_us // 3600000000 <> (e_us - 1) // 3600000000)
+          FROM base WHERE s_us // 3600000000 <> (e_us - 1) // 3600000000)
 ),
--- energy per (stream, hour, quality, label), with the time it covers. Unlabelled and labelled are summed apart:
--- nearly all energy is unlabelled, and a label column that is all NULL lets DuckDB skip the labelled pass from its
--- statistics.
+-- energy per (stream, hour, quality, label), with the time it covers, in one pass over the pieces: an unlabelled
+-- priced piece in a cut hour is cut again at the segments overlapping it (pro rata by time) and summed per segment
+-- (cut: true), every other piece whole (cut: false, seg_start NULL). The join's key is NULL for the pieces that are
+-- never cut (labelled, unpriced), and its build side is empty when no allocation changes inside an hour.
+-- Unlabelled and labelled are summed apart: nearly all energy is unlabelled, and a label column that is all NULL
+-- lets DuckDB skip the labelled pass from its statistics.
+cut_or_whole AS NOT MATERIALIZED (
+    SELECT h.stream_id, h.hour_idx, h.quality, h.label_job, c.seg_start, c.hour_idx IS NOT NULL AS cut,
+           CASE WHEN c.hour_idx IS NULL THEN h.energy_j
+                ELSE h.energy_j * (least(h.p_e, c.e_us) - greatest(h.p_s, c.s_us)) / (h.p_e - h.p_s) END AS energy_j,
+           CASE WHEN c.hour_idx IS NULL THEN h.p_e - h.p_s
+                ELSE least(h.p_e, c.e_us) - greatest(h.p_s, c.s_us) END AS dur_us
+    FROM hour_pieces h
+    LEFT JOIN cut_hours c ON c.stream_id = CASE WHEN h.label_job IS NULL THEN h.stream_id END
+                         AND c.hour_idx = h.hour_idx AND c.s_us < h.p_e AND c.e_us > h.p_s
+),
 hourly AS (
-    SELECT stream_id, hour_idx, quality, NULL::VARCHAR AS label_job, exact_sum(energy_j) AS energy_j,
-           sum(p_e - p_s) AS dur_us
-    FROM hour_pieces WHERE NOT for_cuts AND label_job IS NULL
+    SELECT stream_id, hour_idx, quality, NULL::VARCHAR AS label_job, seg_start, cut, exact_sum(energy_j) AS energy_j,
+           sum(dur_us) AS dur_us
+    FROM cut_or_whole WHERE label_job IS NULL
     GROUP BY ALL
     UNION ALL
-    SELECT stream_id, hour_idx, quality, label_job, exact_sum(energy_j), sum(p_e - p_s)
-    FROM hour_pieces WHERE NOT for_cuts AND label_job IS NOT NULL
-    GROUP BY ALL
-),
--- unlabelled GPU-level energy in cut hours, cut again at the segments (pro rata by time)
-cut_pieces AS (
-    SELECT h.stream_id, h.hour_idx, h.quality, c.seg_start,
-           exact_sum(h.energy_j * (least(h.p_e, c.e_us) - greatest(h.p_s, c.s_us)) / (h.p_e - h.p_s)) AS energy_j,
-           sum(least(h.p_e, c.e_us) - greatest(h.p_s, c.s_us)) AS dur_us
-    FROM hour_pieces h
-    JOIN cut_hours c ON c.stream_id = h.stream_id AND c.hour_idx = h.hour_idx AND c.s_us < h.p_e AND c.e_us > h.p_s
-    WHERE h.for_cuts
+    SELECT stream_id, hour_idx, quality, label_job, seg_start, cut, exact_sum(energy_j), sum(dur_us)
+    FROM cut_or_whole WHERE label_job IS NOT NULL
     GROUP BY ALL
 ),
 direct AS (
@@ -176,10 +172,11 @@ direct AS (
     WHERE NOT p.gpu_level OR h.label_job IS NOT NULL OR h.stream_id < 0
 ),
 -- unlabelled GPU-level energy per (stream, hour, segment): a whole hour lies in the node's last segment
--- starting at or before it (none: the node had no allocation); cut hours come from cut_pieces
+-- starting at or before it (none: the node had no allocation); cut hours come cut (a piece of a cut hour that no
+-- segment overlaps, i.e. one of no duration, counts in neither)
 shared AS (
     SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j, h.dur_us, p.cluster, p.node, s.seg_start
-    FROM (SELECT * FROM hourly WHERE label_job IS NULL AND stream_id > 0
+    FROM (SELECT * FROM hourly WHERE NOT cut AND label_job IS NULL AND stream_id > 0
           AND NOT EXISTS (SELECT 1 FROM cut_hours c WHERE c.stream_id = hourly.stream_id
                                                       AND c.hour_idx = hourly.hour_idx)) h
     JOIN streams_in p ON p.stream_id = h.stream_id AND p.gpu_level
@@ -187,7 +184,8 @@ shared AS (
                          AND s.seg_start <= to_timestamp(h.hour_idx * 3600)
     UNION ALL
     SELECT c.stream_id, c.hour_idx, c.quality, c.energy_j, c.dur_us, p.cluster, p.node, c.seg_start
-    FROM cut_pieces c JOIN streams_in p USING (stream_id)
+    FROM hourly c JOIN streams_in p USING (stream_id)
+    WHERE c.cut
 ),
 -- each job's share of the GPU's energy in a segment and hour: its GPUs (unknown: all the node's) over the node's
 -- GPUs in that hour, or over the GPUs the segment's jobs hold together when that is more (never more than all)

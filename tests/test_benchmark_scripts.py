@@ -27,6 +27,14 @@ def test_bench_incremental_quick(tmp_path):
     assert "one day's ledger imported" in text and "equals a full build, bit for bit" in text
 
 
+def test_bench_retention_quick(tmp_path):
+    """The script runs, and found every result row the same after compaction, a build and the rewrite."""
+    res = run("bench_retention.py", "--markdown-out", str(tmp_path / "c.md"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = (tmp_path / "c.md").read_text()
+    assert "compact (one transaction, CHECKPOINT)" in text and "the second build and the rewrite (checked)" in text
+
+
 def test_bench_report_quick(tmp_path):
     res = run("bench_report.py", "--markdown-out", str(tmp_path / "r.md"))
     assert res.returncode == 0, res.stderr[-2000:]

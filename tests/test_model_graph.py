@@ -13,10 +13,11 @@ from wattprint.pipeline.model import DERIVED, MODELS, BuildSettings, build
 
 SQL = REPO / "wattprint" / "pipeline" / "sql"
 # sql/ files that are not models: the report's queries (rpt_*), the intensity import's plan (it writes stored input)
-# and the hours an import changes (dirty_*: incremental builds)
-NOT_MODELS = re.compile(r"^(rpt_|stg_intensity_import|dirty_)")
+# the hours an import changes (dirty_*: incremental builds) and what compaction keeps of a closed month (close_*)
+NOT_MODELS = re.compile(r"^(rpt_|stg_intensity_import|dirty_|close_)")
 STORED = {"series", "samples", "ingest_coverage", "jobs", "job_nodes", "intensity_points", "intensity_hourly",
-          "intensity_annual", "clusters", "cluster_nodes", "build_info", "schema_migrations"}
+          "intensity_annual", "clusters", "cluster_nodes", "build_info", "schema_migrations",
+          "closed_months", "closed_gpu_gaps", "closed_gpu_stepbacks", "closed_node_rapl_hour"}
 
 
 def _query(name: str) -> str:

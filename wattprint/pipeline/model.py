@@ -68,6 +68,7 @@ RESULTS = (
 ALL_HOURS = (-1_000_000, 10_000_000)
 MODELS = MACROS + INTERVALS + RESULTS
 DERIVED = tuple(m.name for m in MODELS if m.kind == "table")
+RESULT_TABLES = tuple(m.name for m in RESULTS if m.kind == "table")
 
 
 @dataclass(frozen=True)
@@ -165,9 +166,30 @@ def _results_by_month(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
     pieces, so the memory a build needs does not grow with the months stored. Each hour is made from every input
     that reaches it (the same as rebuild_hours), and the months are appended in order, each sorted, so the tables
     come out as one build over all hours would make them, row for row and in the same order."""
-    run_models(con, MACROS + RESULTS, s.params(out=(0, 0), evaluate=(0, 0)))
-    for month in _months(con, ALL_HOURS):
+    closed = closed_before_h(con)
+    if closed is None or not set(RESULT_TABLES) <= tables(con):
+        run_models(con, MACROS + RESULTS, s.params(out=(0, 0), evaluate=(0, 0)))
+    else:       # the closed months' rows stay as they were built (their samples are gone: `wattprint compact`)
+        for t in RESULT_TABLES:
+            con.execute(f"DELETE FROM {t} WHERE hour_ts >= to_timestamp(CAST(? AS BIGINT) * 3600)",  # noqa: S608
+                        [closed])
+    for month in _months(con, (open_from(con), ALL_HOURS[1])):
         run_models(con, MACROS + RESULTS, s.params(month, _evaluated(con, month)), rebuild_hours=month)
+
+
+def closed_before_h(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The first hour after the months `wattprint compact` closed (hour index since 1970), None if none is."""
+    if "closed_months" not in tables(con):
+        return None
+    (h,) = con.execute(
+        "SELECT epoch(max(month_ts) + INTERVAL 1 MONTH)::BIGINT // 3600 FROM closed_months").fetchall()[0]
+    return None if h is None else int(h)
+
+
+def open_from(con: duckdb.DuckDBPyConnection) -> int:
+    """The first hour a build may make: after the closed months, or every hour there is."""
+    closed = closed_before_h(con)
+    return ALL_HOURS[0] if closed is None else closed
 
 
 def _months(con: duckdb.DuckDBPyConnection, hours: tuple[int, int]) -> list[tuple[int, int]]:
@@ -199,7 +221,7 @@ def rebuild_hours(con: duckdb.DuckDBPyConnection, s: BuildSettings, hours: tuple
         return rebuild(con, s)
     if hours is None or hours[0] >= hours[1]:
         return _summary(con, s, record=False)
-    out = (max(hours[0], ALL_HOURS[0]), min(hours[1], ALL_HOURS[1]))
+    out = (max(hours[0], open_from(con)), min(hours[1], ALL_HOURS[1]))   # closed months are never rebuilt
     load_reference(con, s)
     for month in _months(con, out):        # a month at a time, as a full build: memory bounded by a month
         run_models(con, MACROS + RESULTS, s.params(month, _evaluated(con, month)), rebuild_hours=month)

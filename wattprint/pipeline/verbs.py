@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 
 from . import db, dirty
 from .errors import InputError
-from .model import BuildSummary, rebuild, rebuild_hours
+from .model import BuildSummary, closed_before_h, rebuild, rebuild_hours
 from .records import IntensityPoint, JobRecord
 from .settings import Settings
 from .timeutil import iso, parse_instant
@@ -117,6 +117,17 @@ class BuildRequest:
     quiet: bool = False
 
 
+@dataclass(frozen=True)
+class CompactRequest:
+    """`wattprint compact`: close the UTC months that ended over `keep_samples_days` ago and delete their samples."""
+
+    keep_samples_days: int = 90
+    rewrite: bool = False             # then copy the file so that it shrinks
+    db: str | None = None
+    quiet: bool = False
+    now: datetime | None = None       # None: the clock (tests pin it)
+
+
 class _Loud(Protocol):
     @property
     def quiet(self) -> bool: ...
@@ -199,6 +210,7 @@ def ingest(request: IngestRequest, settings: Settings) -> int:
     client = _prom_client(request.prometheus)       # credentials and CA are checked before the database is touched
     con = db.connect(request.db)
     try:
+        _refuse_closed(con, start)
         with client:
             stats = run_ingest(con, client, queries, start, end, step, matchers=selected,
                                endpoint=redact_url(request.prometheus.url),
@@ -228,8 +240,10 @@ def _store_jobs(request: JobsImportRequest | JobsSyncRequest, settings: Settings
         with db.transaction(con):
             before = dirty.jobs(con, keys)         # the hours the jobs' old rows reach, and after: the new ones
             res = write_jobs(con, records)
-            summary = rebuild_hours(con, settings.build_settings(), dirty.union(before, dirty.jobs(con, keys)))
+            hours = dirty.union(before, dirty.jobs(con, keys))
+            summary = rebuild_hours(con, settings.build_settings(), hours)
         say(request, f"imported {res.written} jobs from {what} ({res.replaced} replaced)")
+        _closed_note(request, con, hours)
         _summary(request, summary, con)
     finally:
         con.close()
@@ -270,7 +284,8 @@ def _store_intensity(request: IntensityImportRequest | IntensityFetchRequest, se
         with db.transaction(con):
             res = write_intensity(con, points)
             bs = settings.build_settings()
-            summary = rebuild_hours(con, bs, dirty.intensity(points, bs.nearest_hour_bound_h))
+            hours = dirty.intensity(points, bs.nearest_hour_bound_h)
+            summary = rebuild_hours(con, bs, hours)
         zones = ", ".join(sorted({p.zone for p in points}))
         say(request, f"imported {len(points)} intensity points from {what} as {res.written} zone-hours "
                      f"({res.replaced} replaced) for {zones}")
@@ -279,6 +294,7 @@ def _store_intensity(request: IntensityImportRequest | IntensityFetchRequest, se
             say(request, f"  stored points it overlaps: {res.points_replaced} replaced, {res.points_trimmed} "
                          "trimmed to the time it does not cover; each zone-hour is recomputed from all the points it "
                          "holds")
+        _closed_note(request, con, hours)
         _summary(request, summary, con)
     finally:
         con.close()
@@ -316,6 +332,53 @@ def report(request: ReportRequest, settings: Settings) -> int:
     from .report.run import run
 
     return run(request, settings)
+
+
+def _refuse_closed(con: duckdb.DuckDBPyConnection, start: datetime) -> None:
+    closed = closed_before_h(con)
+    if closed is not None and start.timestamp() < closed * 3600:
+        first_open = iso(datetime.fromtimestamp(closed * 3600, UTC))
+        raise InputError("--start", f"{iso(start)} is in a closed month: `wattprint compact` deleted the samples "
+                                    f"before {first_open} and kept those months' results as they were",
+                         f"ingest from --start {first_open} on")
+
+
+def _closed_note(request: _Loud, con: duckdb.DuckDBPyConnection, hours: dirty.Hours) -> None:
+    """Say so when an import reaches into closed months: it is stored, but their results are final."""
+    closed = closed_before_h(con)
+    if closed is not None and hours is not None and hours[0] < closed:
+        n = min(hours[1], closed) - hours[0]
+        say(request, f"  {n} of the hours it touches are in closed months (before "
+                     f"{iso(datetime.fromtimestamp(closed * 3600, UTC))}): stored, but their results stay as "
+                     "they were when the months were closed (`wattprint compact`)")
+
+
+def compact(request: CompactRequest, settings: Settings) -> int:
+    from .retention import compact as run_compact
+
+    if request.keep_samples_days < 1:
+        raise InputError("--keep-samples-days", f"{request.keep_samples_days} is not a positive number of days",
+                         "e.g. --keep-samples-days 90 (a closed month's samples are deleted for good)")
+    con = db.connect(request.db)
+    try:
+        res = run_compact(con, settings.build_settings(), request.keep_samples_days,
+                          request.now or datetime.now(UTC))
+    finally:
+        con.close()
+    if not res.months or res.closed_before is None:
+        say(request, f"nothing to close: no month of samples ended over {request.keep_samples_days} days ago"
+                     + (f" (closed before {iso(res.closed_before)})" if res.closed_before else ""))
+    else:
+        say(request, f"closed {len(res.months)} month(s), {res.months[0]} .. {res.months[-1]}: deleted "
+                     f"{res.samples_deleted:,} samples, {res.samples_kept:,} kept; their results, gaps, stepbacks "
+                     f"and RAPL hours are kept and final; samples from {iso(res.closed_before)} on are kept "
+                     "(with the few hours before it that the first open month's results need)")
+    if request.rewrite:         # also after an earlier compaction: the space it freed is given back now
+        from .retention import rewrite
+
+        before, after = rewrite(request.db or db.default_path())
+        say(request, f"rewrote the database: {before / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB")
+    return 0
 
 
 def build(request: BuildRequest, settings: Settings) -> int:

@@ -47,6 +47,7 @@ VERBS: dict[tuple[str, str | None], Verb] = {
     ("intensity", "import"): Verb("intensity:run_import"),
     ("intensity", "fetch"): Verb("intensity:run_fetch"),
     ("build", None): Verb("build:run"),
+    ("compact", None): Verb("compact:run"),
     ("report", None): Verb("report:run"),
     ("run", None): Verb("run:run"),
     ("estimate", None): Verb("estimate:run", settings=False),
@@ -79,13 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     _log_flags(p)
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    from . import build, demo, estimate, ingest, intensity, jobs, report, run, serve_intensity
+    from . import build, compact, demo, estimate, ingest, intensity, jobs, report, run, serve_intensity
 
     demo.add_parser(sub)
     ingest.add_parser(sub)
     jobs.add_parser(sub)
     intensity.add_parser(sub)
     build.add_parser(sub)
+    compact.add_parser(sub)
     report.add_parser(sub)
     run.add_parser(sub)
     estimate.add_parser(sub)

@@ -98,6 +98,7 @@ def build_scope(con: duckdb.DuckDBPyConnection, o: ReportOptions, w: Window) -> 
     run_sql(con, "rpt_scope", {"start": w.start, "end": w.end, "project": o.project, "phases": list(o.phases),
                                "pro_rata": o.idle_policy == "pro-rata"})
     run_sql(con, "rpt_layer_sums")      # the one list of layer sums the rpt_sums*.sql queries group
+    run_sql(con, "rpt_telemetry")       # gaps, stepbacks and RAPL hours of open and closed months alike
 
 
 def check_scope(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> None:

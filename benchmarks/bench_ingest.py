@@ -29,6 +29,9 @@ Each measured phase runs `--reps` times (default 2), interleaved: curl gzip, ing
 identity, then again. `--compare-root PATH` also times the ingest of another checkout (its `pipeline` package, e.g. a
 git worktree of the previous commit) right after each of this checkout's, for before/after numbers in one run.
 
+The requests are cut as `wattprint ingest` cuts them: at most 11,000 steps per series and at most
+`--max-points-per-request` points (series x steps; default the config's ingest.max_points_per_request) per request.
+
     .venv/bin/python benchmarks/bench_ingest.py [--gpus 256 --days 30 --step 60] [--data-dir PATH]
         [--reps 2] [--compare-root PATH] [--markdown-out PATH] [--quick]
 """
@@ -212,7 +215,17 @@ class Prometheus:
 
 # --------------------------------------------------------------------------------------------- curl baseline
 
-def requests_for(url: str, start: dt.datetime, end: dt.datetime, step: int) -> list[tuple[str, str]]:
+def steps_per_request(series: int, max_points_per_request: int) -> int:
+    """The steps of one query_range request, as pipeline.ingest cuts them for `series` series (0: no budget)."""
+    from wattprint.pipeline.promapi import PROMETHEUS_MAX_POINTS
+
+    if not max_points_per_request:
+        return PROMETHEUS_MAX_POINTS
+    return min(PROMETHEUS_MAX_POINTS, max(1, max_points_per_request // series))
+
+
+def requests_for(url: str, start: dt.datetime, end: dt.datetime, step: int,
+                 steps: int) -> list[tuple[str, str]]:
     """(url, form body) of every query_range request PromClient makes for the gpu_energy query, in order."""
     from wattprint.pipeline.promapi import _fmt_ms, _to_ms, range_chunks, selector
     from wattprint.pipeline.settings import load_settings
@@ -221,7 +234,7 @@ def requests_for(url: str, start: dt.datetime, end: dt.datetime, step: int) -> l
     query = selector(q.metric, {})
     step_txt = _fmt_ms(round(step * 1000))
     out = []
-    for a, b in range_chunks(start, end, step):
+    for a, b in range_chunks(start, end, step, steps):
         form = [("query", query), ("start", _fmt_ms(_to_ms(a, "start"))), ("end", _fmt_ms(_to_ms(b, "end"))),
                 ("step", step_txt)]
         out.append((url + "/api/v1/query_range", urlencode(form)))
@@ -312,7 +325,8 @@ def child_ingest(args: dict[str, Any]) -> dict[str, Any]:
     con = db.connect(args["db"])
     with PromClient(PromConfig(args["url"], timeout_s=600, extra_headers=headers)) as client:
         t = time.perf_counter()
-        stats = ingest_mod.ingest(con, client, [q], start, end, args["step"])
+        stats = ingest_mod.ingest(con, client, [q], start, end, args["step"],
+                                  max_points_per_request=args.get("max_points_per_request") or None)
         t_ingest = time.perf_counter() - t
     rss_ingest = proc_status_kb("VmHWM")
     rows = con.execute("SELECT count(*), count(DISTINCT series_id) FROM samples").fetchone()
@@ -343,10 +357,10 @@ def proc_status_kb(field: str) -> int:
 
 
 def run_ingest(url: str, start: dt.datetime, end: dt.datetime, step: int, workdir: Path, gzip: bool,
-               root: Path = ROOT) -> dict[str, Any]:
+               root: Path = ROOT, max_points_per_request: int = 0) -> dict[str, Any]:
     dbfile = workdir / "ingest.duckdb"
     args = {"url": url, "start": start.isoformat(), "end": end.isoformat(), "step": step, "db": str(dbfile),
-            "gzip": gzip, "root": str(root)}
+            "gzip": gzip, "root": str(root), "max_points_per_request": max_points_per_request}
     done = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)], capture_output=True, text=True,
                           timeout=1800, cwd=root)
     if done.returncode != 0:
@@ -415,7 +429,9 @@ def report(info: dict[str, Any], prom_version: str, compactions: int, reqs: int,
         f"({info['samples'] / info['t_backfill']:,.0f} samples/s), {info['blocks']} blocks, "
         f"{info['tsdb_bytes'] / 1e6:.1f} MB |",
         f"| blocks from | {backfilled} |",
-        f"| query_range requests (≤ 11,000 points per series each) | {reqs} |",
+        f"| query_range requests (≤ 11,000 points per series each; ingest.max_points_per_request "
+        f"{args.max_points_per_request or 'none'}: {steps_per_request(args.gpus, args.max_points_per_request):,}"
+        f" steps each) | {reqs} |",
         f"| response JSON, uncompressed / gzip on the wire | {json_bytes / 1e6:,.0f} MB / "
         f"{gz['curl'][0]['wire_bytes'] / 1e6:,.0f} MB |",
         f"| compactions logged by Prometheus during the run | {compactions} |",
@@ -500,6 +516,9 @@ def main() -> None:
     ap.add_argument("--compare-root", type=Path,
                     help="also time the ingest of the checkout at PATH (e.g. a git worktree of the previous commit), "
                          "interleaved with this one's, for before/after numbers")
+    ap.add_argument("--max-points-per-request", type=int, default=None, metavar="N",
+                    help="the ingest's ingest.max_points_per_request (default: the config's, 3,000,000, as `wattprint "
+                         "ingest` runs; 0: none, only 11,000 steps per series bound a request)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -521,7 +540,11 @@ def main() -> None:
         prom = Prometheus(data_root)
         start = T0
         end = T0 + dt.timedelta(seconds=args.days * 86400 - args.step)   # every stored sample, once
-        reqs = requests_for(prom.url, start, end, args.step)
+        if args.max_points_per_request is None:
+            from wattprint.pipeline.config import IngestConfig
+            args.max_points_per_request = IngestConfig().max_points_per_request
+        reqs = requests_for(prom.url, start, end, args.step,
+                            steps_per_request(args.gpus, args.max_points_per_request))
         log(f"prometheus {prom.url}: {len(reqs)} requests; warming up")
         curl_pass(reqs, gzip=True)
         json_bytes = body_bytes(reqs)
@@ -530,10 +553,12 @@ def main() -> None:
         for rep in range(args.reps):
             for enc, r in runs.items():
                 r["curl"].append(curl_pass(reqs, gzip=enc == "gzip"))
-                r["ingest"].append(run_ingest(prom.url, start, end, args.step, tmp, gzip=enc == "gzip"))
+                r["ingest"].append(run_ingest(prom.url, start, end, args.step, tmp, gzip=enc == "gzip",
+                                              max_points_per_request=args.max_points_per_request))
                 if args.compare_root:
                     r["compare"].append(run_ingest(prom.url, start, end, args.step, tmp, gzip=enc == "gzip",
-                                                   root=args.compare_root.resolve()))
+                                                   root=args.compare_root.resolve(),
+                                                   max_points_per_request=args.max_points_per_request))
                 log(f"rep {rep + 1} {enc}: curl {r['curl'][-1]['seconds']:.2f} s, "
                     f"ingest {r['ingest'][-1]['t_ingest']:.2f} s, build {r['ingest'][-1]['t_build']:.2f} s")
         for r in [x for enc in runs.values() for k in ("ingest", "compare") for x in enc[k]]:

@@ -164,7 +164,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
     server: _StallingProxy
 
     def do_POST(self) -> None:  # noqa: N802
-        self.server.count += 1
+        self.server.count += self.path.endswith("/query_range")     # the n-th query_range (series lookups pass)
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.server.count == self.server.stall_at:
             self.server.stalled.set()
@@ -304,3 +304,29 @@ def test_bulk_conversion_matches_the_point_by_point_reference():
         assert a[0] == b[0] and a[1] == b[1]
         assert a[2].to_pylist() == b[2].to_pylist()
         assert a_stats.non_finite_dropped == b_stats.non_finite_dropped > 0
+
+
+def test_a_fleet_too_big_for_one_request_is_cut_by_points_per_request(stores, tmp_path):
+    """A server whose sample limit (Prometheus --query.max-samples) is below one chunk's series x steps refuses
+    the request, and the error says which setting to lower; ingest.max_points_per_request cuts the window into
+    chunks that fit, and the result is the same as from a server without the limit."""
+    prom = start_prometheus_with_history(tmp_path / "small", samples() + cpu_samples(),
+                                         extra_args=["--query.max-samples=200"])
+    try:
+        big = tmp_path / "big.yaml"
+        big.write_text("ingest:\n  max_points_per_request: 100000000\n")
+        res = run_ingest(prom.base_url, tmp_path / "refused.duckdb", "--config", str(big))
+        assert res.returncode == 2, res.stderr
+        assert "too many samples" in res.stderr and "lower ingest.max_points_per_request" in res.stderr
+        assert "Traceback" not in res.stderr
+        small = tmp_path / "small.yaml"
+        small.write_text("ingest:\n  max_points_per_request: 150\n")
+        res = run_ingest(prom.base_url, tmp_path / "cut.duckdb", "--config", str(small))
+        assert res.returncode == 0, res.stderr
+    finally:
+        prom.stop()
+    clean = tmp_path / "clean.duckdb"
+    assert run_ingest(stores["prometheus"], clean).returncode == 0
+    cut, whole = dump(tmp_path / "cut.duckdb"), dump(clean)
+    for table in ("samples", "energy_intervals", "fct_job_gpu_hour"):     # (coverage: in more, smaller chunks)
+        assert cut[table] == whole[table], table

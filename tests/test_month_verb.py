@@ -199,6 +199,9 @@ class FleetClient:
     def query_range(self, *args: Any) -> Any:
         return self.api.query_range(*args)
 
+    def series(self, *args: Any) -> Any:
+        return self.api.series(*args)
+
     def __enter__(self) -> FleetClient:
         return self
 

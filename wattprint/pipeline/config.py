@@ -22,6 +22,7 @@ Full schema (every key optional; docs/config.md explains each)::
     ingest:
       step_seconds: 60            # whole number > 0                                   (default 60)
       max_gap_seconds: 300        # whole number >= step_seconds                       (default 300)
+      max_points_per_request: 3000000  # series x steps one query_range may return     (default 3,000,000)
       cluster_label: cluster      # label key carrying the cluster on exporter series  (default cluster)
       metrics:
         wattprint:
@@ -205,6 +206,9 @@ class MetricsConfig:
 class IngestConfig:
     step_seconds: int = 60
     max_gap_seconds: int = 300
+    # points (series x steps) one query_range response may hold: bounds the memory of a response on both sides and
+    # stays under Prometheus's --query.max-samples (50,000,000 by default); the time chunks shrink as series grow
+    max_points_per_request: int = 3_000_000
     cluster_label: str = "cluster"
     metrics: MetricsConfig = MetricsConfig()
 
@@ -341,7 +345,8 @@ def _intensity(ctx: _Ctx, data: dict[Any, Any]) -> IntensityConfig:
 
 def _ingest(ctx: _Ctx, data: dict[Any, Any]) -> IngestConfig:
     section = ctx.section(data, "ingest", "ingest")
-    ctx.keys(section, ("step_seconds", "max_gap_seconds", "cluster_label", "metrics"), "ingest")
+    ctx.keys(section, ("step_seconds", "max_gap_seconds", "max_points_per_request", "cluster_label", "metrics"),
+             "ingest")
     d = IngestConfig()
     step = ctx.opt_int(section, "step_seconds", "ingest.step_seconds", minimum=1)
     step = d.step_seconds if step is None else step
@@ -360,8 +365,9 @@ def _ingest(ctx: _Ctx, data: dict[Any, Any]) -> IngestConfig:
         dcgm=_source(ctx, msec, "dcgm", DcgmMetrics(), {"energy_unit": ENERGY_UNITS, "power_unit": POWER_UNITS}),
         power=_source(ctx, msec, "power", PowerMetrics(), {"unit": POWER_UNITS}),
     )
+    points = ctx.opt_int(section, "max_points_per_request", "ingest.max_points_per_request", minimum=1)
     return IngestConfig(step_seconds=step, max_gap_seconds=gap, cluster_label=label or d.cluster_label,
-                        metrics=metrics)
+                        metrics=metrics, max_points_per_request=d.max_points_per_request if points is None else points)
 
 
 def _source(ctx: _Ctx, msec: dict[Any, Any], key: str, default: Any, units: Mapping[str, Mapping[str, float]]) -> Any:

@@ -678,13 +678,18 @@ class FleetPrometheus:
             out.append(array(typecode, (round(v, 3) for v in total) if typecode == "d" else map(int, total)))
         return out
 
-    def query_range(self, query: str, start: datetime, end: datetime, step_s: float) -> Iterator[RangeChunk]:
+    def series(self, match: list[str], start: datetime, end: datetime) -> list[dict[str, str]]:
+        """The label sets of the series of the metrics `match` names (over the whole fleet's month)."""
+        return [labels for m in METRICS if any(f'"{m}"' in q for q in match) for labels, _, _ in self._series(m)]
+
+    def query_range(self, query: str, start: datetime, end: datetime, step_s: float,
+                    max_points: int | None = None) -> Iterator[RangeChunk]:
         self.calls.append(query)
         metric = next((m for m in METRICS if f'"{m}"' in query), None)
         if step_s != STEP_S:
             raise ValueError(f"the demo fleet is sampled every {STEP_S} s, not {step_s}")
         t0 = int(T0.timestamp())
-        for a, b in range_chunks(start, end, step_s):
+        for a, b in range_chunks(start, end, step_s, *(() if max_points is None else (max_points,))):
             result: list[dict[str, Any]] = []
             if metric is not None:
                 ka, kb = (int(a.timestamp()) - t0) // 60, (int(b.timestamp()) - t0) // 60

@@ -243,8 +243,12 @@ def ingest(
     matchers: Mapping[str, str] | None = None,
     endpoint: str = "",
     progress: Callable[[str], None] | None = None,
+    max_points_per_request: int | None = None,
 ) -> IngestStats:
-    """Load every query's series over [start, end] at step_s. Raises InputError / UpstreamError."""
+    """Load every query's series over [start, end] at step_s. Raises InputError / UpstreamError.
+
+    `max_points_per_request`: the points (series x steps) one response may hold; the series are counted first and
+    the window cut into time chunks to match (None: only Prometheus's 11,000 steps per series bound a chunk)."""
     stats = IngestStats()
     ids = _SeriesIds(con)
     with _gc_paused():
@@ -254,7 +258,13 @@ def ingest(
             # Series belong to the (endpoint, query) that loaded them: a window re-read from the same store
             # replaces its own series, and never those another Prometheus (another cluster) contributed.
             owner = f"{endpoint} {query}"
-            for chunk in client.query_range(query, start, end, step_s):
+            steps = None
+            if max_points_per_request is not None:
+                # a 10,000-GPU fleet's 11,000 steps would be 110 M points in one response: gigabytes on both sides
+                # and over Prometheus's --query.max-samples; the series over the whole window bound those of a chunk
+                n = len(client.series([query], start, end))
+                steps = max(1, max_points_per_request // max(n, 1))
+            for chunk in client.query_range(query, start, end, step_s, steps):
                 new_rows, seen, table = _convert(q, chunk.series, ids, stats)
                 _write_chunk(con, q, owner, chunk.start, chunk.end, step_s, new_rows, seen, table, endpoint, ids)
                 stats.chunks += 1

@@ -390,19 +390,25 @@ class PromClient:
 
     # -- endpoints --
 
-    def query_range(self, query: str, start: datetime, end: datetime, step_s: float) -> Iterator[RangeChunk]:
-        """Evaluate `query` at start, start+step, ... <= end; one request per chunk of max_points.
+    def query_range(self, query: str, start: datetime, end: datetime, step_s: float,
+                    max_points: int | None = None) -> Iterator[RangeChunk]:
+        """Evaluate `query` at start, start+step, ... <= end; one request per chunk of `max_points` steps (None, or
+        more than the config's max_points: the config's).
 
         Arguments are checked now, not at the first next(), so mistakes surface where they are made.
         """
         start_ms, end_ms, step_ms = _to_ms(start, "start"), _to_ms(end, "end"), _step_ms(step_s)
         if end_ms < start_ms:
             raise InputError("end", f"end {end.isoformat()} is before start {start.isoformat()}")
-        return self._query_range(query, start_ms, end_ms, step_ms)
+        steps = self.config.max_points if max_points is None else min(max_points, self.config.max_points)
+        if steps < 1:
+            raise InputError("max_points", f"max_points must be at least 1, got {steps}")
+        return self._query_range(query, start_ms, end_ms, step_ms, steps)
 
-    def _query_range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Iterator[RangeChunk]:
+    def _query_range(self, query: str, start_ms: int, end_ms: int, step_ms: int,
+                     max_points: int) -> Iterator[RangeChunk]:
         step = _fmt_ms(step_ms)
-        for a, b in _grid_chunks(start_ms, end_ms, step_ms, self.config.max_points):
+        for a, b in _grid_chunks(start_ms, end_ms, step_ms, max_points):
             what = f"query_range {query!r} from {_iso(a)} to {_iso(b)} step {step}s"
             form = [("query", query), ("start", _fmt_ms(a)), ("end", _fmt_ms(b)), ("step", step)]
             # no local holds the parsed body while the caller works on this chunk: one response in memory, not two
@@ -543,10 +549,13 @@ class PromClient:
             body = None
         error = self._scrubber.snippet(str(body.get("error", "")), _SNIPPET * 5) if isinstance(body, dict) else ""
         if status in (400, 422):
+            too_many = "too many samples" in error
             raise InputError(
                 what,
                 f"the server rejected it (HTTP {status}): {error or self._snippet(resp)}",
-                "fix the PromQL or the selector",
+                # Prometheus's --query.max-samples (Thanos, Mimir: their own limits) is below one request's points
+                "lower ingest.max_points_per_request in the config below the server's sample limit"
+                if too_many else "fix the PromQL or the selector",
             )
         if status in (401, 403):
             tenant = f" for tenant {self.config.tenant!r}" if self.config.tenant else ""

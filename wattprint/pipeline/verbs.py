@@ -213,6 +213,7 @@ def ingest(request: IngestRequest, settings: Settings) -> int:
         _refuse_closed(con, start)
         with client:
             stats = run_ingest(con, client, queries, start, end, step, matchers=selected,
+                               max_points_per_request=settings.config.ingest.max_points_per_request,
                                endpoint=redact_url(request.prometheus.url),
                                progress=None if request.quiet else lambda m: print(f"  {m}", file=sys.stderr))
         say(request, f"ingested {stats.samples} samples from {stats.series} series ({stats.new_series} new) in "

@@ -100,6 +100,7 @@ def write_intensity(con: duckdb.DuckDBPyConnection, points: Sequence[IntensityPo
     })
     con.register("import_points", table)
     try:
+        run_sql(con, "macros")              # the hour split (hours_of, hour_overlap_us) the import shares
         run_sql(con, "stg_intensity_import")
         run_sql(con, "stg_intensity_import_hours")
         mixed = con.execute(

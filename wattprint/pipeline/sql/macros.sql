@@ -33,8 +33,11 @@ CREATE OR REPLACE TEMP MACRO emissions_g(energy_j, g_per_kwh, pue) AS energy_j /
 CREATE OR REPLACE TEMP MACRO exact(x) AS CAST(x AS DECIMAL(38, 9));
 CREATE OR REPLACE TEMP MACRO exact_sum(x) AS CAST(sum(CAST(x AS DECIMAL(38, 9))) AS DOUBLE);
 -- Cutting a span [s_us, e_us) (epoch microseconds) at UTC hours: hours_of gives the hour indexes it touches,
--- hour_share the part of it inside hour h (pro rata by time, as every interval is cut).
+-- hour_overlap_us the microseconds of it inside hour h, hour_share that part of it (pro rata by time, as every
+-- interval is cut; the intensity import weighs its points by the same overlap).
 CREATE OR REPLACE TEMP MACRO hours_of(s_us, e_us) AS range(s_us // 3600000000, (e_us - 1) // 3600000000 + 1);
+CREATE OR REPLACE TEMP MACRO hour_overlap_us(s_us, e_us, h) AS
+    least(e_us, (h + 1) * 3600000000) - greatest(s_us, h * 3600000000);
 CREATE OR REPLACE TEMP MACRO hour_share(s_us, e_us, h) AS
     CASE WHEN s_us // 3600000000 = (e_us - 1) // 3600000000 THEN 1.0
-         ELSE (least(e_us, (h + 1) * 3600000000) - greatest(s_us, h * 3600000000)) / (e_us - s_us) END;
+         ELSE hour_overlap_us(s_us, e_us, h) / (e_us - s_us) END;

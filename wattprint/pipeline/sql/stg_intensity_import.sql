@@ -13,8 +13,7 @@ WITH new AS (
 ),
 hours AS (
     SELECT DISTINCT zone, to_timestamp(hour_idx * 3600) AS hour_ts
-    FROM (SELECT zone, unnest(range(epoch_us(start_ts) // 3600000000, (epoch_us(end_ts) - 1) // 3600000000 + 1))
-                 AS hour_idx
+    FROM (SELECT zone, unnest(hours_of(epoch_us(start_ts), epoch_us(end_ts))) AS hour_idx
           FROM new)
 ),
 orphan AS (

@@ -5,7 +5,7 @@
 CREATE OR REPLACE TEMP TABLE intensity_import_hours AS
 WITH hours AS (
     SELECT DISTINCT zone,
-           unnest(range(epoch_us(start_ts) // 3600000000, (epoch_us(end_ts) - 1) // 3600000000 + 1)) AS hour_idx
+           unnest(hours_of(epoch_us(start_ts), epoch_us(end_ts))) AS hour_idx   -- the hour split: macros.sql
     FROM intensity_import_plan WHERE action = 'new'
 ),
 pts AS (
@@ -14,7 +14,7 @@ pts AS (
 ),
 o AS (
     SELECT h.hour_idx, p.*,
-           least(p.e_us, (h.hour_idx + 1) * 3600000000) - greatest(p.s_us, h.hour_idx * 3600000000) AS overlap_us
+           hour_overlap_us(p.s_us, p.e_us, h.hour_idx) AS overlap_us
     FROM hours h JOIN pts p
       ON p.zone = h.zone AND p.s_us < (h.hour_idx + 1) * 3600000000 AND p.e_us > h.hour_idx * 3600000000
 )

@@ -175,7 +175,7 @@ direct AS (
 -- starting at or before it (none: the node had no allocation); cut hours come cut (a piece of a cut hour that no
 -- segment overlaps, i.e. one of no duration, counts in neither)
 shared AS (
-    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j, h.dur_us, p.cluster, p.node, s.seg_start
+    SELECT h.stream_id, h.hour_idx, h.quality, h.energy_j, h.dur_us, p.cluster, p.node, s.seg_start, false AS cut
     FROM (SELECT * FROM hourly WHERE NOT cut AND label_job IS NULL AND stream_id > 0
           AND NOT EXISTS (SELECT 1 FROM cut_hours c WHERE c.stream_id = hourly.stream_id
                                                       AND c.hour_idx = hourly.hour_idx)) h
@@ -183,7 +183,7 @@ shared AS (
     ASOF LEFT JOIN segs s ON s.cluster = p.cluster AND s.node = p.node
                          AND s.seg_start <= to_timestamp(h.hour_idx * 3600)
     UNION ALL
-    SELECT c.stream_id, c.hour_idx, c.quality, c.energy_j, c.dur_us, p.cluster, p.node, c.seg_start
+    SELECT c.stream_id, c.hour_idx, c.quality, c.energy_j, c.dur_us, p.cluster, p.node, c.seg_start, true
     FROM hourly c JOIN streams_in p USING (stream_id)
     WHERE c.cut
 ),
@@ -196,12 +196,15 @@ shared_n AS (
 seg_held AS (
     SELECT DISTINCT cluster, node, seg_start, seg_known, seg_unknown FROM seg_jobs
 ),
+-- single: the piece is the only one of its (stream, hour, job, attribution, quality), so it needs no summing: the
+-- shares of a whole hour (one segment, each job once in it). Those of a cut hour (a job in several of its segments)
+-- and the direct ones (several labels of one stream, the held-time rows) are summed.
 pieces AS (
-    SELECT stream_id, hour_idx, job_id, attribution, quality, energy_j, dur_us FROM direct
+    SELECT stream_id, hour_idx, job_id, attribution, quality, energy_j, dur_us, false AS single FROM direct
     UNION ALL
     SELECT u.stream_id, u.hour_idx, j.job_id, 'node_share', u.quality,
            u.energy_j * coalesce(j.gpus, u.n) / greatest(u.n, j.seg_known + j.seg_unknown * u.n),
-           u.dur_us * coalesce(j.gpus, u.n) / greatest(u.n, j.seg_known + j.seg_unknown * u.n)
+           u.dur_us * coalesce(j.gpus, u.n) / greatest(u.n, j.seg_known + j.seg_unknown * u.n), NOT u.cut
     FROM shared_n u
     JOIN seg_jobs j ON j.cluster = u.cluster AND j.node = u.node AND j.seg_start = u.seg_start
     UNION ALL
@@ -209,18 +212,23 @@ pieces AS (
            u.energy_j * (1 - coalesce(t.seg_known + t.seg_unknown * u.n, 0)
                              / greatest(u.n, coalesce(t.seg_known + t.seg_unknown * u.n, 0))),
            u.dur_us * (1 - coalesce(t.seg_known + t.seg_unknown * u.n, 0)
-                           / greatest(u.n, coalesce(t.seg_known + t.seg_unknown * u.n, 0)))
+                           / greatest(u.n, coalesce(t.seg_known + t.seg_unknown * u.n, 0))), NOT u.cut
     FROM shared_n u
     LEFT JOIN seg_held t ON t.cluster = u.cluster AND t.node = u.node AND t.seg_start = u.seg_start
     WHERE coalesce(t.seg_known + t.seg_unknown * u.n, 0) < u.n
     UNION ALL
     -- the time each job held its GPU, from the exporter's held-time counter
-    SELECT h.stream_id, h.hour_idx, st.job_id, 'exporter', h.quality, 0.0, h.held_s * 1e6
+    SELECT h.stream_id, h.hour_idx, st.job_id, 'exporter', h.quality, 0.0, h.held_s * 1e6, false
     FROM gpu_held_hour h JOIN streams st USING (stream_id)
     WHERE h.hour_idx >= $eval_lo_h AND h.hour_idx < $eval_hi_h
 )
-SELECT stream_id, hour_idx, job_id, attribution, quality, exact_sum(energy_j) AS energy_j,
-       exact_sum(dur_us) / 1e6 AS gpu_seconds
+-- (a single piece rounded as exact_sum rounds a sum of one)
+SELECT stream_id, hour_idx, job_id, attribution, quality, CAST(exact(energy_j) AS DOUBLE) AS energy_j,
+       CAST(exact(dur_us) AS DOUBLE) / 1e6 AS gpu_seconds
 FROM pieces
-WHERE hour_idx >= $eval_lo_h AND hour_idx < $eval_hi_h
-GROUP BY ALL
+WHERE single AND hour_idx >= $eval_lo_h AND hour_idx < $eval_hi_h
+UNION ALL
+SELECT stream_id, hour_idx, job_id, attribution, quality, exact_sum(energy_j), exact_sum(dur_us) / 1e6
+FROM pieces
+WHERE NOT single AND hour_idx >= $eval_lo_h AND hour_idx < $eval_hi_h
+GROUP BY stream_id, hour_idx, job_id, attribution, quality

@@ -300,6 +300,25 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _series_rows(q: SeriesQuery, query: str, new_rows: list[tuple], ids: list[int]) -> pa.Table:
+    """The series table's rows of the new series, with their ids."""
+    labels = [r[2] for r in new_rows]
+
+    def column(keys: Iterable[str]) -> pa.Array:
+        return pa.array([_first(lab, keys) for lab in labels], pa.string())
+
+    n = len(new_rows)
+    return pa.table({
+        "series_id": pa.array(ids, pa.int64()), "source": pa.array([q.source] * n, pa.string()),
+        "kind": pa.array([q.kind] * n, pa.string()), "query": pa.array([query] * n, pa.string()),
+        "fingerprint": pa.array([r[1] for r in new_rows], pa.string()), "cluster": column(q.cluster_labels),
+        "hostname": column(q.host_labels), "gpu": column(q.gpu_labels), "uuid": column(q.uuid_labels),
+        "job_id": column(q.job_labels),
+        "labels": pa.array([json.dumps(lab, ensure_ascii=False) for lab in labels], pa.string()),
+        "model": column(q.model_labels), "socket": column(q.socket_labels), "domain": column(q.domain_labels),
+    })
+
+
 def _write_chunk(
     con: duckdb.DuckDBPyConnection, q: SeriesQuery, query: str, c_start: datetime, c_end: datetime, step_s: int,
     new_rows: list[tuple], seen: list[int], table: pa.Table, endpoint: str, ids: _SeriesIds,
@@ -307,17 +326,18 @@ def _write_chunk(
     placeholder: dict[int, int] = {}
     try:
         with transaction(con):
-            for tmp_id, fp, labels in new_rows:
-                row = con.execute(
-                    "INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname, gpu, uuid,"
-                    " job_id, labels, model, socket, domain)"
-                    " VALUES (nextval('series_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING series_id",
-                    [q.source, q.kind, query, fp, _first(labels, q.cluster_labels), _first(labels, q.host_labels),
-                     _first(labels, q.gpu_labels), _first(labels, q.uuid_labels), _first(labels, q.job_labels),
-                     json.dumps(labels, ensure_ascii=False), _first(labels, q.model_labels),
-                     _first(labels, q.socket_labels), _first(labels, q.domain_labels)],
-                ).fetchall()
-                placeholder[tmp_id] = int(row[0][0])
+            if new_rows:
+                # the ids the sequence would have given them one by one, in the same order, but in one statement:
+                # one INSERT per series cost ~1 ms each, 10 s of a 10,240-GPU fleet's first chunk
+                fresh = [int(r[0]) for r in con.execute(
+                    "SELECT nextval('series_id_seq') AS id FROM range(?) ORDER BY id", [len(new_rows)]).fetchall()]
+                placeholder = {tmp_id: sid for (tmp_id, _, _), sid in zip(new_rows, fresh, strict=True)}
+                con.register("new_series", _series_rows(q, query, new_rows, fresh))
+                try:
+                    con.execute("INSERT INTO series (series_id, source, kind, query, fingerprint, cluster, hostname,"
+                                " gpu, uuid, job_id, labels, model, socket, domain) SELECT * FROM new_series")
+                finally:
+                    con.unregister("new_series")
             if placeholder:
                 sid = table.column("series_id").to_pylist()
                 table = table.set_column(0, "series_id", pa.array([placeholder.get(s, s) for s in sid], pa.int64()))

@@ -167,7 +167,13 @@ direct AS (
                AS dur_us,
            CASE WHEN h.stream_id < 0 THEN NULL WHEN p.gpu_level THEN h.label_job ELSE p.job_id END AS job_id,
            CASE WHEN h.stream_id < 0 THEN 'unpriced' WHEN p.total THEN 'counter_total'
-                WHEN p.gpu_level THEN 'gpu_label' WHEN p.job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution
+                WHEN p.gpu_level THEN 'gpu_label' WHEN p.job_id IS NULL THEN 'idle' ELSE 'exporter' END AS attribution,
+           -- alone in its key: a labelled GPU-level stream's (the label is its job); an exporter stream's when no
+           -- interval has a label (else another label of the stream could give the same job) and it has no
+           -- held-time rows (those are added to its own)
+           h.stream_id > 0 AND CASE WHEN p.gpu_level THEN h.label_job IS NOT NULL
+                                    ELSE NOT EXISTS (SELECT 1 FROM hourly x WHERE x.label_job IS NOT NULL)
+                                         AND p.stream_id NOT IN (SELECT stream_id FROM held_jobs) END AS single
     FROM hourly h JOIN streams_in p ON p.stream_id = abs(h.stream_id)
     WHERE NOT p.gpu_level OR h.label_job IS NOT NULL OR h.stream_id < 0
 ),
@@ -197,10 +203,10 @@ seg_held AS (
     SELECT DISTINCT cluster, node, seg_start, seg_known, seg_unknown FROM seg_jobs
 ),
 -- single: the piece is the only one of its (stream, hour, job, attribution, quality), so it needs no summing: the
--- shares of a whole hour (one segment, each job once in it). Those of a cut hour (a job in several of its segments)
--- and the direct ones (several labels of one stream, the held-time rows) are summed.
+-- shares of a whole hour (one segment, each job once in it) and most direct ones. Those of a cut hour (a job in
+-- several of its segments), the unpriced ones and the held-time rows are summed.
 pieces AS (
-    SELECT stream_id, hour_idx, job_id, attribution, quality, energy_j, dur_us, false AS single FROM direct
+    SELECT stream_id, hour_idx, job_id, attribution, quality, energy_j, dur_us, single FROM direct
     UNION ALL
     SELECT u.stream_id, u.hour_idx, j.job_id, 'node_share', u.quality,
            u.energy_j * coalesce(j.gpus, u.n) / greatest(u.n, j.seg_known + j.seg_unknown * u.n),

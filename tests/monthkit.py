@@ -16,6 +16,7 @@ import pytest
 
 from wattprint.pipeline import verbs
 from wattprint.pipeline.cli import build_parser
+from wattprint.pipeline.cli import compact as compact_cli
 from wattprint.pipeline.cli import ingest as ingest_cli
 from wattprint.pipeline.cli import intensity as intensity_cli
 from wattprint.pipeline.cli import jobs as jobs_cli
@@ -23,15 +24,17 @@ from wattprint.pipeline.cli import report as report_cli
 from wattprint.pipeline.report.run import ReportRequest
 
 STEP_VERBS = {"ingest": "ingest", "jobs_sync_kubernetes": "jobs sync-kubernetes", "jobs_import": "jobs import",
-              "intensity_fetch": "intensity fetch", "intensity_import": "intensity import", "report": "report"}
+              "intensity_fetch": "intensity fetch", "intensity_import": "intensity import", "report": "report",
+              "compact": "compact"}
 REQUEST_TYPES: dict[str, type] = {
     "ingest": verbs.IngestRequest, "jobs sync-kubernetes": verbs.JobsSyncRequest,
     "jobs import": verbs.JobsImportRequest, "intensity fetch": verbs.IntensityFetchRequest,
-    "intensity import": verbs.IntensityImportRequest, "report": ReportRequest}
+    "intensity import": verbs.IntensityImportRequest, "report": ReportRequest, "compact": verbs.CompactRequest}
 CLI_REQUESTS = {
     ("ingest", None): ingest_cli.request, ("jobs", "sync-kubernetes"): jobs_cli.sync_request,
     ("jobs", "import"): jobs_cli.import_request, ("intensity", "fetch"): intensity_cli.fetch_request,
-    ("intensity", "import"): intensity_cli.import_request, ("report", None): report_cli.request}
+    ("intensity", "import"): intensity_cli.import_request, ("report", None): report_cli.request,
+    ("compact", None): compact_cli.request}
 
 
 class Calls(list[tuple[str, Any]]):

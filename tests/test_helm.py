@@ -517,6 +517,8 @@ def test_report_cronjob_runs_the_run_verb(rendered: tuple[str, list[dict[str, An
         if verb == "jobs sync-kubernetes":
             assert flags.cluster == values_of(case)["cluster"]["name"]
     assert ("intensity fetch" in verbs) == values["intensityFetch"]["enabled"]
+    compact = [f for v, f in calls if v == "compact"]
+    assert [c.keep_samples_days for c in compact] == ([values["keepSamplesDays"]] if values["keepSamplesDays"] else [])
     reports = [f for v, f in calls if v == "report"]
     assert [r.format for r in reports] == values["formats"]
     for r in reports:

@@ -73,15 +73,15 @@ def test_every_source_in_order_with_the_single_verbs_flags(tmp_path: Path, monke
              "--sacct-args=--clusters=jean-zay", "--jobs-file", str(ledger), "--jobs-format", "csv",
              "--intensity-source", "electricitymaps", "--intensity-zone", "FR", "--intensity-token-file", str(token),
              "--intensity-file", str(intensity), "--intensity-format", "csv", "--format", "md", "--format", "csv",
-             "--layers", "all", "--top-jobs", "3")
+             "--layers", "all", "--top-jobs", "3", "--keep-samples-days", "120")
     assert rc == 0
     assert [v for v, _ in calls] == ["ingest", "jobs sync-kubernetes", "jobs import", "jobs import",
-                                     "intensity fetch", "intensity import", "report", "report"]
+                                     "intensity fetch", "intensity import", "report", "report", "compact"]
     # each step is the call its single verb's command line makes, with the run's flags
     window = ["--start", "2024-02-01T00:00:00Z", "--end", "2024-03-01T00:00:00Z"]
     where = ["--db", str(tmp_path / "w.duckdb")]
     prom = [*PROM, "--prometheus-tenant", "hpc", "--prometheus-token-file", str(token)]
-    ingest, k8s, sacct_import, ledger_import, fetch, imp, md, csv = (f for _, f in calls)
+    ingest, k8s, sacct_import, ledger_import, fetch, imp, md, csv, compact = (f for _, f in calls)
     assert ingest == single_verb_request(["ingest", *prom, *window, "--step", "30", "--match", "cluster=a", *where])
     assert k8s == single_verb_request(["jobs", "sync-kubernetes", *prom, *window, "--cluster", "k8s-a", *where])
     assert sacct_import == single_verb_request(["jobs", "import", sacct_import.path, "--format", "sacct-json",
@@ -94,6 +94,7 @@ def test_every_source_in_order_with_the_single_verbs_flags(tmp_path: Path, monke
         assert report == single_verb_request(["report", "--month", "2024-02", "--format", report.format, "--out",
                                               report.out, "--layers", "all", "--top-jobs", "3", *where])
     assert [r.format for r in (md, csv)] == ["md", "csv"]
+    assert compact == single_verb_request(["compact", "--keep-samples-days", "120", *where])
     # sacct over the month in UTC (it reads its times as local ones), every user's jobs, the extra flags
     content = calls.sacct_output[sacct_import.path]
     assert content["tz"] == "UTC"
@@ -120,6 +121,7 @@ def test_a_window_names_its_reports_by_start_and_end(tmp_path: Path, monkeypatch
     (["--jobs-file", "jobs.csv"], "--jobs-format"),
     (["--layers", "gpu,nope"], "--layers"),
     (["--estimates", "/nonexistent.yaml"], "--estimates"),
+    (["--keep-samples-days", "0"], "--keep-samples-days"),
 ])
 def test_bad_flags_exit_2_before_any_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str], extra: list[str], where: str) -> None:

@@ -32,6 +32,7 @@ from .report.run import ReportRequest
 from .settings import Settings
 from .timeutil import iso
 from .verbs import (
+    CompactRequest,
     IngestRequest,
     IntensityFetchRequest,
     IntensityImportRequest,
@@ -88,6 +89,8 @@ class RunRequest:
     idle_policy: str | None = None
     estimates: str | None = None
     top_jobs: int = 10
+    # retention
+    keep_samples_days: int | None = None    # then `compact --keep-samples-days`; None: no compaction
     db: str | None = None
     quiet: bool = False
 
@@ -147,6 +150,9 @@ def _check(req: RunRequest) -> None:
             parse_layers(req.layers.split(","))
         except ValueError as exc:
             raise InputError("--layers", str(exc), "e.g. --layers gpu,cpu,idle,pue or --layers all") from None
+    if req.keep_samples_days is not None and req.keep_samples_days < 1:
+        raise InputError("--keep-samples-days", f"{req.keep_samples_days} is not a positive number of days",
+                         "e.g. --keep-samples-days 90 (a closed month's samples are deleted for good)")
     if req.top_jobs < 1:
         raise InputError("--top-jobs", f"{req.top_jobs} is not a positive number", "e.g. --top-jobs 10")
     if req.step is not None and req.step <= 0:
@@ -226,6 +232,10 @@ def run(req: RunRequest, settings: Settings, now: datetime | None = None) -> int
                 return rc
         return 0
     steps.append(Step(f"report ({', '.join(formats)})", reports))
+    if req.keep_samples_days is not None:
+        keep = req.keep_samples_days
+        steps.append(Step("compact", lambda: verbs.compact(CompactRequest(
+            keep_samples_days=keep, db=req.db, quiet=req.quiet, now=now), settings)))
 
     verbs.say(req, f"wattprint run: {label} [{start_s}, {end_s}): " + ", then ".join(s.name for s in steps))
     for n, step in enumerate(steps, 1):

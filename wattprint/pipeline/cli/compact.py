@@ -24,5 +24,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         "freed space but does not give it back); needs room for the copy and no other process on it")
 
 
+def request(args: argparse.Namespace) -> CompactRequest:
+    return CompactRequest(args.keep_samples_days, args.rewrite, db=args.db, quiet=args.quiet)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    return compact(CompactRequest(args.keep_samples_days, args.rewrite, db=args.db, quiet=args.quiet), settings)
+    return compact(request(args), settings)

@@ -68,6 +68,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r.add_argument("--estimates", metavar="FILE", help="manual phases estimated from TDP, as `wattprint report`")
     r.add_argument("--top-jobs", type=int, default=10, metavar="N",
                    help="jobs listed in the report (default: %(default)s)")
+    k = p.add_argument_group("retention (optional)")
+    k.add_argument("--keep-samples-days", type=int, metavar="DAYS",
+                   help="after the reports, close the months that ended more than DAYS days ago (`wattprint compact "
+                   "--keep-samples-days DAYS`): their samples are deleted, their results kept")
     flags.common(p)
 
 
@@ -81,7 +85,7 @@ def request(args: argparse.Namespace) -> RunRequest:
         intensity_token_file=args.intensity_token_file, intensity_base_url=args.intensity_base_url,
         intensity_file=args.intensity_file, intensity_format=args.intensity_format, out_dir=args.out_dir,
         formats=tuple(args.formats or ()), layers=args.layers, idle_policy=args.idle_policy, estimates=args.estimates,
-        top_jobs=args.top_jobs, db=args.db, quiet=args.quiet)
+        top_jobs=args.top_jobs, keep_samples_days=args.keep_samples_days, db=args.db, quiet=args.quiet)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -171,9 +171,10 @@ direct AS (
            -- alone in its key: a labelled GPU-level stream's (the label is its job); an exporter stream's when no
            -- interval has a label (else another label of the stream could give the same job) and it has no
            -- held-time rows (those are added to its own)
-           h.stream_id > 0 AND CASE WHEN p.gpu_level THEN h.label_job IS NOT NULL
-                                    ELSE NOT EXISTS (SELECT 1 FROM hourly x WHERE x.label_job IS NOT NULL)
-                                         AND p.stream_id NOT IN (SELECT stream_id FROM held_jobs) END AS single
+           coalesce(h.stream_id > 0 AND CASE WHEN p.gpu_level THEN h.label_job IS NOT NULL
+                                             ELSE NOT EXISTS (SELECT 1 FROM hourly x WHERE x.label_job IS NOT NULL)
+                                                  AND p.stream_id NOT IN (SELECT stream_id FROM held_jobs) END,
+                    false) AS single
     FROM hourly h JOIN streams_in p ON p.stream_id = abs(h.stream_id)
     WHERE NOT p.gpu_level OR h.label_job IS NOT NULL OR h.stream_id < 0
 ),

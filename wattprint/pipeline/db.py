@@ -22,6 +22,35 @@ DUCKDB_MAGIC = b"DUCK"          # bytes 8-11 of every DuckDB file (after an 8-by
 _MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
+MEMORY_LIMIT_ENV = "WATTPRINT_MEMORY_LIMIT"
+# DuckDB's own default is 80 % of RAM, and its buffer pool keeps what a build read up to it: a 10,240-GPU month built
+# in 5.2 GB with it and in 3.1 GB, as fast and with the same results, at 3 GiB (docs/benchmarks.md); past the limit
+# DuckDB spills to <db>.tmp instead of growing
+DEFAULT_MEMORY_LIMIT = 3 * 2**30
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def size_bytes(text: str) -> int | None:
+    """'3GB', '8 GiB', '512MiB', '1073741824' as bytes; None if it is not a size."""
+    m = _SIZE.match(text)
+    return None if m is None else int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckDB's memory limit: $WATTPRINT_MEMORY_LIMIT, else 3 GiB or DuckDB's default (80 % of RAM) if lower."""
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if text:
+        limit = size_bytes(text)
+        if not limit:
+            raise InputError(MEMORY_LIMIT_ENV, f"{text!r} is not a memory size", "e.g. 3GiB, 8GB or 512MiB")
+    else:
+        (current,) = con.execute("SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").fetchall()[0]
+        limit = min(DEFAULT_MEMORY_LIMIT, size_bytes(current.replace(" ", "")) or DEFAULT_MEMORY_LIMIT)
+    con.execute(f"SET memory_limit = '{int(limit)}B'")
+
+
 def default_path() -> str:
     return os.environ.get("WATTPRINT_DB") or DEFAULT_DB
 
@@ -59,6 +88,11 @@ def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = Fal
             target, f"cannot open the database: {text.splitlines()[0]}", "check --db / WATTPRINT_DB"
         ) from None
     _utc(con)
+    try:
+        _memory_limit(con)
+    except BaseException:
+        con.close()
+        raise
     if not read_only:
         migrate(con)
     return con

@@ -58,6 +58,7 @@ EPILOG = """\
 environment:
   WATTPRINT_DB                    DuckDB file when --db is not given (default ./wattprint.duckdb)
   WATTPRINT_CONFIG                cluster config file when --config is not given
+  WATTPRINT_MEMORY_LIMIT          DuckDB's memory limit, e.g. 8GiB (default 3 GiB, or 80 % of RAM if lower)
   WATTPRINT_PROMETHEUS_TOKEN      bearer token for --prometheus (or --prometheus-token-file)
   WATTPRINT_PROMETHEUS_PASSWORD   basic-auth password for --prometheus-user (or --prometheus-password-file)
   ELECTRICITYMAPS_TOKEN[_FILE]    Electricity Maps API token for `intensity fetch` and `serve-intensity`

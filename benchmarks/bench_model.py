@@ -324,6 +324,7 @@ def phase_wattprint(path: str, zones: int, reps: int, memory_limit: str | None, 
             raise SystemExit(f"CONSERVATION FAILED: {what} holds {got!r} J, energy_intervals {e_in!r} J")
     out = {
         **mid, "all": in_order, "fct_rows": summary.fct_rows,
+        "memory_limit": con.execute("SELECT current_setting('memory_limit')").fetchone()[0],
         "rollup_rows": con.execute("SELECT count(*) FROM bench_rollup").fetchone()[0],
         "rows": summary.intervals, "energy_in": e_in, "energy_out": e_out,
         "attribution": con.execute(
@@ -555,7 +556,8 @@ def markdown(a: argparse.Namespace, r: dict) -> str:
         f"{g['intensity_hours']:,} hourly intensities (some hours missing). Times are wall seconds "
         f"(time.perf_counter), median of {a.reps} ({a.baseline_reps} for the baseline; best in brackets), each phase "
         f"in a fresh process after an untimed scan of "
-        f"energy_intervals; DuckDB memory_limit {a.memory_limit or 'default (80 % of RAM)'}, threads default. "
+        f"energy_intervals; DuckDB memory_limit {r['exp']['wp'].get('memory_limit', '?')} "
+        f"({'--memory-limit' if a.memory_limit else 'as wattprint.pipeline.db.connect sets it'}), threads default. "
         f"Other processes on this machine used {sum(OTHERS) / max(1, len(OTHERS)):.2f} of its {os.cpu_count()} "
         f"cores on average during the timed phases (at most {max(OTHERS, default=0):.2f} in one phase).",
         "",

@@ -198,8 +198,8 @@ class FleetClient:
 
         self.api = FleetPrometheus(fleet)
 
-    def query_range(self, *args: Any) -> Any:
-        return self.api.query_range(*args)
+    def query_range(self, *args: Any, **kwargs: Any) -> Any:
+        return self.api.query_range(*args, **kwargs)
 
     def series(self, *args: Any) -> Any:
         return self.api.series(*args)

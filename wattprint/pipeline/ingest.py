@@ -258,12 +258,13 @@ def ingest(
             # Series belong to the (endpoint, query) that loaded them: a window re-read from the same store
             # replaces its own series, and never those another Prometheus (another cluster) contributed.
             owner = f"{endpoint} {query}"
-            chunks = client.query_range(query, start, end, step_s) if max_points_per_request is None else None
-            if chunks is None:
+            if max_points_per_request is None:
+                chunks = client.query_range(query, start, end, step_s)
+            else:
                 # a 10,000-GPU fleet's 11,000 steps would be 110 M points in one response: gigabytes on both sides
                 # and over Prometheus's --query.max-samples; the series over the whole window bound those of a chunk
                 n = len(client.series([query], start, end))
-                steps = max(1, (max_points_per_request or 1) // max(n, 1))
+                steps = max(1, max_points_per_request // max(n, 1))
                 chunks = client.query_range(query, start, end, step_s, max_points=steps)
             for chunk in chunks:
                 new_rows, seen, table = _convert(q, chunk.series, ids, stats)

@@ -19,7 +19,7 @@ import duckdb
 
 from .db import sql_text, tables, transaction
 from .sources.intensity.embedded import AnnualIntensity
-from .timeutil import month_start_hour, next_month_hour
+from .timeutil import month_starts, next_month_hour
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def _results_by_month(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> None:
             con.execute(f"DELETE FROM {t} WHERE hour_ts >= to_timestamp(CAST(? AS BIGINT) * 3600)",  # noqa: S608
                         [closed])
     for month in _months(con, (open_from(con), ALL_HOURS[1])):
-        run_models(con, MACROS + RESULTS, s.params(month, _evaluated(con, month)), rebuild_hours=month)
+        run_models(con, MACROS + RESULTS, s.params(month, evaluated_hours(con, month)), rebuild_hours=month)
 
 
 def closed_before_h(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -201,13 +201,7 @@ def _months(con: duckdb.DuckDBPyConnection, hours: tuple[int, int]) -> list[tupl
     if lo is None:
         return []
     lo, hi = max(int(lo), hours[0]), min(int(hi), hours[1])
-    out = []
-    start = month_start_hour(lo)
-    while start < hi:
-        end = next_month_hour(start)
-        out.append((max(start, lo), min(end, hi)))
-        start = end
-    return out
+    return [(max(m, lo), min(next_month_hour(m), hi)) for m in month_starts(lo, hi)]
 
 
 
@@ -217,18 +211,18 @@ def rebuild_hours(con: duckdb.DuckDBPyConnection, s: BuildSettings, hours: tuple
     come from samples only), the results outside those hours are kept. Falls back to a full build when there is none
     yet or the settings (clusters, zones, PUE, gap bound, intensity fallbacks) changed since the last one.
     `hours` None: nothing to rebuild (the summary only)."""
-    if not _built_with(con, s):
+    if not built_with(con, s):
         return rebuild(con, s)
     if hours is None or hours[0] >= hours[1]:
         return _summary(con, s, record=False)
     out = (max(hours[0], open_from(con)), min(hours[1], ALL_HOURS[1]))   # closed months are never rebuilt
     load_reference(con, s)
     for month in _months(con, out):        # a month at a time, as a full build: memory bounded by a month
-        run_models(con, MACROS + RESULTS, s.params(month, _evaluated(con, month)), rebuild_hours=month)
+        run_models(con, MACROS + RESULTS, s.params(month, evaluated_hours(con, month)), rebuild_hours=month)
     return _summary(con, s)
 
 
-def _evaluated(con: duckdb.DuckDBPyConnection, out: tuple[int, int]) -> tuple[int, int]:
+def evaluated_hours(con: duckdb.DuckDBPyConnection, out: tuple[int, int]) -> tuple[int, int]:
     """The hours int_hourly_pieces must be made for so that the hours `out` come out as a full build makes them:
     int_balance_pieces.sql corrects an exporter total's hour from its intervals around it, and books a correction on
     every hour of such an interval and on the hour before it. So: the hours of every interval that overlaps `out`,
@@ -243,7 +237,7 @@ def _evaluated(con: duckdb.DuckDBPyConnection, out: tuple[int, int]) -> tuple[in
     return max(lo - 1, ALL_HOURS[0]), min(hi + 1, ALL_HOURS[1])
 
 
-def _built_with(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> bool:
+def built_with(con: duckdb.DuckDBPyConnection, s: BuildSettings) -> bool:
     """Whether every derived table exists and the last build used these settings."""
     if not set(DERIVED) <= tables(con):
         return False

@@ -150,9 +150,8 @@ def _check(req: RunRequest) -> None:
             parse_layers(req.layers.split(","))
         except ValueError as exc:
             raise InputError("--layers", str(exc), "e.g. --layers gpu,cpu,idle,pue or --layers all") from None
-    if req.keep_samples_days is not None and req.keep_samples_days < 1:
-        raise InputError("--keep-samples-days", f"{req.keep_samples_days} is not a positive number of days",
-                         "e.g. --keep-samples-days 90 (a closed month's samples are deleted for good)")
+    if req.keep_samples_days is not None:
+        verbs.check_keep_samples_days(req.keep_samples_days)
     if req.top_jobs < 1:
         raise InputError("--top-jobs", f"{req.top_jobs} is not a positive number", "e.g. --top-jobs 10")
     if req.step is not None and req.step <= 0:

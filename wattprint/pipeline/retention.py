@@ -11,7 +11,7 @@ done its work. Compaction keeps, for every closed month:
 - the stored inputs other than samples (series, jobs, intensity) and the coverage of what was ingested.
 
 It deletes the month's samples except what the first open month's results are made from: the samples from a few
-hours before it (the hours int_hourly_pieces reads around it, model._evaluated) and each series' last sample before
+hours before it (the hours int_hourly_pieces reads around it, model.evaluated_hours) and each series' last sample before
 those, so every interval that reaches into the open months keeps both its ends. The open months' results are the
 same, bit for bit, before and after (tests/test_retention.py), and later imports rebuild only open hours.
 """
@@ -27,8 +27,8 @@ import duckdb
 
 from .db import duckdb_config, sql_text, transaction
 from .errors import DatabaseLocked
-from .model import INTERVALS, MACROS, BuildSettings, _built_with, _evaluated, closed_before_h, rebuild, run_models
-from .timeutil import month_start_hour, next_month_hour
+from .model import INTERVALS, MACROS, BuildSettings, built_with, closed_before_h, evaluated_hours, rebuild, run_models
+from .timeutil import hour_start, month_start_hour, month_starts, next_month_hour
 
 
 @dataclass(frozen=True)
@@ -39,44 +39,40 @@ class CompactResult:
     samples_kept: int
 
 
-def hour_ts(h: int) -> datetime:
-    return datetime.fromtimestamp(h * 3600, UTC)
-
-
 def compact(con: duckdb.DuckDBPyConnection, s: BuildSettings, keep_samples_days: int, now: datetime) -> CompactResult:
     """Close every UTC month that ended more than `keep_samples_days` before `now`, in one transaction."""
     cut_h = int((now - timedelta(days=keep_samples_days)).timestamp()) // 3600
     horizon = month_start_hour(cut_h)         # months wholly before the one the retention cut falls in
     with transaction(con):
-        if not _built_with(con, s):
+        if not built_with(con, s):
             rebuild(con, s)                   # the results a closed month keeps are the current settings' ones
         before = closed_before_h(con)
         first, last = _data_hours(con)
         if last is not None:     # close the months that hold samples, not the empty ones up to the cut
-            horizon = min(horizon, next_month_hour(month_start_hour(last)))
+            horizon = min(horizon, next_month_hour(last))
         if first is None or horizon <= max(first, before if before is not None else first):
-            return CompactResult((), None if before is None else hour_ts(before), 0, _count(con))
-        lo = hour_ts(before) if before is not None else datetime.min.replace(tzinfo=UTC)
-        hi = hour_ts(horizon)
+            return CompactResult((), None if before is None else hour_start(before), 0, _count(con))
+        lo = hour_start(before) if before is not None else datetime.min.replace(tzinfo=UTC)
+        hi = hour_start(horizon)
         for name, table in (("close_gpu_gaps", "closed_gpu_gaps"), ("close_gpu_stepbacks", "closed_gpu_stepbacks"),
                             ("close_node_rapl_hour", "closed_node_rapl_hour")):
             con.execute(f"INSERT INTO {table} {sql_text(name)}", {"lo": lo, "hi": hi})  # noqa: S608 - our names
-        keep_from = hour_ts(_evaluated(con, (horizon, horizon + 1))[0] - 1)
+        keep_from = hour_start(evaluated_hours(con, (horizon, horizon + 1))[0] - 1)
         deleted = _delete_samples(con, keep_from)
         # the coverage says which samples are stored: the first-sample rule must not read the gone ones as absent
         con.execute("DELETE FROM ingest_coverage WHERE end_ts <= ?", [keep_from])
         con.execute("UPDATE ingest_coverage SET start_ts = ? WHERE start_ts < ?", [keep_from, keep_from])
-        months = _months_between(first if before is None else before, horizon)
+        months = month_starts(first if before is None else before, horizon)
         (sha,) = con.execute("SELECT settings_sha256 FROM build_info ORDER BY built_at DESC LIMIT 1").fetchall()[0]
         con.executemany(
             "INSERT INTO closed_months (month_ts, closed_at, keep_samples_days, samples_deleted, settings_sha256)"
             " VALUES (?, ?, ?, ?, ?)",
-            [[hour_ts(m), now, keep_samples_days, deleted if i == len(months) - 1 else 0, sha]
+            [[hour_start(m), now, keep_samples_days, deleted if i == len(months) - 1 else 0, sha]
              for i, m in enumerate(months)])
         run_models(con, MACROS + INTERVALS, s.params())   # the intervals of what is left; the results stand
         kept = _count(con)
     con.execute("CHECKPOINT")                 # free the deleted blocks for reuse now
-    return CompactResult(tuple(hour_ts(m).strftime("%Y-%m") for m in months), hi, deleted, kept)
+    return CompactResult(tuple(hour_start(m).strftime("%Y-%m") for m in months), hi, deleted, kept)
 
 
 def _data_hours(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int | None]:
@@ -96,14 +92,6 @@ def _delete_samples(con: duckdb.DuckDBPyConnection, keep_from: datetime) -> int:
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute("SELECT count(*) FROM samples").fetchall()[0][0])
-
-
-def _months_between(lo_h: int, hi_h: int) -> list[int]:
-    out, m = [], month_start_hour(lo_h)
-    while m < hi_h:
-        out.append(m)
-        m = next_month_hour(m)
-    return out
 
 
 def rewrite(target: str) -> tuple[int, int]:

@@ -84,6 +84,20 @@ def next_month_hour(hour: int) -> int:
     return month_start_hour(month_start_hour(hour) + 24 * 32)
 
 
+def hour_start(hour: int) -> datetime:
+    """The instant an hour index (hours since 1970-01-01T00:00Z) begins."""
+    return datetime.fromtimestamp(hour * 3600, tz=UTC)
+
+
+def month_starts(lo: int, hi: int) -> list[int]:
+    """The first hours of the UTC months that overlap the hours [lo, hi)."""
+    out, m = [], month_start_hour(lo)
+    while m < hi:
+        out.append(m)
+        m = next_month_hour(m)
+    return out
+
+
 def iso(dt: datetime) -> str:
     """Render an instant as RFC 3339 UTC with a Z."""
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -18,7 +18,7 @@ from .errors import InputError
 from .model import BuildSummary, closed_before_h, rebuild, rebuild_hours
 from .records import IntensityPoint, JobRecord
 from .settings import Settings
-from .timeutil import iso, parse_instant
+from .timeutil import hour_start, iso, parse_instant
 
 if TYPE_CHECKING:
     from .promapi import PromClient
@@ -338,7 +338,7 @@ def report(request: ReportRequest, settings: Settings) -> int:
 def _refuse_closed(con: duckdb.DuckDBPyConnection, start: datetime) -> None:
     closed = closed_before_h(con)
     if closed is not None and start.timestamp() < closed * 3600:
-        first_open = iso(datetime.fromtimestamp(closed * 3600, UTC))
+        first_open = iso(hour_start(closed))
         raise InputError("--start", f"{iso(start)} is in a closed month: `wattprint compact` deleted the samples "
                                     f"before {first_open} and kept those months' results as they were",
                          f"ingest from --start {first_open} on")
@@ -350,16 +350,21 @@ def _closed_note(request: _Loud, con: duckdb.DuckDBPyConnection, hours: dirty.Ho
     if closed is not None and hours is not None and hours[0] < closed:
         n = min(hours[1], closed) - hours[0]
         say(request, f"  {n} of the hours it touches are in closed months (before "
-                     f"{iso(datetime.fromtimestamp(closed * 3600, UTC))}): stored, but their results stay as "
+                     f"{iso(hour_start(closed))}): stored, but their results stay as "
                      "they were when the months were closed (`wattprint compact`)")
+
+
+def check_keep_samples_days(days: int) -> None:
+    """InputError naming --keep-samples-days unless it is a positive number of days (compact, and run up front)."""
+    if days < 1:
+        raise InputError("--keep-samples-days", f"{days} is not a positive number of days",
+                         "e.g. --keep-samples-days 90 (a closed month's samples are deleted for good)")
 
 
 def compact(request: CompactRequest, settings: Settings) -> int:
     from .retention import compact as run_compact
 
-    if request.keep_samples_days < 1:
-        raise InputError("--keep-samples-days", f"{request.keep_samples_days} is not a positive number of days",
-                         "e.g. --keep-samples-days 90 (a closed month's samples are deleted for good)")
+    check_keep_samples_days(request.keep_samples_days)
     con = db.connect(request.db)
     try:
         res = run_compact(con, settings.build_settings(), request.keep_samples_days,

@@ -13,6 +13,13 @@ GPU_ENERGY = "wattprint_gpu_energy_joules"              # counter, J: the board'
 GPU_IDLE_ENERGY = "wattprint_gpu_idle_energy_joules"    # counter, J: the part no job was on
 JOB_ENERGY = "wattprint_job_energy_joules"              # counter, J: per job and GPU
 JOB_GPU_SECONDS = "wattprint_job_gpu_seconds"           # counter, s: the time each job held each GPU
+# counter, J: the part of a job's energy on a GPU from intervals in which the GPU (or its MIG instance) it held was
+# idle (utilisation below the exporter's --held-idle-utilization threshold): energy of held but idle GPUs
+JOB_HELD_IDLE_ENERGY = "wattprint_job_held_idle_energy_joules"
+JOB_HELD_IDLE_SECONDS = "wattprint_job_held_idle_seconds"   # counter, s: the held time of those intervals
+# counter, s: the held time of intervals in which the job shared its GPU (or MIG instance) with other jobs and the
+# split fell back to equal shares (no per-process utilisation)
+JOB_EQUAL_SHARE_SECONDS = "wattprint_job_equal_share_seconds"
 
 # -- host series (RAPL, per socket and domain) ------------------------------------------------------------
 CPU_ENERGY = "wattprint_cpu_energy_joules"
@@ -21,7 +28,8 @@ JOB_CPU_ENERGY = "wattprint_job_cpu_energy_joules"
 JOB_CPU_SECONDS = "wattprint_job_cpu_seconds"
 CPU_RAPL_UP = "wattprint_cpu_rapl_up"                   # gauge, 1 when every RAPL zone was read
 
-COUNTERS = (GPU_ENERGY, GPU_IDLE_ENERGY, JOB_ENERGY, JOB_GPU_SECONDS, CPU_ENERGY, CPU_IDLE_ENERGY, JOB_CPU_ENERGY,
+COUNTERS = (GPU_ENERGY, GPU_IDLE_ENERGY, JOB_ENERGY, JOB_GPU_SECONDS, JOB_HELD_IDLE_ENERGY, JOB_HELD_IDLE_SECONDS,
+            JOB_EQUAL_SHARE_SECONDS, CPU_ENERGY, CPU_IDLE_ENERGY, JOB_CPU_ENERGY,
             JOB_CPU_SECONDS)
 
 # -- labels -------------------------------------------------------------------------------------------------
@@ -33,6 +41,8 @@ JOB_ID = "job_id"
 SOCKET = "socket"
 DOMAIN = "domain"      # RAPL domain: package or dram
 GPU_LABELS = (GPU, UUID, MODEL, HOSTNAME)
+GPU_INSTANCE = "gpu_instance"   # a MIG GPU instance's id (dcgm-exporter's GPU_I_ID), on the per-instance series
+MIG_PROFILE = "mig_profile"     # its profile, e.g. 1g.10gb (dcgm-exporter's GPU_I_PROFILE)
 CPU_LABELS = (SOCKET, DOMAIN, MODEL, HOSTNAME)
 
 # -- dcgm-exporter, read by the pipeline beside (or instead of) the exporter ---------------------------------

@@ -32,6 +32,27 @@ class GpuInfo:
     has_energy_counter: bool = True
 
 
+@dataclass(frozen=True)
+class MigInstance:
+    """One MIG GPU instance of a board in MIG mode: what the split of the board's energy needs (docs/exporter.md,
+    "MIG")."""
+
+    gi_id: str                   # GPU instance id, as dcgm-exporter's GPU_I_ID and the `<gpu>.<gi>` mapping files
+    profile: str = ""            # e.g. "1g.10gb" (dcgm-exporter's GPU_I_PROFILE)
+    slices: int = 1              # compute slices (the "1g" of 1g.10gb; 7 make a whole A100/H100)
+    uuid: str = ""               # the instance's MIG-... UUID (nvml; what device plugins allocate)
+    # Graphics-engine activity of the instance over the last interval, 0-1 (DCGM_FI_PROF_GR_ENGINE_ACTIVE);
+    # None where the backend cannot read it (NVML has no per-instance utilisation).
+    activity: float | None = None
+    # PIDs of compute processes on this instance; None when the backend cannot see them.
+    pids: tuple[int, ...] | None = None
+
+
+def instance_key(gpu_index: str, gi_id: str) -> str:
+    """The Assignment key of one MIG instance: `<gpu>.<gi>`, as the mapping directory names its files."""
+    return f"{gpu_index}.{gi_id}"
+
+
 @dataclass
 class GpuReading:
     info: GpuInfo
@@ -52,6 +73,10 @@ class GpuReading:
     process_sm_util: dict[int, float] = field(default_factory=dict)
     # Names of the calls that failed during this read (counted per GPU and call).
     failed_calls: tuple[str, ...] = ()
+    # The board's MIG instances when it is in MIG mode (empty otherwise); `mig_slices` its compute slices in all
+    # (7 on an A100/H100), the slices no instance holds being charged to idle.
+    mig: tuple[MigInstance, ...] = ()
+    mig_slices: int = 0
 
 
 class GpuBackend(Protocol):

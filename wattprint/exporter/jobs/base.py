@@ -28,7 +28,7 @@ class Job:
     container: str = ""
 
 
-# gpu index -> job -> PIDs of that job on the GPU
+# gpu index (or `<gpu>.<gi>` for a MIG instance: backends.base.instance_key) -> job -> PIDs of that job on it
 Assignment = dict[str, dict[Job, frozenset[int]]]
 
 

@@ -87,7 +87,9 @@ class App:
         self.backend = backend or build_backend(cfg)
         self.discovery = build_discovery(cfg)
         self.poller = Poller(self.backend, self.discovery, cfg.poll_interval, cfg.job_retention,
-                             state_file=cfg.state_file, state_interval=cfg.state_interval, host=build_host(cfg))
+                             state_file=cfg.state_file, state_interval=cfg.state_interval, host=build_host(cfg),
+                             held_idle_utilization=cfg.held_idle_utilization,
+                             mig_idle_floor_watts=cfg.mig_idle_floor_watts)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(
             WattprintCollector(lambda: self.poller.snapshot, cfg.hostname, cfg.labels, self.backend.name)

@@ -116,6 +116,37 @@ class WattprintCollector(Collector):
             "on it, each job the whole interval; constant after the job left.",
             labels=[*lk, "job_id"],
         )
+        held_idle = CounterMetricFamily(
+            C.JOB_HELD_IDLE_ENERGY,
+            "The part of a job's energy on a GPU from poll intervals in which the GPU (or the MIG instance) it held "
+            "was idle: utilisation below --held-idle-utilization.",
+            labels=[*lk, "job_id"],
+        )
+        held_idle_s = CounterMetricFamily(
+            C.JOB_HELD_IDLE_SECONDS, "The held time of those intervals (see wattprint_job_gpu_seconds_total).",
+            labels=[*lk, "job_id"],
+        )
+        equal_s = CounterMetricFamily(
+            C.JOB_EQUAL_SHARE_SECONDS,
+            "Held time of the intervals in which the job shared its GPU (or MIG instance) with other jobs and their "
+            "energy was split equally, for want of per-process utilisation.",
+            labels=[*lk, "job_id"],
+        )
+        ilk = [*lk, C.GPU_INSTANCE, C.MIG_PROFILE]
+        inst_energy = CounterMetricFamily(
+            "wattprint_gpu_instance_energy_joules",
+            "A MIG instance's part of its board's energy (the board's idle floor by compute slices, the rest by "
+            "slices x activity; docs/exporter.md). The instances and the unpartitioned slices add up to the board.",
+            labels=ilk,
+        )
+        inst_idle = CounterMetricFamily(
+            "wattprint_gpu_instance_idle_energy_joules", "The part of a MIG instance's energy with no job on it.",
+            labels=ilk,
+        )
+        inst_info = GaugeMetricFamily(
+            "wattprint_gpu_instance_info", "A MIG instance of the board: its compute slices and MIG UUID.",
+            labels=[*ilk, "slices", "mig_uuid"],
+        )
         for g in snap.gpus:
             v = self._gpu_values(g)
             up.add_metric(v, 1.0 if g.up else 0.0)
@@ -142,9 +173,19 @@ class WattprintCollector(Collector):
                     job_energy.add_metric([*v, j.job.job_id], j.energy_mj / 1000.0)
                     # With the energy, never without it: the pipeline reads them as one job's pair.
                     job_seconds.add_metric([*v, j.job.job_id], j.gpu_us / 1e6)
+                    held_idle.add_metric([*v, j.job.job_id], j.held_idle_mj / 1000.0)
+                    held_idle_s.add_metric([*v, j.job.job_id], j.held_idle_us / 1e6)
+                    equal_s.add_metric([*v, j.job.job_id], j.equal_share_us / 1e6)
                 if j.running:
                     job_info.add_metric([*v, j.job.job_id, j.job.source, j.job.pod_uid, j.job.container], 1.0)
-        return [up, info, energy, idle, power, limit, util, mem, resets, errors, job_info, job_energy, job_seconds]
+            for ins in g.instances:
+                iv = [*v, ins.instance.gi_id, ins.instance.profile]
+                inst_info.add_metric([*iv, str(ins.instance.slices), ins.instance.uuid], 1.0)
+                if g.up:
+                    inst_energy.add_metric(iv, ins.energy_mj / 1000.0)
+                    inst_idle.add_metric(iv, ins.idle_mj / 1000.0)
+        return [up, info, energy, idle, power, limit, util, mem, resets, errors, job_info, job_energy, job_seconds,
+                held_idle, held_idle_s, equal_s, inst_info, inst_energy, inst_idle]
 
     # -- CPU (RAPL) series ---------------------------------------------------------------
     def _cpu_families(self, host: HostSnapshot) -> list[Metric]:
@@ -246,6 +287,14 @@ class WattprintCollector(Collector):
         for reason, n in snap.discovery_errors:
             derr.add_metric([snap.discovery_name, reason], float(n))
         yield derr
+        dinfo = GaugeMetricFamily(
+            "wattprint_job_discovery_info",
+            "How jobs are found: the discovery (--job-discovery) and the method it uses now (kubernetes: "
+            "podresources, or proc where the kubelet's PodResources socket is absent).",
+            labels=["discovery", "method"],
+        )
+        dinfo.add_metric([snap.discovery_name, snap.discovery_method or snap.discovery_name], 1.0)
+        yield dinfo
         if snap.state_save_errors is not None:
             serr = CounterMetricFamily(
                 "wattprint_exporter_state_save_errors",

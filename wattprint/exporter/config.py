@@ -51,6 +51,8 @@ class Config:
     labels: tuple[tuple[str, str], ...] = ()
     hostname: str = ""
     job_retention: float = 300.0
+    held_idle_utilization: float = 0.05
+    mig_idle_floor_watts: float | None = None
     state_file: str | None = None
     state_interval: float = 1.0
     log_level: str = "info"
@@ -68,6 +70,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not v > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return v
+
+
+def _ratio(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (0.05 is 5 %), got {text}")
     return v
 
 
@@ -163,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--job-retention", type=_positive_float, default=300.0, metavar="SECONDS",
         help="keep exporting a finished job's energy counter this long, so its final value is scraped "
         "(default: %(default)s)")
+    add("--held-idle-utilization", type=_ratio, default=0.05, metavar="RATIO",
+        help="a job's GPU (or MIG instance) counts as held but idle in a poll interval whose utilisation is below "
+        "this (0-1), for wattprint_job_held_idle_energy_joules_total (default: %(default)s)")
+    add("--mig-idle-floor-watts", type=_positive_float, default=None, metavar="WATTS",
+        help="a MIG board's idle floor, shared among its instances by compute slices before the rest is shared "
+        "by slices x activity (default: the lowest power the board has shown over a poll interval)")
     add("--state-file", default=None, metavar="PATH",
         help="keep the exported counters across restarts: save them (with the last raw hardware counter) to "
         "this JSON file and restore them at start, booking the energy the GPUs used while the exporter was "

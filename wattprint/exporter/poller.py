@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 from ..common.logs import kv, typed
 from .attribution import split_energy_mj
-from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading
+from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading, MigInstance, instance_key
 from .host.accounting import HostPoller, HostSnapshot
 from .jobs.base import Assignment, Job, JobDiscovery
+from .mig import board_shares
 from .state import SavedGpu, SavedJob, StateError, dump_state, load_state_file, write_state
 
 log = logging.getLogger("wattprint.poller")
@@ -31,12 +32,29 @@ ENERGY_FROM_COUNTER = "counter"
 ENERGY_FROM_POWER = "power_integration"
 
 
+# The default of --held-idle-utilization: below 5 % utilisation a held GPU (or MIG instance) counts as idle.
+HELD_IDLE_UTILIZATION = 0.05
+
+
 @dataclass
 class _JobAccount:
     energy_mj: int = 0
     gpu_us: int = 0
     last_seen: float = 0.0
     running: bool = True
+    held_idle_mj: int = 0      # energy of the intervals in which the GPU (instance) it held was idle
+    held_idle_us: int = 0
+    equal_share_us: int = 0    # held time of the intervals split equally with other jobs (no per-process usage)
+
+
+@dataclass
+class _InstanceAccount:
+    """A MIG instance's part of the board energy: energy_mj == its jobs' + idle_mj, and over the board the
+    instances' energy plus the unpartitioned slices' make the board's."""
+
+    instance: MigInstance
+    energy_mj: int = 0
+    idle_mj: int = 0
 
 
 @dataclass
@@ -54,6 +72,10 @@ class _GpuAccount:
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     jobs: dict[Job, _JobAccount] = field(default_factory=dict)
     reading: GpuReading | None = None
+    # MIG: the board's instances by GPU instance id, and the lowest power the board has shown over a poll
+    # interval (W), the idle floor of the split (mig.py) unless --mig-idle-floor-watts sets it
+    instances: dict[str, _InstanceAccount] = field(default_factory=dict)
+    floor_watts: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,16 @@ class JobSnapshot:
     energy_mj: int
     gpu_us: int
     running: bool
+    held_idle_mj: int = 0
+    held_idle_us: int = 0
+    equal_share_us: int = 0
+
+
+@dataclass(frozen=True)
+class InstanceSnapshot:
+    instance: MigInstance
+    energy_mj: int
+    idle_mj: int
 
 
 @dataclass(frozen=True)
@@ -78,6 +110,7 @@ class GpuSnapshot:
     counter_resets: int
     errors: tuple[tuple[str, int], ...]
     jobs: tuple[JobSnapshot, ...]
+    instances: tuple[InstanceSnapshot, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +123,8 @@ class Snapshot:
     # collector name -> (success, duration seconds) of the last poll
     collectors: tuple[tuple[str, bool, float], ...] = ()
     discovery_name: str = "none"
+    # how the discovery finds jobs now, where it has several ways (kubernetes: podresources, or proc as a fallback)
+    discovery_method: str = ""
     discovery_errors: tuple[tuple[str, int], ...] = ()
     # None without --state-file; else failed writes of the state file since start.
     state_save_errors: int | None = None
@@ -109,8 +144,12 @@ class Poller:
         state_file: str | None = None,
         state_interval: float = 10.0,
         host: HostPoller | None = None,
+        held_idle_utilization: float = HELD_IDLE_UTILIZATION,
+        mig_idle_floor_watts: float | None = None,
     ) -> None:
         self.backend = backend
+        self.held_idle_utilization = held_idle_utilization
+        self.mig_idle_floor_watts = mig_idle_floor_watts
         self.host = host
         self.discovery = discovery
         self.interval = interval
@@ -152,7 +191,9 @@ class Poller:
         # No reading time is restored (reading timestamps are per process), so the first interval after a
         # restart books its energy but no held time: nothing says how much of the downtime each job held.
         for s in saved.jobs:
-            acc.jobs[s.job] = _JobAccount(energy_mj=s.energy_mj, gpu_us=s.gpu_us, last_seen=now, running=False)
+            acc.jobs[s.job] = _JobAccount(energy_mj=s.energy_mj, gpu_us=s.gpu_us, last_seen=now, running=False,
+                                          held_idle_mj=s.held_idle_mj, held_idle_us=s.held_idle_us,
+                                          equal_share_us=s.equal_share_us)
         if saved.idle_mj + sum(s.energy_mj for s in saved.jobs) > saved.energy_mj:
             log.warning("state file: jobs + idle exceed the GPU energy", extra=kv(uuid=info.uuid))
         return acc
@@ -171,7 +212,9 @@ class Poller:
             SavedGpu(uuid=uuid, index=acc.info.index,
                      raw_counter_mj=acc.last_counter_mj if acc.energy_source == ENERGY_FROM_COUNTER else None,
                      energy_mj=acc.energy_mj, idle_mj=acc.idle_mj, resets=acc.resets,
-                     jobs=tuple(SavedJob(job=j, energy_mj=ja.energy_mj, gpu_us=ja.gpu_us)
+                     jobs=tuple(SavedJob(job=j, energy_mj=ja.energy_mj, gpu_us=ja.gpu_us,
+                                         held_idle_mj=ja.held_idle_mj, held_idle_us=ja.held_idle_us,
+                                         equal_share_us=ja.equal_share_us)
                                 for j, ja in sorted(acc.jobs.items())))
             for uuid, acc in sorted(self._accounts.items())
         ]
@@ -220,7 +263,7 @@ class Poller:
             now = self._clock()
             for reading in readings:
                 seen.add(reading.info.uuid)
-                self._book(reading, assignment.get(reading.info.index, {}), now)
+                self._book(reading, assignment, now)
             for uuid, acc in self._accounts.items():
                 if gpu_ok and uuid not in seen:
                     acc.up = False
@@ -251,7 +294,7 @@ class Poller:
             self.snapshot = self._build_snapshot(collectors, time.perf_counter() - start)
             return self.snapshot
 
-    def _book(self, r: GpuReading, jobs: dict[Job, frozenset[int]], now: float) -> None:
+    def _book(self, r: GpuReading, assignment: Assignment, now: float) -> None:
         acc = self._accounts.get(r.info.uuid)
         if acc is None:
             saved = self._restored.pop(r.info.uuid, None)
@@ -301,21 +344,72 @@ class Poller:
 
         for ja in acc.jobs.values():
             ja.running = False
+        acc.energy_mj += delta
+        if not r.mig:
+            self._book_group(acc, delta, span_us, assignment.get(r.info.index, {}), r.process_sm_util,
+                             self._idle(r.utilization_ratio), now)
+            return
+        self._book_mig(acc, r, assignment, delta, span_us, now)
+
+    def _book_mig(self, acc: _GpuAccount, r: GpuReading, assignment: Assignment, delta: int, span_us: int,
+                  now: float) -> None:
+        """A MIG board: its energy split among its instances (mig.board_shares), each instance's part among the
+        jobs on it. A job known only by the board (a `<gpu>` mapping file) holds every instance no job is known on."""
+        if span_us > 0 and delta > 0:
+            watts = delta / 1000.0 / (span_us / 1e6)
+            acc.floor_watts = watts if acc.floor_watts is None else min(acc.floor_watts, watts)
+        floor = self.mig_idle_floor_watts if self.mig_idle_floor_watts is not None else acc.floor_watts
+        parts = board_shares(delta, r.mig, r.mig_slices, span_us / 1e6, floor, rotate=self._polls)
+        acc.idle_mj += parts.unpartitioned_mj
+        board_jobs = assignment.get(r.info.index, {})
+        timed: set[Job] = set()
+        live = {}
+        for inst in r.mig:
+            ia = acc.instances.get(inst.gi_id)
+            if ia is None:
+                ia = acc.instances[inst.gi_id] = _InstanceAccount(instance=inst)
+            ia.instance = inst
+            live[inst.gi_id] = ia
+            part = parts.instances_mj[inst.gi_id]
+            jobs = assignment.get(instance_key(r.info.index, inst.gi_id)) or board_jobs
+            ia.energy_mj += part
+            ia.idle_mj += self._book_group(acc, part, span_us, jobs, r.process_sm_util,
+                                           self._idle(inst.activity), now, timed)
+        acc.instances = live       # an instance destroyed (re-partitioned) is no longer exported
+
+    def _idle(self, utilization: float | None) -> bool:
+        """Whether a held GPU or instance counts as idle in an interval (unknown utilisation: not idle)."""
+        return utilization is not None and utilization < self.held_idle_utilization
+
+    def _book_group(self, acc: _GpuAccount, energy: int, span_us: int, jobs: dict[Job, frozenset[int]],
+                    sm_util: dict[int, float], idle: bool, now: float, timed: set[Job] | None = None) -> int:
+        """Book `energy` (mJ) of one GPU or MIG instance to the jobs on it; returns what went to idle. `timed`: the
+        jobs whose held time this interval was booked already (a job on two instances of a board holds it once)."""
+        timed = set() if timed is None else timed
         ordered = sorted(jobs)
+        fresh = {job for job in ordered if job not in timed}
+        timed |= fresh
         for job in ordered:
             account = acc.jobs.setdefault(job, _JobAccount())
             account.running = True
             account.last_seen = now
             # Each job held the whole interval, shared or not: held time is not split like energy.
-            account.gpu_us += span_us
-
-        acc.energy_mj += delta
+            if job in fresh:
+                account.gpu_us += span_us
         if not ordered:
-            acc.idle_mj += delta
-            return
-        weights = {job: float(sum(r.process_sm_util.get(pid, 0.0) for pid in pids)) for job, pids in jobs.items()}
-        for job, part in split_energy_mj(delta, ordered, weights, rotate=self._polls).items():
-            acc.jobs[job].energy_mj += part
+            acc.idle_mj += energy
+            return energy
+        weights = {job: float(sum(sm_util.get(pid, 0.0) for pid in pids)) for job, pids in jobs.items()}
+        equal = len(ordered) > 1 and sum(weights.values()) <= 0.0
+        for job, part in split_energy_mj(energy, ordered, weights, rotate=self._polls).items():
+            ja = acc.jobs[job]
+            ja.energy_mj += part
+            if idle:
+                ja.held_idle_mj += part
+                ja.held_idle_us += span_us if job in fresh else 0
+            if equal and job in fresh:
+                ja.equal_share_us += span_us
+        return 0
 
     def _expire_jobs(self, acc: _GpuAccount, now: float) -> None:
         # Finished jobs stay exported for a while so Prometheus scrapes their final value.
@@ -340,9 +434,13 @@ class Poller:
                     counter_resets=acc.resets,
                     errors=tuple(sorted(acc.errors.items())),
                     jobs=tuple(
-                        JobSnapshot(job=j, energy_mj=ja.energy_mj, gpu_us=ja.gpu_us, running=ja.running)
+                        JobSnapshot(job=j, energy_mj=ja.energy_mj, gpu_us=ja.gpu_us, running=ja.running,
+                                    held_idle_mj=ja.held_idle_mj, held_idle_us=ja.held_idle_us,
+                                    equal_share_us=ja.equal_share_us)
                         for j, ja in sorted(acc.jobs.items())
                     ),
+                    instances=tuple(InstanceSnapshot(ia.instance, ia.energy_mj, ia.idle_mj)
+                                    for _, ia in sorted(acc.instances.items(), key=lambda kv: _index_key(kv[0]))),
                 )
             )
         return Snapshot(
@@ -353,6 +451,7 @@ class Poller:
             last_success_unixtime=self._last_success,
             collectors=tuple(collectors),
             discovery_name=self.discovery.name,
+            discovery_method=str(getattr(self.discovery, "method", "")),
             discovery_errors=tuple(sorted(self.discovery.errors.items())),
             state_save_errors=self.state_save_errors if self.state_file else None,
             host=self.host.snapshot() if self.host is not None else None,

@@ -42,6 +42,10 @@ class SavedJob:
     energy_mj: int
     # Summed length of the intervals booked to the job on this GPU (wattprint_job_gpu_seconds_total).
     gpu_us: int = 0
+    # wattprint_job_held_idle_energy_joules_total, _held_idle_seconds_total, _equal_share_seconds_total
+    held_idle_mj: int = 0
+    held_idle_us: int = 0
+    equal_share_us: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,10 @@ def load_state_file(path: str | os.PathLike[str]) -> tuple[dict[str, SavedGpu], 
             # No gpu_us: a file from an exporter before wattprint_job_gpu_seconds_total, whose held time
             # was never measured; 0 starts the new series as any new counter starts, rather than a guess.
             saved_jobs.append(SavedJob(job=job, energy_mj=_int(j.get("energy_mj"), f"{what} energy_mj"),
-                                       gpu_us=_int(j.get("gpu_us", 0), f"{what} gpu_us")))
+                                       gpu_us=_int(j.get("gpu_us", 0), f"{what} gpu_us"),
+                                       held_idle_mj=_int(j.get("held_idle_mj", 0), f"{what} held_idle_mj"),
+                                       held_idle_us=_int(j.get("held_idle_us", 0), f"{what} held_idle_us"),
+                                       equal_share_us=_int(j.get("equal_share_us", 0), f"{what} equal_share_us")))
         out[uuid] = SavedGpu(
             uuid=uuid,
             index=_str(g.get("index"), f"gpu {uuid} index"),
@@ -239,7 +246,9 @@ def dump_state(gpus: list[SavedGpu], saved_unixtime: float, host: SavedHost | No
                 "resets": g.resets,
                 "jobs": [
                     {"job_id": s.job.job_id, "source": s.job.source, "pod_uid": s.job.pod_uid,
-                     "container": s.job.container, "energy_mj": s.energy_mj, "gpu_us": s.gpu_us}
+                     "container": s.job.container, "energy_mj": s.energy_mj, "gpu_us": s.gpu_us,
+                     "held_idle_mj": s.held_idle_mj, "held_idle_us": s.held_idle_us,
+                     "equal_share_us": s.equal_share_us}
                     for s in g.jobs
                 ],
             }

@@ -6,9 +6,12 @@ jobs running on it: one file per GPU named by its index (``0``, ``1``, ...) or
 directory lets wattprint reuse those scripts unchanged, and works where the
 exporter cannot see the jobs' processes at all (no shared PID namespace).
 
-Energy is read per board, so a job on any MIG instance of GPU ``g`` is booked
-to GPU ``g``; with no PIDs the poller splits the board's energy equally among
-its jobs. The files are written by other programs at any moment, so every
+On a board in MIG mode, the jobs of ``<gpu>.<GPU_I_ID>`` (or of a file named by the
+instance's ``MIG-...`` UUID, as device plugins name what they allocate) are charged
+on that instance (the poller splits the board among its instances first); on a
+board not in MIG mode, or for an instance the backend does not report, they are
+the board's jobs as before. With no PIDs the poller splits equally among the jobs
+of a GPU or instance. The files are written by other programs at any moment, so every
 problem (odd names, half-written or binary files, junk lines) is counted and
 skipped: one bad file must never hide the jobs in the others.
 
@@ -32,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ...common.logs import kv
-from ..backends.base import GpuReading
+from ..backends.base import GpuReading, instance_key
 from .base import Assignment, Job
 
 log = logging.getLogger("wattprint.jobs")
@@ -61,9 +64,11 @@ class MappingDirDiscovery:
         self.path = Path(path)
         self.errors: collections.Counter[str] = collections.Counter()
         self._warned: set[str] = set()
+        self._mig_uuids: dict[str, tuple[str, str]] = {}
 
     def discover(self, readings: Sequence[GpuReading]) -> Assignment:
-        wanted = {r.info.index for r in readings}
+        wanted = {r.info.index: {i.gi_id for i in r.mig} for r in readings}
+        self._mig_uuids = {i.uuid: (r.info.index, i.gi_id) for r in readings for i in r.mig if i.uuid}
         try:
             # The directory is the operator's path (a link to it is fine); its entries are opened relative to this
             # descriptor, so the directory listed is the directory read.
@@ -80,49 +85,56 @@ class MappingDirDiscovery:
         finally:
             os.close(dir_fd)
 
-    def _discover(self, dir_fd: int, wanted: set[str]) -> Assignment:
+    def _discover(self, dir_fd: int, wanted: dict[str, set[str]]) -> Assignment:
         try:
             names = os.listdir(dir_fd)
         except OSError as exc:
             self._skip("unreadable", f"cannot list {self.path}: {exc.strerror or exc}")
             return {}
-        per_gpu: dict[str, list[tuple[int, str]]] = {}
+        per_gpu: dict[str, list[tuple[int, str, str]]] = {}
         for name in names:
+            mig = self._mig_uuids.get(name)
+            if mig is not None:
+                gpu, gi = mig
+                per_gpu.setdefault(gpu, []).append((_gi_order(gi), name, instance_key(gpu, gi)))
+                continue
             m = _FILENAME.fullmatch(name)
             if m is None:
-                self._skip("bad_filename", f"file {name!r} is not named <gpu> or <gpu>.<gpu_instance>")
+                self._skip("bad_filename", f"file {name!r} is not named <gpu>, <gpu>.<gpu_instance> or by the "
+                           "MIG UUID of an instance the backend reports")
                 continue
             gpu = str(int(m.group(1)))
             if gpu not in wanted:
                 log.debug("mapping file names a gpu the backend does not report", extra=kv(file=name, gpu=gpu))
                 continue
             instance = int(m.group(2)) if m.group(2) is not None else -1
-            per_gpu.setdefault(gpu, []).append((instance, name))
+            key = instance_key(gpu, str(instance)) if str(instance) in wanted[gpu] else gpu
+            per_gpu.setdefault(gpu, []).append((instance, name, key))
 
         found: dict[str, dict[Job, frozenset[int]]] = {}
         for gpu, files in per_gpu.items():
             files.sort()                       # the board's own file, then its instances in numeric order
             if len(files) > MAX_FILES_PER_GPU:
-                for _, name in files[MAX_FILES_PER_GPU:]:
+                for _, name, _ in files[MAX_FILES_PER_GPU:]:
                     self._skip("too_many_files", f"{self.path / name}: gpu {gpu} has {len(files)} mapping files, "
                                f"only the first {MAX_FILES_PER_GPU} are read")
-            jobs: dict[Job, frozenset[int]] = {}
-            for _, name in files[:MAX_FILES_PER_GPU]:
+            held = 0                           # (GPU or instance, job) pairs on this board
+            for _, name, key in files[:MAX_FILES_PER_GPU]:
+                jobs = found.setdefault(key, {})
                 dropped = 0
                 for job_id in self._read(dir_fd, name):
                     job = Job(job_id, SOURCE)
                     if job in jobs:
                         continue
-                    if len(jobs) >= MAX_JOBS_PER_GPU:
+                    if held >= MAX_JOBS_PER_GPU:
                         dropped += 1
                         continue
                     jobs[job] = frozenset()
+                    held += 1
                 if dropped:
                     self._skip("too_many_jobs", f"{self.path / name}: {dropped} job(s) dropped, gpu {gpu} already has "
                                f"{MAX_JOBS_PER_GPU} (the most read per GPU)", dropped)
-            if jobs:
-                found[gpu] = jobs
-        return found
+        return {key: jobs for key, jobs in found.items() if jobs}
 
     def _read(self, dir_fd: int, name: str) -> list[str]:
         """Job ids in one mapping file; [] (and a counted reason) if it cannot be used."""
@@ -198,3 +210,7 @@ class MappingDirDiscovery:
         level = logging.DEBUG if reason in self._warned else logging.WARNING
         self._warned.add(reason)
         log.log(level, "mapping-dir skipped", extra=kv(reason=reason, detail=detail))
+
+
+def _gi_order(gi: str) -> int:
+    return int(gi) if gi.isdigit() else 1 << 30

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ...common.logs import kv
-from ..backends.base import GpuReading
+from ..backends.base import GpuReading, instance_key
 from .base import Assignment, Job
 
 log = logging.getLogger("wattprint.jobs")
@@ -38,25 +38,32 @@ class ProcDiscovery:
         seen: dict[int, tuple[str, str] | None] = {}
         found: Assignment = {}
         for r in readings:
-            if r.pids is None:  # the backend cannot see processes on this GPU
-                continue
-            groups: dict[str, tuple[set[int], set[str]]] = {}
-            for pid in r.pids:
-                if pid not in seen:
-                    seen[pid] = self._lookup(pid)
-                hit = seen[pid]
-                if hit is None:
-                    continue
-                pids, extras = groups.setdefault(hit[0], (set(), set()))
-                pids.add(pid)
-                if hit[1]:
-                    extras.add(hit[1])
-            if groups:
-                # Job is frozen: build it once all of the job's processes on this GPU are known.
-                found[r.info.index] = {self._job(k, extras): frozenset(pids) for k, (pids, extras) in groups.items()}
+            for key, gpu_pids in _process_lists(r):
+                groups: dict[str, tuple[set[int], set[str]]] = {}
+                for pid in gpu_pids:
+                    if pid not in seen:
+                        seen[pid] = self._lookup(pid)
+                    hit = seen[pid]
+                    if hit is None:
+                        continue
+                    pids, extras = groups.setdefault(hit[0], (set(), set()))
+                    pids.add(pid)
+                    if hit[1]:
+                        extras.add(hit[1])
+                if groups:
+                    # Job is frozen: build it once all of the job's processes on this GPU are known.
+                    found[key] = {self._job(k, extras): frozenset(pids) for k, (pids, extras) in groups.items()}
         return found
 
     def _skip(self, reason: str, pid: int, detail: str) -> None:
         # Exited processes and processes outside any job are routine, so this stays at debug level.
         self.errors[reason] += 1
         log.debug("%s skipped", self.name, extra=kv(pid=pid, reason=reason, detail=detail))
+
+
+def _process_lists(r: GpuReading) -> list[tuple[str, tuple[int, ...]]]:
+    """(Assignment key, PIDs) of a board: per MIG instance where the backend sees the instances' processes (a job is
+    charged on the instance it runs on), else the board's; none when the backend cannot see processes."""
+    if r.mig and any(i.pids is not None for i in r.mig):
+        return [(instance_key(r.info.index, i.gi_id), i.pids) for i in r.mig if i.pids is not None]
+    return [] if r.pids is None else [(r.info.index, r.pids)]

@@ -45,10 +45,30 @@ class NVMLError_LibraryNotFound(NVMLError):  # noqa: N801
     value = NVML_ERROR_LIBRARY_NOT_FOUND
 
 
+class NVMLError_NoPermission(NVMLError):  # noqa: N801
+    value = 4
+
+
+NO_INSTANCE = 0xFFFFFFFF     # NVML's "not available" instance id: a process on a board not in MIG mode
+
+
 @dataclass
 class Proc:
     pid: int
     usedGpuMemory: int = 1 << 30  # noqa: N815 - NVML field name
+    gpuInstanceId: int = NO_INSTANCE  # noqa: N815
+    computeInstanceId: int = NO_INSTANCE  # noqa: N815
+
+
+@dataclass
+class FakeMig:
+    """One MIG GPU instance (with one compute instance) of a fake board."""
+
+    gi: int
+    uuid: str
+    slices: int
+    memory_mb: int
+    procs: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +88,10 @@ class FakeGpu:
     util_samples: list[UtilSample] = field(default_factory=list)
     errors: dict[str, type[NVMLError]] = field(default_factory=dict)
     has_energy: bool = True
+    # MIG: None = the board cannot do MIG (NotSupported), 0 = disabled, 1 = enabled with the instances in `mig`
+    mig_mode: int | None = None
+    mig: list[FakeMig] = field(default_factory=list)
+    profile_names_denied: bool = False      # the GPU-instance calls refused (NoPermission), as without privileges
 
 
 def load_trace_rows(path: Path = TRACE) -> list[tuple[int, int]]:
@@ -83,6 +107,9 @@ def make_fake_nvml(gpus: int = 2, init_error: type[NVMLError] | None = None) -> 
     m.NVMLError_NotFound = NVMLError_NotFound
     m.NVMLError_GpuIsLost = NVMLError_GpuIsLost
     m.NVMLError_LibraryNotFound = NVMLError_LibraryNotFound
+    m.NVMLError_NoPermission = NVMLError_NoPermission
+    m.NVML_DEVICE_MIG_DISABLE = 0
+    m.NVML_DEVICE_MIG_ENABLE = 1
     m.rows = rows
     m.step = 0
     m.gpus = [
@@ -128,7 +155,16 @@ def make_fake_nvml(gpus: int = 2, init_error: type[NVMLError] | None = None) -> 
     m.nvmlDeviceGetCount = lambda: len(m.gpus)
     m.nvmlSystemGetDriverVersion = lambda: "580.159.04"
     m.nvmlDeviceGetHandleByIndex = lambda i: i
-    m.nvmlDeviceGetUUID = lambda h: check(h, "uuid").uuid
+    def uuid(h: int | tuple[str, int, int]) -> str:
+        if isinstance(h, tuple):
+            return mig_of(h).uuid
+        return check(h, "uuid").uuid
+
+    def mig_of(h: tuple[str, int, int]) -> FakeMig:
+        _, board, i = h
+        return check(board, "mig_devices").mig[i]
+
+    m.nvmlDeviceGetUUID = uuid
     m.nvmlDeviceGetName = lambda h: (check(h, "name"), "NVIDIA H100 80GB HBM3")[1]
 
     def energy(h: int) -> int:
@@ -140,9 +176,65 @@ def make_fake_nvml(gpus: int = 2, init_error: type[NVMLError] | None = None) -> 
     m.nvmlDeviceGetTotalEnergyConsumption = energy
     m.nvmlDeviceGetPowerUsage = lambda h: check(h, "power").power_mw
     m.nvmlDeviceGetEnforcedPowerLimit = lambda h: (check(h, "power_limit"), 700000)[1]
-    m.nvmlDeviceGetUtilizationRates = lambda h: (check(h, "utilization"), types.SimpleNamespace(gpu=98, memory=30))[1]
+    def utilization(h: int) -> types.SimpleNamespace:
+        if check(h, "utilization").mig_mode == 1:
+            raise NVMLError_NotSupported()   # no board utilisation in MIG mode
+        return types.SimpleNamespace(gpu=98, memory=30)
+
+    m.nvmlDeviceGetUtilizationRates = utilization
     m.nvmlDeviceGetMemoryInfo = lambda h: (check(h, "memory"), types.SimpleNamespace(used=5621219328))[1]
-    m.nvmlDeviceGetComputeRunningProcesses = lambda h: [Proc(p) for p in check(h, "processes").procs]
+    def processes(h: int) -> list[Proc]:
+        g = check(h, "processes")
+        return [Proc(p) for p in g.procs] + [Proc(p, gpuInstanceId=i.gi, computeInstanceId=0)
+                                             for i in g.mig if g.mig_mode == 1 for p in i.procs]
+
+    m.nvmlDeviceGetComputeRunningProcesses = processes
+
+    def mig_mode(h: int) -> tuple[int, int]:
+        g = check(h, "mig")
+        if g.mig_mode is None:
+            raise NVMLError_NotSupported()
+        return (g.mig_mode, g.mig_mode)
+
+    def mig_handle(h: int, i: int) -> tuple[str, int, int]:
+        g = check(h, "mig_devices")
+        if g.mig_mode != 1 or i >= len(g.mig):
+            raise NVMLError_NotFound()
+        return ("mig", h, i)
+
+    m.nvmlDeviceGetMigMode = mig_mode
+    m.nvmlDeviceGetMaxMigDeviceCount = lambda h: (check(h, "mig_devices"), 7)[1]
+    m.nvmlDeviceGetMigDeviceHandleByIndex = mig_handle
+    m.nvmlDeviceGetGpuInstanceId = lambda h: mig_of(h).gi
+    # the profile names, as an H100 80GB's driver lists them (profile index -> id, name)
+    profiles = {0: (0, "MIG 1g.10gb"), 1: (1, "MIG 2g.20gb"), 2: (2, "MIG 3g.40gb"), 3: (3, "MIG 4g.40gb"),
+                4: (4, "MIG 7g.80gb")}
+
+    def gi_by_id(h: int, gi: int) -> tuple[int, int]:
+        g = check(h, "mig_devices")
+        if g.profile_names_denied:
+            raise NVMLError_NoPermission()
+        if not any(i.gi == gi for i in g.mig):
+            raise NVMLError_NotFound()
+        return (h, gi)
+
+    def gi_info(handle: tuple[int, int]) -> types.SimpleNamespace:
+        h, gi = handle
+        (inst,) = [i for i in m.gpus[h].mig if i.gi == gi]
+        return types.SimpleNamespace(id=gi, profileId={1: 0, 2: 1, 3: 2, 4: 3, 7: 4}[inst.slices])
+
+    def profile_info(h: int, index: int) -> types.SimpleNamespace:
+        if index not in profiles:
+            raise NVMLError_NotSupported()
+        pid, name = profiles[index]
+        return types.SimpleNamespace(id=pid, name=name.encode())
+
+    m.nvmlDeviceGetGpuInstanceById = gi_by_id
+    m.nvmlGpuInstanceGetInfo = gi_info
+    m.nvmlDeviceGetGpuInstanceProfileInfo = profile_info
+    m.nvmlDeviceGetAttributes = lambda h: types.SimpleNamespace(
+        gpuInstanceSliceCount=mig_of(h).slices, computeInstanceSliceCount=mig_of(h).slices,
+        memorySizeMB=mig_of(h).memory_mb)
 
     def process_util(h: int, last_seen_us: int) -> list[UtilSample]:
         g = check(h, "process_utilization")

@@ -287,6 +287,15 @@ class WattprintCollector(Collector):
         for reason, n in snap.discovery_errors:
             derr.add_metric([snap.discovery_name, reason], float(n))
         yield derr
+        skipped = CounterMetricFamily(
+            "wattprint_gpu_backend_skipped_lines",
+            "Lines of the page the GPU backend reads (dcgm-exporter's) that did not parse and were skipped, by "
+            "metric family; the rest of the page is still read.",
+            labels=["backend", "family"],
+        )
+        for family, n in snap.backend_skipped:
+            skipped.add_metric([self._backend, family], float(n))
+        yield skipped
         dinfo = GaugeMetricFamily(
             "wattprint_job_discovery_info",
             "How jobs are found: the discovery (--job-discovery) and the method it uses now (kubernetes: "

@@ -62,6 +62,16 @@ def board_shares(energy_mj: int, instances: Sequence[MigInstance], board_slices:
                        by_activity)
 
 
+# Compute slices of a whole board: 7 on A100/H100/H200/B200 (GB200 too), 4 on an A30 (its largest profile is
+# 4g.24gb). Neither NVML's MIG attributes nor dcgm-exporter's lines say it for the board.
+_FOUR_SLICE_MODELS = ("A30",)
+BOARD_SLICES = 7
+
+
+def board_slices(model: str) -> int:
+    return 4 if any(m in model for m in _FOUR_SLICE_MODELS) else BOARD_SLICES
+
+
 def profile_slices(profile: str) -> int:
     """Compute slices of a MIG profile name: 3 for "3g.40gb" (and for a compute-instance "1c.3g.40gb"), 0 if none."""
     for part in profile.split("."):

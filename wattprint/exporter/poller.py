@@ -126,6 +126,8 @@ class Snapshot:
     # how the discovery finds jobs now, where it has several ways (kubernetes: podresources, or proc as a fallback)
     discovery_method: str = ""
     discovery_errors: tuple[tuple[str, int], ...] = ()
+    # lines of a page the backend reads (dcgm-exporter's) that did not parse, by family
+    backend_skipped: tuple[tuple[str, int], ...] = ()
     # None without --state-file; else failed writes of the state file since start.
     state_save_errors: int | None = None
     # None with --no-collector.rapl.
@@ -453,6 +455,7 @@ class Poller:
             discovery_name=self.discovery.name,
             discovery_method=str(getattr(self.discovery, "method", "")),
             discovery_errors=tuple(sorted(self.discovery.errors.items())),
+            backend_skipped=tuple(sorted(getattr(self.backend, "skipped", {}).items())),
             state_save_errors=self.state_save_errors if self.state_file else None,
             host=self.host.snapshot() if self.host is not None else None,
         )

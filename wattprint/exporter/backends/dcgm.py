@@ -16,6 +16,7 @@ origin (safehttp.SameOriginSession), and no message carries the password, raw or
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
@@ -23,10 +24,12 @@ import time
 from urllib.parse import urlsplit
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
+from ...common.logs import kv
 from ...common.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber, redact_url
-from .base import BackendError, BackendUnavailable, GpuInfo, GpuReading
+from ..mig import board_slices, profile_slices
+from .base import BackendError, BackendUnavailable, GpuInfo, GpuReading, MigInstance
+from .exposition import Sample, parse
 
 log = logging.getLogger("wattprint.dcgm")
 
@@ -46,6 +49,12 @@ _FIELDS: dict[str, str] = {
     "DCGM_FI_DEV_FB_USED": "fb_used_mib",
 }
 _PRIORITY = {name: i for i, name in enumerate(_FIELDS)}
+# A MIG instance's graphics-engine activity (ratio 0-1, a DCGM profiling field): weighs the split of the board's
+# energy among its instances (mig.py). Not in dcgm-exporter's default counters: added to its counters CSV.
+_ACTIVITY = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+# Skipped lines are counted per family; a page of junk names must not grow the metrics page without bound.
+_MAX_SKIPPED_FAMILIES = 32
+OTHER_FAMILY = "other"
 # A dcgm page for 8 GPUs with pod labels is a few MB; anything far larger is not dcgm-exporter.
 _MAX_BODY_BYTES = 32 * 1024 * 1024
 _BACKOFF_S = 0.1
@@ -72,16 +81,23 @@ class _Board:
         self.index = self.model = self.driver = ""
         self.whole: dict[str, tuple[int, float]] = {}  # field -> (priority, value)
         self.mig: dict[str, tuple[int, float]] = {}
+        self.instances: dict[str, tuple[str, float | None]] = {}   # GPU_I_ID -> (GPU_I_PROFILE, activity)
 
     def add(self, name: str, labels: dict[str, str], value: float) -> None:
         self.index = self.index or labels.get("gpu", "")
         self.model = self.model or labels.get("modelName", "")
         self.driver = self.driver or labels.get("DCGM_FI_DRIVER_VERSION", "")
+        gi = labels.get("GPU_I_ID", "")
+        if gi:
+            profile, activity = self.instances.get(gi, ("", None))
+            if name == _ACTIVITY and not math.isnan(value):
+                activity = value
+            self.instances[gi] = (profile or labels.get("GPU_I_PROFILE", ""), activity)
         field = _FIELDS.get(name)
         if field is None or math.isnan(value):
             return
         # MIG lines repeat the board's value: keep one, never add them up.
-        target = self.mig if labels.get("GPU_I_ID") or labels.get("GPU_I_PROFILE") else self.whole
+        target = self.mig if gi or labels.get("GPU_I_PROFILE") else self.whole
         prio = _PRIORITY[name]
         if field not in target or prio < target[field][0]:
             target[field] = (prio, value)
@@ -112,7 +128,19 @@ class _Board:
             memory_used_bytes=int(fb * 1024 * 1024) if fb is not None else None,
             pids=None,
             failed_calls=() if ok else ("energy", "power"),
+            mig=self.mig_instances(),
+            mig_slices=board_slices(self.model) if self.instances else 0,
         )
+
+    def mig_instances(self) -> tuple[MigInstance, ...]:
+        return tuple(
+            MigInstance(gi_id=gi, profile=profile, slices=profile_slices(profile), activity=activity)
+            for gi, (profile, activity) in sorted(self.instances.items(), key=lambda kv: _gi_key(kv[0]))
+        )
+
+
+def _gi_key(gi: str) -> tuple[int, str]:
+    return (int(gi), gi) if gi.isdigit() else (1 << 30, gi)
 
 
 class DcgmBackend:
@@ -144,6 +172,9 @@ class DcgmBackend:
         self._scrub = Scrubber()
         # Hostname dcgm-exporter reports, so a mis-pointed URL (another node's pod) can be spotted.
         self.hostname = ""
+        # Page lines that did not parse, by family (exported as wattprint_gpu_backend_skipped_lines_total).
+        self.skipped: collections.Counter[str] = collections.Counter()
+        self._logged_families: set[str] = set()
 
     def open(self) -> None:
         """The URL and credentials are checked: dcgm-exporter often starts after us, and read() retries every poll."""
@@ -211,21 +242,32 @@ class DcgmBackend:
         text = self._fetch()
         now = time.monotonic()
         boards: dict[str, _Board] = {}
-        try:
-            for family in text_string_to_metric_families(text):
-                for s in family.samples:
-                    # Typed counters get "_total" appended by the parser; untyped lines keep their name.
-                    name = s.name.removesuffix("_total")
-                    uuid = _label(s.labels, "UUID", "uuid")
-                    if not name.startswith("DCGM_FI_") or not uuid:
-                        continue
-                    self.hostname = _label(s.labels, "hostname", "Hostname") or self.hostname
-                    boards.setdefault(uuid, _Board(uuid)).add(name, s.labels, float(s.value))
-        except Exception as exc:  # the parser raises ValueError, IndexError, ... on garbage
-            raise BackendError(f"unparseable page from {self.where}: {_short(str(exc), scrub=self._scrub)}") from None
+        for item in parse(text):
+            if not isinstance(item, Sample):
+                self._skip(item.family, item.line, item.reason)
+                continue
+            # Counters may carry "_total" (OpenMetrics-style pages); dcgm-exporter's own lines do not.
+            name = item.name.removesuffix("_total")
+            uuid = _label(item.labels, "UUID", "uuid")
+            if not name.startswith("DCGM_FI_") or not uuid:
+                continue
+            self.hostname = _label(item.labels, "hostname", "Hostname") or self.hostname
+            boards.setdefault(uuid, _Board(uuid)).add(name, item.labels, item.value)
         if not boards:
             raise BackendError(f"no DCGM GPU series in page from {self.where}: {_short(text, 60, self._scrub)!r}")
         return [b.reading(now) for b in boards.values()]
+
+    def _skip(self, family: str, line: int, reason: str) -> None:
+        """Count a line that did not parse; log the first of each family once (a broken family repeats every
+        poll)."""
+        known = family in self.skipped or len(self.skipped) < _MAX_SKIPPED_FAMILIES - 1
+        key = family if family and known else OTHER_FAMILY
+        self.skipped[key] += 1
+        if key not in self._logged_families:
+            self._logged_families.add(key)
+            log.warning("dcgm-exporter page line skipped (counted in wattprint_gpu_backend_skipped_lines_total; "
+                        "logged once per family)", extra=kv(url=self.where, line=line, family=key,
+                                                            reason=_short(reason, scrub=self._scrub)))
 
     def _fetch(self) -> str:
         """Bounded to about (retries+1)*timeout plus backoff, so one dead endpoint cannot stall polling."""

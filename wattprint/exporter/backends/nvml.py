@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
 from ...common.logs import kv
-from .base import BackendUnavailable, GpuInfo, GpuReading
+from ..mig import board_slices
+from .base import BackendUnavailable, GpuInfo, GpuReading, MigInstance
 
 log = logging.getLogger("wattprint.nvml")
+
+# A board's MIG instances are listed again at most this often (they change only when an administrator creates or
+# destroys one); their processes are read every poll.
+MIG_REFRESH_S = 30.0
+# NVML_GPU_INSTANCE_PROFILE_1_SLICE .. the last profile index NVML defines (0x0 .. 0xE in nvml.h 12.x)
+_PROFILE_INDEXES = 15
+# NVML's "not available" for a process's GPU/compute instance id (a process on a board not in MIG mode)
+_NO_INSTANCE = 0xFFFFFFFF
 
 
 @dataclass
@@ -26,6 +35,8 @@ class _Device:
     info: GpuInfo
     unsupported: set[str] = field(default_factory=set)
     last_process_sample_us: int = 0
+    mig: tuple[MigInstance, ...] = ()
+    mig_listed_at: float | None = None
 
 
 def _text(value: Any) -> str:
@@ -122,6 +133,61 @@ class NvmlBackend:
             util[s.pid] = util.get(s.pid, 0.0) + float(s.smUtil)
         return util
 
+    def _mig_instances(self, dev: _Device, failed: list[str]) -> tuple[MigInstance, ...]:
+        """The board's MIG instances (no PIDs yet), listed again every MIG_REFRESH_S; () when not in MIG mode."""
+        nv = self._nv
+        assert nv is not None
+        now = time.monotonic()
+        if "mig" in dev.unsupported or (dev.mig_listed_at is not None and now - dev.mig_listed_at < MIG_REFRESH_S):
+            return dev.mig
+        mode = self._call(dev, "mig", failed, nv.nvmlDeviceGetMigMode)
+        if mode is None:
+            dev.mig_listed_at = None if "mig" not in dev.unsupported else now
+            return dev.mig if "mig" not in dev.unsupported else ()
+        dev.mig_listed_at = now
+        if mode[0] != nv.NVML_DEVICE_MIG_ENABLE:
+            dev.mig = ()
+            return ()
+        found: dict[str, MigInstance] = {}
+        try:
+            for i in range(nv.nvmlDeviceGetMaxMigDeviceCount(dev.handle)):
+                try:
+                    mh = nv.nvmlDeviceGetMigDeviceHandleByIndex(dev.handle, i)
+                except nv.NVMLError_NotFound:
+                    continue          # an empty slot
+                gi = str(nv.nvmlDeviceGetGpuInstanceId(mh))
+                if gi in found:
+                    continue          # another compute instance of the same GPU instance
+                attrs = nv.nvmlDeviceGetAttributes(mh)
+                slices = int(attrs.gpuInstanceSliceCount)
+                profile = self._profile_name(dev, int(gi)) or f"{slices}g.{round(attrs.memorySizeMB / 1024)}gb"
+                found[gi] = MigInstance(gi_id=gi, profile=profile, slices=slices, uuid=_text(nv.nvmlDeviceGetUUID(mh)))
+        except nv.NVMLError as exc:
+            failed.append("mig_devices")
+            dev.mig_listed_at = None  # listed again next poll; the last good list meanwhile
+            log.debug("nvml MIG listing failed", extra=kv(gpu=dev.info.index, err=exc))
+            return dev.mig
+        dev.mig = tuple(sorted(found.values(), key=lambda m: (int(m.gi_id) if m.gi_id.isdigit() else 1 << 30)))
+        return dev.mig
+
+    def _profile_name(self, dev: _Device, gi: int) -> str:
+        """NVML's name of a GPU instance's profile ("1g.10gb"), or "" where it cannot be had (the calls need more
+        privileges on some drivers): the caller then writes one from the slices and memory."""
+        nv = self._nv
+        assert nv is not None
+        try:
+            profile_id = nv.nvmlGpuInstanceGetInfo(nv.nvmlDeviceGetGpuInstanceById(dev.handle, gi)).profileId
+            for index in range(_PROFILE_INDEXES):
+                try:
+                    info = nv.nvmlDeviceGetGpuInstanceProfileInfo(dev.handle, index)
+                except nv.NVMLError:
+                    continue       # a profile this board does not have
+                if info.id == profile_id:
+                    return _text(info.name).removeprefix("MIG ").strip()
+        except (nv.NVMLError, AttributeError):
+            pass
+        return ""
+
     def read(self) -> list[GpuReading]:
         nv = self._nv
         assert nv is not None
@@ -134,7 +200,9 @@ class NvmlBackend:
             util = self._call(dev, "utilization", failed, nv.nvmlDeviceGetUtilizationRates)
             mem = self._call(dev, "memory", failed, nv.nvmlDeviceGetMemoryInfo)
             procs = self._call(dev, "processes", failed, nv.nvmlDeviceGetComputeRunningProcesses)
-            proc_util = self._process_util(dev, failed) if procs else {}
+            mig = self._mig_instances(dev, failed)
+            # per-process utilisation is not available in MIG mode: the poller splits an instance equally
+            proc_util = self._process_util(dev, failed) if procs and not mig else {}
             has_counter = "energy" not in dev.unsupported
             ok = energy is not None if has_counter else power_mw is not None
             out.append(
@@ -150,6 +218,8 @@ class NvmlBackend:
                     pids=tuple(sorted({p.pid for p in procs})) if procs is not None else None,
                     process_sm_util=proc_util,
                     failed_calls=tuple(failed),
+                    mig=_with_pids(mig, procs),
+                    mig_slices=board_slices(dev.info.model) if mig else 0,
                 )
             )
         return out
@@ -160,3 +230,15 @@ class NvmlBackend:
                 self._nv.nvmlShutdown()
             except self._nv.NVMLError:
                 pass
+
+
+def _with_pids(mig: tuple[MigInstance, ...], procs: list[Any] | None) -> tuple[MigInstance, ...]:
+    """The instances with the PIDs the board's process list places on each (by the processes' gpuInstanceId)."""
+    if not mig or procs is None:
+        return mig
+    on: dict[str, set[int]] = {}
+    for p in procs:
+        gi = getattr(p, "gpuInstanceId", _NO_INSTANCE)
+        if gi is not None and gi != _NO_INSTANCE:
+            on.setdefault(str(gi), set()).add(int(p.pid))
+    return tuple(replace(m, pids=tuple(sorted(on.get(m.gi_id, ())))) for m in mig)

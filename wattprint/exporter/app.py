@@ -49,7 +49,7 @@ def build_backend(cfg: Config) -> GpuBackend:
     from .backends.replay import ReplayBackend
 
     return ReplayBackend(cfg.replay_trace, gpus=cfg.replay_gpus, epoch=cfg.replay_epoch, hostname=cfg.hostname,
-                         fail_file=cfg.replay_fail_file)
+                         fail_file=cfg.replay_fail_file, mig=cfg.replay_mig)
 
 
 def build_discovery(cfg: Config) -> JobDiscovery:

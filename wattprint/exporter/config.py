@@ -43,6 +43,7 @@ class Config:
     replay_gpus: int = 1
     replay_epoch: float | None = None
     replay_fail_file: str | None = None
+    replay_mig: tuple[str, ...] = ()
     job_discovery: str = "none"
     mapping_dir: str | None = None
     procfs: str = "/proc"
@@ -81,6 +82,12 @@ def _ratio(text: str) -> float:
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (0.05 is 5 %), got {text}")
     return v
+
+
+def _profiles(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    if isinstance(text, tuple):
+        return text
+    return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def _nonneg_int(text: str) -> int:
@@ -153,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--replay-epoch", type=float, default=None, metavar="UNIXTIME",
         help="unix time at which GPU 0 is at the trace's first row (default: start-up); "
         "exporters given the same epoch replay in step")
+    add("--replay-mig", type=_profiles, default=(), metavar="PROFILES",
+        help="for --backend replay: every virtual GPU in MIG mode with these GPU instances, comma separated, "
+        "e.g. 3g.40gb,2g.20gb,1g.10gb (default: no MIG)")
     add("--replay-fail-file", default=None, metavar="PATH",
         help="fault injection for --backend replay: a file listing virtual GPU indices (whitespace or comma "
         "separated), re-read every poll; while listed, every read of that GPU fails as a lost board does")

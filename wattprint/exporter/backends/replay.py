@@ -11,6 +11,11 @@ listing virtual GPU indices; while an index is listed, every read of that GPU
 fails as a lost board does under NVML (``ok=False``, all calls failed), and
 its counter keeps running, so the exporter's outage handling can be exercised
 in a running process. The file is read at every poll; no file means no fault.
+
+With ``mig`` (``--replay-mig 3g.40gb,2g.20gb,1g.10gb``) every virtual GPU is in MIG mode with those GPU instances
+(ids 1, 2, ...), as dcgm-exporter would show them: the board's energy is the trace's, and each instance's
+graphics-engine activity is the trace's utilisation played from its own offset, so the instances run at
+different loads.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from importlib import resources
 from pathlib import Path
 
 from ...common.logs import kv
-from .base import BackendUnavailable, GpuInfo, GpuReading
+from ..mig import BOARD_SLICES, profile_slices
+from .base import BackendUnavailable, GpuInfo, GpuReading, MigInstance
 
 REPLAY_MODEL = "NVIDIA H100 80GB HBM3"
 REPLAY_POWER_LIMIT_WATTS = 700.0
@@ -150,9 +156,11 @@ class ReplayBackend:
         hostname: str = "localhost",
         wallclock: Callable[[], float] = time.time,
         fail_file: str | Path | None = None,
+        mig: tuple[str, ...] = (),
     ) -> None:
         if gpus < 1:
             raise BackendUnavailable(f"--replay-gpus must be at least 1, got {gpus}")
+        self.mig = parse_mig_profiles(mig)
         self.trace_path = Path(trace_path) if trace_path else default_trace_path()
         self.gpus = gpus
         self.epoch = epoch
@@ -226,6 +234,12 @@ class ReplayBackend:
                 continue
             el = self.elapsed(i, wall)
             row = tr.sample_at(el)
+            mig = tuple(
+                MigInstance(gi_id=str(k + 1), profile=profile, slices=profile_slices(profile),
+                            uuid="MIG-" + str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"{info.uuid}:{k + 1}")),
+                            activity=tr.util[tr.sample_at(el + (k + 1) * tr.duration / (len(self.mig) + 1))])
+                for k, profile in enumerate(self.mig)
+            )
             out.append(
                 GpuReading(
                     info=info,
@@ -233,11 +247,24 @@ class ReplayBackend:
                     energy_mj=tr.start_energy_mj + int(tr.energy_at(el)),
                     power_watts=tr.power_mw[row] / 1000.0,
                     power_limit_watts=REPLAY_POWER_LIMIT_WATTS,
-                    utilization_ratio=tr.util[row],
+                    utilization_ratio=None if mig else tr.util[row],    # none for the board in MIG mode
                     memory_used_bytes=tr.mem_used[row],
+                    mig=mig,
+                    mig_slices=BOARD_SLICES if mig else 0,
                 )
             )
         return out
 
     def close(self) -> None:
         pass
+
+
+def parse_mig_profiles(profiles: tuple[str, ...]) -> tuple[str, ...]:
+    """--replay-mig's GPU instance profiles, checked: each names its compute slices, together at most a board's."""
+    for p in profiles:
+        if profile_slices(p) < 1:
+            raise BackendUnavailable(f"--replay-mig: {p!r} is not a MIG profile like 1g.10gb or 3g.40gb")
+    total = sum(profile_slices(p) for p in profiles)
+    if total > BOARD_SLICES:
+        raise BackendUnavailable(f"--replay-mig: the profiles take {total} compute slices, an H100 has {BOARD_SLICES}")
+    return tuple(profiles)

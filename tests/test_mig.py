@@ -361,3 +361,57 @@ def test_held_but_idle_on_an_idle_instance() -> None:
     jobs = {j.job.job_id: j for j in snap.gpus[0].jobs}
     assert jobs["idle"].held_idle_mj == jobs["idle"].energy_mj > 0 and jobs["idle"].held_idle_us == 1_000_000
     assert jobs["busy"].held_idle_mj == 0 and jobs["busy"].held_idle_us == 0
+
+
+# -- replay: a MIG node for the live stack and the benchmarks -----------------------------------------------------
+
+
+def test_replay_mig_board_keeps_the_trace_energy() -> None:
+    from wattprint.exporter.backends.replay import ReplayBackend
+
+    clock = _Clock()
+    plain = ReplayBackend(gpus=2, epoch=0.0, wallclock=clock)
+    mig = ReplayBackend(gpus=2, epoch=0.0, wallclock=clock, mig=("3g.40gb", "2g.20gb", "1g.10gb"))
+    plain.open()
+    mig.open()
+    loads = set()
+    for t in (10.0, 500.0, 1500.0):
+        clock.t = t
+        for a, b in zip(plain.read(), mig.read(), strict=True):
+            assert a.energy_mj == b.energy_mj and b.mig_slices == 7 and b.utilization_ratio is None
+            assert [(m.gi_id, m.slices) for m in b.mig] == [("1", 3), ("2", 2), ("3", 1)]
+            loads.add(tuple(m.activity for m in b.mig))
+    assert any(len(set(x)) > 1 for x in loads), "the instances run at different loads"
+
+
+@pytest.mark.parametrize("profiles", ["4g.40gb,4g.40gb", "big.one"])
+def test_replay_mig_refuses_what_no_board_holds(profiles: str) -> None:
+    from tests.exporter_proc import run_exporter
+
+    r = run_exporter("--backend", "replay", "--replay-mig", profiles, "--no-collector.rapl")
+    assert r.returncode != 0 and "--replay-mig" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_exporter_process_exports_the_instances(tmp_path: Path) -> None:
+    import requests
+
+    from tests.exporter_proc import running_exporter, wait_until
+
+    (tmp_path / "0.1").write_text("train\n")
+    (tmp_path / "0.3").write_text("notebook\n")
+    args = ("--backend", "replay", "--replay-mig", "3g.40gb,2g.20gb,1g.10gb", "--poll-interval", "0.2",
+            "--job-discovery", "mapping-dir", "--mapping-dir", str(tmp_path), "--no-collector.rapl")
+    with running_exporter(*args) as (_, port):
+        def page() -> dict[tuple[str, str], float]:
+            body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            return {(s.name, s.labels.get("job_id") or s.labels.get("gpu_instance", "")): s.value
+                    for f in text_string_to_metric_families(body) for s in f.samples}
+        assert wait_until(lambda: page().get(("wattprint_job_energy_joules_total", "notebook"), 0) > 0, 15)
+        p = page()
+    board = p[("wattprint_gpu_energy_joules_total", "")]
+    jobs = p[("wattprint_job_energy_joules_total", "train")] + p[("wattprint_job_energy_joules_total", "notebook")]
+    assert jobs + p[("wattprint_gpu_idle_energy_joules_total", "")] == pytest.approx(board, abs=1e-9)
+    inst = {gi: p[("wattprint_gpu_instance_energy_joules_total", gi)] for gi in ("1", "2", "3")}
+    assert p[("wattprint_gpu_instance_idle_energy_joules_total", "2")] == inst["2"]   # no job on the 2g instance
+    assert inst["1"] == p[("wattprint_job_energy_joules_total", "train")]
+    assert sum(inst.values()) <= board

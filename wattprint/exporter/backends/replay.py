@@ -160,7 +160,8 @@ class ReplayBackend:
     ) -> None:
         if gpus < 1:
             raise BackendUnavailable(f"--replay-gpus must be at least 1, got {gpus}")
-        self.mig = parse_mig_profiles(mig)
+        self.mig_profiles = tuple(mig)
+        self.mig: tuple[str, ...] = ()
         self.trace_path = Path(trace_path) if trace_path else default_trace_path()
         self.gpus = gpus
         self.epoch = epoch
@@ -173,6 +174,7 @@ class ReplayBackend:
         self._failing: frozenset[str] = frozenset()
 
     def open(self) -> None:
+        self.mig = parse_mig_profiles(self.mig_profiles)
         self.trace = load_trace(self.trace_path)
         if self.epoch is None:
             self.epoch = self._wallclock()

@@ -50,3 +50,11 @@ def test_bench_ingest_quick(tmp_path):
     res = run("bench_ingest.py", "--data-dir", str(tmp_path / "data"), "--markdown-out", str(tmp_path / "i.md"))
     assert res.returncode == 0, res.stderr[-2000:]
     assert "ingest / curl" in (tmp_path / "i.md").read_text()
+
+
+def test_bench_mig_quick(tmp_path):
+    """The MIG cost script runs; its parse check (the line reader reads every sample prometheus_client reads) held."""
+    res = run("bench_mig.py", "--markdown-out", str(tmp_path / "g.md"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = (tmp_path / "g.md").read_text()
+    assert "| jobs | 16 | 56 |" in text and "prometheus_client's parser" in text

@@ -2,8 +2,9 @@
 # Regenerate the hash-pinned lock files under requirements/ (`make lock`), for Linux x86_64 and Python 3.11
 # (run it there: markers and wheels are resolved for the interpreter that runs pip-compile).
 #   requirements/test.txt      the base + pipeline + test extras: what scripts/bootstrap.sh installs into .venv
-#   requirements/pipeline.txt  the base + pipeline extra: the full image (Dockerfile target `full`)
-#   requirements/exporter.txt  the base dependencies only: the exporter image (Dockerfile target `exporter`)
+#   requirements/pipeline.txt  the base + pipeline + kubernetes extras: the full image (Dockerfile target `full`)
+#   requirements/exporter.txt  the base + kubernetes extra (grpcio for the kubelet's PodResources API): the exporter
+#                              image (Dockerfile target `exporter`)
 #   requirements/build.txt     the build backend (setuptools), so wattprint builds with --no-build-isolation
 # pipeline.txt and exporter.txt are constrained by test.txt: the same version of a package everywhere.
 # pip-tools runs from a throwaway venv (never .venv); the resolution uses PyPI alone, not local mirrors.
@@ -28,8 +29,8 @@ compile() {
 
 compile --allow-unsafe -o requirements/build.txt requirements/build.in
 compile --extra test --extra pipeline -o requirements/test.txt "$@" pyproject.toml
-compile --extra pipeline -c requirements/test.txt -o requirements/pipeline.txt pyproject.toml
-compile -c requirements/test.txt -o requirements/exporter.txt pyproject.toml
+compile --extra pipeline --extra kubernetes -c requirements/test.txt -o requirements/pipeline.txt pyproject.toml
+compile --extra kubernetes -c requirements/test.txt -o requirements/exporter.txt pyproject.toml
 
 # The test extra names wattprint[pipeline]: pip-compile lists wattprint itself (by its local path, unhashable).
 # wattprint is installed from the tree (pip install --no-deps), never from a lock file: drop that entry.

@@ -60,7 +60,7 @@ def build_discovery(cfg: Config) -> JobDiscovery:
     if cfg.job_discovery == "kubernetes":
         from .jobs.kubernetes import KubernetesDiscovery
 
-        return KubernetesDiscovery(cfg.procfs)
+        return KubernetesDiscovery(cfg.procfs, cfg.kubelet_podresources_socket, cfg.kubelet_pod_logs_dir)
     if cfg.job_discovery == "mapping-dir":
         from .jobs.mapping_dir import MappingDirDiscovery
 

@@ -47,6 +47,8 @@ class Config:
     job_discovery: str = "none"
     mapping_dir: str | None = None
     procfs: str = "/proc"
+    kubelet_podresources_socket: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
+    kubelet_pod_logs_dir: str = "/var/log/pods"
     sysfs: str = "/sys"
     collector_rapl: bool = True
     labels: tuple[tuple[str, str], ...] = ()
@@ -171,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--mapping-dir", default=None, metavar="PATH",
         help="for --job-discovery mapping-dir: a directory with one file per GPU index (or <gpu>.<GPU_I_ID>) "
         "listing job ids, as dcgm-exporter's --hpc-job-mapping-dir")
+    add("--kubelet-podresources-socket", default="/var/lib/kubelet/pod-resources/kubelet.sock", metavar="PATH",
+        help="for --job-discovery kubernetes: the kubelet's PodResources API socket; pods are charged for the GPUs "
+        "allocated to them, and found from /proc while it cannot be read; '' uses /proc alone (default: %(default)s)")
+    add("--kubelet-pod-logs-dir", default="/var/log/pods", metavar="PATH",
+        help="for --job-discovery kubernetes: the kubelet's pod log directory, whose <namespace>_<pod>_<uid> entry "
+        "names give the UID of each pod the PodResources API names (default: %(default)s)")
     add("--path.procfs", dest="procfs", default="/proc", metavar="PATH",
         help="procfs mount point, for slurm and kubernetes discovery and the node's CPU time (default: %(default)s)")
     add("--path.sysfs", dest="sysfs", default="/sys", metavar="PATH",

@@ -30,7 +30,7 @@ def _page() -> dict[str, list[dict[str, str]]]:
 def test_every_series_the_pipeline_reads_is_on_the_page_with_its_labels() -> None:
     page = _page()
     queries = [q for q in Settings(Config(), None).queries() if q.source == "wattprint"]
-    assert len(queries) == 9
+    assert len(queries) == 12
     for q in queries:
         assert q.metric in page, f"the pipeline reads {q.metric}; the exporter does not write it"
         for labels in page[q.metric]:
@@ -38,7 +38,8 @@ def test_every_series_the_pipeline_reads_is_on_the_page_with_its_labels() -> Non
                                ("domain", q.domain_labels), ("cluster", q.cluster_labels)):
                 if keys:
                     assert any(k in labels for k in keys), f"{q.metric}: no {role} label among {keys}: {labels}"
-            if q.kind in ("job_energy", "gpu_energy", "idle_energy", "job_gpu_seconds"):
+            if q.kind in ("job_energy", "gpu_energy", "idle_energy", "job_gpu_seconds", "job_held_idle_energy",
+                          "job_held_idle_seconds", "job_equal_share_seconds"):
                 assert labels.get(C.UUID) and labels.get(C.GPU), f"{q.metric}: GPU series without uuid/gpu"
 
 
@@ -46,6 +47,8 @@ def test_config_defaults_are_the_contract() -> None:
     m = WattprintMetrics()
     assert (m.job_energy, m.gpu_energy, m.idle_energy, m.job_gpu_seconds) == tuple(
         C.series(f) for f in (C.JOB_ENERGY, C.GPU_ENERGY, C.GPU_IDLE_ENERGY, C.JOB_GPU_SECONDS))
+    assert (m.job_held_idle_energy, m.job_held_idle_seconds, m.job_equal_share_seconds) == tuple(
+        C.series(f) for f in (C.JOB_HELD_IDLE_ENERGY, C.JOB_HELD_IDLE_SECONDS, C.JOB_EQUAL_SHARE_SECONDS))
     assert (m.cpu_energy, m.cpu_idle_energy, m.job_cpu_energy, m.job_cpu_seconds, m.cpu_rapl_up) == tuple(
         C.series(f) for f in (C.CPU_ENERGY, C.CPU_IDLE_ENERGY, C.JOB_CPU_ENERGY, C.JOB_CPU_SECONDS, C.CPU_RAPL_UP))
     page = _page()

@@ -69,7 +69,18 @@ def _fleet(path: Path) -> None:
         i += 1
         _series(con, i, "power", "gpu_power", {"hostname": "n2", "gpu": str(g), "uuid": f"GPU-n2-{g}"},
                 "w / 60.0", 1.0)
-    for kind in ("gpu_energy", "idle_energy", "job_energy", "gpu_power"):
+    for g in range(4):   # (series ids after the others': tests/test_retention.py edits series 1, 4 and 5)
+        base = {"cluster": "c1", "hostname": "n0", "gpu": str(g), "uuid": f"GPU-n0-{g}", "job_id": "J0"}
+        # J0's held-but-idle energy (a part of its energy) and time, and its equal-share time: reported, not priced
+        for kind, values_sql in (("job_held_idle_energy", "sum(CASE WHEN w < 0.5 * 60.0 * 450 THEN w ELSE 0 END)"
+                                                          " OVER (ORDER BY m)"),
+                                 ("job_held_idle_seconds", "sum(CASE WHEN w < 0.5 * 60.0 * 450 THEN 60 ELSE 0 END)"
+                                                           " OVER (ORDER BY m)"),
+                                 ("job_equal_share_seconds", "60.0 * m")):
+            i += 1
+            _series(con, i, "wattprint", kind, base, values_sql, 0.7, JOB_STOPS if g < 2 else MINUTES)
+    for kind in ("gpu_energy", "idle_energy", "job_energy", "gpu_power", "job_held_idle_energy",
+                 "job_held_idle_seconds", "job_equal_share_seconds"):
         cover(con, kind, 0, MINUTES)
     con.close()
 
@@ -178,7 +189,10 @@ def test_the_fleet_prices_every_attribution(fleet: Path, tmp_path: Path) -> None
     con = db.connect(path, read_only=True)
     attributions = {r[0] for r in con.execute("SELECT DISTINCT attribution FROM fct_job_gpu_hour").fetchall()}
     qualities = {r[0] for r in con.execute("SELECT DISTINCT intensity_quality FROM fct_job_gpu_hour").fetchall()}
+    held = con.execute("SELECT count(*), count(project), sum(equal_share_seconds) FROM fct_job_gpu_held_idle_hour"
+                       ).fetchall()[0]
     con.close()
+    assert held[0] > 0 and held[1] > 0 and held[2] > 0      # J0's held-idle rows, with its project once imported
     assert {"exporter", "idle", "residual_share", "gpu_label", "node_share", "unallocated"} <= attributions
     assert {"hourly", "nearest_hour"} <= qualities
 

@@ -29,6 +29,9 @@ Full schema (every key optional; docs/config.md explains each)::
           enabled: true           # false: this source is not queried
           job_energy: wattprint_job_energy_joules_total
           job_gpu_seconds: wattprint_job_gpu_seconds_total        # seconds each job held each GPU (GPU-hours)
+          job_held_idle_energy: wattprint_job_held_idle_energy_joules_total  # part of the job energy: GPU held, idle
+          job_held_idle_seconds: wattprint_job_held_idle_seconds_total       # the held time of those intervals
+          job_equal_share_seconds: wattprint_job_equal_share_seconds_total   # held time split equally (shared GPU)
           gpu_energy: wattprint_gpu_energy_joules_total
           idle_energy: wattprint_gpu_idle_energy_joules_total
           cpu_energy: wattprint_cpu_energy_joules_total            # host (RAPL) series: socket and domain
@@ -154,6 +157,11 @@ class WattprintMetrics:
     enabled: bool = True            # false: not queried (another source measures these GPUs)
     job_energy: str = C.series(C.JOB_ENERGY)
     job_gpu_seconds: str = C.series(C.JOB_GPU_SECONDS)     # the seconds each job held each GPU
+    # shared GPUs: the part of a job's energy (and its held time) while the GPU it held was idle; the held time its
+    # GPU's split fell back to equal shares. Not energy of their own (inside job_energy): reports, never priced twice
+    job_held_idle_energy: str = C.series(C.JOB_HELD_IDLE_ENERGY)
+    job_held_idle_seconds: str = C.series(C.JOB_HELD_IDLE_SECONDS)
+    job_equal_share_seconds: str = C.series(C.JOB_EQUAL_SHARE_SECONDS)
     gpu_energy: str = C.series(C.GPU_ENERGY)
     idle_energy: str = C.series(C.GPU_IDLE_ENERGY)
     # host energy (the exporter's RAPL collector); socket and domain are read from the `socket` / `domain` labels

@@ -51,11 +51,13 @@ class SeriesQuery:
     @property
     def what(self) -> str:
         """What the counter counts, for messages."""
-        return {"job_cpu_seconds": "CPU-time", "job_gpu_seconds": "GPU-time"}.get(self.kind, "energy")
+        return {"job_cpu_seconds": "CPU-time", "job_gpu_seconds": "GPU-time", "job_held_idle_seconds": "held-idle-time",
+                "job_equal_share_seconds": "equal-share-time"}.get(self.kind, "energy")
 
 
 # Series kinds. GPU: job_energy, gpu_energy, idle_energy (counters, J), job_gpu_seconds (counter, s a job held the
-# GPU), gpu_power (gauge, W). Host (the exporter's
+# GPU), job_held_idle_energy (counter, J: the part of job_energy while the held GPU was idle), job_held_idle_seconds and
+# job_equal_share_seconds (counters, s), gpu_power (gauge, W). Host (the exporter's
 # RAPL collector): cpu_energy, cpu_idle_energy, job_cpu_energy (counters, J, per socket and domain),
 # job_cpu_seconds (counter, s of CPU time per job) and cpu_rapl_up (gauge, 1 when every RAPL zone was read).
 GAUGE_KINDS = ("gpu_power", "cpu_rapl_up")

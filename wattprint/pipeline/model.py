@@ -48,6 +48,7 @@ INTERVALS = (
     # read from samples without pricing
     Model("cpu_time_hour", params=("max_gap_s",)),
     Model("gpu_held_hour", params=("max_gap_s",)),
+    Model("gpu_held_idle_hour", params=("max_gap_s",)),
     Model("node_rapl_hour"),
 )
 EVAL, OUT = ("eval_lo_h", "eval_hi_h"), ("out_lo_h", "out_hi_h")
@@ -56,10 +57,11 @@ RESULTS = (
     Model("int_node_allocations", "temp"),
     Model("int_hourly_pieces", "temp", EVAL),
     Model("int_balance_pieces", "temp"),
-    Model("int_intensity_needed", "temp"),
+    Model("int_intensity_needed", "temp", EVAL),
     Model("int_intensity_resolved", "temp", ("bound_h", "world_g_per_kwh")),
     Model("int_priced_pieces", "view"),
     Model("fct_job_gpu_hour", params=OUT),
+    Model("fct_job_gpu_held_idle_hour", params=OUT),
     Model("fct_job_cpu_hour", params=OUT),
     Model("fct_job_cpu_time_hour", params=OUT),
     Model("fct_gpu_hour", params=OUT),

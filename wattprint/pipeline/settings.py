@@ -58,6 +58,9 @@ class Settings:
                 wp("gpu_energy", m.wattprint.gpu_energy),
                 wp("idle_energy", m.wattprint.idle_energy),
                 wp("job_gpu_seconds", m.wattprint.job_gpu_seconds, wl.job_id),
+                wp("job_held_idle_energy", m.wattprint.job_held_idle_energy, wl.job_id),
+                wp("job_held_idle_seconds", m.wattprint.job_held_idle_seconds, wl.job_id),
+                wp("job_equal_share_seconds", m.wattprint.job_equal_share_seconds, wl.job_id),
             ]
         if m.dcgm.enabled:
             out += [

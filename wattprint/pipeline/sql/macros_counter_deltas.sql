@@ -14,8 +14,9 @@
 -- since then and counts (over the step it appeared in); dcgm's counter runs since driver load, so never.
 -- The most a counter of this stream kind can rise in dt seconds (NULL: bounded by its parent, or not at all).
 CREATE OR REPLACE TEMP MACRO max_rise(kind, dt) AS
-    CASE kind WHEN 'gpu' THEN 2000.0 * dt WHEN 'cpu' THEN 1000.0 * dt
-              WHEN 'gpu_seconds' THEN 1.5 * dt + 60.0 WHEN 'cpu_seconds' THEN 4096.0 * dt END;
+    CASE kind WHEN 'gpu' THEN 2000.0 * dt WHEN 'cpu' THEN 1000.0 * dt WHEN 'held_idle' THEN 2000.0 * dt
+              WHEN 'gpu_seconds' THEN 1.5 * dt + 60.0 WHEN 'held_idle_seconds' THEN 1.5 * dt + 60.0
+              WHEN 'equal_share_seconds' THEN 1.5 * dt + 60.0 WHEN 'cpu_seconds' THEN 4096.0 * dt END;
 CREATE OR REPLACE TEMP MACRO counter_deltas(kinds, max_gap_s) AS TABLE
 WITH sx AS (
     -- the streams' series, with an integer rank standing in for the owning query (grouping samples by integers

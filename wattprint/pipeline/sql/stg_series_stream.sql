@@ -14,7 +14,9 @@ WITH s AS (
                         WHEN 'gpu_power' THEN 'gpu_power' WHEN 'job_gpu_seconds' THEN 'gpu_seconds'
                         WHEN 'cpu_energy' THEN 'cpu' WHEN 'cpu_idle_energy' THEN 'cpu_idle'
                         WHEN 'job_cpu_energy' THEN 'cpu_job' WHEN 'job_cpu_seconds' THEN 'cpu_seconds'
-                        WHEN 'cpu_rapl_up' THEN 'rapl_up' ELSE 'gpu' END AS kind,
+                        WHEN 'cpu_rapl_up' THEN 'rapl_up' WHEN 'job_held_idle_energy' THEN 'held_idle'
+                        WHEN 'job_held_idle_seconds' THEN 'held_idle_seconds'
+                        WHEN 'job_equal_share_seconds' THEN 'equal_share_seconds' ELSE 'gpu' END AS kind,
            se.kind IN ('cpu_energy', 'cpu_idle_energy', 'job_cpu_energy', 'job_cpu_seconds', 'cpu_rapl_up') AS host,
            coalesce(se.cluster,
                     (SELECT cn.cluster FROM cluster_nodes cn
@@ -26,7 +28,8 @@ WITH s AS (
            coalesce(se.socket, '') AS socket,
            coalesce(se.domain, '') AS domain,
            CASE WHEN se.source = 'wattprint'
-                     AND se.kind IN ('job_energy', 'job_gpu_seconds', 'job_cpu_energy', 'job_cpu_seconds')
+                     AND se.kind IN ('job_energy', 'job_gpu_seconds', 'job_cpu_energy', 'job_cpu_seconds',
+                                     'job_held_idle_energy', 'job_held_idle_seconds', 'job_equal_share_seconds')
                 THEN se.job_id END AS job_id,
            nullif(se.model, '') AS model
     FROM series se

@@ -93,3 +93,27 @@ def test_exported_energy_matches_nvml_counter_under_load(nvml):
     assert nvml_j > 0
     assert exported >= nvml_j * 0.99
     assert exported <= nvml_j + slack
+
+
+def test_mig_mode_as_nvml_reports_it(nvml):
+    """What MIG mode each board reports, printed for the record (the settings are never changed), and the backend
+    agrees: instances listed exactly when MIG is enabled, each with its slices, and the board's energy still read."""
+    from wattprint.exporter.backends.nvml import NvmlBackend
+
+    b = NvmlBackend(nvml)
+    b.open()
+    try:
+        readings = b.read()
+    finally:
+        b.close()
+    for r in readings:
+        h = nvml.nvmlDeviceGetHandleByIndex(int(r.info.index))
+        try:
+            current, pending = nvml.nvmlDeviceGetMigMode(h)
+            mode = f"current={current} pending={pending}"
+        except nvml.NVMLError_NotSupported:
+            current, mode = 0, "not supported"
+        print(f"\nGPU {r.info.index} {r.info.model}: MIG mode {mode}; instances "
+              f"{[(m.gi_id, m.profile, m.slices) for m in r.mig]}")
+        assert bool(r.mig) == (current == nvml.NVML_DEVICE_MIG_ENABLE)
+        assert r.energy_mj is not None and all(m.slices > 0 for m in r.mig)

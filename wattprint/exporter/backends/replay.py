@@ -27,7 +27,7 @@ import re
 import time
 import uuid as uuidlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -170,6 +170,7 @@ class ReplayBackend:
         self.fail_file = Path(fail_file) if fail_file else None
         self.trace: Trace | None = None
         self.infos: list[GpuInfo] = []
+        self._instances: list[tuple[MigInstance, ...]] = []
         self._fail_text: str | None = None
         self._failing: frozenset[str] = frozenset()
 
@@ -186,6 +187,12 @@ class ReplayBackend:
                 driver="replay",
             )
             for i in range(self.gpus)
+        ]
+        self._instances = [
+            tuple(MigInstance(gi_id=str(k + 1), profile=profile, slices=profile_slices(profile),
+                              uuid="MIG-" + str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"{info.uuid}:{k + 1}")))
+                  for k, profile in enumerate(self.mig))
+            for info in self.infos
         ]
 
     def offset(self, gpu: int) -> float:
@@ -237,10 +244,8 @@ class ReplayBackend:
             el = self.elapsed(i, wall)
             row = tr.sample_at(el)
             mig = tuple(
-                MigInstance(gi_id=str(k + 1), profile=profile, slices=profile_slices(profile),
-                            uuid="MIG-" + str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"{info.uuid}:{k + 1}")),
-                            activity=tr.util[tr.sample_at(el + (k + 1) * tr.duration / (len(self.mig) + 1))])
-                for k, profile in enumerate(self.mig)
+                replace(m, activity=tr.util[tr.sample_at(el + (k + 1) * tr.duration / (len(self.mig) + 1))])
+                for k, m in enumerate(self._instances[i])
             )
             out.append(
                 GpuReading(

@@ -138,7 +138,7 @@ class MappingDirDiscovery:
 
     def _read(self, dir_fd: int, name: str) -> list[str]:
         """Job ids in one mapping file; [] (and a counted reason) if it cannot be used."""
-        path = self.path / name
+        path = f"{self.path}/{name}"      # for messages only: a Path per file per poll is measurable
         try:
             # O_NONBLOCK: a FIFO dropped in the directory must not hang the poller. O_NOFOLLOW: a link to another
             # file (a secret the exporter's capabilities can read) is refused, not read as job ids.

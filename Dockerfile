@@ -1,4 +1,5 @@
-# Two images from one Dockerfile, both installed from the hash-pinned lock files in requirements/:
+# Two images from one Dockerfile, both installed from the hash-pinned lock files in requirements/ (both with the
+# kubernetes extra: grpcio for the kubelet's PodResources API, used by --job-discovery kubernetes):
 #   exporter  `wattprint-exporter` alone (the DaemonSet): the base dependencies, neither DuckDB nor Arrow
 #   full      (the default target) `wattprint` with the pipeline extra: `wattprint serve-intensity` (the
 #             intensity exporter) and the batch verbs (the monthly report CronJob); wattprint-exporter too

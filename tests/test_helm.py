@@ -232,10 +232,14 @@ def test_pods_are_locked_down(rendered: tuple[str, list[dict[str, Any]]], case: 
     discovery = values_of(case)["exporter"]["jobDiscovery"]
     specs = list(pod_specs(docs))
     assert {k for k, _ in specs} == {"DaemonSet", "Deployment", "CronJob"}
+    kube = values_of(case)["exporter"]["kubernetes"]
+    pod_resources = discovery == "kubernetes" and kube["podResources"]
     for k, spec in specs:
         assert spec["automountServiceAccountToken"] is False, k
-        assert spec["securityContext"]["runAsNonRoot"] is True, k
-        assert spec["securityContext"]["runAsUser"] != 0, k
+        # the kubelet's PodResources socket is root's: uid 0, every capability still dropped (below)
+        root = k == "DaemonSet" and pod_resources
+        assert spec["securityContext"]["runAsNonRoot"] is not root, k
+        assert (spec["securityContext"]["runAsUser"] == 0) is root, k
         assert not spec.get("hostNetwork"), k
         for c in spec["containers"]:
             sc = c["securityContext"]
@@ -252,12 +256,14 @@ def test_pods_are_locked_down(rendered: tuple[str, list[dict[str, Any]]], case: 
                 assert not [b for b in paths if b != a and b.startswith(a)], (k, a, paths)
             assert {m["name"] for m in c["volumeMounts"]} <= {v["name"] for v in spec["volumes"]}, k
         # hostPID only for the exporter, and only when job discovery reads host PIDs' /proc entries.
-        want_host_pid = k == "DaemonSet" and discovery in ("slurm", "kubernetes")
+        want_host_pid = k == "DaemonSet" and (discovery == "slurm" or (
+            discovery == "kubernetes" and (not kube["podResources"] or kube["hostPID"])))
         assert spec.get("hostPID", False) is want_host_pid, (k, discovery)
         host_paths = [v for v in spec.get("volumes", []) if "hostPath" in v]
         if k == "DaemonSet":
             e = values_of(case)["exporter"]
             want = ([e["mappingDir"]] if discovery == "mapping-dir" else []) + \
+                   ([kube["podResourcesDir"], kube["podLogsDir"]] if pod_resources else []) + \
                    ([e["rapl"]["hostSysfs"]] if e["rapl"]["enabled"] else [])
             assert [v["hostPath"]["path"] for v in host_paths] == want, k
             for v in host_paths:  # every host directory is mounted read-only
@@ -291,6 +297,48 @@ def test_rapl_reads_the_nodes_sysfs_and_root_is_opt_in(helm: str) -> None:
     assert "--no-collector.rapl" in off["containers"][0]["args"]
     assert not [v for v in off["volumes"] if "hostPath" in v]
     assert off["securityContext"]["runAsUser"] != 0
+
+
+def test_kubernetes_discovery_reads_the_podresources_socket_without_host_pid(helm: str) -> None:
+    from wattprint.exporter.config import parse_config
+
+    def daemonset(**kube: Any) -> dict[str, Any]:
+        over = {**REQUIRED, "exporter.jobDiscovery": "kubernetes",
+                **{f"exporter.kubernetes.{k}": v for k, v in kube.items()}}
+        return one(docs_of(template(helm, *set_args(over))), "DaemonSet")["spec"]["template"]["spec"]
+
+    def config(spec: dict[str, Any]) -> Any:
+        args = spec["containers"][0]["args"]
+        return parse_config([a.replace("$(NODE_NAME)", "n").replace("$(HOST_IP)", "10.0.0.7") for a in args])
+
+    def mounts(spec: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+        host = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
+        return {host[m["name"]]: (m["mountPath"], m["readOnly"]) for m in spec["containers"][0]["volumeMounts"]
+                if m["name"] in host}
+
+    spec = daemonset()           # the default: allocations from the PodResources API, no hostPID
+    cfg = config(spec)
+    assert (cfg.job_discovery, cfg.kubelet_podresources_socket, cfg.kubelet_pod_logs_dir) == (
+        "kubernetes", "/var/lib/kubelet/pod-resources/kubelet.sock", "/var/log/pods")
+    assert not spec.get("hostPID")
+    assert mounts(spec)["/var/lib/kubelet/pod-resources"] == ("/var/lib/kubelet/pod-resources", True)
+    assert mounts(spec)["/var/log/pods"] == ("/var/log/pods", True)
+    assert (spec["securityContext"]["runAsUser"], spec["securityContext"]["runAsNonRoot"]) == (0, False)
+    sc = spec["containers"][0]["securityContext"]
+    assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add")
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+
+    both = daemonset(hostPID="true")   # per-process splits of time-sliced GPUs, and the /proc fallback
+    assert both["hostPID"] is True and config(both).kubelet_podresources_socket == cfg.kubelet_podresources_socket
+
+    proc = daemonset(podResources="false")   # the /proc method alone: hostPID, non-root, no kubelet mounts
+    assert proc["hostPID"] is True and config(proc).kubelet_podresources_socket == ""
+    assert "/var/lib/kubelet/pod-resources" not in mounts(proc) and "/var/log/pods" not in mounts(proc)
+    assert proc["securityContext"]["runAsUser"] != 0
+
+    moved = daemonset(podResourcesDir="/srv/kubelet/pod-resources", podLogsDir="/srv/logs/pods")
+    assert config(moved).kubelet_podresources_socket == "/srv/kubelet/pod-resources/kubelet.sock"
+    assert mounts(moved)["/srv/logs/pods"] == ("/srv/logs/pods", True)
 
 
 def test_exporter_runs_on_gpu_nodes(rendered: tuple[str, list[dict[str, Any]]], case: str) -> None:

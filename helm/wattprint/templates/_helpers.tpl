@@ -102,10 +102,19 @@ Tag defaults to the chart's appVersion; a digest pins it.
 
 {{/*
 Whether the exporter needs the host's PID namespace: NVML reports the PIDs of the processes on each GPU as host
-PIDs, and slurm and kubernetes discovery read /proc/<pid>/cgroup for each of them.
+PIDs, and slurm discovery and kubernetes' /proc method read /proc/<pid>/cgroup for each of them. With the
+PodResources API kubernetes needs them only to split time-sliced GPUs by process (kubernetes.hostPID).
 */}}
 {{- define "wattprint.exporter.hostPID" -}}
-{{- if has .Values.exporter.jobDiscovery (list "slurm" "kubernetes") }}true{{ else }}false{{ end }}
+{{- $k := .Values.exporter.kubernetes }}
+{{- if or (eq .Values.exporter.jobDiscovery "slurm") (and (eq .Values.exporter.jobDiscovery "kubernetes") (or (not $k.podResources) $k.hostPID)) }}true{{ else }}false{{ end }}
+{{- end }}
+
+{{/*
+Whether the exporter reads the kubelet's PodResources API (jobDiscovery kubernetes with kubernetes.podResources).
+*/}}
+{{- define "wattprint.exporter.podResources" -}}
+{{- if and (eq .Values.exporter.jobDiscovery "kubernetes") .Values.exporter.kubernetes.podResources }}true{{ else }}false{{ end }}
 {{- end }}
 
 {{/*

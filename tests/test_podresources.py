@@ -418,3 +418,13 @@ def test_exporter_process_charges_the_allocated_pod_and_falls_back_without_the_s
         _, err = proc.communicate(timeout=10)
     lines = [line for line in err.splitlines() if "podresources_socket_missing" in line]
     assert len(lines) == 1 and "level=warning" in lines[0] and absent in lines[0], err
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/bench_podresources.py still runs (20 repetitions), so docs/benchmarks.md stays reproducible."""
+    out = tmp_path / "b.md"
+    proc = subprocess.run([sys.executable, "benchmarks/bench_podresources.py", "--quick", "--markdown-out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| baseline: discover, /proc method |" in out.read_text()

@@ -415,3 +415,43 @@ def test_exporter_process_exports_the_instances(tmp_path: Path) -> None:
     assert p[("wattprint_gpu_instance_idle_energy_joules_total", "2")] == inst["2"]   # no job on the 2g instance
     assert inst["1"] == p[("wattprint_job_energy_joules_total", "train")]
     assert sum(inst.values()) <= board
+
+
+def test_one_series_per_job_id_when_a_jobs_facts_change() -> None:
+    """A pod seen with another container set (or twice in one poll) keeps one account: the series carry job_id
+    only, and two accounts of one id would export two samples with the same labels."""
+    class Board:
+        name = "replay"
+
+        def __init__(self) -> None:
+            self.t, self.mj = 0.0, 1_000_000
+
+        def read(self) -> list[GpuReading]:
+            return [GpuReading(GpuInfo("0", "GPU-y"), self.t, energy_mj=self.mj, utilization_ratio=0.9)]
+
+        def open(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    class Pods:
+        name = "kubernetes"
+        errors: collections.Counter[str] = collections.Counter()
+        containers = ["c1"]
+
+        def discover(self, readings: Sequence[GpuReading]) -> Assignment:
+            return {"0": {Job("uid-1", "kubernetes", "uid-1", c): frozenset({i}) for i, c in
+                          enumerate(self.containers)}}
+
+    b, pods = Board(), Pods()
+    poller = Poller(b, pods)  # type: ignore[arg-type]
+    for step, containers in enumerate((["c1"], ["c1"], ["c1,c2"], ["c2", "c3"])):
+        pods.containers = containers
+        b.t, b.mj = float(step), 1_000_000 + step * 1000
+        snap = poller.poll_once()
+        (g,) = snap.gpus
+        assert [j.job.job_id for j in g.jobs] == ["uid-1"]
+        assert g.jobs[0].energy_mj + g.idle_mj == g.energy_mj == step * 1000
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(WattprintCollector(lambda: snap, "n", backend="replay"))
+    lines = [x for x in generate_latest(reg).decode().splitlines() if x.startswith("wattprint_job_energy_joules")]
+    assert len(lines) == 1 and lines[0].endswith(" 3.0")

@@ -388,6 +388,7 @@ class Poller:
         """Book `energy` (mJ) of one GPU or MIG instance to the jobs on it; returns what went to idle. `timed`: the
         jobs whose held time this interval was booked already (a job on two instances of a board holds it once)."""
         timed = set() if timed is None else timed
+        jobs = _one_per_job_id(acc, jobs)
         ordered = sorted(jobs)
         fresh = {job for job in ordered if job not in timed}
         timed |= fresh
@@ -482,6 +483,25 @@ class Poller:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def _one_per_job_id(acc: _GpuAccount, jobs: dict[Job, frozenset[int]]) -> dict[Job, frozenset[int]]:
+    """The series carry only job_id: one account per job_id and GPU, or two series would share their labels. Jobs
+    of one id seen together are merged (their PIDs united); a job seen again with other facts (a pod whose
+    containers on the GPU changed) takes over its account, which keeps its counters."""
+    merged: dict[str, tuple[Job, frozenset[int]]] = {}
+    for job, pids in sorted(jobs.items()):
+        seen = merged.get(job.job_id)
+        merged[job.job_id] = (job, pids) if seen is None else (seen[0], seen[1] | pids)
+    if len(merged) == len(jobs) and all(job in acc.jobs for job in jobs):
+        return jobs
+    for job, _ in merged.values():
+        if job in acc.jobs:
+            continue
+        old = next((j for j in acc.jobs if j.job_id == job.job_id), None)
+        if old is not None:
+            acc.jobs[job] = acc.jobs.pop(old)
+    return dict(merged.values())
 
 
 def _us(seconds: float) -> int:

@@ -121,6 +121,10 @@ class CpuJob:
         return CLUSTER[self.nodes[0]]
 
 
+# minutes each job held all its GPUs while they were idle (the exporter's held-but-idle counters: utilisation under
+# its threshold); the job's energy there is its usual draw, so the held-idle energy is that part of its energy
+HELD_IDLE = {"e2": (400, 520), "p1": (120, 150)}
+
 CPU_JOBS = (CpuJob("d1", "idefics", "experimentation", 240, 840, ("jz1",)),)
 CPU_USE = {"e1": CpuUse(6.0, 30.0, 4.0), "e2": CpuUse(4.0, 20.0, 3.0), "p1": CpuUse(24.0, 70.0, 9.0),
            "f1": CpuUse(10.0, 35.0, 5.0), "f2": CpuUse(12.0, 40.0, 6.0), "b1": CpuUse(3.0, 15.0, 2.0),
@@ -209,6 +213,7 @@ def build(tmp: Path) -> tuple[Path, Path]:
             for node in cj.nodes:
                 con.execute("INSERT INTO job_nodes VALUES (?, ?, ?, 0)", [cj.cluster, cj.job_id, node])
     _write_cpu_series(con)
+    _write_held_idle_series(con)
     for zone in ("FR", "aws:us-west-2"):
         con.executemany(
             "INSERT INTO intensity_hourly (zone, hour_ts, g_per_kwh, basis, source, is_estimated, covered_s, origin)"
@@ -221,6 +226,21 @@ def build(tmp: Path) -> tuple[Path, Path]:
     assert con.execute("SELECT count(*) FROM fct_job_cpu_hour").fetchall()[0][0] > 0, "the model derived no host energy"
     con.close()
     return path, cfg
+
+
+def _write_held_idle_series(con: duckdb.DuckDBPyConnection) -> None:
+    """The exporter's held-but-idle energy and time of the jobs in HELD_IDLE, per GPU, at the job's samples."""
+    for j in JOBS:
+        if j.job_id not in HELD_IDLE:
+            continue
+        a, b = HELD_IDLE[j.job_id]
+        minutes = range(j.start_min, j.end_min + 1, STEP_MIN)
+        idle_s = [(float(m), 60.0 * (min(max(m, a), b) - a)) for m in minutes]
+        for node, g in j.gpus:
+            labels = {"cluster": CLUSTER[node], "hostname": node, "gpu": str(g), "uuid": f"GPU-{node}-{g}",
+                      "model": GPUS[node][0], "job_id": j.job_id}
+            add_series(con, "wattprint", "job_held_idle_energy", labels, [(m, s * j.watts) for m, s in idle_s])
+            add_series(con, "wattprint", "job_held_idle_seconds", labels, idle_s)
 
 
 def _cpu_series(con: duckdb.DuckDBPyConnection, kind: str, labels: dict[str, str],

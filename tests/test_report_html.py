@@ -555,7 +555,7 @@ def test_render_refuses_a_non_mapping() -> None:
 # --------------------------------------------------------------------------- a real browser
 
 
-WIDTH, HEIGHT = 1280, 7000
+WIDTH, HEIGHT = 1280, 8000        # the fleet page, held-but-idle section included, fits
 
 
 def check_in_chromium(report: dict[str, Any], name: str, tmp_path: Path) -> None:

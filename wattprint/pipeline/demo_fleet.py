@@ -56,7 +56,7 @@ import random
 import uuid as uuidlib
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Any
@@ -84,8 +84,12 @@ CPU_IDLE_METRIC = "wattprint_cpu_idle_energy_joules_total"
 JOB_CPU_METRIC = "wattprint_job_cpu_energy_joules_total"
 JOB_CPU_SECONDS_METRIC = "wattprint_job_cpu_seconds_total"
 RAPL_UP_METRIC = "wattprint_cpu_rapl_up"
+HELD_IDLE_METRIC = "wattprint_job_held_idle_energy_joules_total"
+HELD_IDLE_SECONDS_METRIC = "wattprint_job_held_idle_seconds_total"
+EQUAL_SHARE_SECONDS_METRIC = "wattprint_job_equal_share_seconds_total"
 METRICS = (JOB_METRIC, JOB_GPU_SECONDS_METRIC, IDLE_METRIC, GPU_METRIC, CPU_METRIC, CPU_IDLE_METRIC, JOB_CPU_METRIC,
-           JOB_CPU_SECONDS_METRIC, RAPL_UP_METRIC)
+           JOB_CPU_SECONDS_METRIC, RAPL_UP_METRIC, HELD_IDLE_METRIC, HELD_IDLE_SECONDS_METRIC,
+           EQUAL_SHARE_SECONDS_METRIC)
 
 # Phase boundaries of the shipped trace, seconds after its first row (tests/fixtures/nvml-h100/meta.json).
 TRACE_PHASES = {"idle": (0.0, 20.0), "matmul": (20.0, 60.0), "duty50": (60.0, 90.2), "copy": (90.2, 110.2),
@@ -320,6 +324,14 @@ def _schedule(specs: list[Spec], fleet_gpus: list[Gpu]) -> list[Job]:
 
 def _job_power(phase: str, minutes: int, rng: random.Random, lv: Levels) -> list[float]:
     """Mean power of one GPU of a job for each of its minutes."""
+    return _job_power_and_idle(phase, minutes, rng, lv)[0]
+
+
+def _job_power_and_idle(phase: str, minutes: int, rng: random.Random,
+                        lv: Levels) -> tuple[list[float], list[bool]]:
+    """Mean power of one GPU of a job for each of its minutes, and whether the GPU was idle in it (the context-open
+    idle levels: loading, checkpoint saves, pauses; what the exporter counts as held but idle). The same draws as
+    ever: the idle flags come from the levels, not from the generator."""
     out: list[float] = []
     warmup = min(8, minutes // 10)                 # loading the model and data, context open
     out += [lv.idle_ctx] * warmup
@@ -344,7 +356,8 @@ def _job_power(phase: str, minutes: int, rng: random.Random, lv: Levels) -> list
     del out[minutes:]
     gauss = rng.gauss
     lo = lv.no_context * 0.9
-    return [min(POWER_LIMIT_W, max(lo, p * (1.0 + sd * gauss(0.0, 1.0)))) for p in out]
+    idle = [p in (lv.idle_ctx, lv.idle_after) for p in out]
+    return [min(POWER_LIMIT_W, max(lo, p * (1.0 + sd * gauss(0.0, 1.0)))) for p in out], idle
 
 
 # -- host CPUs: RAPL energy and cgroup CPU time, minute by minute ------------------------------------------
@@ -456,6 +469,9 @@ class Fleet:
     intensity: dict[str, list[float]]                  # zone -> gCO2eq/kWh per hour of the month
     host: HostTelemetry
     busy_gpu_minutes: int = 0
+    # (job id, gpu) -> the exporter's held-but-idle joules and seconds at minutes start..end (a part of job_counters)
+    held_idle_counters: dict[tuple[str, int], array] = field(default_factory=dict)
+    held_idle_seconds: dict[tuple[str, int], array] = field(default_factory=dict)
 
     @property
     def samples(self) -> int:
@@ -478,13 +494,19 @@ def generate(seed: int = 0) -> Fleet:
 
     holder: list[list[tuple[int, int, Job]]] = [[] for _ in fleet_gpus]
     job_counters: dict[tuple[str, int], array] = {}
+    held: dict[tuple[str, int], array] = {}
+    held_s: dict[tuple[str, int], array] = {}
     busy = 0
     for j in jobs:
         for g in j.gpus:
-            p = _job_power(j.spec.phase, j.end_min - j.start_min, rng_power, levels)
+            p, idle = _job_power_and_idle(j.spec.phase, j.end_min - j.start_min, rng_power, levels)
             # the exporter's per-job counter starts at 0 with the job; millijoule resolution, like NVML
             job_counters[(j.job_id, g)] = array("d", (round(v, 3) for v in accumulate(p, lambda a, w: a + w * 60,
                                                                                            initial=0.0)))
+            # its held-but-idle part: the minutes the GPU it held was idle (a subset of the same terms)
+            held[(j.job_id, g)] = array("d", (round(v, 3) for v in accumulate(
+                (w if i else 0.0 for w, i in zip(p, idle, strict=True)), lambda a, w: a + w * 60, initial=0.0)))
+            held_s[(j.job_id, g)] = array("q", accumulate((60 if i else 0 for i in idle), initial=0))
             holder[g].append((j.start_min, j.end_min, j))
             busy += j.end_min - j.start_min
 
@@ -506,7 +528,8 @@ def generate(seed: int = 0) -> Fleet:
 
     intensity = {c.zone: _intensity(c, rng_int) for c in CLUSTERS}
     host = host_telemetry(jobs, fleet_gpus, rng_cpu)
-    return Fleet(seed, levels, fleet_gpus, jobs, idle_counters, baselines, job_counters, intensity, host, busy)
+    return Fleet(seed, levels, fleet_gpus, jobs, idle_counters, baselines, job_counters, intensity, host, busy,
+                 held, held_s)
 
 
 # -- hourly grid intensity with a daily shape -------------------------------------------------------------
@@ -639,6 +662,16 @@ class FleetPrometheus:
             # the seconds the job held the GPU: one 60 s poll interval per minute it ran
             for (job_id, g), values in self.fleet.job_counters.items():
                 yield self._labels(metric, g, job_id), starts[job_id], array("q", range(0, 60 * len(values), 60))
+        elif metric == HELD_IDLE_METRIC:
+            for (job_id, g), values in self.fleet.held_idle_counters.items():
+                yield self._labels(metric, g, job_id), starts[job_id], values
+        elif metric == HELD_IDLE_SECONDS_METRIC:
+            for (job_id, g), values in self.fleet.held_idle_seconds.items():
+                yield self._labels(metric, g, job_id), starts[job_id], values
+        elif metric == EQUAL_SHARE_SECONDS_METRIC:
+            # one job per GPU here (no time-slicing): never split equally, 0 all along, as the exporter writes it
+            for (job_id, g), values in self.fleet.job_counters.items():
+                yield self._labels(metric, g, job_id), starts[job_id], array("q", bytes(8 * len(values)))
         elif metric == CPU_METRIC:
             keys = list(host.idle)
             if metric not in self._cache:

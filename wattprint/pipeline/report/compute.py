@@ -9,6 +9,7 @@ samples, ledger rows and intensity hours. This module runs the sections in order
     layers.py   Sums and the accounting-layer arithmetic; method, layers table, equivalences
     phases.py   phase blocks (measured and manual phases), hardware, wall-clock hours
     quality.py  data quality (with gpu_checks.py) and its warnings
+    shared_gpus.py  held but idle GPUs, and the equal-share fallback of the data quality
     whatif.py   the scope's hours priced in every configured zone
     series.py   daily and hourly series
     fleet.py    the all-projects report's projects, clusters, top jobs, reconciliation
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +35,7 @@ from .phases import cpu_hardware_total, hardware_total, phase_blocks
 from .quality import quality
 from .scope import ReportOptions, build_scope, check_scope, estimate_in_scope, rates, span, title
 from .series import daily, hourly
+from .shared_gpus import equal_share, held_idle, measured
 from .types import SCHEMA_VERSION, Report, ReportWindow, Total
 from .whatif import whatif
 
@@ -65,6 +68,10 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
     gpus = hardware_total(con, phases)
     cpus = cpu_hardware_total(con, phases)
     data_quality = quality(con, o, estimates, total)
+    shared = measured(con)
+    if shared:
+        data_quality = replace(data_quality, equal_share=equal_share(con, o))
+    held = held_idle(con, o) if shared else None
     what_if = whatif(con, settings, o, bool(estimates))
     days = daily(con, o)
     hours = hourly(con)
@@ -95,6 +102,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         layers=layer_rows(total, o),
         equivalences=equivalences(total.headline_kg(o)),
         data_quality=data_quality,
+        held_idle=held,
         whatif=what_if,
         daily=days,
         hourly=hours,

@@ -14,7 +14,7 @@ from typing import Any
 
 from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
 from .names import md
-from .types import FleetSections, GpuCounters, Phase, Report, as_report
+from .types import EqualShare, FleetSections, GpuCounters, HeldIdle, Phase, Report, as_report
 from .vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
 
 
@@ -54,6 +54,21 @@ def counters_line(c: GpuCounters) -> str:
     else:
         text += "no GPU-hour differs beyond rounding."
     return text
+
+
+def held_idle_line(h: HeldIdle) -> str:
+    """The held-but-idle total in one sentence (held_idle)."""
+    jobs = f"{h.jobs:,} job{'s' if h.jobs != 1 else ''}"
+    return (f"Energy of held but idle GPUs: {num(h.energy_kwh, 'kWh')}, {num(h.emissions_kg)} kg of CO2eq "
+            f"({pct(h.gpu_energy_share)} of the GPU energy), {num(h.gpu_hours)} GPU-hours held while idle by {jobs}. "
+            "It is a part of the GPU energy above, not added to it.")
+
+
+def equal_share_line(e: EqualShare) -> str:
+    """The equal-share fallback in one sentence (data_quality.equal_share)."""
+    return (f"Equal-share fallback (a shared GPU split equally, without per-process utilisation): "
+            f"{num(e.gpu_hours)} GPU-hours, {pct(e.share)} of {num(e.shared_gpu_hours)} GPU-hours on GPUs with more "
+            "than one job in the hour.")
 
 
 def energy_text(p: Phase) -> str:
@@ -114,6 +129,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
                     num(p.layers.idle.emissions_kg), num(p.layers.pue.emissions_kg),
                     num(p.layers.embodied.emissions_kg), num(p.emissions_kg)] for p in r.phases])
 
+    if r.held_idle is not None:
+        out += _held_idle(r.held_idle)
     out += ["## Data quality", ""]
     e, i = dq.energy, dq.intensity
     out += _table(["Energy measured by", "Share"],
@@ -128,6 +145,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
     out += [f"Telemetry gaps (per GPU): {g.count} ({num(g.hours)} GPU-hours{restarts}). "
             f"Ledger jobs without measured energy: {dq.jobs_without_telemetry}.", ""]
     out += [counters_line(dq.gpu_counters), ""]
+    if dq.equal_share is not None:
+        out += [equal_share_line(dq.equal_share), ""]
     rapl = dq.rapl
     if rapl is not None:
         out += [f"Nodes without readable RAPL (CPU energy): {rapl.nodes_without} of {rapl.nodes}, carrying "
@@ -154,6 +173,16 @@ def render(report: Report | Mapping[str, Any]) -> str:
             f"- Equivalences: {_cell(r.equivalences.source)}.",
             f"- Embodied emissions: {_cell(r.method.embodied.source)}.", ""]
     return "\n".join(out)
+
+
+def _held_idle(h: HeldIdle) -> list[str]:
+    out = ["## Held but idle GPUs", "", held_idle_line(h), ""]
+    if h.top_jobs:
+        out += _table(["Cluster", "Job", "Project", "Phase", "User", "GPUs", "Held-idle GPU-hours", "Energy (kWh)",
+                       "Share of its GPU energy", "Emissions (kg)"],
+                      [[j.cluster, j.job_id, j.project, j.phase, j.user or "-", j.gpus, num(j.gpu_hours),
+                        num(j.energy_kwh), pct(j.gpu_energy_share), num(j.emissions_kg)] for j in h.top_jobs])
+    return out
 
 
 def _fleet(f: FleetSections) -> list[str]:

@@ -10,7 +10,17 @@ from ..types import Report, as_report
 from .charts import chart_daily, chart_power_intensity
 from .common import _e, _when
 from .fleet import _fleet
-from .sections import _banner, _data_quality, _equivalences, _header, _headline, _layers_table, _phases, _whatif
+from .sections import (
+    _banner,
+    _data_quality,
+    _equivalences,
+    _header,
+    _headline,
+    _held_idle,
+    _layers_table,
+    _phases,
+    _whatif,
+)
 
 CSS = (files(__package__) / "page.css").read_text(encoding="utf-8")
 
@@ -29,6 +39,7 @@ def render(report: Report | Mapping[str, Any]) -> str:
         _layers_table(report),
         '<section id="over-time"><h2>Over time</h2>', chart_daily(report), chart_power_intensity(report),
         "</section>",
+        _held_idle(report),
         _data_quality(report),
         _whatif(report),
         _fleet(report),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..record import Record
-from ..types import GpuCounters, Phase, Report
+from ..types import EqualShare, GpuCounters, Phase, Report
 from ..vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
 from .charts import chart_phases
 from .common import CO2, DASH, G_KWH, LAYER_NAMES, _e, _included_layers, _num, _qty, _when, fmt
@@ -216,6 +216,35 @@ def _counters_row(c: GpuCounters) -> str:
     return _tr([("GPU energy counters", False), (text, True)], "poor" if differ else "")
 
 
+def _equal_share_row(e: EqualShare) -> str:
+    """The equal-share fallback (data_quality.equal_share) as one row."""
+    return _tr([("Equal-share fallback (shared GPU, no per-process utilisation)", False),
+                (f"{_qty(e.gpu_hours, 'GPU-hours')}, {_qty(e.share, '%', 'share')} of "
+                 f"{_qty(e.shared_gpu_hours, 'GPU-hours')} on GPUs with more than one job in the hour", True)])
+
+
+def _held_idle(report: Report) -> str:
+    """Energy of held but idle GPUs (held_idle): the total and the jobs with the most."""
+    h = report.held_idle
+    if h is None:
+        return ""
+    jobs = ""
+    if h.top_jobs:
+        jobs = _table([("Cluster", False), ("Job", False), ("Project", False), ("Phase", False), ("User", False),
+                       ("GPUs", True), ("Held-idle GPU-hours", True), ("Energy (kWh)", True),
+                       ("Share of its GPU energy (%)", True), (f"Emissions (kg {CO2})", True)],
+                      (_tr([(_e(j.cluster), False), (_e(j.job_id), False), (_e(j.project), False),
+                            (_e(j.phase), False), (_e(j.user) or DASH, False), (fmt(j.gpus, "int"), True),
+                            (fmt(j.gpu_hours), True), (fmt(j.energy_kwh), True),
+                            (fmt(j.gpu_energy_share, "share"), True), (fmt(j.emissions_kg), True)])
+                       for j in h.top_jobs), "held-idle")
+    return ('<section id="held-idle"><h2>Held but idle GPUs</h2>'
+            f'<p>Energy of held but idle GPUs: <b>{_qty(h.energy_kwh, "kWh")}</b>, '
+            f'<b>{_qty(h.emissions_kg, "kg " + CO2)}</b> ({_qty(h.gpu_energy_share, "%", "share")} of the GPU '
+            f'energy), {_qty(h.gpu_hours, "GPU-hours")} held while idle by {_qty(h.jobs, "jobs", "int")}. '
+            "It is a part of the GPU energy above, not added to it.</p>" + jobs + "</section>")
+
+
 def _data_quality(report: Report) -> str:
     dq = report.data_quality
     energy = _share_rows(dq.energy, ENERGY_QUALITY)
@@ -243,6 +272,8 @@ def _data_quality(report: Report) -> str:
                               (_tr([(_e(n.cluster), False), (_e(n.hostname), False), (_e(n.reason), False),
                                     (_qty(n.gpu_energy_share, "%", "share"), True)]) for n in rapl.without),
                               "rapl compact"))
+    if dq.equal_share is not None:          # before "Overall"
+        other.insert(len(other) - 1, _equal_share_row(dq.equal_share))
     return ('<section id="data-quality"><h2>Data quality</h2><div class="cols">'
             + _table([("Energy measured by", False), ("Share", True)], energy, "dq")
             + (_table([("CPU energy measured by", False), ("Share", True)], cpu, "dq") if cpu else "")

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..record import Record, flattened
+from ..record import Record, flattened, optional
 from .fleet import (
     NOT_IN_LEDGER,
     Change,
@@ -66,6 +66,7 @@ from .sections import (
     WhatIf,
     WhatIfOption,
 )
+from .shared_gpus import EqualShare, HeldIdle, HeldIdleJob
 
 SCHEMA_VERSION = 1
 
@@ -86,6 +87,7 @@ class Report(Record):
     layers: tuple[LayerRow, ...]
     equivalences: Equivalences
     data_quality: DataQuality
+    held_idle: HeldIdle | None = optional()   # energy of held but idle GPUs (absent from older reports)
     whatif: WhatIf
     daily: tuple[Day, ...]
     hourly: tuple[Hour, ...]
@@ -104,8 +106,8 @@ def as_report(value: Report | Mapping[str, Any]) -> Report:
 __all__ = [
     "NOT_IN_LEDGER", "SCHEMA_VERSION", "Change", "ClusterRow", "CounterDifference", "CpuEnergyShares", "CpuHardware",
     "CpuLayer", "CpuReconciliation", "DataQuality", "Day", "Embodied", "EmbodiedLayer", "EmbodiedRate", "EnergyShares",
-    "Equivalences", "FleetSections", "Gaps", "GpuCounters", "GpuHardware", "Hour", "IdleLayer", "IntensityShares",
-    "LayerFigures", "LayerRow", "Method", "Phase", "PhaseCluster", "PhaseCpu", "PhaseGpu", "PhaseLayers", "Previous",
-    "ProjectPhase", "ProjectRow", "Rapl", "RaplNode", "Reconciliation", "Report", "ReportWindow", "TopJob", "Total",
-    "WhatIf", "WhatIfOption", "as_report",
+    "EqualShare", "Equivalences", "FleetSections", "Gaps", "GpuCounters", "GpuHardware", "HeldIdle", "HeldIdleJob",
+    "Hour", "IdleLayer", "IntensityShares", "LayerFigures", "LayerRow", "Method", "Phase", "PhaseCluster", "PhaseCpu",
+    "PhaseGpu", "PhaseLayers", "Previous", "ProjectPhase", "ProjectRow", "Rapl", "RaplNode", "Reconciliation",
+    "Report", "ReportWindow", "TopJob", "Total", "WhatIf", "WhatIfOption", "as_report",
 ]

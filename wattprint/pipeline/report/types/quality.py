@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..record import Record, optional
+from .shared_gpus import EqualShare
 
 # -- data quality ----------------------------------------------------------------------------------------
 
@@ -115,5 +116,6 @@ class DataQuality(Record):
     jobs_without_telemetry: int      # ledger jobs that ran in the window with no measured energy
     clusters_without_pue: tuple[str, ...]
     rapl: Rapl | None = optional()
+    equal_share: EqualShare | None = optional()
     warnings: tuple[str, ...]
     poor: bool

@@ -454,6 +454,14 @@ def project_carbon() -> dashboard.Dashboard:
                          "`job:wattprint_power_watts`).", W,
                          Target(f"sum by (cluster, job_id) (job:wattprint_power_watts{JOB_SEL} "
                                 f"* on (cluster, job_id) group_left () {LEDGER})", "{{cluster}} {{job_id}}")),
+        timeseries_panel("Energy of held but idle GPUs", "Energy of the GPUs each selected job held while they "
+                         "were idle (utilisation under the exporter's `--held-idle-utilization`) over the last hour, "
+                         "all its GPUs and nodes (recording rule `job:wattprint_held_idle_energy_joules:increase1h`, "
+                         "from `wattprint_job_held_idle_energy_joules_total`): a part of its energy, charged to it. "
+                         "The alert WattprintJobHoldingIdleGpus fires on the held-idle share of its GPU time.", J,
+                         Target(f"sum by (cluster, job_id, project) (job:wattprint_held_idle_energy_joules:increase1h"
+                                f"{JOB_SEL} * on (cluster, job_id) group_left (project) {LEDGER})",
+                                "{{cluster}} {{job_id}} ({{project}})"), w=24),
         bargauge_panel("What the selection would have emitted elsewhere", "The selected jobs' GPU energy over the "
                        "range priced at each zone's intensity of the same hours (PUE left out, so zones compare on "
                        "grid carbon alone).", G,

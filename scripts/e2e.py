@@ -37,9 +37,12 @@ file, reports) is kept and named.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.server
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -47,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -65,10 +69,20 @@ REPO = Path(__file__).resolve().parents[1]
 METRICS = {"gpu": "wattprint_gpu_energy_joules_total", "idle": "wattprint_gpu_idle_energy_joules_total",
            "job": "wattprint_job_energy_joules_total",
            "cpu": "wattprint_cpu_energy_joules_total", "cpu_idle": "wattprint_cpu_idle_energy_joules_total",
-           "cpu_job": "wattprint_job_cpu_energy_joules_total", "cpu_seconds": "wattprint_job_cpu_seconds_total"}
+           "cpu_job": "wattprint_job_cpu_energy_joules_total", "cpu_seconds": "wattprint_job_cpu_seconds_total",
+           # held time and its parts, per job and GPU
+           "job_seconds": "wattprint_job_gpu_seconds_total",
+           "held_idle": "wattprint_job_held_idle_energy_joules_total",
+           "held_idle_seconds": "wattprint_job_held_idle_seconds_total",
+           "equal_seconds": "wattprint_job_equal_share_seconds_total",
+           # MIG instances (the last key element is the GPU instance id)
+           "inst": "wattprint_gpu_instance_energy_joules_total",
+           "inst_idle": "wattprint_gpu_instance_idle_energy_joules_total"}
 GPU_KINDS = ("gpu", "idle", "job")
 CPU_KINDS = ("cpu", "cpu_idle", "cpu_job")
-JOB_KINDS = ("job", "cpu_job", "cpu_seconds")
+HELD_KINDS = ("job_seconds", "held_idle", "held_idle_seconds", "equal_seconds")
+INSTANCE_KINDS = ("inst", "inst_idle")
+JOB_KINDS = ("job", "cpu_job", "cpu_seconds", *HELD_KINDS)
 POLLS = "wattprint_exporter_polls_total"
 # cluster: (provider, region, zone, PUE)
 CLUSTERS = {"jean-zay": ("onprem", "fr-idf", "FR", 1.2), "aws-usw2": ("aws", "us-west-2", "aws:us-west-2", 1.1)}
@@ -82,6 +96,12 @@ STEP = 5                   # ingest step, s: S and E lie on its grid
 TOLERANCE = 0.01           # report vs exporter counters
 CONSERVATION_TOLERANCE = 1e-6
 EPOCH_BASE = 1_767_225_600  # 2026-01-01T00:00:00Z; each node replays from its own offset of it
+MIG_PROFILES = ("3g.40gb", "2g.20gb", "1g.10gb")   # GPU instances 1, 2, 3 of the MIG node's board; 1 slice unused
+KUBE_CLUSTER = "aws-usw2"                           # the Kubernetes node's cluster (pods: `jobs sync-kubernetes`)
+HELD_IDLE_ALERT = "WattprintJobHoldingIdleGpus"
+# The e2e loads the real rule files scaled in time: every [1h] window and every `for:` shrink by this factor (1 h ->
+# 1 min, for: 15m -> 15 s), and the held-idle GPU-seconds threshold with them (1800 -> 30).
+RULE_TIME_SCALE = 60
 
 # (kind, cluster, hostname, gpu, uuid, job_id or ""); CPU series put (socket, domain) where GPUs have (gpu, uuid)
 SeriesKey = tuple[str, str, str, str, str, str]
@@ -105,6 +125,10 @@ class Job:
     phase: str
     user: str
     when: str = "whole"          # whole | ends (before the switch) | starts (after it)
+    # a Kubernetes pod (job_id is its UID): (namespace, name), and the device id the kubelet allocated it, with
+    # the GPU index for the GPU's UUID: "0" (the whole GPU) or "1::0" (time-slicing replica 0 of GPU 1)
+    pod: tuple[str, str] | None = None
+    device: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +137,8 @@ class Node:
     cluster: str
     gpus: int
     epoch: int
+    kind: str = "gpu"            # gpu (mapping-dir) | mig (mapping-dir, every GPU in MIG mode) | kube (PodResources)
+    mig: tuple[str, ...] = ()    # kind mig: the GPU instance profiles, ids 1, 2, ... in this order
 
 
 @dataclass(frozen=True)
@@ -125,8 +151,9 @@ class Plan:
         return sorted({j.project for j in self.jobs if j.project})
 
     def mapping(self, node: str, phase: str) -> dict[str, list[str]]:
-        """GPU index -> job ids on `node` in `phase`: "before" the switch, "between" (the ending job has left,
-        the next one has not arrived: the GPU idles) or "after"."""
+        """Mapping file name (GPU index, or `<gpu>.<GPU_I_ID>` for a MIG instance) -> job ids on `node` in `phase`:
+        "before" the switch, "between" (the ending job has left, the next one has not arrived: the GPU idles) or
+        "after"."""
         out: dict[str, list[str]] = defaultdict(list)
         for j in self.jobs:
             if j.node == node and (j.when == "whole" or (j.when, phase) in (("ends", "before"), ("starts", "after"))):
@@ -134,11 +161,27 @@ class Plan:
                     out[g].append(j.job_id)
         return dict(out)
 
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
 
-def make_plan(nodes: int, gpus_per_node: int) -> Plan:
+    @property
+    def pods(self) -> list[Job]:
+        return [j for j in self.jobs if j.pod]
+
+
+def pod_uid(namespace: str, name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"wattprint-e2e-pod:{namespace}/{name}"))
+
+
+def make_plan(nodes: int, gpus_per_node: int, *, shared_nodes: bool = True) -> Plan:
     """GPU slots in node order get roles: a long job, a shared GPU (a ledger job and one missing from the
     ledger), a switch (a job ends, the GPU idles, another starts), an idle GPU; then long, long, idle, ...
-    A node's long slots form one multi-GPU job; projects and phases rotate so each project spans clusters."""
+    A node's long slots form one multi-GPU job; projects and phases rotate so each project spans clusters.
+
+    With `shared_nodes`, two more nodes: `mig-1` (jean-zay), one board in MIG mode (3g.40gb, 2g.20gb, 1g.10gb and
+    an unpartitioned slice) with a job on the 3g instance and one on the 1g, none on the 2g; and `kube-1`
+    (aws-usw2), found by allocation (the kubelet's PodResources API), replaying an idle trace: a pod that holds
+    GPU 0 and runs nothing on it, and two pods on time-slicing replicas of GPU 1."""
     if nodes < 1 or gpus_per_node < 1 or nodes * gpus_per_node < 4:
         raise ValueError("need at least 4 GPUs in all (nodes x GPUs per node), one for each role")
     first_aws = (nodes + 1) // 2
@@ -178,6 +221,18 @@ def make_plan(nodes: int, gpus_per_node: int) -> Plan:
                 jobs.append(Job(new_id(node.cluster), node.cluster, node.name, (str(g),), p, ph, "dave", "ends"))
                 p, ph = pick()
                 jobs.append(Job(new_id(node.cluster), node.cluster, node.name, (str(g),), p, ph, "erin", "starts"))
+    if shared_nodes:
+        mig = Node("mig-1", "jean-zay", 1, EPOCH_BASE - 17 * nodes, "mig", MIG_PROFILES)
+        kube = Node("kube-1", KUBE_CLUSTER, 2, EPOCH_BASE - 17 * (nodes + 1), "kube")
+        node_list += (mig, kube)
+        for gi, user in (("1", "frank"), ("3", "grace")):     # GPU instances 1 (3g.40gb) and 3 (1g.10gb)
+            p, ph = pick()
+            jobs.append(Job(new_id(mig.cluster), mig.cluster, mig.name, (f"0.{gi}",), p, ph, user))
+        for (ns, name), device, user in ((("ml", "notebook"), "0", "heidi"), (("team-a", "trainer"), "1::0", "ivan"),
+                                         (("team-b", "server"), "1::1", "judy")):
+            p, ph = pick()
+            jobs.append(Job(pod_uid(ns, name), kube.cluster, kube.name, (device.split("::")[0],), p, ph, user,
+                            pod=(ns, name), device=device))
     return Plan(node_list, tuple(jobs))
 
 
@@ -210,7 +265,7 @@ def ledger_csv(plan: Plan, window: Window, *, project_of: dict[str, str] | None 
     the project of some job ids (a test mis-assigns a job so)."""
     rows = ["job_id,project,phase,cluster,user,start,end,nodes,gpus"]
     for j in plan.jobs:
-        if j.project is None:
+        if j.project is None or j.pod:   # pods: `wattprint jobs sync-kubernetes`, from kube-state-metrics
             continue
         start = window.start - 600 if j.when != "starts" else math.floor(window.switch_start)
         end = window.end + 600 if j.when != "ends" else math.ceil(window.switch_end)
@@ -289,6 +344,7 @@ class HostLoad:
                 self._write(z / "energy_uj", f"{start}\n")
         cg = self.sysfs(node.name) / "fs" / "cgroup"
         (cg / "system.slice" / "slurmstepd.scope").mkdir(parents=True, exist_ok=True)
+        (cg / "kubepods.slice" / "kubepods-besteffort.slice").mkdir(parents=True, exist_ok=True)
         (cg / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
         self._ticks[node.name] = 50_000_000.0
         self._write_stat(node.name)
@@ -300,7 +356,11 @@ class HostLoad:
                     " 0 0 0 0 0 0\nintr 0\n")
 
     def _cgroup(self, node: str, job: Job) -> Path:
-        return self.sysfs(node) / "fs" / "cgroup" / "system.slice" / "slurmstepd.scope" / f"job_{job.job_id}"
+        cg = self.sysfs(node) / "fs" / "cgroup"
+        if job.pod:   # the kubelet's systemd layout: dashes of the UID become underscores
+            return cg / "kubepods.slice" / "kubepods-besteffort.slice" / \
+                f"kubepods-besteffort-pod{job.job_id.replace('-', '_')}.slice"
+        return cg / "system.slice" / "slurmstepd.scope" / f"job_{job.job_id}"
 
     def _running(self, node: str) -> list[Job]:
         return [j for j in self.plan.jobs if j.node == node
@@ -398,6 +458,163 @@ class Proc:
         return f"--- {self.name} ({self.log})\n" + "\n".join(lines)
 
 
+# -- the shared nodes: an idle trace, the kubelet, kube-state-metrics, the rules scaled in time --------------
+
+
+def idle_trace(dest: Path) -> Path:
+    """The shipped real trace's leading idle segment (every row before the first with `util_gpu` >= 5 %, the
+    exporter's default --held-idle-utilization; about 20 s of 0-3 %), same columns, for the Kubernetes node: its
+    GPUs replay it in a loop, so a pod that holds one and runs nothing on it holds an idle GPU."""
+    from wattprint.exporter.backends.replay import default_trace_path
+
+    lines = default_trace_path().read_text().splitlines()
+    col = lines[0].split(",").index("util_gpu")
+    rows = []
+    for line in lines[1:]:
+        if float(line.split(",")[col]) >= 5:
+            break
+        rows.append(line)
+    if len(rows) < 2:
+        raise StackError("the shipped trace does not start with an idle segment")
+    dest.write_text("\n".join([lines[0], *rows]) + "\n")
+    return dest
+
+
+def replay_uuids(node: Node, trace: Path) -> list[str]:
+    """The GPU UUIDs the replay backend gives `node`'s GPUs (its own code: from the host name and the index)."""
+    from wattprint.exporter.backends.replay import ReplayBackend
+
+    backend = ReplayBackend(trace_path=trace, gpus=node.gpus, hostname=node.name)
+    backend.open()
+    return [info.uuid for info in backend.infos]
+
+
+def seconds_text(seconds: float) -> str:
+    if seconds != int(seconds) or seconds <= 0:
+        raise StackError(f"rules scaled in time: {seconds} s is not a whole, positive number of seconds")
+    return f"{int(seconds)}s"
+
+
+def scaled_rules(dest: Path, scale: int = RULE_TIME_SCALE) -> list[Path]:
+    """The real rule files, scaled in time only: every `[1h]` window and every `for:` divided by `scale`, and the
+    held-idle GPU-seconds threshold with them (GPU-seconds over a window scale with it). Nothing else changes:
+    the other thresholds are rates or ratios, the other windows ([5m] rates) already fit a run of minutes."""
+    dest.mkdir(parents=True, exist_ok=True)
+    header = (f"# GENERATED by scripts/e2e.py from rules/{{}}: every [1h] window, every `for:` and the held-idle "
+              f"GPU-seconds threshold divided by {scale}.\n")
+    th = (REPO / "rules" / "wattprint-thresholds.rules.yml").read_text()
+    th, n = re.subn(r"(record: wattprint:alert_threshold_job_held_idle_gpu_seconds\n\s*expr: vector\()([0-9.]+)\)",
+                    lambda m: f"{m.group(1)}{float(m.group(2)) / scale:g})", th)
+    if n != 1:
+        raise StackError("rules/wattprint-thresholds.rules.yml: no wattprint:alert_threshold_job_held_idle_gpu_seconds"
+                         " = vector(N) to scale")
+    rules = (REPO / "rules" / "wattprint.rules.yml").read_text()
+    rules, windows = re.subn(r"\[1h\]", f"[{seconds_text(3600 / scale)}]", rules)
+    units = {"s": 1, "m": 60, "h": 3600}
+    rules, fors = re.subn(r"^(\s*for: )(\d+)([smh])\s*$",
+                          lambda m: f"{m.group(1)}{seconds_text(int(m.group(2)) * units[m.group(3)] / scale)}",
+                          rules, flags=re.M)
+    if not windows or not fors:
+        raise StackError(f"rules/wattprint.rules.yml: found {windows} [1h] windows and {fors} `for:` to scale")
+    out = [dest / "wattprint-thresholds.rules.yml", dest / "wattprint.rules.yml"]
+    out[0].write_text(header.format(out[0].name) + th)
+    out[1].write_text(header.format(out[1].name) + rules)
+    promtool = shutil.which("promtool")
+    if not promtool:
+        raise StackError("promtool not found on PATH (Debian's prometheus package ships it)")
+    done = subprocess.run([promtool, "check", "rules", *map(str, out)], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise StackError(f"promtool check rules failed on the scaled rules:\n{done.stdout}{done.stderr}")
+    return out
+
+
+def ksm_page(plan: Plan) -> str:
+    """What kube-state-metrics serves for the plan's pods (its v2 families and labels; the project and phase as pod
+    labels it is allowed to export: --metric-labels-allowlist=pods=[wattprint.io/project,wattprint.io/phase])."""
+    lines = ["# HELP kube_pod_info Information about pod.", "# TYPE kube_pod_info gauge"]
+    for j in plan.pods:
+        assert j.pod is not None
+        ns, name = j.pod
+        lines.append(f'kube_pod_info{{namespace="{ns}",pod="{name}",uid="{j.job_id}",host_ip="10.0.0.7",'
+                     f'pod_ip="10.1.0.{len(lines)}",node="{j.node}",created_by_kind="<none>",created_by_name="<none>",'
+                     'priority_class="",host_network="false"} 1')
+    lines += ["# HELP kube_pod_labels Kubernetes labels converted to Prometheus labels.",
+              "# TYPE kube_pod_labels gauge"]
+    for j in plan.pods:
+        assert j.pod is not None
+        ns, name = j.pod
+        lines.append(f'kube_pod_labels{{namespace="{ns}",pod="{name}",uid="{j.job_id}",'
+                     f'label_wattprint_io_project="{j.project}",label_wattprint_io_phase="{j.phase}"}} 1')
+    return "\n".join(lines) + "\n"
+
+
+class StaticPage:
+    """An HTTP server on a free loopback port answering /metrics with a fixed text page (kube-state-metrics' pods)."""
+
+    def __init__(self, text: str) -> None:
+        body = text.encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                self.send_response(200 if self.path.split("?")[0] == "/metrics" else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class AlertWatch:
+    """Reads Prometheus' /api/v1/alerts every `period` seconds; keeps, per alert (name and labels), when it was
+    first seen pending and firing (wall clock), Prometheus' activeAt, and its annotations."""
+
+    def __init__(self, url: str, period: float = 0.5) -> None:
+        self.url = url
+        self.period = period
+        self.seen: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            try:
+                alerts = session.get(self.url + "/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+            except (requests.RequestException, ValueError, KeyError):
+                self.errors += 1
+                alerts = []
+            now = time.time()
+            for a in alerts:
+                key = tuple(sorted(a["labels"].items()))
+                rec = self.seen.setdefault(key, {"labels": a["labels"], "annotations": a.get("annotations", {}),
+                                                 "active_at": a.get("activeAt", ""), "pending_seen": now})
+                if a.get("state") == "firing" and "firing_seen" not in rec:
+                    rec.update(firing_seen=now, annotations=a.get("annotations", {}), active_at=a.get("activeAt", ""))
+            self._stop.wait(self.period)
+
+    def firing(self, name: str) -> list[dict[str, Any]]:
+        return [r for r in list(self.seen.values()) if r["labels"].get("alertname") == name and "firing_seen" in r]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 def wait_ready(proc: Proc, url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -451,10 +668,11 @@ def parse_page(text: str) -> Page:
 
 
 def series_key(kind: str, labels: dict[str, str]) -> SeriesKey:
-    device = (labels.get("gpu", ""), labels.get("uuid", "")) if kind in GPU_KINDS else \
-        (labels.get("socket", ""), labels.get("domain", ""))
-    return (kind, labels.get("cluster", ""), labels.get("hostname", ""), *device,
-            labels.get("job_id", "") if kind in JOB_KINDS else "")
+    device = (labels.get("socket", ""), labels.get("domain", "")) if kind in (*CPU_KINDS, "cpu_seconds") else \
+        (labels.get("gpu", ""), labels.get("uuid", ""))
+    last = labels.get("job_id", "") if kind in JOB_KINDS else \
+        labels.get("gpu_instance", "") if kind in INSTANCE_KINDS else ""
+    return (kind, labels.get("cluster", ""), labels.get("hostname", ""), *device, last)
 
 
 class Capture:
@@ -508,6 +726,11 @@ class Reference:
     wall_end: dict[SeriesKey, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     rapl_wraps: int = 0                      # RAPL counter wraps the hosts went through during the run
+    mig_pages: int = 0                       # pages of MIG nodes whose instance accounts were checked
+    mig_errors: list[str] = field(default_factory=list)   # per page and board where an instance identity failed
+    edge_polls: dict[str, tuple[int, int]] = field(default_factory=dict)  # node -> its polls Prometheus has at S, E
+    kube_started: float = 0.0                # when the Kubernetes node's exporter started (its pods held GPUs since)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # WattprintJobHoldingIdleGpus alerts seen firing
 
     def increase(self, key: SeriesKey) -> float:
         return self.at_end[key] - self.at_start.get(key, 0.0)
@@ -539,6 +762,44 @@ def page_conservation(node: str, page: Page) -> list[str]:
             for c, (a, b) in sorted(cpus.items()) if a != b]
 
 
+def page_mig(plan: Plan, node: str, page: Page) -> list[str]:
+    """Per MIG board, in mJ: every instance == its jobs (the plan's `<gpu>.<GPU_I_ID>` files) + its idle; the
+    instances add up to at most the board; the board's idle == the instances' idle + the unpartitioned slices'
+    part (board - instances)."""
+    on: dict[tuple[str, str], list[str]] = defaultdict(list)     # (gpu, gpu instance) -> job ids
+    for slot, ids in plan.mapping(node, "before").items():
+        gpu, _, gi = slot.partition(".")
+        if gi:
+            on[(gpu, gi)] += ids
+    boards: dict[GpuKey, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    inst: dict[tuple[GpuKey, str], list[int]] = defaultdict(lambda: [0, 0])     # [energy, idle]
+    jobs: dict[tuple[str, str], int] = {}
+    for key, v in page.values.items():
+        g = key[1:5]
+        if key[0] in ("gpu", "idle"):
+            boards[g][key[0]] += mj(v)
+        elif key[0] in INSTANCE_KINDS:
+            inst[(g, key[5])][0 if key[0] == "inst" else 1] += mj(v)
+        elif key[0] == "job":
+            jobs[(g[2], key[5])] = mj(v)
+    errors = []
+    for (g, gi), (energy, idle) in sorted(inst.items()):
+        charged = sum(jobs.get((g[2], j), 0) for j in on.get((g[2], gi), []))
+        if charged + idle != energy:
+            errors.append(f"{node} poll {page.polls} GPU {g[2]} instance {gi}: jobs {charged} + idle {idle} mJ != "
+                          f"instance {energy} mJ")
+    for g, b in sorted(boards.items()):
+        parts = [(e, i) for (gg, _), (e, i) in inst.items() if gg == g]
+        if not parts:
+            errors.append(f"{node} poll {page.polls} GPU {g[2]}: no MIG instance exported")
+            continue
+        total, total_idle = sum(e for e, _ in parts), sum(i for _, i in parts)
+        if total > b["gpu"] or b["idle"] != total_idle + (b["gpu"] - total):
+            errors.append(f"{node} poll {page.polls} GPU {g[2]}: board {b['gpu']} mJ, idle {b['idle']} mJ, instances "
+                          f"{total} mJ with idle {total_idle} mJ")
+    return errors
+
+
 class Stack:
     """Exporters, serve-intensity and Prometheus on free loopback ports under `work`; close() stops them."""
 
@@ -556,6 +817,10 @@ class Stack:
         self.window: Window | None = None
         self._next_note = 0.0
         self.hosts: HostLoad | None = None
+        self._contexts = contextlib.ExitStack()   # the kubelet's gRPC server, kube-state-metrics' page
+        self.alerts: AlertWatch | None = None
+        self.kube_started = 0.0
+        self.ksm = ""                              # kube-state-metrics' instance, when the plan has pods
 
     # lifecycle
     def __enter__(self) -> Stack:
@@ -578,6 +843,9 @@ class Stack:
         return proc
 
     def close(self) -> None:
+        if self.alerts is not None:
+            self.alerts.stop()
+            self.alerts = None
         if self.hosts is not None:
             self.hosts.__exit__(None, None, None)
             self.hosts = None
@@ -591,17 +859,22 @@ class Stack:
                 p.proc.kill()
                 p.proc.wait(10)
         self.procs.clear()
+        self._contexts.close()
 
     def log_tails(self) -> str:
         return "\n".join(p.tail() for p in self.procs)
 
     def write_mapping(self, node: str, phase: str) -> None:
+        if self.plan.node(node).kind == "kube":   # the kubelet says which pod holds which device
+            return
         d = self.work / "jobs" / node
         d.mkdir(parents=True, exist_ok=True)
         mapping = self.plan.mapping(node, phase)
-        for g in range(next(n.gpus for n in self.plan.nodes if n.name == node)):
-            path = d / str(g)
-            ids = mapping.get(str(g), [])
+        slots = {str(g) for g in range(self.plan.node(node).gpus)} | {
+            g for j in self.plan.jobs if j.node == node for g in j.gpus}
+        for g in sorted(slots):
+            path = d / g
+            ids = mapping.get(g, [])
             if ids:
                 tmp = d / f".{g}.tmp"   # dot files are not GPU indexes; renamed into place atomically, as the
                 tmp.write_text("\n".join(ids) + "\n")  # Slurm prolog/epilog do
@@ -617,19 +890,30 @@ class Stack:
         (self.work / "wattprint.yaml").write_text(config_yaml(self.plan))
         retention = str(max(300, 3 * self.seconds + 600))  # a finished job's counter outlives the window
         ready: list[tuple[Proc, str]] = []
+        rule_files = scaled_rules(self.work / "rules")
         self.hosts = HostLoad(self.plan, self.work / "hosts").__enter__()
         for node in self.plan.nodes:
             self.write_mapping(node.name, "before")
             port = free_port()
+            if node.kind == "kube":
+                discovery = self._kubelet(node)
+                self.kube_started = time.time()
+            else:
+                discovery = ["--job-discovery", "mapping-dir", "--mapping-dir", str(self.work / "jobs" / node.name)]
+                if node.kind == "mig":
+                    discovery += ["--replay-mig", ",".join(node.mig)]
             p = self._spawn(f"exporter-{node.name}", [
                 *command("wattprint-exporter"), "--backend", "replay", "--replay-gpus", str(node.gpus),
-                "--replay-epoch", str(node.epoch), "--job-discovery", "mapping-dir",
-                "--mapping-dir", str(self.work / "jobs" / node.name), "--label", f"cluster={node.cluster}",
+                "--replay-epoch", str(node.epoch), *discovery, "--label", f"cluster={node.cluster}",
                 "--path.sysfs", str(self.hosts.sysfs(node.name)), "--path.procfs", str(self.hosts.procfs(node.name)),
                 "--hostname", node.name, "--job-retention", retention, "--log.level", "warning",
                 "--web.listen-address", f"127.0.0.1:{port}"])
             self.exporters[f"127.0.0.1:{port}"] = node.name
             ready.append((p, f"http://127.0.0.1:{port}/-/healthy"))
+        scrape_configs: list[dict[str, Any]] = []
+        if self.plan.pods:
+            self.ksm = self._contexts.enter_context(contextlib.closing(StaticPage(ksm_page(self.plan)))).address
+            scrape_configs.append({"job_name": "kube-state-metrics", "static_configs": [{"targets": [self.ksm]}]})
         port = free_port()
         intensity = f"127.0.0.1:{port}"
         p = self._spawn("serve-intensity", [
@@ -642,10 +926,13 @@ class Stack:
 
         scrape = f"{self.scrape:g}s"
         config = {
-            "global": {"scrape_interval": scrape, "scrape_timeout": scrape, "evaluation_interval": "15s"},
+            # rules every second: the scaled rules' windows are a minute
+            "global": {"scrape_interval": scrape, "scrape_timeout": scrape, "evaluation_interval": "1s"},
+            "rule_files": [str(f) for f in rule_files],
             "scrape_configs": [
                 {"job_name": "wattprint-exporter", "static_configs": [{"targets": sorted(self.exporters)}]},
                 {"job_name": "wattprint-intensity", "static_configs": [{"targets": [intensity]}]},
+                *scrape_configs,
             ],
         }
         (self.work / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -656,8 +943,10 @@ class Stack:
             "--storage.tsdb.retention.time=1d"])
         self.prometheus_url = f"http://127.0.0.1:{port}"
         wait_ready(p, self.prometheus_url + "/-/ready")
+        self.alerts = AlertWatch(self.prometheus_url)
+        self.alerts.start()
 
-        targets = len(self.exporters) + 1
+        targets = len(self.exporters) + 1 + len(scrape_configs)
         gpus = sum(n.gpus for n in self.plan.nodes)
         deadline = time.monotonic() + 60
         while True:
@@ -669,6 +958,31 @@ class Stack:
                 raise StackError(f"Prometheus did not see {targets} targets up and {gpus} GPUs within 60 s:\n"
                                  + self.log_tails())
             time.sleep(0.2)
+
+    def _kubelet(self, node: Node) -> list[str]:
+        """The Kubernetes node's discovery: a real gRPC server of the kubelet's PodResources v1 API on a unix socket
+        (tests/kubelet_podresources.py) allocating the plan's pods their devices, the kubelet's pod log directory
+        (<namespace>_<pod>_<uid>), and the idle trace."""
+        if str(REPO) not in sys.path:
+            sys.path.insert(0, str(REPO))
+        from tests.kubelet_podresources import Kubelet, pod, serving
+
+        trace = idle_trace(self.work / "idle_trace.csv")
+        uuids = replay_uuids(node, trace)
+        kubelet = Kubelet()
+        logs = self.work / "pod-logs" / node.name
+        logs.mkdir(parents=True, exist_ok=True)
+        for j in self.plan.pods:
+            if j.node != node.name:
+                continue
+            assert j.pod is not None
+            gpu, _, replica = j.device.partition("::")
+            device = uuids[int(gpu)] + (f"::{replica}" if replica else "")
+            kubelet.pods.append(pod(*j.pod, ("main", "nvidia.com/gpu", [device])))
+            (logs / f"{j.pod[0]}_{j.pod[1]}_{j.job_id}").mkdir(exist_ok=True)
+        _, socket_path = self._contexts.enter_context(serving(kubelet))
+        return ["--replay-trace", str(trace), "--job-discovery", "kubernetes",
+                "--kubelet-podresources-socket", socket_path, "--kubelet-pod-logs-dir", str(logs)]
 
     # Prometheus
     def instant(self, expr: str, at: float) -> list[dict[str, Any]]:
@@ -704,7 +1018,27 @@ class Stack:
             self.log(f"  ({cap.errors} of {cap.reads + cap.errors} direct reads of /metrics failed)")
         ref = self._reference(cap, w)
         ref.rapl_wraps = self.hosts.wraps
+        ref.kube_started = self.kube_started
+        ref.alerts = self._wait_held_idle_alert()
         return ref
+
+    def _wait_held_idle_alert(self) -> list[dict[str, Any]]:
+        """The WattprintJobHoldingIdleGpus alerts seen firing; waits (past E if need be) until every pod holding a
+        whole GPU has one, or until as long again as the scaled rules need (the GPU-seconds threshold, then `for:`)
+        has passed three times over since its exporter started. Not firing by then fails the check (exit 1)."""
+        held = {j.job_id for j in self.plan.pods if "::" not in j.device}
+        if not held or self.alerts is None:
+            return []
+        deadline = self.kube_started + 3 * (1800 + 900) / RULE_TIME_SCALE + 30
+        said = False
+        while not held <= {a["labels"].get("job_id") for a in self.alerts.firing(HELD_IDLE_ALERT)}:
+            if time.time() > deadline:
+                break
+            if not said:
+                self.log(f"  waiting for {HELD_IDLE_ALERT} to fire for the idle-held pod")
+                said = True
+            self._sleep_until(time.time() + 0.5, 0, 0)
+        return self.alerts.firing(HELD_IDLE_ALERT)
 
     def _sleep_until(self, at: float, s: int, e: int) -> None:
         """Sleep until `at`, saying every 30 s how far the window is, and stop if a process died."""
@@ -722,10 +1056,17 @@ class Stack:
     def _reference(self, cap: Capture, w: Window) -> Reference:
         pages_checked = 0
         conservation: list[str] = []
+        mig_pages = 0
+        mig_errors: list[str] = []
         for instance, pages in cap.pages.items():
+            node = self.exporters[instance]
             for page in pages.values():
                 pages_checked += 1
-                conservation.extend(page_conservation(self.exporters[instance], page))
+                conservation.extend(page_conservation(node, page))
+                if self.plan.node(node).kind == "mig":
+                    mig_pages += 1
+                    mig_errors.extend(page_mig(self.plan, node, page))
+        edge_polls: dict[str, list[int]] = defaultdict(list)
         mismatches: list[str] = []
         notes: list[str] = []
         edges: list[dict[SeriesKey, float]] = []
@@ -744,6 +1085,7 @@ class Stack:
             for instance, node in self.exporters.items():
                 if instance not in polls:
                     raise StackError(f"Prometheus has no sample of {node} ({instance}) at {iso(at)}")
+                edge_polls[node].append(polls[instance])
                 page = cap.pages[instance].get(polls[instance])
                 if page is None:  # the direct reads missed that poll: take the values Prometheus scraped
                     notes.append(f"{node}: poll {polls[instance]} (Prometheus' sample at {iso(at)}) was not among "
@@ -767,7 +1109,8 @@ class Stack:
                     values.update(max(before, key=lambda p: p.read_at).values)
             wall.append(values)
         return Reference(edges[0], edges[1], pages_checked, conservation, mismatches, intensity, wall[0], wall[1],
-                         notes)
+                         notes, mig_pages=mig_pages, mig_errors=mig_errors,
+                         edge_polls={n: (p[0], p[1]) for n, p in edge_polls.items()})
 
 
 # -- the pipeline ------------------------------------------------------------------------------------------
@@ -804,12 +1147,16 @@ def run_pipeline(work: Path, prometheus_url: str, plan: Plan, window: Window, *,
     db.unlink(missing_ok=True)
     common = ("--db", str(db), "--config", str(cfg))
     cli("jobs", "import", str(ledger), "--format", "csv", *common, "-q")
+    if plan.pods:   # the pods, as production imports them: kube-state-metrics' series in Prometheus
+        cli("jobs", "sync-kubernetes", "--prometheus", prometheus_url, "--start", iso(window.report_start),
+            "--end", iso(window.end + STEP), "--cluster", KUBE_CLUSTER, "--step", str(STEP), *common, "-q")
     ingest_out = cli("ingest", "--prometheus", prometheus_url, "--start", iso(window.start), "--end", iso(window.end),
                      "--step", str(STEP), *common)
     span = ("--start", iso(window.report_start), "--end", iso(window.report_end))
     reports: dict[str, dict[str, Any]] = {}
     files: list[Path] = []
-    projects = sorted({line.split(",")[1] for line in ledger.read_text().splitlines()[1:] if line})
+    projects = sorted({line.split(",")[1] for line in ledger.read_text().splitlines()[1:] if line}
+                      | {j.project for j in plan.pods if j.project})
     for name in [*projects, None]:
         stem = work / "reports" / (name or "all-projects")
         stem.parent.mkdir(exist_ok=True)
@@ -844,6 +1191,7 @@ class Verdict:
     gpus: dict[GpuKey, tuple[float, float, float]]  # GPU -> (fct jobs + idle J, DB GPU counter J, exporter GPU J)
     fleet: dict[str, float]
     cpu: dict[str, Any] = field(default_factory=dict)   # host energy: exporters' per-job and per-socket figures
+    shared: dict[str, Any] = field(default_factory=dict)  # the MIG instances, the pods, the held-idle alert
 
     @property
     def failures(self) -> list[Check]:
@@ -938,6 +1286,7 @@ def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
         reconciled[2] or f"{reconciled[0]} GPU-hours checked")
 
     cpu = check_cpu(plan, ref, out, add)
+    shared = check_shared(plan, ref, out, add)
 
     # the all-projects report's reconciliation
     fleet: dict[str, float] = {}
@@ -974,7 +1323,124 @@ def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
                if ref.intensity.get(z) is None or rel(v, ref.intensity[z]) > CONSERVATION_TOLERANCE]
         add("intensity: the report's annual values == serve-intensity's, per zone", bool(applied) and not off,
             "; ".join(off) or ", ".join(f"{z} {v:g} g/kWh" for z, v in sorted(applied.items())))
-    return Verdict(checks, projects, jobs, gpus, fleet, cpu)
+    return Verdict(checks, projects, jobs, gpus, fleet, cpu, shared)
+
+
+def check_shared(plan: Plan, ref: Reference, out: Outcome, add: Any) -> dict[str, Any]:
+    """The MIG node's instances and the Kubernetes node's pods over [S, E], from the exporters' counters (mJ and
+    µs: exact), the pods in the ledger, and the held-idle alert."""
+    def inc(key: SeriesKey) -> int:      # mJ
+        return mj(ref.at_end.get(key, 0.0)) - mj(ref.at_start.get(key, 0.0))
+
+    def inc_us(key: SeriesKey) -> int:
+        return uj(ref.at_end.get(key, 0.0)) - uj(ref.at_start.get(key, 0.0))
+
+    def job_key(job: Job) -> SeriesKey | None:
+        return next((k for k in ref.keys("job") if (k[1], k[2], k[5]) == (job.cluster, job.node, job.job_id)), None)
+
+    shared: dict[str, Any] = {"mig": {}, "pods": {}, "alerts": []}
+    for node in (n for n in plan.nodes if n.kind == "mig"):
+        add(f"{node.name} pages: per MIG instance jobs + idle == instance; board idle == instances' idle + "
+            "unpartitioned part; instances <= board, in mJ", ref.mig_pages > 0 and not ref.mig_errors,
+            f"{ref.mig_pages} pages" + (": " + "; ".join(ref.mig_errors[:5]) if ref.mig_errors else ""))
+        mapping = plan.mapping(node.name, "before")
+        for board in (k for k in ref.keys("gpu") if k[2] == node.name):
+            g = board[1:5]
+            inst = {k[5]: inc(k) for k in ref.keys("inst") if k[1:5] == g}
+            idle = {gi: inc(("inst_idle", *g, gi)) for gi in inst}
+            jobs = {gi: {j: inc(("job", *g, j)) for j in mapping.get(f"{g[2]}.{gi}", [])} for gi in inst}
+            b, b_idle = inc(board), inc(("idle", *g, ""))
+            unpartitioned = b - sum(inst.values())
+            want = {str(k + 1) for k in range(len(node.mig))}
+            bad = [] if set(inst) == want else [f"instances {sorted(inst)}, expected {sorted(want)}"]
+            for gi, e in sorted(inst.items()):
+                charged = sum(jobs[gi].values())
+                if charged + idle[gi] != e:
+                    bad.append(f"instance {gi}: jobs {charged} + idle {idle[gi]} mJ != {e} mJ")
+                if jobs[gi] and (idle[gi] != 0 or len(jobs[gi]) != 1 or charged != e):
+                    bad.append(f"instance {gi}: its one job {charged} mJ != its energy {e} mJ (idle {idle[gi]} mJ)")
+                if not jobs[gi] and not (idle[gi] == e > 0):
+                    bad.append(f"instance {gi} holds no job: idle {idle[gi]} mJ != its energy {e} mJ (> 0)")
+            if not (0 < unpartitioned and b_idle == sum(idle.values()) + unpartitioned):
+                bad.append(f"board {b} mJ, idle {b_idle} mJ: instances' idle {sum(idle.values())} mJ + unpartitioned "
+                           f"{unpartitioned} mJ")
+            add(f"{node.name} GPU {g[2]} over [S, E]: each instance == its job (or its idle, none on the 2g), the "
+                "unpartitioned slice's part (board - instances) is in the board's idle, in mJ", not bad,
+                "; ".join(bad) or ", ".join(f"{gi} {node.mig[int(gi) - 1]} {e / 1000:.3f} J" for gi, e in
+                                             sorted(inst.items())) + f", unpartitioned {unpartitioned / 1000:.3f} J, "
+                f"board {b / 1000:.3f} J")
+            shared["mig"][(node.name, g[2])] = {
+                "board_j": b / 1000, "idle_j": b_idle / 1000, "unpartitioned_j": unpartitioned / 1000,
+                "instances": {gi: {"profile": node.mig[int(gi) - 1], "energy_j": e / 1000, "idle_j": idle[gi] / 1000,
+                                   "jobs_j": {j: v / 1000 for j, v in jobs[gi].items()}} for gi, e in inst.items()}}
+
+    # pods: a pod holding a whole GPU is charged all of it, held idle; replicas of one GPU split it equally
+    by_gpu: dict[GpuKey, list[tuple[Job, SeriesKey]]] = defaultdict(list)
+    missing = []
+    for j in plan.pods:
+        k = job_key(j)
+        if k is None:
+            missing.append(j.job_id)
+        else:
+            by_gpu[k[1:5]].append((j, k))
+    for g, pods in sorted(by_gpu.items()):
+        gpu_e, gpu_idle = inc(("gpu", *g, "")), inc(("idle", *g, ""))
+        energy = {j.job_id: inc(k) for j, k in pods}
+        seconds = {j.job_id: inc_us(("job_seconds", *k[1:])) for j, k in pods}
+        bad = [] if gpu_idle == 0 and sum(energy.values()) == gpu_e > 0 else \
+            [f"pods {sum(energy.values())} mJ, GPU {gpu_e} mJ, GPU idle {gpu_idle} mJ"]
+        if len(pods) == 1:
+            (j, k), = pods
+            what = f"{g[1]} GPU {g[2]}, held by pod {'/'.join(j.pod or ())} with no process: it is charged the " \
+                   "GPU's energy (idle 0), all of it held idle, in mJ and µs"
+            held_e, held_s = inc(("held_idle", *k[1:])), inc_us(("held_idle_seconds", *k[1:]))
+            if not (held_e == energy[j.job_id] and held_s == seconds[j.job_id] > 0):
+                bad.append(f"held idle {held_e} mJ over {held_s} µs, charged {energy[j.job_id]} mJ over "
+                           f"{seconds[j.job_id]} µs")
+        else:
+            s_polls, e_polls = ref.edge_polls.get(g[1], (0, 0))
+            what = f"{g[1]} GPU {g[2]}, time-slicing replicas held by {len(pods)} pods: they split it equally " \
+                   "(within 1 mJ per poll), every second of it counted as an equal share, idle 0"
+            equal = {j.job_id: inc_us(("equal_seconds", *k[1:])) for j, k in pods}
+            if max(energy.values()) - min(energy.values()) > e_polls - s_polls:
+                bad.append(f"shares {sorted(energy.values())} mJ differ by more than 1 mJ per poll "
+                           f"({e_polls - s_polls} polls)")
+            if any(not (equal[j] == seconds[j] > 0) for j in equal):
+                bad.append(f"equal-share µs {equal} != held µs {seconds}")
+        add(what, not bad, "; ".join(bad) or ", ".join(f"{j} {v / 1000:.3f} J" for j, v in energy.items())
+            + f" of GPU {gpu_e / 1000:.3f} J")
+        for j, k in pods:
+            shared["pods"][j.job_id] = {"pod": "/".join(j.pod or ()), "gpu": g[2], "device": j.device,
+                                       "energy_j": energy[j.job_id] / 1000, "gpu_j": gpu_e / 1000,
+                                       "held_idle_j": inc(("held_idle", *k[1:])) / 1000,
+                                       "seconds": seconds[j.job_id] / 1e6,
+                                       "equal_share_seconds": inc_us(("equal_seconds", *k[1:])) / 1e6}
+    if plan.pods:
+        add("every pod has a counter on the GPU the kubelet allocated it", not missing, f"missing {missing}")
+        with duckdb.connect(str(out.db), read_only=True, config=duckdb_config()) as con:
+            ledger = {(c, j): (p, ph) for c, j, p, ph in con.execute(
+                "SELECT cluster, job_id, project, phase FROM jobs WHERE source = 'kubernetes'").fetchall()}
+        want = {(j.cluster, j.job_id): (j.project, j.phase) for j in plan.pods}
+        add("pods in the ledger from kube-state-metrics (`jobs sync-kubernetes`): UID, project, phase", ledger == want,
+            f"ledger {sorted(ledger.items())}, expected {sorted(want.items())}" if ledger != want
+            else f"{len(ledger)} pods")
+
+    # WattprintJobHoldingIdleGpus, live: the real rules scaled in time fire for the pod holding an idle GPU
+    firing = {a["labels"].get("job_id"): a for a in ref.alerts}
+    for j in (p for p in plan.pods if "::" not in p.device):
+        a = firing.get(j.job_id)
+        labels = a["labels"] if a else {}
+        desc = a["annotations"].get("description", "") if a else ""
+        ok = bool(a) and labels.get("hostname") == j.node and labels.get("cluster") == j.cluster \
+            and "project" not in labels and "no project in the ledger" in desc
+        fired = a["firing_seen"] - ref.kube_started if a else math.nan
+        add(f"{HELD_IDLE_ALERT} fires live for the idle-held pod (rules scaled 1/{RULE_TIME_SCALE} in time)", ok,
+            f"firing {fired:.0f} s after the pod was allocated (the GPU-seconds threshold, then `for:`); "
+            f"labels {labels}" if a else f"not firing; seen: {sorted(firing)}")
+        if a:
+            shared["alerts"].append({"job_id": j.job_id, "after_s": fired, "labels": labels, "description": desc})
+    shared["firing"] = sorted(k for k in firing if k)
+    return shared
 
 
 def check_cpu(plan: Plan, ref: Reference, out: Outcome, add: Any) -> dict[str, Any]:

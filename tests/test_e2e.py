@@ -1,7 +1,10 @@
-"""The live stack end to end (scripts/e2e.py, `make e2e`), short: 2 replay exporters x 2 GPUs, serve-intensity and
-a real Prometheus scraping them every second for 30 s, then the real `wattprint jobs import`, `ingest` and
-`report`. The project energy in the reports must equal the exporters' per-job counters over the window within
-1 %, and jobs + idle must equal GPU energy (exactly in mJ at the exporter, within 1e-6 in the DuckDB results).
+"""The live stack end to end (scripts/e2e.py, `make e2e`), short: 2 replay exporters x 2 GPUs, a MIG node (one board,
+3g/2g/1g instances) and a Kubernetes node (2 idle GPUs, pods from a real PodResources gRPC server), serve-intensity,
+a page of kube-state-metrics' pods and a real Prometheus scraping them every second for 30 s with the real rules
+scaled in time, then the real `wattprint jobs import`, `jobs sync-kubernetes`, `ingest` and `report`. The project
+energy in the reports must equal the exporters' per-job counters over the window within 1 %, jobs + idle must equal
+GPU energy (exactly in mJ at the exporter, within 1e-6 in the DuckDB results), the MIG instances and the pods'
+shares must add up exactly, and WattprintJobHoldingIdleGpus must fire for the pod holding an idle GPU.
 
 The same stack is ingested again with a ledger that gives one job to the wrong project, and with a config whose
 idle and GPU metrics match nothing: each must fail exactly the checks it breaks, so the checks can fail. Without the
@@ -43,7 +46,7 @@ e2e = load_e2e()
 
 
 def test_default_plan_has_every_role():
-    plan = e2e.make_plan(3, 4)
+    plan = e2e.make_plan(3, 4, shared_nodes=False)
     assert [(n.name, n.cluster) for n in plan.nodes] == [
         ("node-1", "jean-zay"), ("node-2", "jean-zay"), ("node-3", "aws-usw2")]
     assert len({n.epoch for n in plan.nodes}) == 3, "nodes must draw different power"
@@ -71,6 +74,60 @@ def test_default_plan_has_every_role():
     assert plan.mapping(ends.node, "before")[g] == [ends.job_id]
     assert g not in plan.mapping(ends.node, "between")
     assert plan.mapping(ends.node, "after")[g] == [starts.job_id]
+    # the shared nodes come on top, the rest of the plan unchanged
+    full = e2e.make_plan(3, 4)
+    assert full.nodes[:3] == plan.nodes and full.jobs[:len(plan.jobs)] == plan.jobs
+    assert len({n.epoch for n in full.nodes}) == 5
+
+
+def test_shared_nodes_plan():
+    plan = e2e.make_plan(2, 2)
+    mig, kube = plan.node("mig-1"), plan.node("kube-1")
+    assert (mig.kind, mig.cluster, mig.gpus, mig.mig) == ("mig", "jean-zay", 1, ("3g.40gb", "2g.20gb", "1g.10gb"))
+    assert (kube.kind, kube.cluster, kube.gpus) == ("kube", "aws-usw2", 2)
+    # MIG: mapping files <gpu>.<GPU_I_ID>, a job on the 3g (1) and one on the 1g (3), none on the 2g (2)
+    files = plan.mapping("mig-1", "before")
+    assert sorted(files) == ["0.1", "0.3"] and all(len(ids) == 1 for ids in files.values())
+    # Kubernetes: a pod holding GPU 0 alone, two on time-slicing replicas of GPU 1; their job ids are UIDs
+    pods = plan.pods
+    assert sorted(p.device for p in pods) == ["0", "1::0", "1::1"]
+    assert all(p.node == "kube-1" and p.project and len(p.job_id) == 36 for p in pods)
+    # the pods reach the ledger from kube-state-metrics, not from the CSV
+    window = e2e.Window(1_800_000_000, 1_800_000_030, 1_800_000_012, 1_800_000_015)
+    csv_ids = {line.split(",")[0] for line in e2e.ledger_csv(plan, window).splitlines()[1:]}
+    assert not csv_ids & {p.job_id for p in pods} and {j.job_id for j in plan.jobs if j.node == "mig-1"} <= csv_ids
+    from wattprint.pipeline.sources.jobs.kubernetes import jobs_from_kube_series, series_from_ksm_text
+
+    info, labels = series_from_ksm_text(e2e.ksm_page(plan), at=1_800_000_000)
+    got = jobs_from_kube_series(info, labels, cluster="aws-usw2", step_s=5)
+    assert {(r.job_id, r.project, r.phase, r.nodes) for r in got.records} == {
+        (p.job_id, p.project, p.phase, ("kube-1",)) for p in pods}
+
+
+def test_idle_trace_is_the_shipped_traces_idle_start(tmp_path):
+    import csv
+
+    from wattprint.exporter.backends.replay import default_trace_path, load_trace
+
+    path = e2e.idle_trace(tmp_path / "idle.csv")
+    rows = list(csv.DictReader(path.open()))
+    shipped = list(csv.DictReader(default_trace_path().open()))
+    assert rows == shipped[:len(rows)], "the shipped rows, unchanged"
+    assert all(float(r["util_gpu"]) < 5 for r in rows) and float(shipped[len(rows)]["util_gpu"]) >= 5
+    assert 15 < load_trace(path).duration < 25
+
+
+def test_rules_scaled_in_time(tmp_path):
+    require_tool("promtool")
+    thresholds, rules = e2e.scaled_rules(tmp_path)   # promtool check rules passed on both
+    original = (REPO / "rules" / "wattprint.rules.yml").read_text()
+    text = rules.read_text()
+    assert "[1h]" in original and "[1h]" not in text and text.count("[1m]") == original.count("[1h]")
+    assert "for: 15m" in original and "for: 15m" not in text and "for: 15s" in text
+    assert text.count("for: ") == original.count("for: ")
+    assert "[5m]" in text and "[30d:5m]" in text, "only the hour windows change"
+    th = thresholds.read_text()
+    assert "vector(30)\n" in th and "vector(1800)" not in th and "vector(0.8)" in th
 
 
 def test_bad_flags_exit_2(capsys):
@@ -95,12 +152,15 @@ class Live:
 
     def pipeline(self, name: str, **kw: Any) -> tuple[Any, Any]:
         out = e2e.run_pipeline(self.work / name, self.stack.prometheus_url, self.plan, self.stack.window, **kw)
+        if not self.ref.alerts:   # read in the background since the stack started: the pipeline ran meanwhile
+            self.ref.alerts = self.stack.held_idle_alerts()
         return out, e2e.check(self.plan, self.ref, out)
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     require_tool("prometheus")
+    require_tool("promtool")
     work = tmp_path_factory.mktemp("e2e")
     plan = e2e.make_plan(2, 2)
     with e2e.Stack(plan, work, seconds=SECONDS, scrape_interval=1.0, log=print) as stack:
@@ -140,12 +200,47 @@ def test_reports_equal_the_exporters_counters(live):
     assert verdict.jobs[(starts.cluster, starts.job_id)][1] > 0
 
     # conservation: per GPU, jobs + idle == GPU energy in fct_job_gpu_hour (1e-6) and in the DuckDB GPU counter
-    assert len(verdict.gpus) == 4
+    assert len(verdict.gpus) == 4 + 1 + 2     # the replay nodes', the MIG board, the Kubernetes node's
     for gpu, (fct_j, db_gpu_j, exporter_gpu_j) in verdict.gpus.items():
         assert fct_j == pytest.approx(exporter_gpu_j, rel=1e-6), gpu
         assert db_gpu_j == pytest.approx(exporter_gpu_j, rel=1e-6), gpu
-    idle_gpu = [g for g in verdict.gpus if (g[1], g[2]) not in {(j.node, x) for j in live.plan.jobs for x in j.gpus}]
+    busy = {(j.node, x.split(".")[0]) for j in live.plan.jobs for x in j.gpus}
+    idle_gpu = [g for g in verdict.gpus if (g[1], g[2]) not in busy]
     assert len(idle_gpu) == 1
+
+    # the MIG board: instances 3g, 2g, 1g; the 2g holds no job, so all its energy is idle; the jobs on the 3g and
+    # the 1g get exactly their instance's energy; the unpartitioned slice's part is the rest of the board's idle
+    (board,) = verdict.shared["mig"].values()
+    inst = board["instances"]
+    assert [inst[gi]["profile"] for gi in ("1", "2", "3")] == ["3g.40gb", "2g.20gb", "1g.10gb"]
+    assert inst["2"]["idle_j"] == inst["2"]["energy_j"] > 0 and inst["2"]["jobs_j"] == {}
+    for gi in ("1", "3"):
+        ((job, job_j),) = inst[gi]["jobs_j"].items()
+        assert job_j == inst[gi]["energy_j"] > 0 and inst[gi]["idle_j"] == 0
+        assert verdict.jobs[("jean-zay", job)][1] == pytest.approx(job_j, abs=1e-3)
+    assert board["unpartitioned_j"] > 0
+    assert sum(i["energy_j"] for i in inst.values()) + board["unpartitioned_j"] == pytest.approx(board["board_j"],
+                                                                                                   abs=1e-3)
+    assert board["idle_j"] == pytest.approx(inst["2"]["energy_j"] + board["unpartitioned_j"], abs=1e-3)
+    assert live.ref.mig_pages > 0 and live.ref.mig_errors == []
+
+    # the Kubernetes node: the pod holding GPU 0 with nothing on it is charged all of it, all held idle; the two
+    # pods on replicas of GPU 1 split it equally and count every second of it as an equal share
+    pods = verdict.shared["pods"]
+    (held,) = [p for p in live.plan.pods if p.device == "0"]
+    h = pods[held.job_id]
+    assert h["energy_j"] == h["gpu_j"] == h["held_idle_j"] > 0 and h["seconds"] > 0
+    replicas = [pods[p.job_id] for p in live.plan.pods if "::" in p.device]
+    assert len(replicas) == 2 and sum(r["energy_j"] for r in replicas) == pytest.approx(replicas[0]["gpu_j"], abs=1e-3)
+    assert all(r["equal_share_seconds"] == r["seconds"] > 0 for r in replicas)
+    assert abs(replicas[0]["energy_j"] - replicas[1]["energy_j"]) < 0.001 * replicas[0]["energy_j"]
+    for p in live.plan.pods:   # from kube-state-metrics into the ledger, so in their projects' reports
+        assert verdict.jobs[("aws-usw2", p.job_id)][0] == pytest.approx(pods[p.job_id]["energy_j"], rel=0.01)
+
+    # WattprintJobHoldingIdleGpus fired live for the idle-held pod, with no project (the live ledger is not served)
+    (alert,) = [a for a in verdict.shared["alerts"] if a["job_id"] == held.job_id]
+    assert alert["labels"]["hostname"] == "kube-1" and "project" not in alert["labels"]
+    assert "no project in the ledger" in alert["description"]
 
     # the fleet reconciles to the exporters' GPU counters
     f = verdict.fleet
@@ -159,7 +254,7 @@ def test_reports_equal_the_exporters_counters(live):
     # host energy: every node's two sockets (package, DRAM) through RAPL with wraps, split by cgroup CPU time;
     # per project the report's CPU energy and CPU hours equal the exporters' per-job counters (checked above, 1 %)
     cpu = verdict.cpu
-    assert len(cpu["sockets_j"]) == 2 * 2 * 2
+    assert len(cpu["sockets_j"]) == 4 * 2 * 2
     assert all(v > 0 for v in cpu["sockets_j"].values())
     assert set(cpu["projects"]) == {"idefics", "bloom"}
     for project, (report_j, exporter_j) in cpu["projects"].items():
@@ -175,7 +270,8 @@ def test_reports_equal_the_exporters_counters(live):
 
 @pytest.mark.slow
 def test_a_job_given_to_the_wrong_project_fails(live):
-    (job,) = [j for j in live.plan.jobs if j.project == "idefics" and j.when == "whole"]
+    (job,) = [j for j in live.plan.jobs if j.project == "idefics" and j.when == "whole"
+              and live.plan.node(j.node).kind == "gpu"]
     ledger = e2e.ledger_csv(live.plan, live.stack.window, project_of={job.job_id: "bloom"})
     _, verdict = live.pipeline("misassigned", ledger_text=ledger, formats=("json",))
     assert failed(verdict) == {

@@ -8,12 +8,19 @@ What it does (docs/operations.md, "End to end"):
 1. Writes a cluster config (clusters jean-zay, zone FR, PUE 1.2, and aws-usw2, zone aws:us-west-2, PUE 1.1) and
    one job-mapping directory per virtual node: a multi-GPU job per node, a GPU shared by a ledger job and a job
    missing from the ledger, a GPU whose job ends mid-run and another starts after a few idle seconds, idle GPUs.
+   Two more nodes share GPUs: `mig-1`, one board in MIG mode (`--replay-mig 3g.40gb,2g.20gb,1g.10gb`) with jobs
+   by `<gpu>.<GPU_I_ID>` files on the 3g and the 1g instance, none on the 2g; and `kube-1` (`--job-discovery
+   kubernetes`), whose pods come from a real gRPC server of the kubelet's PodResources v1 API on a unix socket and
+   the pod log directory, replaying the shipped trace's idle start: a pod holds GPU 0 and runs nothing on it, two
+   pods hold time-slicing replicas of GPU 1.
 2. Starts one `wattprint-exporter --backend replay` per node (real H100 trace; each node its own `--hostname`, so
    its own GPU UUIDs, and its own `--replay-epoch`, so nodes draw different power), `wattprint serve-intensity
-   --source annual`, and a real Prometheus scraping them all (own data dir, free loopback ports).
+   --source annual`, a page of kube-state-metrics' pod series, and a real Prometheus scraping them all (own data
+   dir, free loopback ports) and evaluating the real rule files scaled in time (1 h -> 1 min) every second.
 3. Picks the window [S, E] on the ingest step grid once every target is up, changes the jobs on one GPU in the
    middle, and meanwhile reads every exporter's /metrics itself every 0.1 s.
-4. Runs the real CLI: `wattprint jobs import` (the ledger CSV), `wattprint ingest --start S --end E`, and
+4. Runs the real CLI: `wattprint jobs import` (the ledger CSV), `wattprint jobs sync-kubernetes` (the pods, from
+   kube-state-metrics' series), `wattprint ingest --start S --end E`, and
    `wattprint report` (JSON and Markdown) for each project and for all projects, over the whole UTC hours
    around the window.
 5. Checks, and exits 1 naming what failed:
@@ -23,7 +30,12 @@ What it does (docs/operations.md, "End to end"):
      1e-6 (relative) per GPU in `fct_job_gpu_hour` against the exporters' GPU counters; and no GPU-hour of the
      model's reconciliation (`fct_gpu_hour`) differs from its counter;
    * the all-projects report's reconciliation: fleet = projects + not in ledger + idle, and fleet = the
-     exporters' GPU counters (1 %).
+     exporters' GPU counters (1 %);
+   * MIG, exactly in mJ on every page and over [S, E]: each instance = its jobs + its idle, the board's idle = the
+     instances' idle + the unpartitioned slice's part; the 2g instance all idle, each job = its instance;
+   * Kubernetes, exactly: the pod holding idle GPU 0 is charged all of it (idle 0), all of it held idle; the
+     replica pods split GPU 1 equally (1 mJ per poll), all their held time counted as equal shares; the pods reach
+     the ledger from kube-state-metrics; `WattprintJobHoldingIdleGpus` fires for the idle-held pod.
 
 The exporters' counters at S and E are the pages the exporters served at the polls Prometheus holds at S and E
 (matched on `wattprint_exporter_polls_total`): reading them at wall-clock S and E instead would differ from
@@ -1574,17 +1586,17 @@ def summary(plan: Plan, stack: Stack, ref: Reference, out: Outcome, verdict: Ver
         for p, (got, exp) in verdict.cpu["projects"].items():
             lines.append(f"{p:<12} {kj(got):>20} {kj(exp):>16} {got - exp:>+12.3f} J {pct(got, exp):>11}")
     for (node, gpu), b in verdict.shared.get("mig", {}).items():
-        lines += ["", f"MIG board {node} GPU {gpu}: {kj(b['board_j'] * 1000)} = instances + unpartitioned slice "
-                  f"{kj(b['unpartitioned_j'] * 1000)}; board idle {kj(b['idle_j'] * 1000)}"]
+        lines += ["", f"MIG board {node} GPU {gpu}: {kj(b['board_j'])} = instances + unpartitioned slice "
+                  f"{kj(b['unpartitioned_j'])}; board idle {kj(b['idle_j'])}"]
         for gi, i in sorted(b["instances"].items()):
-            jobs = ", ".join(f"job {j} {kj(v * 1000)}" for j, v in i["jobs_j"].items()) or "no job"
-            lines.append(f"  instance {gi} {i['profile']:<8} {kj(i['energy_j'] * 1000):>14}: {jobs}, "
-                         f"idle {kj(i['idle_j'] * 1000)}")
+            jobs = ", ".join(f"job {j} {kj(v)}" for j, v in i["jobs_j"].items()) or "no job"
+            lines.append(f"  instance {gi} {i['profile']:<8} {kj(i['energy_j']):>14}: {jobs}, "
+                         f"idle {kj(i['idle_j'])}")
     if verdict.shared.get("pods"):
         lines += ["", "Kubernetes pods (PodResources allocations):"]
         for uid, p in verdict.shared["pods"].items():
-            lines.append(f"  {p['pod']:<16} GPU {p['gpu']} ({p['device']:<4}) {kj(p['energy_j'] * 1000):>12} of GPU "
-                         f"{kj(p['gpu_j'] * 1000)}; held idle {kj(p['held_idle_j'] * 1000)}; "
+            lines.append(f"  {p['pod']:<16} GPU {p['gpu']} ({p['device']:<4}) {kj(p['energy_j']):>12} of GPU "
+                         f"{kj(p['gpu_j'])}; held idle {kj(p['held_idle_j'])}; "
                          f"held {p['seconds']:.1f} s, equal share {p['equal_share_seconds']:.1f} s  ({uid})")
     for a in verdict.shared.get("alerts", []):
         lines.append(f"{HELD_IDLE_ALERT} firing for pod {a['job_id']} {a['after_s']:.0f} s after it was allocated; "

@@ -57,9 +57,14 @@ Full schema (every key optional; docs/config.md explains each)::
       layers: [gpu, cpu, idle, pue]  # in the headline: gpu | cpu | idle | pue | embodied, or [all] (default shown)
       idle_policy: pro-rata       # pro-rata (idle GPU / host energy shared per cluster-hour by GPU- / CPU-seconds)
                                   # | separate
+      scope2_basis: location      # the headline's Scope 2 method: location | market      (default location)
       embodied:
         lifetime_years: 6         # number > 0      (default 6, BLOOM study)
         utilisation: 0.85         # 0 < number <= 1 (default 0.85, BLOOM study)
+    scope2:                       # market-based Scope 2: instruments and residual mixes (wattprint/pipeline/scope2.py);
+      matching: monthly           # or a path to a file holding this mapping, relative to this file
+      instruments: [...]
+      residual_mix: [...]
     budgets:                      # monthly carbon budgets, served by `wattprint serve-intensity` (in grams)
       projects:
         idefics:                  # project name as in the job ledger (non-empty)
@@ -87,6 +92,9 @@ from .errors import InputError
 from .files import MAX_SMALL_FILE_BYTES, read_regular
 from .nodes import node_matches
 from .records import INTENSITY_BASES
+from .scope2 import BASES as SCOPE2_BASES
+from .scope2 import Scope2Config
+from .scope2 import parse as parse_scope2
 from .sources.jobs import yamlmarks
 from .sources.jobs.common import suggest
 from .sources.jobs.rules import Rules
@@ -231,6 +239,7 @@ class ReportConfig:
     idle_policy: str = "pro-rata"
     lifetime_years: float | None = None     # None: the shipped default (pipeline.hardware)
     utilisation: float | None = None
+    scope2_basis: str = "location"          # the headline's Scope 2 method: location | market
 
 
 @dataclass(frozen=True)
@@ -253,6 +262,7 @@ class Config:
     rules: Rules = Rules()
     report: ReportConfig = ReportConfig()
     budgets: BudgetsConfig = BudgetsConfig()
+    scope2: Scope2Config = Scope2Config()
     source: str = "<defaults>"
 
     def cluster(self, name: str) -> ClusterConfig:
@@ -282,7 +292,8 @@ def load_text(text: str, name: str, *, base_dir: Path | None = None) -> Config:
     ctx = _Ctx(name)
     if not isinstance(data, dict):
         raise InputError(name, "the config must be a mapping of keys (clusters, default_cluster, intensity, ...)")
-    ctx.keys(data, ("clusters", "default_cluster", "intensity", "ingest", "phase_rules", "report", "budgets"), "")
+    ctx.keys(data, ("clusters", "default_cluster", "intensity", "ingest", "phase_rules", "report", "budgets",
+                    "scope2"), "")
     clusters = _clusters(ctx, data)
     default = ctx.opt_str(data, "default_cluster", "default_cluster", empty_ok=False)
     if default is not None and clusters and default not in clusters:
@@ -291,7 +302,8 @@ def load_text(text: str, name: str, *, base_dir: Path | None = None) -> Config:
     rules_path, rules = _phase_rules(ctx, data, base_dir or Path.cwd())
     return Config(clusters=MappingProxyType(clusters), default_cluster=default, intensity=_intensity(ctx, data),
                   ingest=_ingest(ctx, data), phase_rules=rules_path, rules=rules, report=_report(ctx, data),
-                  budgets=_budgets(ctx, data), source=name)
+                  budgets=_budgets(ctx, data), scope2=_scope2(ctx, data, clusters, base_dir or Path.cwd()),
+                  source=name)
 
 
 # -- sections -------------------------------------------------------------------------------------------
@@ -433,7 +445,7 @@ def parse_layers(items: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 def _report(ctx: _Ctx, data: dict[Any, Any]) -> ReportConfig:
     section = ctx.section(data, "report", "report")
-    ctx.keys(section, ("layers", "idle_policy", "embodied"), "report")
+    ctx.keys(section, ("layers", "idle_policy", "embodied", "scope2_basis"), "report")
     d = ReportConfig()
     layers = d.layers
     if "layers" in section:
@@ -452,7 +464,38 @@ def _report(ctx: _Ctx, data: dict[Any, Any]) -> ReportConfig:
     if util is not None and util > 1.0:
         ctx.fail(emb, "utilisation", "report.embodied.utilisation", f"expected a share in (0, 1], got {util!r}",
                  "0.85 means the GPUs are busy 85 % of their life")
-    return ReportConfig(layers=layers, idle_policy=policy, lifetime_years=life, utilisation=util)
+    basis = ctx.opt_str(section, "scope2_basis", "report.scope2_basis") or d.scope2_basis
+    if basis not in SCOPE2_BASES:
+        ctx.fail(section, "scope2_basis", "report.scope2_basis", f"unknown basis {basis!r}"
+                 f"{suggest(basis, SCOPE2_BASES)}", "use location (grid average, the default) or market (contracts)")
+    return ReportConfig(layers=layers, idle_policy=policy, lifetime_years=life, utilisation=util, scope2_basis=basis)
+
+
+def _scope2(ctx: _Ctx, data: dict[Any, Any], clusters: Mapping[str, ClusterConfig], base_dir: Path) -> Scope2Config:
+    """The scope2 section, inline or in its own file (whose errors then name that file and its lines)."""
+    zones = {name: c.zone for name, c in clusters.items()}
+    value = data.get("scope2")
+    if isinstance(value, str):
+        rel = ctx.opt_str(data, "scope2", "scope2", empty_ok=False) or ""
+        path = Path(rel).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        if not path.is_file():
+            ctx.fail(data, "scope2", "scope2", f"no such file {str(path)!r}",
+                     "the path is relative to the config file's folder")
+        try:
+            text = read_regular(path, MAX_SMALL_FILE_BYTES, what="instruments file").decode("utf-8-sig")
+        except OSError as exc:
+            ctx.fail(data, "scope2", "scope2", f"cannot read {str(path)!r}: {exc.strerror or exc}")
+        except UnicodeDecodeError:
+            ctx.fail(data, "scope2", "scope2", f"{str(path)!r} is not UTF-8 text")
+        inner = yamlmarks.load(text, str(path), typed=True)
+        fctx = _Ctx(str(path))
+        if inner is None:
+            return Scope2Config(source=str(path))
+        if not isinstance(inner, dict):
+            raise InputError(str(path), "an instruments file must be a mapping (matching, instruments, residual_mix)")
+        return replace(parse_scope2(fctx, inner, "scope2", zones), source=str(path))
+    return parse_scope2(ctx, ctx.section(data, "scope2", "scope2"), "scope2", zones)
 
 
 def _budgets(ctx: _Ctx, data: dict[Any, Any]) -> BudgetsConfig:

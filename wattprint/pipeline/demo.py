@@ -226,7 +226,8 @@ def _reports(files: DemoFiles, settings: Any) -> tuple[Report, Report]:
         for project in (files.project, None):
             options = ReportOptions(window=window, project=project, layers=rc.layers, idle_policy=rc.idle_policy,
                                     lifetime_years=rc.lifetime_years or DEFAULT_LIFETIME_YEARS,
-                                    utilisation=rc.utilisation or DEFAULT_UTILISATION, generated_at=generated_at)
+                                    utilisation=rc.utilisation or DEFAULT_UTILISATION, generated_at=generated_at,
+                                    scope2_basis=rc.scope2_basis)
             report = build_report(con, settings, options)
             if not finite(report):
                 raise RuntimeError("report has a NaN or infinite number")

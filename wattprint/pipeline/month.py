@@ -89,6 +89,7 @@ class RunRequest:
     idle_policy: str | None = None
     estimates: str | None = None
     top_jobs: int = 10
+    scope2_basis: str | None = None         # None: config report.scope2_basis
     # retention
     keep_samples_days: int | None = None    # then `compact --keep-samples-days`; None: no compaction
     db: str | None = None
@@ -226,7 +227,7 @@ def run(req: RunRequest, settings: Settings, now: datetime | None = None) -> int
                 month=window.label, start=None if window.label else start_s, end=None if window.label else end_s,
                 project=None, phases=(), format=fmt, out=str(out_dir / f"wattprint-{label}.{fmt}"),
                 layers=req.layers, idle_policy=req.idle_policy, estimates=req.estimates, top_jobs=req.top_jobs,
-                db=req.db, quiet=req.quiet), settings)
+                db=req.db, quiet=req.quiet, scope2_basis=req.scope2_basis), settings)
             if rc:
                 return rc
         return 0

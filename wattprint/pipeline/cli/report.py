@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import IDLE_POLICIES
+from ..config import IDLE_POLICIES, SCOPE2_BASES
 from ..report.run import FORMATS, ReportRequest
 from ..settings import Settings
 from ..verbs import report
@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="pro-rata: share idle GPU energy by GPU-hours and host idle energy by CPU-hours per "
                    "cluster-hour; separate: report it per cluster only (default: config report.idle_policy, else "
                    "pro-rata)")
+    p.add_argument("--scope2-basis", choices=SCOPE2_BASES,
+                   help="the headline's Scope 2 method: location (grid average) or market (contractual instruments, "
+                   "residual mix); both are always shown (default: config report.scope2_basis, else location)")
     p.add_argument("--estimates", metavar="FILE",
                    help="YAML of manual phases estimated from TDP (see `wattprint estimate`), merged and labelled")
     p.add_argument("--top-jobs", type=int, default=10, metavar="N",
@@ -49,7 +52,7 @@ def request(args: argparse.Namespace) -> ReportRequest:
     return ReportRequest(
         month=args.month, start=args.start, end=args.end, project=args.project, phases=tuple(args.phase),
         format=args.format, out=args.out, layers=args.layers, idle_policy=args.idle_policy, estimates=args.estimates,
-        top_jobs=args.top_jobs, db=args.db, quiet=args.quiet)
+        top_jobs=args.top_jobs, db=args.db, quiet=args.quiet, scope2_basis=args.scope2_basis)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

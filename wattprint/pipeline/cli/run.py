@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import IDLE_POLICIES
+from ..config import IDLE_POLICIES, SCOPE2_BASES
 from ..month import DEFAULT_FORMATS, RUN_FORMATS, RunRequest
 from ..month import run as run_month
 from ..settings import Settings
@@ -65,6 +65,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    f"(default: {' and '.join(DEFAULT_FORMATS)})")
     r.add_argument("--layers", metavar="LIST", help="layers in the headline, as `wattprint report --layers`")
     r.add_argument("--idle-policy", choices=IDLE_POLICIES, help="as `wattprint report --idle-policy`")
+    r.add_argument("--scope2-basis", choices=SCOPE2_BASES, help="the headline's Scope 2 method, as `wattprint report "
+                   "--scope2-basis`")
     r.add_argument("--estimates", metavar="FILE", help="manual phases estimated from TDP, as `wattprint report`")
     r.add_argument("--top-jobs", type=int, default=10, metavar="N",
                    help="jobs listed in the report (default: %(default)s)")
@@ -85,7 +87,8 @@ def request(args: argparse.Namespace) -> RunRequest:
         intensity_token_file=args.intensity_token_file, intensity_base_url=args.intensity_base_url,
         intensity_file=args.intensity_file, intensity_format=args.intensity_format, out_dir=args.out_dir,
         formats=tuple(args.formats or ()), layers=args.layers, idle_policy=args.idle_policy, estimates=args.estimates,
-        top_jobs=args.top_jobs, keep_samples_days=args.keep_samples_days, db=args.db, quiet=args.quiet)
+        top_jobs=args.top_jobs, keep_samples_days=args.keep_samples_days, db=args.db, quiet=args.quiet,
+        scope2_basis=args.scope2_basis)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,7 @@ samples, ledger rows and intensity hours. This module runs the sections in order
     quality.py  data quality (with gpu_checks.py) and its warnings
     shared_gpus.py  held but idle GPUs, and the equal-share fallback of the data quality
     whatif.py   the scope's hours priced in every configured zone
+    scope2.py   Scope 2 location-based and market-based (contractual instruments, residual mixes)
     series.py   daily and hourly series
     fleet.py    the all-projects report's projects, clusters, top jobs, reconciliation
     query.py    the SQL, one statement per sql/rpt_<name>.sql, read by column name
@@ -34,6 +35,8 @@ from .layers import Sums, equivalences, layer_rows, method
 from .phases import cpu_hardware_total, hardware_total, phase_blocks
 from .quality import quality
 from .scope import ReportOptions, build_scope, check_scope, estimate_in_scope, rates, span, title
+from .scope2 import prepare as prepare_scope2
+from .scope2 import section as scope2_section
 from .series import daily, hourly
 from .shared_gpus import equal_share, held_idle, measured
 from .types import SCHEMA_VERSION, Report, ReportWindow, Total
@@ -49,6 +52,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
     check_scope(con, o)
     embodied = rates(con, settings, o)
     before = previous(con, o) if o.kind == "fleet" else None
+    matching = prepare_scope2(con, settings, o)     # the fleet's consumption per period: before the scope
     build_scope(con, o, o.window)
     estimates = [e for e in o.estimates if estimate_in_scope(e, o)]
     (n_rows,) = con.execute("SELECT count(*) FROM rpt_rows").fetchall()[0]
@@ -76,6 +80,10 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
     days = daily(con, o)
     hours = hourly(con)
     fleet_sections = fleet(con, o, total, before or {}, data_quality.gpu_counters) if o.kind == "fleet" else None
+    scope2 = scope2_section(con, settings, o, matching)
+    headline = total.headline_kg(o)
+    if o.scope2_basis == "market":     # the operational Scope 2 part of the headline, market-based
+        headline += scope2.total.market_kg - scope2.total.location_kg
     w = o.window
     return Report(
         schema_version=SCHEMA_VERSION,
@@ -88,7 +96,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         phases=phases,
         total=Total(
             energy_kwh=total.energy_j / 3.6e6,
-            emissions_kg=total.headline_kg(o),
+            emissions_kg=headline,
             gpu_hours=total.gpu_s / 3600.0,
             cpu_energy_kwh=total.cpu_j / 3.6e6,
             cpu_package_kwh=total.cpu_pkg_j / 3.6e6,
@@ -100,9 +108,10 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
             cpu_hardware=cpus,
         ),
         layers=layer_rows(total, o),
-        equivalences=equivalences(total.headline_kg(o)),
+        equivalences=equivalences(headline),
         data_quality=data_quality,
         held_idle=held,
+        scope2=scope2,
         whatif=what_if,
         daily=days,
         hourly=hours,

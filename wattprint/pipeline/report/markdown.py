@@ -14,7 +14,7 @@ from typing import Any
 
 from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
 from .names import md
-from .types import EqualShare, FleetSections, GpuCounters, HeldIdle, Phase, Report, as_report
+from .types import EqualShare, FleetSections, GpuCounters, HeldIdle, Phase, Report, Scope2, Scope2Figures, as_report
 from .vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
 
 
@@ -129,6 +129,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
                     num(p.layers.idle.emissions_kg), num(p.layers.pue.emissions_kg),
                     num(p.layers.embodied.emissions_kg), num(p.emissions_kg)] for p in r.phases])
 
+    if r.scope2 is not None:
+        out += _scope2(r.scope2)
     if r.held_idle is not None:
         out += _held_idle(r.held_idle)
     out += ["## Data quality", ""]
@@ -173,6 +175,43 @@ def render(report: Report | Mapping[str, Any]) -> str:
             f"- Equivalences: {_cell(r.equivalences.source)}.",
             f"- Embodied emissions: {_cell(r.method.embodied.source)}.", ""]
     return "\n".join(out)
+
+
+def uses_text(f: Scope2Figures) -> str:
+    """The instruments that covered some of `f`, with the MWh each applied: 'ppa-wind 9.000 MWh, go-fr ...'."""
+    return ", ".join(f"{u.name} {u.energy_kwh / 1000:,.3f} MWh" for u in f.instruments) or "none"
+
+
+def scope2_line(s: Scope2) -> str:
+    """Both Scope 2 figures of the report's scope in one sentence."""
+    t = s.total
+    return (f"Scope 2 location-based: {num(t.location_kg)} kg CO2eq; market-based: {num(t.market_kg)} kg CO2eq, "
+            f"{pct(t.covered_share)} of the {num(t.energy_kwh)} kWh covered by contractual instruments "
+            f"({uses_text(t)}). The headline is {s.basis}-based.")
+
+
+def _scope2(s: Scope2) -> list[str]:
+    out = ["## Scope 2: location-based and market-based", "", _cell(scope2_line(s)), ""]
+    head = ["Energy (kWh)", "Location-based (kg)", "Market-based (kg)", "Covered by instruments", "Instruments used"]
+
+    def cells(f: Scope2Figures) -> list[Any]:
+        return [num(f.energy_kwh), num(f.location_kg), num(f.market_kg), pct(f.covered_share), uses_text(f)]
+    out += _table(["Phase", *head], [[p.phase, *cells(p)] for p in s.phases])
+    out += _table(["Project", *head], [[p.project, *cells(p)] for p in s.projects]
+                  + [[_Md("**total**"), *cells(s.total)]])
+    if s.instruments:
+        out += _table(["Instrument", "Kind", "Scope", "Valid (UTC)", "Quantity (MWh)", "Factor (g/kWh)",
+                       "Applied (MWh)", "Unused (MWh)"],
+                      [[i.name, i.certificate or i.kind, i.zone or ", ".join(i.clusters), f"{i.start} .. {i.end}",
+                        "all consumption" if i.mwh is None else f"{i.mwh:,.3f}", f"{i.g_per_kwh:g}",
+                        f"{i.applied_kwh / 1000:,.3f}",
+                        "-" if i.unused_kwh is None else f"{i.unused_kwh / 1000:,.3f}"] for i in s.instruments])
+    if s.residual_mixes:
+        out += _table(["Residual mix", "Year", "Factor (g/kWh)", "Energy priced (kWh)", "Source"],
+                      [[m.zone, m.year, f"{m.g_per_kwh:g}", num(m.energy_kwh), m.source] for m in s.residual_mixes])
+    out += [f"> {_cell(w)}" for w in s.warnings] + ([""] if s.warnings else [])
+    out += [f"Method: {_cell(s.statement)}", ""]
+    return out
 
 
 def _held_idle(h: HeldIdle) -> list[str]:

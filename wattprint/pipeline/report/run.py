@@ -44,6 +44,7 @@ class ReportRequest:
     top_jobs: int = 10
     db: str | None = None
     quiet: bool = False
+    scope2_basis: str | None = None    # None: config report.scope2_basis
 _INVISIBLE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes C0 itself
 
 
@@ -70,7 +71,7 @@ def run(args: ReportRequest, settings: Settings) -> int:
         window=window, project=args.project, phases=args.phases, layers=layers,
         idle_policy=args.idle_policy or rc.idle_policy,
         lifetime_years=rc.lifetime_years or DEFAULT_LIFETIME_YEARS, utilisation=rc.utilisation or DEFAULT_UTILISATION,
-        estimates=estimates, top_jobs=args.top_jobs,
+        estimates=estimates, top_jobs=args.top_jobs, scope2_basis=args.scope2_basis or rc.scope2_basis,
     )
     con = _open(args.db)
     try:
@@ -180,6 +181,8 @@ def co2_metadata(report: Report) -> dict[str, Any]:
     source = (f"wattprint {__version__}: {measured} GPU{' and CPU' if cpu else ''} energy x hourly grid carbon "
               f"intensity; layers {'+'.join(report.method.layers_selected)}; window "
               f"{report.window.start} .. {report.window.end}")
+    if report.scope2 is not None:     # the Scope 2 method the figure is (GHG Protocol Scope 2 Guidance)
+        source += f"; Scope 2 {report.scope2.basis}-based (GHG Protocol)"
     hardware = [f"{h.sockets} x {cpu_name(h.model)} CPUs" if h.sockets else f"{cpu_name(h.model)} CPUs"
                 for h in total.cpu_hardware or ()] if cpu else []
     hardware += [f"{h.gpus} x {h.model}" for h in total.hardware]

@@ -36,6 +36,7 @@ class ReportOptions:
     estimates: tuple[ManualPhase, ...] = ()
     top_jobs: int = 10
     generated_at: datetime | None = None
+    scope2_basis: str = "location"       # the headline's Scope 2 method: location | market
 
     @property
     def kind(self) -> str:

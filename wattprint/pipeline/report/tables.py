@@ -20,14 +20,14 @@ from .names import csv_cell
 from .types import Report
 
 COLUMNS = ("section", "item", "field", "value", "unit")
-_ID_KEYS = ("project", "phase", "label", "layer", "cluster", "hostname", "job_id", "model", "date", "hour")
+_ID_KEYS = ("project", "phase", "label", "layer", "cluster", "hostname", "job_id", "model", "date", "hour", "name")
 _UNITS = (("_g_per_kwh", "gCO2eq/kWh"), ("_kwh", "kWh"), ("_kg", "kgCO2eq"), ("kgco2eq_per_gpu", "kgCO2eq"),
           ("kg_per_gpu_hour", "kgCO2eq/GPU-hour"), ("gpu_hours", "GPU-hours"), ("cpu_hours", "core-hours"),
           ("hours_without_rapl", "hours"), ("_hours", "hours"),
           ("hours", "hours"), ("power_w", "W"), ("_pct", "fraction"), ("share", "fraction"),
           ("lifetime_years", "years"), ("utilisation", "fraction"), ("kg_per_mile", "kgCO2eq/mile"),
           ("kg_per_home_year", "kgCO2eq/home-year"), ("miles_driven", "miles"), ("homes_energy_years", "home-years"),
-          ("pue", "ratio"))
+          ("pue", "ratio"), ("mwh", "MWh"), ("year", "year"))
 
 
 def unit(field: str) -> str:

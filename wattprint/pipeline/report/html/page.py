@@ -10,6 +10,7 @@ from ..types import Report, as_report
 from .charts import chart_daily, chart_power_intensity
 from .common import _e, _when
 from .fleet import _fleet
+from .scope2 import _scope2
 from .sections import (
     _banner,
     _data_quality,
@@ -39,6 +40,7 @@ def render(report: Report | Mapping[str, Any]) -> str:
         _layers_table(report),
         '<section id="over-time"><h2>Over time</h2>', chart_daily(report), chart_power_intensity(report),
         "</section>",
+        _scope2(report),
         _held_idle(report),
         _data_quality(report),
         _whatif(report),

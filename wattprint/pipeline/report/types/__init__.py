@@ -42,6 +42,7 @@ from .quality import (
     Rapl,
     RaplNode,
 )
+from .scope2 import Scope2, Scope2Figures, Scope2Instrument, Scope2Phase, Scope2Project, Scope2ResidualMix, Scope2Use
 from .sections import (
     CpuHardware,
     CpuLayer,
@@ -88,6 +89,7 @@ class Report(Record):
     equivalences: Equivalences
     data_quality: DataQuality
     held_idle: HeldIdle | None = optional()   # energy of held but idle GPUs (absent from older reports)
+    scope2: Scope2 | None = optional()        # Scope 2 location- and market-based (absent from older reports)
     whatif: WhatIf
     daily: tuple[Day, ...]
     hourly: tuple[Hour, ...]
@@ -109,5 +111,6 @@ __all__ = [
     "EqualShare", "Equivalences", "FleetSections", "Gaps", "GpuCounters", "GpuHardware", "HeldIdle", "HeldIdleJob",
     "Hour", "IdleLayer", "IntensityShares", "LayerFigures", "LayerRow", "Method", "Phase", "PhaseCluster", "PhaseCpu",
     "PhaseGpu", "PhaseLayers", "Previous", "ProjectPhase", "ProjectRow", "Rapl", "RaplNode", "Reconciliation",
-    "Report", "ReportWindow", "TopJob", "Total", "WhatIf", "WhatIfOption", "as_report",
+    "Report", "ReportWindow", "Scope2", "Scope2Figures", "Scope2Instrument", "Scope2Phase", "Scope2Project",
+    "Scope2ResidualMix", "Scope2Use", "TopJob", "Total", "WhatIf", "WhatIfOption", "as_report",
 ]

@@ -572,8 +572,50 @@ def config_yaml() -> str:
     for c in CLUSTERS:
         lines += [f"  {c.name}:", f"    provider: {c.provider}", f"    region: {c.region}", f"    zone: {c.zone}",
                   f"    pue: {c.pue}", f'    nodes: ["{c.pattern}"]']
-    lines += [f"default_cluster: {CLUSTERS[0].name}", "ingest:", f"  step_seconds: {STEP_S}", ""]
+    lines += [f"default_cluster: {CLUSTERS[0].name}", "ingest:", f"  step_seconds: {STEP_S}"]
+    lines += SCOPE2_YAML.splitlines() + [""]
     return "\n".join(lines)
+
+
+# Market-based Scope 2 (docs/methodology.md, "Scope 2"): an illustrative set of contractual instruments, as an ESG
+# team would declare them: a wind PPA for part of jean-zay's consumption (30 MWh a year, spread evenly: about
+# 2.5 MWh in October), a batch of hydro guarantees of origin for the French zone, and the cloud provider's
+# supplier-specific factor for aws-usw2. Every figure here is demo input, not a published value: replace them with
+# your contracts, certificates and the residual mix your registry (e.g. AIB for European zones) publishes.
+SCOPE2_YAML = """\
+scope2:
+  matching: monthly
+  instruments:
+    - name: ppa-wind-2026
+      kind: ppa
+      clusters: [jean-zay]
+      start: 2026-01-01
+      end: 2027-01-01
+      mwh: 30
+      g_per_kwh: 0
+      registry_id: PPA-2025-017
+      source: "illustrative demo input: a 2026 wind PPA, 30 MWh for the year"
+    - name: go-hydro-2026-10
+      kind: certificate
+      certificate: GO
+      zone: FR
+      start: 2026-10-01
+      end: 2026-11-01
+      mwh: 0.5
+      g_per_kwh: 0
+      registry_id: GO-FR-2026-10-0042
+      source: "illustrative demo input: guarantees of origin, hydro, cancelled for October 2026"
+    - name: aws-supplier-factor-2026
+      kind: supplier
+      clusters: [aws-usw2]
+      start: 2026-01-01
+      end: 2027-01-01
+      mwh: all
+      g_per_kwh: 240
+      source: "illustrative demo input: a supplier-specific factor as a provider would disclose it"
+  residual_mix:
+    - {zone: FR, year: 2025, g_per_kwh: 60, source: "illustrative demo input, not a published residual mix"}
+"""
 
 
 def _ts(minute: int) -> str:

@@ -3,6 +3,7 @@
 -- instruments cover (rpt_scope2_cover: the cluster-period's fraction, the same for every project, so covered MWh is
 -- shared pro rata to consumption) at their factors, and the rest at the zone's residual mix of the hour's year (the
 -- latest year not after it), or, where none is known, at the location-based factor (counted: fallback_j).
+-- Every sum here is over the rows in one order on the report's single thread, so it is the same run after run.
 -- Parameters: $c, $k, $p (the headline's layers, 1 or 0), $monthly (boolean).
 CREATE OR REPLACE TEMP TABLE rpt_scope2_priced AS
 WITH
@@ -23,7 +24,9 @@ cov AS (
 ),
 u AS (
     SELECT r.*, coalesce(cov.covered_j, 0) AS covered_j, coalesce(cov.instrument_g, 0) AS instrument_g,
-           greatest(r.energy_j - coalesce(cov.covered_j, 0), 0) AS uncovered_j
+           -- what instruments leave, 0 when that is only the rounding of energy x fraction (1e-9 of it)
+           CASE WHEN r.energy_j - coalesce(cov.covered_j, 0) > 1e-9 * r.energy_j
+                THEN r.energy_j - coalesce(cov.covered_j, 0) ELSE 0 END AS uncovered_j
     FROM r LEFT JOIN cov USING (project, phase, cluster, hour_ts)
 )
 SELECT u.*, m.year AS residual_year, m.g_per_kwh AS residual_g_per_kwh,

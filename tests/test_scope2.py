@@ -281,3 +281,10 @@ def test_an_instruments_file_and_its_errors(tmp_path, capsys) -> None:  # type: 
     err = capsys.readouterr().err
     assert "instruments.yaml:2: scope2.instruments[0].zone: no configured cluster is in zone XX" in err
     assert "Traceback" not in err
+
+
+def test_scope2_section_in_chromium(scenario, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The page with instruments, residual mixes and a warning renders and lays out in headless Chromium."""
+    from .test_report_html import check_in_chromium
+
+    check_in_chromium(_report(scenario, capsys, scenario[2]), "scope2", tmp_path)

@@ -11,6 +11,7 @@ samples, ledger rows and intensity hours. This module runs the sections in order
     quality.py  data quality (with gpu_checks.py) and its warnings
     shared_gpus.py  held but idle GPUs, and the equal-share fallback of the data quality
     whatif.py   the scope's hours priced in every configured zone
+    timeshift.py  each phase's and top job's hours started later, at the cleanest start within the slack
     series.py   daily and hourly series
     fleet.py    the all-projects report's projects, clusters, top jobs, reconciliation
     query.py    the SQL, one statement per sql/rpt_<name>.sql, read by column name
@@ -36,6 +37,7 @@ from .quality import quality
 from .scope import ReportOptions, build_scope, check_scope, estimate_in_scope, rates, span, title
 from .series import daily, hourly
 from .shared_gpus import equal_share, held_idle, measured
+from .timeshift import time_shift
 from .types import SCHEMA_VERSION, Report, ReportWindow, Total
 from .whatif import whatif
 
@@ -73,6 +75,8 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         data_quality = replace(data_quality, equal_share=equal_share(con, o))
     held = held_idle(con, o) if shared else None
     what_if = whatif(con, settings, o, bool(estimates))
+    shifted = (time_shift(con, settings, o, o.time_shift_slack_hours, bool(estimates))
+               if o.time_shift_slack_hours else None)
     days = daily(con, o)
     hours = hourly(con)
     fleet_sections = fleet(con, o, total, before or {}, data_quality.gpu_counters) if o.kind == "fleet" else None
@@ -104,6 +108,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         data_quality=data_quality,
         held_idle=held,
         whatif=what_if,
+        time_shift=shifted,
         daily=days,
         hourly=hours,
         fleet=fleet_sections,

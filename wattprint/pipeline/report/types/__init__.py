@@ -67,6 +67,7 @@ from .sections import (
     WhatIfOption,
 )
 from .shared_gpus import EqualShare, HeldIdle, HeldIdleJob
+from .timeshift import TimeShift, TimeShiftOption
 
 SCHEMA_VERSION = 1
 
@@ -89,6 +90,7 @@ class Report(Record):
     data_quality: DataQuality
     held_idle: HeldIdle | None = optional()   # energy of held but idle GPUs (absent from older reports)
     whatif: WhatIf
+    time_shift: TimeShift | None = optional()   # the same work started later (absent from older reports)
     daily: tuple[Day, ...]
     hourly: tuple[Hour, ...]
     fleet: FleetSections | None = flattened()   # kind "fleet" only
@@ -109,5 +111,6 @@ __all__ = [
     "EqualShare", "Equivalences", "FleetSections", "Gaps", "GpuCounters", "GpuHardware", "HeldIdle", "HeldIdleJob",
     "Hour", "IdleLayer", "IntensityShares", "LayerFigures", "LayerRow", "Method", "Phase", "PhaseCluster", "PhaseCpu",
     "PhaseGpu", "PhaseLayers", "Previous", "ProjectPhase", "ProjectRow", "Rapl", "RaplNode", "Reconciliation",
-    "Report", "ReportWindow", "TopJob", "Total", "WhatIf", "WhatIfOption", "as_report",
+    "Report", "ReportWindow", "TimeShift", "TimeShiftOption", "TopJob", "Total", "WhatIf", "WhatIfOption",
+    "as_report",
 ]

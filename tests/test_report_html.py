@@ -555,7 +555,7 @@ def test_render_refuses_a_non_mapping() -> None:
 # --------------------------------------------------------------------------- a real browser
 
 
-WIDTH, HEIGHT = 1280, 8000        # the fleet page, held-but-idle section included, fits
+WIDTH, HEIGHT = 1280, 10000       # the fleet page fits, with its held-but-idle, Scope 2 and time-shift sections
 
 
 def check_in_chromium(report: dict[str, Any], name: str, tmp_path: Path) -> None:
@@ -645,6 +645,16 @@ def test_the_builders_report_as_html(built: tuple[Path, Path], capsys: pytest.Ca
     for row in report["layers"]:  # the same rounded figures as the Markdown report's layer table
         assert f"| {row['title']} | {md_fmt.num(row['energy_kwh'])} | {md_fmt.num(row['emissions_kg'])} |" in md
         assert f"{fmt(row['energy_kwh'])} {fmt(row['emissions_kg'])}" in page.section_text("layers")
+    # the time-shift what-if: each phase's row and the saving line, the JSON's numbers rounded as in the Markdown
+    t = report["time_shift"]
+    shift = " ".join(page.section_text("time-shift").split())
+    for o in t["phases"]:
+        start = f"+{o['best_shift_hours']} h" if o["best_shift_hours"] else "as it ran"
+        assert (f"{o['phase']} {fmt(o['energy_kwh'])} {fmt(o['actual_kg'])} {start} {fmt(o['best_kg'])} "
+                f"{fmt(o['saving_kg'])} {fmt(o['saving_pct'], 'share')} {o['shifts_measured']}") in shift
+        assert f"| {o['phase']} | {md_fmt.num(o['energy_kwh'])} | {md_fmt.num(o['actual_kg'])} |" in md
+    assert f"a saving of {fmt(t['saving_kg'])} kg ({fmt(t['saving_pct'], 'share')} %)" in shift
+    assert len(page.within("time-shift", "tr")) == 2 + len(t["phases"]) + len(t["jobs"])   # + a head row per table
     check_in_chromium(report, "builder-" + report["kind"], tmp_path)
 
 

@@ -57,7 +57,7 @@ def test_a_gpu_only_job_moved_to_its_cleanest_start(report_fleet) -> None:
         if all(ok for _, ok in priced):
             grams[s] = sum(e * pue / 3.6e6 * g for (e, (g, _)) in zip(hourly.values(), priced, strict=True))
     best = min(grams, key=lambda s: (grams[s], s))
-    (opt,) = [j for j in ts.jobs if j.name == "p1"]
+    (opt,) = [j for j in ts.jobs if j.job_id == "p1"]
     assert opt.actual_kg == pytest.approx(grams[0] / 1000, rel=1e-9)
     assert opt.best_shift_hours == best and best > 0
     assert opt.best_kg == pytest.approx(grams[best] / 1000, rel=1e-9)
@@ -66,7 +66,7 @@ def test_a_gpu_only_job_moved_to_its_cleanest_start(report_fleet) -> None:
     assert opt.project == "idefics" and opt.cluster == job.cluster
     # the phase is that one job: the same numbers
     (phase,) = ts.phases
-    assert phase.name == "pretraining" and phase.best_shift_hours == best
+    assert phase.phase == "pretraining" and phase.best_shift_hours == best and phase.job_id is None
     assert phase.actual_kg == pytest.approx(opt.actual_kg, rel=1e-12)
     assert ts.saving_kg == pytest.approx(phase.saving_kg, rel=1e-12)
 
@@ -81,7 +81,7 @@ def test_shift_zero_is_what_the_report_prices(report_fleet, capsys) -> None:
     for p in report.phases:
         if p.label != "measured":
             continue
-        (opt,) = [x for x in ts.phases if x.name == p.phase]
+        (opt,) = [x for x in ts.phases if x.phase == p.phase]
         embodied = p.layers.embodied.emissions_kg if "embodied" in o.layers else 0.0
         assert opt.actual_kg == pytest.approx(p.emissions_kg - embodied, rel=1e-9)
         assert 0.0 <= opt.saving_kg <= opt.actual_kg and opt.best_kg <= opt.actual_kg
@@ -98,5 +98,28 @@ def test_no_measured_later_start_keeps_the_actual_hours(report_fleet) -> None:
 def test_top_jobs_are_the_reports_top_jobs(report_fleet) -> None:
     con, settings, o = _scope(report_fleet, top_jobs=2)
     ts = time_shift(con, settings, o)
-    assert len(ts.jobs) == 2 and len({(j.cluster, j.name) for j in ts.jobs}) == 2
+    assert len(ts.jobs) == 2 and len({(j.cluster, j.job_id) for j in ts.jobs}) == 2
     assert all(j.kind == "job" for j in ts.jobs) and all(p.kind == "phase" for p in ts.phases)
+
+
+def _cli(fleet, capsys, *args: str) -> tuple[int, str, str]:
+    from wattprint.pipeline.cli import main
+
+    db_path, cfg = fleet
+    code = main(["report", "--db", str(db_path), "--config", str(cfg), "--month", "2024-03", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_the_slack_flag(report_fleet, capsys) -> None:
+    """--time-shift-slack sets the slack, 0 leaves the section out, out of range is a clear error."""
+    import json
+
+    code, out, err = _cli(report_fleet, capsys, "--format", "json", "--time-shift-slack", "6")
+    assert code == 0, err
+    t = json.loads(out)["time_shift"]
+    assert t["slack_hours"] == 6 and all(0 <= p["best_shift_hours"] <= 6 for p in t["phases"] + t["jobs"])
+    code, out, err = _cli(report_fleet, capsys, "--format", "json", "--time-shift-slack", "0")
+    assert code == 0 and "time_shift" not in json.loads(out)
+    code, out, err = _cli(report_fleet, capsys, "--time-shift-slack", "200")
+    assert code != 0 and "--time-shift-slack" in err and "Traceback" not in err

@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="YAML of manual phases estimated from TDP (see `wattprint estimate`), merged and labelled")
     p.add_argument("--top-jobs", type=int, default=10, metavar="N",
                    help="jobs listed in the all-projects report (default: %(default)s)")
+    p.add_argument("--time-shift-slack", type=int, default=24, metavar="HOURS",
+                   help="the time-shift what-if: each phase's and top job's hourly energy started up to HOURS later, "
+                   "at its cleanest start (0-168; 0: off; default: %(default)s)")
     flags.common(p)
 
 
@@ -52,7 +55,8 @@ def request(args: argparse.Namespace) -> ReportRequest:
     return ReportRequest(
         month=args.month, start=args.start, end=args.end, project=args.project, phases=tuple(args.phase),
         format=args.format, out=args.out, layers=args.layers, idle_policy=args.idle_policy, estimates=args.estimates,
-        top_jobs=args.top_jobs, db=args.db, quiet=args.quiet, scope2_basis=args.scope2_basis)
+        top_jobs=args.top_jobs, time_shift_slack=args.time_shift_slack, db=args.db, quiet=args.quiet,
+        scope2_basis=args.scope2_basis)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -12,6 +12,7 @@ samples, ledger rows and intensity hours. This module runs the sections in order
     shared_gpus.py  held but idle GPUs, and the equal-share fallback of the data quality
     whatif.py   the scope's hours priced in every configured zone
     scope2.py   Scope 2 location-based and market-based (contractual instruments, residual mixes)
+    timeshift.py  each phase's and top job's hours started later, at the cleanest start within the slack
     series.py   daily and hourly series
     fleet.py    the all-projects report's projects, clusters, top jobs, reconciliation
     query.py    the SQL, one statement per sql/rpt_<name>.sql, read by column name
@@ -39,6 +40,7 @@ from .scope2 import prepare as prepare_scope2
 from .scope2 import section as scope2_section
 from .series import daily, hourly
 from .shared_gpus import equal_share, held_idle, measured
+from .timeshift import time_shift
 from .types import SCHEMA_VERSION, Report, ReportWindow, Total
 from .whatif import whatif
 
@@ -77,6 +79,8 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         data_quality = replace(data_quality, equal_share=equal_share(con, o))
     held = held_idle(con, o) if shared else None
     what_if = whatif(con, settings, o, bool(estimates))
+    shifted = (time_shift(con, settings, o, o.time_shift_slack_hours, bool(estimates))
+               if o.time_shift_slack_hours else None)
     days = daily(con, o)
     hours = hourly(con)
     fleet_sections = fleet(con, o, total, before or {}, data_quality.gpu_counters) if o.kind == "fleet" else None
@@ -113,6 +117,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         held_idle=held,
         scope2=scope2,
         whatif=what_if,
+        time_shift=shifted,
         daily=days,
         hourly=hours,
         fleet=fleet_sections,

@@ -14,7 +14,19 @@ from typing import Any
 
 from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
 from .names import md
-from .types import EqualShare, FleetSections, GpuCounters, HeldIdle, Phase, Report, Scope2, Scope2Figures, as_report
+from .types import (
+    EqualShare,
+    FleetSections,
+    GpuCounters,
+    HeldIdle,
+    Phase,
+    Report,
+    Scope2,
+    Scope2Figures,
+    TimeShift,
+    TimeShiftOption,
+    as_report,
+)
 from .vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
 
 
@@ -168,6 +180,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
         out += [f"Actual: {num(wi.actual_kg)} kg. Best: {_cell(b.cluster)} ({_cell(b.zone)}), "
                 f"{num(b.emissions_kg)} kg: a saving of {num(wi.saving_kg)} kg ({pct(wi.saving_pct)}).", ""]
     out += [f"({_cell(wi.note)}.)", ""]
+    if r.time_shift is not None:
+        out += _time_shift(r.time_shift)
 
     if r.fleet is not None:
         out += _fleet(r.fleet)
@@ -212,6 +226,29 @@ def _scope2(s: Scope2) -> list[str]:
     out += [f"> {_cell(w)}" for w in s.warnings] + ([""] if s.warnings else [])
     out += [f"Method: {_cell(s.statement)}", ""]
     return out
+
+
+def _time_shift(t: TimeShift) -> list[str]:
+    out = ["## What if it had started later", ""]
+    if not t.phases:
+        return out + ["No measured hours to move.", ""]
+
+    def later(o: TimeShiftOption) -> str:
+        return f"+{o.best_shift_hours} h" if o.best_shift_hours else "as it ran"
+
+    out += _table(["Phase", "Energy (kWh)", "Actual (kg)", "Cleanest start", "Then (kg)", "Saving (kg)", "Saving",
+                   f"Later starts with measured intensity (of {t.slack_hours})"],
+                  [[o.phase, num(o.energy_kwh), num(o.actual_kg), later(o), num(o.best_kg), num(o.saving_kg),
+                    pct(o.saving_pct), o.shifts_measured] for o in t.phases])
+    out += [f"Each phase at its cleanest start within {t.slack_hours} h: a saving of {num(t.saving_kg)} kg "
+            f"({pct(t.saving_pct)}).", ""]
+    if t.jobs:
+        out += ["Top jobs:", ""]
+        out += _table(["Cluster", "Job", "Project", "Phase", "Actual (kg)", "Cleanest start", "Then (kg)",
+                       "Saving (kg)", "Saving"],
+                      [[o.cluster, o.job_id, o.project, o.phase, num(o.actual_kg), later(o), num(o.best_kg),
+                        num(o.saving_kg), pct(o.saving_pct)] for o in t.jobs])
+    return out + [f"({_cell(t.note)}.)", ""]
 
 
 def _held_idle(h: HeldIdle) -> list[str]:

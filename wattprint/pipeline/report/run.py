@@ -42,10 +42,15 @@ class ReportRequest:
     idle_policy: str | None = None     # None: config report.idle_policy
     estimates: str | None = None       # manual phases YAML
     top_jobs: int = 10
+    time_shift_slack: int = 24       # hours: the latest start the time-shift what-if considers
     db: str | None = None
     quiet: bool = False
     scope2_basis: str | None = None    # None: config report.scope2_basis
 _INVISIBLE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes C0 itself
+
+
+# a week: later starts need intensity data that far ahead of the work, and each hour of slack prices the scope again
+MAX_TIME_SHIFT_SLACK = 168
 
 
 def run(args: ReportRequest, settings: Settings) -> int:
@@ -62,6 +67,9 @@ def run(args: ReportRequest, settings: Settings) -> int:
             raise InputError("--layers", str(exc), "e.g. --layers gpu,cpu,idle,pue or --layers all") from None
     if args.top_jobs < 1:
         raise InputError("--top-jobs", f"{args.top_jobs} is not a positive number", "e.g. --top-jobs 10")
+    if not 0 <= args.time_shift_slack <= MAX_TIME_SHIFT_SLACK:
+        raise InputError("--time-shift-slack", f"{args.time_shift_slack} hours is not between 0 and "
+                         f"{MAX_TIME_SHIFT_SLACK}", "e.g. --time-shift-slack 24 (0 turns the time-shift what-if off)")
     if args.format == "model-card" and not args.out:
         raise InputError("--out", "--format model-card updates a model card file", "add --out README.md")
     if args.format == "model-card" and not args.project:
@@ -72,6 +80,7 @@ def run(args: ReportRequest, settings: Settings) -> int:
         idle_policy=args.idle_policy or rc.idle_policy,
         lifetime_years=rc.lifetime_years or DEFAULT_LIFETIME_YEARS, utilisation=rc.utilisation or DEFAULT_UTILISATION,
         estimates=estimates, top_jobs=args.top_jobs, scope2_basis=args.scope2_basis or rc.scope2_basis,
+        time_shift_slack_hours=args.time_shift_slack,
     )
     con = _open(args.db)
     try:

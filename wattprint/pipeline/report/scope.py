@@ -35,6 +35,7 @@ class ReportOptions:
     utilisation: float = hardware.DEFAULT_UTILISATION
     estimates: tuple[ManualPhase, ...] = ()
     top_jobs: int = 10
+    time_shift_slack_hours: int = 24
     generated_at: datetime | None = None
     scope2_basis: str = "location"       # the headline's Scope 2 method: location | market
 

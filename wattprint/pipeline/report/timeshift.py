@@ -28,22 +28,22 @@ def time_shift(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOpti
     k = 1.0 if o.inc_idle else 0.0
     top = sorted(((Sums.of(r), r) for r in rows(con, "rpt_sums_by_job")),
                  key=lambda x: (-x[0].headline_kg(o), x[1]["cluster"], x[1]["job_id"]))[:o.top_jobs]
-    projects = {(r["cluster"], r["job_id"]): r["project"] or NOT_IN_LEDGER for _, r in top}
+    jobs_of = {(r["cluster"], r["job_id"]): r for _, r in top}
     run_sql(con, "rpt_time_shift_profile", {"c": c, "k": k, "pue": "pue" in o.layers})
     run_sql(con, "rpt_time_shift_needed", {"slack_h": slack_hours})
     run_sql(con, "macros_intensity")
     b = settings.build_settings()
     priced = rows(con, "rpt_time_shift", {
         "slack_h": slack_hours, "bound_h": b.nearest_hour_bound_h, "world_g_per_kwh": b.world_g_per_kwh,
-        "jobs": [{"cluster": cl, "job_id": j} for cl, j in projects]})
+        "jobs": [{"cluster": cl, "job_id": j} for cl, j in jobs_of]})
     for t in ("rpt_shift_profile", "rpt_shift_needed"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     by_entity: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in priced:
         by_entity.setdefault((r["kind"], r["name"], r["cluster"]), []).append(r)
-    options = {key: _option(key, shifts, projects) for key, shifts in by_entity.items()}
-    phases = tuple(sorted((v for (kind, _, _), v in options.items() if kind == "phase"), key=lambda x: x.name))
-    jobs = tuple(options[("job", j, cl)] for cl, j in projects if ("job", j, cl) in options)
+    options = {key: _option(key, shifts, jobs_of) for key, shifts in by_entity.items()}
+    phases = tuple(sorted((v for (kind, _, _), v in options.items() if kind == "phase"), key=lambda x: x.phase))
+    jobs = tuple(options[("job", j, cl)] for cl, j in jobs_of if ("job", j, cl) in options)
     actual = sum(p.actual_kg for p in phases)
     saving = sum(p.saving_kg for p in phases)
     note = (f"each phase's and top job's hourly energy, as the headline counts it, started 1 to {slack_hours} h later "
@@ -56,7 +56,7 @@ def time_shift(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOpti
 
 
 def _option(key: tuple[str, str, str], shifts: list[dict[str, Any]],
-            projects: dict[tuple[str, str], str]) -> TimeShiftOption:
+            jobs_of: dict[tuple[str, str], dict[str, Any]]) -> TimeShiftOption:
     kind, name, cluster = key
     by_shift = {int(r["shift_h"]): r for r in shifts}
     actual = by_shift[0]
@@ -64,9 +64,11 @@ def _option(key: tuple[str, str, str], shifts: list[dict[str, Any]],
     best = min(candidates, key=lambda s: (by_shift[s]["grams"], s))
     actual_kg, best_kg = actual["grams"] / 1000.0, by_shift[best]["grams"] / 1000.0
     saving = max(0.0, actual_kg - best_kg)
+    job = jobs_of.get((cluster, name)) if kind == "job" else None
     return TimeShiftOption(
-        kind=kind, name=name, cluster=cluster,
-        project=projects.get((cluster, name), "") if kind == "job" else "",
+        kind=kind, phase=job["phase"] if job is not None else name,
+        project=(job["project"] or NOT_IN_LEDGER) if job is not None else None,
+        cluster=cluster if job is not None else None, job_id=name if job is not None else None,
         energy_kwh=actual["energy_j"] / 3.6e6, actual_kg=actual_kg, best_shift_hours=best, best_kg=best_kg,
         saving_kg=saving, saving_pct=fraction(saving, actual_kg),
         shifts_measured=sum(1 for s, r in by_shift.items() if s > 0 and r["measured"]))

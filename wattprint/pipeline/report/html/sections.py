@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..record import Record
-from ..types import EqualShare, GpuCounters, Phase, Report
+from ..types import EqualShare, GpuCounters, Phase, Report, TimeShiftOption
 from ..vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
 from .charts import chart_phases
 from .common import CO2, DASH, G_KWH, LAYER_NAMES, _e, _included_layers, _num, _qty, _when, fmt
@@ -309,3 +309,36 @@ def _whatif(report: Report) -> str:
             + _table([("Cluster", False), ("Provider", False), ("Region (zone)", False), ("PUE", True),
                       ("Intensity (g/kWh)", True), ("Hourly intensity (%)", True), (f"Emissions (kg {CO2})", True),
                       ("vs actual (kg)", True)], rows, "whatif") + saving + note + "</section>")
+
+
+def _time_shift(report: Report) -> str:
+    t = report.time_shift
+    if t is None:
+        return ""
+    title = "<h2>What if it had started later?</h2>"
+    note = f'<p class="source">{_e(t.note)}</p>' if t.note else ""
+    if not t.phases:
+        return f'<section id="time-shift">{title}<p>No measured hours to move.</p>{note}</section>'
+
+    def later(o: TimeShiftOption) -> str:
+        return f"+{o.best_shift_hours}&nbsp;h" if o.best_shift_hours else "as it ran"
+
+    def cells(o: TimeShiftOption) -> list[tuple[str, bool]]:
+        return [(fmt(o.actual_kg), True), (later(o), True), (fmt(o.best_kg), True), (fmt(o.saving_kg), True),
+                (fmt(o.saving_pct, "share"), True)]
+
+    money = [("Actual (kg)", True), ("Cleanest start", True), ("Then (kg)", True), ("Saving (kg)", True),
+             ("Saving (%)", True)]
+    phases = _table([("Phase", False), ("Energy (kWh)", True), *money,
+                     (f"Later starts with measured intensity (of {t.slack_hours})", True)],
+                    [_tr([(_e(o.phase), False), (fmt(o.energy_kwh), True), *cells(o),
+                          (str(o.shifts_measured), True)]) for o in t.phases], "time-shift")
+    saving = (f'<p class="saving">Each phase at its cleanest start within {t.slack_hours}&nbsp;h: a saving of '
+              f'<b>{_qty(t.saving_kg, "kg")}</b> ({_qty(t.saving_pct, "%", "share")}).</p>')
+    jobs = ""
+    if t.jobs:
+        jobs = "<h3>Top jobs</h3>" + _table(
+            [("Cluster", False), ("Job", False), ("Project", False), ("Phase", False), *money],
+            [_tr([(_e(o.cluster), False), (_e(o.job_id), False), (_e(o.project), False), (_e(o.phase), False),
+                  *cells(o)]) for o in t.jobs], "time-shift-jobs")
+    return f'<section id="time-shift">{title}{phases}{saving}{jobs}{note}</section>'

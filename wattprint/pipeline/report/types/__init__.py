@@ -68,6 +68,7 @@ from .sections import (
     WhatIfOption,
 )
 from .shared_gpus import EqualShare, HeldIdle, HeldIdleJob
+from .timeshift import TimeShift, TimeShiftOption
 
 SCHEMA_VERSION = 1
 
@@ -91,6 +92,7 @@ class Report(Record):
     held_idle: HeldIdle | None = optional()   # energy of held but idle GPUs (absent from older reports)
     scope2: Scope2 | None = optional()        # Scope 2 location- and market-based (absent from older reports)
     whatif: WhatIf
+    time_shift: TimeShift | None = optional()   # the same work started later (absent from older reports)
     daily: tuple[Day, ...]
     hourly: tuple[Hour, ...]
     fleet: FleetSections | None = flattened()   # kind "fleet" only
@@ -112,5 +114,6 @@ __all__ = [
     "Hour", "IdleLayer", "IntensityShares", "LayerFigures", "LayerRow", "Method", "Phase", "PhaseCluster", "PhaseCpu",
     "PhaseGpu", "PhaseLayers", "Previous", "ProjectPhase", "ProjectRow", "Rapl", "RaplNode", "Reconciliation",
     "Report", "ReportWindow", "Scope2", "Scope2Figures", "Scope2Instrument", "Scope2Phase", "Scope2Project",
-    "Scope2ResidualMix", "Scope2Use", "TopJob", "Total", "WhatIf", "WhatIfOption", "as_report",
+    "Scope2ResidualMix", "Scope2Use", "TimeShift", "TimeShiftOption", "TopJob", "Total", "WhatIf", "WhatIfOption",
+    "as_report",
 ]

@@ -14,9 +14,10 @@ class TimeShiftOption(Record):
     start within the slack (same zones, the model's intensity rule at the moved hours)."""
 
     kind: str                        # "phase" or "job"
-    name: str                        # the phase, or the job id
-    cluster: str                     # the job's cluster ("" for a phase)
-    project: str                     # the job's project (NOT_IN_LEDGER when unknown; "" for a phase)
+    phase: str                       # the phase (a job's own phase)
+    project: str | None              # a job's project (NOT_IN_LEDGER when unknown); None for a phase
+    cluster: str | None              # a job's cluster; None for a phase
+    job_id: str | None               # None for a phase
     energy_kwh: float                # the profile's energy, as the headline counts it
     actual_kg: float                 # priced at the hours it ran
     best_shift_hours: int            # 0: no later start within the slack is cleaner

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .config import _Ctx
 
 MATCHING = ("monthly", "hourly")
-KINDS = ("ppa", "certificate", "supplier")   # the order instruments are applied in (Scope 2 Guidance, Table 6.3)
+KINDS = ("ppa", "certificate", "supplier")   # the order instruments are applied in (docs/methodology.md, section 7)
 CERTIFICATES = ("GO", "REC", "I-REC")
 BASES = ("location", "market")
 J_PER_MWH = 3.6e9

@@ -5,11 +5,12 @@ Location-based is what the headline already is (each hour's grid intensity). Mar
 
 1. `prepare` (before the report's scope is built): the fleet's electricity per cluster and matching period (UTC
    month, or hour) over the whole periods the window touches, every project and phase (rpt_scope2_consumption.sql);
-   then `match`: the instruments, in the Guidance's order (PPAs, certificates, supplier factors; file order within a
-   kind), each covering per period at most its allotment (its MWh spread evenly over its validity hours) and at
-   most the consumption of its scope that earlier instruments left; an instrument's allotment it finds no
-   consumption for is unused, never carried to another period. What an instrument covers in a period is shared
-   among its clusters pro rata to what was left of their consumption, so among projects pro rata to theirs.
+   then `match`: the instruments in wattprint's order of the hierarchy (PPAs, certificates, supplier factors; file
+   order within a kind; docs/methodology.md section 7), each covering per period at most its allotment (its MWh
+   spread evenly over its validity hours) and at most the consumption of its scope that earlier instruments left; an
+   instrument's allotment it finds no consumption for is unused, never carried to another period. What an instrument
+   covers in a period is shared among its clusters pro rata to what was left of their consumption, so among projects
+   pro rata to theirs.
 2. `section` (after): the report's rows priced (rpt_scope2_priced.sql): covered energy at its instrument's factor,
    the rest at the residual mix of its zone and year, or at the location-based factor where none is known (counted
    and flagged, as the Guidance allows when no residual mix is available).

@@ -655,6 +655,21 @@ def test_the_builders_report_as_html(built: tuple[Path, Path], capsys: pytest.Ca
         assert f"| {o['phase']} | {md_fmt.num(o['energy_kwh'])} | {md_fmt.num(o['actual_kg'])} |" in md
     assert f"a saving of {fmt(t['saving_kg'])} kg ({fmt(t['saving_pct'], 'share')} %)" in shift
     assert len(page.within("time-shift", "tr")) == 2 + len(t["phases"]) + len(t["jobs"])   # + a head row per table
+    # the disclosure sections: the ESRS E1 table (all projects) or the Annex XI training energy (a project)
+    if report["kind"] == "fleet":
+        e = report["esrs_e1"]
+        esrs = " ".join(page.section_text("esrs-e1").split())
+        for label, key in (("location-based", "scope2_location_tco2eq"), ("market-based", "scope2_market_tco2eq")):
+            assert f"E1-6 gross Scope 2, {label} {fmt(e[key], decimals=3)} tCO" in esrs
+        assert f"E1-5 energy consumption (electricity) {fmt(e['energy_mwh'], decimals=3)} MWh" in esrs
+        assert f"reported apart {fmt(e['scope3_embodied_tco2eq'], decimals=3)} tCO" in esrs
+        assert len(page.within("esrs-e1", "tr")) == 5
+    else:
+        a = report["annex_xi"]
+        annex = " ".join(page.section_text("annex-xi").split())
+        for p in a["phases"]:
+            assert f"{p['phase']} {p['label']} {fmt(p['energy_kwh'])} {p['method']}" in annex
+        assert f"Known energy consumption of training: {fmt(a['energy_kwh'])} kWh" in annex
     check_in_chromium(report, "builder-" + report["kind"], tmp_path)
 
 

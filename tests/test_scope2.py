@@ -157,8 +157,15 @@ def test_location_based_totals_unchanged(scenario, capsys) -> None:  # type: ign
     plain = _report(scenario, capsys, scenario[1])
     assert with_s2["total"]["emissions_kg"] == pytest.approx((18 * 50 + 6 * 400 + 6.6 * 300) / 1000, rel=1e-3)
     for key in with_s2:
-        if key not in ("scope2", "generated_at"):
+        if key not in ("scope2", "esrs_e1", "generated_at"):      # esrs_e1 restates scope2: checked below
             assert with_s2[key] == plain[key], key
+    # the ESRS E1 table: location-based unchanged, market-based the hand computation (3,150 g), in tonnes
+    e, e0 = with_s2["esrs_e1"], plain["esrs_e1"]
+    assert e["scope2_location_tco2eq"] == e0["scope2_location_tco2eq"] == pytest.approx(5.280 / 1000, rel=1e-3)
+    assert e["scope2_market_tco2eq"] == pytest.approx(3.150 / 1000, rel=1e-3)
+    assert e["energy_mwh"] == e0["energy_mwh"] == pytest.approx(30.6 / 1000, rel=1e-3)
+    assert {k: v for k, v in e.items() if "market" not in k and k != "note"} == \
+        {k: v for k, v in e0.items() if "market" not in k and k != "note"}
     # without instruments or residual mixes, market-based is location-based
     assert plain["scope2"]["total"]["market_kg"] == pytest.approx(plain["scope2"]["total"]["location_kg"], rel=1e-12)
     assert plain["scope2"]["total"]["location_kg"] == pytest.approx(plain["total"]["emissions_kg"], rel=1e-12)

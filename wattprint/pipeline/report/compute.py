@@ -13,6 +13,7 @@ samples, ledger rows and intensity hours. This module runs the sections in order
     whatif.py   the scope's hours priced in every configured zone
     scope2.py   Scope 2 location-based and market-based (contractual instruments, residual mixes)
     timeshift.py  each phase's and top job's hours started later, at the cleanest start within the slack
+    disclosure.py the ESRS E1-style table (all projects) and the EU AI Act Annex XI training energy (a project)
     series.py   daily and hourly series
     fleet.py    the all-projects report's projects, clusters, top jobs, reconciliation
     query.py    the SQL, one statement per sql/rpt_<name>.sql, read by column name
@@ -31,6 +32,7 @@ import duckdb
 from ..errors import InputError
 from ..settings import Settings
 from ..timeutil import iso
+from .disclosure import annex_xi, esrs_e1
 from .fleet import fleet, previous
 from .layers import Sums, equivalences, layer_rows, method
 from .phases import cpu_hardware_total, hardware_total, phase_blocks
@@ -118,6 +120,8 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         scope2=scope2,
         whatif=what_if,
         time_shift=shifted,
+        esrs_e1=esrs_e1(scope2, total, o) if o.kind == "fleet" else None,
+        annex_xi=annex_xi(blocks, o) if o.kind == "project" else None,
         daily=days,
         hourly=hours,
         fleet=fleet_sections,

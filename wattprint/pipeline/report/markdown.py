@@ -15,7 +15,9 @@ from typing import Any
 from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
 from .names import md
 from .types import (
+    AnnexXi,
     EqualShare,
+    EsrsE1,
     FleetSections,
     GpuCounters,
     HeldIdle,
@@ -143,6 +145,7 @@ def render(report: Report | Mapping[str, Any]) -> str:
 
     if r.scope2 is not None:
         out += _scope2(r.scope2)
+    out += _disclosure(r)
     if r.held_idle is not None:
         out += _held_idle(r.held_idle)
     out += ["## Data quality", ""]
@@ -315,4 +318,49 @@ def _fleet(f: FleetSections) -> list[str]:
                        ["host idle, apportioned to jobs", num(host.idle_apportioned_kwh)],
                        ["host idle, not apportioned", num(host.idle_unapportioned_kwh)]])
         out += [f"({_cell(host.note)}.)", ""]
+    return out
+
+
+def _fixed(x: float) -> str:
+    """MWh and tonnes: three decimals (a month of a small cluster is a fraction of a MWh)."""
+    return f"{x:,.3f}"
+
+
+def _disclosure(r: Report) -> list[str]:
+    """The ESRS E1-style table (all projects) and the EU AI Act Annex XI training energy (a project)."""
+    out: list[str] = []
+    if r.esrs_e1 is not None:
+        out += esrs_e1_lines(r.esrs_e1)
+    if r.annex_xi is not None:
+        out += annex_xi_lines(r.annex_xi)
+    return out
+
+
+def esrs_e1_lines(e: EsrsE1) -> list[str]:
+    out = ["## ESRS E1 disclosure (energy, gross Scope 2, embodied Scope 3)", ""]
+    out += _table(["Disclosure", "Figure", "Unit"], [
+        ["E1-5 energy consumption (electricity)", _fixed(e.energy_mwh), "MWh"],
+        ["E1-6 gross Scope 2, location-based", _fixed(e.scope2_location_tco2eq), "tCO2eq"],
+        ["E1-6 gross Scope 2, market-based", _fixed(e.scope2_market_tco2eq), "tCO2eq"],
+        ["Scope 3 category 2 (capital goods): embodied GPU emissions, amortised, reported apart",
+         _fixed(e.scope3_embodied_tco2eq), "tCO2eq"],
+    ])
+    out += [f"Energy: {_cell(e.energy_included)}. Market-based: {pct(e.market_covered_share)} covered by contractual "
+            f"instruments. Embodied emissions are {'in' if e.embodied_in_headline else 'not in'} the headline and "
+            "never in Scope 2.", "", f"({_cell(e.note)}.)", ""]
+    return out
+
+
+def annex_xi_lines(a: AnnexXi) -> list[str]:
+    out = ["## EU AI Act Annex XI: energy consumption of training", ""]
+    if not a.phases:
+        return out + [f"No training phase ({', '.join(a.training_phases)}) in this report: no training energy to "
+                      f"state ({num(a.other_phases_kwh)} kWh in other phases).", ""]
+    out += _table(["Phase", "Measured or estimated", "Energy (kWh)", "Method"],
+                  [[p.phase, p.label, num(p.energy_kwh), p.method] for p in a.phases]
+                  + [[_Md("**training**"), "", _Md(f"**{num(a.energy_kwh)}**"), ""]])
+    split = (f" ({num(a.measured_kwh)} kWh measured, {num(a.estimated_kwh)} kWh estimated)"
+             if a.measured_kwh and a.estimated_kwh else "")
+    out += [f"Known energy consumption of training: **{num(a.energy_kwh)} kWh**{split}; "
+            f"{num(a.other_phases_kwh)} kWh in other phases not counted.", "", f"(Method: {_cell(a.method)}.)", ""]
     return out

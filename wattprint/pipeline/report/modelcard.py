@@ -37,6 +37,9 @@ from ..errors import InputError
 KEY = "co2_eq_emissions"
 TRAINING_TYPES = ("pre-training", "fine-tuning")
 STANDARD_FIELDS = ("emissions", "source", "training_type", "geographical_location", "hardware_used")
+# what wattprint adds after them (co2_block's `extra`): the EU AI Act Annex XI training energy of the report
+# (report.annex_xi). The Hub reads the standard fields and keeps the others as plain metadata.
+DISCLOSURE_FIELDS = ("training_energy_kwh", "training_energy_method")
 EMISSIONS_DECIMALS = 2  # grams: 0.01 g is far below any measurement's uncertainty
 
 _BOM = "\ufeff"

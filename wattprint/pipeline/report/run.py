@@ -198,7 +198,18 @@ def co2_metadata(report: Report) -> dict[str, Any]:
     return co2_block(
         emissions_g=total.emissions_kg * 1000.0, source=clean(source), training_type=training,
         geographical_location=clean(", ".join(regions)) or None, hardware_used=clean(", ".join(hardware)) or None,
+        extra=annex_xi_fields(report),
     )
+
+
+def annex_xi_fields(report: Report) -> dict[str, Any] | None:
+    """The EU AI Act Annex XI training energy beside the emissions (modelcard.DISCLOSURE_FIELDS), when the report
+    has training energy: kWh rounded to 0.001 (a watt-hour), and the method in one line."""
+    a = report.annex_xi
+    if a is None or a.energy_kwh <= 0:
+        return None
+    return {"training_energy_kwh": round(a.energy_kwh, 3),
+            "training_energy_method": clean(f"EU AI Act Annex XI 1(2)(e): {a.method}")}
 
 
 def _model_card(args: ReportRequest, report: Report) -> int:

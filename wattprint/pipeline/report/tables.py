@@ -27,7 +27,7 @@ _UNITS = (("_g_per_kwh", "gCO2eq/kWh"), ("_kwh", "kWh"), ("_kg", "kgCO2eq"), ("k
           ("hours", "hours"), ("power_w", "W"), ("_pct", "fraction"), ("share", "fraction"),
           ("lifetime_years", "years"), ("utilisation", "fraction"), ("kg_per_mile", "kgCO2eq/mile"),
           ("kg_per_home_year", "kgCO2eq/home-year"), ("miles_driven", "miles"), ("homes_energy_years", "home-years"),
-          ("pue", "ratio"), ("mwh", "MWh"), ("year", "year"))
+          ("pue", "ratio"), ("mwh", "MWh"), ("year", "year"), ("_tco2eq", "tCO2eq"))
 
 
 def unit(field: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from ..types import Report, as_report
 from .charts import chart_daily, chart_power_intensity
 from .common import _e, _when
+from .disclosure import _disclosure
 from .fleet import _fleet
 from .scope2 import _scope2
 from .sections import (
@@ -42,6 +43,7 @@ def render(report: Report | Mapping[str, Any]) -> str:
         '<section id="over-time"><h2>Over time</h2>', chart_daily(report), chart_power_intensity(report),
         "</section>",
         _scope2(report),
+        _disclosure(report),
         _held_idle(report),
         _data_quality(report),
         _whatif(report),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..record import Record, flattened, optional
+from .disclosure import AnnexXi, AnnexXiPhase, EsrsE1
 from .fleet import (
     NOT_IN_LEDGER,
     Change,
@@ -93,6 +94,8 @@ class Report(Record):
     scope2: Scope2 | None = optional()        # Scope 2 location- and market-based (absent from older reports)
     whatif: WhatIf
     time_shift: TimeShift | None = optional()   # the same work started later (absent from older reports)
+    esrs_e1: EsrsE1 | None = optional()       # all-projects report: the ESRS E1-style table (absent from older ones)
+    annex_xi: AnnexXi | None = optional()     # project report: EU AI Act Annex XI training energy (absent from older)
     daily: tuple[Day, ...]
     hourly: tuple[Hour, ...]
     fleet: FleetSections | None = flattened()   # kind "fleet" only
@@ -117,3 +120,4 @@ __all__ = [
     "Scope2ResidualMix", "Scope2Use", "TimeShift", "TimeShiftOption", "TopJob", "Total", "WhatIf", "WhatIfOption",
     "as_report",
 ]
+__all__ += ["AnnexXi", "AnnexXiPhase", "EsrsE1"]   # the disclosure sections

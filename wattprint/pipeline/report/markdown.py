@@ -15,6 +15,7 @@ from typing import Any
 from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
 from .names import md
 from .types import (
+    Band,
     EqualShare,
     FleetSections,
     GpuCounters,
@@ -25,6 +26,7 @@ from .types import (
     Scope2Figures,
     TimeShift,
     TimeShiftOption,
+    Uncertainty,
     as_report,
 )
 from .vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
@@ -126,6 +128,7 @@ def render(report: Report | Mapping[str, Any]) -> str:
     scope = f"the {_cell(r.project)} project" if r.project else "all projects"
     out += [f"This means that the total carbon footprint of {scope} in this window can be estimated at "
             f"{tonnes_or_kg(t.emissions_kg)} of CO2eq, which is {_cell(r.equivalences.sentence)}.", ""]
+    out += _band_line(r.uncertainty)
     out += [f"Method: {_cell(r.method.statement)}", ""]
 
     out += ["## Accounting layers", ""]
@@ -182,6 +185,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
     out += [f"({_cell(wi.note)}.)", ""]
     if r.time_shift is not None:
         out += _time_shift(r.time_shift)
+    if r.uncertainty is not None:
+        out += _uncertainty(r.uncertainty)
 
     if r.fleet is not None:
         out += _fleet(r.fleet)
@@ -315,4 +320,32 @@ def _fleet(f: FleetSections) -> list[str]:
                        ["host idle, apportioned to jobs", num(host.idle_apportioned_kwh)],
                        ["host idle, not apportioned", num(host.idle_unapportioned_kwh)]])
         out += [f"({_cell(host.note)}.)", ""]
+    return out
+
+
+# -- uncertainty bands -------------------------------------------------------------------------------------
+
+def band(b: Band) -> str:
+    """'12.3 kg (band 10.1–15.0 kg)'."""
+    return f"{num(b.emissions_kg)} kg (band {num(b.low_kg)}\u2013{num(b.high_kg)} kg)"
+
+
+def _band_line(u: Uncertainty | None) -> list[str]:
+    if u is None:
+        return []
+    return [f"Uncertainty: {band(u.total)} of CO2eq, every input at its low, then at its high bound "
+            "(see Uncertainty bands).", ""]
+
+
+def _uncertainty(u: Uncertainty) -> list[str]:
+    out = ["## Uncertainty bands", ""]
+    rows: list[list[Any]] = [[p.name, p.label or "", band(p)] for p in u.phases]
+    rows.append([_Md("**total**"), "", _Md(f"**{_cell(band(u.total))}**")])
+    out += _table(["Phase", "Label", "Emissions (kg CO2eq, band)"], rows)
+    if u.projects:
+        out += _table(["Project", "Emissions (kg CO2eq, band)"], [[p.name, band(p)] for p in u.projects])
+    out += ["Bounds (relative, by how each input was obtained):", ""]
+    out += _table(["Input", "Class", "Low", "High", "Source"],
+                  [[b.input, b.quality, signed_pct(b.low_pct), signed_pct(b.high_pct), b.source] for b in u.bounds])
+    out += [f"Method: {_cell(u.method)}; {_cell(u.note)}.", ""]
     return out

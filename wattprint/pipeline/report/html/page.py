@@ -23,6 +23,7 @@ from .sections import (
     _time_shift,
     _whatif,
 )
+from .uncertainty import _uncertainty
 
 CSS = (files(__package__) / "page.css").read_text(encoding="utf-8")
 
@@ -36,6 +37,7 @@ def render(report: Report | Mapping[str, Any]) -> str:
         _header(report),
         _banner(report),
         _headline(report),
+        _uncertainty(report),
         _phases(report),
         _equivalences(report),
         _layers_table(report),

@@ -670,6 +670,20 @@ def test_the_builders_report_as_html(built: tuple[Path, Path], capsys: pytest.Ca
         for p in a["phases"]:
             assert f"{p['phase']} {p['label']} {fmt(p['energy_kwh'])} {p['method']}" in annex
         assert f"Known energy consumption of training: {fmt(a['energy_kwh'])} kWh" in annex
+    # the uncertainty bands: the total's and each phase's (and project's) band, the JSON's numbers rounded as in the
+    # Markdown
+    u = report["uncertainty"]
+    bands = " ".join(page.section_text("uncertainty").split())
+
+    def band(b: dict[str, Any]) -> str:
+        return f"{fmt(b['emissions_kg'])} kg (band {fmt(b['low_kg'])}\u2013{fmt(b['high_kg'])} kg)"
+
+    assert u["total"]["low_kg"] < report["total"]["emissions_kg"] < u["total"]["high_kg"]
+    assert f"Total emissions: {band(u['total'])}" in bands
+    for b in u["phases"] + u["projects"]:
+        assert f"{b['name']} " in bands and band(b) in bands
+    assert (f"{md_fmt.num(u['total']['emissions_kg'])} kg (band {md_fmt.num(u['total']['low_kg'])}\u2013"
+            f"{md_fmt.num(u['total']['high_kg'])} kg)") in md
     check_in_chromium(report, "builder-" + report["kind"], tmp_path)
 
 

@@ -14,6 +14,7 @@ samples, ledger rows and intensity hours. This module runs the sections in order
     scope2.py   Scope 2 location-based and market-based (contractual instruments, residual mixes)
     timeshift.py  each phase's and top job's hours started later, at the cleanest start within the slack
     disclosure.py the ESRS E1-style table (all projects) and the EU AI Act Annex XI training energy (a project)
+    uncertainty.py  low-high bands of the headline, each phase and each project (interval arithmetic)
     series.py   daily and hourly series
     fleet.py    the all-projects report's projects, clusters, top jobs, reconciliation
     query.py    the SQL, one statement per sql/rpt_<name>.sql, read by column name
@@ -44,6 +45,7 @@ from .series import daily, hourly
 from .shared_gpus import equal_share, held_idle, measured
 from .timeshift import time_shift
 from .types import SCHEMA_VERSION, Report, ReportWindow, Total
+from .uncertainty import uncertainty
 from .whatif import whatif
 
 
@@ -88,6 +90,8 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
     fleet_sections = fleet(con, o, total, before or {}, data_quality.gpu_counters) if o.kind == "fleet" else None
     scope2 = scope2_section(con, settings, o, matching)
     headline = total.headline_kg(o)
+    bands = uncertainty(con, settings, o, blocks, estimates, headline,
+                        [(p.project, p.emissions_kg) for p in fleet_sections.projects] if fleet_sections else ())
     if o.scope2_basis == "market":     # the operational Scope 2 part of the headline, market-based
         headline += scope2.total.market_kg - scope2.total.location_kg
     w = o.window
@@ -113,6 +117,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
             hardware=gpus,
             cpu_hardware=cpus,
         ),
+        uncertainty=bands,
         layers=layer_rows(total, o),
         equivalences=equivalences(headline),
         data_quality=data_quality,

@@ -16,6 +16,7 @@ from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
 from .names import md
 from .types import (
     AnnexXi,
+    Band,
     EqualShare,
     EsrsE1,
     FleetSections,
@@ -27,6 +28,7 @@ from .types import (
     Scope2Figures,
     TimeShift,
     TimeShiftOption,
+    Uncertainty,
     as_report,
 )
 from .vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
@@ -128,6 +130,7 @@ def render(report: Report | Mapping[str, Any]) -> str:
     scope = f"the {_cell(r.project)} project" if r.project else "all projects"
     out += [f"This means that the total carbon footprint of {scope} in this window can be estimated at "
             f"{tonnes_or_kg(t.emissions_kg)} of CO2eq, which is {_cell(r.equivalences.sentence)}.", ""]
+    out += _band_line(r.uncertainty)
     out += [f"Method: {_cell(r.method.statement)}", ""]
 
     out += ["## Accounting layers", ""]
@@ -185,6 +188,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
     out += [f"({_cell(wi.note)}.)", ""]
     if r.time_shift is not None:
         out += _time_shift(r.time_shift)
+    if r.uncertainty is not None:
+        out += _uncertainty(r.uncertainty)
 
     if r.fleet is not None:
         out += _fleet(r.fleet)
@@ -363,4 +368,32 @@ def annex_xi_lines(a: AnnexXi) -> list[str]:
              if a.measured_kwh and a.estimated_kwh else "")
     out += [f"Known energy consumption of training: **{num(a.energy_kwh)} kWh**{split}; "
             f"{num(a.other_phases_kwh)} kWh in other phases not counted.", "", f"(Method: {_cell(a.method)}.)", ""]
+    return out
+
+
+# -- uncertainty bands -------------------------------------------------------------------------------------
+
+def band(b: Band) -> str:
+    """'12.3 kg (band 10.1–15.0 kg)'."""
+    return f"{num(b.emissions_kg)} kg (band {num(b.low_kg)}\u2013{num(b.high_kg)} kg)"
+
+
+def _band_line(u: Uncertainty | None) -> list[str]:
+    if u is None:
+        return []
+    return [f"Uncertainty: {band(u.total)} of CO2eq, every input at its low, then at its high bound "
+            "(see Uncertainty bands).", ""]
+
+
+def _uncertainty(u: Uncertainty) -> list[str]:
+    out = ["## Uncertainty bands", ""]
+    rows: list[list[Any]] = [[p.name, p.label or "", band(p)] for p in u.phases]
+    rows.append([_Md("**total**"), "", _Md(f"**{_cell(band(u.total))}**")])
+    out += _table(["Phase", "Label", "Emissions (kg CO2eq, band)"], rows)
+    if u.projects:
+        out += _table(["Project", "Emissions (kg CO2eq, band)"], [[p.name, band(p)] for p in u.projects])
+    out += ["Bounds (relative, by how each input was obtained):", ""]
+    out += _table(["Input", "Class", "Low", "High", "Source"],
+                  [[b.input, b.quality, signed_pct(b.low_pct), signed_pct(b.high_pct), b.source] for b in u.bounds])
+    out += [f"Method: {_cell(u.method)}; {_cell(u.note)}.", ""]
     return out

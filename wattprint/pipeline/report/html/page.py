@@ -24,6 +24,7 @@ from .sections import (
     _time_shift,
     _whatif,
 )
+from .uncertainty import _uncertainty
 
 CSS = (files(__package__) / "page.css").read_text(encoding="utf-8")
 
@@ -37,6 +38,7 @@ def render(report: Report | Mapping[str, Any]) -> str:
         _header(report),
         _banner(report),
         _headline(report),
+        _uncertainty(report),
         _phases(report),
         _equivalences(report),
         _layers_table(report),

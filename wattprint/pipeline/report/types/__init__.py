@@ -70,6 +70,7 @@ from .sections import (
 )
 from .shared_gpus import EqualShare, HeldIdle, HeldIdleJob
 from .timeshift import TimeShift, TimeShiftOption
+from .uncertainty import Band, Bound, Uncertainty
 
 SCHEMA_VERSION = 1
 
@@ -87,6 +88,7 @@ class Report(Record):
     method: Method
     phases: tuple[Phase, ...]
     total: Total
+    uncertainty: Uncertainty | None = optional()   # low-high bands of the headline numbers (absent from older reports)
     layers: tuple[LayerRow, ...]
     equivalences: Equivalences
     data_quality: DataQuality
@@ -119,5 +121,6 @@ __all__ = [
     "Report", "ReportWindow", "Scope2", "Scope2Figures", "Scope2Instrument", "Scope2Phase", "Scope2Project",
     "Scope2ResidualMix", "Scope2Use", "TimeShift", "TimeShiftOption", "TopJob", "Total", "WhatIf", "WhatIfOption",
     "as_report",
+    "Band", "Bound", "Uncertainty",
 ]
 __all__ += ["AnnexXi", "AnnexXiPhase", "EsrsE1"]   # the disclosure sections

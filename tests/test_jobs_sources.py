@@ -133,6 +133,59 @@ def test_csv_bad_input_names_file_and_line(tmp_path: Path, text: str, line: int,
     assert fragment in msg
 
 
+UNITS_HEADER = "job_id,project,cluster,start,end,units,unit_name\n"
+
+
+def test_csv_units_and_unit_name_are_optional_columns(tmp_path: Path) -> None:
+    p = write(tmp_path, "jobs.csv", UNITS_HEADER
+              + "1,p,jz,2024-03-01T10:00:00Z,,3.2e9,tokens\n"
+              + "2,p,jz,2024-03-01T10:00:00Z,, 1200 , samples \n"
+              + "3,p,jz,2024-03-01T10:00:00Z,,,\n")
+    a, b, c = parse_csv(p).records
+    assert (a.units, a.unit_name) == (3.2e9, "tokens")
+    assert (b.units, b.unit_name) == (1200.0, "samples")
+    assert (c.units, c.unit_name) == (None, "")
+    assert parse_csv(write(tmp_path, "plain.csv", HEADER + "1,p,,jz,u,2024-03-01T10:00:00Z,,,\n")).records[0].units \
+        is None
+
+
+@pytest.mark.parametrize(
+    ("row", "fragment"),
+    [
+        ("0,tokens", "units 0 is not positive"),
+        ("-5,tokens", "units -5 is not positive"),
+        ("many,tokens", "units 'many' is not a finite number"),
+        ("inf,tokens", "units 'inf' is not a finite number"),
+        ("nan,tokens", "units 'nan' is not a finite number"),
+        ("1e999,tokens", "units '1e999' is not a finite number"),
+        ("1_000,tokens", "not a finite number"),
+        ("100,", "units '100' without a unit_name"),
+        (",tokens", "unit_name 'tokens' without units"),
+        ("100," + "t" * 41, "is not a short name"),
+        ("100,tok\tens", "is not a short name"),
+    ],
+)
+def test_csv_bad_units_name_the_line_the_column_and_the_fix(tmp_path: Path, row: str, fragment: str) -> None:
+    p = write(tmp_path, "ledger.csv", UNITS_HEADER + "1,p,jz,2024-03-01T10:00:00Z,,1,tokens\n"
+              + f"2,p,jz,2024-03-01T10:00:00Z,,{row}\n")
+    msg = error(parse_csv, p)
+    assert msg.startswith(f"{p}:3"), msg
+    assert fragment in msg
+    assert "units" in msg and ("e.g." in msg or "leave" in msg), msg   # what to do
+
+
+def test_yaml_ledger_units(tmp_path: Path) -> None:
+    p = write(tmp_path, "jobs.yaml", "- {job_id: 1, project: p, cluster: c, start: '2024-03-01T10:00:00Z', end: '',"
+              " units: 5.0e+8, unit_name: tokens}\n"
+              "- {job_id: 2, project: p, cluster: c, start: '2024-03-01T10:00:00Z', end: ''}\n")
+    a, b = parse_yaml(p).records
+    assert (a.units, a.unit_name, b.units, b.unit_name) == (5e8, "tokens", None, "")
+    bad = write(tmp_path, "bad.yaml", "- {job_id: 1, project: p, cluster: c, start: '2024-03-01T10:00:00Z', end: '',"
+                " units: 12}\n")
+    msg = error(parse_yaml, bad)
+    assert msg.startswith(f"{bad}:1") and "without a unit_name" in msg
+
+
 def test_csv_conflicting_duplicates_name_both_lines(tmp_path: Path) -> None:
     p = write(tmp_path, "jobs.csv", HEADER
               + "1,p,,jz,u,2024-03-01T10:00:00Z,,,\n"

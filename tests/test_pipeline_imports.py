@@ -83,7 +83,45 @@ BAD_LEDGERS = {
                                        "42,q,pretraining,c1,u,2024-03-01T00:00:00Z,,gpu01,1\n",
                               ["jobs.csv:2", "jobs.csv:3"]),
     "bad phase": (HEADER + "42,p,pre-training,c1,u,2024-03-01T00:00:00Z,,gpu01,1\n", ["jobs.csv:2", "phase"]),
+    "units not positive": (HEADER.strip() + ",units,unit_name\n43,p,pretraining,c1,u,2024-03-01T00:00:00Z,,gpu01,1,"
+                           "1e9,tokens\n42,p,pretraining,c1,u,2024-03-01T00:00:00Z,,gpu01,1,0,tokens\n",
+                           ["jobs.csv:3", "units 0 is not positive"]),
+    "units without unit_name": (HEADER.strip() + ",units,unit_name\n42,p,pretraining,c1,u,2024-03-01T00:00:00Z,,"
+                                "gpu01,1,1e9,\n", ["jobs.csv:2", "without a unit_name"]),
 }
+
+
+def test_ledger_units_are_stored_and_other_sources_leave_them_null(dbfile, tmp_path):
+    ledger = tmp_path / "jobs.csv"
+    ledger.write_text(HEADER.strip() + ",units,unit_name\n42,p,pretraining,c1,u,2024-03-01T00:00:00Z,,gpu01,1,"
+                      "2.5e9,tokens\n43,p,pretraining,c1,u,2024-03-01T00:00:00Z,,gpu01,1,,\n", encoding="utf-8")
+    res = wattprint("jobs", "import", str(ledger), "--format", "csv", "--db", str(dbfile))
+    assert res.returncode == 0, res.stderr
+    con = duckdb.connect(str(dbfile), read_only=True)
+    assert con.execute("SELECT job_id, units, unit_name FROM jobs ORDER BY 1").fetchall() == [
+        ("42", 2.5e9, "tokens"), ("43", None, None)]
+    con.close()
+
+
+def test_migration_9_adds_null_units_to_a_database_without_them(tmp_path):
+    path = tmp_path / "v8.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+    for version, name, sql in db.migrations():
+        if version <= 8:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+    con.execute("INSERT INTO jobs (cluster, job_id, project, phase, start_ts, end_ts, source, origin)"
+                " VALUES ('c1', '42', 'p', 'pretraining', '2024-03-01T00:00:00Z', NULL, 'csv', 'old.csv:2')")
+    before = con.execute("SELECT * FROM jobs").fetchall()
+    con.close()
+    con = db.connect(path)                                            # applies 0009
+    assert con.execute("SELECT count(*) FROM schema_migrations WHERE version = 9").fetchall() == [(1,)]
+    after = con.execute("SELECT * EXCLUDE (units, unit_name) FROM jobs").fetchall()
+    assert after == before
+    assert con.execute("SELECT units, unit_name FROM jobs").fetchall() == [(None, None)]
+    con.close()
 
 
 def assert_refused_whole(dbfile: Path, tmp_path: Path, verb: str, good: str, bad_name: str, bad: str,

@@ -26,6 +26,8 @@ class JobRecord:
     gpus_per_node: int | None = None
     source: str = ""              # csv, yaml, sacct-json, sacct-parsable, kubernetes
     origin: str = ""              # file:line (or series) it came from, for error messages and lineage
+    units: float | None = None    # functional units the job produced (ledger column `units`): > 0, or None
+    unit_name: str = ""           # what a unit is (tokens, samples): set exactly when units is
 
 
 @dataclass(frozen=True)

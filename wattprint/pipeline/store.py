@@ -38,6 +38,8 @@ def write_jobs(con: duckdb.DuckDBPyConnection, records: Sequence[JobRecord]) -> 
         "end_ts": pa.array([r.end for r in records], pa.timestamp("us", tz="UTC")),
         "source": [r.source for r in records],
         "origin": [r.origin for r in records],
+        "units": pa.array([r.units for r in records], pa.float64()),
+        "unit_name": pa.array([r.unit_name or None for r in records], pa.string()),
     })
     nodes = [(r.cluster, r.job_id, n, r.gpus_per_node) for r in records for n in r.nodes]
     job_nodes = pa.table({
@@ -54,8 +56,8 @@ def write_jobs(con: duckdb.DuckDBPyConnection, records: Sequence[JobRecord]) -> 
         con.execute("DELETE FROM jobs WHERE (cluster, job_id) IN (SELECT (cluster, job_id) FROM import_jobs)")
         con.execute(
             "INSERT INTO jobs (cluster, job_id, project, phase, user_name, name, account, start_ts, end_ts, source,"
-            " origin) SELECT cluster, job_id, project, phase, user_name, name, account, start_ts, end_ts, source,"
-            " origin FROM import_jobs"
+            " origin, units, unit_name) SELECT cluster, job_id, project, phase, user_name, name, account, start_ts,"
+            " end_ts, source, origin, units, unit_name FROM import_jobs"
         )
         con.execute("INSERT INTO job_nodes (cluster, job_id, node, gpus) SELECT * FROM import_job_nodes")
     finally:

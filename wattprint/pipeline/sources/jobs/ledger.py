@@ -1,6 +1,6 @@
 """A job ledger written by people or scripts: CSV or YAML with the columns
 
-    job_id,project,phase,cluster,user,start,end,nodes,gpus
+    job_id,project,phase,cluster,user,start,end,nodes,gpus[,units,unit_name]
 
 * Header required, names case-insensitive, any order. ``job_id``, ``project``, ``start`` and ``end`` must be
   present as columns; ``phase``, ``cluster``, ``user``, ``nodes`` and ``gpus`` may be left out. An unknown or
@@ -13,6 +13,9 @@
   ``default_cluster``); neither -> an error at that row.
 * ``nodes``: a comma list or a Slurm hostlist (``gpu[01-04]``; quote it in CSV); in YAML also a list.
 * ``gpus``: GPUs per node, a whole number from 0 to 1024 (common.MAX_GPUS_PER_NODE); empty -> unknown.
+* ``units`` and ``unit_name`` (optional, both or neither on a row): the functional units the job produced or served,
+  a positive finite number (``3.2e9``), and what a unit is, a short text (``tokens``, ``samples``; at most
+  MAX_UNIT_NAME characters, no control characters). The report divides emissions by them (SCI per functional unit).
 * Surrounding whitespace of every value is trimmed; everything else comes through verbatim.
 * Rows that repeat a (cluster, job_id) identically are dropped (counted as ``duplicate``); rows that
   disagree are an error naming both lines.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,7 +50,8 @@ from .common import (
 from .hostlist import expand
 from .rules import Rules
 
-COLUMNS = ("job_id", "project", "phase", "cluster", "user", "start", "end", "nodes", "gpus")
+COLUMNS = ("job_id", "project", "phase", "cluster", "user", "start", "end", "nodes", "gpus", "units", "unit_name")
+MAX_UNIT_NAME = 40
 REQUIRED = ("job_id", "project", "start", "end")
 
 
@@ -83,7 +88,7 @@ def parse_csv_text(
         raise InputError(f"{name}:{reader.line_num}", f"malformed CSV: {exc}",
                          "check the quoting on that line") from None
     if header is None:
-        raise InputError(name, "empty ledger: no header line", f"start with the header {','.join(COLUMNS)}")
+        raise InputError(name, "empty ledger: no header line", f"start with the header {','.join(COLUMNS[:9])}")
     result = ImportResult()
     drop_duplicates(result, records)
     return result
@@ -173,8 +178,33 @@ def _record(
         raise InputError(where, f"job {job_id!r} has an empty project", "fill the project column (or add a phase rule "
                          "that sets project for it)")
     nodes = expand(row.get("nodes", ""), f"{where} nodes")
+    units, unit_name = _units(row.get("units", ""), row.get("unit_name", ""), where)
     return JobRecord(cluster=cluster, job_id=job_id, project=project, phase=phase, start=start, end=end, user=user,
-                     nodes=nodes, gpus_per_node=_gpus(row.get("gpus", ""), where), source=source, origin=where)
+                     nodes=nodes, gpus_per_node=_gpus(row.get("gpus", ""), where), source=source, origin=where,
+                     units=units, unit_name=unit_name)
+
+
+def _units(text: str, unit_name: str, where: str) -> tuple[float | None, str]:
+    """The job's functional units and their name: both given or both empty."""
+    if not text and not unit_name:
+        return None, ""
+    if not unit_name:
+        raise InputError(where, f"units {_short(text)!r} without a unit_name",
+                         "fill unit_name with what a unit is (e.g. tokens, samples), or leave units empty")
+    if not text:
+        raise InputError(where, f"unit_name {_short(unit_name)!r} without units",
+                         "fill units with how many the job produced (e.g. 3.2e9), or leave unit_name empty")
+    if len(unit_name) > MAX_UNIT_NAME or not unit_name.isprintable():
+        raise InputError(where, f"unit_name {_short(unit_name)!r} is not a short name",
+                         f"name the unit in at most {MAX_UNIT_NAME} printable characters, e.g. tokens")
+    units = float(text) if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text, re.ASCII) else None
+    if units is None or not math.isfinite(units):
+        raise InputError(where, f"units {_short(text)!r} is not a finite number",
+                         "give the functional units as a plain number, e.g. 3200000000 or 3.2e9")
+    if units <= 0:
+        raise InputError(where, f"units {_short(text)} is not positive",
+                         "give how many units the job produced (more than 0), or leave units and unit_name empty")
+    return units, unit_name
 
 
 def _gpus(text: str, where: str) -> int | None:

@@ -5,7 +5,7 @@ must restate the Scope 2 section and the embodied layer exactly."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import pytest
@@ -128,3 +128,110 @@ def test_sections_in_every_format(report_fleet) -> None:
     assert "\nannex_xi,pretraining/measured,phases.energy_kwh," in render(project, "csv")
     assert "\nannex_xi,,estimated_kwh,0.0,kWh\n" in render(project, "csv")
     assert Report.from_dict(project.to_dict()) == project and Report.from_dict(fleet.to_dict()) == fleet
+
+
+# -- SCI per functional unit --------------------------------------------------------------------------------------
+
+UNITS = {"p1": (4e9, "tokens"), "e1": (1e9, "tokens"), "f1": (1000.0, "samples")}
+
+
+@pytest.fixture
+def units_fleet(report_fleet, tmp_path):
+    """A copy of the known fleet whose ledger gives p1 and e1 tokens and f1 samples (f2 and e2: none)."""
+    path, cfg = report_fleet
+    copy = tmp_path / "units.duckdb"
+    copy.write_bytes(path.read_bytes())
+    con = duckdb.connect(str(copy))
+    con.executemany("UPDATE jobs SET units = ?, unit_name = ? WHERE job_id = ?",
+                    [[u, n, jid] for jid, (u, n) in UNITS.items()])
+    con.close()
+    return copy, cfg
+
+
+def _job(job_id: str) -> reportkit.Job:
+    (j,) = [j for j in reportkit.JOBS if j.job_id == job_id]
+    return j
+
+
+def _job_j(job_id: str) -> float:
+    """A job's GPU energy from the generator's parameters: watts x minutes x GPUs."""
+    j = _job(job_id)
+    return j.watts * (j.end_min - j.start_min) * 60 * len(j.gpus)
+
+
+def test_sci_is_the_jobs_emissions_with_embodied_over_their_units(units_fleet) -> None:
+    r = _report(units_fleet, project="idefics", layers=("gpu",))
+    c = r.sci
+    assert c is not None and c.embodied_in_headline is False
+    rows = {(x.phase, x.unit_name): x for x in c.rows}
+    assert list(rows) == [("experimentation", "tokens"), ("pretraining", "tokens"), ("finetuning", "samples"),
+                          ("all", "tokens")]
+    p = rows[("pretraining", "tokens")]
+    # p1 is idefics' only pretraining job: E x I is the phase's GPU emissions, M its GPUs' embodied emissions
+    (block,) = [b for b in r.phases if b.phase == "pretraining"]
+    embodied_g = block.layers.embodied.emissions_kg * 1000
+    assert embodied_g > 0
+    assert (p.units, p.jobs) == (4e9, 1)
+    assert p.operational_g == pytest.approx(TRUTH.gpu_g[("idefics", "pretraining")], rel=1e-9)
+    assert p.embodied_g == pytest.approx(embodied_g, rel=1e-9)
+    want = (TRUTH.gpu_g[("idefics", "pretraining")] + embodied_g) / 4e9
+    assert p.g_per_unit == pytest.approx(want, rel=1e-9)
+    assert p.g_per_thousand_units == pytest.approx(want * 1e3, rel=1e-9)
+    assert p.g_per_million_units == pytest.approx(want * 1e6, rel=1e-9)
+    assert p.energy_share == pytest.approx(1.0) and p.energy_kwh == pytest.approx(_kwh("idefics", "pretraining"))
+    # finetuning: f1 carries samples, f2 none: f1's energy share of the phase, f2 in neither numerator nor R
+    f = rows[("finetuning", "samples")]
+    assert f.jobs == 1 and f.units == 1000
+    assert f.energy_kwh == pytest.approx(_job_j("f1") / 3.6e6, rel=1e-9)
+    assert f.energy_share == pytest.approx(_job_j("f1") / TRUTH.energy_j[("idefics", "finetuning")], rel=1e-9)
+    assert 0 < f.energy_share < 1
+    # all: tokens of experimentation (e1 only) and pretraining together
+    a, e = rows[("all", "tokens")], rows[("experimentation", "tokens")]
+    assert (a.units, a.jobs) == (5e9, 2)
+    assert e.energy_kwh == pytest.approx(_job_j("e1") / 3.6e6, rel=1e-9)
+    assert a.sci_g == pytest.approx(p.sci_g + e.sci_g, rel=1e-12)
+    assert a.g_per_unit == pytest.approx((p.sci_g + e.sci_g) / 5e9, rel=1e-12)
+    assert a.energy_share == pytest.approx((p.energy_kwh + e.energy_kwh) / r.total.facility_energy_kwh, rel=1e-9)
+
+
+def test_sci_operational_part_follows_the_headline_layers(units_fleet) -> None:
+    """Every layer: E x I is the headline's operational emissions of p1 (gpu, cpu, idle share, PUE), and with the
+    embodied layer in the headline, E x I + M is the headline itself."""
+    r = _report(units_fleet, project="idefics", phases=("pretraining",), layers=("gpu", "cpu", "idle", "pue",
+                                                                                  "embodied"))
+    (p,) = r.sci.rows if r.sci else ()
+    assert r.sci is not None and r.sci.embodied_in_headline is True
+    assert p.operational_g == pytest.approx(TRUTH.headline_g(("idefics", "pretraining")), rel=1e-9)
+    assert p.sci_g == pytest.approx(r.total.emissions_kg * 1000, rel=1e-9)   # the headline includes M here
+
+
+def test_sci_counts_a_job_crossing_the_window_pro_rata(units_fleet) -> None:
+    """A window that holds part of p1's run: its units count for that part, as its energy does."""
+    from wattprint.pipeline.report.window import resolve
+
+    j = _job("p1")
+    start = reportkit.T0 + timedelta(hours=10)          # p1 runs from minute 120 to 3000
+    w = resolve(None, start.isoformat(), (reportkit.T0 + timedelta(hours=100)).isoformat())
+    path, cfg = units_fleet
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        o = ReportOptions(window=w, generated_at=datetime(2024, 4, 1), time_shift_slack_hours=0, project="idefics",
+                          phases=("pretraining",), layers=("gpu",))
+        r = build_report(con, load_settings(str(cfg)), o)
+    finally:
+        con.close()
+    (p,) = r.sci.rows if r.sci else ()
+    assert p.units == pytest.approx(4e9 * (j.end_min - 600) / (j.end_min - j.start_min), rel=1e-12)
+
+
+def test_sci_says_none_without_units_and_renders_everywhere(report_fleet, units_fleet) -> None:
+    plain = _report(report_fleet, project="idefics")
+    assert plain.sci is not None and plain.sci.rows == ()
+    assert "No job of this report carries functional units" in render(plain, "md")
+    assert _report(report_fleet).sci is None                 # the all-projects report: not built there
+    r = _report(units_fleet, project="idefics")
+    md = render(r, "md")
+    assert "## SCI: emissions per functional unit" in md and "| pretraining | tokens | 4,000,000,000 |" in md
+    assert '<section id="sci">' in render(r, "html")
+    assert "\nsci,pretraining/tokens,rows.g_per_unit," in render(r, "csv")
+    assert Report.from_dict(r.to_dict()) == r

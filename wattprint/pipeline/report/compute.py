@@ -33,7 +33,7 @@ import duckdb
 from ..errors import InputError
 from ..settings import Settings
 from ..timeutil import iso
-from .disclosure import annex_xi, esrs_e1
+from .disclosure import annex_xi, esrs_e1, sci
 from .fleet import fleet, previous
 from .layers import Sums, equivalences, layer_rows, method
 from .phases import cpu_hardware_total, hardware_total, phase_blocks
@@ -71,6 +71,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
 
     blocks = phase_blocks(con, settings, o, estimates)
     phases = tuple(p for p, _ in blocks)
+    per_unit = sci(con, blocks, o) if o.kind == "project" else None     # reads rpt_rows before anything rebuilds it
     total = Sums()
     for _, sums in blocks:
         total = total.add(sums)
@@ -127,6 +128,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         time_shift=shifted,
         esrs_e1=esrs_e1(scope2, total, o) if o.kind == "fleet" else None,
         annex_xi=annex_xi(blocks, o) if o.kind == "project" else None,
+        sci=per_unit,
         daily=days,
         hourly=hours,
         fleet=fleet_sections,

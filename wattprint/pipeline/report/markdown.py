@@ -24,6 +24,7 @@ from .types import (
     HeldIdle,
     Phase,
     Report,
+    Sci,
     Scope2,
     Scope2Figures,
     TimeShift,
@@ -338,6 +339,26 @@ def _disclosure(r: Report) -> list[str]:
         out += esrs_e1_lines(r.esrs_e1)
     if r.annex_xi is not None:
         out += annex_xi_lines(r.annex_xi)
+    if r.sci is not None:
+        out += sci_lines(r.sci)
+    return out
+
+
+SCI_TITLE = "## SCI: emissions per functional unit"
+SCI_NONE = ("No job of this report carries functional units: add the ledger columns units and unit_name (e.g. "
+            "tokens) to state g CO2eq per unit.")
+
+
+def sci_lines(c: Sci) -> list[str]:
+    out = [SCI_TITLE, ""]
+    if not c.rows:
+        return out + [SCI_NONE, ""]
+    out += _table(["Phase", "Unit", "Units", "Jobs", "Share of the phase's energy", "E x I (g CO2eq)",
+                   "M (g CO2eq)", "g CO2eq per unit", "per 1,000", "per 1,000,000"],
+                  [[x.phase, x.unit_name, num(x.units), x.jobs, pct(x.energy_share), num(x.operational_g),
+                    num(x.embodied_g), num(x.g_per_unit), num(x.g_per_thousand_units),
+                    num(x.g_per_million_units)] for x in c.rows])
+    out += [f"(Method: {_cell(c.method)}.)", ""]
     return out
 
 

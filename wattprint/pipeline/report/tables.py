@@ -20,8 +20,11 @@ from .names import csv_cell
 from .types import Report
 
 COLUMNS = ("section", "item", "field", "value", "unit")
-_ID_KEYS = ("project", "phase", "label", "layer", "cluster", "hostname", "job_id", "model", "date", "hour", "name")
-_UNITS = (("_g_per_kwh", "gCO2eq/kWh"), ("_kwh", "kWh"), ("_kg", "kgCO2eq"), ("kgco2eq_per_gpu", "kgCO2eq"),
+_ID_KEYS = ("project", "phase", "unit_name", "label", "layer", "cluster", "hostname", "job_id", "model", "date", "hour",
+            "name")
+_UNITS = (("_g_per_kwh", "gCO2eq/kWh"), ("g_per_unit", "gCO2eq/unit"), ("g_per_thousand_units", "gCO2eq/1000 units"),
+          ("g_per_million_units", "gCO2eq/1000000 units"), ("operational_g", "gCO2eq"), ("embodied_g", "gCO2eq"),
+          ("sci_g", "gCO2eq"), ("_kwh", "kWh"), ("_kg", "kgCO2eq"), ("kgco2eq_per_gpu", "kgCO2eq"),
           ("kg_per_gpu_hour", "kgCO2eq/GPU-hour"), ("gpu_hours", "GPU-hours"), ("cpu_hours", "core-hours"),
           ("hours_without_rapl", "hours"), ("_hours", "hours"),
           ("hours", "hours"), ("power_w", "W"), ("_pct", "fraction"), ("share", "fraction"),

@@ -1,5 +1,5 @@
 """The disclosure sections of the page: the ESRS E1-style table (all projects, `esrs_e1`) and the EU AI Act Annex XI
-training energy (a project, `annex_xi`)."""
+training energy (a project, `annex_xi`) and the SCI-style emissions per functional unit (a project, `sci`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .sections import _table, _tr
 
 
 def _disclosure(report: Report) -> str:
-    return _esrs_e1(report) + _annex_xi(report)
+    return _esrs_e1(report) + _annex_xi(report) + _sci(report)
 
 
 def _esrs_e1(report: Report) -> str:
@@ -49,3 +49,22 @@ def _annex_xi(report: Report) -> str:
     return (f'<section id="annex-xi">{title}{table}<p>Known energy consumption of training: '
             f'<b>{_qty(a.energy_kwh, "kWh")}</b>{split}; {_qty(a.other_phases_kwh, "kWh")} in other phases not '
             f'counted.</p><p class="statement">{_e(a.method)}</p></section>')
+
+
+def _sci(report: Report) -> str:
+    c = report.sci
+    if c is None:
+        return ""
+    title = "<h2>SCI: emissions per functional unit</h2>"
+    if not c.rows:
+        return (f'<section id="sci">{title}<p>No job of this report carries functional units: add the ledger '
+                "columns units and unit_name (e.g. tokens) to state g CO2eq per unit.</p></section>")
+    table = _table([("Phase", False), ("Unit", False), ("Units", True), ("Jobs", True),
+                    ("Share of the phase's energy", True), (f"E&times;I (g {CO2})", True), (f"M (g {CO2})", True),
+                    (f"g {CO2} per unit", True), ("per 1,000", True), ("per 1,000,000", True)],
+                   (_tr([(_e(x.phase), False), (_e(x.unit_name), False), (fmt(x.units), True),
+                         (fmt(x.jobs, "int"), True), (fmt(x.energy_share, "share") + "&nbsp;%", True),
+                         (fmt(x.operational_g), True), (fmt(x.embodied_g), True), (fmt(x.g_per_unit), True),
+                         (fmt(x.g_per_thousand_units), True), (fmt(x.g_per_million_units), True)])
+                    for x in c.rows), "sci")
+    return f'<section id="sci">{title}{table}<p class="statement">{_e(c.method)}</p></section>'

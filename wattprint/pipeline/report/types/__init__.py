@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..record import Record, flattened, optional
-from .disclosure import AnnexXi, AnnexXiPhase, EsrsE1
+from .disclosure import AnnexXi, AnnexXiPhase, EsrsE1, Sci, SciRow
 from .fleet import (
     NOT_IN_LEDGER,
     Change,
@@ -98,6 +98,7 @@ class Report(Record):
     time_shift: TimeShift | None = optional()   # the same work started later (absent from older reports)
     esrs_e1: EsrsE1 | None = optional()       # all-projects report: the ESRS E1-style table (absent from older ones)
     annex_xi: AnnexXi | None = optional()     # project report: EU AI Act Annex XI training energy (absent from older)
+    sci: Sci | None = optional()   # project report: SCI-style g CO2eq per functional unit (absent from older)
     daily: tuple[Day, ...]
     hourly: tuple[Hour, ...]
     fleet: FleetSections | None = flattened()   # kind "fleet" only
@@ -123,4 +124,4 @@ __all__ = [
     "as_report",
     "Band", "Bound", "Uncertainty",
 ]
-__all__ += ["AnnexXi", "AnnexXiPhase", "EsrsE1"]   # the disclosure sections
+__all__ += ["AnnexXi", "AnnexXiPhase", "EsrsE1", "Sci", "SciRow"]   # the disclosure sections

@@ -47,3 +47,32 @@ class AnnexXi(Record):
     other_phases_kwh: float          # the report's other phases (experimentation, inference, ...): not counted
     phases: tuple[AnnexXiPhase, ...]
     method: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SciRow(Record):
+    """One phase's (or, as "all", the report's) emissions per functional unit for one unit name: the GSF Software
+    Carbon Intensity, SCI = (E x I + M) / R, over the jobs whose ledger row carries units of that name."""
+
+    phase: str                       # a phase, or "all" (every phase with units of this name, when more than one)
+    unit_name: str                   # what a unit is (tokens, samples), from the ledger
+    units: float                     # R: the jobs' units, each job's pro rata to its run inside the window
+    jobs: int                        # the jobs that carry them
+    energy_kwh: float                # their electricity (the headline's layers)
+    energy_share: float              # of the phase's (all: the report's) electricity, 0..1: the rest carries no units
+    operational_g: float             # E x I: their operational emissions as the headline counts them (location-based)
+    embodied_g: float                # M: their GPUs' embodied emissions, amortised (counted even when not in headline)
+    sci_g: float                     # operational_g + embodied_g
+    g_per_unit: float                # sci_g / units
+    g_per_thousand_units: float      # x 1,000
+    g_per_million_units: float       # x 1,000,000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sci(Record):
+    """A project report's SCI-style intensity per functional unit (Green Software Foundation, Software Carbon
+    Intensity specification; ISO/IEC 21031:2024): rows only where the ledger gives the jobs units."""
+
+    rows: tuple[SciRow, ...]         # empty: no job of the report carries units
+    embodied_in_headline: bool       # whether the headline adds M too (SCI always does)
+    method: str

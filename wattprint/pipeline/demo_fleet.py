@@ -635,17 +635,26 @@ def _hostlist(nodes: list[str]) -> str:
     return ",".join(nodes)
 
 
+# the pretraining jobs' functional units in the ledger (the report's SCI per token): tokens trained on per GPU-second,
+# a round figure of the order a small model's pretraining reaches on one GPU; a parameter of the demo, not a measurement
+TOKENS_PER_GPU_SECOND = 3000
+
+
 def ledger_csv(fleet: Fleet) -> str:
-    """The job ledger, as a scheduler export or a team's spreadsheet would give it (job_id,project,phase,...)."""
+    """The job ledger, as a scheduler export or a team's spreadsheet would give it (job_id,project,phase,...); the
+    pretraining jobs also give their tokens (units,unit_name)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["job_id", "project", "phase", "cluster", "user", "start", "end", "nodes", "gpus"])
+    w.writerow(["job_id", "project", "phase", "cluster", "user", "start", "end", "nodes", "gpus", "units",
+                "unit_name"])
     for j in fleet.jobs:
         if not j.in_ledger:
             continue
         nodes = j.nodes(fleet.gpus)
+        units = ([str(len(j.gpus) * (j.end_min - j.start_min) * 60 * TOKENS_PER_GPU_SECOND), "tokens"]
+                 if j.spec.phase == "pretraining" else ["", ""])
         w.writerow([j.job_id, j.spec.project, j.spec.phase, j.spec.cluster, j.spec.user, _ts(j.start_min),
-                    _ts(j.end_min), _hostlist(nodes), len(j.gpus) // len(nodes)])
+                    _ts(j.end_min), _hostlist(nodes), len(j.gpus) // len(nodes), *units])
     return buf.getvalue()
 
 

@@ -235,3 +235,23 @@ def test_sci_says_none_without_units_and_renders_everywhere(report_fleet, units_
     assert '<section id="sci">' in render(r, "html")
     assert "\nsci,pretraining/tokens,rows.g_per_unit," in render(r, "csv")
     assert Report.from_dict(r.to_dict()) == r
+
+
+def test_sci_two_unit_names_in_one_phase_give_one_row_each(report_fleet, tmp_path) -> None:
+    path, cfg = report_fleet
+    copy = tmp_path / "two.duckdb"
+    copy.write_bytes(path.read_bytes())
+    con = duckdb.connect(str(copy))
+    con.executemany("UPDATE jobs SET units = ?, unit_name = ? WHERE job_id = ?",
+                    [[1000.0, "samples", "f1"], [50.0, "images", "f2"]])
+    con.close()
+    r = _report((copy, cfg), project="idefics", phases=("finetuning",), layers=("gpu",))
+    assert r.sci is not None
+    rows = {x.unit_name: x for x in r.sci.rows}
+    assert [(x.phase, x.unit_name) for x in r.sci.rows] == [("finetuning", "images"), ("finetuning", "samples")]
+    whole = TRUTH.energy_j[("idefics", "finetuning")]
+    assert rows["samples"].energy_share == pytest.approx(_job_j("f1") / whole, rel=1e-9)
+    assert rows["images"].energy_share == pytest.approx(_job_j("f2") / whole, rel=1e-9)
+    assert rows["images"].units == 50 and rows["images"].jobs == 1
+    assert rows["samples"].sci_g + rows["images"].sci_g == pytest.approx(
+        TRUTH.gpu_g[("idefics", "finetuning")] + r.phases[0].layers.embodied.emissions_kg * 1000, rel=1e-9)

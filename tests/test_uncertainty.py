@@ -183,3 +183,31 @@ def test_random_rows_are_inside_their_band(seed) -> None:
                     assert pt == pytest.approx(point, rel=1e-9)
     finally:
         con.close()
+
+
+def test_an_estimated_phase_by_hand(report_fleet, tmp_path) -> None:
+    """A manual phase (V100 TDP x GPU-hours, CPU core-hours x watts per core, declared intensity and PUE): its band is
+    the TDP energy at the estimated_tdp bounds, the declared intensity at the annual_default bounds and the declared
+    PUE at the declared bounds (never below 1), read here from the shipped CSV, not from the module."""
+    from wattprint.pipeline.estimate import load_manual_phases
+
+    est = tmp_path / "estimates.yaml"
+    est.write_text("phases:\n"
+                   "  - {project: idefics, phase: experimentation, name: preliminary experimentation, gpu_model: V100,"
+                   " gpu_hours: 1000, cpu_hours: 4000, cpu_watts_per_socket: 150, cores_per_socket: 20,"
+                   " intensity: 57, pue: 1.2}\n", encoding="utf-8")
+    r = _report(report_fleet, project="idefics", estimates=tuple(load_manual_phases(str(est))))
+    table = {(row["input"], row["class"]): (float(row["low"]), float(row["high"]))
+             for row in csv.DictReader(Path("wattprint/pipeline/data/uncertainty.csv").open(encoding="utf-8"))}
+    kwh = 1000 * 300 / 1000 + 4000 * 150 / 20 / 1000       # V100 SXM2 300 W; 7.5 W per core
+    want = []
+    for side in (0, 1):
+        fe = 1 + table[("energy", "estimated_tdp")][side]
+        fi = 1 + table[("intensity", "annual_default")][side]
+        fu = 1 + table[("pue", "declared")][side]
+        want.append(kwh * fe * 57 * fi * max(1.0, 1.2 * fu) / 1000)    # kg: own energy + PUE overhead
+    assert r.uncertainty is not None
+    (b,) = [p for p in r.uncertainty.phases if p.label == "estimated (TDP)"]
+    assert b.emissions_kg == pytest.approx(kwh * 57 * 1.2 / 1000, rel=1e-9)
+    assert (b.low_kg, b.high_kg) == pytest.approx(tuple(want), rel=1e-9)
+    assert b.low_kg <= b.emissions_kg <= b.high_kg

@@ -295,3 +295,32 @@ def test_scope2_section_in_chromium(scenario, capsys, tmp_path) -> None:  # type
     from .test_report_html import check_in_chromium
 
     check_in_chromium(_report(scenario, capsys, scenario[2]), "scope2", tmp_path)
+
+
+def test_hourly_matching_through_a_whole_report(scenario, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """24/7-style matching against monthly, through `wattprint report`: a PPA on jz for the first 5 hours of March,
+    10 kWh, so 2 kWh allotted to each of its hours. jz draws (1,000 + 500) W x PUE 1.2 = 1.8 kWh each hour for 10 h.
+      hourly:  hours 0-4 covered 1.8 kWh each (0.2 kWh unused each: 1 kWh), hours 5-9 not covered:
+               9 kWh at the FR residual mix 60 g/kWh = 540 g
+      monthly: the month's allotment is the whole 10 kWh against jz's 18 kWh: 8 kWh x 60 = 480 g"""
+    body = ("scope2:\n  matching: MATCHING\n  instruments:\n"
+            "    - {name: ppa-morning, kind: ppa, clusters: [jz], start: '2024-03-01T00:00:00Z', "
+            "end: 'END', mwh: 0.010, g_per_kwh: 0}\n"
+            "  residual_mix:\n    - {zone: FR, year: 2024, g_per_kwh: 60, source: test}\n")
+    got = {}
+    for m, end in (("hourly", "2024-03-01T05:00:00Z"), ("monthly", "2024-04-01")):
+        cfg = tmp_path / f"{m}.yaml"
+        cfg.write_text(CLUSTERS + body.replace("MATCHING", m).replace("END", end), encoding="utf-8")
+        s2 = _report(scenario, capsys, cfg)["scope2"]
+        jz = {u["name"]: u for u in s2["instruments"]}["ppa-morning"]
+        got[m] = (s2, jz)
+    s2, ppa = got["hourly"]
+    assert s2["matching"] == "hourly"
+    assert ppa["applied_kwh"] == pytest.approx(5 * 1.8, rel=1e-3) and ppa["unused_kwh"] == pytest.approx(1, rel=1e-3)
+    jz_rest_g = 5 * 1.8 * 60
+    assert s2["total"]["market_kg"] == pytest.approx((jz_rest_g + 6 * 400 + 6.6 * 300) / 1000, rel=1e-3)
+    s2m, ppa_m = got["monthly"]
+    assert ppa_m["applied_kwh"] == pytest.approx(10, rel=1e-3)
+    assert s2m["total"]["market_kg"] == pytest.approx((8 * 60 + 6 * 400 + 6.6 * 300) / 1000, rel=1e-3)
+    # the same electricity, the same location-based figure either way
+    assert s2["total"]["location_kg"] == pytest.approx(s2m["total"]["location_kg"], rel=1e-12)

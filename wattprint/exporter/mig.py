@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .attribution import split_energy_mj
-from .backends.base import MigInstance
+from .backends.base import MigInstance, id_order
 
 UNPARTITIONED = ""   # the key of the slices no instance holds
 
@@ -53,7 +53,7 @@ def board_shares(energy_mj: int, instances: Sequence[MigInstance], board_slices:
     for gi, s in slices.items():
         share = (rest * active.get(gi, 0.0) / sum(active.values())) if by_activity else rest * s / total
         weights[gi] = floor * s / total + share
-    keys = sorted(weights, key=_gi_order)
+    keys = sorted(weights, key=id_order)
     if free:
         weights[UNPARTITIONED] = floor * free / total + (0.0 if by_activity else rest * free / total)
         keys.append(UNPARTITIONED)
@@ -78,7 +78,3 @@ def profile_slices(profile: str) -> int:
         if part.endswith("g") and part[:-1].isdigit():
             return int(part[:-1])
     return 0
-
-
-def _gi_order(gi: str) -> tuple[int, str]:
-    return (int(gi), gi) if gi.isdigit() else (1 << 30, gi)

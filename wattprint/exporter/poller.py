@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..common.logs import kv, typed
 from .attribution import split_energy_mj
-from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading, MigInstance, instance_key
+from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading, MigInstance, id_order, instance_key
 from .host.accounting import HostPoller, HostSnapshot
 from .jobs.base import Assignment, Job, JobDiscovery
 from .mig import board_shares
@@ -443,7 +443,7 @@ class Poller:
                         for j, ja in sorted(acc.jobs.items())
                     ),
                     instances=tuple(InstanceSnapshot(ia.instance, ia.energy_mj, ia.idle_mj)
-                                    for _, ia in sorted(acc.instances.items(), key=lambda kv: _index_key(kv[0]))),
+                                    for _, ia in sorted(acc.instances.items(), key=lambda kv: id_order(kv[0]))),
                 )
             )
         return Snapshot(

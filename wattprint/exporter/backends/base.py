@@ -48,6 +48,11 @@ class MigInstance:
     pids: tuple[int, ...] | None = None
 
 
+def id_order(text: str) -> tuple[int, str]:
+    """Sort key of a GPU index or GPU instance id: numeric ids in numeric order ("2" before "13"), others after."""
+    return (int(text), text) if text.isdigit() else (1 << 30, text)
+
+
 def instance_key(gpu_index: str, gi_id: str) -> str:
     """The Assignment key of one MIG instance: `<gpu>.<gi>`, as the mapping directory names its files."""
     return f"{gpu_index}.{gi_id}"

@@ -28,7 +28,7 @@ import requests
 from ...common.logs import kv
 from ...common.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber, redact_url
 from ..mig import board_slices, profile_slices
-from .base import BackendError, BackendUnavailable, GpuInfo, GpuReading, MigInstance
+from .base import BackendError, BackendUnavailable, GpuInfo, GpuReading, MigInstance, id_order
 from .exposition import Sample, parse
 
 log = logging.getLogger("wattprint.dcgm")
@@ -135,12 +135,9 @@ class _Board:
     def mig_instances(self) -> tuple[MigInstance, ...]:
         return tuple(
             MigInstance(gi_id=gi, profile=profile, slices=profile_slices(profile), activity=activity)
-            for gi, (profile, activity) in sorted(self.instances.items(), key=lambda kv: _gi_key(kv[0]))
+            for gi, (profile, activity) in sorted(self.instances.items(), key=lambda kv: id_order(kv[0]))
         )
 
-
-def _gi_key(gi: str) -> tuple[int, str]:
-    return (int(gi), gi) if gi.isdigit() else (1 << 30, gi)
 
 
 class DcgmBackend:

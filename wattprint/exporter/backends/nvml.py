@@ -16,7 +16,7 @@ from typing import Any
 
 from ...common.logs import kv
 from ..mig import board_slices
-from .base import BackendUnavailable, GpuInfo, GpuReading, MigInstance
+from .base import BackendUnavailable, GpuInfo, GpuReading, MigInstance, id_order
 
 log = logging.getLogger("wattprint.nvml")
 
@@ -37,6 +37,7 @@ class _Device:
     last_process_sample_us: int = 0
     mig: tuple[MigInstance, ...] = ()
     mig_listed_at: float | None = None
+    profile_names: dict[int, str] | None = None   # the board's GPU-instance profile id -> name, read once
 
 
 def _text(value: Any) -> str:
@@ -167,7 +168,7 @@ class NvmlBackend:
             dev.mig_listed_at = None  # listed again next poll; the last good list meanwhile
             log.debug("nvml MIG listing failed", extra=kv(gpu=dev.info.index, err=exc))
             return dev.mig
-        dev.mig = tuple(sorted(found.values(), key=lambda m: (int(m.gi_id) if m.gi_id.isdigit() else 1 << 30)))
+        dev.mig = tuple(sorted(found.values(), key=lambda m: id_order(m.gi_id)))
         return dev.mig
 
     def _profile_name(self, dev: _Device, gi: int) -> str:
@@ -177,16 +178,17 @@ class NvmlBackend:
         assert nv is not None
         try:
             profile_id = nv.nvmlGpuInstanceGetInfo(nv.nvmlDeviceGetGpuInstanceById(dev.handle, gi)).profileId
+        except (nv.NVMLError, AttributeError):
+            return ""
+        if dev.profile_names is None:       # a board's profiles never change: asked once, not at every listing
+            dev.profile_names = {}
             for index in range(_PROFILE_INDEXES):
                 try:
                     info = nv.nvmlDeviceGetGpuInstanceProfileInfo(dev.handle, index)
-                except nv.NVMLError:
+                except (nv.NVMLError, AttributeError):
                     continue       # a profile this board does not have
-                if info.id == profile_id:
-                    return _text(info.name).removeprefix("MIG ").strip()
-        except (nv.NVMLError, AttributeError):
-            pass
-        return ""
+                dev.profile_names[int(info.id)] = _text(info.name).removeprefix("MIG ").strip()
+        return dev.profile_names.get(int(profile_id), "")
 
     def read(self) -> list[GpuReading]:
         nv = self._nv

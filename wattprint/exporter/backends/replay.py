@@ -160,8 +160,7 @@ class ReplayBackend:
     ) -> None:
         if gpus < 1:
             raise BackendUnavailable(f"--replay-gpus must be at least 1, got {gpus}")
-        self.mig_profiles = tuple(mig)
-        self.mig: tuple[str, ...] = ()
+        self.mig_profiles = tuple(mig)    # checked at open(): a bad profile is a start-up error, not a traceback
         self.trace_path = Path(trace_path) if trace_path else default_trace_path()
         self.gpus = gpus
         self.epoch = epoch
@@ -175,7 +174,7 @@ class ReplayBackend:
         self._failing: frozenset[str] = frozenset()
 
     def open(self) -> None:
-        self.mig = parse_mig_profiles(self.mig_profiles)
+        profiles = parse_mig_profiles(self.mig_profiles)
         self.trace = load_trace(self.trace_path)
         if self.epoch is None:
             self.epoch = self._wallclock()
@@ -191,7 +190,7 @@ class ReplayBackend:
         self._instances = [
             tuple(MigInstance(gi_id=str(k + 1), profile=profile, slices=profile_slices(profile),
                               uuid="MIG-" + str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"{info.uuid}:{k + 1}")))
-                  for k, profile in enumerate(self.mig))
+                  for k, profile in enumerate(profiles))
             for info in self.infos
         ]
 
@@ -244,7 +243,7 @@ class ReplayBackend:
             el = self.elapsed(i, wall)
             row = tr.sample_at(el)
             mig = tuple(
-                replace(m, activity=tr.util[tr.sample_at(el + (k + 1) * tr.duration / (len(self.mig) + 1))])
+                replace(m, activity=tr.util[tr.sample_at(el + (k + 1) * tr.duration / (len(self._instances[i]) + 1))])
                 for k, m in enumerate(self._instances[i])
             )
             out.append(

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ...common.logs import kv
-from ..backends.base import GpuReading, instance_key
+from ..backends.base import GpuReading, id_order, instance_key
 from .base import Assignment, Job
 
 log = logging.getLogger("wattprint.jobs")
@@ -96,7 +96,7 @@ class MappingDirDiscovery:
             mig = self._mig_uuids.get(name)
             if mig is not None:
                 gpu, gi = mig
-                per_gpu.setdefault(gpu, []).append((_gi_order(gi), name, instance_key(gpu, gi)))
+                per_gpu.setdefault(gpu, []).append((id_order(gi)[0], name, instance_key(gpu, gi)))
                 continue
             m = _FILENAME.fullmatch(name)
             if m is None:
@@ -210,7 +210,3 @@ class MappingDirDiscovery:
         level = logging.DEBUG if reason in self._warned else logging.WARNING
         self._warned.add(reason)
         log.log(level, "mapping-dir skipped", extra=kv(reason=reason, detail=detail))
-
-
-def _gi_order(gi: str) -> int:
-    return int(gi) if gi.isdigit() else 1 << 30

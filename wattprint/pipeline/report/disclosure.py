@@ -3,9 +3,9 @@
 * `esrs_e1` (the all-projects report): energy consumption in MWh (ESRS E1-5) and gross Scope 2 location-based and
   market-based in tCO2eq (E1-6), from the Scope 2 section's total; the GPUs' embodied emissions (the embodied layer)
   apart, as Scope 3 category 2 (capital goods), never added to Scope 2.
-* `annex_xi` (a project report): the known energy consumption of training (EU AI Act, Annex XI, section 1,
-  point 2(e)) in kWh, with the method: the electricity of the headline's layers of the training phases, measured
-  and estimated apart.
+* `annex_xi` (a project report): the energy of training in kWh, for the "known or estimated energy consumption of
+  the model" of the EU AI Act, Annex XI, section 1, point 2(e), with the method: the electricity of the headline's
+  layers of the training phases, measured and estimated apart.
 * `sci` (a project report): SCI-style intensity per functional unit (GSF SCI, SCI = (E x I + M) per R): for each
   phase and unit name, the emissions of the jobs whose ledger row carries units, over their units. E x I: their
   operational emissions as the headline counts them (its layers, location-based: the SCI admits no market-based

@@ -38,7 +38,8 @@ class AnnexXiPhase(Record):
 @dataclass(frozen=True, kw_only=True)
 class AnnexXi(Record):
     """The energy a general-purpose AI model's provider states in its technical documentation (EU AI Act,
-    Regulation (EU) 2024/1689, Annex XI, section 1, point 2(e)): the known energy consumption of training."""
+    Regulation (EU) 2024/1689, Annex XI, section 1, point 2(e): "known or estimated energy consumption of the
+    model"), given as the energy of training."""
 
     training_phases: tuple[str, ...]   # the phases counted as training
     energy_kwh: float                # their electricity in the report's window (the headline's layers)

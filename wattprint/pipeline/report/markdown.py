@@ -23,12 +23,15 @@ from .types import (
     GpuCounters,
     HeldIdle,
     Phase,
+    ProjectPhase,
+    ProjectRow,
     Report,
     Sci,
     Scope2,
     Scope2Figures,
     TimeShift,
     TimeShiftOption,
+    TopJob,
     Uncertainty,
     as_report,
 )
@@ -37,6 +40,9 @@ from .vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, l
 
 class _Md(str):
     """Markdown this module wrote (bold, emphasis), kept as it is in a table cell."""
+
+
+ADJUSTMENT = "Scope 2 market-based adjustment (contractual instruments and residual mixes; see Scope 2)"
 
 
 def _cell(text: Any) -> str:
@@ -73,10 +79,11 @@ def counters_line(c: GpuCounters) -> str:
     return text
 
 
-def held_idle_line(h: HeldIdle) -> str:
-    """The held-but-idle total in one sentence (held_idle)."""
+def held_idle_line(h: HeldIdle, market: bool = False) -> str:
+    """The held-but-idle total in one sentence (held_idle); location-based under a market-based headline too."""
     jobs = f"{h.jobs:,} job{'s' if h.jobs != 1 else ''}"
     return (f"Energy of held but idle GPUs: {num(h.energy_kwh, 'kWh')}, {num(h.emissions_kg)} kg of CO2eq "
+            + ("location-based " if market else "") +
             f"({pct(h.gpu_energy_share)} of the GPU energy), {num(h.gpu_hours)} GPU-hours held while idle by {jobs}. "
             "It is a part of the GPU energy above, not added to it.")
 
@@ -108,9 +115,17 @@ def _phase(p: Phase) -> list[str]:
         f"- Compute Region: {_cell(p.region_text or '-')}",
         f"- Energy: {energy_text(p)}"
         + (" (estimated from TDP)" if p.label != "measured" else " (measured)"),
-        f"- Carbon Emitted: {num(p.emissions_kg)} kg of CO2eq",
+        f"- Carbon Emitted: {num(p.emissions_kg)} kg of CO2eq" + market_note(p.location_kg),
         "",
     ]
+
+
+def market_note(location_kg: float | None, tons: bool = False) -> str:
+    """' (Scope 2 market-based; location-based 30.7 kg)' beside a market-based figure; '' beside a location-based
+    one (location_kg None)."""
+    if location_kg is None:
+        return ""
+    return f" (Scope 2 market-based; location-based {tonnes_or_kg(location_kg) if tons else num(location_kg, 'kg')})"
 
 
 def render(report: Report | Mapping[str, Any]) -> str:
@@ -130,28 +145,35 @@ def render(report: Report | Mapping[str, Any]) -> str:
     t = r.total
     scope = f"the {_cell(r.project)} project" if r.project else "all projects"
     out += [f"This means that the total carbon footprint of {scope} in this window can be estimated at "
-            f"{tonnes_or_kg(t.emissions_kg)} of CO2eq, which is {_cell(r.equivalences.sentence)}.", ""]
+            f"{tonnes_or_kg(t.emissions_kg)} of CO2eq{market_note(t.location_kg, tons=True)}, which is "
+            f"{_cell(r.equivalences.sentence)}.", ""]
     out += _band_line(r.uncertainty)
     out += [f"Method: {_cell(r.method.statement)}", ""]
 
     out += ["## Accounting layers", ""]
     rows: list[list[Any]] = [[x.title, num(x.energy_kwh), num(x.emissions_kg), "yes" if x.included else "no"]
                              for x in r.layers]
-    rows.append([_Md("**headline total**"), num(t.facility_energy_kwh), _Md(f"**{num(t.emissions_kg)}**"), ""])
+    market = t.location_kg is not None      # the layers are location-based: the adjustment is a line of its own
+    if market:
+        rows.append([ADJUSTMENT, "-", num(t.emissions_kg - (t.location_kg or 0.0)), "yes"])
+    rows.append([_Md("**headline total" + (" (Scope 2 market-based)**" if market else "**")),
+                 num(t.facility_energy_kwh), _Md(f"**{num(t.emissions_kg)}**"), ""])
     out += _table(["Layer", "Energy (kWh)", "Emissions (kg CO2eq)", "In headline"], rows)
     out += ["Per phase:", ""]
     out += _table(["Phase", "GPU (kg)", "CPU (kg)", "Idle share (kg)", "PUE overhead (kg)", "Embodied (kg)",
-                   "Headline (kg)"],
+                   *(["Scope 2 market adjustment (kg)"] if market else []), "Headline (kg)"],
                   [[f"{p.phase}" + (" (estimated)" if p.label != "measured" else ""),
                     num(p.layers.gpu.emissions_kg), num(p.layers.cpu.emissions_kg if p.layers.cpu else None),
                     num(p.layers.idle.emissions_kg), num(p.layers.pue.emissions_kg),
-                    num(p.layers.embodied.emissions_kg), num(p.emissions_kg)] for p in r.phases])
+                    num(p.layers.embodied.emissions_kg),
+                    *([num(p.emissions_kg - (p.location_kg if p.location_kg is not None else p.emissions_kg))]
+                      if market else []), num(p.emissions_kg)] for p in r.phases])
 
     if r.scope2 is not None:
         out += _scope2(r.scope2)
     out += _disclosure(r)
     if r.held_idle is not None:
-        out += _held_idle(r.held_idle)
+        out += _held_idle(r.held_idle, market)
     out += ["## Data quality", ""]
     e, i = dq.energy, dq.intensity
     out += _table(["Energy measured by", "Share"],
@@ -184,16 +206,17 @@ def render(report: Report | Mapping[str, Any]) -> str:
                         intensity(o.intensity_g_per_kwh), num(o.emissions_kg),
                         ("+" if o.delta_kg > 0 else "") + num(o.delta_kg)] for o in wi.options])
         b = wi.best
-        out += [f"Actual: {num(wi.actual_kg)} kg. Best: {_cell(b.cluster)} ({_cell(b.zone)}), "
+        out += [f"Actual{' (location-based)' if market else ''}: {num(wi.actual_kg)} kg. Best: "
+                f"{_cell(b.cluster)} ({_cell(b.zone)}), "
                 f"{num(b.emissions_kg)} kg: a saving of {num(wi.saving_kg)} kg ({pct(wi.saving_pct)}).", ""]
     out += [f"({_cell(wi.note)}.)", ""]
     if r.time_shift is not None:
-        out += _time_shift(r.time_shift)
+        out += _time_shift(r.time_shift, market)
     if r.uncertainty is not None:
         out += _uncertainty(r.uncertainty)
 
     if r.fleet is not None:
-        out += _fleet(r.fleet)
+        out += _fleet(r.fleet, market)
     out += ["## Sources", "",
             f"- Equivalences: {_cell(r.equivalences.source)}.",
             f"- Embodied emissions: {_cell(r.method.embodied.source)}.", ""]
@@ -237,7 +260,7 @@ def _scope2(s: Scope2) -> list[str]:
     return out
 
 
-def _time_shift(t: TimeShift) -> list[str]:
+def _time_shift(t: TimeShift, market: bool = False) -> list[str]:
     out = ["## What if it had started later", ""]
     if not t.phases:
         return out + ["No measured hours to move.", ""]
@@ -245,7 +268,8 @@ def _time_shift(t: TimeShift) -> list[str]:
     def later(o: TimeShiftOption) -> str:
         return f"+{o.best_shift_hours} h" if o.best_shift_hours else "as it ran"
 
-    out += _table(["Phase", "Energy (kWh)", "Actual (kg)", "Cleanest start", "Then (kg)", "Saving (kg)", "Saving",
+    actual = "Actual, location-based (kg)" if market else "Actual (kg)"
+    out += _table(["Phase", "Energy (kWh)", actual, "Cleanest start", "Then (kg)", "Saving (kg)", "Saving",
                    f"Later starts with measured intensity (of {t.slack_hours})"],
                   [[o.phase, num(o.energy_kwh), num(o.actual_kg), later(o), num(o.best_kg), num(o.saving_kg),
                     pct(o.saving_pct), o.shifts_measured] for o in t.phases])
@@ -253,51 +277,59 @@ def _time_shift(t: TimeShift) -> list[str]:
             f"({pct(t.saving_pct)}).", ""]
     if t.jobs:
         out += ["Top jobs:", ""]
-        out += _table(["Cluster", "Job", "Project", "Phase", "Actual (kg)", "Cleanest start", "Then (kg)",
+        out += _table(["Cluster", "Job", "Project", "Phase", actual, "Cleanest start", "Then (kg)",
                        "Saving (kg)", "Saving"],
                       [[o.cluster, o.job_id, o.project, o.phase, num(o.actual_kg), later(o), num(o.best_kg),
                         num(o.saving_kg), pct(o.saving_pct)] for o in t.jobs])
     return out + [f"({_cell(t.note)}.)", ""]
 
 
-def _held_idle(h: HeldIdle) -> list[str]:
-    out = ["## Held but idle GPUs", "", held_idle_line(h), ""]
+def _held_idle(h: HeldIdle, market: bool = False) -> list[str]:
+    out = ["## Held but idle GPUs", "", held_idle_line(h, market), ""]
     if h.top_jobs:
         out += _table(["Cluster", "Job", "Project", "Phase", "User", "GPUs", "Held-idle GPU-hours", "Energy (kWh)",
-                       "Share of its GPU energy", "Emissions (kg)"],
+                       "Share of its GPU energy", "Emissions, location-based (kg)" if market else "Emissions (kg)"],
                       [[j.cluster, j.job_id, j.project, j.phase, j.user or "-", j.gpus, num(j.gpu_hours),
                         num(j.energy_kwh), pct(j.gpu_energy_share), num(j.emissions_kg)] for j in h.top_jobs])
     return out
 
 
-def _fleet(f: FleetSections) -> list[str]:
+def _fleet(f: FleetSections, market: bool = False) -> list[str]:
+    """Under a market-based headline the projects, their phases, the top jobs and the window before are
+    market-based, each with its location-based figure in a column of its own; clusters are location-based."""
+    emitted = ["Emissions, market-based (kg)", "Location-based (kg)"] if market else ["Emissions (kg)"]
+
+    def kg(x: ProjectRow | ProjectPhase | TopJob) -> list[str]:
+        return [num(x.emissions_kg), num(x.location_kg)] if market else [num(x.emissions_kg)]
     out = ["## Projects", ""]
-    out += _table(["Project", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours", "Emissions (kg)",
-                   "Previous (kg)", "Change"],
+    out += _table(["Project", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours", *emitted,
+                   "Previous, market-based (kg)" if market else "Previous (kg)", "Change"],
                   [[p.project, num(p.energy_kwh), num(p.cpu_energy_kwh), num(p.gpu_hours), num(p.cpu_hours),
-                    num(p.emissions_kg), num(p.previous_emissions_kg), signed_pct(p.change_pct)] for p in f.projects])
+                    *kg(p), num(p.previous_emissions_kg), signed_pct(p.change_pct)] for p in f.projects])
     out += ["## Projects by phase", ""]
     out += _table(["Project", "Phase", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours",
-                   "Emissions (kg)"],
+                   *emitted],
                   [[p.project, ph.phase, num(ph.energy_kwh), num(ph.cpu_energy_kwh), num(ph.gpu_hours),
-                    num(ph.cpu_hours), num(ph.emissions_kg)] for p in f.projects for ph in p.phases])
+                    num(ph.cpu_hours), *kg(ph)] for p in f.projects for ph in p.phases])
     out += ["## Clusters", ""]
     out += _table(["Cluster", "Provider", "Region", "Zone", "PUE", "GPUs", "GPU energy (kWh)", "Idle share",
-                   "CPU sockets", "CPU energy (kWh)", "Host idle share", "Avg intensity", "Emissions incl. PUE (kg)"],
+                   "CPU sockets", "CPU energy (kWh)", "Host idle share", "Avg intensity",
+                   "Emissions incl. PUE, location-based (kg)" if market else "Emissions incl. PUE (kg)"],
                   [[c.cluster, c.provider, c.region or "-", c.zone or "-", f"{c.pue:g}", c.gpus,
                     num(c.energy_kwh), pct(c.idle_share), "-" if c.cpu_sockets is None else c.cpu_sockets,
                     num(c.cpu_energy_kwh), pct(c.cpu_idle_share), intensity(c.intensity_g_per_kwh),
                     num(c.emissions_kg)] for c in f.clusters])
     out += ["## Top jobs by emissions", ""]
     out += _table(["Cluster", "Job", "Project", "Phase", "User", "GPU-hours", "CPU core-hours", "GPU energy (kWh)",
-                   "CPU energy (kWh)", "Emissions (kg)"],
+                   "CPU energy (kWh)", *emitted],
                   [[j.cluster, j.job_id, j.project, j.phase, j.user or "-", num(j.gpu_hours), num(j.cpu_hours),
-                    num(j.energy_kwh), num(j.cpu_energy_kwh), num(j.emissions_kg)] for j in f.top_jobs])
+                    num(j.energy_kwh), num(j.cpu_energy_kwh), *kg(j)] for j in f.top_jobs])
     prev, ch = f.previous, f.change
     if prev and ch:
         out += [f"Previous period ({_cell(prev.start)} .. {_cell(prev.end)}): {num(prev.energy_kwh)} kWh of "
                 "GPU energy, "
-                f"{num(prev.emissions_kg)} kg; change: GPU energy {signed_pct(ch.energy_pct)}, emissions "
+                f"{num(prev.emissions_kg)} kg{market_note(prev.location_kg)}; change: GPU energy "
+                f"{signed_pct(ch.energy_pct)}, emissions "
                 f"{signed_pct(ch.emissions_pct)}.", ""]
     else:
         out += ["Previous period: no measured data.", ""]
@@ -402,7 +434,8 @@ def band(b: Band) -> str:
 def _band_line(u: Uncertainty | None) -> list[str]:
     if u is None:
         return []
-    return [f"Uncertainty: {band(u.total)} of CO2eq, every input at its low, then at its high bound "
+    basis = " (Scope 2 market-based)" if u.basis == "market" else ""
+    return [f"Uncertainty{basis}: {band(u.total)} of CO2eq, every input at its low, then at its high bound "
             "(see Uncertainty bands).", ""]
 
 
@@ -410,9 +443,10 @@ def _uncertainty(u: Uncertainty) -> list[str]:
     out = ["## Uncertainty bands", ""]
     rows: list[list[Any]] = [[p.name, p.label or "", band(p)] for p in u.phases]
     rows.append([_Md("**total**"), "", _Md(f"**{_cell(band(u.total))}**")])
-    out += _table(["Phase", "Label", "Emissions (kg CO2eq, band)"], rows)
+    head = "Emissions, market-based (kg CO2eq, band)" if u.basis == "market" else "Emissions (kg CO2eq, band)"
+    out += _table(["Phase", "Label", head], rows)
     if u.projects:
-        out += _table(["Project", "Emissions (kg CO2eq, band)"], [[p.name, band(p)] for p in u.projects])
+        out += _table(["Project", head], [[p.name, band(p)] for p in u.projects])
     out += ["Bounds (relative, by how each input was obtained):", ""]
     out += _table(["Input", "Class", "Low", "High", "Source"],
                   [[b.input, b.quality, signed_pct(b.low_pct), signed_pct(b.high_pct), b.source] for b in u.bounds])

@@ -519,3 +519,11 @@ def test_hourly_matching_through_a_whole_report(scenario, capsys, tmp_path) -> N
     assert s2m["total"]["market_kg"] == pytest.approx((8 * 60 + 6 * 400 + 6.6 * 300) / 1000, rel=1e-3)
     # the same electricity, the same location-based figure either way
     assert s2["total"]["location_kg"] == pytest.approx(s2m["total"]["location_kg"], rel=1e-12)
+
+
+def test_market_basis_page_in_chromium(scenario, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The page of a market-based headline (the location-based columns and the adjustment line added) lays out in
+    headless Chromium as the location-based one does."""
+    from .test_report_html import check_in_chromium
+
+    check_in_chromium(_report(scenario, capsys, scenario[2], "--scope2-basis", "market"), "scope2-market", tmp_path)

@@ -14,6 +14,8 @@ Location-based is what the headline already is (each hour's grid intensity). Mar
 2. `section` (after): the report's rows priced (rpt_scope2_priced.sql): covered energy at its instrument's factor,
    the rest at the residual mix of its zone and year, or at the location-based factor where none is known (counted
    and flagged, as the Guidance allows when no residual mix is available).
+3. `previous` (a market-based headline's all-projects report, report/basis.py): the window before, matched and
+   priced the same way, per project.
 """
 
 from __future__ import annotations

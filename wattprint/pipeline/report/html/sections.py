@@ -73,7 +73,7 @@ def _headline(report: Report) -> str:
         prev, ch = fleet.previous, fleet.change
         plabel = f" {_e(prev.label)}" if prev.label else ""
         change = (f'<p class="change">Change against the previous period{plabel} ({_when(prev.start)} '
-                  f'\u2192 {_when(prev.end)}: {_qty(prev.emissions_kg, "kg " + CO2)}, '
+                  f'\u2192 {_when(prev.end)}: {_qty(prev.emissions_kg, "kg " + CO2)}{market_note(prev.location_kg)}, '
                   f'{_qty(prev.energy_kwh, "kWh")}): emissions '
                   f'<b>{_qty(ch.emissions_pct, "%", "share", signed=True)}</b>, energy '
                   f'{_qty(ch.energy_pct, "%", "share", signed=True)}</p>')

@@ -174,6 +174,7 @@ def test_location_based_totals_unchanged(scenario, capsys) -> None:  # type: ign
 def test_market_basis_moves_the_headline_and_the_model_card(scenario, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
     r = _report(scenario, capsys, scenario[2], "--scope2-basis", "market")
     assert r["total"]["emissions_kg"] == pytest.approx((5 * 60 + 3 * 400 + 6.6 * 250) / 1000, rel=1e-3)
+    assert r["total"]["location_kg"] == pytest.approx(5.280, rel=1e-6)
     assert r["scope2"]["basis"] == "market"
     card = tmp_path / "README.md"
     assert main(["report", "--db", str(scenario[0]), "--config", str(scenario[2]), "--month", "2024-03",
@@ -181,6 +182,200 @@ def test_market_basis_moves_the_headline_and_the_model_card(scenario, capsys, tm
                  "-q"]) == 0
     text = card.read_text()
     assert "market-based" in text and "emissions: 600.0" in text.replace(",", "")
+    # the card's source says what the grams are: the contracts' factors, not the grid's; alpha location-based:
+    # jz 12 kWh x 50 + de1 2 kWh x 400 = 1,400 g
+    (source,) = [line for line in text.splitlines() if line.strip().startswith("source:")]
+    assert "the emission factors of contractual instruments" in source and "grid carbon intensity" not in source
+    assert "Scope 2 market-based (GHG Protocol), location-based 1,400.0 g" in source
+
+
+# -- the headline's basis: every headline figure market-based, adding up (report/basis.py) -------------------------
+
+# hand computation (module docstring), grams: market-based and location-based per (project, phase) = per job here
+HAND = {("alpha", "pretraining"): ("a1", 12 * 5 / 18 * 60, 12 * 50),
+        ("alpha", "finetuning"): ("a2", 2 * 3 / 6 * 400, 2 * 400),
+        ("beta", "finetuning"): ("b1", 6 * 5 / 18 * 60, 6 * 50),
+        ("beta", "evaluation"): ("b2", 4 * 3 / 6 * 400, 4 * 400),
+        ("beta", "pretraining"): ("c1", 6.6 * 250, 6.6 * 300)}
+
+
+def _sum(figures: dict[tuple[str, str], tuple[str, float, float]], i: int, key: int, name: str) -> float:
+    return sum(v[i] for k, v in figures.items() if k[key] == name) / 1000
+
+
+def test_market_basis_phases_projects_jobs_and_days_add_up_to_the_total(scenario, capsys) -> None:  # type: ignore[no-untyped-def]
+    """With --scope2-basis market every figure shown as the headline is market-based, with its location-based figure
+    beside it, and they add up to the total (3,150 g) as the location-based ones add up to 5,280 g."""
+    r = _report(scenario, capsys, scenario[2], "--scope2-basis", "market")
+    total = r["total"]["emissions_kg"]
+    assert total == pytest.approx(3.150, rel=1e-6) and r["total"]["location_kg"] == pytest.approx(5.280, rel=1e-6)
+    for rows in (r["phases"], r["projects"], r["daily"], [ph for p in r["projects"] for ph in p["phases"]]):
+        assert sum(x["emissions_kg"] for x in rows) == pytest.approx(total, rel=1e-9)
+        assert sum(x["location_kg"] for x in rows) == pytest.approx(r["total"]["location_kg"], rel=1e-9)
+    for p in r["phases"]:
+        assert p["emissions_kg"] == pytest.approx(_sum(HAND, 1, 1, p["phase"]), rel=1e-6), p["phase"]
+        assert p["location_kg"] == pytest.approx(_sum(HAND, 2, 1, p["phase"]), rel=1e-6), p["phase"]
+    for p in r["projects"]:
+        assert p["emissions_kg"] == pytest.approx(_sum(HAND, 1, 0, p["project"]), rel=1e-6), p["project"]
+        assert p["location_kg"] == pytest.approx(_sum(HAND, 2, 0, p["project"]), rel=1e-6), p["project"]
+        assert sum(ph["emissions_kg"] for ph in p["phases"]) == pytest.approx(p["emissions_kg"], rel=1e-9)
+        for ph in p["phases"]:
+            assert ph["emissions_kg"] == pytest.approx(HAND[(p["project"], ph["phase"])][1] / 1000, rel=1e-6)
+    # the top jobs: each job's share of its cluster-hours, priced as the Scope 2 section prices them, ranked by it
+    jobs = {j["job_id"]: (j["emissions_kg"], j["location_kg"]) for j in r["top_jobs"]}
+    assert jobs == {job: (pytest.approx(m / 1000, rel=1e-6), pytest.approx(loc / 1000, rel=1e-6))
+                    for job, m, loc in HAND.values()}
+    assert [j["job_id"] for j in r["top_jobs"]] == ["c1", "b2", "a2", "a1", "b1"]
+    # the Scope 2 section and the phase blocks agree: the section's market_kg is each block's headline (no embodied)
+    s2 = {p["phase"]: p["market_kg"] for p in r["scope2"]["phases"]}
+    assert {p["phase"]: p["emissions_kg"] for p in r["phases"]} == {k: pytest.approx(v, rel=1e-12)
+                                                                    for k, v in s2.items()}
+    # the equivalences follow the headline
+    assert r["equivalences"]["miles_driven"] == pytest.approx(total / r["equivalences"]["kg_per_mile"], rel=1e-9)
+    # what stays location-based says so
+    assert "location-based under a market-based headline" in r["whatif"]["note"]
+    assert r["whatif"]["actual_kg"] == pytest.approx(5.280, rel=1e-6)
+    assert "Headline basis: Scope 2 market-based" in r["method"]["statement"]
+
+
+def test_location_basis_output_is_unchanged_and_market_changes_only_headline_figures(scenario, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The location basis (the default) writes exactly what it wrote before the market basis existed: no new key, no
+    market-only bound (docs/examples and the demo's reports are compared byte for byte by their own tests). The
+    market basis changes only the headline figures (each then with location_kg beside it) and the labels saying so."""
+    outs = {}
+    for basis in ("default", "location"):
+        extra = () if basis == "default" else ("--scope2-basis", "location")
+        for fmt in ("json", "md", "csv", "html"):
+            assert main(["report", "--db", str(scenario[0]), "--config", str(scenario[2]), "--month", "2024-03",
+                         "--format", fmt, *extra]) == 0
+            outs[(basis, fmt)] = capsys.readouterr().out
+    for fmt in ("json", "md", "csv", "html"):
+        strip = [line for line in outs[("location", fmt)].splitlines() if "enerated" not in line
+                 and "generated_at" not in line]
+        assert strip == [line for line in outs[("default", fmt)].splitlines() if "enerated" not in line
+                         and "generated_at" not in line], fmt
+    loc = json.loads(outs[("location", "json")])
+    assert all("location_kg" not in json.dumps(v) for k, v in loc.items() if k != "scope2")
+    assert not {(b["input"], b["quality"]) for b in loc["uncertainty"]["bounds"]} & {
+        ("intensity", "contractual"), ("intensity", "residual_mix")}
+    assert "basis" not in loc["uncertainty"]
+    assert "market-based adjustment" not in outs[("location", "md")] + outs[("location", "html")]
+    assert "Scope 2 market-based;" not in outs[("location", "md")] + outs[("location", "html")]
+
+    market = _report(scenario, capsys, scenario[2], "--scope2-basis", "market")
+    changed: set[str] = set()
+
+    def walk(a, b, path: str) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in set(a) | set(b):
+                walk(a.get(k), b.get(k), f"{path}.{k}")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for x, y in zip(a, b, strict=True):
+                walk(x, y, f"{path}[]")
+        elif a != b:
+            changed.add(path)
+    walk(loc, market, "")
+    changed -= {".generated_at"}
+    unexpected = {p for p in changed if not p.startswith((".top_jobs", ".projects", ".uncertainty", ".daily"))
+                  and p not in {".total.emissions_kg", ".total.location_kg", ".phases[].emissions_kg",
+                                ".phases[].location_kg", ".equivalences.miles_driven",
+                                ".equivalences.homes_energy_years", ".equivalences.sentence", ".method.statement",
+                                ".scope2.basis", ".scope2.statement", ".whatif.note", ".time_shift.note"}}
+    assert not unexpected, unexpected
+    # the projects and top jobs may be re-ranked, never changed otherwise: the same rows, location_kg added
+    for key, name in (("projects", "project"), ("top_jobs", "job_id")):
+        assert {x[name]: {k: v for k, v in x.items() if k not in ("emissions_kg", "location_kg", "phases")}
+                for x in market[key]} == {x[name]: {k: v for k, v in x.items() if k not in ("emissions_kg", "phases")}
+                                          for x in loc[key]}
+        assert {x[name]: x["location_kg"] for x in market[key]} == {x[name]: x["emissions_kg"] for x in loc[key]}
+    assert [p["emissions_kg"] for p in loc["phases"]] == [p["location_kg"] for p in market["phases"]]
+    assert loc["total"]["emissions_kg"] == market["total"]["location_kg"]
+
+
+def test_market_basis_previous_window_by_hand(scenario, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The window before gets its own market-based figures. Window 05:00-10:00 of March 1st (a1, b1, c1 run; b2
+    and a2 ended at 05:00), the window before 00:00-05:00 (all five). Monthly matching: jz 5/18 at the FR residual
+    mix 60 g, de1 3/6 at 400 g (no DE residual mix), cloud at 250 g, as over the whole month.
+      this window:  alpha a1 6 kWh x 5/18 x 60 = 100 g; beta b1 3 x 5/18 x 60 = 50 + c1 3.3 x 250 = 825: 875 g
+      before:       alpha a1 100 + a2 2 x 3/6 x 400 = 400: 500 g; beta b1 50 + b2 4 x 3/6 x 400 = 800 + c1 825: 1,675 g
+      location-based before: alpha 6 x 50 + 2 x 400 = 1,100 g; beta 3 x 50 + 4 x 400 + 3.3 x 300 = 2,740 g"""
+    code = main(["report", "--db", str(scenario[0]), "--config", str(scenario[2]), "--start", "2024-03-01T05:00:00Z",
+                 "--end", "2024-03-01T10:00:00Z", "--format", "json", "--scope2-basis", "market"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    r = json.loads(out.out)
+    projects = {p["project"]: p for p in r["projects"]}
+    assert projects["alpha"]["emissions_kg"] == pytest.approx(0.100, rel=1e-6)
+    assert projects["beta"]["emissions_kg"] == pytest.approx(0.875, rel=1e-6)
+    assert projects["alpha"]["previous_emissions_kg"] == pytest.approx(0.500, rel=1e-6)
+    assert projects["beta"]["previous_emissions_kg"] == pytest.approx(1.675, rel=1e-6)
+    assert projects["beta"]["change_pct"] == pytest.approx((0.875 - 1.675) / 1.675, rel=1e-6)
+    assert r["previous"]["emissions_kg"] == pytest.approx(2.175, rel=1e-6)
+    assert r["previous"]["location_kg"] == pytest.approx(1.100 + 2.740, rel=1e-6)
+    assert r["change"]["emissions_pct"] == pytest.approx((0.975 - 2.175) / 2.175, rel=1e-6)
+
+
+def test_market_band_by_hand(scenario) -> None:  # type: ignore[no-untyped-def]
+    """The band of the market-based total (3,150 g) by hand, from the shipped bounds: counter energy +/-5 %, hourly
+    intensity +/-10 %, declared PUE +/-5 % (jz 1.2, cloud 1.1), de1's default PUE 1.0 (0, +58 %), the residual mix
+    +/-30 %, instruments' factors exact. Covered shares stay as matched (jz 13/18, de1 3/6, cloud all).
+      jz low:    15 kWh x 0.95 x (1.2 x 0.95) = 16.245 kWh, 5/18 of it at 60 x 0.7 g/kWh      =   189.525 g
+      jz high:   15 x 1.05 x 1.26 = 19.845 kWh, 5/18 at 60 x 1.3                            =   429.975 g
+      de1 low:   6 x 0.95 = 5.7 kWh (PUE 1.0 at its low bound), 3/6 at 400 x 0.9 (location-based fallback)
+                                                                                          = 1,026 g
+      de1 high:  6 x 1.05 x 1.58 = 9.954 kWh, 3/6 at 400 x 1.1                               = 2,189.88 g
+      cloud low: 6 x 0.95 x (1.1 x 0.95) = 5.9565 kWh at 250 (supplier factor, exact)        = 1,489.125 g
+      cloud high: 6 x 1.05 x 1.155 = 7.2765 kWh at 250                                       = 1,819.125 g
+      band: 2,704.65 g to 4,438.98 g"""
+    from wattprint.pipeline.report.uncertainty import bound
+    e, i, r_ = bound("energy", "counter"), bound("intensity", "hourly"), bound("intensity", "residual_mix")
+    d, u, c = bound("pue", "declared"), bound("pue", "default"), bound("intensity", "contractual")
+    assert (c.low_pct, c.high_pct) == (0.0, 0.0)
+
+    def side(s: str) -> float:
+        fe, fi, fr, fd, fu = (1 + getattr(b, s) for b in (e, i, r_, d, u))
+        jz = 15 * fe * (1.2 * fd) * 5 / 18 * 60 * fr
+        de1 = 6 * fe * max(1.0, 1.0 * fu) * 3 / 6 * 400 * fi
+        cloud = 6 * fe * (1.1 * fd) * 250
+        return (jz + de1 + cloud) / 1000
+    assert side("low_pct") == pytest.approx(2.70465, rel=1e-9) and side("high_pct") == pytest.approx(4.43898, rel=1e-9)
+    reports = [_built(scenario) for _ in range(2)]
+    u1 = reports[0].uncertainty
+    assert u1 is not None and u1.basis == "market"
+    assert u1.total.emissions_kg == reports[0].total.emissions_kg == pytest.approx(3.150, rel=1e-6)
+    assert u1.total.low_kg == pytest.approx(side("low_pct"), rel=1e-6)
+    assert u1.total.high_kg == pytest.approx(side("high_pct"), rel=1e-6)
+    assert reports[1].uncertainty == u1                      # the same inputs, the same band, bit for bit
+    for b in (u1.total, *u1.phases, *u1.projects):
+        assert b.low_kg <= b.emissions_kg <= b.high_kg, b
+    # per project: alpha has 12 of jz's 18 kWh and 2 of de1's 6
+    alpha = next(b for b in u1.projects if b.name == "alpha")
+    assert alpha.low_kg == pytest.approx((189.525 * 12 / 18 + 1026 * 2 / 6) / 1000, rel=1e-6)
+    assert alpha.high_kg == pytest.approx((429.975 * 12 / 18 + 2189.88 * 2 / 6) / 1000, rel=1e-6)
+    assert {(b.input, b.quality) for b in u1.bounds} >= {("intensity", "contractual"), ("intensity", "residual_mix")}
+
+
+def _built(scenario):  # type: ignore[no-untyped-def]
+    from wattprint.pipeline.report.compute import build_report
+    from wattprint.pipeline.report.scope import ReportOptions
+    from wattprint.pipeline.report.window import month
+
+    con = db.connect(scenario[0], read_only=True)
+    try:
+        return build_report(con, load_settings(str(scenario[2])),
+                            ReportOptions(window=month("2024-03"), generated_at=datetime(2024, 4, 1, tzinfo=UTC),
+                                          scope2_basis="market"))
+    finally:
+        con.close()
+
+
+def test_market_basis_is_labelled_in_every_format(scenario, capsys) -> None:  # type: ignore[no-untyped-def]
+    for fmt in ("md", "html"):
+        assert main(["report", "--db", str(scenario[0]), "--config", str(scenario[2]), "--month", "2024-03",
+                     "--format", fmt, "--scope2-basis", "market"]) == 0
+        out = capsys.readouterr().out
+        assert "Scope 2 market-based; location-based" in out and "market-based adjustment" in out, fmt
+        assert "Location-based (kg)" in out, fmt
 
 
 def test_a_project_report_shares_covered_energy_with_the_fleet(scenario, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -324,3 +519,11 @@ def test_hourly_matching_through_a_whole_report(scenario, capsys, tmp_path) -> N
     assert s2m["total"]["market_kg"] == pytest.approx((8 * 60 + 6 * 400 + 6.6 * 300) / 1000, rel=1e-3)
     # the same electricity, the same location-based figure either way
     assert s2["total"]["location_kg"] == pytest.approx(s2m["total"]["location_kg"], rel=1e-12)
+
+
+def test_market_basis_page_in_chromium(scenario, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The page of a market-based headline (the location-based columns and the adjustment line added) lays out in
+    headless Chromium as the location-based one does."""
+    from .test_report_html import check_in_chromium
+
+    check_in_chromium(_report(scenario, capsys, scenario[2], "--scope2-basis", "market"), "scope2-market", tmp_path)

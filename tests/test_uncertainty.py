@@ -211,3 +211,43 @@ def test_an_estimated_phase_by_hand(report_fleet, tmp_path) -> None:
     assert b.emissions_kg == pytest.approx(kwh * 57 * 1.2 / 1000, rel=1e-9)
     assert (b.low_kg, b.high_kg) == pytest.approx(tuple(want), rel=1e-9)
     assert b.low_kg <= b.emissions_kg <= b.high_kg
+
+
+# ---------------------------------------------------------------------------------------------- market basis
+
+
+@pytest.mark.parametrize("name", ["fleet", "embodied", "separate", "gpu_only"])
+def test_market_bands_without_instruments_are_the_location_bands(report_fleet, name) -> None:
+    """The test fleet's config has no instrument and no residual mix, so market-based is location-based (every kWh
+    at the location-based fallback) and the market-based bands (sql/rpt_uncertainty_market.sql) must come out as the
+    location-based ones (sql/rpt_uncertainty.sql): the same energy, PUE and intensity bounds, another statement."""
+    loc = _report(report_fleet, **SCOPES[name])
+    mkt = _report(report_fleet, scope2_basis="market", **SCOPES[name])
+    assert mkt.uncertainty is not None and mkt.uncertainty.basis == "market"
+    assert mkt.total.emissions_kg == pytest.approx(loc.total.emissions_kg, rel=1e-9)
+    for a, b in zip(_bands(loc), _bands(mkt), strict=True):
+        assert (a.name, a.label) == (b.name, b.label)
+        assert (b.emissions_kg, b.low_kg, b.high_kg) == pytest.approx((a.emissions_kg, a.low_kg, a.high_kg), rel=1e-9)
+        assert b.low_kg <= b.emissions_kg <= b.high_kg
+
+
+def test_an_estimated_phase_is_the_same_under_market_basis(report_fleet, tmp_path) -> None:
+    """No instrument covers a manual phase: its figure and band are the same under either basis, and the phases
+    still add up to the total."""
+    from wattprint.pipeline.estimate import load_manual_phases
+
+    est = tmp_path / "estimates.yaml"
+    est.write_text("phases:\n"
+                   "  - {project: idefics, phase: experimentation, name: preliminary experimentation, gpu_model: V100,"
+                   " gpu_hours: 1000, intensity: 57, pue: 1.2}\n", encoding="utf-8")
+    phases = tuple(load_manual_phases(str(est)))
+    loc = _report(report_fleet, project="idefics", estimates=phases)
+    mkt = _report(report_fleet, project="idefics", estimates=phases, scope2_basis="market")
+    (a,) = [p for p in loc.phases if p.label != "measured"]
+    (b,) = [p for p in mkt.phases if p.label != "measured"]
+    assert b.emissions_kg == b.location_kg == a.emissions_kg
+    assert sum(p.emissions_kg for p in mkt.phases) == pytest.approx(mkt.total.emissions_kg, rel=1e-9)
+    assert loc.uncertainty is not None and mkt.uncertainty is not None
+    (ba,) = [p for p in loc.uncertainty.phases if p.label != "measured"]
+    (bb,) = [p for p in mkt.uncertainty.phases if p.label != "measured"]
+    assert (ba.low_kg, ba.high_kg) == (bb.low_kg, bb.high_kg)

@@ -12,6 +12,7 @@ samples, ledger rows and intensity hours. This module runs the sections in order
     shared_gpus.py  held but idle GPUs, and the equal-share fallback of the data quality
     whatif.py   the scope's hours priced in every configured zone
     scope2.py   Scope 2 location-based and market-based (contractual instruments, residual mixes)
+    basis.py    a market-based headline (--scope2-basis market): every headline figure's market adjustment
     timeshift.py  each phase's and top job's hours started later, at the cleanest start within the slack
     disclosure.py the ESRS E1-style table (all projects) and the EU AI Act Annex XI training energy (a project)
     uncertainty.py  low-high bands of the headline, each phase and each project (interval arithmetic)
@@ -33,6 +34,7 @@ import duckdb
 from ..errors import InputError
 from ..settings import Settings
 from ..timeutil import iso
+from . import basis
 from .disclosure import annex_xi, esrs_e1, sci
 from .fleet import fleet, previous
 from .layers import Sums, equivalences, layer_rows, method
@@ -40,6 +42,7 @@ from .phases import cpu_hardware_total, hardware_total, phase_blocks
 from .quality import quality
 from .scope import ReportOptions, build_scope, check_scope, estimate_in_scope, rates, span, title
 from .scope2 import prepare as prepare_scope2
+from .scope2 import previous as previous_scope2
 from .scope2 import section as scope2_section
 from .series import daily, hourly
 from .shared_gpus import equal_share, held_idle, measured
@@ -58,6 +61,8 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
     check_scope(con, o)
     embodied = rates(con, settings, o)
     before = previous(con, o) if o.kind == "fleet" else None
+    market = o.scope2_basis == "market"
+    before_market = previous_scope2(con, settings, o) if before and market else None
     matching = prepare_scope2(con, settings, o)     # the fleet's consumption per period: before the scope
     build_scope(con, o, o.window)
     estimates = [e for e in o.estimates if estimate_in_scope(e, o)]
@@ -88,13 +93,23 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
                if o.time_shift_slack_hours else None)
     days = daily(con, o)
     hours = hourly(con)
-    fleet_sections = fleet(con, o, total, before or {}, data_quality.gpu_counters) if o.kind == "fleet" else None
     scope2 = scope2_section(con, settings, o, matching)
-    headline = total.headline_kg(o)
+    headline = location = total.headline_kg(o)
+    # a market-based headline: every headline figure gets its Scope 2 part market-based, the rest stay location-based
+    adj = basis.adjustments(con, o, scope2) if market else None
+    if adj is not None:
+        headline = adj.kg(location, adj.total)
+        blocks = basis.phases(blocks, adj)
+        phases = tuple(p for p, _ in blocks)
+        days = basis.days(days, adj)
+        what_if, shifted = basis.location_only(what_if, shifted)
+    fleet_sections = (fleet(con, o, total, before or {}, data_quality.gpu_counters, adj, before_market)
+                      if o.kind == "fleet" else None)
     bands = uncertainty(con, settings, o, blocks, estimates, headline,
                         [(p.project, p.emissions_kg) for p in fleet_sections.projects] if fleet_sections else ())
-    if o.scope2_basis == "market":     # the operational Scope 2 part of the headline, market-based
-        headline += scope2.total.market_kg - scope2.total.location_kg
+    how = method(o, embodied)
+    if adj is not None:
+        how = replace(how, statement=how.statement + basis.STATEMENT)
     w = o.window
     return Report(
         schema_version=SCHEMA_VERSION,
@@ -103,11 +118,12 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         project=o.project,
         generated_at=iso((o.generated_at or datetime.now(UTC)).replace(microsecond=0)),
         window=ReportWindow(start=iso(w.start), end=iso(w.end), label=w.label, hours=w.hours),
-        method=method(o, embodied),
+        method=how,
         phases=phases,
         total=Total(
             energy_kwh=total.energy_j / 3.6e6,
             emissions_kg=headline,
+            location_kg=location if adj is not None else None,
             gpu_hours=total.gpu_s / 3600.0,
             cpu_energy_kwh=total.cpu_j / 3.6e6,
             cpu_package_kwh=total.cpu_pkg_j / 3.6e6,

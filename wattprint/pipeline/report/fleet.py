@@ -1,11 +1,15 @@
 """The sections only the all-projects (fleet) report has: projects (with the window before), clusters, top jobs,
-and the reconciliation of the fleet's GPU and host energy with what the projects were charged."""
+and the reconciliation of the fleet's GPU and host energy with what the projects were charged.
+
+Under a market-based headline (`adj`, report/basis.py) the projects, their phases, the top jobs (ranked by it) and
+the window before are market-based, each with its location-based figure beside it; clusters stay location-based."""
 
 from __future__ import annotations
 
 import duckdb
 
 from ..timeutil import iso
+from .basis import Adjustments
 from .layers import Sums, fraction, share
 from .phases import phase_order
 from .query import inline, one, rows
@@ -32,7 +36,16 @@ def previous(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> dict[str, Sums
 
 
 def fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: dict[str, Sums],
-          counters: GpuCounters) -> FleetSections:
+          counters: GpuCounters, adj: Adjustments | None = None,
+          prev_adj: dict[str, float] | None = None) -> FleetSections:
+    """`adj`: the market adjustments of a market-based headline, `prev_adj` those of the window before (per project);
+    None: location-based."""
+    def kg(s: Sums, adjustment: float | None) -> float:
+        return s.headline_kg(o) if adj is None else adj.kg(s.headline_kg(o), adjustment)
+
+    def location(s: Sums) -> float | None:
+        return None if adj is None else s.headline_kg(o)
+
     sums: dict[str, Sums] = {}
     phases: dict[str, list[ProjectPhase]] = {}
     for r in rows(con, "rpt_sums_by_project_phase"):
@@ -41,7 +54,9 @@ def fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: d
         sums[name] = sums.get(name, Sums()).add(s)
         phases.setdefault(name, []).append(ProjectPhase(
             phase=r["phase"], energy_kwh=s.energy_j / 3.6e6, cpu_energy_kwh=s.cpu_j / 3.6e6,
-            emissions_kg=s.headline_kg(o), gpu_hours=s.gpu_s / 3600.0, cpu_hours=s.cpu_s / 3600.0))
+            emissions_kg=kg(s, adj.project_phases.get((name, r["phase"])) if adj else None),
+            location_kg=location(s),
+            gpu_hours=s.gpu_s / 3600.0, cpu_hours=s.cpu_s / 3600.0))
     for p in phases.values():
         p.sort(key=lambda x: phase_order(x.phase))
 
@@ -49,26 +64,31 @@ def fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: d
     prev_total = Sums()
     for s in prev.values():
         prev_total = prev_total.add(s)
+    prev_adj = prev_adj or {}
+    prev_kg = kg(prev_total, sum(prev_adj.values(), 0.0))
+    total_kg = kg(total, adj.total if adj else None)
 
     projects = []
-    for name, s in sorted(sums.items(), key=lambda kv: -kv[1].headline_kg(o)):
-        before = prev[name].headline_kg(o) if name in prev else None
-        now = s.headline_kg(o)
+    for name, s in sorted(sums.items(), key=lambda kv: -kg(kv[1], adj.projects.get(kv[0]) if adj else None)):
+        before = kg(prev[name], prev_adj.get(name)) if name in prev else None
+        now = kg(s, adj.projects.get(name) if adj else None)
         projects.append(ProjectRow(project=name, energy_kwh=s.energy_j / 3.6e6, cpu_energy_kwh=s.cpu_j / 3.6e6,
-                                   emissions_kg=now, gpu_hours=s.gpu_s / 3600.0, cpu_hours=s.cpu_s / 3600.0,
+                                   emissions_kg=now, location_kg=location(s), gpu_hours=s.gpu_s / 3600.0,
+                                   cpu_hours=s.cpu_s / 3600.0,
                                    previous_emissions_kg=before,
                                    change_pct=(now - before) / before if before else None,
                                    phases=tuple(phases[name])))
 
     cluster_rows = clusters(con, o)
-    jobs = rows(con, "rpt_sums_by_job")
-    ranked = sorted(((Sums.of(r), r) for r in jobs), key=lambda x: (-x[0].headline_kg(o), x[1]["cluster"],
-                                                                   x[1]["job_id"]))
+    jobs = [(Sums.of(r), r) for r in rows(con, "rpt_sums_by_job")]
+    job_kg = [kg(s, adj.jobs.get((r["cluster"], r["job_id"], r["project"], r["phase"])) if adj else None)
+              for s, r in jobs]
+    ranked = sorted(zip(job_kg, jobs, strict=True), key=lambda x: (-x[0], x[1][1]["cluster"], x[1][1]["job_id"]))
     top_jobs = tuple(TopJob(cluster=r["cluster"], job_id=r["job_id"], project=r["project"] or NOT_IN_LEDGER,
                             phase=r["phase"], user=r["user_name"], gpu_hours=s.gpu_s / 3600.0,
                             cpu_hours=s.cpu_s / 3600.0, energy_kwh=s.energy_j / 3.6e6,
-                            cpu_energy_kwh=s.cpu_j / 3.6e6, emissions_kg=s.headline_kg(o))
-                     for s, r in ranked[:o.top_jobs])
+                            cpu_energy_kwh=s.cpu_j / 3.6e6, emissions_kg=now, location_kg=location(s))
+                     for now, (s, r) in ranked[:o.top_jobs])
 
     window = {"start": o.window.start, "end": o.window.end, "pro_rata": o.idle_policy == "pro-rata"}
     gpu = one(con, "rpt_fleet_gpu_energy", window)
@@ -80,10 +100,9 @@ def fleet(con: duckdb.DuckDBPyConnection, o: ReportOptions, total: Sums, prev: d
         top_jobs=top_jobs,
         previous=Previous(start=iso(prev_w.start), end=iso(prev_w.end), label=prev_w.label, hours=prev_w.hours,
                           energy_kwh=prev_total.energy_j / 3.6e6, cpu_energy_kwh=prev_total.cpu_j / 3.6e6,
-                          emissions_kg=prev_total.headline_kg(o)) if prev else None,
+                          emissions_kg=prev_kg, location_kg=location(prev_total)) if prev else None,
         change=Change(energy_pct=share(total.energy_j - prev_total.energy_j, prev_total.energy_j),
-                      emissions_pct=share(total.headline_kg(o) - prev_total.headline_kg(o),
-                                          prev_total.headline_kg(o))) if prev else None,
+                      emissions_pct=share(total_kg - prev_kg, prev_kg)) if prev else None,
         reconciliation=Reconciliation(
             fleet_energy_kwh=gpu["fleet_j"] / 3.6e6,
             projects_energy_kwh=ledger["energy_j"] / 3.6e6,

@@ -187,11 +187,16 @@ def co2_metadata(report: Report) -> dict[str, Any]:
     cpu = "cpu" in report.method.layers_selected and (total.cpu_energy_kwh or 0) > 0
     measured = "measured (hardware energy counters)" if any(p.label == "measured" for p in report.phases) \
         else "estimated (TDP)"
-    source = (f"wattprint {__version__}: {measured} GPU{' and CPU' if cpu else ''} energy x hourly grid carbon "
-              f"intensity; layers {'+'.join(report.method.layers_selected)}; window "
-              f"{report.window.start} .. {report.window.end}")
+    # the factors the figure's electricity is priced with: the grid's, or (market-based) the contracts' and the
+    # residual mixes' (GHG Protocol Scope 2 Guidance)
+    factors = ("the emission factors of contractual instruments (PPAs, certificates, supplier factors) and "
+               "residual mixes" if report.market_based else "hourly grid carbon intensity")
+    source = (f"wattprint {__version__}: {measured} GPU{' and CPU' if cpu else ''} energy x {factors}; layers "
+              f"{'+'.join(report.method.layers_selected)}; window {report.window.start} .. {report.window.end}")
     if report.scope2 is not None:     # the Scope 2 method the figure is (GHG Protocol Scope 2 Guidance)
         source += f"; Scope 2 {report.scope2.basis}-based (GHG Protocol)"
+    if total.location_kg is not None:
+        source += f", location-based {total.location_kg * 1000.0:,.1f} g"
     hardware = [f"{h.sockets} x {cpu_name(h.model)} CPUs" if h.sockets else f"{cpu_name(h.model)} CPUs"
                 for h in total.cpu_hardware or ()] if cpu else []
     hardware += [f"{h.gpus} x {h.model}" for h in total.hardware]

@@ -14,12 +14,14 @@ Location-based is what the headline already is (each hour's grid intensity). Mar
 2. `section` (after): the report's rows priced (rpt_scope2_priced.sql): covered energy at its instrument's factor,
    the rest at the residual mix of its zone and year, or at the location-based factor where none is known (counted
    and flagged, as the Guidance allows when no residual mix is available).
+3. `previous` (a market-based headline's all-projects report, report/basis.py): the window before, matched and
+   priced the same way, per project.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +33,7 @@ from ..settings import Settings
 from ..timeutil import iso
 from .layers import included
 from .query import rows
-from .scope import ReportOptions, ts
+from .scope import ReportOptions, build_scope, ts
 from .types import NOT_IN_LEDGER
 from .types.scope2 import (
     Scope2,
@@ -115,7 +117,8 @@ def match(instruments: Iterable[Instrument], consumption: Mapping[Cell, float],
     return Matching(tuple(covers), applied, unused)
 
 
-def _layer_flags(o: ReportOptions) -> dict[str, Any]:
+def layer_flags(o: ReportOptions) -> dict[str, Any]:
+    """The parameters $c, $k, $p of the rpt_scope2_*.sql statements: the headline's layers, 1 or 0."""
     inc = included(o)
     return {"c": int("cpu" in inc), "k": int("idle" in inc), "p": int("pue" in inc)}
 
@@ -125,6 +128,7 @@ def prepare(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions
     Leaves rpt_rows holding the fleet's rows of the matched periods: build the report's scope after it."""
     s2 = settings.config.scope2
     monthly = s2.matching == "monthly"
+    run_sql(con, "macros")                 # emissions_g, which rpt_scope2_energy's macros call
     run_sql(con, "rpt_scope2_energy")
     run_sql(con, "rpt_scope2_cover")
     run_sql(con, "rpt_scope2_residual")
@@ -139,7 +143,7 @@ def prepare(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions
     run_sql(con, "rpt_scope", {"start": spans[0][0], "end": spans[-1][1], "project": None, "phases": [],
                                "pro_rata": o.idle_policy == "pro-rata"})
     cells = {(r["cluster"], ts(r["period_ts"])): float(r["energy_j"] or 0.0)
-             for r in rows(con, "rpt_scope2_consumption", {**_layer_flags(o), "monthly": monthly})}
+             for r in rows(con, "rpt_scope2_consumption", {**layer_flags(o), "monthly": monthly})}
     m = match(active, cells, spans)
     if m.covers:
         con.executemany("INSERT INTO rpt_scope2_cover VALUES (?, ?, ?, ?, ?, ?)",
@@ -148,10 +152,26 @@ def prepare(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions
     return m
 
 
+def previous(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions) -> dict[str, float]:
+    """Per project (NOT_IN_LEDGER for jobs not in the ledger), market-based minus location-based kg of the window
+    before: the all-projects report's previous figures under a market-based headline (report/basis.py). The window
+    before gets its own matching, over the whole periods it touches, as a report of it would. Rebuilds rpt_rows and
+    the matching's tables: call it before this window's `prepare`."""
+    before = replace(o, window=o.window.previous())
+    prepare(con, settings, before)
+    build_scope(con, before, before.window)
+    run_sql(con, "rpt_scope2_priced", {**layer_flags(o), "monthly": settings.config.scope2.matching == "monthly"})
+    out: dict[str, float] = {}
+    for r in rows(con, "rpt_scope2_sums"):
+        name = r["project"] or NOT_IN_LEDGER
+        out[name] = out.get(name, 0.0) + (float(r["market_g"] or 0.0) - float(r["location_g"] or 0.0)) / 1000.0
+    return out
+
+
 def section(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions, m: Matching) -> Scope2:
     """The Scope 2 section of the report's scope (rpt_rows built): both methods per phase, project and in all."""
     s2 = settings.config.scope2
-    run_sql(con, "rpt_scope2_priced", {**_layer_flags(o), "monthly": s2.matching == "monthly"})
+    run_sql(con, "rpt_scope2_priced", {**layer_flags(o), "monthly": s2.matching == "monthly"})
     sums = rows(con, "rpt_scope2_sums")
     uses = rows(con, "rpt_scope2_uses")
     by_phase: dict[str, list[Mapping[str, Any]]] = {}

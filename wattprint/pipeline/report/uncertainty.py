@@ -3,7 +3,12 @@ its intensity, its PUE, its embodied rate) has a relative low and high bound by 
 (data/uncertainty.csv, each bound cited or labelled as wattprint's assumption). Emissions are a product of positive
 factors summed over rows, so the lowest headline is every row at its low bounds and the highest every row at its
 high bounds (sql/rpt_uncertainty.sql). Manual phases (estimated from TDP) are banded here from their own inputs:
-TDP energy, the declared (yearly) intensity, the declared PUE. No sampling: the same inputs give the same band."""
+TDP energy, the declared (yearly) intensity, the declared PUE. No sampling: the same inputs give the same band.
+
+Under a market-based headline (--scope2-basis market) the bands are those of the market-based figures
+(sql/rpt_uncertainty_market.sql): energy and PUE bounds on all the electricity, a contractual instrument's factor
+exact, the residual mix at its own bounds, energy priced at the location-based fallback at its intensity's bounds.
+Manual phases are never matched to instruments: their band is the same under either basis."""
 
 from __future__ import annotations
 
@@ -27,6 +32,9 @@ from .types.uncertainty import Band, Bound, Uncertainty
 
 FILE = "wattprint/pipeline/data/uncertainty.csv"
 INPUTS = ("energy", "intensity", "pue", "embodied")
+# the classes only a market-based headline prices with (a contractual instrument's factor, a residual mix): a
+# location-based report neither uses nor lists them
+MARKET_ONLY = (("intensity", "contractual"), ("intensity", "residual_mix"))
 METHOD = ("interval arithmetic: each row of the scope priced with its energy, intensity, PUE and embodied rate all "
           "at their low bounds, then all at their high bounds, summed; bounds by how each input was obtained")
 
@@ -89,12 +97,17 @@ def estimate_band(settings: Settings, o: ReportOptions, group: Sequence[ManualPh
 def uncertainty(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions,
                 blocks: Sequence[tuple[Phase, Sums]], estimates: Sequence[ManualPhase], headline_kg: float,
                 projects: Sequence[tuple[str, float]] = ()) -> Uncertainty:
-    """The bands of the report's headline numbers (rpt_rows must exist): the total (`headline_kg`, location-based),
-    each phase block, and each of `projects` ((name, emissions_kg) of the all-projects report)."""
+    """The bands of the report's headline numbers (rpt_rows must exist; under a market-based headline
+    rpt_scope2_priced too): the total (`headline_kg`), each phase block, and each of `projects` ((name, emissions_kg)
+    of the all-projects report), all on the headline's Scope 2 basis."""
     _load(con)
     inc = included(o)
-    got = rows(con, "rpt_uncertainty", {"g": "gpu" in inc, "c": 1.0 if o.inc_cpu else 0.0,
-                                         "k": 1.0 if o.inc_idle else 0.0, "p": "pue" in inc, "m": "embodied" in inc})
+    market = o.scope2_basis == "market"
+    c, k = 1.0 if o.inc_cpu else 0.0, 1.0 if o.inc_idle else 0.0
+    got = (rows(con, "rpt_uncertainty_market", {"c": c, "k": k, "p": 1.0 if "pue" in inc else 0.0,
+                                                "m": "embodied" in inc}) if market else
+           rows(con, "rpt_uncertainty", {"g": "gpu" in inc, "c": c, "k": k, "p": "pue" in inc,
+                                         "m": "embodied" in inc}))
     con.execute("DROP TABLE IF EXISTS rpt_bounds")
     by = {(r["kind"], r["name"]): (r["low_g"] / 1000.0, r["high_g"] / 1000.0) for r in got}
     lo, hi = by.get(("total", ""), (0.0, 0.0))
@@ -117,7 +130,11 @@ def uncertainty(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOpt
     note = ("a range, not a confidence interval: every input of every row at its low bound, then at its high bound "
             "(the worst case of the bounds together), priced as the headline; bounds in the table, each with its "
             "source or marked as wattprint's assumption")
-    if o.scope2_basis == "market":
-        note += "; the bands are location-based (the market-based headline has no band yet)"
+    if market:
+        note += ("; market-based, as the headline: energy and PUE bounds on all the electricity, a contractual "
+                 "instrument's factor exact (class contractual), the residual mix at class residual_mix, energy "
+                 "priced at the location-based fallback at its intensity's bounds; estimated phases as under "
+                 "location basis (no instrument covers them)")
     return Uncertainty(method=METHOD, total=_band("", None, headline_kg, lo, hi), phases=tuple(phases),
-                       projects=bands, bounds=bounds(), note=note)
+                       projects=bands, note=note, basis="market" if market else None,
+                       bounds=tuple(b for b in bounds() if market or (b.input, b.quality) not in MARKET_ONLY))

@@ -45,6 +45,9 @@ def _layer_kg(phase: Phase, layer: str) -> float | None:
 def chart_phases(report: Report) -> str:
     cid = "chart-phases"
     caption = f"Emissions by phase and accounting layer (kg {CO2})"
+    if report.market_based:      # the layers are location-based; the market adjustment has no layer to stack in
+        caption = f"Emissions by phase and accounting layer (kg {CO2}, location-based; the headline is Scope 2 " \
+                  "market-based)"
     phases = report.phases
     if not phases:
         return _no_data(cid, caption, "No phases in this window.")
@@ -71,7 +74,7 @@ def chart_phases(report: Report) -> str:
     def sx(v: float) -> float:
         return x0 + (x1 - x0) * v / vmax
 
-    desc = "; ".join(f"{t}: {fmt(p.emissions_kg)} kg {CO2} included"
+    desc = "; ".join(f"{t}: {fmt(p.emissions_kg if p.location_kg is None else p.location_kg)} kg {CO2} included"
                      for t, p in zip(labels, phases, strict=True))
     parts = [_svg_open(cid, width, height, caption, desc), "<defs>"]
     for lay in order:
@@ -136,8 +139,9 @@ def chart_daily(report: Report) -> str:
     n = (last - first).days + 1
     width, height = 1100, 340
     x0, x1 = 78.0, width - 78.0
+    basis = ", Scope 2 market-based" if report.market_based else ""
     legend, top = _legend([(_swatch_rect(ENERGY_COLOUR), "energy (kWh, left axis)"),
-                           (_swatch_line(EMISSIONS_COLOUR), f"emissions (kg {CO2}, right axis)")], x0, 16, x1)
+                           (_swatch_line(EMISSIONS_COLOUR), f"emissions (kg {CO2}{basis}, right axis)")], x0, 16, x1)
     top += 8
     y_axis = height - 52.0
     left, ldec = _ticks(max(e for e, _ in days.values()))

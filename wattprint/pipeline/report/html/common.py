@@ -91,6 +91,13 @@ def _qty(value: Any, unit: str, kind: str = "qty", **kw: Any) -> str:
     return f'<span class="num">{fmt(value, kind, **kw)}</span>&nbsp;{unit}' if unit else fmt(value, kind, **kw)
 
 
+def market_note(location_kg: Any) -> str:
+    """' (Scope 2 market-based; location-based 30.7 kg)' beside a market-based figure (location_kg given), else ''."""
+    if location_kg is None:
+        return ""
+    return f" (Scope 2 market-based; location-based {_qty(location_kg, 'kg')})"
+
+
 def _included_layers(report: Report) -> list[str]:
     """The layers in the headline: the included rows of the layers table, else method.layers_selected."""
     if report.layers:

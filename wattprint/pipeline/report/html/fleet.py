@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..types import Report
+from ..types import ProjectRow, Report, TopJob
 from .common import CO2, DASH, _e, _num, _qty, fmt
 from .sections import _counters_row, _table, _tr
 
@@ -11,20 +11,26 @@ def _fleet(report: Report) -> str:
     f = report.fleet
     if f is None:
         return ""
+    market = report.market_based       # projects and top jobs market-based, with their location-based figure beside
+    emitted = ([(f"Emissions, market-based (kg {CO2})", True), ("Location-based (kg)", True)] if market
+               else [(f"Emissions (kg {CO2})", True)])
+
+    def kg(x: ProjectRow | TopJob) -> list[tuple[str, bool]]:
+        return [(fmt(x.emissions_kg), True)] + ([(fmt(x.location_kg), True)] if market else [])
     out = []
     rows = []
     for p in f.projects:
         ph = " \u00b7 ".join(f"{_e(x.phase)} {fmt(x.emissions_kg)}&nbsp;kg" for x in p.phases)
         rows.append(_tr([(f"<b>{_e(p.project)}</b>", False), (ph, False), (fmt(p.gpu_hours), True),
                          (fmt(p.cpu_hours), True), (fmt(p.energy_kwh), True),
-                         (fmt(p.cpu_energy_kwh), True), (fmt(p.emissions_kg), True),
+                         (fmt(p.cpu_energy_kwh), True), *kg(p),
                          (fmt(p.previous_emissions_kg), True),
                          (_qty(p.change_pct, "%", "share", signed=True) if _num(p.change_pct) is not None
                           else DASH, True)]))
     out.append('<section id="projects"><h2>Projects</h2>' + (_table(
         [("Project", False), (f"Phases (kg {CO2})", False), ("GPU-hours", True), ("CPU core-hours", True),
-         ("GPU energy (kWh)", True), ("CPU energy (kWh)", True), (f"Emissions (kg {CO2})", True),
-         ("Previous (kg)", True), ("Change", True)], rows, "projects")
+         ("GPU energy (kWh)", True), ("CPU energy (kWh)", True), *emitted,
+         ("Previous, market-based (kg)" if market else "Previous (kg)", True), ("Change", True)], rows, "projects")
         if rows else "<p>No projects.</p>") + "</section>")
     rows = [_tr([(f"<b>{_e(c.cluster)}</b>", False), (_e(c.provider), False),
                  (f"{_e(c.region)} ({_e(c.zone)})", False), (fmt(c.pue, "pue"), True),
@@ -39,17 +45,19 @@ def _fleet(report: Report) -> str:
             [("Cluster", False), ("Provider", False), ("Region (zone)", False), ("PUE", True), ("GPUs", True),
              ("GPU energy (kWh)", True), ("Jobs (kWh)", True), ("Idle (kWh)", True), ("Idle (%)", True),
              ("CPU sockets", True), ("CPU energy (kWh)", True), ("Host idle (kWh)", True), ("Host idle (%)", True),
-             ("Intensity (g/kWh)", True), (f"Emissions (kg {CO2})", True)], rows, "clusters") + "</section>")
+             ("Intensity (g/kWh)", True),
+             (f"Emissions, location-based (kg {CO2})" if market else f"Emissions (kg {CO2})", True)], rows,
+            "clusters") + "</section>")
     rows = [_tr([(_e(j.cluster), False), (f"<code>{_e(j.job_id)}</code>", False),
                  (_e(j.project), False), (_e(j.phase), False), (_e(j.user) or DASH, False),
                  (fmt(j.gpu_hours), True), (fmt(j.cpu_hours), True), (fmt(j.energy_kwh), True),
-                 (fmt(j.cpu_energy_kwh), True), (fmt(j.emissions_kg), True)])
+                 (fmt(j.cpu_energy_kwh), True), *kg(j)])
             for j in f.top_jobs]
     if rows:
         out.append('<section id="top-jobs"><h2>Top jobs</h2>' + _table(
             [("Cluster", False), ("Job", False), ("Project", False), ("Phase", False), ("User", False),
              ("GPU-hours", True), ("CPU core-hours", True), ("GPU energy (kWh)", True), ("CPU energy (kWh)", True),
-             (f"Emissions (kg {CO2})", True)], rows, "jobs")
+             *emitted], rows, "jobs")
             + "</section>")
     rec = f.reconciliation
     parts = (("projects_energy_kwh", "projects' jobs"), ("not_in_ledger_kwh", "jobs not in the ledger"),

@@ -8,7 +8,7 @@ from ..record import Record
 from ..types import EqualShare, GpuCounters, Phase, Report, TimeShiftOption
 from ..vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
 from .charts import chart_phases
-from .common import CO2, DASH, G_KWH, LAYER_NAMES, _e, _included_layers, _num, _qty, _when, fmt
+from .common import CO2, DASH, G_KWH, LAYER_NAMES, _e, _included_layers, _num, _qty, _when, fmt, market_note
 
 
 def _table(head: Sequence[tuple[str, bool]], rows: Iterable[str], cls: str = "", foot: str = "") -> str:
@@ -73,12 +73,14 @@ def _headline(report: Report) -> str:
         prev, ch = fleet.previous, fleet.change
         plabel = f" {_e(prev.label)}" if prev.label else ""
         change = (f'<p class="change">Change against the previous period{plabel} ({_when(prev.start)} '
-                  f'\u2192 {_when(prev.end)}: {_qty(prev.emissions_kg, "kg " + CO2)}, '
+                  f'\u2192 {_when(prev.end)}: {_qty(prev.emissions_kg, "kg " + CO2)}{market_note(prev.location_kg)}, '
                   f'{_qty(prev.energy_kwh, "kWh")}): emissions '
                   f'<b>{_qty(ch.emissions_pct, "%", "share", signed=True)}</b>, energy '
                   f'{_qty(ch.energy_pct, "%", "share", signed=True)}</p>')
     return (f'<section class="headline" id="headline"><h2>Total emissions</h2>'
             f'<p class="big"><span class="num">{fmt(total.emissions_kg)}</span> kg {CO2}</p>'
+            + (f'<p class="sub">Scope 2 market-based (see Scope 2); location-based '
+               f'{_qty(total.location_kg, "kg " + CO2)}</p>' if total.location_kg is not None else "") +
             f'<p class="sub">{_qty(total.energy_kwh, "kWh")} of GPU energy{cpu}{facility} \u00b7 '
             f'{_qty(total.gpu_hours, "GPU-hours")}{cpu_hours} \u00b7 '
             f'{_qty(total.intensity_g_per_kwh, G_KWH, "intensity")} energy-weighted</p>'
@@ -123,7 +125,7 @@ def _phase_block(phase: Phase) -> str:
             ("Compute Region", region),
             ("Energy", f"{energy} ({how})"),
             ("Carbon Emitted", f"<b>{_qty(phase.emissions_kg, 'kg ' + CO2)}</b>"
-                               + (f" \u2014 {_e(label)}" if estimated else ""))]
+                               + (f" \u2014 {_e(label)}" if estimated else "") + market_note(phase.location_kg))]
     items = "".join(f"<li><b>{k}:</b> {v}</li>" for k, v in rows)
     if phase.sources:
         items += f'<li class="source"><b>Source:</b> {", ".join(_e(x) for x in phase.sources)}</li>'
@@ -175,6 +177,18 @@ def _layers_table(report: Report) -> str:
     foot = (_tr([("<b>Total included (headline)</b>", False), ("", False), (f"<b>{fmt(inc_e)}</b>", True),
                  (f"<b>{fmt(inc_k)}</b>", True), ("", False)], "sum")
             + _tr([("All layers", False), ("", False), (fmt(all_e), True), (fmt(all_k), True), ("", False)], "sum"))
+    total = report.total
+    if total.location_kg is not None:     # the layers are location-based: the market adjustment is a line of its own
+        foot = (_tr([("Total included, location-based", False), ("", False), (fmt(inc_e), True), (fmt(inc_k), True),
+                     ("", False)], "sum")
+                + _tr([("Scope 2 market-based adjustment", False),
+                       ("contractual instruments and residual mixes (see Scope 2)", False), ("", True),
+                       (fmt(total.emissions_kg - total.location_kg, signed=True), True), ("yes", False)], "included")
+                + _tr([("<b>Total included (headline, Scope 2 market-based)</b>", False), ("", False),
+                       (f"<b>{fmt(inc_e)}</b>", True), (f"<b>{fmt(total.emissions_kg)}</b>", True), ("", False)],
+                      "sum")
+                + _tr([("All layers, location-based", False), ("", False), (fmt(all_e), True), (fmt(all_k), True),
+                       ("", False)], "sum"))
     emb = report.method.embodied
     years = emb.lifetime_years
     ykind = "int" if (_num(years) or 0.5).is_integer() else "qty"
@@ -238,9 +252,10 @@ def _held_idle(report: Report) -> str:
                             (fmt(j.gpu_hours), True), (fmt(j.energy_kwh), True),
                             (fmt(j.gpu_energy_share, "share"), True), (fmt(j.emissions_kg), True)])
                        for j in h.top_jobs), "held-idle")
+    where = " location-based" if report.market_based else ""
     return ('<section id="held-idle"><h2>Held but idle GPUs</h2>'
             f'<p>Energy of held but idle GPUs: <b>{_qty(h.energy_kwh, "kWh")}</b>, '
-            f'<b>{_qty(h.emissions_kg, "kg " + CO2)}</b> ({_qty(h.gpu_energy_share, "%", "share")} of the GPU '
+            f'<b>{_qty(h.emissions_kg, "kg " + CO2)}</b>{where} ({_qty(h.gpu_energy_share, "%", "share")} of the GPU '
             f'energy), {_qty(h.gpu_hours, "GPU-hours")} held while idle by {_qty(h.jobs, "jobs", "int")}. '
             "It is a part of the GPU energy above, not added to it.</p>" + jobs + "</section>")
 
@@ -285,7 +300,8 @@ def _data_quality(report: Report) -> str:
 def _whatif(report: Report) -> str:
     w = report.whatif
     best = w.best
-    head = f'<p>Actual: <b>{_qty(w.actual_kg, "kg " + CO2)}</b>.</p>'
+    where = " (location-based)" if report.market_based else ""
+    head = f'<p>Actual{where}: <b>{_qty(w.actual_kg, "kg " + CO2)}</b>.</p>'
     if not w.options:
         return (f'<section id="whatif"><h2>What if it had run elsewhere?</h2>{head}'
                 f'<p>No alternatives: only one region is configured.</p>'
@@ -327,7 +343,8 @@ def _time_shift(report: Report) -> str:
         return [(fmt(o.actual_kg), True), (later(o), True), (fmt(o.best_kg), True), (fmt(o.saving_kg), True),
                 (fmt(o.saving_pct, "share"), True)]
 
-    money = [("Actual (kg)", True), ("Cleanest start", True), ("Then (kg)", True), ("Saving (kg)", True),
+    money = [("Actual, location-based (kg)" if report.market_based else "Actual (kg)", True),
+             ("Cleanest start", True), ("Then (kg)", True), ("Saving (kg)", True),
              ("Saving (%)", True)]
     phases = _table([("Phase", False), ("Energy (kWh)", True), *money,
                      (f"Later starts with measured intensity (of {t.slack_hours})", True)],

@@ -18,7 +18,8 @@ def _uncertainty(report: Report) -> str:
     u = report.uncertainty
     if u is None:
         return ""
-    head = f'<p class="big-band">Total emissions: <b>{band(u.total)}</b> {CO2}</p>'
+    basis = " (Scope 2 market-based)" if u.basis == "market" else ""
+    head = f'<p class="big-band">Total emissions{basis}: <b>{band(u.total)}</b> {CO2}</p>'
     phases = _table([("Phase", False), ("Label", False), (f"Emissions (kg {CO2}) and band", True)],
                     (_tr([(_e(p.name), False), (_e(p.label or ""), False), (band(p), True)]) for p in u.phases),
                     "uncertainty-phases")

@@ -103,6 +103,12 @@ class Report(Record):
     hourly: tuple[Hour, ...]
     fleet: FleetSections | None = flattened()   # kind "fleet" only
 
+    @property
+    def market_based(self) -> bool:
+        """True when the headline's Scope 2 is market-based (--scope2-basis market): every figure with a
+        location_kg beside it is then market-based."""
+        return self.scope2 is not None and self.scope2.basis == "market"
+
 
 def as_report(value: Report | Mapping[str, Any]) -> Report:
     """A Report, or a report dict (JSON, schema_version 1) read into one."""

@@ -20,6 +20,7 @@ class ProjectPhase(Record):
     energy_kwh: float                # GPU energy
     cpu_energy_kwh: float | None = optional()
     emissions_kg: float
+    location_kg: float | None = optional()   # --scope2-basis market: the location-based figure (absent: location)
     gpu_hours: float
     cpu_hours: float | None = optional()
 
@@ -30,6 +31,7 @@ class ProjectRow(Record):
     energy_kwh: float                # GPU energy
     cpu_energy_kwh: float | None = optional()
     emissions_kg: float
+    location_kg: float | None = optional()   # --scope2-basis market: the location-based figure (absent: location)
     gpu_hours: float
     cpu_hours: float | None = optional()
     previous_emissions_kg: float | None   # None: no data in the window before
@@ -72,6 +74,7 @@ class TopJob(Record):
     energy_kwh: float                # GPU energy
     cpu_energy_kwh: float | None = optional()
     emissions_kg: float
+    location_kg: float | None = optional()   # --scope2-basis market: the location-based figure (absent: location)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +84,7 @@ class Previous(ReportWindow):
     energy_kwh: float                # GPU energy
     cpu_energy_kwh: float | None = optional()
     emissions_kg: float
+    location_kg: float | None = optional()   # --scope2-basis market: the location-based figure (absent: location)
 
 
 @dataclass(frozen=True, kw_only=True)

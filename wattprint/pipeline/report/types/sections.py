@@ -154,8 +154,9 @@ class Phase(Record):
     cpu_energy_kwh: float | None = optional()  # its own host energy (layer cpu)
     cpu_package_kwh: float | None = optional()
     cpu_dram_kwh: float | None = optional()
-    intensity_g_per_kwh: float       # energy-weighted over its own GPU and host energy
-    emissions_kg: float              # the headline: sum of the selected layers
+    intensity_g_per_kwh: float       # energy-weighted over its own GPU and host energy (grid: location-based)
+    emissions_kg: float              # the headline: sum of the selected layers (+ the market adjustment, market basis)
+    location_kg: float | None = optional()   # --scope2-basis market: the location-based figure (absent: location)
     layers: PhaseLayers
     sources: tuple[str, ...]         # file:line of the manual phases behind an estimated block
 
@@ -181,7 +182,8 @@ class CpuHardware(Record):
 @dataclass(frozen=True, kw_only=True)
 class Total(Record):
     energy_kwh: float                # GPU energy of the jobs only; the layers' energy is facility_energy_kwh
-    emissions_kg: float              # the headline: sum of the selected layers
+    emissions_kg: float              # the headline: sum of the selected layers (+ the market adjustment, market basis)
+    location_kg: float | None = optional()   # --scope2-basis market: the location-based figure (absent: location)
     gpu_hours: float
     cpu_energy_kwh: float | None = optional()  # the jobs' own host energy (RAPL package + DRAM)
     cpu_package_kwh: float | None = optional()
@@ -254,6 +256,7 @@ class Day(Record):
     energy_kwh: float                # GPU energy of the jobs
     cpu_energy_kwh: float | None = optional()
     emissions_kg: float              # the headline's layers
+    location_kg: float | None = optional()   # --scope2-basis market: the location-based figure (absent: location)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..record import Record
+from ..record import Record, optional
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,3 +41,4 @@ class Uncertainty(Record):
     projects: tuple[Band, ...]       # the all-projects report's projects (empty in a project report)
     bounds: tuple[Bound, ...]
     note: str
+    basis: str | None = optional()   # "market": the bands are those of the market-based figures (absent: location)

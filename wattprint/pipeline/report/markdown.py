@@ -5,7 +5,7 @@ Reads the typed report (types.Report; a report dict is read with Report.from_dic
 optional there (None) because an older schema_version 1 report lacks them; this version's reports always have them.
 
 Every string taken from the report goes through `names.md` (names come from users: see names.py); what this
-module writes itself as markup is marked `_Md` so a table leaves it alone."""
+module writes itself as markup is marked `Md` so a table leaves it alone."""
 
 from __future__ import annotations
 
@@ -13,18 +13,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
-from .names import md
+from .md_disclosure import disclosure_lines, sci_training_lines
+from .md_table import Md, cell, table
+from .sci_card import training_sci
 from .types import (
-    AnnexXi,
     Band,
     EqualShare,
-    EsrsE1,
     FleetSections,
     GpuCounters,
     HeldIdle,
     Phase,
     Report,
-    Sci,
     Scope2,
     Scope2Figures,
     TimeShift,
@@ -33,20 +32,6 @@ from .types import (
     as_report,
 )
 from .vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
-
-
-class _Md(str):
-    """Markdown this module wrote (bold, emphasis), kept as it is in a table cell."""
-
-
-def _cell(text: Any) -> str:
-    return text if isinstance(text, _Md) else md(text)
-
-
-def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
-    return out + [""]
 
 
 def _hours(p: Phase) -> str:
@@ -101,11 +86,11 @@ def energy_text(p: Phase) -> str:
 def _phase(p: Phase) -> list[str]:
     tag = " (estimated (TDP))" if p.label != "measured" else ""
     return [
-        f"*{_cell(p.title)}*{tag}",
-        f"- Hardware Type: {_cell(p.hardware_text)}",
+        f"*{cell(p.title)}*{tag}",
+        f"- Hardware Type: {cell(p.hardware_text)}",
         f"- Hours used: {_hours(p)}",
-        f"- Cloud Provider: {_cell(p.provider_text or '-')}",
-        f"- Compute Region: {_cell(p.region_text or '-')}",
+        f"- Cloud Provider: {cell(p.provider_text or '-')}",
+        f"- Compute Region: {cell(p.region_text or '-')}",
         f"- Energy: {energy_text(p)}"
         + (" (estimated from TDP)" if p.label != "measured" else " (measured)"),
         f"- Carbon Emitted: {num(p.emissions_kg)} kg of CO2eq",
@@ -115,32 +100,34 @@ def _phase(p: Phase) -> list[str]:
 
 def render(report: Report | Mapping[str, Any]) -> str:
     r = as_report(report)
-    out = [f"# {_cell(r.title)}", ""]
+    out = [f"# {cell(r.title)}", ""]
     w = r.window
-    out += [f"Window: {_cell(w.start)} .. {_cell(w.end)} (UTC). Generated {_cell(r.generated_at)} by "
+    out += [f"Window: {cell(w.start)} .. {cell(w.end)} (UTC). Generated {cell(r.generated_at)} by "
             "wattprint.", ""]
     dq = r.data_quality
     if dq.warnings:
         out += ["> **Data quality: read these numbers with care.**"]
-        out += [f"> - {_cell(x)}" for x in dq.warnings]
+        out += [f"> - {cell(x)}" for x in dq.warnings]
         out += [""]
     out += ["## Environmental Impact", ""]
     for p in r.phases:
         out += _phase(p)
     t = r.total
-    scope = f"the {_cell(r.project)} project" if r.project else "all projects"
+    scope = f"the {cell(r.project)} project" if r.project else "all projects"
     out += [f"This means that the total carbon footprint of {scope} in this window can be estimated at "
-            f"{tonnes_or_kg(t.emissions_kg)} of CO2eq, which is {_cell(r.equivalences.sentence)}.", ""]
+            f"{tonnes_or_kg(t.emissions_kg)} of CO2eq, which is {cell(r.equivalences.sentence)}.", ""]
     out += _band_line(r.uncertainty)
-    out += [f"Method: {_cell(r.method.statement)}", ""]
+    if r.kind == "project":
+        out += sci_training_lines(training_sci(r.sci))
+    out += [f"Method: {cell(r.method.statement)}", ""]
 
     out += ["## Accounting layers", ""]
     rows: list[list[Any]] = [[x.title, num(x.energy_kwh), num(x.emissions_kg), "yes" if x.included else "no"]
                              for x in r.layers]
-    rows.append([_Md("**headline total**"), num(t.facility_energy_kwh), _Md(f"**{num(t.emissions_kg)}**"), ""])
-    out += _table(["Layer", "Energy (kWh)", "Emissions (kg CO2eq)", "In headline"], rows)
+    rows.append([Md("**headline total**"), num(t.facility_energy_kwh), Md(f"**{num(t.emissions_kg)}**"), ""])
+    out += table(["Layer", "Energy (kWh)", "Emissions (kg CO2eq)", "In headline"], rows)
     out += ["Per phase:", ""]
-    out += _table(["Phase", "GPU (kg)", "CPU (kg)", "Idle share (kg)", "PUE overhead (kg)", "Embodied (kg)",
+    out += table(["Phase", "GPU (kg)", "CPU (kg)", "Idle share (kg)", "PUE overhead (kg)", "Embodied (kg)",
                    "Headline (kg)"],
                   [[f"{p.phase}" + (" (estimated)" if p.label != "measured" else ""),
                     num(p.layers.gpu.emissions_kg), num(p.layers.cpu.emissions_kg if p.layers.cpu else None),
@@ -149,17 +136,17 @@ def render(report: Report | Mapping[str, Any]) -> str:
 
     if r.scope2 is not None:
         out += _scope2(r.scope2)
-    out += _disclosure(r)
+    out += disclosure_lines(r)
     if r.held_idle is not None:
         out += _held_idle(r.held_idle)
     out += ["## Data quality", ""]
     e, i = dq.energy, dq.intensity
-    out += _table(["Energy measured by", "Share"],
+    out += table(["Energy measured by", "Share"],
                   [[label, pct(v)] for label, v in labelled(e.to_dict(), ENERGY_QUALITY)])
     if dq.cpu_energy is not None:
-        out += _table(["CPU energy measured by", "Share"],
+        out += table(["CPU energy measured by", "Share"],
                       [[label, pct(v)] for label, v in labelled(dq.cpu_energy.to_dict(), CPU_ENERGY_QUALITY)])
-    out += _table(["Energy priced with", "Share"],
+    out += table(["Energy priced with", "Share"],
                   [[label, pct(v)] for label, v in labelled(i.to_dict(), INTENSITY_QUALITY)])
     g = dq.gaps
     restarts = f", {g.restarts} of them ended in a counter restart" if g.restarts else ""
@@ -173,20 +160,20 @@ def render(report: Report | Mapping[str, Any]) -> str:
         out += [f"Nodes without readable RAPL (CPU energy): {rapl.nodes_without} of {rapl.nodes}, carrying "
                 f"{pct(rapl.gpu_energy_share)} of the measured GPU energy.", ""]
         if rapl.without:
-            out += _table(["Cluster", "Node", "Why", "GPU energy share"],
+            out += table(["Cluster", "Node", "Why", "GPU energy share"],
                           [[n.cluster, n.hostname, n.reason, pct(n.gpu_energy_share)] for n in rapl.without])
 
     wi = r.whatif
     out += ["## What if it had run elsewhere", ""]
     if wi.options and wi.best is not None:
-        out += _table(["Cluster", "Region", "Zone", "PUE", "Avg intensity", "Emissions (kg)", "vs actual (kg)"],
+        out += table(["Cluster", "Region", "Zone", "PUE", "Avg intensity", "Emissions (kg)", "vs actual (kg)"],
                       [[o.cluster, o.region or "-", o.zone, f"{o.pue:g}",
                         intensity(o.intensity_g_per_kwh), num(o.emissions_kg),
                         ("+" if o.delta_kg > 0 else "") + num(o.delta_kg)] for o in wi.options])
         b = wi.best
-        out += [f"Actual: {num(wi.actual_kg)} kg. Best: {_cell(b.cluster)} ({_cell(b.zone)}), "
+        out += [f"Actual: {num(wi.actual_kg)} kg. Best: {cell(b.cluster)} ({cell(b.zone)}), "
                 f"{num(b.emissions_kg)} kg: a saving of {num(wi.saving_kg)} kg ({pct(wi.saving_pct)}).", ""]
-    out += [f"({_cell(wi.note)}.)", ""]
+    out += [f"({cell(wi.note)}.)", ""]
     if r.time_shift is not None:
         out += _time_shift(r.time_shift)
     if r.uncertainty is not None:
@@ -195,8 +182,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
     if r.fleet is not None:
         out += _fleet(r.fleet)
     out += ["## Sources", "",
-            f"- Equivalences: {_cell(r.equivalences.source)}.",
-            f"- Embodied emissions: {_cell(r.method.embodied.source)}.", ""]
+            f"- Equivalences: {cell(r.equivalences.source)}.",
+            f"- Embodied emissions: {cell(r.method.embodied.source)}.", ""]
     return "\n".join(out)
 
 
@@ -214,26 +201,26 @@ def scope2_line(s: Scope2) -> str:
 
 
 def _scope2(s: Scope2) -> list[str]:
-    out = ["## Scope 2: location-based and market-based", "", _cell(scope2_line(s)), ""]
+    out = ["## Scope 2: location-based and market-based", "", cell(scope2_line(s)), ""]
     head = ["Energy (kWh)", "Location-based (kg)", "Market-based (kg)", "Covered by instruments", "Instruments used"]
 
     def cells(f: Scope2Figures) -> list[Any]:
         return [num(f.energy_kwh), num(f.location_kg), num(f.market_kg), pct(f.covered_share), uses_text(f)]
-    out += _table(["Phase", *head], [[p.phase, *cells(p)] for p in s.phases])
-    out += _table(["Project", *head], [[p.project, *cells(p)] for p in s.projects]
-                  + [[_Md("**total**"), *cells(s.total)]])
+    out += table(["Phase", *head], [[p.phase, *cells(p)] for p in s.phases])
+    out += table(["Project", *head], [[p.project, *cells(p)] for p in s.projects]
+                  + [[Md("**total**"), *cells(s.total)]])
     if s.instruments:
-        out += _table(["Instrument", "Kind", "Scope", "Valid (UTC)", "Quantity (MWh)", "Factor (g/kWh)",
+        out += table(["Instrument", "Kind", "Scope", "Valid (UTC)", "Quantity (MWh)", "Factor (g/kWh)",
                        "Applied (MWh)", "Unused (MWh)"],
                       [[i.name, i.certificate or i.kind, i.zone or ", ".join(i.clusters), f"{i.start} .. {i.end}",
                         "all consumption" if i.mwh is None else f"{i.mwh:,.3f}", f"{i.g_per_kwh:g}",
                         f"{i.applied_kwh / 1000:,.3f}",
                         "-" if i.unused_kwh is None else f"{i.unused_kwh / 1000:,.3f}"] for i in s.instruments])
     if s.residual_mixes:
-        out += _table(["Residual mix", "Year", "Factor (g/kWh)", "Energy priced (kWh)", "Source"],
+        out += table(["Residual mix", "Year", "Factor (g/kWh)", "Energy priced (kWh)", "Source"],
                       [[m.zone, m.year, f"{m.g_per_kwh:g}", num(m.energy_kwh), m.source] for m in s.residual_mixes])
-    out += [f"> {_cell(w)}" for w in s.warnings] + ([""] if s.warnings else [])
-    out += [f"Method: {_cell(s.statement)}", ""]
+    out += [f"> {cell(w)}" for w in s.warnings] + ([""] if s.warnings else [])
+    out += [f"Method: {cell(s.statement)}", ""]
     return out
 
 
@@ -245,7 +232,7 @@ def _time_shift(t: TimeShift) -> list[str]:
     def later(o: TimeShiftOption) -> str:
         return f"+{o.best_shift_hours} h" if o.best_shift_hours else "as it ran"
 
-    out += _table(["Phase", "Energy (kWh)", "Actual (kg)", "Cleanest start", "Then (kg)", "Saving (kg)", "Saving",
+    out += table(["Phase", "Energy (kWh)", "Actual (kg)", "Cleanest start", "Then (kg)", "Saving (kg)", "Saving",
                    f"Later starts with measured intensity (of {t.slack_hours})"],
                   [[o.phase, num(o.energy_kwh), num(o.actual_kg), later(o), num(o.best_kg), num(o.saving_kg),
                     pct(o.saving_pct), o.shifts_measured] for o in t.phases])
@@ -253,17 +240,17 @@ def _time_shift(t: TimeShift) -> list[str]:
             f"({pct(t.saving_pct)}).", ""]
     if t.jobs:
         out += ["Top jobs:", ""]
-        out += _table(["Cluster", "Job", "Project", "Phase", "Actual (kg)", "Cleanest start", "Then (kg)",
+        out += table(["Cluster", "Job", "Project", "Phase", "Actual (kg)", "Cleanest start", "Then (kg)",
                        "Saving (kg)", "Saving"],
                       [[o.cluster, o.job_id, o.project, o.phase, num(o.actual_kg), later(o), num(o.best_kg),
                         num(o.saving_kg), pct(o.saving_pct)] for o in t.jobs])
-    return out + [f"({_cell(t.note)}.)", ""]
+    return out + [f"({cell(t.note)}.)", ""]
 
 
 def _held_idle(h: HeldIdle) -> list[str]:
     out = ["## Held but idle GPUs", "", held_idle_line(h), ""]
     if h.top_jobs:
-        out += _table(["Cluster", "Job", "Project", "Phase", "User", "GPUs", "Held-idle GPU-hours", "Energy (kWh)",
+        out += table(["Cluster", "Job", "Project", "Phase", "User", "GPUs", "Held-idle GPU-hours", "Energy (kWh)",
                        "Share of its GPU energy", "Emissions (kg)"],
                       [[j.cluster, j.job_id, j.project, j.phase, j.user or "-", j.gpus, num(j.gpu_hours),
                         num(j.energy_kwh), pct(j.gpu_energy_share), num(j.emissions_kg)] for j in h.top_jobs])
@@ -272,30 +259,30 @@ def _held_idle(h: HeldIdle) -> list[str]:
 
 def _fleet(f: FleetSections) -> list[str]:
     out = ["## Projects", ""]
-    out += _table(["Project", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours", "Emissions (kg)",
+    out += table(["Project", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours", "Emissions (kg)",
                    "Previous (kg)", "Change"],
                   [[p.project, num(p.energy_kwh), num(p.cpu_energy_kwh), num(p.gpu_hours), num(p.cpu_hours),
                     num(p.emissions_kg), num(p.previous_emissions_kg), signed_pct(p.change_pct)] for p in f.projects])
     out += ["## Projects by phase", ""]
-    out += _table(["Project", "Phase", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours",
+    out += table(["Project", "Phase", "GPU energy (kWh)", "CPU energy (kWh)", "GPU-hours", "CPU core-hours",
                    "Emissions (kg)"],
                   [[p.project, ph.phase, num(ph.energy_kwh), num(ph.cpu_energy_kwh), num(ph.gpu_hours),
                     num(ph.cpu_hours), num(ph.emissions_kg)] for p in f.projects for ph in p.phases])
     out += ["## Clusters", ""]
-    out += _table(["Cluster", "Provider", "Region", "Zone", "PUE", "GPUs", "GPU energy (kWh)", "Idle share",
+    out += table(["Cluster", "Provider", "Region", "Zone", "PUE", "GPUs", "GPU energy (kWh)", "Idle share",
                    "CPU sockets", "CPU energy (kWh)", "Host idle share", "Avg intensity", "Emissions incl. PUE (kg)"],
                   [[c.cluster, c.provider, c.region or "-", c.zone or "-", f"{c.pue:g}", c.gpus,
                     num(c.energy_kwh), pct(c.idle_share), "-" if c.cpu_sockets is None else c.cpu_sockets,
                     num(c.cpu_energy_kwh), pct(c.cpu_idle_share), intensity(c.intensity_g_per_kwh),
                     num(c.emissions_kg)] for c in f.clusters])
     out += ["## Top jobs by emissions", ""]
-    out += _table(["Cluster", "Job", "Project", "Phase", "User", "GPU-hours", "CPU core-hours", "GPU energy (kWh)",
+    out += table(["Cluster", "Job", "Project", "Phase", "User", "GPU-hours", "CPU core-hours", "GPU energy (kWh)",
                    "CPU energy (kWh)", "Emissions (kg)"],
                   [[j.cluster, j.job_id, j.project, j.phase, j.user or "-", num(j.gpu_hours), num(j.cpu_hours),
                     num(j.energy_kwh), num(j.cpu_energy_kwh), num(j.emissions_kg)] for j in f.top_jobs])
     prev, ch = f.previous, f.change
     if prev and ch:
-        out += [f"Previous period ({_cell(prev.start)} .. {_cell(prev.end)}): {num(prev.energy_kwh)} kWh of "
+        out += [f"Previous period ({cell(prev.start)} .. {cell(prev.end)}): {num(prev.energy_kwh)} kWh of "
                 "GPU energy, "
                 f"{num(prev.emissions_kg)} kg; change: GPU energy {signed_pct(ch.energy_pct)}, emissions "
                 f"{signed_pct(ch.emissions_pct)}.", ""]
@@ -303,92 +290,27 @@ def _fleet(f: FleetSections) -> list[str]:
         out += ["Previous period: no measured data.", ""]
     rc = f.reconciliation
     out += ["## Reconciliation", ""]
-    out += _table(["GPU energy", "kWh"],
+    out += table(["GPU energy", "kWh"],
                   [["whole fleet", num(rc.fleet_energy_kwh)], ["projects' jobs", num(rc.projects_energy_kwh)],
                    ["jobs not in the ledger", num(rc.not_in_ledger_kwh)],
                    ["idle, apportioned to jobs", num(rc.idle_apportioned_kwh)],
                    ["idle, not apportioned", num(rc.idle_unapportioned_kwh)]])
-    out += [f"({_cell(rc.note)}.)", ""]
+    out += [f"({cell(rc.note)}.)", ""]
     out += [counters_line(rc.gpu_counters), ""]
     diffs = rc.gpu_counters.differences
     if diffs:
-        out += _table(["Hour", "Cluster", "Node", "GPU", "Priced kWh", "Counter kWh", "Cause"],
+        out += table(["Hour", "Cluster", "Node", "GPU", "Priced kWh", "Counter kWh", "Cause"],
                       [[d.hour, d.cluster, d.hostname, d.gpu, num(d.priced_kwh), num(d.counter_kwh), d.cause]
                        for d in diffs])
     host = rc.cpu
     if host:
-        out += _table(["Host CPU energy (RAPL)", "kWh"],
+        out += table(["Host CPU energy (RAPL)", "kWh"],
                       [["whole fleet", num(host.fleet_energy_kwh)],
                        ["projects' jobs", num(host.projects_energy_kwh)],
                        ["jobs not in the ledger", num(host.not_in_ledger_kwh)],
                        ["host idle, apportioned to jobs", num(host.idle_apportioned_kwh)],
                        ["host idle, not apportioned", num(host.idle_unapportioned_kwh)]])
-        out += [f"({_cell(host.note)}.)", ""]
-    return out
-
-
-def _fixed(x: float) -> str:
-    """MWh and tonnes: three decimals (a month of a small cluster is a fraction of a MWh)."""
-    return f"{x:,.3f}"
-
-
-def _disclosure(r: Report) -> list[str]:
-    """The ESRS E1-style table (all projects) and the EU AI Act Annex XI training energy (a project)."""
-    out: list[str] = []
-    if r.esrs_e1 is not None:
-        out += esrs_e1_lines(r.esrs_e1)
-    if r.annex_xi is not None:
-        out += annex_xi_lines(r.annex_xi)
-    if r.sci is not None:
-        out += sci_lines(r.sci)
-    return out
-
-
-SCI_TITLE = "## SCI: emissions per functional unit"
-SCI_NONE = ("No job of this report carries functional units: add the ledger columns units and unit_name (e.g. "
-            "tokens) to state g CO2eq per unit.")
-
-
-def sci_lines(c: Sci) -> list[str]:
-    out = [SCI_TITLE, ""]
-    if not c.rows:
-        return out + [SCI_NONE, ""]
-    out += _table(["Phase", "Unit", "Units", "Jobs", "Share of the phase's energy", "E x I (g CO2eq)",
-                   "M (g CO2eq)", "g CO2eq per unit", "per 1,000", "per 1,000,000"],
-                  [[x.phase, x.unit_name, num(x.units), x.jobs, pct(x.energy_share), num(x.operational_g),
-                    num(x.embodied_g), num(x.g_per_unit), num(x.g_per_thousand_units),
-                    num(x.g_per_million_units)] for x in c.rows])
-    out += [f"(Method: {_cell(c.method)}.)", ""]
-    return out
-
-
-def esrs_e1_lines(e: EsrsE1) -> list[str]:
-    out = ["## ESRS E1 disclosure (energy, gross Scope 2, embodied Scope 3)", ""]
-    out += _table(["Disclosure", "Figure", "Unit"], [
-        ["E1-5 energy consumption (electricity)", _fixed(e.energy_mwh), "MWh"],
-        ["E1-6 gross Scope 2, location-based", _fixed(e.scope2_location_tco2eq), "tCO2eq"],
-        ["E1-6 gross Scope 2, market-based", _fixed(e.scope2_market_tco2eq), "tCO2eq"],
-        ["Scope 3 category 2 (capital goods): embodied GPU emissions, amortised, reported apart",
-         _fixed(e.scope3_embodied_tco2eq), "tCO2eq"],
-    ])
-    out += [f"Energy: {_cell(e.energy_included)}. Market-based: {pct(e.market_covered_share)} covered by contractual "
-            f"instruments. Embodied emissions are {'in' if e.embodied_in_headline else 'not in'} the headline and "
-            "never in Scope 2.", "", f"({_cell(e.note)}.)", ""]
-    return out
-
-
-def annex_xi_lines(a: AnnexXi) -> list[str]:
-    out = ["## EU AI Act Annex XI: energy consumption of training", ""]
-    if not a.phases:
-        return out + [f"No training phase ({', '.join(a.training_phases)}) in this report: no training energy to "
-                      f"state ({num(a.other_phases_kwh)} kWh in other phases).", ""]
-    out += _table(["Phase", "Measured or estimated", "Energy (kWh)", "Method"],
-                  [[p.phase, p.label, num(p.energy_kwh), p.method] for p in a.phases]
-                  + [[_Md("**training**"), "", _Md(f"**{num(a.energy_kwh)}**"), ""]])
-    split = (f" ({num(a.measured_kwh)} kWh measured, {num(a.estimated_kwh)} kWh estimated)"
-             if a.measured_kwh and a.estimated_kwh else "")
-    out += [f"Known energy consumption of training: **{num(a.energy_kwh)} kWh**{split}; "
-            f"{num(a.other_phases_kwh)} kWh in other phases not counted.", "", f"(Method: {_cell(a.method)}.)", ""]
+        out += [f"({cell(host.note)}.)", ""]
     return out
 
 
@@ -409,12 +331,12 @@ def _band_line(u: Uncertainty | None) -> list[str]:
 def _uncertainty(u: Uncertainty) -> list[str]:
     out = ["## Uncertainty bands", ""]
     rows: list[list[Any]] = [[p.name, p.label or "", band(p)] for p in u.phases]
-    rows.append([_Md("**total**"), "", _Md(f"**{_cell(band(u.total))}**")])
-    out += _table(["Phase", "Label", "Emissions (kg CO2eq, band)"], rows)
+    rows.append([Md("**total**"), "", Md(f"**{cell(band(u.total))}**")])
+    out += table(["Phase", "Label", "Emissions (kg CO2eq, band)"], rows)
     if u.projects:
-        out += _table(["Project", "Emissions (kg CO2eq, band)"], [[p.name, band(p)] for p in u.projects])
+        out += table(["Project", "Emissions (kg CO2eq, band)"], [[p.name, band(p)] for p in u.projects])
     out += ["Bounds (relative, by how each input was obtained):", ""]
-    out += _table(["Input", "Class", "Low", "High", "Source"],
+    out += table(["Input", "Class", "Low", "High", "Source"],
                   [[b.input, b.quality, signed_pct(b.low_pct), signed_pct(b.high_pct), b.source] for b in u.bounds])
-    out += [f"Method: {_cell(u.method)}; {_cell(u.note)}.", ""]
+    out += [f"Method: {cell(u.method)}; {cell(u.note)}.", ""]
     return out

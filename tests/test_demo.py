@@ -222,6 +222,25 @@ def test_model_card_front_matter_holds_the_headline_in_grams(runs: dict[str, Run
         assert co2["training_type"] == "pre-training"
         assert co2["hardware_used"].endswith("x NVIDIA H100 80GB HBM3")
         assert "## Environmental Impact" in text
+        # the pretraining jobs give tokens: the card states their SCI, from the report's pretraining row
+        (row,) = [x for x in r.json(HEADLINE_PROJECT)["sci"]["rows"] if x["phase"] == "pretraining"]
+        assert co2["sci_unit_name"] == row["unit_name"] == "tokens" and co2["sci_units"] == row["units"]
+        assert co2["sci_g_per_million_units"] == float(f"{row['g_per_million_units']:.6g}") > 0
+        assert co2["sci_g_per_unit"] == float(f"{row['g_per_unit']:.6g}")
+        assert "Per functional unit (SCI, training): " in text.split("---\n", 2)[2]
+
+
+def test_the_all_projects_report_gives_each_projects_sci(runs: dict[str, Run]) -> None:
+    r = runs["default"]
+    fleet = r.json("all")["sci"]["rows"]
+    mine = [{k: v for k, v in x.items() if k != "project"} for x in fleet if x["project"] == HEADLINE_PROJECT]
+    own = r.json(HEADLINE_PROJECT)["sci"]["rows"]
+    assert [(x["phase"], x["unit_name"]) for x in mine] == [(x["phase"], x["unit_name"]) for x in own] != []
+    for a, b in zip(mine, own, strict=True):
+        assert a.keys() == b.keys()
+        for k, v in b.items():
+            assert a[k] == (pytest.approx(v, rel=1e-12) if isinstance(v, float) else v), k
+    assert len({x["project"] for x in fleet}) > 1          # another project's pretraining gives tokens too
 
 
 def test_a_folder_it_did_not_write_is_refused_and_left_alone(tmp_path: Path) -> None:

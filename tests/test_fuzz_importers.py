@@ -8,6 +8,11 @@ whitespace, unicode, control characters, NUL, huge/negative/NaN/Inf numbers, bad
 wrong JSON types, nested garbage), rows and columns dropped, repeated or added, BOM and CRLF; (b) byte-level
 mutations of the fixtures (flips, inserts, cuts); (c) raw random bytes and text.
 
+The ledgers' optional `units` and `unit_name` columns (the SCI's functional units) are fuzzed twice: in the
+chaotic CSV and YAML ledgers above, and in ledgers valid but for those two columns, against an oracle: every row
+imported with exactly the value and name written (stripped), or an InputError naming file:line of the first bad
+row, and through the CLI every row stored so or nothing stored.
+
 CI=true runs derandomized (the same examples every run). WATTPRINT_FUZZ_SCALE multiplies every example
 count (e.g. 20 for a long local run); WATTPRINT_FUZZ_STATS=FILE writes the examples run and seconds per
 property as JSON. Minimal failing inputs found by this file are kept below as regression tests.
@@ -46,6 +51,7 @@ from wattprint.pipeline.records import INTENSITY_BASES, PHASES, IntensityPoint, 
 from wattprint.pipeline.settings import load_settings
 from wattprint.pipeline.sources.intensity import check_points, parse
 from wattprint.pipeline.sources.jobs import read_jobs
+from wattprint.pipeline.sources.jobs.ledger import MAX_UNIT_NAME
 
 pytestmark = pytest.mark.fuzz
 
@@ -146,6 +152,14 @@ def check_job(rec: JobRecord) -> None:
     assert len(set(rec.nodes)) == len(rec.nodes)
     for name in ("user", "name", "account", "source", "origin"):
         assert isinstance(getattr(rec, name), str)
+    # functional units: both or neither; a positive finite number and a short printable name
+    assert isinstance(rec.unit_name, str)
+    if rec.units is None:
+        assert rec.unit_name == "", rec
+    else:
+        assert isinstance(rec.units, float) and math.isfinite(rec.units) and rec.units > 0, rec
+        assert rec.unit_name and rec.unit_name == rec.unit_name.strip() and rec.unit_name.isprintable(), rec
+        assert len(rec.unit_name) <= MAX_UNIT_NAME, rec
 
 
 def check_point(p: IntensityPoint) -> None:
@@ -244,6 +258,177 @@ ODD_JSON = st.one_of(
 )
 
 
+
+# -- functional units: the ledgers' units and unit_name, and what the importer must make of them -----------------
+
+# (as written, the number it means): plain decimal numbers, positive and finite
+GOOD_UNITS = [("1", 1.0), ("3.2e9", 3.2e9), ("+7", 7.0), ("0.001", 0.001), (".5", 0.5), ("5.", 5.0), ("1E3", 1000.0),
+              ("007", 7.0), ("49608000000", 49608000000.0), ("1e-300", 1e-300), ("5e-324", 5e-324),
+              ("1.7976931348623157e308", 1.7976931348623157e308), ("9" * 300, float("9" * 300))]
+BAD_UNITS = ["0", "-0", "0.0", "0e5", "-1", "-3.2e9", "1e-400", "NaN", "nan", "-nan", "inf", "-inf", "Infinity",
+             "1e400", "1e309", "9" * 400, ".nan", ".NaN", ".inf", "-.inf", "abc", "many", "1,5", "1_000", "0x10",
+             "1 000", "--1", "1e", "e5", ".", "+", "1e+", "\u0661\u0662", "\uff11", "\U0001d7cf", "\u00bd", "\u00b2",
+             "true", "null", "~", "3.2e9 tokens", "'1'", '"1"', "1\x00", "\x1b[31m1"]
+GOOD_UNIT_NAMES = ["tokens", "samples", "images (224 px)", "\u0442\u043e\u043a\u0435\u043d\u044b",
+                   "\u30c8\u30fc\u30af\u30f3", "\U0001f642 emoji", "x" * MAX_UNIT_NAME, "tokens/s",
+                   "'; DROP TABLE jobs; --", "=1+1", "e\u0301", "\u00e9\u6f22", " tokens ", "\u3000samples\u3000",
+                   "null", "~", "- x", "#", '"', "a,b", "\\"]
+BAD_UNIT_NAMES = ["x" * (MAX_UNIT_NAME + 1), "x" * 10_000, "a\x00b", "a\x1bb", "a\u202eb", "a\u200bb", "a\u00a0b",
+                  "a\tb", "a\nb", "a\rb", "a\r\nb", "a\x85b", "a\u2028b", "\U000e0001x", "a\x7fb", "a\ufeffb"]
+_PAD = st.sampled_from(["", "", "", " ", "\t", "\u00a0", "\u3000"])
+UNITS_TEXT = st.one_of(
+    st.just(""), st.just(""), st.sampled_from([t for t, _ in GOOD_UNITS]), st.sampled_from(BAD_UNITS),
+    st.floats().map(repr), st.integers(-10**30, 10**30).map(str), st.text(max_size=8),
+).flatmap(lambda t: st.builds(lambda a, b: a + t + b, _PAD, _PAD))
+UNIT_NAMES = st.one_of(st.just(""), st.just(""), st.sampled_from(GOOD_UNIT_NAMES), st.sampled_from(BAD_UNIT_NAMES),
+                       st.text(max_size=MAX_UNIT_NAME + 10), st.text(alphabet=st.characters(max_codepoint=0x7f),
+                                                                      max_size=12))
+# a row's (units, unit_name) cells: often a valid pair or none, so that a ledger holds several good rows and a bad
+# one anywhere among them, not only a first row that fails
+_VALID_UNITS = st.one_of(st.sampled_from([t for t, _ in GOOD_UNITS]), st.integers(1, 10**30).map(str),
+                         st.floats(min_value=0, exclude_min=True, allow_infinity=False).map(repr))
+_VALID_NAMES = st.one_of(st.sampled_from(GOOD_UNIT_NAMES),
+                         st.text(min_size=1, max_size=MAX_UNIT_NAME).filter(lambda t: t.strip().isprintable()))
+UNIT_CELLS = st.one_of(
+    st.tuples(_VALID_UNITS.flatmap(lambda t: st.builds(lambda a, b: a + t + b, _PAD, _PAD)), _VALID_NAMES),
+    st.tuples(_VALID_UNITS, _VALID_NAMES), st.tuples(_VALID_UNITS, _VALID_NAMES), st.just(("", "")),
+    st.tuples(UNITS_TEXT, UNIT_NAMES), st.tuples(UNITS_TEXT, UNIT_NAMES),
+)
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+def expected_units(units: str, unit_name: str) -> tuple[float | None, str] | None:
+    """What the importer must make of a row's units and unit_name cells (ledger.py's contract: both or neither, a
+    plain positive finite number and a short printable name, each trimmed), or None: it must refuse the row."""
+    units, unit_name = units.strip(), unit_name.strip()
+    if not units and not unit_name:
+        return None, ""
+    if not units or not unit_name or len(unit_name) > MAX_UNIT_NAME or not unit_name.isprintable():
+        return None
+    value = float(units) if _PLAIN_NUMBER.fullmatch(units) else math.nan
+    return (value, unit_name) if math.isfinite(value) and value > 0 else None
+
+
+def test_the_units_oracle_agrees_with_the_hand_labels() -> None:
+    """The oracle is checked against values labelled by hand, so that it is not only the importer's own rule."""
+    for text, value in GOOD_UNITS:
+        assert expected_units(f" {text}\t", "tokens") == (value, "tokens"), text
+    for text in BAD_UNITS:
+        assert expected_units(text, "tokens") is None, text
+    for name in GOOD_UNIT_NAMES:
+        assert expected_units("1", name) == (1.0, name.strip()), name
+    for name in BAD_UNIT_NAMES:
+        assert expected_units("1", name) is None, name
+    assert expected_units("", "") == (None, "") and expected_units(" ", "\u3000") == (None, "")
+    assert expected_units("5", "") is None and expected_units("", "tokens") is None
+
+
+# every other column valid, so that only the units can make a row fail
+UNIT_LEDGER_ROW = {"project": "p", "phase": "pretraining", "cluster": "c1", "user": "u",
+                   "start": "2024-03-01T00:00:00Z", "end": "2024-03-01T01:00:00Z"}
+_EOL = re.compile("\r\n|\r|\n")
+
+
+class UnitsLedger:
+    """A generated ledger valid but for its units: the file, each row's (units, unit_name) cells as written ("" for
+    an absent one), and where an error about each row must point ('LINE' or 'LINE (jobs[i])' after 'file:')."""
+
+    def __init__(self, data: bytes, cells: list[tuple[str, str]], wheres: list[str]) -> None:
+        self.data, self.cells, self.wheres = data, cells, wheres
+
+    def job_id(self, i: int) -> str:
+        return str(5000 + i)
+
+    def __repr__(self) -> str:
+        return f"UnitsLedger({self.data!r})"
+
+
+@st.composite
+def units_ledger_csv(draw: st.DrawFn) -> UnitsLedger:
+    cells = draw(st.lists(UNIT_CELLS, min_size=1, max_size=5))
+    cols = ["job_id", *UNIT_LEDGER_ROW, "units", "unit_name"]
+    if draw(st.integers(0, 9)) == 0:                      # one of the two columns only
+        cols.remove(draw(st.sampled_from(["units", "unit_name"])))
+    cols = list(draw(st.permutations(cols)))
+    # a line break inside a cell needs quotes (csv.writer leaves a lone CR unquoted when lines end in LF)
+    breaks = any(_EOL.search(u + n) for u, n in cells)
+    out = io.StringIO()
+    w = csv.writer(out, quoting=csv.QUOTE_ALL if breaks or draw(st.booleans()) else csv.QUOTE_MINIMAL,
+                   lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
+    w.writerow(cols)
+    written, wheres = [], []
+    for i, (units, name) in enumerate(cells):
+        wheres.append(str(1 + len(_EOL.findall(out.getvalue()))))     # the line the row starts on
+        row = {"job_id": str(5000 + i), **UNIT_LEDGER_ROW, "units": units, "unit_name": name}
+        w.writerow([row[c] for c in cols])
+        written.append((units if "units" in cols else "", name if "unit_name" in cols else ""))
+    bom = "\ufeff" if draw(st.integers(0, 4)) == 0 else ""
+    return UnitsLedger((bom + out.getvalue()).encode("utf-8"), written, wheres)
+
+
+def yaml_quoted(text: str) -> str:
+    """A YAML double-quoted scalar of exactly `text`, in ASCII (the YAML reader refuses some characters raw)."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0x20 <= code < 0x7f and ch not in '"\\':
+            out.append(ch)
+        else:
+            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
+_YAML_PLAIN = re.compile(r"-?[0-9A-Za-z.+][0-9A-Za-z.+-]*")
+
+
+@st.composite
+def yaml_value(draw: st.DrawFn, key: str, text: str) -> str:
+    """`key: value` for a flow mapping: plain where YAML reads the same text back (the ledger reads every scalar as
+    text), else double-quoted; an empty value absent, null or ""."""
+    if not text:
+        return draw(st.sampled_from(["", f"{key}: null", f"{key}: ~", f'{key}: ""']))
+    plain = _YAML_PLAIN.fullmatch(text) and text not in ("null", "Null", "NULL") and draw(st.booleans())
+    return f"{key}: {text if plain else yaml_quoted(text)}"
+
+
+@st.composite
+def units_ledger_yaml(draw: st.DrawFn) -> UnitsLedger:
+    cells = draw(st.lists(UNIT_CELLS, min_size=1, max_size=5))
+    under_jobs = draw(st.booleans())
+    lines = ["jobs:"] if under_jobs else []
+    wheres = []
+    for i, (units, name) in enumerate(cells):
+        wheres.append(f"{len(lines) + 1} (jobs[{i}])")
+        keys = [f"job_id: '{5000 + i}'", *(f"{k}: {yaml_quoted(v)}" for k, v in UNIT_LEDGER_ROW.items()),
+                draw(yaml_value("units", units)), draw(yaml_value("unit_name", name))]
+        keys = [k for k in draw(st.permutations(keys)) if k]
+        lines.append(("  - {" if under_jobs else "- {") + ", ".join(keys) + "}")
+    eol = draw(st.sampled_from(["\n", "\r\n"]))
+    return UnitsLedger((eol.join(lines) + eol).encode("utf-8"), cells, wheres)
+
+
+UNITS_LEDGERS: dict[str, Callable[[], st.SearchStrategy[UnitsLedger]]] = {"csv": units_ledger_csv,
+                                                                          "yaml": units_ledger_yaml}
+
+
+def check_units_import(path: Path, fmt: str, ledger: UnitsLedger) -> list[tuple[float | None, str]] | None:
+    """Every row imported with exactly its units and name, or an InputError at file:line of the first bad row."""
+    want = [expected_units(u, n) for u, n in ledger.cells]
+    bad = next((i for i, w in enumerate(want) if w is None), None)
+    try:
+        result = read_jobs(path, fmt, default_cluster=None)
+    except InputError as exc:
+        check_error(exc, path)
+        assert bad is not None, f"a ledger with valid units refused: {exc.message()}"
+        assert exc.where == f"{path}:{ledger.wheres[bad]}", (exc.where, bad, ledger.cells[bad])
+        assert "unit" in exc.message(), exc.message()
+        return None
+    assert bad is None, f"row {bad} imported: {ledger.cells[bad]!r}"
+    for rec in result.records:
+        check_job(rec)
+    got = {r.job_id: (r.units, r.unit_name) for r in result.records}
+    assert got == {ledger.job_id(i): w for i, w in enumerate(want)}
+    return [w for w in want if w is not None]
 
 
 # -- byte-level finishing: BOM, line endings, damage ----------------------------------------------
@@ -367,7 +552,8 @@ def _load(name: str) -> Any:
 
 # -- job strategies --------------------------------------------------------------------------------
 
-LEDGER_COLUMNS = ("job_id", "project", "phase", "cluster", "user", "start", "end", "nodes", "gpus")
+LEDGER_COLUMNS = ("job_id", "project", "phase", "cluster", "user", "start", "end", "nodes", "gpus", "units",
+                  "unit_name")
 
 
 @st.composite
@@ -385,6 +571,7 @@ def ledger_rows(draw: st.DrawFn, columns: tuple[str, ...]) -> list[dict[str, Any
             "end": "" if draw(st.integers(0, 4)) == 0 else instant_text(end, draw(st.integers(0, 2))),
             "nodes": draw(st.sampled_from(["", "gpu01", "gpu[01-04]", "gpu[01-02,07],cpu7", "a[1-2]-b[3-4]"])),
             "gpus": draw(st.sampled_from(["", "0", "4", "8"])),
+            "units": draw(UNITS_TEXT), "unit_name": draw(UNIT_NAMES),      # often both empty: units on some rows
         }
         for col in draw(st.sets(st.sampled_from(LEDGER_COLUMNS), max_size=3)):
             row[col] = draw(ODD_TEXT)
@@ -672,8 +859,12 @@ STRUCTURED_INTENSITY: dict[str, Callable[[], st.SearchStrategy[bytes]]] = {
 }
 FIXTURE_BYTES = {
     "csv": [b"job_id,project,phase,cluster,user,start,end,nodes,gpus\n42,p,pretraining,c1,u,2024-03-01T00:00:00Z,"
-            b"2024-03-01T01:00:00Z,\"gpu[01-02]\",4\n"],
-    "yaml": [b"jobs:\n  - {job_id: '42', project: p, start: '2024-03-01T00:00:00Z', end: '', nodes: [gpu01]}\n"],
+            b"2024-03-01T01:00:00Z,\"gpu[01-02]\",4\n",
+            b"job_id,project,cluster,start,end,units,unit_name\n42,p,c1,2024-03-01T00:00:00Z,2024-03-01T01:00:00Z,"
+            b"3.2e9,tokens\n43,p,c1,2024-03-01T00:00:00Z,2024-03-01T02:00:00Z,,\n"],
+    "yaml": [b"jobs:\n  - {job_id: '42', project: p, start: '2024-03-01T00:00:00Z', end: '', nodes: [gpu01]}\n",
+             b"- {job_id: '42', project: p, start: '2024-03-01T00:00:00Z', end: '2024-03-01T01:00:00Z', units: 5.0e+8,"
+             b" unit_name: tokens}\n- {job_id: '43', project: p, start: '2024-03-01T00:00:00Z', end: ''}\n"],
     "sacct-json": [(FIXTURES / "slurm" / n).read_bytes() for n in ("clockwork_sacct_1.json",
                                                                   "sacct_v0041_constructed.json")],
     "sacct-parsable": [b"JobID|JobIDRaw|Account|Start|End|NodeList|AllocTRES|State|Cluster\n"
@@ -718,6 +909,16 @@ def test_job_files_import_or_name_the_file(workdir: Path, fmt: str, data: st.Dat
     tz = data.draw(TZ_NAMES, label="timezone") if fmt == "sacct-parsable" else None
     with input_file(workdir, content, "." + fmt) as path:
         import_jobs(path, fmt, cluster=cluster, timezone_=tz)
+
+
+@pytest.mark.parametrize("fmt", sorted(UNITS_LEDGERS))
+@fuzz(250)
+@given(data=st.data())
+def test_ledger_units_import_exactly_or_name_the_first_bad_line(workdir: Path, fmt: str, data: st.DataObject) -> None:
+    ran(f"ledger_units_import_exactly_or_name_the_first_bad_line[{fmt}]")
+    ledger = data.draw(UNITS_LEDGERS[fmt](), label="ledger")
+    with input_file(workdir, ledger.data, "." + fmt) as path:
+        check_units_import(path, fmt, ledger)
 
 
 @pytest.mark.parametrize("fmt", INTENSITY_FORMATS)
@@ -770,6 +971,16 @@ def tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
         return {name: con.execute(sql).fetchall() for name, sql in TABLES.items()}
+    finally:
+        con.close()
+
+
+def stored_units(path: Path) -> dict[tuple[str, str], tuple[float | None, str | None]]:
+    """(cluster, job_id) -> (units, unit_name) as stored (migration 0009's columns)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {(c, j): (u, n) for c, j, u, n in con.execute("SELECT cluster, job_id, units, unit_name FROM jobs")
+                .fetchall()}
     finally:
         con.close()
 
@@ -878,13 +1089,40 @@ def test_cli_jobs_import_is_all_or_nothing(workdir: Path, seeded: Seed, no_env: 
                                 timezone=tz if fmt == "sacct-parsable" else None).records
         after = tables(dbfile)
         stored = {(r[0], r[1]): r for r in after["jobs"]}
+        units = stored_units(dbfile)
         for rec in records:                     # every job of the file, as parsed
             row = stored[(rec.cluster, rec.job_id)]
             assert (row[2], row[3], row[7], row[8]) == (rec.project, rec.phase, rec.start, rec.end)
+            assert units[(rec.cluster, rec.job_id)] == (rec.units, rec.unit_name or None)
         imported = {(r.cluster, r.job_id) for r in records}
         for row in before["jobs"]:              # and every other job as it was
             if (row[0], row[1]) not in imported:
                 assert stored[(row[0], row[1])] == row
+    finally:
+        dbfile.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("fmt", sorted(UNITS_LEDGERS))
+@fuzz(30)
+@given(data=st.data())
+def test_cli_ledger_units_are_stored_exactly_or_not_at_all(workdir: Path, seeded: Seed, no_env: None, fmt: str,
+                                                          data: st.DataObject) -> None:
+    ran(f"cli_ledger_units_are_stored_exactly_or_not_at_all[{fmt}]")
+    ledger = data.draw(UNITS_LEDGERS[fmt](), label="ledger")
+    want = [expected_units(u, n) for u, n in ledger.cells]
+    dbfile = workdir / f"db{next(_SEQ)}.duckdb"
+    shutil.copyfile(seeded.path, dbfile)
+    try:
+        with input_file(workdir, ledger.data, "." + fmt) as path:
+            rc, out, err = run_cli(["jobs", "import", str(path), "--format", fmt, "--db", str(dbfile), "-q"])
+        if not check_cli("jobs", rc, out, err, dbfile, seeded.tables):     # refused: nothing stored changed
+            assert None in want, f"a ledger with valid units refused: {err}"
+            return
+        assert None not in want, f"a bad row stored: {ledger.cells}"
+        units = stored_units(dbfile)
+        for i, w in enumerate(want):
+            assert w is not None
+            assert units[("c1", ledger.job_id(i))] == (w[0], w[1] or None)
     finally:
         dbfile.unlink(missing_ok=True)
 

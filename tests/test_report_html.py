@@ -608,8 +608,19 @@ def test_chromium_renders_the_page(name: str, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(report_fleet: tuple[Path, Path]) -> tuple[Path, Path]:
-    return report_fleet
+def built(report_fleet: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The known fleet, with functional units on some ledger rows so that the SCI section has rows (idefics: tokens
+    in two phases and samples in one; bloom-mini: tokens); no other number depends on them."""
+    import duckdb
+
+    path, cfg = report_fleet
+    copy = tmp_path_factory.mktemp("report-html") / "units.duckdb"
+    copy.write_bytes(path.read_bytes())
+    con = duckdb.connect(str(copy))
+    con.executemany("UPDATE jobs SET units = ?, unit_name = ? WHERE job_id = ?",
+                    [[4e9, "tokens", "p1"], [1e9, "tokens", "e1"], [1000.0, "samples", "f1"], [2e9, "tokens", "b1"]])
+    con.close()
+    return copy, cfg
 
 
 def _cli(built: tuple[Path, Path], capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -670,6 +681,19 @@ def test_the_builders_report_as_html(built: tuple[Path, Path], capsys: pytest.Ca
         for p in a["phases"]:
             assert f"{p['phase']} {p['label']} {fmt(p['energy_kwh'])} {p['method']}" in annex
         assert f"Known energy consumption of training: {fmt(a['energy_kwh'])} kWh" in annex
+    # the SCI per functional unit: each row (with its project in the all-projects report), the JSON's numbers
+    sci = report["sci"]
+    assert sci["rows"], "the built fleet's ledger gives units"
+    per_unit = " ".join(page.section_text("sci").split())
+    for x in sci["rows"]:
+        who = f"{x['project']} " if report["kind"] == "fleet" else ""
+        assert (f"{who}{x['phase']} {x['unit_name']} {fmt(x['units'])} {fmt(x['jobs'], 'int')} "
+                f"{fmt(x['energy_share'], 'share')} % {fmt(x['operational_g'])} {fmt(x['embodied_g'])} "
+                f"{fmt(x['g_per_unit'])} {fmt(x['g_per_thousand_units'])} {fmt(x['g_per_million_units'])}") in per_unit
+        cells = ([x["project"]] if who else []) + [x["phase"], x["unit_name"], md_fmt.num(x["units"])]
+        assert "| " + " | ".join(cells) + " |" in md
+    assert len(page.within("sci", "tr")) == 1 + len(sci["rows"])
+    assert ("project" in sci["rows"][0]) is (report["kind"] == "fleet")
     # the uncertainty bands: the total's and each phase's (and project's) band, the JSON's numbers rounded as in the
     # Markdown
     u = report["uncertainty"]

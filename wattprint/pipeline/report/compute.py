@@ -15,6 +15,7 @@ samples, ledger rows and intensity hours. This module runs the sections in order
     basis.py    a market-based headline (--scope2-basis market): every headline figure's market adjustment
     timeshift.py  each phase's and top job's hours started later, at the cleanest start within the slack
     disclosure.py the ESRS E1-style table (all projects) and the EU AI Act Annex XI training energy (a project)
+    sci.py      SCI-style g CO2eq per functional unit (a project; per project in the all-projects report)
     uncertainty.py  low-high bands of the headline, each phase and each project (interval arithmetic)
     series.py   daily and hourly series
     fleet.py    the all-projects report's projects, clusters, top jobs, reconciliation
@@ -35,11 +36,12 @@ from ..errors import InputError
 from ..settings import Settings
 from ..timeutil import iso
 from . import basis
-from .disclosure import annex_xi, esrs_e1, sci
+from .disclosure import annex_xi, esrs_e1
 from .fleet import fleet, previous
 from .layers import Sums, equivalences, layer_rows, method
 from .phases import cpu_hardware_total, hardware_total, phase_blocks
 from .quality import quality
+from .sci import fleet_sci, sci
 from .scope import ReportOptions, build_scope, check_scope, estimate_in_scope, rates, span, title
 from .scope2 import prepare as prepare_scope2
 from .scope2 import previous as previous_scope2
@@ -76,7 +78,8 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
 
     blocks = phase_blocks(con, settings, o, estimates)
     phases = tuple(p for p, _ in blocks)
-    per_unit = sci(con, blocks, o) if o.kind == "project" else None     # reads rpt_rows before anything rebuilds it
+    # both read rpt_rows before anything rebuilds it
+    per_unit = sci(con, blocks, o) if o.kind == "project" else fleet_sci(con, settings, o, estimates)
     total = Sums()
     for _, sums in blocks:
         total = total.add(sums)

@@ -6,27 +6,19 @@
 * `annex_xi` (a project report): the energy of training in kWh, for the "known or estimated energy consumption of
   the model" of the EU AI Act, Annex XI, section 1, point 2(e), with the method: the electricity of the headline's
   layers of the training phases, measured and estimated apart.
-* `sci` (a project report): SCI-style intensity per functional unit (GSF SCI, SCI = (E x I + M) per R): for each
-  phase and unit name, the emissions of the jobs whose ledger row carries units, over their units. E x I: their
-  operational emissions as the headline counts them (its layers, location-based: the SCI admits no market-based
-  instruments); M: their GPUs' embodied emissions, always (the SCI formula has M), whether or not the headline
-  adds the embodied layer. Jobs without units are in neither the numerator nor R; energy_share says how much of the
-  phase that leaves out.
+
+The SCI-style intensity per functional unit (`sci`, both reports), which divides emissions by the jobs' units, is
+in sci.py.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
-import duckdb
-
-from .layers import Sums, fraction, included, share
-from .phases import phase_order
-from .query import rows as sql_rows
+from .layers import Sums, included
 from .scope import ReportOptions
 from .types import Phase, Scope2
-from .types.disclosure import AnnexXi, AnnexXiPhase, EsrsE1, Sci, SciRow
+from .types.disclosure import AnnexXi, AnnexXiPhase, EsrsE1
 
 # the phases whose energy is "the energy consumption of training": pretraining and finetuning of the model itself.
 # Experimentation (runs that did not produce the model), evaluation and inference are development or use, not its
@@ -88,48 +80,3 @@ def annex_xi(blocks: Sequence[tuple[Phase, Sums]], o: ReportOptions) -> AnnexXi:
     return AnnexXi(training_phases=TRAINING_PHASES, energy_kwh=measured + estimated, measured_kwh=measured,
                    estimated_kwh=estimated, other_phases_kwh=other, phases=tuple(rows), method=method)
 
-
-def _sci_row(phase: str, unit_name: str, s: Sums, units: float, jobs: int, whole_kwh: float,
-             o: ReportOptions) -> SciRow:
-    operational, embodied = s.operational_g(o), s.emb_g
-    g = operational + embodied
-    per = share(g, units)
-    return SciRow(phase=phase, unit_name=unit_name, units=units, jobs=jobs, energy_kwh=s.facility_kwh(o),
-                  energy_share=fraction(s.facility_kwh(o), whole_kwh), operational_g=operational, embodied_g=embodied,
-                  sci_g=g, g_per_unit=per, g_per_thousand_units=per * 1e3, g_per_million_units=per * 1e6)
-
-
-def sci(con: duckdb.DuckDBPyConnection, blocks: Sequence[tuple[Phase, Sums]], o: ReportOptions) -> Sci:
-    """Per phase and unit name, and for all phases together where a unit name spans several: the jobs' emissions
-    per functional unit. A phase's energy is every block of it (measured and manual; manual phases carry no units)."""
-    phase_kwh: dict[str, float] = defaultdict(float)
-    for p, s in blocks:
-        phase_kwh[p.phase] += s.facility_kwh(o)
-    found = sorted(sql_rows(con, "rpt_sums_by_unit", {"start": o.window.start, "end": o.window.end}),
-                   key=lambda r: (phase_order(r["phase"]), r["unit_name"]))
-    out: list[SciRow] = []
-    by_name: dict[str, list[tuple[Sums, float, int]]] = defaultdict(list)
-    for r in found:
-        s, units, jobs = Sums.of(r), float(r["units"] or 0.0), int(r["jobs"])
-        if units <= 0:          # every unit-carrying job of the phase lies outside the window's hours
-            continue
-        out.append(_sci_row(r["phase"], r["unit_name"], s, units, jobs, phase_kwh[r["phase"]], o))
-        by_name[r["unit_name"]].append((s, units, jobs))
-    report_kwh = sum(phase_kwh.values(), 0.0)
-    for name, parts in sorted(by_name.items()):
-        if len(parts) > 1:
-            total = Sums()
-            for s, _, _ in parts:
-                total = total.add(s)
-            out.append(_sci_row("all", name, total, sum(u for _, u, _ in parts), sum(j for _, _, j in parts),
-                                report_kwh, o))
-    embodied_in = "embodied" in included(o)
-    method = ("SCI = (E x I + M) / R per the Green Software Foundation's Software Carbon Intensity specification "
-              "(ISO/IEC 21031:2024), over the jobs whose ledger row gives units: E x I their operational emissions "
-              f"as the headline counts them ({energy_included(o)}; location-based intensity, as the SCI requires), "
-              "M their GPUs' embodied emissions amortised per GPU-hour"
-              + (" (in the headline too)" if embodied_in else " (counted here though the headline leaves the "
-                 "embodied layer out)")
-              + ", R their units, each job's pro rata to its run inside the window; jobs without units (and "
-              "running jobs) are in neither, energy_share says how much of the phase they leave out")
-    return Sci(rows=tuple(out), embodied_in_headline=embodied_in, method=method)

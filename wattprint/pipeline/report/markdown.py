@@ -18,11 +18,12 @@ from .markdown_sections import (
     Md,
     band_line,
     cell,
-    disclosure_lines,
     scope2_lines,
     table,
     uncertainty_lines,
 )
+from .md_disclosure import disclosure_lines, sci_training_lines
+from .sci_card import training_sci
 from .types import (
     EqualShare,
     FleetSections,
@@ -135,6 +136,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
             f"{tonnes_or_kg(t.emissions_kg)} of CO2eq{market_note(t.location_kg, tons=True)}, which is "
             f"{cell(r.equivalences.sentence)}.", ""]
     out += band_line(r.uncertainty)
+    if r.kind == "project":
+        out += sci_training_lines(training_sci(r.sci))
     out += [f"Method: {cell(r.method.statement)}", ""]
 
     out += ["## Accounting layers", ""]

@@ -11,7 +11,7 @@ from typing import Any
 
 from .fmt import num, pct, signed_pct
 from .names import md
-from .types import AnnexXi, Band, EsrsE1, Report, Sci, Scope2, Scope2Figures, Uncertainty
+from .types import Band, Scope2, Scope2Figures, Uncertainty
 
 
 class Md(str):
@@ -64,73 +64,6 @@ def scope2_lines(s: Scope2) -> list[str]:
                       [[m.zone, m.year, f"{m.g_per_kwh:g}", num(m.energy_kwh), m.source] for m in s.residual_mixes])
     out += [f"> {cell(w)}" for w in s.warnings] + ([""] if s.warnings else [])
     out += [f"Method: {cell(s.statement)}", ""]
-    return out
-
-
-# -- disclosure-ready figures -----------------------------------------------------------------------------
-
-def _fixed(x: float) -> str:
-    """MWh and tonnes: three decimals (a month of a small cluster is a fraction of a MWh)."""
-    return f"{x:,.3f}"
-
-
-def disclosure_lines(r: Report) -> list[str]:
-    """The ESRS E1-style table (all projects) and the EU AI Act Annex XI training energy (a project)."""
-    out: list[str] = []
-    if r.esrs_e1 is not None:
-        out += esrs_e1_lines(r.esrs_e1)
-    if r.annex_xi is not None:
-        out += annex_xi_lines(r.annex_xi)
-    if r.sci is not None:
-        out += sci_lines(r.sci)
-    return out
-
-
-SCI_TITLE = "## SCI: emissions per functional unit"
-SCI_NONE = ("No job of this report carries functional units: add the ledger columns units and unit_name (e.g. "
-            "tokens) to state g CO2eq per unit.")
-
-
-def sci_lines(c: Sci) -> list[str]:
-    out = [SCI_TITLE, ""]
-    if not c.rows:
-        return out + [SCI_NONE, ""]
-    out += table(["Phase", "Unit", "Units", "Jobs", "Share of the phase's energy", "E x I (g CO2eq)",
-                   "M (g CO2eq)", "g CO2eq per unit", "per 1,000", "per 1,000,000"],
-                  [[x.phase, x.unit_name, num(x.units), x.jobs, pct(x.energy_share), num(x.operational_g),
-                    num(x.embodied_g), num(x.g_per_unit), num(x.g_per_thousand_units),
-                    num(x.g_per_million_units)] for x in c.rows])
-    out += [f"(Method: {cell(c.method)}.)", ""]
-    return out
-
-
-def esrs_e1_lines(e: EsrsE1) -> list[str]:
-    out = ["## ESRS E1 disclosure (energy, gross Scope 2, embodied Scope 3)", ""]
-    out += table(["Disclosure", "Figure", "Unit"], [
-        ["E1-5 energy consumption (electricity)", _fixed(e.energy_mwh), "MWh"],
-        ["E1-6 gross Scope 2, location-based", _fixed(e.scope2_location_tco2eq), "tCO2eq"],
-        ["E1-6 gross Scope 2, market-based", _fixed(e.scope2_market_tco2eq), "tCO2eq"],
-        ["Scope 3 category 2 (capital goods): embodied GPU emissions, amortised, reported apart",
-         _fixed(e.scope3_embodied_tco2eq), "tCO2eq"],
-    ])
-    out += [f"Energy: {cell(e.energy_included)}. Market-based: {pct(e.market_covered_share)} covered by contractual "
-            f"instruments. Embodied emissions are {'in' if e.embodied_in_headline else 'not in'} the headline and "
-            "never in Scope 2.", "", f"({cell(e.note)}.)", ""]
-    return out
-
-
-def annex_xi_lines(a: AnnexXi) -> list[str]:
-    out = ["## EU AI Act Annex XI: energy consumption of training", ""]
-    if not a.phases:
-        return out + [f"No training phase ({', '.join(a.training_phases)}) in this report: no training energy to "
-                      f"state ({num(a.other_phases_kwh)} kWh in other phases).", ""]
-    out += table(["Phase", "Measured or estimated", "Energy (kWh)", "Method"],
-                  [[p.phase, p.label, num(p.energy_kwh), p.method] for p in a.phases]
-                  + [[Md("**training**"), "", Md(f"**{num(a.energy_kwh)}**"), ""]])
-    split = (f" ({num(a.measured_kwh)} kWh measured, {num(a.estimated_kwh)} kWh estimated)"
-             if a.measured_kwh and a.estimated_kwh else "")
-    out += [f"Known energy consumption of training: **{num(a.energy_kwh)} kWh**{split}; "
-            f"{num(a.other_phases_kwh)} kWh in other phases not counted.", "", f"(Method: {cell(a.method)}.)", ""]
     return out
 
 

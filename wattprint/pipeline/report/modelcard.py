@@ -40,6 +40,11 @@ STANDARD_FIELDS = ("emissions", "source", "training_type", "geographical_locatio
 # what wattprint adds after them (co2_block's `extra`): the EU AI Act Annex XI training energy of the report
 # (report.annex_xi). The Hub reads the standard fields and keeps the others as plain metadata.
 DISCLOSURE_FIELDS = ("training_energy_kwh", "training_energy_method")
+# and, when the training jobs' ledger rows give functional units, the SCI of training (report.sci, sci_card.py):
+# grams of CO2eq per unit and per million units (the same grams as `emissions`), the unit's name, how many, the
+# functional unit in words and the method. One flat set of scalars, prefixed, as the Hub's own keys are.
+SCI_FIELDS = ("sci_g_per_unit", "sci_g_per_million_units", "sci_unit_name", "sci_units", "sci_functional_unit",
+              "sci_method")
 EMISSIONS_DECIMALS = 2  # grams: 0.01 g is far below any measurement's uncertainty
 
 _BOM = "\ufeff"

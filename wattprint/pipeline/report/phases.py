@@ -177,6 +177,11 @@ def _group_estimates(estimates: list[ManualPhase]) -> dict[tuple[str, str], list
     return out
 
 
+def estimate_sums(settings: Settings, o: ReportOptions, e: ManualPhase) -> Sums:
+    """One manual phase's sums, as its block would count it (the SCI's share of a project's phase, per project)."""
+    return _estimate_sums(settings, o, [e])[0]
+
+
 def _estimate_sums(settings: Settings, o: ReportOptions, group: list[ManualPhase]
                    ) -> tuple[Sums, list[PhaseGpu], list[PhaseCpu], list[PhaseCluster], float | None]:
     """A group of manual phases as the sums of a block: TDP energy priced at the declared intensity, PUE overhead,

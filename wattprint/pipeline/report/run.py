@@ -203,7 +203,7 @@ def co2_metadata(report: Report) -> dict[str, Any]:
     return co2_block(
         emissions_g=total.emissions_kg * 1000.0, source=clean(source), training_type=training,
         geographical_location=clean(", ".join(regions)) or None, hardware_used=clean(", ".join(hardware)) or None,
-        extra=annex_xi_fields(report),
+        extra={**(annex_xi_fields(report) or {}), **(sci_fields(report) or {})},
     )
 
 
@@ -215,6 +215,28 @@ def annex_xi_fields(report: Report) -> dict[str, Any] | None:
         return None
     return {"training_energy_kwh": round(a.energy_kwh, 3),
             "training_energy_method": clean(f"EU AI Act Annex XI 1(2)(e): {a.method}")}
+
+
+# the SCI figures keep 6 significant digits: grams per token are 1e-5 g, which rounding to 0.01 g would zero
+SCI_DIGITS = 6
+
+
+def sci_fields(report: Report) -> dict[str, Any] | None:
+    """The training phases' SCI beside the emissions (modelcard.SCI_FIELDS), when a training job's ledger row gives
+    units: the figure the Markdown body states too (sci_card.training_sci)."""
+    from .sci_card import training_sci
+
+    t = training_sci(report.sci)
+    if t is None or report.sci is None:
+        return None
+    return {"sci_g_per_unit": _significant(t.g_per_unit),
+            "sci_g_per_million_units": _significant(t.g_per_million_units), "sci_unit_name": clean(t.unit_name),
+            "sci_units": t.units, "sci_functional_unit": clean(t.functional_unit),
+            "sci_method": clean(report.sci.method)}
+
+
+def _significant(x: float) -> float:
+    return float(f"{x:.{SCI_DIGITS}g}")
 
 
 def _model_card(args: ReportRequest, report: Report) -> int:

@@ -1,5 +1,6 @@
 """The disclosure sections of the page: the ESRS E1-style table (all projects, `esrs_e1`) and the EU AI Act Annex XI
-training energy (a project, `annex_xi`) and the SCI-style emissions per functional unit (a project, `sci`)."""
+training energy (a project, `annex_xi`) and the SCI-style emissions per functional unit (a project, and per project
+in the all-projects report: `sci`)."""
 
 from __future__ import annotations
 
@@ -55,16 +56,20 @@ def _sci(report: Report) -> str:
     c = report.sci
     if c is None:
         return ""
-    title = "<h2>SCI: emissions per functional unit</h2>"
+    fleet = report.kind == "fleet"       # a row per project, each share of that project's phase
+    title = f"<h2>SCI: emissions per functional unit{', per project' if fleet else ''}</h2>"
     if not c.rows:
         return (f'<section id="sci">{title}<p>No job of this report carries functional units: add the ledger '
                 "columns units and unit_name (e.g. tokens) to state g CO2eq per unit.</p></section>")
-    table = _table([("Phase", False), ("Unit", False), ("Units", True), ("Jobs", True),
-                    ("Share of the phase's energy", True), (f"E&times;I (g {CO2})", True), (f"M (g {CO2})", True),
-                    (f"g {CO2} per unit", True), ("per 1,000", True), ("per 1,000,000", True)],
-                   (_tr([(_e(x.phase), False), (_e(x.unit_name), False), (fmt(x.units), True),
-                         (fmt(x.jobs, "int"), True), (fmt(x.energy_share, "share") + "&nbsp;%", True),
-                         (fmt(x.operational_g), True), (fmt(x.embodied_g), True), (fmt(x.g_per_unit), True),
-                         (fmt(x.g_per_thousand_units), True), (fmt(x.g_per_million_units), True)])
+    head = [("Phase", False), ("Unit", False), ("Units", True), ("Jobs", True),
+            ("Share of the project's phase energy" if fleet else "Share of the phase's energy", True),
+            (f"E&times;I (g {CO2})", True), (f"M (g {CO2})", True), (f"g {CO2} per unit", True), ("per 1,000", True),
+            ("per 1,000,000", True)]
+    table = _table(([("Project", False)] if fleet else []) + head,
+                   (_tr(([(_e(x.project or ""), False)] if fleet else []) + [
+                       (_e(x.phase), False), (_e(x.unit_name), False), (fmt(x.units), True),
+                       (fmt(x.jobs, "int"), True), (fmt(x.energy_share, "share") + "&nbsp;%", True),
+                       (fmt(x.operational_g), True), (fmt(x.embodied_g), True), (fmt(x.g_per_unit), True),
+                       (fmt(x.g_per_thousand_units), True), (fmt(x.g_per_million_units), True)])
                     for x in c.rows), "sci")
     return f'<section id="sci">{title}{table}<p class="statement">{_e(c.method)}</p></section>'

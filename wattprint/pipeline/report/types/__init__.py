@@ -98,7 +98,7 @@ class Report(Record):
     time_shift: TimeShift | None = optional()   # the same work started later (absent from older reports)
     esrs_e1: EsrsE1 | None = optional()       # all-projects report: the ESRS E1-style table (absent from older ones)
     annex_xi: AnnexXi | None = optional()     # project report: EU AI Act Annex XI training energy (absent from older)
-    sci: Sci | None = optional()   # project report: SCI-style g CO2eq per functional unit (absent from older)
+    sci: Sci | None = optional()   # SCI-style g CO2eq per unit (all projects: per project; absent from older)
     daily: tuple[Day, ...]
     hourly: tuple[Hour, ...]
     fleet: FleetSections | None = flattened()   # kind "fleet" only

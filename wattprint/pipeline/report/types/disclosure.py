@@ -1,4 +1,4 @@
-"""The records of the disclosure sections (`esrs_e1`, `annex_xi`): the report's own figures restated in the units
+"""The records of the disclosure sections (`esrs_e1`, `annex_xi`, `sci`): the report's own figures restated in the units
 and scopes a disclosure asks for (see report/disclosure.py and docs/reports.md). Added to schema_version 1 after its
 first reports: optional keys there."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..record import Record
+from ..record import Record, optional
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,15 +52,16 @@ class AnnexXi(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class SciRow(Record):
-    """One phase's (or, as "all", the report's) emissions per functional unit for one unit name: the GSF Software
+    """One phase's (or, as "all", the project's) emissions per functional unit for one unit name: the GSF Software
     Carbon Intensity, SCI = (E x I + M) / R, over the jobs whose ledger row carries units of that name."""
 
+    project: str | None = optional()   # the all-projects report only: whose jobs (absent from a project report)
     phase: str                       # a phase, or "all" (every phase with units of this name, when more than one)
     unit_name: str                   # what a unit is (tokens, samples), from the ledger
     units: float                     # R: the jobs' units, each job's pro rata to its run inside the window
     jobs: int                        # the jobs that carry them
     energy_kwh: float                # their electricity (the headline's layers)
-    energy_share: float              # of the phase's (all: the report's) electricity, 0..1: the rest carries no units
+    energy_share: float              # of the phase's (all: the project's) electricity, 0..1: the rest carries no units
     operational_g: float             # E x I: their operational emissions as the headline counts them (location-based)
     embodied_g: float                # M: their GPUs' embodied emissions, amortised (counted even when not in headline)
     sci_g: float                     # operational_g + embodied_g
@@ -71,8 +72,9 @@ class SciRow(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class Sci(Record):
-    """A project report's SCI-style intensity per functional unit (Green Software Foundation, Software Carbon
-    Intensity specification; ISO/IEC 21031:2024): rows only where the ledger gives the jobs units."""
+    """SCI-style intensity per functional unit (Green Software Foundation, Software Carbon Intensity specification;
+    ISO/IEC 21031:2024): rows only where the ledger gives the jobs units. A project report's, or the all-projects
+    report's with a row per project (project set on every row)."""
 
     rows: tuple[SciRow, ...]         # empty: no job of the report carries units
     embodied_in_headline: bool       # whether the headline adds M too (SCI always does)

@@ -55,6 +55,9 @@ IDLE_W = {"jean-zay": 60.0, "aws-usw2": 110.0}
 ZONE = {"jean-zay": "FR", "aws-usw2": "aws:us-west-2"}
 PUE = {"jean-zay": 1.2, "aws-usw2": 1.1}
 MISSING_HOURS = {"aws:us-west-2": (30, 31)}
+# the marginal signal (WattTime-like co2_moer) of the us-west-2 zone: hours 0-47 whole, hour 48 its first half, then
+# none, so the reports' marginal section has partial coverage and a partly covered hour (jean-zay's FR has none)
+MARGINAL_ZONE, MARGINAL_HOURS = "aws:us-west-2", 48
 
 # host energy: 2 sockets per node, RAPL package and DRAM domains
 SOCKETS = ("0", "1")
@@ -151,6 +154,11 @@ def intensity(zone: str, hour: int) -> float:
     return 300.0 - 70.0 * math.sin(2 * math.pi * (h - 14) / 24) * (1 if 8 <= h <= 20 else 0.3)
 
 
+def marginal(hour: int) -> float:
+    """The marginal rate of MARGINAL_ZONE (g/kWh): above its average, highest at the evening ramp."""
+    return 420.0 + 60.0 * math.sin(2 * math.pi * (hour % 24 - 14) / 24)
+
+
 def resolved_intensity(zone: str, hour: int) -> tuple[float, str]:
     """What the model's fallback chain should pick: the hour, else the nearest within 3 h (earlier on a tie)."""
     missing = MISSING_HOURS.get(zone, ())
@@ -220,6 +228,11 @@ def build(tmp: Path) -> tuple[Path, Path]:
             " VALUES (?, ?, ?, 'lifecycle', 'test', false, 3600, 'reportkit')",
             [[zone, T0 + timedelta(hours=h), intensity(zone, h)] for h in range(END_MIN // 60)
              if h not in MISSING_HOURS.get(zone, ())])
+    con.executemany(
+        "INSERT INTO marginal_hourly (zone, hour_ts, g_per_kwh, basis, source, is_estimated, covered_s, origin)"
+        " VALUES (?, ?, ?, 'marginal', 'watttime', false, ?, 'reportkit')",
+        [[MARGINAL_ZONE, T0 + timedelta(hours=h), marginal(h), 3600 if h < MARGINAL_HOURS else 1800]
+         for h in range(MARGINAL_HOURS + 1)])
     settings = load_settings(str(cfg))
     with db.transaction(con):
         rebuild(con, settings.build_settings())

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,13 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from tests.conftest import REPO
+from tests import browser
+from tests.conftest import REPO, require_tool
 from wattprint.pipeline.demo import MARKER, DemoFiles
 from wattprint.pipeline.demo_fleet import HEADLINE_PROJECT, MONTH, NO_RAPL_HOST, generate
+from wattprint.pipeline.demo_moer import ZONE as MOER_ZONE
+from wattprint.pipeline.demo_moer import moer_points
+from wattprint.pipeline.report.html import fmt
 
 SCHEMA = json.loads((REPO / "wattprint" / "pipeline" / "report" / "report-v1.schema.json").read_text(encoding="utf-8"))
 
@@ -201,6 +207,64 @@ def test_the_same_seed_gives_identical_files_and_another_seed_does_not(runs: dic
         assert a.report(scope, "json").read_text() != c.report(scope, "json").read_text()
     assert a.jobs.read_text() != c.jobs.read_text()
     assert a.intensity.read_text() != c.intensity.read_text()
+    assert a.marginal.read_text() != c.marginal.read_text()
+
+
+def test_marginal_section_prices_the_us_west_2_energy_with_the_generated_moer(runs: dict[str, Run]) -> None:
+    """The WattTime-style series (demo_moer.py) went through the real parser into the marginal signal, hour by hour,
+    and the reports show it beside the headline, never in it: the average intensity is still what priced every hour."""
+    files = runs["default"].files
+    pts = moer_points(0)
+    con = duckdb.connect(str(files.db), read_only=True)
+    try:
+        hours = {h.replace(tzinfo=UTC): (g, c) for h, g, c in con.execute(
+            "SELECT hour_ts, g_per_kwh, covered_s FROM marginal_hourly WHERE zone = ?", [MOER_ZONE]).fetchall()}
+        assert con.execute("SELECT count(*) FROM intensity_hourly WHERE basis = 'marginal'").fetchall() == [(0,)]
+    finally:
+        con.close()
+    by_hour: dict[datetime, list[float]] = {}
+    for t, lbs, _ in pts:
+        by_hour.setdefault(t.replace(minute=0), []).append(lbs * 0.45359237)
+    assert set(hours) == set(by_hour) and len(hours) < 31 * 24          # the outage: partly and wholly missing hours
+    for h, values in by_hour.items():
+        assert hours[h] == (pytest.approx(sum(values) / len(values), rel=1e-12), len(values) * 300)
+    for scope in (HEADLINE_PROJECT, "all"):
+        rep = runs["default"].json(scope)
+        m = rep["marginal"]
+        t = m["total"]
+        assert m["label"].startswith("marginal (consequential)") and t["sources"] == ["watttime"]
+        assert 0.3 < t["covered_share"] < 0.95
+        assert t["energy_kwh"] == pytest.approx(rep["scope2"]["total"]["energy_kwh"], rel=1e-12)
+        clusters = {c["cluster"]: c for c in m["clusters"]}
+        assert (clusters["jean-zay"]["zone"], clusters["jean-zay"]["covered_kwh"]) == ("FR", 0.0)
+        assert clusters["aws-usw2"]["marginal_hours"] == len(hours)
+        assert clusters["aws-usw2"]["covered_kwh"] == pytest.approx(t["covered_kwh"], rel=1e-12)
+        # a marginal rate above the zone's average, within the generated series' range
+        lo, hi = min(min(v) for v in by_hour.values()), max(max(v) for v in by_hour.values())
+        assert lo <= t["marginal_g_per_kwh"] <= hi
+        average = {c["cluster"]: c for c in rep["clusters"]}["aws-usw2"] if scope == "all" else None
+        if average is not None:
+            assert t["marginal_g_per_kwh"] > average["intensity_g_per_kwh"]
+        assert "## Marginal emissions (consequential view)" in files.report(scope, "md").read_text(encoding="utf-8")
+
+
+def test_demo_marginal_section_renders_in_chromium(runs: dict[str, Run], tmp_path: Path) -> None:
+    chromium = require_tool("chromium")
+    files = runs["default"].files
+    page = files.report("all", "html")
+    png = tmp_path / "demo-all.png"
+    browser.screenshot(chromium, page, png, 1280, 4000)
+    img = browser.decode_png(png.read_bytes())
+    assert len(img.colours()) > 500
+    dom = browser.dump_dom(chromium, page)
+    start = dom.index('<section id="marginal">')
+    section = dom[start:dom.index("</section>", start)].replace("&nbsp;", " ")
+    text = " ".join(re.sub(r"<[^>]+>", " ", section).split())          # str.split: a no-break space is a space
+    m = runs["default"].json("all")["marginal"]
+    assert "Marginal (consequential) \u2014 not comparable with and not added to the location-based total." in text
+    assert f"{fmt(m['total']['marginal_kg'])} kg CO\u2082eq at the marginal emission rate" in text
+    for c in m["clusters"]:
+        assert f"{c['cluster']} {c['zone']} {fmt(c['marginal_hours'], 'int')} {fmt(c['energy_kwh'])}" in text
 
 
 def test_rerun_replaces_its_own_files_and_keeps_the_users(runs: dict[str, Run]) -> None:

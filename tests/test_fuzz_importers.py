@@ -47,11 +47,12 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from tests.conftest import FIXTURES, REPO
 from wattprint.pipeline import cli
 from wattprint.pipeline.errors import InputError
-from wattprint.pipeline.records import INTENSITY_BASES, PHASES, IntensityPoint, JobRecord
+from wattprint.pipeline.records import INTENSITY_BASES, PHASES, IntensityPoint, JobRecord, intensity_signal
 from wattprint.pipeline.settings import load_settings
 from wattprint.pipeline.sources.intensity import check_points, parse
 from wattprint.pipeline.sources.jobs import read_jobs
 from wattprint.pipeline.sources.jobs.ledger import MAX_UNIT_NAME
+from wattprint.pipeline.store import SIGNAL_TABLES
 
 pytestmark = pytest.mark.fuzz
 
@@ -963,6 +964,8 @@ TABLES = {
     "job_nodes": "SELECT * FROM job_nodes ORDER BY ALL",
     "intensity_hourly": "SELECT * FROM intensity_hourly ORDER BY ALL",
     "intensity_points": "SELECT * FROM intensity_points ORDER BY ALL",
+    "marginal_hourly": "SELECT * FROM marginal_hourly ORDER BY ALL",
+    "marginal_points": "SELECT * FROM marginal_points ORDER BY ALL",
     "fct_job_gpu_hour": "SELECT * FROM fct_job_gpu_hour ORDER BY ALL",
 }
 
@@ -1147,18 +1150,20 @@ def test_cli_intensity_import_is_all_or_nothing(workdir: Path, seeded: Seed, no_
                 return
             points = check_points(parse(path, fmt, zone=zone, basis=basis).points)
         after = tables(dbfile)
-        hours = {(r[0], r[1]) for r in after["intensity_hourly"]}
-        touched = set()
-        for p in points:
+        touched: set[tuple[str, str, datetime]] = set()
+        for p in points:                        # each point's hours, in its signal's table (store.SIGNAL_TABLES)
+            hourly = SIGNAL_TABLES[intensity_signal(p.basis)][1]
+            hours = {(r[0], r[1]) for r in after[hourly]}
             h = p.start.replace(minute=0, second=0, microsecond=0)
             while h < p.end:
                 assert (p.zone, h) in hours
-                touched.add((p.zone, h))
+                touched.add((hourly, p.zone, h))
                 h += timedelta(hours=1)
-        kept = {(r[0], r[1]): r for r in after["intensity_hourly"]}
-        for row in before["intensity_hourly"]:
-            if (row[0], row[1]) not in touched:
-                assert kept[(row[0], row[1])] == row
+        for hourly in ("intensity_hourly", "marginal_hourly"):     # every other hour of either signal as it was
+            kept = {(r[0], r[1]): r for r in after[hourly]}
+            for row in before[hourly]:
+                if (hourly, row[0], row[1]) not in touched:
+                    assert kept[(row[0], row[1])] == row
     finally:
         dbfile.unlink(missing_ok=True)
 

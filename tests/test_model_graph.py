@@ -16,6 +16,7 @@ SQL = REPO / "wattprint" / "pipeline" / "sql"
 # the hours an import changes (dirty_*: incremental builds) and what compaction keeps of a closed month (close_*)
 NOT_MODELS = re.compile(r"^(rpt_|stg_intensity_import|dirty_|close_)")
 STORED = {"series", "samples", "ingest_coverage", "jobs", "job_nodes", "intensity_points", "intensity_hourly",
+          "marginal_points", "marginal_hourly",
           "intensity_annual", "clusters", "cluster_nodes", "build_info", "schema_migrations",
           "closed_months", "closed_gpu_gaps", "closed_gpu_stepbacks", "closed_node_rapl_hour"}
 

@@ -555,7 +555,7 @@ def test_render_refuses_a_non_mapping() -> None:
 # --------------------------------------------------------------------------- a real browser
 
 
-WIDTH, HEIGHT = 1280, 10000       # the fleet page fits, with its held-but-idle, Scope 2 and time-shift sections
+WIDTH, HEIGHT = 1280, 11500       # the fleet page fits, with its held-idle, Scope 2, marginal and time-shift sections
 
 
 def check_in_chromium(report: dict[str, Any], name: str, tmp_path: Path) -> None:
@@ -666,6 +666,19 @@ def test_the_builders_report_as_html(built: tuple[Path, Path], capsys: pytest.Ca
         assert f"| {o['phase']} | {md_fmt.num(o['energy_kwh'])} | {md_fmt.num(o['actual_kg'])} |" in md
     assert f"a saving of {fmt(t['saving_kg'])} kg ({fmt(t['saving_pct'], 'share')} %)" in shift
     assert len(page.within("time-shift", "tr")) == 2 + len(t["phases"]) + len(t["jobs"])   # + a head row per table
+    # the marginal section (the known fleet's us-west-2 zone has marginal data for 48.5 of its 72 hours): its label,
+    # the total's sentence and each phase's row, the JSON's numbers rounded as in the Markdown
+    m = report["marginal"]
+    marginal = " ".join(page.section_text("marginal").split())
+    assert "Marginal (consequential) — not comparable with and not added to the location-based total." in marginal
+    assert 0 < m["total"]["covered_share"] < 1 and m["total"]["sources"] == ["watttime"]
+    assert (f"{fmt(m['total']['marginal_kg'])} kg CO₂eq at the marginal emission rate "
+            f"({fmt(m['total']['marginal_g_per_kwh'], 'intensity')} gCO₂eq/kWh on average)") in marginal
+    for o in m["phases"]:
+        assert (f"{o['phase']} {fmt(o['energy_kwh'])} {fmt(o['covered_kwh'])} {fmt(o['covered_share'], 'share')} "
+                f"{fmt(o['marginal_kg'])}") in marginal
+        assert f"| {o['phase']} | {md_fmt.num(o['energy_kwh'])} | {md_fmt.num(o['covered_kwh'])} |" in md
+    assert len(page.within("marginal", "tr")) == 4 + len(m["phases"]) + len(m["projects"]) + len(m["clusters"])
     # the disclosure sections: the ESRS E1 table (all projects) or the Annex XI training energy (a project)
     if report["kind"] == "fleet":
         e = report["esrs_e1"]

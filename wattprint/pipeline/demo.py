@@ -7,7 +7,9 @@ zone) goes through the production code:
 1. the exporter's counters are read by `pipeline.ingest.ingest` from an in-process Prometheus-shaped API;
 2. the ledger CSV by `pipeline.sources.jobs` and `pipeline.store.write_jobs` (as `wattprint jobs import`);
 3. the intensity CSV by `pipeline.sources.intensity` + `check_points` + `store.write_intensity`
-   (as `wattprint intensity import --format csv`);
+   (as `wattprint intensity import --format csv`), and a WattTime-style co2_moer series for the us-west-2 zone
+   (`demo_moer.py`, synthetic) the same way as `--format watttime-json`: the marginal signal, stored beside the
+   average one and shown in the reports' marginal section, never in the headline;
 4. `pipeline.model.rebuild` with the config written next to them (as every verb);
 5. the reports by `pipeline.report.compute.build_report` and `pipeline.report.run.render` (as `wattprint
    report`), the model card by `co2_metadata` + `modelcard.update_file` (as `--format model-card`).
@@ -64,6 +66,10 @@ class DemoFiles:
         return self.out / "intensity.csv"
 
     @property
+    def marginal(self) -> Path:
+        return self.out / "watttime-moer.json"
+
+    @property
     def model_card(self) -> Path:
         return self.out / "MODEL_CARD.md"
 
@@ -78,6 +84,8 @@ class DemoFiles:
             (self.config, "the cluster config the build used (2 clusters, zones, PUE)"),
             (self.jobs, "the job ledger, imported as `wattprint jobs import --format csv` would"),
             (self.intensity, "hourly grid intensity per zone, imported as `wattprint intensity import --format csv`"),
+            (self.marginal, "a synthetic WattTime-style 5-minute co2_moer series for aws:us-west-2 (the marginal "
+                            "signal), imported as `wattprint intensity import --format watttime-json` would"),
         ]
         for scope, who in ((p, f"project {p}"), ("all", "all projects")):
             out += [(self.report(scope, "md"), f"{who}, {m}: Markdown (model-card style)"),
@@ -131,6 +139,8 @@ def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
         intensity_csv,
         ledger_csv,
     )
+    from .demo_moer import ZONE as MOER_ZONE
+    from .demo_moer import watttime_json
     from .ingest import ingest
     from .model import rebuild
     from .promapi import PromClient
@@ -164,6 +174,7 @@ def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
     files.config.write_text(config_yaml(), encoding="utf-8")
     files.jobs.write_text(ledger_csv(fleet), encoding="utf-8")
     files.intensity.write_text(intensity_csv(fleet), encoding="utf-8")
+    files.marginal.write_text(watttime_json(seed), encoding="utf-8")
     settings = load_settings(str(files.config))
 
     con = db.connect(files.db)
@@ -180,15 +191,20 @@ def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
         # transaction, as `wattprint jobs import` and `wattprint intensity import` do
         jobs = read_jobs(files.jobs, "csv", default_cluster=settings.default_cluster, rules=settings.rules(None))
         points = check_points(parse(files.intensity, "csv", basis=settings.basis).points)
+        moer = check_points(parse(files.marginal, "watttime-json", zone=MOER_ZONE).points)
         with db.transaction(con):
             written = write_jobs(con, list(jobs.records))
             hours = write_intensity(con, points)
+            marginal = write_intensity(con, moer)    # its own signal: the average hours above stay as they are
             summary = rebuild(con, settings.build_settings())       # 4.
         projects = sorted({r.project for r in jobs.records})
         _say(quiet, f"jobs import: {written.written} jobs of {len(projects)} projects ({', '.join(projects)}) from "
                     f"{files.jobs.name}; {sum(not j.in_ledger for j in fleet.jobs)} more ran without a ledger row")
         _say(quiet, f"intensity import: {hours.written:,} zone-hours for "
                     f"{', '.join(sorted({p.zone for p in points}))} from {files.intensity.name}")
+        _say(quiet, f"marginal import: {len(moer):,} co2_moer points as {marginal.written:,} zone-hours of the "
+                    f"marginal signal for {MOER_ZONE} from {files.marginal.name} (beside the average intensity, "
+                    "never in the headline)")
         _say(quiet, f"build: {summary.fct_rows:,} (job, GPU, hour) rows, {summary.energy_j / 3.6e6:,.1f} kWh of GPU "
                     f"energy, {summary.emissions_g / 1000:,.1f} kgCO2eq with PUE; {summary.intervals:,} energy "
                     f"intervals, {summary.gaps} gaps")
@@ -256,6 +272,10 @@ def _summary(quiet: bool, files: DemoFiles, project: Report, fleet_report: Repor
     if w.best:
         print(f"What-if: the same hours on {w.best.cluster} ({w.best.zone}) would have emitted "
               f"{w.best.emissions_kg:,.0f} kg instead of {w.actual_kg:,.0f} kg")
+    m = project.marginal
+    if m is not None:       # its own figure, beside the headline: never added to it
+        print(f"Marginal (consequential, not in the headline): {m.total.marginal_kg:,.0f} kg at the marginal rate for "
+              f"{m.total.covered_share:.1%} of the energy (the hours {files.marginal.name} covers)")
 
     print(f"\n--- {files.report('all', 'md').name} ---\n")
     fleet = fleet_report.fleet

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import duckdb
 
 from .db import run_sql, tables
-from .records import IntensityPoint
+from .records import IntensityPoint, intensity_signal
 from .timeutil import month_start_hour, next_month_hour
 
 Hours = tuple[int, int] | None
@@ -52,8 +52,9 @@ def built(con: duckdb.DuckDBPyConnection) -> bool:
 
 def intensity(points: Iterable[IntensityPoint], bound_h: float) -> Hours:
     """The hours an import of intensity points can move: every hour of the months it touches, widened by the
-    nearest-hour bound (an hour without data takes the nearest one within it, else the zone's monthly mean)."""
-    pts = list(points)
+    nearest-hour bound (an hour without data takes the nearest one within it, else the zone's monthly mean).
+    Marginal points move none: the model prices with the average signal only (macros_intensity.sql)."""
+    pts = [p for p in points if intensity_signal(p.basis) == "average"]
     if not pts:
         return None
     margin = int(bound_h * 3600) + 3600

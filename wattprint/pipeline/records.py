@@ -7,6 +7,14 @@ from datetime import datetime
 
 PHASES = ("experimentation", "pretraining", "finetuning", "inference", "evaluation", "unclassified")
 INTENSITY_BASES = ("lifecycle", "direct", "marginal")
+# Average intensity (lifecycle, direct: what the grid emitted per kWh) and a marginal rate (what the plant answering
+# extra load emits) are two signals, stored side by side and never mixed (migrations/0010_intensity_signals.sql).
+INTENSITY_SIGNALS = ("average", "marginal")
+
+
+def intensity_signal(basis: str) -> str:
+    """The signal a basis belongs to: 'marginal' for the marginal basis, else 'average' (the CHECK of the tables)."""
+    return "marginal" if basis == "marginal" else "average"
 
 
 @dataclass(frozen=True)

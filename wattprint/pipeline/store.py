@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 
 import duckdb
@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from .db import run_sql
 from .errors import InputError
-from .records import IntensityPoint, JobRecord
+from .records import IntensityPoint, JobRecord, intensity_signal
 from .timeutil import iso
 from .zones import canonical_zone
 
@@ -68,9 +68,10 @@ def write_jobs(con: duckdb.DuckDBPyConnection, records: Sequence[JobRecord]) -> 
 
 @dataclass(frozen=True)
 class IntensityStoreResult:
-    """What an intensity import changed. Zone-hours: the hours of intensity_hourly the import wrote (each one
-    recomputed from all points it holds), of which `replaced` were stored before. Points: the stored points the
-    import overlapped, `points_replaced` of them wholly and `points_trimmed` partly (what it did not cover is kept)."""
+    """What an intensity import changed, over both signals. Zone-hours: the hours of intensity_hourly and
+    marginal_hourly the import wrote (each one recomputed from all points it holds), of which `replaced` were stored
+    before. Points: the stored points the import overlapped, `points_replaced` of them wholly and `points_trimmed`
+    partly (what it did not cover is kept)."""
 
     written: int
     replaced: int
@@ -79,17 +80,37 @@ class IntensityStoreResult:
     points_trimmed: int = 0
 
 
+# Each intensity signal's stored tables, (points, hours) (migrations/0010_intensity_signals.sql). The average signal
+# is what the model prices with; the marginal one only the report's marginal section reads. Table names come from
+# here only, never from input, so they are written into the statements (and bound as `query_table` names).
+SIGNAL_TABLES = {"average": ("intensity_points", "intensity_hourly"),
+                 "marginal": ("marginal_points", "marginal_hourly")}
+
+
 def write_intensity(con: duckdb.DuckDBPyConnection, points: Sequence[IntensityPoint]) -> IntensityStoreResult:
     """Store the points (canonical zones, checked with check_points) and recompute the zone-hours they touch.
 
-    The import replaces only the stored parts it overlaps (older points are clipped to what it does not cover,
-    per zone); each touched (zone, hour) of intensity_hourly becomes the time-weighted mean of every stored point
-    in it, `covered_s` their union, so partial hours from several imports combine by their coverage. Points of
-    different bases that would share an hour are an InputError (nothing is written; the caller's transaction
-    rolls back anything else).
+    Each point belongs to a signal by its basis (records.intensity_signal): average (lifecycle, direct) or marginal
+    (WattTime co2_moer), each with its own two tables (SIGNAL_TABLES), so a marginal import never touches a zone's
+    average data nor the other way round. Within a signal, the import replaces only the stored parts it overlaps
+    (older points are clipped to what it does not cover, per zone); each touched (zone, hour) becomes the
+    time-weighted mean of every stored point in it, `covered_s` their union, so partial hours from several imports
+    combine by their coverage. Points of different bases of one signal (lifecycle and direct) that would share an
+    hour are an InputError (nothing is written; the caller's transaction rolls back anything else). The counts of
+    the result add up over the signals.
     """
-    if not points:
-        return IntensityStoreResult(0, 0)
+    out = IntensityStoreResult(0, 0)
+    for signal, (points_table, hourly_table) in SIGNAL_TABLES.items():
+        mine = [p for p in points if intensity_signal(p.basis) == signal]
+        if mine:
+            r = _write_signal(con, mine, points_table, hourly_table)
+            out = IntensityStoreResult(*(a + b for a, b in zip(astuple(out), astuple(r), strict=True)))
+    return out
+
+
+def _write_signal(con: duckdb.DuckDBPyConnection, points: Sequence[IntensityPoint], points_table: str,
+                  hourly_table: str) -> IntensityStoreResult:
+    """write_intensity for the points of one signal, on that signal's tables."""
     table = pa.table({
         "zone": [canonical_zone(p.zone) for p in points],
         "start_ts": pa.array([p.start for p in points], pa.timestamp("us", tz="UTC")),
@@ -103,7 +124,7 @@ def write_intensity(con: duckdb.DuckDBPyConnection, points: Sequence[IntensityPo
     con.register("import_points", table)
     try:
         run_sql(con, "macros")              # the hour split (hours_of, hour_overlap_us) the import shares
-        run_sql(con, "stg_intensity_import")
+        run_sql(con, "stg_intensity_import", {"points": points_table, "hourly": hourly_table})
         run_sql(con, "stg_intensity_import_hours")
         mixed = con.execute(
             "SELECT zone, hour_ts, basis, basis_origin, basis_new, other_basis, other_basis_origin, other_basis_new"
@@ -117,23 +138,23 @@ def write_intensity(con: duckdb.DuckDBPyConnection, points: Sequence[IntensityPo
             " AS trimmed FROM intensity_import_plan WHERE action = 'removed')"
         ).fetchall()[0]
         con.execute(
-            "DELETE FROM intensity_points WHERE (zone, start_ts) IN"
+            f"DELETE FROM {points_table} WHERE (zone, start_ts) IN"
             " (SELECT (zone, start_ts) FROM intensity_import_plan WHERE action = 'removed' AND stored)"
         )
         con.execute(
-            "INSERT INTO intensity_points (zone, start_ts, end_ts, g_per_kwh, basis, source, is_estimated, origin,"
+            f"INSERT INTO {points_table} (zone, start_ts, end_ts, g_per_kwh, basis, source, is_estimated, origin,"
             " imported_at) SELECT zone, start_ts, end_ts, g_per_kwh, basis, source, is_estimated, origin,"
             " coalesce(imported_at, now()) FROM intensity_import_plan"
             " WHERE action IN ('new', 'piece') OR (action = 'kept' AND NOT stored)"
         )
         replaced = con.execute(
-            "SELECT count(*) FROM intensity_hourly h JOIN intensity_import_hours i USING (zone, hour_ts)"
+            f"SELECT count(*) FROM {hourly_table} h JOIN intensity_import_hours i USING (zone, hour_ts)"
         ).fetchall()[0][0]
         con.execute(
-            "DELETE FROM intensity_hourly WHERE (zone, hour_ts) IN (SELECT (zone, hour_ts) FROM intensity_import_hours)"
+            f"DELETE FROM {hourly_table} WHERE (zone, hour_ts) IN (SELECT (zone, hour_ts) FROM intensity_import_hours)"
         )
         written = con.execute(
-            "INSERT INTO intensity_hourly (zone, hour_ts, g_per_kwh, basis, source, is_estimated, covered_s, origin)"
+            f"INSERT INTO {hourly_table} (zone, hour_ts, g_per_kwh, basis, source, is_estimated, covered_s, origin)"
             " SELECT zone, hour_ts, g_per_kwh, basis, source, is_estimated, covered_s, origin"
             " FROM intensity_import_hours"
         ).fetchall()[0][0]

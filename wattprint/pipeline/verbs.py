@@ -16,7 +16,7 @@ import duckdb
 from . import db, dirty
 from .errors import InputError
 from .model import BuildSummary, closed_before_h, rebuild, rebuild_hours
-from .records import IntensityPoint, JobRecord
+from .records import IntensityPoint, JobRecord, intensity_signal
 from .settings import Settings
 from .timeutil import hour_start, iso, parse_instant
 
@@ -290,6 +290,11 @@ def _store_intensity(request: IntensityImportRequest | IntensityFetchRequest, se
         zones = ", ".join(sorted({p.zone for p in points}))
         say(request, f"imported {len(points)} intensity points from {what} as {res.written} zone-hours "
                      f"({res.replaced} replaced) for {zones}")
+        marginal = sum(1 for p in points if intensity_signal(p.basis) == "marginal")
+        if marginal:
+            # the two signals never meet: a marginal import leaves the average hours, and so every result, as they were
+            say(request, f"  {marginal} of them marginal: stored as the marginal signal (marginal_hourly), beside the "
+                         "average intensity; reports show it in their marginal section, never in the headline")
         if res.points_replaced or res.points_trimmed:
             # several imports combine by coverage: a zone-hour is recomputed from every stored point in it
             say(request, f"  stored points it overlaps: {res.points_replaced} replaced, {res.points_trimmed} "

@@ -13,6 +13,7 @@ samples, ledger rows and intensity hours. This module runs the sections in order
     whatif.py   the scope's hours priced in every configured zone
     scope2.py   Scope 2 location-based and market-based (contractual instruments, residual mixes)
     basis.py    a market-based headline (--scope2-basis market): every headline figure's market adjustment
+    marginal.py marginal emissions (consequential view) with their coverage, beside the headline, never in it
     timeshift.py  each phase's and top job's hours started later, at the cleanest start within the slack
     disclosure.py the ESRS E1-style table (all projects) and the EU AI Act Annex XI training energy (a project)
     sci.py      SCI-style g CO2eq per functional unit (a project; per project in the all-projects report)
@@ -39,6 +40,7 @@ from . import basis
 from .disclosure import annex_xi, esrs_e1
 from .fleet import fleet, previous
 from .layers import Sums, equivalences, layer_rows, method
+from .marginal import marginal
 from .phases import cpu_hardware_total, hardware_total, phase_blocks
 from .quality import quality
 from .sci import fleet_sci, sci
@@ -97,6 +99,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
     days = daily(con, o)
     hours = hourly(con)
     scope2 = scope2_section(con, settings, o, matching)
+    consequential = marginal(con, o, bool(estimates))
     headline = location = total.headline_kg(o)
     # a market-based headline: every headline figure gets its Scope 2 part market-based, the rest stay location-based
     adj = basis.adjustments(con, o, scope2) if market else None
@@ -143,6 +146,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         data_quality=data_quality,
         held_idle=held,
         scope2=scope2,
+        marginal=consequential,
         whatif=what_if,
         time_shift=shifted,
         esrs_e1=esrs_e1(scope2, total, o) if o.kind == "fleet" else None,

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .fmt import intensity, num, pct, signed_pct, tonnes_or_kg
+from .markdown_disclosure import disclosure_lines, sci_training_lines
+from .markdown_marginal import marginal_lines
 from .markdown_sections import (
     Md,
     band_line,
@@ -22,7 +24,6 @@ from .markdown_sections import (
     table,
     uncertainty_lines,
 )
-from .md_disclosure import disclosure_lines, sci_training_lines
 from .sci_card import training_sci
 from .types import (
     EqualShare,
@@ -161,6 +162,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
 
     if r.scope2 is not None:
         out += scope2_lines(r.scope2)
+    if r.marginal is not None:
+        out += marginal_lines(r.marginal)
     out += disclosure_lines(r)
     if r.held_idle is not None:
         out += _held_idle(r.held_idle, market)

@@ -4,6 +4,9 @@
 -- reports can count it. `hourly` needs the hour's data to cover all of it (covered_s = 3600); a partly covered hour
 -- is the nearest data there is (distance 0, so its own mean is used) and is labelled `nearest_hour`.
 -- Zones are compared as stored: every writer spells them canonically (pipeline/zones.py).
+-- Average intensity only: intensity_hourly is the average signal; a marginal rate (WattTime co2_moer) is stored apart
+-- (marginal_hourly, migrations/0010_intensity_signals.sql) and never prices the headline, the what-if or the
+-- time-shift what-if, nor stands in for a missing average hour.
 -- Used by int_intensity_resolved.sql (the hours that have energy) and the report's what-if (other zones, same hours).
 CREATE OR REPLACE TEMP MACRO intensity_resolved(needed, bound_h, world_g_per_kwh) AS TABLE
 WITH

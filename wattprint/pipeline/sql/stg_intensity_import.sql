@@ -1,5 +1,8 @@
--- An import's points (import_points: zones canonical, disjoint within a zone, checked by check_points) against
--- the stored points of its zones (intensity_points): the plan of what to insert, delete and keep.
+-- An import's points (import_points: zones canonical, disjoint within a zone, checked by check_points, one signal)
+-- against the stored points of its zones (the signal's points table, $points: intensity_points for the average
+-- signal, marginal_points for the marginal one; $hourly their hours): the plan of what to insert, delete and keep.
+-- The store runs it once per signal, so the two signals never clip or replace one another
+-- (migrations/0010_intensity_signals.sql).
 -- The import replaces only the stored parts it overlaps: a stored point it overlaps is removed and what is left
 -- of it outside the new points (before, between, after them) is kept as pieces with the stored value and
 -- lineage. `kept` are the stored points in the zone-hours the import touches that it does not overlap: with the
@@ -19,15 +22,15 @@ hours AS (
 orphan AS (
     SELECT h.zone, h.hour_ts AS start_ts, h.hour_ts + to_seconds(CAST(least(h.covered_s, 3600) AS BIGINT)) AS end_ts,
            h.g_per_kwh, h.basis, h.source, h.is_estimated, h.origin, h.imported_at, false AS stored
-    FROM intensity_hourly h JOIN hours a ON a.zone = h.zone AND a.hour_ts = h.hour_ts
+    FROM query_table($hourly) h JOIN hours a ON a.zone = h.zone AND a.hour_ts = h.hour_ts
     WHERE h.covered_s > 0
-      AND NOT EXISTS (SELECT 1 FROM intensity_points p
+      AND NOT EXISTS (SELECT 1 FROM query_table($points) p
                       WHERE p.zone = h.zone AND p.start_ts < h.hour_ts + INTERVAL 1 HOUR AND p.end_ts > h.hour_ts)
 ),
 old AS (
     SELECT p.zone, p.start_ts, p.end_ts, p.g_per_kwh, p.basis, p.source, p.is_estimated, p.origin, p.imported_at,
            true AS stored
-    FROM intensity_points p
+    FROM query_table($points) p
     WHERE p.zone IN (SELECT zone FROM new)
       AND EXISTS (SELECT 1 FROM hours a
                   WHERE a.zone = p.zone AND a.hour_ts < p.end_ts AND a.hour_ts + INTERVAL 1 HOUR > p.start_ts)

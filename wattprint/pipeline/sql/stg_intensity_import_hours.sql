@@ -1,7 +1,8 @@
 -- The zone-hours an import touches, recomputed from every point they hold after it (intensity_import_plan:
 -- new, piece, kept): g_per_kwh is the time-weighted mean of the points over the parts of the hour they cover,
 -- covered_s the length of those parts (the points of a zone are disjoint, so their overlaps add up to the union).
--- bases > 1: points of different bases would be averaged together; the store refuses the import then.
+-- bases > 1: points of different bases of one signal (lifecycle and direct) would be averaged together; the store
+-- refuses the import then.
 CREATE OR REPLACE TEMP TABLE intensity_import_hours AS
 WITH hours AS (
     SELECT DISTINCT zone,

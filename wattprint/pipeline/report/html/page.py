@@ -11,6 +11,7 @@ from .charts import chart_daily, chart_power_intensity
 from .common import _e, _when
 from .disclosure import _disclosure
 from .fleet import _fleet
+from .marginal import _marginal
 from .scope2 import _scope2
 from .sections import (
     _banner,
@@ -45,6 +46,7 @@ def render(report: Report | Mapping[str, Any]) -> str:
         '<section id="over-time"><h2>Over time</h2>', chart_daily(report), chart_power_intensity(report),
         "</section>",
         _scope2(report),
+        _marginal(report),
         _disclosure(report),
         _held_idle(report),
         _data_quality(report),

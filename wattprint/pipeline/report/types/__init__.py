@@ -32,6 +32,7 @@ from .fleet import (
     Reconciliation,
     TopJob,
 )
+from .marginal import Marginal, MarginalCluster, MarginalFigures, MarginalPhase, MarginalProject
 from .quality import (
     CounterDifference,
     CpuEnergyShares,
@@ -94,6 +95,7 @@ class Report(Record):
     data_quality: DataQuality
     held_idle: HeldIdle | None = optional()   # energy of held but idle GPUs (absent from older reports)
     scope2: Scope2 | None = optional()        # Scope 2 location- and market-based (absent from older reports)
+    marginal: Marginal | None = optional()    # marginal emissions, consequential view: absent without marginal data
     whatif: WhatIf
     time_shift: TimeShift | None = optional()   # the same work started later (absent from older reports)
     esrs_e1: EsrsE1 | None = optional()       # all-projects report: the ESRS E1-style table (absent from older ones)
@@ -131,3 +133,4 @@ __all__ = [
     "Band", "Bound", "Uncertainty",
 ]
 __all__ += ["AnnexXi", "AnnexXiPhase", "EsrsE1", "Sci", "SciRow"]   # the disclosure sections
+__all__ += ["Marginal", "MarginalCluster", "MarginalFigures", "MarginalPhase", "MarginalProject"]   # consequential

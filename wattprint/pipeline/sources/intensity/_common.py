@@ -30,7 +30,8 @@ CHUNK_BYTES = MIB
 
 MOER_WARNING = (
     "WattTime co2_moer is a marginal emission rate (the plant that responds to extra load), "
-    "not an average grid intensity; do not compare or mix it with average (lifecycle/direct) figures"
+    "not an average grid intensity; it is stored as the zone's marginal signal, beside its average intensity, and "
+    "reports show it only in their marginal section, never in the headline or mixed with average figures"
 )
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from ...errors import InputError
-from ...records import IntensityPoint
+from ...records import IntensityPoint, intensity_signal
 from ...timeutil import iso
 from ...zones import canonical_zone
 
@@ -58,16 +58,20 @@ def _same(a: IntensityPoint, b: IntensityPoint) -> bool:
 
 
 def check_points(points: Iterable[IntensityPoint]) -> list[IntensityPoint]:
-    """Points with canonical zones (`canonical_points`), sorted by (zone, start) with identical duplicates dropped
-    (the first kept).
+    """Points with canonical zones (`canonical_points`), sorted by (zone, signal, start) with identical duplicates
+    dropped (the first kept).
 
-    Two points of one zone that overlap in time without being identical (same interval, value and
-    basis) are an InputError naming both origins: the store keeps one value per zone and hour. So is a
+    Two points of one zone and signal (average or marginal, `records.intensity_signal`) that overlap in time without
+    being identical (same interval, value and basis) are an InputError naming both origins: the store keeps one
+    value per zone, signal and hour (an average and a marginal point of the same hour are both kept). So is a
     point before 1970 (energy is measured after it; the store's hour arithmetic counts from it) or one
     longer than a day (no source publishes such a value; it would be spread over every hour it covers).
     """
     out: list[IntensityPoint] = []
-    for p in sorted(canonical_points(points), key=lambda p: (p.zone, p.start, p.end)):
+    def key(p: IntensityPoint) -> tuple[str, str, datetime, datetime]:
+        return p.zone, intensity_signal(p.basis), p.start, p.end
+
+    for p in sorted(canonical_points(points), key=key):
         if p.end <= p.start:
             raise InputError(p.origin, f"interval {iso(p.start)}..{iso(p.end)} is empty", "fix the end time")
         if p.start < EPOCH:
@@ -75,8 +79,8 @@ def check_points(points: Iterable[IntensityPoint]) -> list[IntensityPoint]:
         if p.end - p.start > MAX_POINT:
             raise InputError(p.origin, f"interval {iso(p.start)}..{iso(p.end)} is longer than a day",
                              "intensity is hourly or finer; check the start and end times")
-        # Only the previous kept point of the zone can overlap: kept points of a zone are disjoint and sorted.
-        prev = out[-1] if out and out[-1].zone == p.zone else None
+        # Only the previous kept point of the zone and signal can overlap: kept points of one are disjoint and sorted.
+        prev = out[-1] if out and key(out[-1])[:2] == key(p)[:2] else None
         if prev is None or prev.end <= p.start:
             out.append(p)
             continue

@@ -36,6 +36,7 @@ from wattprint.exporter.backends.amdsmi import AmdSmiBackend
 from wattprint.exporter.backends.amdsmi_shapes import energy_mj, socket_power_watts
 from wattprint.exporter.backends.base import BackendUnavailable
 from wattprint.exporter.jobs.base import NoDiscovery
+from wattprint.exporter.jobs.mapping_dir import MappingDirDiscovery
 from wattprint.exporter.jobs.slurm import SlurmDiscovery
 from wattprint.exporter.poller import Poller, Snapshot
 
@@ -286,6 +287,40 @@ def test_partitions_are_read_through_the_first_handle_only():
     poller.poll_once()
     assert (am.calls["get_energy_count"] - before[0], am.calls["get_power_info"] - before[1]) == (1, 1)
     assert am.calls["get_gpu_process_list"] == 8      # but every partition's processes
+
+
+def test_mapping_files_name_a_partition_by_gpu_and_partition_id_or_by_its_uuid(tmp_path):
+    socket = mi300x(0, mode="CPX", power_w=300.0)
+    (tmp_path / "0.5").write_text("5005\n")
+    (tmp_path / socket.partitions[6].uuid).write_text("6006\n")
+    am = make_fake_amdsmi("6.4", [socket])
+    poller = _poller(am, MappingDirDiscovery(str(tmp_path)))
+    poller.poll_once()
+    for _ in range(5):
+        am.advance(1.0)
+        snap = poller.poll_once()
+    g = _gpu(snap)
+    by_part = {i.instance.gi_id: i for i in g.instances}
+    assert {j.job.job_id: j.energy_mj for j in g.jobs} == {"5005": by_part["5"].energy_mj,
+                                                           "6006": by_part["6"].energy_mj}
+    _conserved(g)
+
+
+def test_an_mi250x_package_is_two_gpus_and_only_the_primary_die_carries_its_energy():
+    """docs/exporter.md, "MI250X and MI250": two GCDs, two BDF buses, two GPUs; the secondary reads 0 W and a
+    still counter (Linux 076f55a45e9e), so the package's energy is all on the primary's series, as documented."""
+    primary, secondary = mi300x(0, power_w=455.0), mi300x(1, power_w=0.0)
+    for s in (primary, secondary):
+        s.market_name = MI250X
+    am = make_fake_amdsmi("6.2", [primary, secondary])
+    poller = _poller(am)
+    poller.poll_once()
+    for _ in range(4):
+        am.advance(1.0)
+        snap = poller.poll_once()
+    assert [g.info.model for g in snap.gpus] == [MI250X, MI250X]
+    assert _gpu(snap, "0").energy_mj == 4 * 455_000 and _gpu(snap, "0").power_watts == 455.0
+    assert _gpu(snap, "1").energy_mj == 0 and _gpu(snap, "1").power_watts == 0.0 and _gpu(snap, "1").up
 
 
 # -- start-up errors through the exporter CLI --------------------------------------------------------------

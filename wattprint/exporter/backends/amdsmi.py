@@ -111,7 +111,7 @@ class AmdSmiBackend:
         try:
             am.amdsmi_init(am.AmdSmiInitFlags.INIT_AMD_GPUS)
             handles = list(am.amdsmi_get_processor_handles())
-        except am.AmdSmiException as exc:
+        except Exception as exc:  # AmdSmiLibraryException with the status; anything else from an odd release
             raise BackendUnavailable(
                 f"cannot initialise amdsmi ({_one_line(exc)}): check that the amdgpu driver is loaded and that "
                 "this process sees /dev/kfd and /dev/dri (in a container: pass both devices), or use "
@@ -132,6 +132,8 @@ class AmdSmiBackend:
             groups.setdefault(socket_key(bdf) if bdf else f"#{i}", []).append((i, proc, self._model(h)))
         for members in groups.values():
             self._add_gpu(members, driver)
+        if not self._gpus:
+            log.warning("amdsmi found no AMD GPU: nothing to measure", extra=kv(processors=len(handles)))
         log.info("amdsmi ready", extra=kv(gpus=len(self._gpus), processors=len(handles), driver=driver))
 
     def _add_gpu(self, members: list[tuple[int, _Processor, str]], driver: str) -> None:

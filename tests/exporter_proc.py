@@ -11,10 +11,11 @@ from tests.conftest import REPO, free_port, wait_http
 
 
 @contextmanager
-def running_exporter(*args: str, port: int | None = None, scheme: str = "http", **http_kw: object):
+def running_exporter(*args: str, port: int | None = None, scheme: str = "http", env: dict[str, str] | None = None,
+                     **http_kw: object):
     port = port or free_port()
     cmd = [sys.executable, "-m", "wattprint.exporter", "--web.listen-address", f"127.0.0.1:{port}", *args]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         try:
             wait_http(f"{scheme}://127.0.0.1:{port}/-/healthy", timeout=20, **http_kw)
@@ -33,10 +34,11 @@ def running_exporter(*args: str, port: int | None = None, scheme: str = "http", 
         proc.communicate()
 
 
-def run_exporter(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+def run_exporter(*args: str, timeout: float = 20,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run to completion (for start-up errors)."""
     cmd = [sys.executable, "-m", "wattprint.exporter", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def rss_bytes(pid: int) -> int:

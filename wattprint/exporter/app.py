@@ -40,6 +40,10 @@ def build_backend(cfg: Config) -> GpuBackend:
         from .backends.nvml import NvmlBackend
 
         return NvmlBackend()
+    if cfg.backend == "amdsmi":
+        from .backends.amdsmi import AmdSmiBackend
+
+        return AmdSmiBackend()
     if cfg.backend == "dcgm":
         from .backends.dcgm import DcgmBackend
 

@@ -21,7 +21,7 @@ from . import __version__
 
 # 9100 is node_exporter, 9400 dcgm-exporter, 9102 and 8888 Kepler.
 DEFAULT_LISTEN = ":9835"
-BACKENDS = ("nvml", "dcgm", "replay")
+BACKENDS = ("nvml", "dcgm", "amdsmi", "replay")
 DISCOVERIES = ("none", "slurm", "mapping-dir", "kubernetes")
 _LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
             kw["default"] = env  # argparse converts and checks string defaults with the flag's type
         p.add_argument(flag, **kw)  # type: ignore[arg-type]
 
-    add("--backend", choices=BACKENDS, default="nvml", help="GPU source (default: %(default)s)")
+    add("--backend", choices=BACKENDS, default="nvml",
+        help="GPU source: nvml (NVIDIA, through NVML), dcgm (a dcgm-exporter page), amdsmi (AMD Instinct, through "
+        "ROCm's amdsmi), replay (a recorded trace, no GPU) (default: %(default)s)")
     add("--poll-interval", type=_positive_float, default=1.0, metavar="SECONDS",
         help="how often the background poller reads the GPUs (default: %(default)s)")
     add("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN, metavar="HOST:PORT",

@@ -1,4 +1,4 @@
-"""GPU backends: nvml (the only module importing pynvml), dcgm and replay."""
+"""GPU backends: nvml (the only module importing pynvml), amdsmi (the only one importing amdsmi), dcgm and replay."""
 
 from __future__ import annotations
 

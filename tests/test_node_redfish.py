@@ -290,3 +290,31 @@ def test_without_sushy_static_ci_fails_rather_than_skips(monkeypatch: pytest.Mon
     monkeypatch.delenv("WATTPRINT_REQUIRE_TOOLS", raising=False)
     with pytest.raises(pytest.skip.Exception):
         require_tool("sushy-static")
+
+
+def test_a_refused_password_is_counted_as_unauthorized() -> None:
+    """sushy-static takes any credentials; a BMC that refuses them, as a real one does, is a plain HTTP server."""
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.conftest import loopback_server
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"error": {"code": "Base.1.8.InsufficientPrivilege"}}'
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="Redfish"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd, url = loopback_server(Refusing)
+    try:
+        p, _ = poller(url, user="root", password="wrong")
+        p.poll_once()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert p.snapshot.errors == (("unauthorized", 1),) and not p.snapshot.up

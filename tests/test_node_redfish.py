@@ -318,3 +318,42 @@ def test_a_refused_password_is_counted_as_unauthorized() -> None:
         httpd.shutdown()
         httpd.server_close()
     assert p.snapshot.errors == (("unauthorized", 1),) and not p.snapshot.up
+
+
+def test_a_redirect_to_another_origin_is_refused_before_anything_is_sent() -> None:
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.conftest import loopback_server
+
+    calls: list[str] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            calls.append(self.headers.get("Authorization", ""))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other, other_url = loopback_server(Elsewhere)
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", other_url + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    home, home_url = loopback_server(Redirecting)
+    try:
+        p, _ = poller(home_url, user="root", password="s3cret-pass")
+        p.poll_once()
+    finally:
+        for httpd in (home, other):
+            httpd.shutdown()
+            httpd.server_close()
+    assert p.snapshot.errors == (("redirect", 1),) and calls == []

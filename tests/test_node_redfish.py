@@ -357,3 +357,23 @@ def test_a_redirect_to_another_origin_is_refused_before_anything_is_sent() -> No
             httpd.shutdown()
             httpd.server_close()
     assert p.snapshot.errors == (("redirect", 1),) and calls == []
+
+
+def test_a_rotated_password_file_is_read_again(bmc: Bmc, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    secret = tmp_path / "bmc-password"
+    secret.write_text("first-password\n")
+    p, clock = poller(bmc.url, chassis="Modern", user="root", password_file=str(secret))
+    p.poll_once()
+    secret.write_text("second-password-longer\n")
+    clock.t += 10
+    p.poll_once()
+    sent = bmc.log.read_text()
+    for password in ("first-password", "second-password-longer"):
+        assert "Authorization: Basic " + base64.b64encode(f"root:{password}".encode()).decode() in sent
+    # unreadable later: the last password is kept, one warning
+    secret.unlink()
+    with caplog.at_level(logging.WARNING, logger="wattprint"):
+        for _ in range(2):
+            clock.t += 10
+            p.poll_once()
+    assert p.snapshot.up and lines(caplog).count("cannot read the file") == 1

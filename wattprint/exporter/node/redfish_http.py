@@ -108,8 +108,9 @@ class RedfishHttp:
             problem = self._secret.refresh()
             if problem:
                 log.warning(problem)
-            self._password = self._secret.value
-            self._scrub = Scrubber(basic_auth=[(self.user, self._password)])
+            if self._secret.value != self._password:   # rotated: scrub the new one from what the BMC sends back
+                self._password = self._secret.value
+                self._scrub = Scrubber(basic_auth=[(self.user, self._password)])
         assert self._password is not None
         return self.user, self._password
 

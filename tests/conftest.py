@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,15 +23,24 @@ def tools_required() -> bool:
     return os.environ.get("CI", "").lower() == "true" or os.environ.get("WATTPRINT_REQUIRE_TOOLS") == "1"
 
 
+# Tools that come from the test venv (requirements/test.txt), not from Debian: the console script of a package.
+PIP_TOOLS = {"sushy-static": "sushy-tools"}
+
+
 def require_tool(name: str) -> str:
     """Path of a tool; skip without it on a laptop, fail without it in CI (CI=true / WATTPRINT_REQUIRE_TOOLS=1)."""
-    path = shutil.which(name)
+    # A pip tool is installed beside the interpreter running the tests, which need not be on PATH.
+    path = shutil.which(name) or (shutil.which(name, path=str(Path(sys.executable).parent)) if name in PIP_TOOLS
+                                  else None)
     if path:
         return path
     package = {"victoria-metrics": "victoria-metrics", "curl": "curl", "chromium": "chromium",
                "openssl": "openssl", "setpriv": "util-linux", "unshare": "util-linux",
                "systemd-analyze": "systemd"}.get(name, "prometheus")
     msg = f"{name} not found on PATH (Debian: apt-get install --no-install-recommends {package})"
+    if name in PIP_TOOLS:
+        msg = (f"{name} not found beside {sys.executable} nor on PATH (the {PIP_TOOLS[name]} package of "
+               "requirements/test.txt: scripts/bootstrap.sh installs it)")
     if tools_required():
         pytest.fail(f"{msg}; required because CI=true or WATTPRINT_REQUIRE_TOOLS=1")
     pytest.skip(msg)

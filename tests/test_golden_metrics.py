@@ -22,6 +22,10 @@ from wattprint.exporter.host.accounting import HostPoller
 from wattprint.exporter.host.cgroups import CgroupCollector
 from wattprint.exporter.host.rapl import RaplCollector
 from wattprint.exporter.jobs.mapping_dir import MappingDirDiscovery
+from wattprint.exporter.node import source as node_source
+from wattprint.exporter.node.accounting import COLLECTOR as NODE_COLLECTOR
+from wattprint.exporter.node.accounting import NodePowerPoller
+from wattprint.exporter.node.collector import NodePowerCollector
 from wattprint.exporter.poller import Poller
 
 GOLDEN = "tests/golden/metrics.txt"
@@ -55,6 +59,30 @@ def host_interval(host: HostTree) -> None:
         host.add_energy(socket, "dram", 25_000_001)
 
 
+class ScriptedBmc:
+    """A BMC's power readings, 1 s apart (tests/test_node_redfish.py reads a real Redfish server)."""
+
+    name = "redfish"
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def read(self) -> node_source.NodeReading:
+        self.t += 1.0
+        if self.t == 4.0:
+            raise node_source.NodePowerError(node_source.TIMEOUT, "scripted timeout")
+        return node_source.NodeReading(timestamp=self.t, method=node_source.METHOD_POWER, energy_joules=None,
+                                       power_watts=1500.0 + 10.0 * self.t,
+                                       reading="Power.PowerControl[0].PowerConsumedWatts",
+                                       chassis="/redfish/v1/Chassis/1")
+
+
 def render_page(mapping_dir) -> str:
     (mapping_dir / "0").write_text("1001\n")
     (mapping_dir / "1").write_text("1002\n1003\n")
@@ -66,14 +94,19 @@ def render_page(mapping_dir) -> str:
     clock = itertools.count(0.0, 1.0)
     poller = Poller(backend, MappingDirDiscovery(mapping_dir), clock=lambda: next(clock), wallclock=lambda: wall[0],
                     host=hp)
+    node = NodePowerPoller(ScriptedBmc())
     for _ in range(8):
         poller.poll_once()
+        node.poll_once()
         host_interval(host)
         wall[0] += 1.0
+    static = (("cluster", "jz"), ("region", "FR"))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
-        WattprintCollector(lambda: poller.snapshot, "node-a", (("cluster", "jz"), ("region", "FR")), "replay")
+        WattprintCollector(lambda: poller.snapshot, "node-a", static, "replay",
+                           more_collectors=lambda: ((NODE_COLLECTOR, node.snapshot.up, 0.0),))
     )
+    registry.register(NodePowerCollector(lambda: node.snapshot, "node-a", static))
     return generate_latest(registry).decode()
 
 

@@ -299,6 +299,32 @@ def test_rapl_reads_the_nodes_sysfs_and_root_is_opt_in(helm: str) -> None:
     assert off["securityContext"]["runAsUser"] != 0
 
 
+def test_node_power_redfish_takes_the_bmc_password_from_a_secret_file(helm: str) -> None:
+    from wattprint.exporter.config import parse_config
+
+    rf = "exporter.nodePower.redfish"
+    over = {"exporter.nodePower.source": "redfish", f"{rf}.url": "https://$(NODE_NAME)-bmc.mgmt/",
+            f"{rf}.credentialsSecret": "bmc-account", f"{rf}.caSecret": "bmc-ca", f"{rf}.chassis": "Self",
+            "exporter.nodePower.interval": 15}
+    spec = one(docs_of(template(helm, *set_args({**REQUIRED, **over}))), "DaemonSet")["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    cfg = parse_config([a.replace("$(NODE_NAME)", "gpu-7").replace("$(HOST_IP)", "10.0.0.7") for a in c["args"]])
+    assert (cfg.node_power, cfg.redfish_url, cfg.redfish_chassis, cfg.node_power_interval) == (
+        "redfish", "https://gpu-7-bmc.mgmt/", "Self", 15.0)
+    assert (cfg.redfish_password_file, cfg.redfish_ca_file) == ("/etc/wattprint/redfish/password",
+                                                                "/etc/wattprint/redfish-ca/ca.crt")
+    (user,) = [e for e in c["env"] if e["name"] == "WATTPRINT_REDFISH_USER"]
+    assert user["valueFrom"]["secretKeyRef"] == {"name": "bmc-account", "key": "username"}
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert mounts["redfish-credentials"]["readOnly"] and mounts["redfish-ca"]["readOnly"]
+    assert volumes["redfish-credentials"]["secret"] == {"secretName": "bmc-account",
+                                                        "items": [{"key": "password", "path": "password"}]}
+    assert volumes["redfish-ca"]["secret"]["secretName"] == "bmc-ca"
+    default = one(docs_of(template(helm, *set_args(REQUIRED))), "DaemonSet")["spec"]["template"]["spec"]
+    assert not any(a.startswith("--node-power") for a in default["containers"][0]["args"])
+
+
 def test_kubernetes_discovery_reads_the_podresources_socket_without_host_pid(helm: str) -> None:
     from wattprint.exporter.config import parse_config
 
@@ -830,6 +856,8 @@ BAD_VALUES = [
                  id="exporter-image-unknown-key"),
     pytest.param({"exporter.image.digest": "latest"}, ["exporter.image.digest", "Does not match pattern"],
                  id="exporter-image-bad-digest"),
+    pytest.param({"exporter.nodePower.source": "ipmi"}, ["exporter.nodePower.source", "must be one of"],
+                 id="node-power-source"),
 ]
 
 
@@ -857,6 +885,9 @@ TEMPLATE_CHECKS = [
                  ["--skip-schema-validation"], id="watttime-user"),
     pytest.param({"exporter.web.tls.enabled": True}, "exporter.web.tls.enabled needs exporter.web.tls.secretName",
                  ["--skip-schema-validation"], id="tls-without-secret"),
+    pytest.param({"exporter.nodePower.source": "redfish"},
+                 "exporter.nodePower.source redfish needs exporter.nodePower.redfish.url", [],
+                 id="redfish-without-url"),
 ]
 
 

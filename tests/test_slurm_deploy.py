@@ -445,6 +445,22 @@ def test_exporter_unit_command_line_is_accepted_by_the_exporter(monkeypatch: pyt
     parse_exporter(exporter_argv(bare), bare, monkeypatch)
 
 
+def test_exporter_default_file_node_power_example_parses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The commented --node-power redfish example of wattprint-exporter.default, uncommented, is a valid setup."""
+    u = unit("wattprint-exporter.service")
+    text = (SLURM / "wattprint-exporter.default").read_text()
+    example = [line[1:] for line in text.splitlines() if re.match(r"#WATTPRINT_(NODE_POWER|REDFISH_)", line)]
+    assert len(example) == 5, example
+    uncommented = tmp_path / "wattprint-exporter"
+    uncommented.write_text(text + "\n".join(example) + "\n")
+    env = unit_env(u, uncommented)
+    cfg = parse_exporter(exporter_argv(env), env, monkeypatch)
+    assert (cfg.node_power, cfg.redfish_url, cfg.redfish_user) == (
+        "redfish", "https://node1-bmc.mgmt.example/", "wattprint")
+    assert cfg.redfish_password_file == "/run/credentials/wattprint-exporter.service/redfish-password"
+    assert "LoadCredential=redfish-password:" in text
+
+
 def test_exporter_unit_refuses_to_start_without_a_cluster() -> None:
     u = unit("wattprint-exporter.service")
     pre = expand(one(u, "Service", "ExecStartPre"), {})

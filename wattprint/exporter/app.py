@@ -23,6 +23,7 @@ from .poller import Poller
 
 if TYPE_CHECKING:
     from ..common.web import MetricsServer
+    from .node.accounting import NodePowerPoller
 
 log = logging.getLogger("wattprint.app")
 
@@ -85,6 +86,22 @@ def build_host(cfg: Config) -> HostPoller | None:
     return HostPoller(RaplCollector(cfg.sysfs), cgroups, cfg.procfs, cfg.job_retention)
 
 
+def build_node_power(cfg: Config) -> NodePowerPoller | None:
+    """The node-power collector (--node-power), or None: a poller of its own, apart from the GPU poll."""
+    if cfg.node_power == "none":
+        return None
+    from .node.accounting import NodePowerPoller
+    from .node.redfish import RedfishSource
+    from .node.redfish_http import RedfishHttp, password_from_env
+
+    assert cfg.redfish_url is not None
+    http = RedfishHttp(cfg.redfish_url, timeout=cfg.node_power_timeout, user=cfg.redfish_user,
+                       password_file=cfg.redfish_password_file, password=password_from_env(),
+                       ca_file=cfg.redfish_ca_file)
+    return NodePowerPoller(RedfishSource(http, chassis=cfg.redfish_chassis), interval=cfg.node_power_interval,
+                           max_gap=cfg.node_power_max_gap)
+
+
 class App:
     def __init__(self, cfg: Config, backend: GpuBackend | None = None) -> None:
         self.cfg = cfg
@@ -95,13 +112,29 @@ class App:
                              held_idle_utilization=cfg.held_idle_utilization,
                              mig_idle_floor_watts=cfg.mig_idle_floor_watts)
         self.registry = CollectorRegistry(auto_describe=False)
+        self.node = build_node_power(cfg)
         self.registry.register(
-            WattprintCollector(lambda: self.poller.snapshot, cfg.hostname, cfg.labels, self.backend.name)
+            WattprintCollector(lambda: self.poller.snapshot, cfg.hostname, cfg.labels, self.backend.name,
+                               more_collectors=self._node_collectors)
         )
+        if self.node is not None:
+            from .node.collector import NodePowerCollector
+
+            node = self.node
+            self.registry.register(NodePowerCollector(lambda: node.snapshot, cfg.hostname, cfg.labels))
         ProcessCollector(registry=self.registry)
         self.renderer = CachedRenderer(self.registry, lambda: self.poller.snapshot.generation)
         self.server: MetricsServer | None = None
         self._stop = threading.Event()
+
+    def _node_collectors(self) -> tuple[tuple[str, bool, float], ...]:
+        """The node-power collector's last poll, for wattprint_exporter_collector_success (none before its first)."""
+        if self.node is None or self.node.snapshot.polls == 0:
+            return ()
+        from .node.accounting import COLLECTOR
+
+        snap = self.node.snapshot
+        return ((COLLECTOR, snap.up, snap.duration_seconds),)
 
     def start(self) -> None:
         from ..common.web import MetricsServer, parse_listen_address
@@ -122,6 +155,7 @@ class App:
             self.backend.open()
         except BackendUnavailable as exc:
             raise StartupError(f"--backend {self.backend.name}: {exc}") from None
+        self._open_node_power()
         self.poller.poll_once()  # the first scrape already has data
         try:
             self.server = MetricsServer(address, self.renderer, web_config,
@@ -134,10 +168,23 @@ class App:
         self.registry.register(self.server.collector())
         self.server.start()
         self.poller.start()
+        if self.node is not None:
+            self.node.start()   # its first read runs on its own thread: a slow BMC never delays the GPUs
         log.info("listening", extra=kv(
             address=f"{address[0]}:{self.server.port}", tls=bool(web_config and web_config.ssl_context()),
             backend=self.backend.name, discovery=self.discovery.name, poll_interval=f"{self.cfg.poll_interval}s",
         ))
+
+    def _open_node_power(self) -> None:
+        """The node-power configuration is checked at start (URL, password and CA files); the BMC is not asked."""
+        if self.node is None:
+            return
+        from .node.source import NodePowerUnavailable
+
+        try:
+            self.node.source.open()
+        except NodePowerUnavailable as exc:
+            raise StartupError(f"--node-power {self.cfg.node_power}: {exc}") from None
 
     def run_until_signalled(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
@@ -155,3 +202,6 @@ class App:
         self.poller.stop()
         self.poller.save_state()  # the totals of the last poll, for the next process
         self.backend.close()
+        if self.node is not None:
+            self.node.stop()
+            self.node.source.close()

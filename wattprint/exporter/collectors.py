@@ -28,6 +28,8 @@ RESERVED_LABELS = frozenset(
     GPU_LABELS + CPU_LABELS + ("job_id", "job_source", "uid", "container", "driver", "energy_source", "backend",
                                "call", "collector", "discovery", "reason", "version", "instance", "job")
 )
+# the node-power series' own labels (node/collector.py)
+RESERVED_LABELS |= frozenset((C.SOURCE, "method", "reading", "chassis"))
 
 
 class WattprintCollector(Collector):
@@ -37,8 +39,11 @@ class WattprintCollector(Collector):
         hostname: str,
         static_labels: Sequence[tuple[str, str]] = (),
         backend: str = "",
+        more_collectors: Callable[[], Sequence[tuple[str, bool, float]]] | None = None,
     ) -> None:
         self._snapshot = snapshot
+        # collectors polled on threads of their own (node power): (name, success, duration) of their last poll
+        self._more_collectors = more_collectors
         self._hostname = hostname
         self._static = tuple(static_labels)
         self._static_keys = [k for k, _ in self._static]
@@ -274,7 +279,8 @@ class WattprintCollector(Collector):
             "Time the collector took in the last poll (render: this scrape).",
             labels=["collector"],
         )
-        for name, ok, secs in (*snap.collectors, ("render", render_ok, render_s)):
+        more = tuple(self._more_collectors()) if self._more_collectors is not None else ()
+        for name, ok, secs in (*snap.collectors, *more, ("render", render_ok, render_s)):
             success.add_metric([name], 1.0 if ok else 0.0)
             duration.add_metric([name], secs)
         yield success

@@ -4,7 +4,8 @@ Every flag can also be set by an environment variable named WATTPRINT_ plus
 the flag in upper case with dots and dashes as underscores (e.g.
 --poll-interval -> WATTPRINT_POLL_INTERVAL); a flag on the command line wins.
 Secrets never come from flags: the web-config file holds password hashes, and the dcgm-exporter
-password comes from --dcgm-password-file (a path) or $WATTPRINT_DCGM_PASSWORD, which has no flag.
+password comes from --dcgm-password-file (a path) or $WATTPRINT_DCGM_PASSWORD, which has no flag
+(the BMC's: --redfish-password-file or $WATTPRINT_REDFISH_PASSWORD).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import os
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 from ..common.web import MAX_CONNECTIONS
@@ -23,6 +24,7 @@ from . import __version__
 DEFAULT_LISTEN = ":9835"
 BACKENDS = ("nvml", "dcgm", "amdsmi", "replay")
 DISCOVERIES = ("none", "slurm", "mapping-dir", "kubernetes")
+NODE_POWER = ("none", "redfish")
 _LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
@@ -60,6 +62,16 @@ class Config:
     state_interval: float = 1.0
     log_level: str = "info"
     log_format: str = "logfmt"
+    # node power from the BMC (docs/exporter.md, "Node power (BMC)")
+    node_power: str = "none"
+    node_power_interval: float = 10.0
+    node_power_timeout: float = 5.0
+    node_power_max_gap: float = 60.0
+    redfish_url: str | None = None
+    redfish_user: str | None = None
+    redfish_password_file: str | None = None
+    redfish_ca_file: str | None = None
+    redfish_chassis: str | None = None
 
 
 def _env(flag: str) -> str | None:
@@ -212,8 +224,36 @@ def build_parser() -> argparse.ArgumentParser:
     add("--log.format", dest="log_format", choices=("logfmt", "json"), default="logfmt",
         help="log line format on stderr: logfmt (key=value, as go-kit writes it) or json, one object per line "
         "(default: %(default)s)")
+    _add_node_power(add)
     p.add_argument("--version", action="version", version=f"wattprint-exporter {__version__}")
     return p
+
+
+def _add_node_power(add: Callable[..., None]) -> None:
+    """The node-power collector's flags (docs/exporter.md, "Node power (BMC)")."""
+    add("--node-power", choices=NODE_POWER, default="none",
+        help="whole-node power from the BMC: redfish reads its Redfish service (--redfish-url), on a thread and "
+        "interval of its own; IPMI BMCs: scrape ipmi_exporter, which the pipeline reads (default: %(default)s)")
+    add("--node-power-interval", type=_positive_float, default=10.0, metavar="SECONDS",
+        help="how often the BMC is read (default: %(default)s)")
+    add("--node-power-timeout", type=_positive_float, default=5.0, metavar="SECONDS",
+        help="timeout of each request to the BMC (default: %(default)s)")
+    add("--node-power-max-gap", type=_positive_float, default=60.0, metavar="SECONDS",
+        help="two power readings further apart than this are not integrated (energy is not invented across an "
+        "outage; counted in wattprint_node_power_gaps_total); a BMC energy counter is booked across any gap "
+        "(default: %(default)s)")
+    add("--redfish-url", default=None, metavar="URL",
+        help="the BMC's address for --node-power redfish, e.g. https://bmc.node1.example/ (credentials in the URL "
+        "are refused)")
+    add("--redfish-user", default=None, metavar="USER", help="basic-auth user of the Redfish service")
+    add("--redfish-password-file", default=None, metavar="PATH",
+        help="file holding the password of --redfish-user, re-read when it changes (else $WATTPRINT_REDFISH_PASSWORD)")
+    add("--redfish-ca-file", default=None, metavar="PATH",
+        help="PEM file of the CA (or the self-signed certificate) the BMC's certificate is verified against "
+        "(default: the system's CAs; verification cannot be turned off)")
+    add("--redfish-chassis", default=None, metavar="ID",
+        help="the chassis whose power is the node's, by Id or @odata.id (default: the first top-level chassis "
+        "that offers a power or energy reading)")
 
 
 def parse_config(argv: Sequence[str] | None = None) -> Config:
@@ -241,7 +281,18 @@ def parse_config(argv: Sequence[str] | None = None) -> Config:
         parser.error(f"WATTPRINT_LOG_FORMAT: expected logfmt or json, got {ns.log_format!r}")
     if ns.backend == "replay" and ns.replay_gpus < 1:
         parser.error("--replay-gpus must be at least 1")
+    _check_node_power(parser, ns)
     # Every Config field has a flag whose argparse dest is the field's name.
     values = {f.name: getattr(ns, f.name) for f in fields(Config)}
     values.update(labels=tuple(sorted(labels)), hostname=ns.hostname or socket.gethostname())
     return Config(**values)
+
+
+def _check_node_power(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
+    if ns.node_power not in NODE_POWER:   # from the environment: argparse checks no default's choice
+        parser.error(f"WATTPRINT_NODE_POWER: expected one of {', '.join(NODE_POWER)}, got {ns.node_power!r}")
+    if ns.node_power == "redfish" and not ns.redfish_url:
+        parser.error("--node-power redfish needs --redfish-url URL (the BMC's address, e.g. https://bmc.node1.example/)")
+    if ns.node_power != "none" and ns.node_power_max_gap < ns.node_power_interval:
+        parser.error(f"--node-power-max-gap ({ns.node_power_max_gap:g} s) must be at least --node-power-interval "
+                     f"({ns.node_power_interval:g} s), or no interval would ever be integrated")

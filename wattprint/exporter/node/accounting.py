@@ -1,0 +1,184 @@
+"""The node's energy counter from its BMC's readings, on a thread of its own (`--node-power-interval`).
+
+A BMC answers in tenths of a second to seconds, and sometimes not at all: its reads never run in the GPU poll, and
+a scrape only serialises the last NodeSnapshot. Energy is kept in integer millijoules, as the GPU's:
+* counter (EnergyJoules, EnergykWh): each poll books the counter's delta since the last good reading, however long
+  ago (the BMC counted meanwhile). A counter below the last one was reset (ResetMetrics, a BMC reboot): nothing is
+  booked for that interval, wattprint_node_energy_resets_total rises, the new value is the baseline.
+* power: the trapezoid (P_prev + P_now) / 2 x dt between two good readings, the same rule as a GPU without an
+  energy counter, the sub-millijoule remainder carried to the next interval. Between two readings further apart
+  than --node-power-max-gap nothing is booked: a straight line over minutes of an unknown load would invent
+  energy. The interval is counted (wattprint_node_power_gaps_total, ..._gap_seconds_total) and the newer reading
+  is the new baseline.
+A change of method, reading or chassis (found again after a firmware update) restarts the baseline.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...common.logs import kv, typed
+from . import source as S
+
+log = logging.getLogger("wattprint.node")
+
+COLLECTOR = "node_power"   # the `collector` label of wattprint_exporter_collector_success
+DEFAULT_INTERVAL = 10.0
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_GAP = 60.0
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    source: str
+    up: bool = False                  # the last poll read the BMC
+    method: str = ""                  # "" until a first reading
+    reading: str = ""
+    chassis: str = ""
+    energy_mj: int = 0
+    power_watts: float | None = None
+    errors: tuple[tuple[str, int], ...] = ()
+    resets: int = 0
+    gaps: int = 0
+    gap_seconds: float = 0.0
+    polls: int = 0
+    duration_seconds: float = 0.0     # of the last poll
+
+
+class NodePowerPoller:
+    def __init__(self, source: S.NodePowerSource, interval: float = DEFAULT_INTERVAL,
+                 max_gap: float = DEFAULT_MAX_GAP, clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self.interval = interval
+        self.max_gap = max_gap
+        self._clock = clock
+        self._errors: collections.Counter[str] = collections.Counter()
+        self._logged: set[str] = set()      # reasons logged since the last good read
+        self._failed_polls = 0
+        self._key: tuple[str, str, str] | None = None    # (method, reading, chassis) of the baseline
+        self._last_ts: float | None = None
+        self._last_counter_mj: int | None = None
+        self._last_power: float | None = None
+        self._carry_mj = 0.0
+        self._energy_mj = 0
+        self._power: float | None = None
+        self._resets = self._gaps = self._polls = 0
+        self._gap_seconds = 0.0
+        self._gap_logged = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.snapshot = NodeSnapshot(source=source.name)
+
+    # -- one poll ---------------------------------------------------------------------------------------------
+    def poll_once(self) -> NodeSnapshot:
+        with self._lock:
+            start = time.perf_counter()
+            up = False
+            try:
+                reading = self.source.read()
+                up = True
+            except S.NodePowerError as exc:
+                self._failed(exc.reason, str(exc))
+            except Exception as exc:   # a bug must not stop the thread, nor hide the outage
+                self._failed(S.UNEXPECTED, typed(exc))
+            if up:
+                if self._failed_polls:
+                    log.info("node power read again", extra=kv(source=self.source.name,
+                                                               failed_polls=self._failed_polls))
+                self._failed_polls = 0
+                self._logged.clear()
+                self._book(reading)
+            self._polls += 1
+            self.snapshot = NodeSnapshot(
+                source=self.source.name, up=up, method=self._key[0] if self._key else "",
+                reading=self._key[1] if self._key else "", chassis=self._key[2] if self._key else "",
+                energy_mj=self._energy_mj, power_watts=self._power if up else None,
+                errors=tuple(sorted(self._errors.items())), resets=self._resets, gaps=self._gaps,
+                gap_seconds=self._gap_seconds, polls=self._polls, duration_seconds=time.perf_counter() - start)
+            return self.snapshot
+
+    def _failed(self, reason: str, message: str) -> None:
+        self._errors[reason] += 1
+        self._failed_polls += 1
+        if reason not in self._logged:   # once per reason until the BMC answers again
+            self._logged.add(reason)
+            log.warning("node power read failed (counted in wattprint_node_power_errors_total; logged once per "
+                        "reason until it reads again)", extra=kv(source=self.source.name, reason=reason,
+                                                                 err=message))
+
+    def _book(self, r: S.NodeReading) -> None:
+        key = (r.method, r.reading, r.chassis)
+        if key != self._key:
+            if self._key is not None:
+                log.info("node power source changed, baseline restarted", extra=kv(
+                    reading=r.reading, chassis=r.chassis, before=self._key[1]))
+            self._key = key
+            self._last_ts = self._last_counter_mj = self._last_power = None
+            self._carry_mj = 0.0
+        dt = None if self._last_ts is None else r.timestamp - self._last_ts
+        delta = 0
+        if r.method == S.METHOD_COUNTER:
+            assert r.energy_joules is not None
+            counter = round(r.energy_joules * 1000.0)
+            measured = False   # whether this interval's energy is known (a delta, not a baseline or a reset)
+            if self._last_counter_mj is not None:
+                if counter >= self._last_counter_mj:
+                    delta, measured = counter - self._last_counter_mj, True
+                else:
+                    self._resets += 1
+                    log.warning("node energy counter went backwards, interval not booked", extra=kv(
+                        reading=r.reading, from_j=self._last_counter_mj / 1000.0, to_j=counter / 1000.0))
+            self._last_counter_mj = counter
+            # Without a power reading beside the counter, the gauge is the last interval's average power.
+            power = r.power_watts
+            if power is None and measured and dt is not None and dt > 0:
+                power = delta / 1000.0 / dt
+            self._power = power
+        else:
+            assert r.power_watts is not None
+            if dt is not None and self._last_power is not None:
+                if dt > self.max_gap:
+                    self._gaps += 1
+                    self._gap_seconds += dt
+                    if not self._gap_logged:
+                        self._gap_logged = True
+                        log.warning("node power readings too far apart, interval not integrated (counted in "
+                                    "wattprint_node_power_gaps_total; logged once)",
+                                    extra=kv(seconds=round(dt, 3), max_gap=self.max_gap))
+                elif dt > 0:
+                    exact = (self._last_power + r.power_watts) / 2.0 * dt * 1000.0 + self._carry_mj
+                    delta = int(exact)
+                    self._carry_mj = exact - delta
+            self._last_power = r.power_watts
+            self._power = r.power_watts
+        self._energy_mj += delta
+        self._last_ts = r.timestamp
+
+    # -- thread -----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="wattprint-node-power", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_at = self._clock()
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:   # poll_once catches the source's faults; this is for a bug in the booking
+                log.error("node power poll failed", extra=kv(err=typed(exc)))
+            next_at += self.interval
+            now = self._clock()
+            if next_at < now:   # a slow BMC: skip the missed ticks rather than bursting
+                next_at = now + self.interval
+            self._stop.wait(next_at - now)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -14,6 +14,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(argv)
     setup_logging(cfg.log_level, cfg.log_format)
     app = App(cfg)
+    app.handle_signals()
     try:
         app.start()
     except StartupError as exc:

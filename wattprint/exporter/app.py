@@ -186,13 +186,18 @@ class App:
         except NodePowerUnavailable as exc:
             raise StartupError(f"--node-power {self.cfg.node_power}: {exc}") from None
 
-    def run_until_signalled(self) -> None:
+    def handle_signals(self) -> None:
+        """SIGTERM and SIGINT stop the exporter cleanly from here on. Installed before start(): the health endpoint
+        answers as soon as the server starts, and a signal sent on that cue must not find Python's default
+        SIGINT handler (a KeyboardInterrupt traceback) still in place."""
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("stopping", extra=kv(signal=signal.Signals(signum).name))
             self._stop.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+
+    def run_until_signalled(self) -> None:
         self._stop.wait()
         self.shutdown()
 

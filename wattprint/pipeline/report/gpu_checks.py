@@ -1,5 +1,6 @@
-"""The data-quality checks a report makes of its GPUs: telemetry gaps per GPU, and every GPU-hour's priced energy
-against the GPU's hardware energy counter (fct_gpu_hour), with what the model did to keep them equal.
+"""The data-quality checks a report makes of its GPUs: telemetry gaps per GPU, every GPU-hour's priced energy
+against the GPU's hardware energy counter (fct_gpu_hour), with what the model did to keep them equal, and what AMD's
+device-metrics-exporter wrote that was not priced as it stands (pipeline/amd.py).
 
 Both read the scope the report built (rpt_rows): the GPU-hours its rows touch, so a project report checks the GPUs
 its jobs used in the hours they used them, and the all-projects report every GPU-hour of the window (the temp
@@ -12,8 +13,8 @@ import duckdb
 
 from ..db import run_sql
 from .fmt import num
-from .query import one, rows
-from .types import CounterDifference, Gaps, GpuCounters
+from .query import inline, one, rows
+from .types import AmdExporter, CounterDifference, Gaps, GpuCounters
 from .window import Window
 
 MAX_LISTED = 20          # GPU-hours listed one by one in data quality; the count and energy cover all of them
@@ -50,6 +51,26 @@ def counters(con: duckdb.DuckDBPyConnection, w: Window, *, fleet: bool) -> GpuCo
                                             priced_kwh=d["priced_j"] / J_PER_KWH, cause=d["cause"])
                           for d in differences),
     )
+
+
+def amd_exporter(con: duckdb.DuckDBPyConnection, w: Window, *, fleet: bool) -> AmdExporter | None:
+    """The scope's AMD device-metrics-exporter lines not priced as they stand: secondary partitions, and samples that
+    were no reading (sql/rpt_amd_exporter.sql). None where the database holds no series of that source."""
+    if not inline(con, "SELECT 1 AS amd FROM series WHERE source = 'amd' LIMIT 1"):
+        return None
+    r = one(con, "rpt_amd_exporter", {"start": w.start, "end": w.end, "fleet": fleet})
+    return AmdExporter(**{k: int(v) for k, v in r.items()})
+
+
+def amd_warnings(a: AmdExporter | None) -> list[str]:
+    """The data-quality warning of AMD energy counters that read 0 (none when there were none)."""
+    if a is None or not a.unread_energy_gpus:
+        return []
+    missing = (f"; in {a.unread_power_gpu_hours:,} of those GPU-hours every power gauge read 0 too: energy is missing"
+               if a.unread_power_gpu_hours else "")
+    return [f"the energy counters of {a.unread_energy_gpus} AMD GPUs read 0 in {a.unread_energy_gpu_hours:,} GPU-hours "
+            "(device-metrics-exporter before v1.4.0 writes a field the platform does not support as 0): not a "
+            f"reading, not priced as 0 J; those GPUs are priced from their power gauges where these read{missing}"]
 
 
 def warnings(gap: Gaps, c: GpuCounters) -> list[str]:

@@ -354,3 +354,18 @@ def test_config(tmp_path: Path) -> None:
         with pytest.raises(InputError) as exc:
             config.load(path)
         assert where in str(exc.value), str(exc.value)
+
+
+def test_two_source_advice_names_the_amd_source_where_it_is_read() -> None:
+    from wattprint.pipeline.report import gpu_checks
+    from wattprint.pipeline.report.types import Gaps, GpuCounters
+
+    c = GpuCounters(gpu_hours=1, counter_kwh=1.0, priced_kwh=1.0, residual_kwh=0.0, residual_jobs=0,
+                    residual_to_jobs_kwh=0.0, excess_kwh=0.0, stepped_back_gpus=0, unpriced_kwh=0.5, two_source_gpus=1,
+                    difference_gpu_hours=0, difference_kwh=0.0, differences=())
+    gap = Gaps(count=0, hours=0.0, restarts=0)
+    (plain,) = gpu_checks.warnings(gap, c)
+    (with_amd,) = gpu_checks.warnings(gap, c, amd=True)
+    assert plain.endswith("set ingest.metrics.dcgm.enabled: false to stop reading it")
+    assert with_amd == plain + " (ingest.metrics.amd.enabled: false for AMD's device-metrics-exporter)"
+    assert gpu_checks.amd_warnings(None) == []

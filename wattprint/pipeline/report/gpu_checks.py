@@ -73,8 +73,9 @@ def amd_warnings(a: AmdExporter | None) -> list[str]:
             f"reading, not priced as 0 J; those GPUs are priced from their power gauges where these read{missing}"]
 
 
-def warnings(gap: Gaps, c: GpuCounters) -> list[str]:
-    """The data-quality lines these checks add (none when everything balanced and nothing was adjusted)."""
+def warnings(gap: Gaps, c: GpuCounters, amd: bool = False) -> list[str]:
+    """The data-quality lines these checks add (none when everything balanced and nothing was adjusted); `amd`:
+    the database holds AMD device-metrics-exporter series (the two-source advice names that source too)."""
     out = []
     if c.difference_gpu_hours:
         shown = "; ".join(f"{d.hour} {d.hostname} GPU {d.gpu}: {num(d.priced_kwh)} kWh priced, "
@@ -96,7 +97,8 @@ def warnings(gap: Gaps, c: GpuCounters) -> list[str]:
         out.append(f"{c.two_source_gpus} GPUs are reported by two sources (e.g. the wattprint exporter and "
                    "dcgm-exporter): each interval is priced from one, by preference (wattprint exporter, then "
                    f"dcgm-exporter, then a power gauge); {num(c.unpriced_kwh)} kWh the other measured for the same "
-                   "time was not priced; set ingest.metrics.dcgm.enabled: false to stop reading it")
+                   "time was not priced; set ingest.metrics.dcgm.enabled: false to stop reading it"
+                   + (" (ingest.metrics.amd.enabled: false for AMD's device-metrics-exporter)" if amd else ""))
     if gap.restarts:
         out.append(f"{gap.restarts} of the telemetry gaps ended in a counter restart (an exporter restarted "
                    "without --state-file while it was not scraped): the energy used between the last sample and "

@@ -89,7 +89,7 @@ def quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[Ma
     if gaps.count:
         warnings.append(f"{gaps.count} telemetry gaps ({gaps.hours:,.1f} GPU-hours) on this report's GPUs: "
                         "energy across a counter gap is kept, power-gauge gaps are not filled")
-    warnings += gpu_checks.warnings(gaps, counters)
+    warnings += gpu_checks.warnings(gaps, counters, amd is not None)
     warnings += gpu_checks.amd_warnings(amd)
     if silent:
         warnings.append(f"{silent} jobs of the ledger ran in this window but have no measured energy")

@@ -117,7 +117,7 @@ POWER_UNITS: Mapping[str, float] = MappingProxyType({"W": 1.0, "mW": 1e-3, "kW":
 _METRIC_RX = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_RX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_NULLABLE_METRICS = ("metric", "power_fallback")     # null: no such metric (the source reads it not)
+_NULLABLE_METRICS = ("metric", "power_fallback")     # null allowed: the source does not read that metric
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ def test_step_raises_default_gap(tmp_path: Path) -> None:
          "ingest.metrics.wattprint.job_energy: 'job energy' is not a Prometheus metric name"),
         ("ingest:\n  metrics:\n    wattprint:\n      job_energy: ~\n", 4,
          "ingest.metrics.wattprint.job_energy: expected a metric name, got null"),
-        ("ingest:\n  metrics:\n    dcgm:\n      energy_unit: uJ\n", 4, "ingest.metrics.dcgm.energy_unit: unknown unit"),
+        ("ingest:\n  metrics:\n    dcgm:\n      energy_unit: nJ\n", 4, "ingest.metrics.dcgm.energy_unit: unknown unit"),
         ("ingest:\n  metrics:\n    power:\n      labels: {hostname: [host-name]}\n", 4,
          "ingest.metrics.power.labels.hostname: 'host-name' is not a Prometheus label name"),
         ("ingest:\n  metrics: []\n", 2, "ingest.metrics: expected a mapping"),

@@ -43,11 +43,21 @@ Full schema (every key optional; docs/config.md explains each)::
         dcgm:
           enabled: true           # false: not queried (e.g. a wattprint exporter on the dcgm backend reads it already)
           energy: DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION
-          energy_unit: mJ         # J | mJ | kJ | Wh | kWh
+          energy_unit: mJ         # J | mJ | kJ | Wh | kWh | uJ
           power: DCGM_FI_DEV_POWER_USAGE
           power_unit: W           # W | mW | kW
           labels: {hostname: [Hostname, hostname], gpu: gpu, uuid: [UUID, uuid], job_id: [hpc_job, pod],
                    model: modelName}
+        amd:                      # AMD's ROCm device-metrics-exporter (wattprint/pipeline/amd.py has the rules)
+          enabled: true           # false: not queried
+          energy: gpu_energy_consumed   # gauge holding the energy accumulator, uJ (read as a counter)
+          energy_unit: uJ         # uJ | J | mJ | kJ | Wh | kWh
+          power: gpu_package_power      # socket power, W (MI3xx)
+          power_fallback: gpu_power_usage  # read too (W; MI2xx and MI3xx): per step the larger; null: not read
+          power_unit: W           # W | mW | kW
+          labels: {hostname: hostname, gpu: gpu_id, uuid: [gpu_uuid, serial_number], job_id: [job_id, pod],
+                   model: [card_series, card_model], partition: gpu_partition_id,
+                   partition_type: gpu_compute_partition_type}
         power:
           metric: null            # a power gauge; no default (this source is off without it)
           unit: W                 # W | mW | kW
@@ -101,11 +111,13 @@ from .sources.jobs.rules import Rules
 from .zones import canonical_zone
 
 PROVIDERS = ("onprem", "aws", "gcp", "azure")
-ENERGY_UNITS: Mapping[str, float] = MappingProxyType({"J": 1.0, "mJ": 1e-3, "kJ": 1e3, "Wh": 3600.0, "kWh": 3.6e6})
+ENERGY_UNITS: Mapping[str, float] = MappingProxyType({"J": 1.0, "mJ": 1e-3, "kJ": 1e3, "Wh": 3600.0, "kWh": 3.6e6,
+                                                      "uJ": 1e-6})
 POWER_UNITS: Mapping[str, float] = MappingProxyType({"W": 1.0, "mW": 1e-3, "kW": 1e3})
 _METRIC_RX = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_RX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_NULLABLE_METRICS = ("metric", "power_fallback")     # null allowed: the source does not read that metric
 
 
 @dataclass(frozen=True)
@@ -201,6 +213,37 @@ class DcgmMetrics:
 
 
 @dataclass(frozen=True)
+class AmdLabelKeys(LabelKeys):
+    """The device-metrics-exporter's label keys: those of every source, and the partition ones (amd.py)."""
+
+    partition: tuple[str, ...] = ("gpu_partition_id",)              # "0": the primary partition, or unpartitioned
+    partition_type: tuple[str, ...] = ("gpu_compute_partition_type",)  # spx | none: unpartitioned; cpx, dpx...
+
+
+@dataclass(frozen=True)
+class AmdMetrics:
+    """AMD's ROCm device-metrics-exporter. Names, units and labels from its docs/configuration/metricslist.md and
+    pkg/amdgpu/gpuagent/gpuagent_gpu_metrics.go (ROCm/device-metrics-exporter, commit 0778d3ab); see amd.py."""
+
+    enabled: bool = True
+    energy: str = "gpu_energy_consumed"      # GPU_ENERGY_CONSUMED: "Accumulated energy consumed by the GPU in uJ"
+    energy_unit: str = "uJ"
+    power: str = "gpu_package_power"         # GPU_PACKAGE_POWER [MI3xx]: "Current socket power in Watts"
+    power_fallback: str | None = "gpu_power_usage"  # GPU_POWER_USAGE [MI2xx, MI3xx]: "GPU Power usage in Watts"
+    power_unit: str = "W"
+    labels: AmdLabelKeys = AmdLabelKeys(hostname=("hostname",), gpu=("gpu_id",), uuid=("gpu_uuid", "serial_number"),
+                                        job_id=("job_id", "pod"), model=("card_series", "card_model"))
+
+    @property
+    def joules_per_energy_unit(self) -> float:
+        return ENERGY_UNITS[self.energy_unit]
+
+    @property
+    def watts_per_power_unit(self) -> float:
+        return POWER_UNITS[self.power_unit]
+
+
+@dataclass(frozen=True)
 class PowerMetrics:
     metric: str | None = None
     unit: str = "W"
@@ -216,6 +259,7 @@ class MetricsConfig:
     wattprint: WattprintMetrics = WattprintMetrics()
     dcgm: DcgmMetrics = DcgmMetrics()
     power: PowerMetrics = PowerMetrics()
+    amd: AmdMetrics = AmdMetrics()
 
 
 @dataclass(frozen=True)
@@ -379,11 +423,12 @@ def _ingest(ctx: _Ctx, data: dict[Any, Any]) -> IngestConfig:
     if label is not None and not _LABEL_RX.match(label):
         ctx.fail(section, "cluster_label", "ingest.cluster_label", f"{label!r} is not a Prometheus label name")
     msec = ctx.section(section, "metrics", "ingest.metrics")
-    ctx.keys(msec, ("wattprint", "dcgm", "power"), "ingest.metrics")
+    ctx.keys(msec, ("wattprint", "dcgm", "power", "amd"), "ingest.metrics")
     metrics = MetricsConfig(
         wattprint=_source(ctx, msec, "wattprint", WattprintMetrics(), {}),
         dcgm=_source(ctx, msec, "dcgm", DcgmMetrics(), {"energy_unit": ENERGY_UNITS, "power_unit": POWER_UNITS}),
         power=_source(ctx, msec, "power", PowerMetrics(), {"unit": POWER_UNITS}),
+        amd=_source(ctx, msec, "amd", AmdMetrics(), {"energy_unit": ENERGY_UNITS, "power_unit": POWER_UNITS}),
     )
     points = ctx.opt_int(section, "max_points_per_request", "ingest.max_points_per_request", minimum=1)
     return IngestConfig(step_seconds=step, max_gap_seconds=gap, cluster_label=label or d.cluster_label,
@@ -412,13 +457,13 @@ def _source(ctx: _Ctx, msec: dict[Any, Any], key: str, default: Any, units: Mapp
             changes[f] = unit
             continue
         value = ctx.opt_str(section, f, f"{path}.{f}", empty_ok=False)
-        if value is None and f != "metric":
+        if value is None and f not in _NULLABLE_METRICS:
             ctx.fail(section, f, f"{path}.{f}", "expected a metric name, got null")
         if value is not None and not _METRIC_RX.match(value):
             ctx.fail(section, f, f"{path}.{f}", f"{value!r} is not a Prometheus metric name")
         changes[f] = value
     labels_sec = ctx.section(section, "labels", f"{path}.labels")
-    fields = tuple(LabelKeys.__dataclass_fields__)
+    fields = tuple(type(default.labels).__dataclass_fields__)
     ctx.keys(labels_sec, fields, f"{path}.labels")
     label_changes: dict[str, tuple[str, ...]] = {}
     for f in labels_sec:

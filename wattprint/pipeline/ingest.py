@@ -31,7 +31,7 @@ from .promapi import PromClient, selector
 class SeriesQuery:
     """One metric to pull, and how its labels map onto GPUs and jobs."""
 
-    source: str                      # wattprint | dcgm | power
+    source: str                      # wattprint | dcgm | power | amd
     kind: str                        # see the series kinds below
     metric: str
     scale: float = 1.0               # multiply to get joules / seconds (counters) or watts / 0-1 (gauges)
@@ -43,6 +43,14 @@ class SeriesQuery:
     model_labels: tuple[str, ...] = ("model", "modelName")
     socket_labels: tuple[str, ...] = ()      # CPU series: the package index
     domain_labels: tuple[str, ...] = ()      # CPU series: package | dram
+    # a source's own rules (amd.py): label matchers added to the selector, (label, operator, value); the metric name
+    # in the series' identity (two gauges of one meaning read into one stream); the labels whose value marks a
+    # partitioned GPU (other than "", "spx", "none"), whose lines name the job of one partition only: no job read
+    # from them; and a function naming the model from the label the model_labels found
+    matchers: tuple[tuple[str, str, str], ...] = ()
+    name_in_identity: bool = False
+    partition_type_labels: tuple[str, ...] = ()
+    model_name: Callable[[str], str] | None = None
 
     @property
     def is_counter(self) -> bool:
@@ -60,7 +68,10 @@ class SeriesQuery:
 # job_equal_share_seconds (counters, s), gpu_power (gauge, W). Host (the exporter's
 # RAPL collector): cpu_energy, cpu_idle_energy, job_cpu_energy (counters, J, per socket and domain),
 # job_cpu_seconds (counter, s of CPU time per job) and cpu_rapl_up (gauge, 1 when every RAPL zone was read).
+# partition_energy (counter, J): the energy lines of an AMD GPU's secondary partitions, stored to be counted in the
+# reports, never priced (amd.py).
 GAUGE_KINDS = ("gpu_power", "cpu_rapl_up")
+UNPARTITIONED = ("", "spx", "none")     # compute-partition types of a whole GPU (device-metrics-exporter labels)
 CPU_METRICS = {
     "cpu_energy": C.series(C.CPU_ENERGY),
     "cpu_idle_energy": C.series(C.CPU_IDLE_ENERGY),
@@ -125,8 +136,10 @@ def _series_id(q: SeriesQuery, item: dict, ids: _SeriesIds, new_rows: list[tuple
                ) -> tuple[int, dict[str, str]]:
     """The id of a result item's series (a negative placeholder for a new one, added to new_rows), and its labels."""
     labels = dict(item.get("metric") or {})
-    labels.pop("__name__", None)
+    name = labels.pop("__name__", None)
     fp = q.kind + "\x1f" + json.dumps(sorted(labels.items()), ensure_ascii=False)
+    if q.name_in_identity:
+        fp += "\x1f" + str(name or q.metric)
     sid = ids.get(fp)
     if sid is None:
         sid = -(len(new_rows) + 1)          # placeholder until the sequence assigns one
@@ -256,7 +269,7 @@ def ingest(
     with _gc_paused():
         for q in queries:
             stats.queries += 1
-            query = selector(q.metric, dict(matchers or {}))
+            query = selector(q.metric, dict(matchers or {}), q.matchers)
             # Series belong to the (endpoint, query) that loaded them: a window re-read from the same store
             # replaces its own series, and never those another Prometheus (another cluster) contributed.
             owner = f"{endpoint} {query}"
@@ -312,14 +325,23 @@ def _series_rows(q: SeriesQuery, query: str, new_rows: list[tuple], ids: list[in
         return pa.array([_first(lab, keys) for lab in labels], pa.string())
 
     n = len(new_rows)
+    jobs = column(q.job_labels)
+    if q.partition_type_labels:
+        # a partitioned GPU's line names the job on one partition: its energy is the whole GPU's, not that job's
+        parted = [(_first(lab, q.partition_type_labels) or "").lower() not in UNPARTITIONED for lab in labels]
+        jobs = pa.array([None if p else j for p, j in zip(parted, jobs.to_pylist(), strict=True)], pa.string())
+    models = column(q.model_labels)
+    if q.model_name is not None:
+        name = q.model_name
+        models = pa.array([None if m is None else name(m) for m in models.to_pylist()], pa.string())
     return pa.table({
         "series_id": pa.array(ids, pa.int64()), "source": pa.array([q.source] * n, pa.string()),
         "kind": pa.array([q.kind] * n, pa.string()), "query": pa.array([query] * n, pa.string()),
         "fingerprint": pa.array([r[1] for r in new_rows], pa.string()), "cluster": column(q.cluster_labels),
         "hostname": column(q.host_labels), "gpu": column(q.gpu_labels), "uuid": column(q.uuid_labels),
-        "job_id": column(q.job_labels),
+        "job_id": jobs,
         "labels": pa.array([json.dumps(lab, ensure_ascii=False) for lab in labels], pa.string()),
-        "model": column(q.model_labels), "socket": column(q.socket_labels), "domain": column(q.domain_labels),
+        "model": models, "socket": column(q.socket_labels), "domain": column(q.domain_labels),
     })
 
 

@@ -87,21 +87,29 @@ def escape_label_value(v: str) -> str:
     )
 
 
-def selector(metric: str, matchers: Mapping[str, str] | None = None) -> str:
+MATCH_OPS = ("=", "!=", "=~", "!~")
+
+
+def selector(metric: str, matchers: Mapping[str, str] | None = None,
+             extra: Sequence[tuple[str, str, str]] = ()) -> str:
     """A PromQL selector matching `metric` with each label exactly equal to its value.
 
     The name goes in a `__name__` matcher rather than in front of the braces: a bare name that is
     also a keyword or aggregation in some dialect (`on`, `sum`, `nan`, MetricsQL's many
     aggregates) would parse as that keyword. An empty `metric` selects by labels only. A label
-    matched against "" selects series without that label, as in PromQL.
+    matched against "" selects series without that label, as in PromQL. `extra`: (label, operator,
+    value) matchers a source's own rules add after those (e.g. `gpu_partition_id=~"0|"`), in order.
     """
     parts = [f'__name__="{escape_label_value(metric)}"'] if metric else []
-    for name in sorted(matchers or {}):
+    pairs = [(name, "=", (matchers or {})[name]) for name in sorted(matchers or {})]
+    for name, op, value in [*pairs, *extra]:
         if not _LABEL_NAME.match(name) or name == "__name__":
             raise InputError(
                 "label matcher", f"{name!r} is not a valid label name", "use letters, digits and _, not a leading digit"
             )
-        parts.append(f'{name}="{escape_label_value((matchers or {})[name])}"')
+        if op not in MATCH_OPS:
+            raise InputError("label matcher", f"{op!r} is not a PromQL matcher", f"use one of {', '.join(MATCH_OPS)}")
+        parts.append(f'{name}{op}"{escape_label_value(value)}"')
     if not parts:
         raise InputError("selector", "no metric name and no label matchers", "give a metric name or at least one label")
     return "{" + ",".join(parts) + "}"

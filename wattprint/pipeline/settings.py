@@ -39,7 +39,8 @@ class Settings:
         return Rules.load(override) if override else self.config.rules
 
     def queries(self, power_metric: str | None = None) -> list[SeriesQuery]:
-        from .ingest import CPU_METRICS, SeriesQuery, cpu_query  # pyarrow: only the ingest needs it
+        from . import amd  # pyarrow (through ingest): only the ingest needs it
+        from .ingest import CPU_METRICS, SeriesQuery, cpu_query
 
         ing = self.config.ingest
         m = ing.metrics
@@ -76,6 +77,7 @@ class Settings:
         if metric:
             out.append(SeriesQuery("power", "gpu_power", metric, m.power.watts_per_unit, pl.hostname, pl.gpu,
                                    pl.uuid, pl.job_id, cl, pl.model))
+        out += amd.queries(m.amd, cl)
         return out
 
     def build_settings(self) -> BuildSettings:

@@ -13,10 +13,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "ingest", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="pull GPU and job energy series from a Prometheus-compatible API into DuckDB",
-        description="Pull energy counters (wattprint exporter, dcgm-exporter) and power gauges over "
-        "[--start, --end] at --step, store them, and rebuild the (job, GPU, hour) results. Re-running a "
-        "window replaces it; each query_range chunk commits on its own, so an interrupted run is completed "
-        "by running it again.",
+        description="Pull energy counters (wattprint exporter, dcgm-exporter, AMD device-metrics-exporter) and power "
+        "gauges over [--start, --end] at --step, store them, and rebuild the (job, GPU, hour) results. Re-running "
+        "a window replaces it; each query_range chunk commits on its own, so an interrupted run is completed by "
+        "running it again.",
     )
     flags.prometheus(p)
     flags.window(p)

@@ -1,5 +1,6 @@
-"""The data-quality checks a report makes of its GPUs: telemetry gaps per GPU, and every GPU-hour's priced energy
-against the GPU's hardware energy counter (fct_gpu_hour), with what the model did to keep them equal.
+"""The data-quality checks a report makes of its GPUs: telemetry gaps per GPU, every GPU-hour's priced energy
+against the GPU's hardware energy counter (fct_gpu_hour), with what the model did to keep them equal, and what AMD's
+device-metrics-exporter wrote that was not priced as it stands (pipeline/amd.py).
 
 Both read the scope the report built (rpt_rows): the GPU-hours its rows touch, so a project report checks the GPUs
 its jobs used in the hours they used them, and the all-projects report every GPU-hour of the window (the temp
@@ -12,8 +13,8 @@ import duckdb
 
 from ..db import run_sql
 from .fmt import num
-from .query import one, rows
-from .types import CounterDifference, Gaps, GpuCounters
+from .query import inline, one, rows
+from .types import AmdExporter, CounterDifference, Gaps, GpuCounters
 from .window import Window
 
 MAX_LISTED = 20          # GPU-hours listed one by one in data quality; the count and energy cover all of them
@@ -52,8 +53,29 @@ def counters(con: duckdb.DuckDBPyConnection, w: Window, *, fleet: bool) -> GpuCo
     )
 
 
-def warnings(gap: Gaps, c: GpuCounters) -> list[str]:
-    """The data-quality lines these checks add (none when everything balanced and nothing was adjusted)."""
+def amd_exporter(con: duckdb.DuckDBPyConnection, w: Window, *, fleet: bool) -> AmdExporter | None:
+    """The scope's AMD device-metrics-exporter lines not priced as they stand: secondary partitions, and samples that
+    were no reading (sql/rpt_amd_exporter.sql). None where the database holds no series of that source."""
+    if not inline(con, "SELECT 1 AS amd FROM series WHERE source = 'amd' LIMIT 1"):
+        return None
+    r = one(con, "rpt_amd_exporter", {"start": w.start, "end": w.end, "fleet": fleet})
+    return AmdExporter(**{k: int(v) for k, v in r.items()})
+
+
+def amd_warnings(a: AmdExporter | None) -> list[str]:
+    """The data-quality warning of AMD energy counters that read 0 (none when there were none)."""
+    if a is None or not a.unread_energy_gpus:
+        return []
+    missing = (f"; in {a.unread_power_gpu_hours:,} of those GPU-hours every power gauge read 0 too: energy is missing"
+               if a.unread_power_gpu_hours else "")
+    return [f"the energy counters of {a.unread_energy_gpus} AMD GPUs read 0 in {a.unread_energy_gpu_hours:,} GPU-hours "
+            "(device-metrics-exporter before v1.4.0 writes a field the platform does not support as 0): not a "
+            f"reading, not priced as 0 J; those GPUs are priced from their power gauges where these read{missing}"]
+
+
+def warnings(gap: Gaps, c: GpuCounters, amd: bool = False) -> list[str]:
+    """The data-quality lines these checks add (none when everything balanced and nothing was adjusted); `amd`:
+    the database holds AMD device-metrics-exporter series (the two-source advice names that source too)."""
     out = []
     if c.difference_gpu_hours:
         shown = "; ".join(f"{d.hour} {d.hostname} GPU {d.gpu}: {num(d.priced_kwh)} kWh priced, "
@@ -75,7 +97,8 @@ def warnings(gap: Gaps, c: GpuCounters) -> list[str]:
         out.append(f"{c.two_source_gpus} GPUs are reported by two sources (e.g. the wattprint exporter and "
                    "dcgm-exporter): each interval is priced from one, by preference (wattprint exporter, then "
                    f"dcgm-exporter, then a power gauge); {num(c.unpriced_kwh)} kWh the other measured for the same "
-                   "time was not priced; set ingest.metrics.dcgm.enabled: false to stop reading it")
+                   "time was not priced; set ingest.metrics.dcgm.enabled: false to stop reading it"
+                   + (" (ingest.metrics.amd.enabled: false for AMD's device-metrics-exporter)" if amd else ""))
     if gap.restarts:
         out.append(f"{gap.restarts} of the telemetry gaps ended in a counter restart (an exporter restarted "
                    "without --state-file while it was not scraped): the energy used between the last sample and "

@@ -26,6 +26,7 @@ from .markdown_sections import (
 )
 from .sci_card import training_sci
 from .types import (
+    AmdExporter,
     EqualShare,
     FleetSections,
     GpuCounters,
@@ -82,6 +83,12 @@ def equal_share_line(e: EqualShare) -> str:
     return (f"Equal-share fallback (a shared GPU split equally, without per-process utilisation): "
             f"{num(e.gpu_hours)} GPU-hours, {pct(e.share)} of {num(e.shared_gpu_hours)} GPU-hours on GPUs with more "
             "than one job in the hour.")
+
+
+def amd_partitions_line(a: AmdExporter) -> str:
+    """AMD GPUs' secondary partitions in one sentence (data_quality.amd_exporter)."""
+    return (f"AMD GPU partitions: {a.partitions:,} secondary partitions on {a.partition_nodes:,} nodes; their energy "
+            "lines (gpu_partition_id other than 0) are not priced, the primary partition's line carries the whole GPU.")
 
 
 def energy_text(p: Phase) -> str:
@@ -183,6 +190,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
     out += [counters_line(dq.gpu_counters), ""]
     if dq.equal_share is not None:
         out += [equal_share_line(dq.equal_share), ""]
+    if dq.amd_exporter is not None and dq.amd_exporter.partitions:
+        out += [amd_partitions_line(dq.amd_exporter), ""]
     rapl = dq.rapl
     if rapl is not None:
         out += [f"Nodes without readable RAPL (CPU energy): {rapl.nodes_without} of {rapl.nodes}, carrying "

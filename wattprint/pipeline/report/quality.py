@@ -47,6 +47,7 @@ def quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[Ma
     intensity = IntensityShares(**{q: fraction(by_int.get(q, 0.0), all_j) for q in INTENSITY_QUALITIES})
     gaps = gpu_checks.gaps(con, o.window)
     counters = gpu_checks.counters(con, o.window, fleet=o.kind == "fleet")
+    amd = gpu_checks.amd_exporter(con, o.window, fleet=o.kind == "fleet")
     silent = one(con, "rpt_jobs_without_telemetry", {"project": o.project, "phases": list(o.phases),
                                                      "start": o.window.start, "end": o.window.end})["jobs"]
     unknown_pue = tuple(r["cluster"] for r in rows(con, "rpt_clusters_without_pue"))
@@ -88,7 +89,8 @@ def quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[Ma
     if gaps.count:
         warnings.append(f"{gaps.count} telemetry gaps ({gaps.hours:,.1f} GPU-hours) on this report's GPUs: "
                         "energy across a counter gap is kept, power-gauge gaps are not filled")
-    warnings += gpu_checks.warnings(gaps, counters)
+    warnings += gpu_checks.warnings(gaps, counters, amd is not None)
+    warnings += gpu_checks.amd_warnings(amd)
     if silent:
         warnings.append(f"{silent} jobs of the ledger ran in this window but have no measured energy")
     if unknown_pue and "pue" in o.layers:
@@ -97,7 +99,7 @@ def quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[Ma
                              or intensity.world_default > 0 or silent > 0 or counters.difference_gpu_hours > 0)
     return DataQuality(energy=energy, cpu_energy=cpu_energy, intensity=intensity, gaps=gaps, gpu_counters=counters,
                        jobs_without_telemetry=int(silent), clusters_without_pue=unknown_pue, rapl=rapl,
-                       warnings=tuple(warnings), poor=bool(poor))
+                       amd_exporter=amd, warnings=tuple(warnings), poor=bool(poor))
 
 
 def _rapl(con: duckdb.DuckDBPyConnection, o: ReportOptions, gpu_j: float) -> Rapl:

@@ -8,7 +8,7 @@ WITH pts AS (
     SELECT DISTINCT ss.stream_id, sm.ts
     FROM samples sm
     JOIN stg_series_stream ss USING (series_id)
-    WHERE ss.kind = 'gpu_power'
+    WHERE ss.kind = 'gpu_power' AND NOT unread(ss.source, sm.value)
 ),
 seq AS (
     SELECT stream_id, lag(ts) OVER (PARTITION BY stream_id ORDER BY ts) AS prev_ts, ts FROM pts

@@ -6,6 +6,9 @@
 --  node_matches(h, glob): a cluster's `nodes` glob against a host: full name or short name, case-insensitively
 --  gpu_key(c, h, g, u):   one physical GPU, whichever exporter reports it: its UUID (globally unique, any case),
 --                         else cluster / node / index
+--  unread(source, v):     a sample that is not a reading: AMD's device-metrics-exporter writes a field the platform
+--                         does not support as 0 (up to v1.3.1), and its energy accumulator (uJ since the GPU's reset)
+--                         and socket power are never 0 when read (wattprint/pipeline/amd.py, rule 4)
 CREATE OR REPLACE TEMP MACRO host_part(h) AS
     CASE WHEN regexp_matches(lower(regexp_replace(h, '^\s+|\s+$', '', 'g')), '^\[.*\](:[0-9]+)?$')
               THEN regexp_extract(lower(regexp_replace(h, '^\s+|\s+$', '', 'g')), '^\[(.*)\]', 1)
@@ -19,6 +22,7 @@ CREATE OR REPLACE TEMP MACRO node_matches(h, pattern) AS
     regexp_replace(h, '^\s+|\s+$', '', 'g') <> ''
     AND (lower(regexp_replace(h, '^\s+|\s+$', '', 'g')) GLOB lower(pattern)
          OR host_part(h) GLOB lower(pattern) OR node_key(h) GLOB lower(pattern));
+CREATE OR REPLACE TEMP MACRO unread(source, v) AS source = 'amd' AND v = 0;
 CREATE OR REPLACE TEMP MACRO gpu_key(c, h, g, u) AS
     CASE WHEN trim(coalesce(u, '')) <> '' THEN 'uuid:' || lower(trim(u))
          ELSE coalesce(c, '') || '/' || node_key(coalesce(h, '')) || '/' || coalesce(g, '') END;

@@ -29,13 +29,13 @@ WITH sx AS (
     WHERE list_contains(kinds, ss.kind)
 ),
 -- one value per stream and step. A stream's only series has one sample per step already (ingest replaces whole
--- windows), so nearly every sample skips the grouping. Where two series of a stream overlap (dcgm's job label
+-- windows), so nearly every sample skips the grouping. A sample that is no reading (macros.sql, unread) is left out. Where two series of a stream overlap (dcgm's job label
 -- changed and the old series lingers for Prometheus' lookback), the higher counter value wins, with its label.
 pts AS (
     SELECT sx.stream_id, sm.ts, sm.value, sm.series_id AS top_series, sx.owner_rank
     FROM samples sm
     JOIN sx USING (series_id)
-    WHERE sx.alone
+    WHERE sx.alone AND NOT unread(sx.source, sm.value)
     UNION ALL
     SELECT sx.stream_id, sm.ts,
            max(sm.value) AS value,
@@ -43,7 +43,7 @@ pts AS (
            min(sx.owner_rank) AS owner_rank
     FROM samples sm
     JOIN sx USING (series_id)
-    WHERE NOT sx.alone
+    WHERE NOT sx.alone AND NOT unread(sx.source, sm.value)
     GROUP BY sx.stream_id, sm.ts
 ),
 seq AS (

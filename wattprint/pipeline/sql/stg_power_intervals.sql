@@ -1,5 +1,7 @@
--- Power gauge -> energy by the trapezoid rule between samples, flagged as lower quality. Across a
--- gap longer than the bound nothing is invented: energy_gaps.sql records it instead. An energy counter is exact, so
+-- Power gauge -> energy by the trapezoid rule between samples, flagged as lower quality. Two gauges of one GPU in one
+-- stream (AMD's package power and power usage, amd.py): the larger at each step. A sample that is no reading
+-- (macros.sql, unread) is left out, so the time it covers is a gap. Across a gap longer than the bound nothing is
+-- invented: energy_gaps.sql records it instead. An energy counter is exact, so
 -- intervals wholly inside the time an energy counter measured the same GPU (gpu_coverage) are not made at all;
 -- int_hourly_pieces.sql cuts the ones that overlap it.
 WITH pts AS (
@@ -7,7 +9,7 @@ WITH pts AS (
     FROM samples sm
     JOIN stg_series_stream ss USING (series_id)
     JOIN series se USING (series_id)
-    WHERE ss.kind = 'gpu_power'
+    WHERE ss.kind = 'gpu_power' AND NOT unread(ss.source, sm.value)
     GROUP BY ss.stream_id, sm.ts
 ),
 seq AS (

@@ -4,6 +4,7 @@
 -- first node pattern of the cluster config that matches the host (node_matches: case-insensitive, full or short
 -- name), else the default cluster.
 -- Host series (the exporter's RAPL collector) have no GPU ('' for gpu and uuid); GPU series no socket or domain ('').
+-- Kind 'partition': an AMD GPU's secondary partitions' energy lines (amd.py), counted by the reports, never priced.
 -- node is the host's node key and gpu_key the physical GPU (sql/macros.sql): joins to the ledger and between
 -- sources use them, never the host name as spelled.
 WITH s AS (
@@ -16,7 +17,8 @@ WITH s AS (
                         WHEN 'job_cpu_energy' THEN 'cpu_job' WHEN 'job_cpu_seconds' THEN 'cpu_seconds'
                         WHEN 'cpu_rapl_up' THEN 'rapl_up' WHEN 'job_held_idle_energy' THEN 'held_idle'
                         WHEN 'job_held_idle_seconds' THEN 'held_idle_seconds'
-                        WHEN 'job_equal_share_seconds' THEN 'equal_share_seconds' ELSE 'gpu' END AS kind,
+                        WHEN 'job_equal_share_seconds' THEN 'equal_share_seconds'
+                        WHEN 'partition_energy' THEN 'partition' ELSE 'gpu' END AS kind,
            se.kind IN ('cpu_energy', 'cpu_idle_energy', 'job_cpu_energy', 'job_cpu_seconds', 'cpu_rapl_up') AS host,
            coalesce(se.cluster,
                     (SELECT cn.cluster FROM cluster_nodes cn

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..record import Record
-from ..types import EqualShare, GpuCounters, Phase, Report, TimeShiftOption
+from ..types import AmdExporter, EqualShare, GpuCounters, Phase, Report, TimeShiftOption
 from ..vocabulary import CPU_ENERGY_QUALITY, ENERGY_QUALITY, INTENSITY_QUALITY, labelled
 from .charts import chart_phases
 from .common import CO2, DASH, G_KWH, LAYER_NAMES, _e, _included_layers, _num, _qty, _when, fmt, market_note
@@ -237,6 +237,13 @@ def _equal_share_row(e: EqualShare) -> str:
                  f"{_qty(e.shared_gpu_hours, 'GPU-hours')} on GPUs with more than one job in the hour", True)])
 
 
+def _amd_partitions_row(a: AmdExporter) -> str:
+    """AMD GPUs' secondary partitions (data_quality.amd_exporter) as one row."""
+    return _tr([("AMD GPU partitions (lines not priced: the primary partition's carries the GPU)", False),
+                (f"{_qty(a.partitions, 'secondary partitions', 'int')} on {_qty(a.partition_nodes, 'nodes', 'int')}",
+                 True)])
+
+
 def _held_idle(report: Report) -> str:
     """Energy of held but idle GPUs (held_idle): the total and the jobs with the most."""
     h = report.held_idle
@@ -289,6 +296,8 @@ def _data_quality(report: Report) -> str:
                               "rapl compact"))
     if dq.equal_share is not None:          # before "Overall"
         other.insert(len(other) - 1, _equal_share_row(dq.equal_share))
+    if dq.amd_exporter is not None and dq.amd_exporter.partitions:
+        other.insert(len(other) - 1, _amd_partitions_row(dq.amd_exporter))
     return ('<section id="data-quality"><h2>Data quality</h2><div class="cols">'
             + _table([("Energy measured by", False), ("Share", True)], energy, "dq")
             + (_table([("CPU energy measured by", False), ("Share", True)], cpu, "dq") if cpu else "")

@@ -34,6 +34,7 @@ from .fleet import (
 )
 from .marginal import Marginal, MarginalCluster, MarginalFigures, MarginalPhase, MarginalProject
 from .quality import (
+    AmdExporter,
     CounterDifference,
     CpuEnergyShares,
     DataQuality,
@@ -122,8 +123,9 @@ def as_report(value: Report | Mapping[str, Any]) -> Report:
 
 
 __all__ = [
-    "NOT_IN_LEDGER", "SCHEMA_VERSION", "Change", "ClusterRow", "CounterDifference", "CpuEnergyShares", "CpuHardware",
-    "CpuLayer", "CpuReconciliation", "DataQuality", "Day", "Embodied", "EmbodiedLayer", "EmbodiedRate", "EnergyShares",
+    "NOT_IN_LEDGER", "SCHEMA_VERSION", "AmdExporter", "Change", "ClusterRow", "CounterDifference", "CpuEnergyShares",
+    "CpuHardware", "CpuLayer", "CpuReconciliation", "DataQuality", "Day", "Embodied", "EmbodiedLayer", "EmbodiedRate",
+    "EnergyShares",
     "EqualShare", "Equivalences", "FleetSections", "Gaps", "GpuCounters", "GpuHardware", "HeldIdle", "HeldIdleJob",
     "Hour", "IdleLayer", "IntensityShares", "LayerFigures", "LayerRow", "Method", "Phase", "PhaseCluster", "PhaseCpu",
     "PhaseGpu", "PhaseLayers", "Previous", "ProjectPhase", "ProjectRow", "Rapl", "RaplNode", "Reconciliation",

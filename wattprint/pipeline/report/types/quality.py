@@ -107,6 +107,18 @@ class Rapl(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AmdExporter(Record):
+    """What the scope's AMD device-metrics-exporter series held that was not priced as it stands (pipeline/amd.py,
+    gpu_checks.amd_exporter); from the stored samples, so the months `wattprint compact` closed count nothing."""
+
+    partitions: int                  # secondary partitions (gpu_partition_id not 0): their energy lines not priced
+    partition_nodes: int
+    unread_energy_gpus: int          # GPUs whose energy counter read 0 (the exporter's "unsupported"): no reading
+    unread_energy_gpu_hours: int     # GPU-hours with such a sample
+    unread_power_gpu_hours: int      # GPU-hours with a step at which every power gauge of the GPU read 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class DataQuality(Record):
     energy: EnergyShares
     cpu_energy: CpuEnergyShares | None = optional()
@@ -117,5 +129,6 @@ class DataQuality(Record):
     clusters_without_pue: tuple[str, ...]
     rapl: Rapl | None = optional()
     equal_share: EqualShare | None = optional()
+    amd_exporter: AmdExporter | None = optional()   # only where AMD device-metrics-exporter series are stored
     warnings: tuple[str, ...]
     poor: bool

@@ -25,6 +25,7 @@ from .host.accounting import HostPoller, HostSnapshot
 from .jobs.base import Assignment, Job, JobDiscovery
 from .mig import board_shares
 from .state import SavedGpu, SavedJob, StateError, dump_state, load_state_file, write_state
+from .ticker import run_every
 
 log = logging.getLogger("wattprint.poller")
 
@@ -467,17 +468,7 @@ class Poller:
         self._thread.start()
 
     def _run(self) -> None:
-        next_at = self._clock()
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:  # keep polling whatever one poll hit
-                log.error("poll failed", extra=kv(err=typed(exc)))
-            next_at += self.interval
-            now = self._clock()
-            if next_at < now:  # a slow poll: skip the missed ticks rather than bursting
-                next_at = now + self.interval
-            self._stop.wait(next_at - now)
+        run_every(self.interval, self.poll_once, self._stop, self._clock, log, "poll")
 
     def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()

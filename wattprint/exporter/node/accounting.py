@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...common.logs import kv, typed
+from ..ticker import run_every
 from . import source as S
 
 log = logging.getLogger("wattprint.node")
@@ -166,17 +167,7 @@ class NodePowerPoller:
         self._thread.start()
 
     def _run(self) -> None:
-        next_at = self._clock()
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:   # poll_once catches the source's faults; this is for a bug in the booking
-                log.error("node power poll failed", extra=kv(err=typed(exc)))
-            next_at += self.interval
-            now = self._clock()
-            if next_at < now:   # a slow BMC: skip the missed ticks rather than bursting
-                next_at = now + self.interval
-            self._stop.wait(next_at - now)
+        run_every(self.interval, self.poll_once, self._stop, self._clock, log, "node power poll")
 
     def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()

@@ -32,6 +32,16 @@ COUNTERS = (GPU_ENERGY, GPU_IDLE_ENERGY, JOB_ENERGY, JOB_GPU_SECONDS, JOB_HELD_I
             JOB_EQUAL_SHARE_SECONDS, CPU_ENERGY, CPU_IDLE_ENERGY, JOB_CPU_ENERGY,
             JOB_CPU_SECONDS)
 
+# -- node series (whole-node power from the BMC: the exporter's Redfish / IPMI collector) ------------------------
+# Not in COUNTERS yet: the golden page carries them once the collector lands; until then the pipeline reads the
+# counter by its page name, NODE_ENERGY + "_total".
+NODE_ENERGY = "wattprint_node_energy_joules"            # counter, J: labels hostname, source
+NODE_POWER = "wattprint_node_power_watts"               # gauge, W: the same labels
+NODE_SOURCE = "source"                                  # label: how the BMC was read, redfish | ipmi
+# Prometheus community ipmi_exporter (collector_dcmi.go): a gauge in W with no labels of its own; the host is the
+# scrape's `instance` (or a `hostname` label added by relabelling)
+IPMI_DCMI_POWER = "ipmi_dcmi_power_consumption_watts"
+
 # -- labels -------------------------------------------------------------------------------------------------
 HOSTNAME = "hostname"
 GPU = "gpu"            # the board's index on its node

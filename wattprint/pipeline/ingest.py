@@ -31,7 +31,7 @@ from .promapi import PromClient, selector
 class SeriesQuery:
     """One metric to pull, and how its labels map onto GPUs and jobs."""
 
-    source: str                      # wattprint | dcgm | power
+    source: str                      # wattprint | dcgm | power | node
     kind: str                        # see the series kinds below
     metric: str
     scale: float = 1.0               # multiply to get joules / seconds (counters) or watts / 0-1 (gauges)
@@ -59,8 +59,10 @@ class SeriesQuery:
 # GPU), job_held_idle_energy (counter, J: the part of job_energy while the held GPU was idle), job_held_idle_seconds and
 # job_equal_share_seconds (counters, s), gpu_power (gauge, W). Host (the exporter's
 # RAPL collector): cpu_energy, cpu_idle_energy, job_cpu_energy (counters, J, per socket and domain),
-# job_cpu_seconds (counter, s of CPU time per job) and cpu_rapl_up (gauge, 1 when every RAPL zone was read).
-GAUGE_KINDS = ("gpu_power", "cpu_rapl_up")
+# job_cpu_seconds (counter, s of CPU time per job) and cpu_rapl_up (gauge, 1 when every RAPL zone was read). Node
+# (the BMC: source `node`): node_energy (counter, J, per host) and node_power (gauge, W, per host); the BMC reading
+# (redfish | ipmi) is stored as their domain.
+GAUGE_KINDS = ("gpu_power", "cpu_rapl_up", "node_power")
 CPU_METRICS = {
     "cpu_energy": C.series(C.CPU_ENERGY),
     "cpu_idle_energy": C.series(C.CPU_IDLE_ENERGY),

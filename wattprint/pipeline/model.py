@@ -50,6 +50,7 @@ INTERVALS = (
     Model("gpu_held_hour", params=("max_gap_s",)),
     Model("gpu_held_idle_hour", params=("max_gap_s",)),
     Model("node_rapl_hour"),
+    Model("node_hour", params=("max_gap_s",)),
 )
 EVAL, OUT = ("eval_lo_h", "eval_hi_h"), ("out_lo_h", "out_hi_h")
 RESULTS = (
@@ -65,6 +66,9 @@ RESULTS = (
     Model("fct_job_cpu_hour", params=OUT),
     Model("fct_job_cpu_time_hour", params=OUT),
     Model("fct_gpu_hour", params=OUT),
+    # the node layer: the BMC's node energy less the GPU boards and RAPL, shared among the jobs and node idle
+    Model("fct_node_hour", params=OUT),
+    Model("fct_job_node_hour", params=OUT),
 )
 # every hour there is: what a full build makes (UTC hours since 1970; about 1856 to 3110)
 ALL_HOURS = (-1_000_000, 10_000_000)

@@ -76,6 +76,14 @@ class Settings:
         if metric:
             out.append(SeriesQuery("power", "gpu_power", metric, m.power.watts_per_unit, pl.hostname, pl.gpu,
                                    pl.uuid, pl.job_id, cl, pl.model))
+        if m.node.enabled:
+            # whole-node power (the node layer): per host, no GPU; the BMC reading (redfish | ipmi) as its domain
+            nl = m.node.labels
+            for kind, name, scale in (("node_energy", m.node.energy, m.node.joules_per_energy_unit),
+                                      ("node_power", m.node.power, m.node.watts_per_power_unit)):
+                if name:
+                    out.append(SeriesQuery("node", kind, name, scale, nl.hostname, (), (), (), cl, (), (),
+                                           nl.reading))
         return out
 
     def build_settings(self) -> BuildSettings:

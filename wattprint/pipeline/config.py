@@ -273,7 +273,7 @@ class IngestConfig:
 
 # canonical order; node: the BMC's whole-node energy less the GPU boards and RAPL (the node residual), not in the
 # default headline, so a site's existing figures do not move when its BMC power is ingested (docs/methodology.md)
-LAYERS = ("gpu", "cpu", "idle", "pue", "embodied")
+LAYERS = ("gpu", "cpu", "node", "idle", "pue", "embodied")
 IDLE_POLICIES = ("pro-rata", "separate")
 
 

@@ -199,11 +199,13 @@ def open_from(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _months(con: duckdb.DuckDBPyConnection, hours: tuple[int, int]) -> list[tuple[int, int]]:
-    """The UTC months (as hour ranges) within `hours` that hold data: energy intervals or jobs' CPU time."""
+    """The UTC months (as hour ranges) within `hours` that hold data: energy intervals, jobs' CPU time or node (BMC)
+    energy."""
     lo, hi = con.execute(
         "SELECT min(h0), max(h1) FROM ("
         " SELECT min(epoch_us(start_ts)) // 3600000000 AS h0, (max(epoch_us(end_ts)) - 1) // 3600000000 + 1 AS h1"
-        " FROM energy_intervals UNION ALL SELECT min(hour_idx), max(hour_idx) + 1 FROM cpu_time_hour)").fetchall()[0]
+        " FROM energy_intervals UNION ALL SELECT min(hour_idx), max(hour_idx) + 1 FROM cpu_time_hour"
+        " UNION ALL SELECT min(hour_idx), max(hour_idx) + 1 FROM node_hour)").fetchall()[0]
     if lo is None:
         return []
     lo, hi = max(int(lo), hours[0]), min(int(hi), hours[1])

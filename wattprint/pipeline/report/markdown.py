@@ -18,6 +18,7 @@ from .markdown_sections import (
     Md,
     band_line,
     cell,
+    node_lines,
     scope2_lines,
     table,
     uncertainty_lines,
@@ -187,6 +188,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
         if rapl.without:
             out += table(["Cluster", "Node", "Why", "GPU energy share"],
                           [[n.cluster, n.hostname, n.reason, pct(n.gpu_energy_share)] for n in rapl.without])
+    if dq.node is not None:
+        out += node_lines(dq.node)
 
     wi = r.whatif
     out += ["## What if it had run elsewhere", ""]

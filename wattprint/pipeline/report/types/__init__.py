@@ -40,6 +40,8 @@ from .quality import (
     Gaps,
     GpuCounters,
     IntensityShares,
+    NodeIssue,
+    NodePower,
     Rapl,
     RaplNode,
 )
@@ -58,6 +60,7 @@ from .sections import (
     LayerFigures,
     LayerRow,
     Method,
+    NodeLayer,
     Phase,
     PhaseCluster,
     PhaseCpu,
@@ -130,4 +133,5 @@ __all__ = [
     "as_report",
     "Band", "Bound", "Uncertainty",
 ]
+__all__ += ["NodeIssue", "NodeLayer", "NodePower"]   # the node layer (BMC power)
 __all__ += ["AnnexXi", "AnnexXiPhase", "EsrsE1", "Sci", "SciRow"]   # the disclosure sections

@@ -24,24 +24,30 @@ The scenario (cluster c1, PUE 1.5, 60 s steps, 2024-03-01 00:00-02:00 UTC, hours
 from __future__ import annotations
 
 import http.server
+import json
+import shutil
 import subprocess
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
+from jsonschema import Draft202012Validator
 
-from tests.conftest import free_port, loopback_server, require_tool, wait_http
+from tests.conftest import REPO, free_port, loopback_server, require_tool, wait_http
 from tests.promstack import start_prometheus_with_history
 from wattprint.pipeline import db
 from wattprint.pipeline.ingest import ingest
-from wattprint.pipeline.model import build
+from wattprint.pipeline.model import build, rebuild_hours
 from wattprint.pipeline.promapi import PromClient, PromConfig
 from wattprint.pipeline.report.compute import build_report
 from wattprint.pipeline.report.run import render
 from wattprint.pipeline.report.scope import ReportOptions
 from wattprint.pipeline.report.window import Window
+from wattprint.pipeline.retention import compact
 from wattprint.pipeline.settings import load_settings
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -177,6 +183,8 @@ def built(tmp_path_factory):
         con.execute("INSERT INTO intensity_hourly (zone, hour_ts, g_per_kwh, basis, source, is_estimated, covered_s,"
                     " origin) VALUES ('FR', ?, 100, 'lifecycle', 't', false, 3600, 't')", [h])
     build(con, settings.build_settings())
+    con.execute("CHECKPOINT")
+    shutil.copy(tmp / "node.duckdb", tmp / "to-compact.duckdb")
     yield con, settings
     con.close()
 
@@ -246,6 +254,8 @@ def test_a_bmc_reading_below_its_gpus_is_flagged_with_its_hours(built):
     (issue,) = node.issues
     assert (issue.hostname, issue.deficit_hours, issue.deficit_at) == ("gpu02", 1, ("2024-03-01T01:00:00Z",))
     assert any("BMC read less than the GPUs and RAPL in 1 node-hours" in w for w in report.data_quality.warnings)
+    schema = json.loads((REPO / "wattprint" / "pipeline" / "report" / "report-v1.schema.json").read_text("utf-8"))
+    assert list(Draft202012Validator(schema).iter_errors(report.to_dict())) == []
     text = render(report, "md")
     assert "| c1 | gpu02 | 2 | 0 | 1 | 1 | 0.097 | 2024-03-01T01:00:00Z |" in text
     total_j = sum(v[0] for v in NODE_HOURS.values())
@@ -273,6 +283,22 @@ def test_pue_applies_once_to_the_gpu_rapl_and_node_residual(built):
     assert report.total.emissions_kg == pytest.approx(PUE * it_j / 3.6e6 * 0.1, rel=1e-9)
 
 
+def test_node_idle_follows_the_idle_policy(built):
+    con, settings = built
+    layers = ("gpu", "cpu", "node", "idle", "pue")
+    separate = build_report(con, settings, replace(_options(layers), idle_policy="separate"))
+    rows = {r.layer: r for r in separate.layers}
+    assert rows["idle"].node_energy_kwh == 0.0 and not rows["idle"].included
+    node_layer = sum(v for (j, _, _), v in SHARES.items() if j is not None)
+    node_idle = sum(v for (j, _, _), v in SHARES.items() if j is None)
+    assert rows["node"].energy_kwh == pytest.approx(node_layer / 3.6e6, rel=1e-12)
+    # reported per cluster instead, beside GPU and host idle
+    (c1,) = separate.fleet.clusters if separate.fleet else ()
+    assert (c1.node_energy_kwh, c1.node_job_energy_kwh, c1.node_idle_energy_kwh) == pytest.approx(
+        ((node_layer + node_idle) / 3.6e6, node_layer / 3.6e6, node_idle / 3.6e6), rel=1e-12)
+    assert "Node residual (BMC node energy less GPU boards and RAPL) by cluster:" in render(separate, "md")
+
+
 def test_the_node_layer_is_listed_but_not_in_the_default_headline(built):
     con, settings = built
     default = build_report(con, settings, _options(("gpu", "cpu", "idle", "pue")))
@@ -288,6 +314,36 @@ def test_the_node_layer_is_listed_but_not_in_the_default_headline(built):
     extra_kwh = (with_node.layers[2].energy_kwh or 0.0) + (with_node.layers[3].node_energy_kwh or 0.0)
     assert with_node.total.facility_energy_kwh - default.total.facility_energy_kwh == pytest.approx(
         PUE * extra_kwh, rel=1e-9)
+
+
+def test_an_incremental_rebuild_makes_the_node_tables_as_a_full_build(built):
+    con, settings = built
+    tables = ("node_hour", "fct_node_hour", "fct_job_node_hour")
+    full = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}  # noqa: S608
+    h1 = int(H1.timestamp()) // 3600
+    rebuild_hours(con, settings.build_settings(), (h1, h1 + 1))
+    assert {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables} == full  # noqa: S608
+
+
+def test_closing_the_month_keeps_the_node_layer(built):
+    """`wattprint compact` deletes the month's samples: the node tables are result tables, kept as built."""
+    con, settings = built
+    path = Path(con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                            ).fetchall()[0][0]).with_name("to-compact.duckdb")
+    c = db.connect(path)
+    try:
+        layers = ("gpu", "cpu", "node", "idle", "pue")
+        before = build_report(c, settings, _options(layers)).to_dict()
+        tables = {t: c.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # noqa: S608
+                  for t in ("fct_node_hour", "fct_job_node_hour")}
+        result = compact(c, settings.build_settings(), 1, datetime(2024, 5, 1, tzinfo=UTC))
+        assert result.months == ("2024-03",) and result.samples_deleted > 0
+        assert {t: c.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables} == tables  # noqa: S608
+        after = build_report(c, settings, _options(layers)).to_dict()
+        assert after["data_quality"]["node"] == before["data_quality"]["node"]
+        assert after["layers"] == before["layers"] and after["total"] == before["total"]
+    finally:
+        c.close()
 
 
 def _options(layers: tuple[str, ...]) -> ReportOptions:

@@ -430,9 +430,24 @@ def _ingest(ctx: _Ctx, data: dict[Any, Any]) -> IngestConfig:
         power=_source(ctx, msec, "power", PowerMetrics(), {"unit": POWER_UNITS}),
         node=_source(ctx, msec, "node", NodeMetrics(), {"energy_unit": ENERGY_UNITS, "power_unit": POWER_UNITS}),
     )
+    twice = double_read(metrics, metrics.power.metric)
+    if twice:
+        ctx.fail(msec, "power", "ingest.metrics.power.metric", twice[0], twice[1])
     points = ctx.opt_int(section, "max_points_per_request", "ingest.max_points_per_request", minimum=1)
     return IngestConfig(step_seconds=step, max_gap_seconds=gap, cluster_label=label or d.cluster_label,
                         metrics=metrics, max_points_per_request=d.max_points_per_request if points is None else points)
+
+
+def double_read(metrics: MetricsConfig, power_metric: str | None) -> tuple[str, str] | None:
+    """(problem, hint) when the GPU power gauge is a series the node source reads too: one BMC's energy would be
+    priced as GPU energy and again in the node layer."""
+    node = metrics.node
+    if not power_metric or not node.enabled or power_metric not in (node.energy, node.power):
+        return None
+    return (f"{power_metric} is read as a GPU power gauge and as whole-node power (ingest.metrics.node): its energy "
+            "would be priced twice",
+            "a BMC's power is the node's: leave it to the node source (drop the GPU power gauge), or set "
+            "ingest.metrics.node.power: null to keep it a GPU power gauge")
 
 
 def _source(ctx: _Ctx, msec: dict[Any, Any], key: str, default: Any, units: Mapping[str, Mapping[str, float]]) -> Any:

@@ -275,6 +275,11 @@ def _fleet(f: FleetSections, market: bool = False) -> list[str]:
                     num(c.energy_kwh), pct(c.idle_share), "-" if c.cpu_sockets is None else c.cpu_sockets,
                     num(c.cpu_energy_kwh), pct(c.cpu_idle_share), intensity(c.intensity_g_per_kwh),
                     num(c.emissions_kg)] for c in f.clusters])
+    if any(c.node_energy_kwh is not None for c in f.clusters):
+        out += ["Node residual (BMC node energy less GPU boards and RAPL) by cluster:", ""]
+        out += table(["Cluster", "Node residual (kWh)", "Jobs (kWh)", "Node idle (kWh)", "Node idle share"],
+                      [[c.cluster, num(c.node_energy_kwh), num(c.node_job_energy_kwh), num(c.node_idle_energy_kwh),
+                        pct(c.node_idle_share)] for c in f.clusters if c.node_energy_kwh is not None])
     out += ["## Top jobs by emissions", ""]
     out += table(["Cluster", "Job", "Project", "Phase", "User", "GPU-hours", "CPU core-hours", "GPU energy (kWh)",
                    "CPU energy (kWh)", *emitted],

@@ -410,3 +410,30 @@ def test_ipmi_exporters_page_scraped_by_prometheus_is_integrated_for_its_instanc
     (node_j, residual_j, basis), *_ = con.execute("SELECT node_j, residual_j, basis FROM fct_node_hour").fetchall()
     assert residual_j == node_j and basis == "none"
     con.close()
+
+
+# -- one reading per node-hour -----------------------------------------------------------------------------------
+
+def test_one_reading_per_node_hour_the_counter_where_it_covers_the_gauge_elsewhere(tmp_path):
+    """Node n1 (tests/modelkit.py, as ingest stores series): ipmi_exporter's gauge at 500 W for two hours; the
+    exporter's BMC counter (Redfish, 480 W) from the second hour on, and a second counter of the same node read over
+    IPMI (470 W) for that hour too. Hour 0: only the gauge (integrated, a counted fallback); hour 1: the counters
+    cover it all, as the gauge does: a counter wins, then the reading's name decides (ipmi before redfish);
+    readings says three were there. Never added up."""
+    from tests.modelkit import add_series, cover
+
+    con = db.connect(tmp_path / "readings.duckdb")
+    try:
+        add_series(con, "node", "node_power", {"hostname": "n1:9290"}, [(m, 500.0) for m in range(0, 121)])
+        add_series(con, "node", "node_energy", {"hostname": "n1", "domain": "redfish"},
+                   [(m, 1e6 + 480.0 * 60 * (m - 60)) for m in range(60, 121)])
+        add_series(con, "node", "node_energy", {"hostname": "n1", "domain": "ipmi"},
+                   [(m, 2e6 + 470.0 * 60 * (m - 60)) for m in range(60, 121)])
+        cover(con, "node_energy", 0, 120)
+        build(con, load_settings(None).build_settings())
+        rows = con.execute("SELECT hour_idx - min(hour_idx) OVER () AS h, node, reading_kind, reading, energy_j,"
+                           " covered_s, quality, readings FROM node_hour ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    assert rows == [(0, "n1", "power", "", 500.0 * 3600, 3600.0, "power_integrated", 1),
+                    (1, "n1", "counter", "ipmi", 470.0 * 3600, 3600.0, "counter", 3)]

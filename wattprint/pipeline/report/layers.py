@@ -170,13 +170,13 @@ def method(o: ReportOptions, rates: list[EmbodiedRate]) -> Method:
            "the jobs on a host by their share of its CPU time, and is priced the same way; " if o.inc_cpu else
            "CPU energy is shown but not in the headline (nor in the idle share and overhead); ")
     if o.inc_node:      # the sentences are there only with the layer: reports without it read as before
-        idle = (idle + " and the node idle energy by the jobs' node residual" if o.idle_policy == "pro-rata" else
-                idle.replace("and host idle energy are", "host idle energy and node idle energy are"))
+        idle = (idle + ", and the node idle energy by the jobs' node residual" if o.idle_policy == "pro-rata" else
+                idle.replace(" and host idle energy are", ", host idle energy and node idle energy are"))
         cpu += ("the node residual is each node-hour's whole-node energy from its BMC less what its GPU boards and "
                 "RAPL domains measured (never below 0: hours the BMC read less are flagged), shared among the node's "
                 "jobs by their GPU-seconds (CPU-seconds on a node without GPU jobs), the unallocated rest node idle; ")
     statement = (
-        "Headline = " + " + ".join(LAYER_TITLES[n] for n in inc) + ". "
+        "Headline = " + " + ".join(layer_title(n, o) for n in inc) + ". "
         "GPU energy comes from the GPUs' hardware energy counters (power gauges integrated only where no counter "
         "exists) and is priced hour by hour with the grid carbon intensity of the cluster's zone; " + cpu + idle +
         "; the data-centre overhead is (PUE - 1) x that energy; embodied emissions are each GPU model's "
@@ -204,7 +204,8 @@ def layer_rows(total: Sums, o: ReportOptions) -> tuple[LayerRow, ...]:
         "node": ("per node-hour, the BMC's node energy less the GPU boards and RAPL (0 where the BMC read less), "
                  "shared among the node's jobs by GPU-seconds (CPU-seconds without GPU jobs), x that hour's "
                  "intensity"),
-        "pue": "(PUE - 1) x the GPU" + (" and CPU" if o.inc_cpu else "") + (" and node residual" if o.inc_node else "")
+        "pue": "(PUE - 1) x the " + _and(["GPU", *(["CPU"] if o.inc_cpu else []),
+                                          *(["node residual"] if o.inc_node else [])])
                + " energy in the headline, at the same hours' intensity",
         "embodied": "GPU-hours x per-GPU kgCO2eq / (lifetime hours x utilisation)",
     }
@@ -215,7 +216,7 @@ def layer_rows(total: Sums, o: ReportOptions) -> tuple[LayerRow, ...]:
         v = _layer(values, n)
         cpu = v if isinstance(v, CpuLayer) else None
         idle = v if isinstance(v, IdleLayer) else None
-        out.append(LayerRow(layer=n, title=LAYER_TITLES[n], energy_kwh=v.energy_kwh, emissions_kg=v.emissions_kg,
+        out.append(LayerRow(layer=n, title=layer_title(n, o), energy_kwh=v.energy_kwh, emissions_kg=v.emissions_kg,
                             included=n in inc, method=methods[n],
                             package_kwh=cpu.package_kwh if cpu is not None else None,
                             dram_kwh=cpu.dram_kwh if cpu is not None else None,
@@ -223,6 +224,18 @@ def layer_rows(total: Sums, o: ReportOptions) -> tuple[LayerRow, ...]:
                             cpu_energy_kwh=idle.cpu_energy_kwh if idle is not None else None,
                             node_energy_kwh=idle.node_energy_kwh if idle is not None else None))
     return tuple(out)
+
+
+def layer_title(name: str, o: ReportOptions) -> str:
+    """A layer's title; the idle layer names node idle too when the node layer is selected."""
+    if name == "idle" and o.inc_node:
+        return "share of idle and unallocated GPU energy, host idle energy and node idle energy"
+    return LAYER_TITLES[name]
+
+
+def _and(words: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def equivalences(kg: float) -> Equivalences:

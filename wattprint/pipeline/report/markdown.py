@@ -151,10 +151,13 @@ def render(report: Report | Mapping[str, Any]) -> str:
                  num(t.facility_energy_kwh), Md(f"**{num(t.emissions_kg)}**"), ""])
     out += table(["Layer", "Energy (kWh)", "Emissions (kg CO2eq)", "In headline"], rows)
     out += ["Per phase:", ""]
-    out += table(["Phase", "GPU (kg)", "CPU (kg)", "Idle share (kg)", "PUE overhead (kg)", "Embodied (kg)",
-                   *(["Scope 2 market adjustment (kg)"] if market else []), "Headline (kg)"],
+    node = "node" in r.method.layers_selected     # a column only in the headline: a listed layer keeps the table
+    out += table(["Phase", "GPU (kg)", "CPU (kg)", *(["Node residual (kg)"] if node else []), "Idle share (kg)",
+                  "PUE overhead (kg)", "Embodied (kg)", *(["Scope 2 market adjustment (kg)"] if market else []),
+                  "Headline (kg)"],
                   [[f"{p.phase}" + (" (estimated)" if p.label != "measured" else ""),
                     num(p.layers.gpu.emissions_kg), num(p.layers.cpu.emissions_kg if p.layers.cpu else None),
+                    *([num(p.layers.node.emissions_kg if p.layers.node else None)] if node else []),
                     num(p.layers.idle.emissions_kg), num(p.layers.pue.emissions_kg),
                     num(p.layers.embodied.emissions_kg),
                     *([num(p.emissions_kg - (p.location_kg if p.location_kg is not None else p.emissions_kg))]

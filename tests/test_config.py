@@ -69,11 +69,41 @@ def test_documented_example_loads(tmp_path: Path) -> None:
     assert c.default_cluster == "jean-zay"
     assert c.ingest.metrics.dcgm.labels.job_id == ("hpc_job",)
     assert c.ingest.metrics.dcgm.labels.hostname == ("Hostname", "hostname")       # other entries keep defaults
-    assert c.ingest.metrics.power.metric == "ipmi_dcmi_power_consumption_watts"
+    assert c.ingest.metrics.power.metric == "gpu_board_power_watts"
     assert c.ingest.metrics.power.labels.hostname == ("instance",)
+    assert c.ingest.metrics.node.power == "ipmi_dcmi_power_consumption_watts"
+    assert c.ingest.metrics.node.energy == "wattprint_node_energy_joules_total"          # the default kept
+    assert c.ingest.metrics.node.labels.hostname == ("hostname", "instance")
     assert c.phase_rules == tmp_path / "rules.yaml"
     assert c.rules.apply({"account": "llm-x", "name": "pt-1"}) == ("pretraining", None)
     assert c.rules.apply({"label.wattprint_io_team": "research-a"}) == ("experimentation", "research")
+
+
+def test_node_source_defaults_and_overrides(tmp_path: Path) -> None:
+    """The node (BMC) source: the exporter's counter and ipmi_exporter's gauge, host from hostname then instance;
+    null turns one series off; a GPU power gauge on the node's series is refused (priced twice) unless the node
+    source leaves it."""
+    from wattprint.pipeline.settings import Settings
+
+    node = Config().ingest.metrics.node
+    assert (node.enabled, node.energy, node.power, node.energy_unit, node.power_unit) == (
+        True, "wattprint_node_energy_joules_total", "ipmi_dcmi_power_consumption_watts", "J", "W")
+    assert (node.labels.hostname, node.labels.reading) == (("hostname", "instance"), ("source",))
+    qs = {q.kind: q for q in Settings(Config(), None).queries() if q.source == "node"}
+    assert {k: (q.metric, q.host_labels, q.domain_labels, q.is_counter) for k, q in qs.items()} == {
+        "node_energy": ("wattprint_node_energy_joules_total", ("hostname", "instance"), ("source",), True),
+        "node_power": ("ipmi_dcmi_power_consumption_watts", ("hostname", "instance"), ("source",), False)}
+    c = config.load(write(tmp_path, "ingest:\n  metrics:\n    node:\n      energy: null\n      power: bmc_kw\n"
+                                    "      power_unit: kW\n      labels: {hostname: [node]}\n"
+                                    "    power:\n      metric: ipmi_dcmi_power_consumption_watts\n"))
+    qs = {q.kind: q for q in Settings(c, None).queries() if q.source == "node"}
+    assert list(qs) == ["node_power"] and qs["node_power"].scale == 1000.0
+    assert qs["node_power"].host_labels == ("node",) and c.ingest.metrics.node.labels.reading == ("source",)
+    off = config.load(write(tmp_path, "ingest:\n  metrics:\n    node: {enabled: false}\n"))
+    assert not [q for q in Settings(off, None).queries() if q.source == "node"]
+    with pytest.raises(InputError) as exc:
+        Settings(Config(), None).queries("ipmi_dcmi_power_consumption_watts")
+    assert str(exc.value).startswith("--power-metric: ipmi_dcmi_power_consumption_watts is read as a GPU power gauge")
 
 
 def test_cluster_node_patterns(tmp_path: Path) -> None:
@@ -153,6 +183,13 @@ def test_step_raises_default_gap(tmp_path: Path) -> None:
         ("ingest:\n  metrics:\n    power:\n      labels: {hostname: [host-name]}\n", 4,
          "ingest.metrics.power.labels.hostname: 'host-name' is not a Prometheus label name"),
         ("ingest:\n  metrics: []\n", 2, "ingest.metrics: expected a mapping"),
+        ("ingest:\n  metrics:\n    node:\n      labels: {gpu: gpu}\n", 4,
+         "unknown key ingest.metrics.node.labels.gpu"),
+        ("ingest:\n  metrics:\n    node:\n      power_unit: dW\n", 4, "ingest.metrics.node.power_unit: unknown unit"),
+        ("ingest:\n  metrics:\n    power:\n      metric: ipmi_dcmi_power_consumption_watts\n", 3,
+         "ingest.metrics.power.metric: ipmi_dcmi_power_consumption_watts is read as a GPU power gauge and as "
+         "whole-node power (ingest.metrics.node): its energy would be priced twice"),
+        ("report:\n  layers: [gpu, nodes]\n", 2, "unknown layer 'nodes' (did you mean 'node'?)"),
         ("phase_rules: missing.yaml\n", 1, "phase_rules: no such file"),
         ("phase_rules: 3\n", 1, "phase_rules: expected a string"),
         ("clusters: {}\nclusters: {}\n", 2, "key 'clusters' appears twice"),

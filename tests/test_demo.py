@@ -196,6 +196,46 @@ def test_host_energy_and_cpu_time_are_the_generated_counters(runs: dict[str, Run
     assert hosts == {h.name for h in host.hosts} - {NO_RAPL_HOST}
 
 
+def test_the_node_layer_is_the_bmc_energy_less_gpus_and_rapl_listed_beside_the_headline(runs: dict[str, Run]) -> None:
+    """demo_node.py: jzxh101's BMC through the exporter's counter, jzxh102's through ipmi_exporter (with a 3-hour
+    glitch below its GPUs), none on AWS. Per node-hour the identity is exact; the layer is listed, not in the
+    headline (the demo keeps the default layers), and its data quality names the glitch's hours."""
+    from wattprint.pipeline.demo_node import GLITCH_HOURS, GLITCH_START, bmc_watts
+
+    files = runs["default"].files
+    con = duckdb.connect(str(files.db), read_only=True)
+    try:
+        (off,) = con.execute("SELECT count(*) FROM fct_node_hour WHERE node_j IS NOT NULL"
+                             " AND gpu_j + rapl_j + residual_j <> node_j").fetchall()[0]
+        per_node = dict(con.execute("SELECT node, sum(node_j) FROM fct_node_hour GROUP BY 1").fetchall())
+        kinds = dict(con.execute("SELECT node, any_value(reading_kind) FROM fct_node_hour WHERE node_j IS NOT NULL"
+                                 " GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    assert off == 0
+    assert kinds == {"jzxh101": "counter", "jzxh102": "power"}
+    fleet = generate(0)
+    # the counter's increase over the month, exactly; the gauge integrated by the trapezoid rule, within a joule a
+    # minute of the readings' rounding to whole watts
+    assert float(per_node["jzxh101"]) == pytest.approx(sum(w * 60 for w in bmc_watts(fleet, "jzxh101")), rel=1e-9)
+    assert float(per_node["jzxh102"]) == pytest.approx(sum(w * 60 for w in bmc_watts(fleet, "jzxh102")), rel=1e-3)
+    assert per_node["ip-10-42-1-17"] is None and per_node["ip-10-42-1-18"] is None
+    for scope in (HEADLINE_PROJECT, "all"):
+        rep = runs["default"].json(scope)
+        node = next(r for r in rep["layers"] if r["layer"] == "node")
+        assert not node["included"] and node["energy_kwh"] > 0
+        assert "node" not in rep["method"]["layers_selected"]
+    dq = runs["default"].json("all")["data_quality"]["node"]
+    assert (dq["nodes"], dq["nodes_with_bmc"], dq["hours_without_bmc"]) == (4, 2, 2 * 744)
+    assert dq["deficit_hours"] == dq["below_gpu_hours"] == GLITCH_HOURS
+    glitch = next(i for i in dq["issues"] if i["deficit_hours"])
+    start = int(GLITCH_START // 60)
+    assert glitch["hostname"] == "jzxh102" and glitch["deficit_at"] == [
+        f"2026-10-{1 + (start + h) // 24:02d}T{(start + h) % 24:02d}:00:00Z" for h in range(GLITCH_HOURS)]
+    assert dq["node_energy_kwh"] == pytest.approx(dq["gpu_energy_kwh"] + dq["rapl_energy_kwh"] + dq["residual_kwh"]
+                                                  - dq["deficit_kwh"], rel=1e-9)
+
+
 def test_the_same_seed_gives_identical_files_and_another_seed_does_not(runs: dict[str, Run]) -> None:
     a, b, c = runs["default"].files, runs["again"].files, runs["seed1"].files
     for path, _ in a.listing():

@@ -157,25 +157,26 @@ def test_random_rows_are_inside_their_band(seed) -> None:
         run_sql(con, "macros")
         con.execute("CREATE OR REPLACE TEMP TABLE rpt_rows (cluster VARCHAR, phase VARCHAR, project VARCHAR, "
                     "energy_quality VARCHAR, intensity_quality VARCHAR, intensity_g_per_kwh DOUBLE, pue DOUBLE, "
-                    "energy_j DOUBLE, cpu_j DOUBLE, idle_j DOUBLE, cpu_idle_j DOUBLE, emb_g DOUBLE)")
+                    "energy_j DOUBLE, cpu_j DOUBLE, idle_j DOUBLE, cpu_idle_j DOUBLE, emb_g DOUBLE, node_j DOUBLE, "
+                    "node_idle_j DOUBLE)")
         clusters = [f"c{i}" for i in range(3)]
         for c in clusters:
             con.execute("INSERT INTO clusters (cluster, pue, pue_known) VALUES (?, 1.0, ?)", [c, rnd.random() < 0.5])
         rows = [(rnd.choice(clusters), rnd.choice(("a", "b")), rnd.choice(("p", None)), rnd.choice(QUALITIES_E),
                  rnd.choice(QUALITIES_I), rnd.uniform(0, 900), rnd.choice((1.0, rnd.uniform(1.0, 2.0))),
                  rnd.uniform(0, 1e9), rnd.uniform(0, 1e8), rnd.uniform(0, 1e8), rnd.uniform(0, 1e7),
-                 rnd.uniform(0, 1e4)) for _ in range(200)]
-        con.executemany("INSERT INTO rpt_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                 rnd.uniform(0, 1e4), rnd.uniform(0, 1e8), rnd.uniform(0, 1e7)) for _ in range(200)]
+        con.executemany("INSERT INTO rpt_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         _load(con)
         for _ in range(4):
             g, p, m = rnd.random() < 0.8, rnd.random() < 0.5, rnd.random() < 0.5
-            c, k = float(rnd.random() < 0.5), float(rnd.random() < 0.5)
-            got = run_sql(con, "rpt_uncertainty", {"g": g, "c": c, "k": k, "p": p, "m": m}).fetchall()
+            c, k, n = float(rnd.random() < 0.5), float(rnd.random() < 0.5), float(rnd.random() < 0.5)
+            got = run_sql(con, "rpt_uncertainty", {"g": g, "c": c, "k": k, "n": n, "p": p, "m": m}).fetchall()
             assert {kind for kind, *_ in got} == {"total", "phase", "project"}
             point = 0.0
-            for (_, _, _, _, _, gpk, pue, e, cj, ij, cij, emb) in rows:
-                own = (e if g else 0.0) + c * cj + k * (ij + c * cij)
-                base = e + c * cj + k * (ij + c * cij)
+            for (_, _, _, _, _, gpk, pue, e, cj, ij, cij, emb, nj, nij) in rows:
+                own = (e if g else 0.0) + c * cj + n * nj + k * (ij + c * cij + n * nij)
+                base = e + c * cj + n * nj + k * (ij + c * cij + n * nij)
                 point += own / 3.6e6 * gpk + (base / 3.6e6 * gpk * (pue - 1) if p else 0.0) + (emb if m else 0.0)
             for kind, _, pt, lo, hi in got:
                 assert lo <= pt <= hi

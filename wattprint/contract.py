@@ -31,10 +31,15 @@ CPU_RAPL_UP = "wattprint_cpu_rapl_up"                   # gauge, 1 when every RA
 # -- node series (the whole node, from its BMC: the exporter's --node-power collector) ---------------------------
 NODE_ENERGY = "wattprint_node_energy_joules"            # counter, J: the BMC's energy counter, or its power integrated
 NODE_POWER = "wattprint_node_power_watts"               # gauge, W: the BMC's last power reading
+NODE_SOURCE = "source"                                  # label of both: how the BMC was read, redfish | ipmi
 
 COUNTERS = (GPU_ENERGY, GPU_IDLE_ENERGY, JOB_ENERGY, JOB_GPU_SECONDS, JOB_HELD_IDLE_ENERGY, JOB_HELD_IDLE_SECONDS,
             JOB_EQUAL_SHARE_SECONDS, CPU_ENERGY, CPU_IDLE_ENERGY, JOB_CPU_ENERGY,
             JOB_CPU_SECONDS, NODE_ENERGY)
+
+# Prometheus community ipmi_exporter (collector_dcmi.go): a gauge in W with no labels of its own; the host is the
+# scrape's `instance` (or a `hostname` label added by relabelling)
+IPMI_DCMI_POWER = "ipmi_dcmi_power_consumption_watts"
 
 # -- labels -------------------------------------------------------------------------------------------------
 HOSTNAME = "hostname"
@@ -48,7 +53,7 @@ GPU_LABELS = (GPU, UUID, MODEL, HOSTNAME)
 GPU_INSTANCE = "gpu_instance"   # a MIG GPU instance's id (dcgm-exporter's GPU_I_ID), on the per-instance series
 MIG_PROFILE = "mig_profile"     # its profile, e.g. 1g.10gb (dcgm-exporter's GPU_I_PROFILE)
 CPU_LABELS = (SOCKET, DOMAIN, MODEL, HOSTNAME)
-SOURCE = "source"      # where a node's power comes from: redfish (the exporter's collector) or ipmi (ipmi_exporter)
+SOURCE = NODE_SOURCE    # where a node's power comes from: redfish (the exporter's collector) or ipmi (ipmi_exporter)
 NODE_LABELS = (HOSTNAME, SOURCE)
 
 # -- dcgm-exporter, read by the pipeline beside (or instead of) the exporter ---------------------------------

@@ -62,9 +62,17 @@ Full schema (every key optional; docs/config.md explains each)::
           metric: null            # a power gauge; no default (this source is off without it)
           unit: W                 # W | mW | kW
           labels: {hostname: [hostname, Hostname], gpu: gpu, uuid: [uuid, UUID], job_id: [], model: []}
+        node:                     # whole-node power from the BMC: the node accounting layer
+          enabled: true           # false: not queried
+          energy: wattprint_node_energy_joules_total   # counter (the exporter's Redfish / IPMI collector); null: off
+          energy_unit: J          # J | mJ | kJ | Wh | kWh
+          power: ipmi_dcmi_power_consumption_watts      # gauge (ipmi_exporter), integrated for the node-hours the
+          power_unit: W           # W | mW | kW          counter does not cover; null: off
+          labels: {hostname: [hostname, instance], reading: [source]}   # instance: a :port suffix is dropped
     phase_rules: rules.yaml       # path relative to this file (see wattprint/pipeline/sources/jobs/rules.py)
     report:
-      layers: [gpu, cpu, idle, pue]  # in the headline: gpu | cpu | idle | pue | embodied, or [all] (default shown)
+      layers: [gpu, cpu, idle, pue]  # in the headline: gpu | cpu | node | idle | pue | embodied, or [all]
+                                  # (default shown; node, the BMC's residual, is listed but not in it by default)
       idle_policy: pro-rata       # pro-rata (idle GPU / host energy shared per cluster-hour by GPU- / CPU-seconds)
                                   # | separate
       scope2_basis: location      # the headline's Scope 2 method: location | market      (default location)
@@ -95,7 +103,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from .. import contract as C
 from .errors import InputError
@@ -255,11 +263,45 @@ class PowerMetrics:
 
 
 @dataclass(frozen=True)
+class NodeLabelKeys:
+    """Label keys of the node (BMC) series; the first present on a series wins."""
+
+    # `instance` is the scrape target: ipmi_exporter's gauge carries no host label of its own. Its `:port` is not
+    # part of the node (sql/macros.sql host_part drops it, as for every host name)
+    hostname: tuple[str, ...] = (C.HOSTNAME, "instance")
+    # how the BMC was read (the exporter's `source`: redfish | ipmi): two readings of one node stay two streams
+    reading: tuple[str, ...] = (C.NODE_SOURCE,)
+
+
+@dataclass(frozen=True)
+class NodeMetrics:
+    """Whole-node power from the BMC (the `node` layer): the energy counter where a node has one, the power gauge
+    integrated for the node-hours it does not cover (node_hour.sql)."""
+
+    NULLABLE: ClassVar[tuple[str, ...]] = ("energy", "power")     # null: that series is not queried
+    enabled: bool = True
+    energy: str | None = C.NODE_ENERGY + "_total"
+    energy_unit: str = "J"
+    power: str | None = C.IPMI_DCMI_POWER
+    power_unit: str = "W"
+    labels: NodeLabelKeys = NodeLabelKeys()
+
+    @property
+    def joules_per_energy_unit(self) -> float:
+        return ENERGY_UNITS[self.energy_unit]
+
+    @property
+    def watts_per_power_unit(self) -> float:
+        return POWER_UNITS[self.power_unit]
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     wattprint: WattprintMetrics = WattprintMetrics()
     dcgm: DcgmMetrics = DcgmMetrics()
     power: PowerMetrics = PowerMetrics()
     amd: AmdMetrics = AmdMetrics()
+    node: NodeMetrics = NodeMetrics()
 
 
 @dataclass(frozen=True)
@@ -273,7 +315,9 @@ class IngestConfig:
     metrics: MetricsConfig = MetricsConfig()
 
 
-LAYERS = ("gpu", "cpu", "idle", "pue", "embodied")
+# canonical order; node: the BMC's whole-node energy less the GPU boards and RAPL (the node residual), not in the
+# default headline, so a site's existing figures do not move when its BMC power is ingested (docs/methodology.md)
+LAYERS = ("gpu", "cpu", "node", "idle", "pue", "embodied")
 IDLE_POLICIES = ("pro-rata", "separate")
 
 
@@ -423,16 +467,32 @@ def _ingest(ctx: _Ctx, data: dict[Any, Any]) -> IngestConfig:
     if label is not None and not _LABEL_RX.match(label):
         ctx.fail(section, "cluster_label", "ingest.cluster_label", f"{label!r} is not a Prometheus label name")
     msec = ctx.section(section, "metrics", "ingest.metrics")
-    ctx.keys(msec, ("wattprint", "dcgm", "power", "amd"), "ingest.metrics")
+    ctx.keys(msec, ("wattprint", "dcgm", "power", "amd", "node"), "ingest.metrics")
     metrics = MetricsConfig(
         wattprint=_source(ctx, msec, "wattprint", WattprintMetrics(), {}),
         dcgm=_source(ctx, msec, "dcgm", DcgmMetrics(), {"energy_unit": ENERGY_UNITS, "power_unit": POWER_UNITS}),
         power=_source(ctx, msec, "power", PowerMetrics(), {"unit": POWER_UNITS}),
         amd=_source(ctx, msec, "amd", AmdMetrics(), {"energy_unit": ENERGY_UNITS, "power_unit": POWER_UNITS}),
+        node=_source(ctx, msec, "node", NodeMetrics(), {"energy_unit": ENERGY_UNITS, "power_unit": POWER_UNITS}),
     )
+    twice = double_read(metrics, metrics.power.metric)
+    if twice:
+        ctx.fail(msec, "power", "ingest.metrics.power.metric", twice[0], twice[1])
     points = ctx.opt_int(section, "max_points_per_request", "ingest.max_points_per_request", minimum=1)
     return IngestConfig(step_seconds=step, max_gap_seconds=gap, cluster_label=label or d.cluster_label,
                         metrics=metrics, max_points_per_request=d.max_points_per_request if points is None else points)
+
+
+def double_read(metrics: MetricsConfig, power_metric: str | None) -> tuple[str, str] | None:
+    """(problem, hint) when the GPU power gauge is a series the node source reads too: one BMC's energy would be
+    priced as GPU energy and again in the node layer."""
+    node = metrics.node
+    if not power_metric or not node.enabled or power_metric not in (node.energy, node.power):
+        return None
+    return (f"{power_metric} is read as a GPU power gauge and as whole-node power (ingest.metrics.node): its energy "
+            "would be priced twice",
+            "a BMC's power is the node's: leave it to the node source (drop the GPU power gauge), or set "
+            "ingest.metrics.node.power: null to keep it a GPU power gauge")
 
 
 def _source(ctx: _Ctx, msec: dict[Any, Any], key: str, default: Any, units: Mapping[str, Mapping[str, float]]) -> Any:
@@ -457,7 +517,7 @@ def _source(ctx: _Ctx, msec: dict[Any, Any], key: str, default: Any, units: Mapp
             changes[f] = unit
             continue
         value = ctx.opt_str(section, f, f"{path}.{f}", empty_ok=False)
-        if value is None and f not in _NULLABLE_METRICS:
+        if value is None and f not in _NULLABLE_METRICS and f not in getattr(default, "NULLABLE", ()):
             ctx.fail(section, f, f"{path}.{f}", "expected a metric name, got null")
         if value is not None and not _METRIC_RX.match(value):
             ctx.fail(section, f, f"{path}.{f}", f"{value!r} is not a Prometheus metric name")

@@ -122,7 +122,7 @@ def _say(quiet: bool, text: str = "") -> None:
 
 
 def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
-    from . import db
+    from . import db, demo_node
     from .demo_fleet import (
         CLUSTERS,
         CPU_MODEL,
@@ -170,6 +170,10 @@ def run_demo(out: str | None = None, seed: int = 0, quiet: bool = False) -> int:
     no_rapl = [h.name for h in fleet.host.hosts if not h.rapl]
     _say(quiet, f"  hosts: {SOCKETS} x {CPU_MODEL} per node ({NODE_CORES} cores), RAPL package and DRAM energy split "
                 f"among the jobs by cgroup CPU time; RAPL not readable on {', '.join(no_rapl) or 'none'}")
+
+    _say(quiet, f"  node power (BMC): {demo_node.COUNTER_HOST} through the exporter's Redfish collector, "
+                f"{demo_node.GAUGE_HOST} through ipmi_exporter (a {demo_node.GLITCH_HOURS}-hour glitch below its "
+                "GPUs); none on the AWS nodes: the node layer is listed beside the headline")
 
     files.config.write_text(config_yaml(), encoding="utf-8")
     files.jobs.write_text(ledger_csv(fleet), encoding="utf-8")

@@ -7,7 +7,9 @@ Nothing here computes a result. It generates what a real deployment would hand t
   job and GPU, ``wattprint_gpu_idle_energy_joules_total`` and the GPU's total ``wattprint_gpu_energy_joules_total``
   per GPU; the host's ``wattprint_job_cpu_energy_joules_total``, ``wattprint_cpu_idle_energy_joules_total`` and the
   socket's total ``wattprint_cpu_energy_joules_total`` per socket and RAPL domain, ``wattprint_job_cpu_seconds_total``
-  and ``wattprint_cpu_rapl_up``; with the exporter's labels), served by
+  and ``wattprint_cpu_rapl_up``; with the exporter's labels), and the BMCs' whole-node power (demo_node.py:
+  the exporter's ``wattprint_node_energy_joules_total`` on one node, ipmi_exporter's
+  ``ipmi_dcmi_power_consumption_watts`` on the other Jean Zay node), served by
   `FleetPrometheus`, an in-process stand-in for a Prometheus ``query_range`` API, so they are stored by
   `pipeline.ingest.ingest` exactly as from a real server;
 * the cluster config (`config_yaml`), the job ledger CSV (`ledger_csv`) and the hourly intensity CSV
@@ -63,6 +65,7 @@ from typing import Any
 
 from wattprint.exporter.backends.replay import REPLAY_MODEL, REPLAY_POWER_LIMIT_WATTS, default_trace_path, load_trace
 
+from . import demo_node
 from .promapi import RangeChunk, range_chunks
 
 MONTH = "2026-10"
@@ -89,7 +92,7 @@ HELD_IDLE_SECONDS_METRIC = "wattprint_job_held_idle_seconds_total"
 EQUAL_SHARE_SECONDS_METRIC = "wattprint_job_equal_share_seconds_total"
 METRICS = (JOB_METRIC, JOB_GPU_SECONDS_METRIC, IDLE_METRIC, GPU_METRIC, CPU_METRIC, CPU_IDLE_METRIC, JOB_CPU_METRIC,
            JOB_CPU_SECONDS_METRIC, RAPL_UP_METRIC, HELD_IDLE_METRIC, HELD_IDLE_SECONDS_METRIC,
-           EQUAL_SHARE_SECONDS_METRIC)
+           EQUAL_SHARE_SECONDS_METRIC, demo_node.NODE_ENERGY_METRIC, demo_node.IPMI_METRIC)
 
 # Phase boundaries of the shipped trace, seconds after its first row (tests/fixtures/nvml-h100/meta.json).
 TRACE_PHASES = {"idle": (0.0, 20.0), "matmul": (20.0, 60.0), "duty50": (60.0, 90.2), "copy": (90.2, 110.2),
@@ -679,6 +682,7 @@ class FleetPrometheus:
         self.fleet = fleet
         self.calls: list[str] = []
         self._cache: dict[str, list[array]] = {}
+        self._node_cache: dict[str, list[tuple[dict[str, str], int, array]]] = {}
 
     def _labels(self, metric: str, g: int, job_id: str | None = None) -> dict[str, str]:
         gpu = self.fleet.gpus[g]
@@ -745,6 +749,10 @@ class FleetPrometheus:
         elif metric == RAPL_UP_METRIC:
             for h in host.hosts:
                 yield self._host_labels(metric, h.name), 0, array("q", [int(h.rapl)]) * (MINUTES + 1)
+        elif metric in (demo_node.NODE_ENERGY_METRIC, demo_node.IPMI_METRIC):
+            if metric not in self._node_cache:       # the BMCs' readings: demo_node.py
+                self._node_cache[metric] = list(demo_node.series(self.fleet, metric))
+            yield from self._node_cache[metric]
 
     @staticmethod
     def _totals(idle: list[array], parts: Iterator[tuple[int, int, array]], typecode: str) -> list[array]:

@@ -31,7 +31,7 @@ from .promapi import PromClient, selector
 class SeriesQuery:
     """One metric to pull, and how its labels map onto GPUs and jobs."""
 
-    source: str                      # wattprint | dcgm | power | amd
+    source: str                      # wattprint | dcgm | power | amd | node
     kind: str                        # see the series kinds below
     metric: str
     scale: float = 1.0               # multiply to get joules / seconds (counters) or watts / 0-1 (gauges)
@@ -67,10 +67,12 @@ class SeriesQuery:
 # GPU), job_held_idle_energy (counter, J: the part of job_energy while the held GPU was idle), job_held_idle_seconds and
 # job_equal_share_seconds (counters, s), gpu_power (gauge, W). Host (the exporter's
 # RAPL collector): cpu_energy, cpu_idle_energy, job_cpu_energy (counters, J, per socket and domain),
-# job_cpu_seconds (counter, s of CPU time per job) and cpu_rapl_up (gauge, 1 when every RAPL zone was read).
+# job_cpu_seconds (counter, s of CPU time per job) and cpu_rapl_up (gauge, 1 when every RAPL zone was read). Node
+# (the BMC: source `node`): node_energy (counter, J, per host) and node_power (gauge, W, per host); the BMC reading
+# (redfish | ipmi) is stored as their domain.
 # partition_energy (counter, J): the energy lines of an AMD GPU's secondary partitions, stored to be counted in the
 # reports, never priced (amd.py).
-GAUGE_KINDS = ("gpu_power", "cpu_rapl_up")
+GAUGE_KINDS = ("gpu_power", "cpu_rapl_up", "node_power")
 UNPARTITIONED = ("", "spx", "none")     # compute-partition types of a whole GPU (device-metrics-exporter labels)
 CPU_METRICS = {
     "cpu_energy": C.series(C.CPU_ENERGY),

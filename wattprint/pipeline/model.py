@@ -50,6 +50,7 @@ INTERVALS = (
     Model("gpu_held_hour", params=("max_gap_s",)),
     Model("gpu_held_idle_hour", params=("max_gap_s",)),
     Model("node_rapl_hour"),
+    Model("node_hour", params=("max_gap_s",)),
 )
 EVAL, OUT = ("eval_lo_h", "eval_hi_h"), ("out_lo_h", "out_hi_h")
 RESULTS = (
@@ -65,6 +66,9 @@ RESULTS = (
     Model("fct_job_cpu_hour", params=OUT),
     Model("fct_job_cpu_time_hour", params=OUT),
     Model("fct_gpu_hour", params=OUT),
+    # the node layer: the BMC's node energy less the GPU boards and RAPL, shared among the jobs and node idle
+    Model("fct_node_hour", params=OUT),
+    Model("fct_job_node_hour", params=OUT),
 )
 # every hour there is: what a full build makes (UTC hours since 1970; about 1856 to 3110)
 ALL_HOURS = (-1_000_000, 10_000_000)
@@ -195,11 +199,13 @@ def open_from(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _months(con: duckdb.DuckDBPyConnection, hours: tuple[int, int]) -> list[tuple[int, int]]:
-    """The UTC months (as hour ranges) within `hours` that hold data: energy intervals or jobs' CPU time."""
+    """The UTC months (as hour ranges) within `hours` that hold data: energy intervals, jobs' CPU time or node (BMC)
+    energy."""
     lo, hi = con.execute(
         "SELECT min(h0), max(h1) FROM ("
         " SELECT min(epoch_us(start_ts)) // 3600000000 AS h0, (max(epoch_us(end_ts)) - 1) // 3600000000 + 1 AS h1"
-        " FROM energy_intervals UNION ALL SELECT min(hour_idx), max(hour_idx) + 1 FROM cpu_time_hour)").fetchall()[0]
+        " FROM energy_intervals UNION ALL SELECT min(hour_idx), max(hour_idx) + 1 FROM cpu_time_hour"
+        " UNION ALL SELECT min(hour_idx), max(hour_idx) + 1 FROM node_hour)").fetchall()[0]
     if lo is None:
         return []
     lo, hi = max(int(lo), hours[0]), min(int(hi), hours[1])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import config as cfg
+from .errors import InputError
 from .model import BuildSettings, ClusterFacts
 from .sources.intensity import embedded
 from .sources.jobs.rules import Rules
@@ -74,10 +75,21 @@ class Settings:
             out += [cpu_query(kind, getattr(m.wattprint, kind), wl.hostname, wl.job_id, cl, wl.model)
                     for kind in CPU_METRICS]
         metric = power_metric or m.power.metric
+        twice = cfg.double_read(m, power_metric)
+        if twice:
+            raise InputError("--power-metric", *twice)
         if metric:
             out.append(SeriesQuery("power", "gpu_power", metric, m.power.watts_per_unit, pl.hostname, pl.gpu,
                                    pl.uuid, pl.job_id, cl, pl.model))
         out += amd.queries(m.amd, cl)
+        if m.node.enabled:
+            # whole-node power (the node layer): per host, no GPU; the BMC reading (redfish | ipmi) as its domain
+            nl = m.node.labels
+            for kind, name, scale in (("node_energy", m.node.energy, m.node.joules_per_energy_unit),
+                                      ("node_power", m.node.power, m.node.watts_per_power_unit)):
+                if name:
+                    out.append(SeriesQuery("node", kind, name, scale, nl.hostname, (), (), (), cl, (), (),
+                                           nl.reading))
         return out
 
     def build_settings(self) -> BuildSettings:

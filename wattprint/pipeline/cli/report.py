@@ -32,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--out", metavar="PATH", help="write here (default: standard output; model-card: the card, "
                    "e.g. README.md, created if missing)")
     p.add_argument("--layers", metavar="LIST",
-                   help="layers in the headline, comma-separated: gpu,cpu,idle,pue,embodied or all "
-                   "(default: config report.layers, else gpu,cpu,idle,pue)")
+                   help="layers in the headline, comma-separated: gpu,cpu,node,idle,pue,embodied or all "
+                   "(default: config report.layers, else gpu,cpu,idle,pue; node, the BMC's node residual, is "
+                   "listed where there is BMC data but not in the default)")
     p.add_argument("--idle-policy", choices=IDLE_POLICIES,
                    help="pro-rata: share idle GPU energy by GPU-hours and host idle energy by CPU-hours per "
                    "cluster-hour; separate: report it per cluster only (default: config report.idle_policy, else "

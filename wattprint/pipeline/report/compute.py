@@ -41,6 +41,7 @@ from .disclosure import annex_xi, esrs_e1
 from .fleet import fleet, previous
 from .layers import Sums, equivalences, layer_rows, method
 from .marginal import marginal
+from .node_checks import has_node_data
 from .phases import cpu_hardware_total, hardware_total, phase_blocks
 from .quality import quality
 from .sci import fleet_sci, sci
@@ -63,6 +64,7 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOp
         raise InputError("database", "its results were built by an older wattprint (no GPU-seconds or GPU keys)",
                          "run `wattprint build` once, then the report")
     check_scope(con, o)
+    o = replace(o, node_data=has_node_data(con, o))      # the node layer is listed where there is node data
     embodied = rates(con, settings, o)
     before = previous(con, o) if o.kind == "fleet" else None
     market = o.scope2_basis == "market"

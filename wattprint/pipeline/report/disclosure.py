@@ -26,6 +26,7 @@ from .types.disclosure import AnnexXi, AnnexXiPhase, EsrsE1
 TRAINING_PHASES = ("pretraining", "finetuning")
 
 _LAYER_WORDS = {"gpu": "the jobs' GPU energy", "cpu": "their CPU energy (RAPL package + DRAM)",
+                "node": "their share of the node residual (BMC node energy less GPU boards and RAPL)",
                 "idle": "their share of idle GPU and host energy", "pue": "the data-centre overhead (PUE)"}
 
 
@@ -60,6 +61,7 @@ def _method(p: Phase, o: ReportOptions) -> str:
     if p.label == "measured":
         return ("measured: the GPUs' hardware energy counters (power integrated only where no counter exists)"
                 + (", the hosts' RAPL counters" if o.inc_cpu else "")
+                + (", the nodes' BMC power less GPUs and RAPL" if o.inc_node else "")
                 + (", idle energy shared pro rata" if "idle" in included(o) else "")
                 + (", facility energy with the clusters' PUE" if "pue" in included(o) else ""))
     where = f" ({', '.join(p.sources)})" if p.sources else ""

@@ -133,12 +133,14 @@ def clusters(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> tuple[ClusterR
     window = {"start": o.window.start, "end": o.window.end}
     gpu = {r["cluster"]: r for r in rows(con, "rpt_cluster_gpus", window)}
     cpu = {r["cluster"]: r for r in rows(con, "rpt_cluster_cpus", window)}
+    node = {r["cluster"]: r for r in rows(con, "rpt_cluster_nodes", window)} if o.node_data else {}
     provider_of = {r["cluster"]: r["provider"] for r in inline(con, "SELECT cluster, provider FROM clusters")}
     none = {"gpus": 0, "sockets": 0, "energy_j": 0.0, "job_j": 0.0, "idle_j": 0.0, "grams_before_pue": 0.0,
             "grams": 0.0, "pue": None, "region": None, "zone": None}
     out = []
     for cluster in sorted(set(gpu) | set(cpu)):
         g, c = gpu.get(cluster, none), cpu.get(cluster, none)
+        n = node.get(cluster)           # None: no node residual in the cluster (no BMC data there)
         e, ce = g["energy_j"], c["energy_j"]
         out.append(ClusterRow(
             cluster=cluster, provider=provider_of.get(cluster) or "onprem", region=g["region"] or c["region"] or "",
@@ -147,6 +149,10 @@ def clusters(con: duckdb.DuckDBPyConnection, o: ReportOptions) -> tuple[ClusterR
             job_energy_kwh=g["job_j"] / 3.6e6, idle_energy_kwh=g["idle_j"] / 3.6e6, idle_share=fraction(g["idle_j"], e),
             cpu_sockets=int(c["sockets"]), cpu_energy_kwh=ce / 3.6e6, cpu_job_energy_kwh=c["job_j"] / 3.6e6,
             cpu_idle_energy_kwh=c["idle_j"] / 3.6e6, cpu_idle_share=fraction(c["idle_j"], ce),
+            node_energy_kwh=n["energy_j"] / 3.6e6 if n else None,
+            node_job_energy_kwh=n["job_j"] / 3.6e6 if n else None,
+            node_idle_energy_kwh=n["idle_j"] / 3.6e6 if n else None,
+            node_idle_share=fraction(n["idle_j"], n["energy_j"]) if n else None,
             intensity_g_per_kwh=share(g["grams_before_pue"] + c["grams_before_pue"], (e + ce) / 3.6e6),
             emissions_kg=(g["grams"] + c["grams"]) / 1000.0))
     return tuple(out)

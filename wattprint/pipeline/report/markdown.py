@@ -20,6 +20,7 @@ from .markdown_sections import (
     Md,
     band_line,
     cell,
+    node_lines,
     scope2_lines,
     table,
     uncertainty_lines,
@@ -158,10 +159,13 @@ def render(report: Report | Mapping[str, Any]) -> str:
                  num(t.facility_energy_kwh), Md(f"**{num(t.emissions_kg)}**"), ""])
     out += table(["Layer", "Energy (kWh)", "Emissions (kg CO2eq)", "In headline"], rows)
     out += ["Per phase:", ""]
-    out += table(["Phase", "GPU (kg)", "CPU (kg)", "Idle share (kg)", "PUE overhead (kg)", "Embodied (kg)",
-                   *(["Scope 2 market adjustment (kg)"] if market else []), "Headline (kg)"],
+    node = "node" in r.method.layers_selected     # a column only in the headline: a listed layer keeps the table
+    out += table(["Phase", "GPU (kg)", "CPU (kg)", *(["Node residual (kg)"] if node else []), "Idle share (kg)",
+                  "PUE overhead (kg)", "Embodied (kg)", *(["Scope 2 market adjustment (kg)"] if market else []),
+                  "Headline (kg)"],
                   [[f"{p.phase}" + (" (estimated)" if p.label != "measured" else ""),
                     num(p.layers.gpu.emissions_kg), num(p.layers.cpu.emissions_kg if p.layers.cpu else None),
+                    *([num(p.layers.node.emissions_kg if p.layers.node else None)] if node else []),
                     num(p.layers.idle.emissions_kg), num(p.layers.pue.emissions_kg),
                     num(p.layers.embodied.emissions_kg),
                     *([num(p.emissions_kg - (p.location_kg if p.location_kg is not None else p.emissions_kg))]
@@ -199,6 +203,8 @@ def render(report: Report | Mapping[str, Any]) -> str:
         if rapl.without:
             out += table(["Cluster", "Node", "Why", "GPU energy share"],
                           [[n.cluster, n.hostname, n.reason, pct(n.gpu_energy_share)] for n in rapl.without])
+    if dq.node is not None:
+        out += node_lines(dq.node)
 
     wi = r.whatif
     out += ["## What if it had run elsewhere", ""]
@@ -284,6 +290,11 @@ def _fleet(f: FleetSections, market: bool = False) -> list[str]:
                     num(c.energy_kwh), pct(c.idle_share), "-" if c.cpu_sockets is None else c.cpu_sockets,
                     num(c.cpu_energy_kwh), pct(c.cpu_idle_share), intensity(c.intensity_g_per_kwh),
                     num(c.emissions_kg)] for c in f.clusters])
+    if any(c.node_energy_kwh is not None for c in f.clusters):
+        out += ["Node residual (BMC node energy less GPU boards and RAPL) by cluster:", ""]
+        out += table(["Cluster", "Node residual (kWh)", "Jobs (kWh)", "Node idle (kWh)", "Node idle share"],
+                      [[c.cluster, num(c.node_energy_kwh), num(c.node_job_energy_kwh), num(c.node_idle_energy_kwh),
+                        pct(c.node_idle_share)] for c in f.clusters if c.node_energy_kwh is not None])
     out += ["## Top jobs by emissions", ""]
     out += table(["Cluster", "Job", "Project", "Phase", "User", "GPU-hours", "CPU core-hours", "GPU energy (kWh)",
                    "CPU energy (kWh)", *emitted],

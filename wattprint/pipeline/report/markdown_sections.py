@@ -1,6 +1,6 @@
 """The Markdown of the report's self-contained sections: Scope 2 (location- and market-based), the disclosure-ready
-figures (ESRS E1, EU AI Act Annex XI, SCI per unit) and the uncertainty bands; and the table helpers all the
-Markdown shares (markdown.py renders the report and calls these).
+figures (ESRS E1, EU AI Act Annex XI, SCI per unit), the uncertainty bands and the node power (BMC) data quality;
+and the table helpers all the Markdown shares (markdown.py renders the report and calls these).
 
 Every string taken from the report goes through `names.md` (names come from users: see names.py); what these
 modules write themselves as markup is marked `Md` so a table leaves it alone."""
@@ -11,7 +11,7 @@ from typing import Any
 
 from .fmt import num, pct, signed_pct
 from .names import md
-from .types import Band, Scope2, Scope2Figures, Uncertainty
+from .types import Band, NodePower, Scope2, Scope2Figures, Uncertainty
 
 
 class Md(str):
@@ -26,6 +26,32 @@ def table(head: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return out + [""]
+
+
+# -- node power (BMC) ------------------------------------------------------------------------------------
+
+def node_lines(n: NodePower) -> list[str]:
+    """The node layer's inputs and their checks (data_quality.node)."""
+    text = (f"Node power (BMC): {n.bmc_hours:,} of {n.node_hours:,} node-hours on {n.nodes_with_bmc} of {n.nodes} "
+            f"nodes read by their BMC ({pct(n.power_integrated_share)} of that energy integrated from a power gauge, "
+            f"{n.power_integrated_hours:,} node-hours); node energy {num(n.node_energy_kwh)} kWh = GPU boards "
+            f"{num(n.gpu_energy_kwh)} + RAPL {num(n.rapl_energy_kwh)} + node residual {num(n.residual_kwh)}"
+            + (f" - deficit {num(n.deficit_kwh)}" if n.deficit_hours else "") + " kWh.")
+    if n.hours_without_bmc:
+        text += f" No BMC data in {n.hours_without_bmc:,} node-hours: the node layer is absent there."
+    if n.deficit_hours:
+        text += (f" **The BMC read less than the GPUs and RAPL in {n.deficit_hours:,} node-hours** (below the GPU "
+                 f"boards alone in {n.below_gpu_hours:,}): their residual is counted as 0.")
+    if n.hours_without_rapl:
+        text += f" {n.hours_without_rapl:,} node-hours had no RAPL: their residual holds the CPUs' energy too."
+    out = [Md(text), ""]
+    if n.issues:
+        out += table(["Cluster", "Node", "Hours", "Without BMC", "BMC < GPUs + RAPL", "BMC < GPU boards",
+                      "Deficit (kWh)", "First such hours (UTC)"],
+                     [[i.cluster, i.hostname, i.hours, i.hours_without_bmc, i.deficit_hours, i.below_gpu_hours,
+                       num(i.deficit_kwh), ", ".join(i.deficit_at[:5]) + (", ..." if i.deficit_hours > 5 else "")
+                       or "-"] for i in n.issues])
+    return out
 
 
 # -- Scope 2 ----------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 import duckdb
 
 from ..estimate import ManualPhase
-from . import gpu_checks
+from . import gpu_checks, node_checks
 from .layers import Sums, fraction
 from .query import one, rows
 from .scope import ReportOptions
@@ -95,11 +95,13 @@ def quality(con: duckdb.DuckDBPyConnection, o: ReportOptions, estimates: list[Ma
         warnings.append(f"{silent} jobs of the ledger ran in this window but have no measured energy")
     if unknown_pue and "pue" in o.layers:
         warnings.append(f"PUE unknown for cluster {', '.join(unknown_pue)}: 1.0 applied; set clusters.<name>.pue")
+    node = node_checks.node_power(con, o)
+    warnings += node_checks.warnings(node, o)
     poor = measured > 0 and (counter_share < POOR_SHARE or hourly_share < POOR_SHARE
                              or intensity.world_default > 0 or silent > 0 or counters.difference_gpu_hours > 0)
     return DataQuality(energy=energy, cpu_energy=cpu_energy, intensity=intensity, gaps=gaps, gpu_counters=counters,
                        jobs_without_telemetry=int(silent), clusters_without_pue=unknown_pue, rapl=rapl,
-                       amd_exporter=amd, warnings=tuple(warnings), poor=bool(poor))
+                       amd_exporter=amd, node=node, warnings=tuple(warnings), poor=bool(poor))
 
 
 def _rapl(con: duckdb.DuckDBPyConnection, o: ReportOptions, gpu_j: float) -> Rapl:

@@ -38,6 +38,9 @@ class ReportOptions:
     time_shift_slack_hours: int = 24
     generated_at: datetime | None = None
     scope2_basis: str = "location"       # the headline's Scope 2 method: location | market
+    # whether the store has node (BMC) data in the window: then the node layer is listed, selected or not (set by
+    # compute.build_report, not by the caller)
+    node_data: bool = False
 
     @property
     def kind(self) -> str:
@@ -51,6 +54,13 @@ class ReportOptions:
     def inc_cpu(self) -> bool:
         """The cpu layer is selected: then the host idle share and the PUE overhead cover CPU energy too."""
         return "cpu" in self.layers
+
+    @property
+    def inc_node(self) -> bool:
+        """The node layer is selected and there is node data: then the idle share covers node idle and the PUE
+        overhead the node residual. Without node data a selected node layer is no layer at all, so a report of a
+        site without BMC power reads as before whatever its layers say (`--layers all` included)."""
+        return "node" in self.layers and self.node_data
 
 
 def ts(x: Any) -> datetime:

@@ -118,9 +118,9 @@ def match(instruments: Iterable[Instrument], consumption: Mapping[Cell, float],
 
 
 def layer_flags(o: ReportOptions) -> dict[str, Any]:
-    """The parameters $c, $k, $p of the rpt_scope2_*.sql statements: the headline's layers, 1 or 0."""
+    """The parameters $c, $k, $p, $n of the rpt_scope2_*.sql statements: the headline's layers, 1 or 0."""
     inc = included(o)
-    return {"c": int("cpu" in inc), "k": int("idle" in inc), "p": int("pue" in inc)}
+    return {"c": int("cpu" in inc), "k": int("idle" in inc), "p": int("pue" in inc), "n": int("node" in inc)}
 
 
 def prepare(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions) -> Matching:

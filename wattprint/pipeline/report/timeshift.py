@@ -29,7 +29,8 @@ def time_shift(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOpti
     top = sorted(((Sums.of(r), r) for r in rows(con, "rpt_sums_by_job")),
                  key=lambda x: (-x[0].headline_kg(o), x[1]["cluster"], x[1]["job_id"]))[:o.top_jobs]
     jobs_of = {(r["cluster"], r["job_id"]): r for _, r in top}
-    run_sql(con, "rpt_time_shift_profile", {"c": c, "k": k, "pue": "pue" in o.layers})
+    run_sql(con, "rpt_time_shift_profile", {"c": c, "k": k, "n": 1.0 if o.inc_node else 0.0,
+                                            "pue": "pue" in o.layers})
     run_sql(con, "rpt_time_shift_needed", {"slack_h": slack_hours})
     run_sql(con, "macros_intensity")
     b = settings.build_settings()

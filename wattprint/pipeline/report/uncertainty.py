@@ -104,9 +104,10 @@ def uncertainty(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOpt
     inc = included(o)
     market = o.scope2_basis == "market"
     c, k = 1.0 if o.inc_cpu else 0.0, 1.0 if o.inc_idle else 0.0
-    got = (rows(con, "rpt_uncertainty_market", {"c": c, "k": k, "p": 1.0 if "pue" in inc else 0.0,
+    n = 1.0 if o.inc_node else 0.0
+    got = (rows(con, "rpt_uncertainty_market", {"c": c, "k": k, "n": n, "p": 1.0 if "pue" in inc else 0.0,
                                                 "m": "embodied" in inc}) if market else
-           rows(con, "rpt_uncertainty", {"g": "gpu" in inc, "c": c, "k": k, "p": "pue" in inc,
+           rows(con, "rpt_uncertainty", {"g": "gpu" in inc, "c": c, "k": k, "n": n, "p": "pue" in inc,
                                          "m": "embodied" in inc}))
     con.execute("DROP TABLE IF EXISTS rpt_bounds")
     by = {(r["kind"], r["name"]): (r["low_g"] / 1000.0, r["high_g"] / 1000.0) for r in got}

@@ -20,7 +20,9 @@ def whatif(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions,
     c = 1.0 if o.inc_cpu else 0.0
     measured = Sums.of(one(con, "rpt_sums"))
     actual_kg = measured.operational_g(o) / 1000.0
+    n = 1.0 if o.inc_node else 0.0
     note = ("the measured hours' GPU" + (" and CPU" if o.inc_cpu else "") + " energy" +
+            (" and node residual" if o.inc_node else "") +
             (" and idle share" if o.inc_idle else "") +
             (", times each cluster's PUE," if "pue" in o.layers else "") +
             " priced with each zone's intensity at the same hours; embodied emissions do not move with the work")
@@ -29,7 +31,7 @@ def whatif(con: duckdb.DuckDBPyConnection, settings: Settings, o: ReportOptions,
     if not candidates or measured.energy_j + c * measured.cpu_j <= 0:
         note += "; no cluster with a zone is configured" if not candidates else ""
         return WhatIf(actual_kg=actual_kg, options=(), best=None, saving_kg=0.0, saving_pct=0.0, note=note)
-    run_sql(con, "rpt_profile", {"c": c, "k": k})
+    run_sql(con, "rpt_profile", {"c": c, "k": k, "n": n})
     run_sql(con, "rpt_intensity_needed", {"zones": sorted({r["zone"] for r in candidates})})
     b = settings.build_settings()
     run_sql(con, "macros_intensity")   # the model's intensity rule, for other zones at the same hours

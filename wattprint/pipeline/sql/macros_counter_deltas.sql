@@ -6,7 +6,8 @@
 -- when the interval is also longer than the gap bound, so the energy before the restart is unknown) only when that
 -- amount is possible in the interval. A total counter (a GPU's, a CPU socket's) cannot grow faster than any board
 -- draws (2,000 W per GPU, 1,000 W per socket and RAPL domain), a held-time counter faster than the clock, a CPU-time
--- counter faster than 4,096 hardware threads: a drop to more than that is the counter stepping back (an exporter
+-- counter faster than 4,096 hardware threads, a node's (BMC) counter faster than 100 kW (several times the largest
+-- 8-GPU node): a drop to more than that is the counter stepping back (an exporter
 -- restored from an older --state-file, or a merge of two stores), which counts nothing: 'counter_stepback'. The
 -- split counters (a job's or the idle part of a GPU or socket) are bounded by their parent's counter instead, in
 -- stg_counter_intervals.sql. A wattprint counter that first appears inside a window we were already looking at
@@ -16,7 +17,8 @@
 CREATE OR REPLACE TEMP MACRO max_rise(kind, dt) AS
     CASE kind WHEN 'gpu' THEN 2000.0 * dt WHEN 'cpu' THEN 1000.0 * dt WHEN 'held_idle' THEN 2000.0 * dt
               WHEN 'gpu_seconds' THEN 1.5 * dt + 60.0 WHEN 'held_idle_seconds' THEN 1.5 * dt + 60.0
-              WHEN 'equal_share_seconds' THEN 1.5 * dt + 60.0 WHEN 'cpu_seconds' THEN 4096.0 * dt END;
+              WHEN 'equal_share_seconds' THEN 1.5 * dt + 60.0 WHEN 'cpu_seconds' THEN 4096.0 * dt
+              WHEN 'node' THEN 100000.0 * dt END;
 CREATE OR REPLACE TEMP MACRO counter_deltas(kinds, max_gap_s) AS TABLE
 WITH sx AS (
     -- the streams' series, with an integer rank standing in for the owning query (grouping samples by integers

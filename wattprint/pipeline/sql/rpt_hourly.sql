@@ -5,6 +5,6 @@ SELECT hour_ts, cluster, coalesce(zone, '') AS zone, sum(energy_j) / 3600.0 AS p
        CASE WHEN sum(energy_j + cpu_j) > 0 THEN sum(gpu_g + cpu_g) / sum(energy_j + cpu_j) * 3600000.0
             ELSE coalesce(max(intensity_g_per_kwh), 0) END AS intensity_g_per_kwh
 FROM rpt_rows
-WHERE kind <> 'cpu_time'
+WHERE kind IN ('gpu', 'cpu')
 GROUP BY 1, 2, 3
 ORDER BY 1, 2

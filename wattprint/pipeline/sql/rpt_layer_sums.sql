@@ -22,5 +22,13 @@ CREATE OR REPLACE TEMP MACRO layer_sums(r) AS {
     'pue_cpu_j': sum(r.pue_cpu_j),
     'pue_cpu_g': sum(r.pue_cpu_g),
     'pue_cpu_idle_j': sum(r.pue_cpu_idle_j),
-    'pue_cpu_idle_g': sum(r.pue_cpu_idle_g)
+    'pue_cpu_idle_g': sum(r.pue_cpu_idle_g),
+    'node_j': sum(r.node_j),
+    'node_g': sum(r.node_g),
+    'node_idle_j': sum(r.node_idle_j),
+    'node_idle_g': sum(r.node_idle_g),
+    'pue_node_j': sum(r.pue_node_j),
+    'pue_node_g': sum(r.pue_node_g),
+    'pue_node_idle_j': sum(r.pue_node_idle_j),
+    'pue_node_idle_g': sum(r.pue_node_idle_g)
 }

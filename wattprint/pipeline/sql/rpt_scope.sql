@@ -12,6 +12,12 @@
 --     cpu_idle_j/_g its share of the cluster-hour's host idle energy (RAPL energy no job's CPU time accounts for,
 --                   package + DRAM of every socket of the cluster's hosts), shared among the jobs with CPU time
 --                   in that cluster-hour by their CPU-seconds (pro-rata policy); 0 under the separate policy
+--  kind 'node'      one (job, node, hour) of fct_job_node_hour: the job's share of the node residual (the BMC's node
+--                   energy less the GPU boards and RAPL, fct_node_hour.sql)
+--     node_j/_g     that share and its emissions before PUE
+--     node_idle_j/_g its share of the cluster-hour's node idle (the residual no job's share of the node accounts
+--                   for), shared among the jobs with a node share in that cluster-hour by those shares (pro-rata
+--                   policy); 0 under the separate policy
 --  pue_*            data-centre overhead: (PUE - 1) x each energy column beside it
 -- Every figure of a report is a sum over these rows (or a ratio of two sums), so it traces back to fct rows.
 -- Parameters: $start, $end (UTC, whole hours), $project (NULL: every project), $phases (empty: every phase),
@@ -69,6 +75,34 @@ cpu_rows AS (
     FROM c
     WHERE c.job_id IS NOT NULL
 ),
+n AS (
+    SELECT * FROM fct_job_node_hour WHERE hour_ts >= $start AND hour_ts < $end
+),
+node_cluster_hour AS (
+    SELECT cluster, hour_ts,
+           coalesce(sum(CAST(energy_j AS DOUBLE)) FILTER (WHERE job_id IS NULL), 0) AS idle_j,
+           coalesce(sum(emissions_g(CAST(energy_j AS DOUBLE), intensity_g_per_kwh, 1.0))
+                    FILTER (WHERE job_id IS NULL), 0) AS idle_g,
+           coalesce(sum(CAST(energy_j AS DOUBLE)) FILTER (WHERE job_id IS NOT NULL), 0) AS job_j
+    FROM n GROUP BY ALL
+),
+node_rows AS (
+    SELECT 'node' AS kind, n.hour_ts, n.cluster, n.hostname, NULL::VARCHAR AS gpu, NULL::VARCHAR AS uuid,
+           NULL::VARCHAR AS gpu_model, NULL::VARCHAR AS socket, NULL::VARCHAR AS domain, NULL::VARCHAR AS cpu_model,
+           n.job_id, n.project, coalesce(n.phase, 'unclassified') AS phase, n.user_name, n.region, n.zone,
+           n.attribution, n.energy_quality, n.intensity_quality, n.in_ledger, n.pue, n.intensity_g_per_kwh,
+           0.0 AS energy_j, 0.0 AS gpu_seconds, 0.0 AS gpu_g, 0.0 AS idle_j, 0.0 AS idle_g,
+           0.0 AS cpu_j, 0.0 AS cpu_g, 0.0 AS cpu_seconds, 0.0 AS cpu_idle_j, 0.0 AS cpu_idle_g,
+           CAST(n.energy_j AS DOUBLE) AS node_j,
+           emissions_g(CAST(n.energy_j AS DOUBLE), n.intensity_g_per_kwh, 1.0) AS node_g,
+           CASE WHEN $pro_rata AND nh.job_j > 0 THEN nh.idle_j * CAST(n.energy_j AS DOUBLE) / nh.job_j ELSE 0 END
+               AS node_idle_j,
+           CASE WHEN $pro_rata AND nh.job_j > 0 THEN nh.idle_g * CAST(n.energy_j AS DOUBLE) / nh.job_j ELSE 0 END
+               AS node_idle_g
+    FROM n
+    JOIN node_cluster_hour nh USING (cluster, hour_ts)
+    WHERE n.job_id IS NOT NULL
+),
 cpu_time_rows AS (
     SELECT 'cpu_time' AS kind, t.hour_ts, t.cluster, t.hostname, NULL::VARCHAR AS gpu, NULL::VARCHAR AS uuid,
            NULL::VARCHAR AS gpu_model, NULL::VARCHAR AS socket, NULL::VARCHAR AS domain, NULL::VARCHAR AS cpu_model,
@@ -88,11 +122,12 @@ cpu_time_rows AS (
 ),
 scoped AS (
     SELECT * FROM (SELECT * FROM gpu_rows UNION ALL BY NAME SELECT * FROM cpu_rows
-                   UNION ALL BY NAME SELECT * FROM cpu_time_rows)
+                   UNION ALL BY NAME SELECT * FROM cpu_time_rows UNION ALL BY NAME SELECT * FROM node_rows)
     WHERE ($project IS NULL OR project = $project)
       AND (len(CAST($phases AS VARCHAR[])) = 0 OR list_contains(CAST($phases AS VARCHAR[]), phase))
 )
-SELECT s.*,
+SELECT s.* REPLACE (coalesce(s.node_j, 0.0) AS node_j, coalesce(s.node_g, 0.0) AS node_g,
+                   coalesce(s.node_idle_j, 0.0) AS node_idle_j, coalesce(s.node_idle_g, 0.0) AS node_idle_g),
        (s.pue - 1) * s.energy_j AS pue_gpu_j,
        (s.pue - 1) * s.gpu_g AS pue_gpu_g,
        (s.pue - 1) * s.idle_j AS pue_idle_j,
@@ -101,6 +136,10 @@ SELECT s.*,
        (s.pue - 1) * s.cpu_g AS pue_cpu_g,
        (s.pue - 1) * s.cpu_idle_j AS pue_cpu_idle_j,
        (s.pue - 1) * s.cpu_idle_g AS pue_cpu_idle_g,
+       (s.pue - 1) * coalesce(s.node_j, 0.0) AS pue_node_j,
+       (s.pue - 1) * coalesce(s.node_g, 0.0) AS pue_node_g,
+       (s.pue - 1) * coalesce(s.node_idle_j, 0.0) AS pue_node_idle_j,
+       (s.pue - 1) * coalesce(s.node_idle_g, 0.0) AS pue_node_idle_g,
        s.gpu_seconds / 3600.0 * coalesce(r.kg_per_gpu_hour, 0) * 1000.0 AS emb_g
 FROM scoped s
 LEFT JOIN rpt_rates r ON s.kind = 'gpu' AND r.cluster = s.cluster AND r.gpu_model = s.gpu_model

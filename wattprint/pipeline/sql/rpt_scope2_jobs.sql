@@ -1,7 +1,7 @@
 -- Both Scope 2 methods per job of the report's scope (the market-based headline's top jobs, report/basis.py): each of
 -- the job's rows in a (project, phase, cluster, hour) of rpt_scope2_priced.sql priced by that cell's rule
 -- (scope2_market_part_g), so a job's share of the cell is its share of the cell's electricity.
--- Parameters: $c, $k, $p (the headline's layers, 1 or 0), as rpt_scope2_priced.sql.
+-- Parameters: $c, $k, $p, $n (the headline's layers, 1 or 0), as rpt_scope2_priced.sql.
 WITH
 cell AS (
     SELECT project, phase, cluster, zone, hour_ts,
@@ -11,8 +11,8 @@ cell AS (
     FROM rpt_scope2_priced
 )
 SELECT r.cluster, r.job_id, coalesce(r.project, '') AS project, r.phase,
-       sum(scope2_g(r, $c, $k, $p)) AS location_g,
-       sum(scope2_market_part_g(scope2_j(r, $c, $k, $p), scope2_g(r, $c, $k, $p), x.instrument_g_per_j,
+       sum(scope2_g(r, $c, $k, $p, $n)) AS location_g,
+       sum(scope2_market_part_g(scope2_j(r, $c, $k, $p, $n), scope2_g(r, $c, $k, $p, $n), x.instrument_g_per_j,
                                 x.uncovered_share, x.residual_g_per_kwh)) AS market_g
 FROM rpt_rows r
 JOIN cell x ON x.project = coalesce(r.project, '') AND x.phase = r.phase AND x.cluster = r.cluster

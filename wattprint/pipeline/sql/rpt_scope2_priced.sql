@@ -4,14 +4,14 @@
 -- shared pro rata to consumption) at their factors, and the rest at the zone's residual mix of the hour's year (the
 -- latest year not after it), or, where none is known, at the location-based factor (counted: fallback_j).
 -- Every sum here is over the rows in one order on the report's single thread, so it is the same run after run.
--- Parameters: $c, $k, $p (the headline's layers, 1 or 0), $monthly (boolean).
+-- Parameters: $c, $k, $p, $n (the headline's layers, 1 or 0), $monthly (boolean).
 CREATE OR REPLACE TEMP TABLE rpt_scope2_priced AS
 WITH
 r AS (
     SELECT coalesce(project, '') AS project, phase, cluster, zone, hour_ts,
            CASE WHEN $monthly THEN date_trunc('month', hour_ts) ELSE hour_ts END AS period_ts,
-           sum(scope2_j(rpt_rows, $c, $k, $p)) AS energy_j,
-           sum(scope2_g(rpt_rows, $c, $k, $p)) AS location_g
+           sum(scope2_j(rpt_rows, $c, $k, $p, $n)) AS energy_j,
+           sum(scope2_g(rpt_rows, $c, $k, $p, $n)) AS location_g
     FROM rpt_rows
     GROUP BY ALL
 ),

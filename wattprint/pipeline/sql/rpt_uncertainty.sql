@@ -5,13 +5,16 @@
 -- quality not listed takes class 'other'). Every factor is positive, so the lowest headline is the sum of each row
 -- at its low bounds and the highest the sum at its high bounds. Priced with emissions_g, as the point value; summed
 -- as decimals (exact_sum), so the same rows give the same band, bit for bit.
--- The layers in the headline, as layers.Sums.headline_kg: $g gpu, $c cpu, $k idle (pro-rata), $p pue, $m embodied.
+-- The layers in the headline, as layers.Sums.headline_kg: $g gpu, $c cpu, $n node, $k idle (pro-rata), $p pue,
+-- $m embodied. A node row's energy (the node residual) takes the bounds of its BMC reading's energy_quality.
 -- One row per grouping: the scope ('total', ''), each phase ('phase', phase), each project ('project', project or '').
 WITH
 b AS (
     SELECT r.phase, coalesce(r.project, '') AS project,
-           CASE WHEN $g THEN r.energy_j ELSE 0 END + $c * r.cpu_j + $k * (r.idle_j + $c * r.cpu_idle_j) AS own_j,
-           r.energy_j + $c * r.cpu_j + $k * (r.idle_j + $c * r.cpu_idle_j) AS pue_j,
+           CASE WHEN $g THEN r.energy_j ELSE 0 END + $c * r.cpu_j + $n * r.node_j
+               + $k * (r.idle_j + $c * r.cpu_idle_j + $n * r.node_idle_j) AS own_j,
+           r.energy_j + $c * r.cpu_j + $n * r.node_j + $k * (r.idle_j + $c * r.cpu_idle_j + $n * r.node_idle_j)
+               AS pue_j,
            coalesce(r.intensity_g_per_kwh, 0) AS g_per_kwh, r.pue, r.emb_g,
            coalesce(e.low, o.low) AS e_lo, coalesce(e.high, o.high) AS e_hi,
            i.low AS i_lo, i.high AS i_hi, u.low AS u_lo, u.high AS u_hi, m.low AS m_lo, m.high AS m_hi

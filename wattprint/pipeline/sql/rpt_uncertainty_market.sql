@@ -11,7 +11,7 @@
 --   embodied emissions by the amortisation bounds.
 -- Every factor is positive, so the lowest headline is the sum of each row at its low bounds and the highest the sum at
 -- its high bounds. Summed as decimals (exact_sum): the same rows give the same band, bit for bit.
--- The layers in the headline: $c cpu, $k idle (pro-rata), $p pue, $m embodied (gpu is always in it).
+-- The layers in the headline: $c cpu, $n node, $k idle (pro-rata), $p pue, $m embodied (gpu is always in it).
 -- One row per grouping: the scope ('total', ''), each phase ('phase', phase), each project ('project', project or '').
 WITH
 cell AS (
@@ -23,7 +23,8 @@ cell AS (
 ),
 b AS (
     SELECT r.phase, coalesce(r.project, '') AS project,
-           r.energy_j + $c * r.cpu_j + $k * (r.idle_j + $c * r.cpu_idle_j) AS it_j,
+           r.energy_j + $c * r.cpu_j + $n * r.node_j + $k * (r.idle_j + $c * r.cpu_idle_j + $n * r.node_idle_j)
+               AS it_j,
            coalesce(r.intensity_g_per_kwh, 0) AS g_per_kwh, r.pue, r.emb_g,
            coalesce(x.instrument_g_per_j, 0) AS instrument_g_per_j,
            coalesce(x.uncovered_share, 1) AS uncovered_share, x.residual_g_per_kwh,

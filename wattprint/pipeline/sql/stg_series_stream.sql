@@ -3,7 +3,9 @@
 -- stays continuous when the job on it changes. The cluster comes from the series' label, else the
 -- first node pattern of the cluster config that matches the host (node_matches: case-insensitive, full or short
 -- name), else the default cluster.
--- Host series (the exporter's RAPL collector) have no GPU ('' for gpu and uuid); GPU series no socket or domain ('').
+-- Host series (the exporter's RAPL collector; the BMC's whole-node energy and power, kinds node and node_power, whose
+-- domain is how the BMC was read: redfish | ipmi | '') have no GPU ('' for gpu and uuid); GPU series no socket or
+-- domain ('').
 -- Kind 'partition': an AMD GPU's secondary partitions' energy lines (amd.py), counted by the reports, never priced.
 -- node is the host's node key and gpu_key the physical GPU (sql/macros.sql): joins to the ledger and between
 -- sources use them, never the host name as spelled.
@@ -18,8 +20,10 @@ WITH s AS (
                         WHEN 'cpu_rapl_up' THEN 'rapl_up' WHEN 'job_held_idle_energy' THEN 'held_idle'
                         WHEN 'job_held_idle_seconds' THEN 'held_idle_seconds'
                         WHEN 'job_equal_share_seconds' THEN 'equal_share_seconds'
-                        WHEN 'partition_energy' THEN 'partition' ELSE 'gpu' END AS kind,
-           se.kind IN ('cpu_energy', 'cpu_idle_energy', 'job_cpu_energy', 'job_cpu_seconds', 'cpu_rapl_up') AS host,
+                        WHEN 'partition_energy' THEN 'partition' WHEN 'node_energy' THEN 'node'
+                        WHEN 'node_power' THEN 'node_power' ELSE 'gpu' END AS kind,
+           se.kind IN ('cpu_energy', 'cpu_idle_energy', 'job_cpu_energy', 'job_cpu_seconds', 'cpu_rapl_up',
+                       'node_energy', 'node_power') AS host,
            coalesce(se.cluster,
                     (SELECT cn.cluster FROM cluster_nodes cn
                      WHERE node_matches(coalesce(se.hostname, ''), cn.pattern) ORDER BY cn.ord LIMIT 1),

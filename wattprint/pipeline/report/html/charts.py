@@ -26,7 +26,8 @@ from .svg import (
 )
 
 CHART_IDS = ("chart-phases", "chart-daily", "chart-power-intensity")
-LAYER_COLOURS = {"gpu": "#2b6cb0", "cpu": "#38a169", "idle": "#63b3ed", "pue": "#dd6b20", "embodied": "#718096"}
+LAYER_COLOURS = {"gpu": "#2b6cb0", "cpu": "#38a169", "node": "#805ad5", "idle": "#63b3ed", "pue": "#dd6b20",
+                 "embodied": "#718096"}
 CLUSTER_COLOURS = ("#90cdf4", "#9ae6b4", "#cbd5e0", "#fbd38d", "#b7a8e0", "#feb2b2")
 ZONE_COLOURS = ("#c53030", "#1a202c", "#b7791f", "#6b46c1", "#2c7a7b", "#d53f8c")
 ENERGY_COLOUR = "#4a90d9"
@@ -52,7 +53,9 @@ def chart_phases(report: Report) -> str:
     if not phases:
         return _no_data(cid, caption, "No phases in this window.")
     included = _included_layers(report)
-    present = [lay for lay in LAYERS if any(_num(_layer_kg(p, lay)) for p in phases) or lay in included]
+    # the node layer is drawn only when it is in the headline: listed beside it, it is a check on the BMC's readings
+    present = [lay for lay in LAYERS if (lay != "node" or lay in included)
+               and (any(_num(_layer_kg(p, lay)) for p in phases) or lay in included)]
     order = [lay for lay in present if lay in included] + [lay for lay in present if lay not in included]
     values = [[max(0.0, _num(_layer_kg(p, lay)) or 0.0) for lay in order] for p in phases]
     totals = [sum(v) for v in values]

@@ -24,9 +24,9 @@ from ..fmt import num
 from ..names import clean
 from ..types import Report
 
-LAYERS = ("gpu", "cpu", "idle", "pue", "embodied")
-LAYER_NAMES = {"gpu": "GPU", "cpu": "CPU (host)", "idle": "idle GPUs and hosts", "pue": "facility (PUE)",
-               "embodied": "embodied"}
+LAYERS = ("gpu", "cpu", "node", "idle", "pue", "embodied")
+LAYER_NAMES = {"gpu": "GPU", "cpu": "CPU (host)", "node": "node residual (BMC)", "idle": "idle GPUs and hosts",
+               "pue": "facility (PUE)", "embodied": "embodied"}
 DASH = "\u2014"
 CO2 = "CO\u2082eq"
 G_KWH = "gCO\u2082eq/kWh"

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from ..types import ProjectRow, Report, TopJob
+from ..types import ClusterRow, ProjectRow, Report, TopJob
 from .common import CO2, DASH, _e, _num, _qty, fmt
 from .sections import _counters_row, _table, _tr
+
+
+def _node_table(clusters: tuple[ClusterRow, ...]) -> str:
+    """The node residual per cluster (jobs and node idle), where there is BMC data."""
+    rows = [_tr([(f"<b>{_e(c.cluster)}</b>", False), (fmt(c.node_energy_kwh), True), (fmt(c.node_job_energy_kwh), True),
+                 (fmt(c.node_idle_energy_kwh), True), (fmt(c.node_idle_share, "share"), True)])
+            for c in clusters if c.node_energy_kwh is not None]
+    if not rows:
+        return ""
+    return ("<h3>Node residual (BMC node energy less GPU boards and RAPL)</h3>"
+            + _table([("Cluster", False), ("Node residual (kWh)", True), ("Jobs (kWh)", True),
+                      ("Node idle (kWh)", True), ("Node idle (%)", True)], rows, "clusters compact"))
 
 
 def _fleet(report: Report) -> str:
@@ -47,7 +59,7 @@ def _fleet(report: Report) -> str:
              ("CPU sockets", True), ("CPU energy (kWh)", True), ("Host idle (kWh)", True), ("Host idle (%)", True),
              ("Intensity (g/kWh)", True),
              (f"Emissions, location-based (kg {CO2})" if market else f"Emissions (kg {CO2})", True)], rows,
-            "clusters") + "</section>")
+            "clusters") + _node_table(f.clusters) + "</section>")
     rows = [_tr([(_e(j.cluster), False), (f"<code>{_e(j.job_id)}</code>", False),
                  (_e(j.project), False), (_e(j.phase), False), (_e(j.user) or DASH, False),
                  (fmt(j.gpu_hours), True), (fmt(j.cpu_hours), True), (fmt(j.energy_kwh), True),

@@ -12,6 +12,7 @@ from .common import _e, _when
 from .disclosure import _disclosure
 from .fleet import _fleet
 from .marginal import _marginal
+from .node import _node_power
 from .scope2 import _scope2
 from .sections import (
     _banner,
@@ -50,6 +51,7 @@ def render(report: Report | Mapping[str, Any]) -> str:
         _disclosure(report),
         _held_idle(report),
         _data_quality(report),
+        _node_power(report),
         _whatif(report),
         _time_shift(report),
         _fleet(report),

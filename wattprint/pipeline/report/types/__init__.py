@@ -42,6 +42,8 @@ from .quality import (
     Gaps,
     GpuCounters,
     IntensityShares,
+    NodeIssue,
+    NodePower,
     Rapl,
     RaplNode,
 )
@@ -60,6 +62,7 @@ from .sections import (
     LayerFigures,
     LayerRow,
     Method,
+    NodeLayer,
     Phase,
     PhaseCluster,
     PhaseCpu,
@@ -134,5 +137,6 @@ __all__ = [
     "as_report",
     "Band", "Bound", "Uncertainty",
 ]
+__all__ += ["NodeIssue", "NodeLayer", "NodePower"]   # the node layer (BMC power)
 __all__ += ["AnnexXi", "AnnexXiPhase", "EsrsE1", "Sci", "SciRow"]   # the disclosure sections
 __all__ += ["Marginal", "MarginalCluster", "MarginalFigures", "MarginalPhase", "MarginalProject"]   # consequential

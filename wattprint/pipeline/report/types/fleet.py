@@ -58,8 +58,14 @@ class ClusterRow(Record):
     cpu_job_energy_kwh: float | None = optional()
     cpu_idle_energy_kwh: float | None = optional()
     cpu_idle_share: float | None = optional()
+    # the node residual (BMC node energy less GPU boards and RAPL) attributed in the cluster: jobs and node idle;
+    # present for a cluster with node (BMC) data in the window
+    node_energy_kwh: float | None = optional()
+    node_job_energy_kwh: float | None = optional()
+    node_idle_energy_kwh: float | None = optional()
+    node_idle_share: float | None = optional()
     intensity_g_per_kwh: float
-    emissions_kg: float              # GPU and host energy, including PUE
+    emissions_kg: float              # GPU and host energy, including PUE (not the node residual)
 
 
 @dataclass(frozen=True, kw_only=True)

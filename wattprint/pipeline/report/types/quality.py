@@ -119,6 +119,43 @@ class AmdExporter(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NodeIssue(Record):
+    """A node of the scope whose BMC did not read all of its hours, or read less than its GPUs and RAPL."""
+
+    cluster: str
+    hostname: str
+    hours: int                       # its node-hours in the report
+    hours_without_bmc: int           # of them without BMC data: the node layer is absent there
+    deficit_hours: int               # the BMC read less than the GPUs and RAPL together: residual counted as 0
+    below_gpu_hours: int             # of them, less than the GPU boards alone
+    deficit_kwh: float               # GPU + RAPL - BMC over those hours
+    deficit_at: tuple[str, ...]      # the first deficit hours (UTC hour starts), at most node_checks.MAX_LISTED
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodePower(Record):
+    """The node layer's inputs over the report's node-hours (the BMC's whole-node energy, report/node_checks.py).
+    Over the hours with BMC data: node_energy_kwh == gpu_energy_kwh + rapl_energy_kwh + residual_kwh - deficit_kwh."""
+
+    nodes: int
+    nodes_with_bmc: int
+    node_hours: int
+    bmc_hours: int                   # node-hours with BMC data
+    hours_without_bmc: int
+    power_integrated_hours: int      # BMC hours read from a power gauge (integrated), not an energy counter
+    power_integrated_share: float    # of the node energy
+    node_energy_kwh: float
+    gpu_energy_kwh: float
+    rapl_energy_kwh: float
+    residual_kwh: float              # attributed to the jobs and node idle
+    deficit_kwh: float
+    deficit_hours: int
+    below_gpu_hours: int
+    hours_without_rapl: int          # BMC hours without RAPL: their residual holds the CPUs' energy too
+    issues: tuple[NodeIssue, ...]    # the nodes with deficit hours or hours without BMC, at most MAX_LISTED
+
+
+@dataclass(frozen=True, kw_only=True)
 class DataQuality(Record):
     energy: EnergyShares
     cpu_energy: CpuEnergyShares | None = optional()
@@ -130,5 +167,6 @@ class DataQuality(Record):
     rapl: Rapl | None = optional()
     equal_share: EqualShare | None = optional()
     amd_exporter: AmdExporter | None = optional()   # only where AMD device-metrics-exporter series are stored
+    node: NodePower | None = optional()     # present when the store has node (BMC) data in the window
     warnings: tuple[str, ...]
     poor: bool

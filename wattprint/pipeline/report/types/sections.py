@@ -107,6 +107,13 @@ class IdleLayer(LayerFigures):
 
     gpu_energy_kwh: float | None = optional()
     cpu_energy_kwh: float | None = optional()   # 0 when the cpu layer is not selected
+    node_energy_kwh: float | None = optional()  # node idle's share: only when the node layer is selected
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeLayer(LayerFigures):
+    """The node layer: the jobs' share of the node residual (the BMC's whole-node energy less the GPU boards and
+    RAPL, per node-hour; fct_node_hour.sql)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,12 +129,14 @@ class PhaseLayers(Record):
 
     gpu: LayerFigures
     cpu: CpuLayer | None = optional()
+    node: NodeLayer | None = optional()     # present when the store has node (BMC) data in the window
     idle: IdleLayer
     pue: LayerFigures                # (PUE - 1) x the GPU (and, with the cpu layer, host) energy of the headline
     embodied: EmbodiedLayer
 
     def layer(self, name: str) -> LayerFigures | EmbodiedLayer | None:
-        """The layer called `name` (one of config.LAYERS); None for a cpu layer an older report lacks."""
+        """The layer called `name` (one of config.LAYERS); None for a cpu layer an older report lacks, and for a node
+        layer without node data."""
         value = getattr(self, name)
         assert value is None or isinstance(value, LayerFigures | EmbodiedLayer)
         return value
@@ -209,6 +218,7 @@ class LayerRow(Record):
     dram_kwh: float | None = optional()          # cpu row: of which RAPL DRAM
     gpu_energy_kwh: float | None = optional()    # idle row: the GPU part
     cpu_energy_kwh: float | None = optional()    # idle row: the host part
+    node_energy_kwh: float | None = optional()   # idle row: the node part (only with the node layer selected)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,7 +41,8 @@ def marginal(con: duckdb.DuckDBPyConnection, o: ReportOptions, has_estimates: bo
         return None
     inc = included(o)
     run_sql(con, "rpt_scope2_energy")          # scope2_j: the electricity the headline counts, one rule
-    run_sql(con, "rpt_marginal_priced", {"c": int("cpu" in inc), "k": int("idle" in inc), "p": int("pue" in inc)})
+    run_sql(con, "rpt_marginal_priced", {"c": int("cpu" in inc), "k": int("idle" in inc), "p": int("pue" in inc),
+                                          "n": int("node" in inc)})
     sums = rows(con, "rpt_marginal_sums")
     con.execute("DROP TABLE IF EXISTS rpt_marginal_priced")
     hours = {r["zone"]: int(r["hours"]) for r in stored}

@@ -7,12 +7,12 @@
 -- (covered_s / 3600 of its energy), priced at the time-weighted mean of the marginal points in it (the stored
 -- hour's g_per_kwh). Never added to the headline or to any average figure (docs/methodology.md section 11).
 -- Every sum here is over the rows in one order on the report's single thread, so it is the same run after run.
--- Parameters: $c, $k, $p (the headline's layers, 1 or 0).
+-- Parameters: $c, $k, $p, $n (the headline's layers cpu, idle, pue, node: 1 or 0).
 CREATE OR REPLACE TEMP TABLE rpt_marginal_priced AS
 WITH
 r AS (
     SELECT coalesce(project, '') AS project, phase, cluster, zone, hour_ts,
-           sum(scope2_j(rpt_rows, $c, $k, $p)) AS energy_j
+           sum(scope2_j(rpt_rows, $c, $k, $p, $n)) AS energy_j
     FROM rpt_rows
     GROUP BY ALL
 ),

@@ -330,8 +330,9 @@ def test_queries_and_their_selectors() -> None:
     assert amd.queries(config.AmdMetrics(enabled=False), ("cluster",)) == []
     nofb = amd.queries(config.AmdMetrics(power_fallback=None), ("cluster",))
     assert [x.metric for x in nofb if x.kind == "gpu_power"] == ["gpu_package_power"]
-    # queried beside every other source, after them (the series ids of the others are those they were)
-    assert [x.source for x in Settings(config.Config(), None).queries()][-4:] == ["amd"] * 4
+    # queried beside every other source, after those that came before it and before the node source that came
+    # after it (each source's series ids are those they were)
+    assert [x.source for x in Settings(config.Config(), None).queries()][-6:] == ["amd"] * 4 + ["node"] * 2
 
 
 def test_config(tmp_path: Path) -> None:

@@ -41,7 +41,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "pro-rata)")
     p.add_argument("--scope2-basis", choices=SCOPE2_BASES,
                    help="the headline's Scope 2 method: location (grid average) or market (contractual instruments, "
-                   "residual mix); both are always shown (default: config report.scope2_basis, else location)")
+                   "residual mix); every headline figure follows it (total, phases, projects, top jobs, days, "
+                   "bands, model card), the layers and what-ifs stay location-based; both are always shown "
+                   "(default: config report.scope2_basis, else location)")
     p.add_argument("--estimates", metavar="FILE",
                    help="YAML of manual phases estimated from TDP (see `wattprint estimate`), merged and labelled")
     p.add_argument("--top-jobs", type=int, default=10, metavar="N",

@@ -125,7 +125,6 @@ POWER_UNITS: Mapping[str, float] = MappingProxyType({"W": 1.0, "mW": 1e-3, "kW":
 _METRIC_RX = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_RX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_NULLABLE_METRICS = ("metric", "power_fallback")     # null allowed: the source does not read that metric
 
 
 @dataclass(frozen=True)
@@ -201,15 +200,11 @@ class WattprintMetrics:
     labels: LabelKeys = LabelKeys()
 
 
-@dataclass(frozen=True)
-class DcgmMetrics:
-    enabled: bool = True            # false: not queried, e.g. beside a wattprint exporter on the dcgm backend
-    energy: str = C.DCGM_ENERGY
-    energy_unit: str = "mJ"
-    power: str = C.DCGM_POWER
-    power_unit: str = "W"
-    labels: LabelKeys = LabelKeys(hostname=("Hostname", "hostname"), uuid=("UUID", "uuid"),
-                                  job_id=("hpc_job", "pod"), model=("modelName",))
+class _Units:
+    """The unit conversions of a source that reads an energy counter and a power gauge (energy_unit, power_unit)."""
+
+    energy_unit: str
+    power_unit: str
 
     @property
     def joules_per_energy_unit(self) -> float:
@@ -218,6 +213,17 @@ class DcgmMetrics:
     @property
     def watts_per_power_unit(self) -> float:
         return POWER_UNITS[self.power_unit]
+
+
+@dataclass(frozen=True)
+class DcgmMetrics(_Units):
+    enabled: bool = True            # false: not queried, e.g. beside a wattprint exporter on the dcgm backend
+    energy: str = C.DCGM_ENERGY
+    energy_unit: str = "mJ"
+    power: str = C.DCGM_POWER
+    power_unit: str = "W"
+    labels: LabelKeys = LabelKeys(hostname=("Hostname", "hostname"), uuid=("UUID", "uuid"),
+                                  job_id=("hpc_job", "pod"), model=("modelName",))
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,7 @@ class AmdLabelKeys(LabelKeys):
 
 
 @dataclass(frozen=True)
-class AmdMetrics:
+class AmdMetrics(_Units):
     """AMD's ROCm device-metrics-exporter. Names, units and labels from its docs/configuration/metricslist.md and
     pkg/amdgpu/gpuagent/gpuagent_gpu_metrics.go (ROCm/device-metrics-exporter, commit 0778d3ab); see amd.py."""
 
@@ -237,22 +243,16 @@ class AmdMetrics:
     energy: str = "gpu_energy_consumed"      # GPU_ENERGY_CONSUMED: "Accumulated energy consumed by the GPU in uJ"
     energy_unit: str = "uJ"
     power: str = "gpu_package_power"         # GPU_PACKAGE_POWER [MI3xx]: "Current socket power in Watts"
+    NULLABLE: ClassVar[tuple[str, ...]] = ("power_fallback",)     # null: that series is not queried
     power_fallback: str | None = "gpu_power_usage"  # GPU_POWER_USAGE [MI2xx, MI3xx]: "GPU Power usage in Watts"
     power_unit: str = "W"
     labels: AmdLabelKeys = AmdLabelKeys(hostname=("hostname",), gpu=("gpu_id",), uuid=("gpu_uuid", "serial_number"),
                                         job_id=("job_id", "pod"), model=("card_series", "card_model"))
 
-    @property
-    def joules_per_energy_unit(self) -> float:
-        return ENERGY_UNITS[self.energy_unit]
-
-    @property
-    def watts_per_power_unit(self) -> float:
-        return POWER_UNITS[self.power_unit]
-
 
 @dataclass(frozen=True)
 class PowerMetrics:
+    NULLABLE: ClassVar[tuple[str, ...]] = ("metric",)     # null: this source is off
     metric: str | None = None
     unit: str = "W"
     labels: LabelKeys = LabelKeys(hostname=("hostname", "Hostname"), uuid=("uuid", "UUID"), job_id=(), model=())
@@ -274,7 +274,7 @@ class NodeLabelKeys:
 
 
 @dataclass(frozen=True)
-class NodeMetrics:
+class NodeMetrics(_Units):
     """Whole-node power from the BMC (the `node` layer): the energy counter where a node has one, the power gauge
     integrated for the node-hours it does not cover (node_hour.sql)."""
 
@@ -285,14 +285,6 @@ class NodeMetrics:
     power: str | None = C.IPMI_DCMI_POWER
     power_unit: str = "W"
     labels: NodeLabelKeys = NodeLabelKeys()
-
-    @property
-    def joules_per_energy_unit(self) -> float:
-        return ENERGY_UNITS[self.energy_unit]
-
-    @property
-    def watts_per_power_unit(self) -> float:
-        return POWER_UNITS[self.power_unit]
 
 
 @dataclass(frozen=True)
@@ -517,7 +509,7 @@ def _source(ctx: _Ctx, msec: dict[Any, Any], key: str, default: Any, units: Mapp
             changes[f] = unit
             continue
         value = ctx.opt_str(section, f, f"{path}.{f}", empty_ok=False)
-        if value is None and f not in _NULLABLE_METRICS and f not in getattr(default, "NULLABLE", ()):
+        if value is None and f not in getattr(default, "NULLABLE", ()):
             ctx.fail(section, f, f"{path}.{f}", "expected a metric name, got null")
         if value is not None and not _METRIC_RX.match(value):
             ctx.fail(section, f, f"{path}.{f}", f"{value!r} is not a Prometheus metric name")

@@ -13,6 +13,9 @@ What it does (docs/operations.md, "End to end"):
    kubernetes`), whose pods come from a real gRPC server of the kubelet's PodResources v1 API on a unix socket and
    the pod log directory, replaying the shipped trace's idle start: a pod holds GPU 0 and runs nothing on it, two
    pods hold time-slicing replicas of GPU 1.
+   The first and the last node get a BMC: a real Redfish server (sushy-static) each, whose readings a thread keeps
+   to the node's wall power (GPUs + RAPL + 450 W, through 94 %-efficient supplies); node-1's reads the whole node
+   (an EnergyJoules counter), the last node's one of its four power supplies (a quarter: below its GPUs).
 2. Starts one `wattprint-exporter --backend replay` per node (real H100 trace; each node its own `--hostname`, so
    its own GPU UUIDs, and its own `--replay-epoch`, so nodes draw different power), `wattprint serve-intensity
    --source annual`, a page of kube-state-metrics' pod series, and a real Prometheus scraping them all (own data
@@ -36,6 +39,10 @@ What it does (docs/operations.md, "End to end"):
    * Kubernetes, exactly: the pod holding idle GPU 0 is charged all of it (idle 0), all of it held idle; the
      replica pods split GPU 1 equally (1 mJ per poll), all their held time counted as equal shares; the pods reach
      the ledger from kube-state-metrics; `WattprintJobHoldingIdleGpus` fires for the idle-held pod.
+   * node power, exactly in decimals per node-hour: GPU + RAPL + residual == node energy, every layer's rows on
+     the node == node energy less any deficit, node jobs + node idle == the residual; the node energy and the
+     residual against the exporters' BMC, GPU and RAPL counters (1e-6); each job's share by allocated GPU-seconds
+     (1 %); the one-PSU node flagged in the report's data quality in each of its hours.
 
 The exporters' counters at S and E are the pages the exporters served at the polls Prometheus holds at S and E
 (matched on `wattprint_exporter_polls_total`): reading them at wall-clock S and E instead would differ from
@@ -57,7 +64,8 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # e2ekit/, when this file is loaded by path (the tests)
+# e2ekit/ beside this file, and the repository (servers from tests/: the kubelet's PodResources, the BMCs)
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
 from e2ekit.checks import check  # noqa: E402
 from e2ekit.pipeline import run_pipeline  # noqa: E402

@@ -1,6 +1,7 @@
 """A real Redfish server for the node-power tests: sushy-static (PyPI sushy-tools) over a copy of the mockup tree
 tests/fixtures/redfish/ (SOURCE.md there), on a free loopback port. sushy-static re-reads a resource's index.json
-on every GET, so a test changes the BMC's readings between polls by rewriting that file."""
+on every GET, so a test changes the BMC's readings between polls by rewriting that file. scripts/e2e.py drives its
+BMCs with `Bmc` too (nothing here imports pytest until sushy_static is called)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import FIXTURES, free_port, require_tool, wait_http
+MOCKUP = Path(__file__).resolve().parent / "fixtures" / "redfish"
 
 LEGACY_POWER = "Chassis/Legacy/Power"
 MODERN_ENV = "Chassis/Modern/EnvironmentMetrics"
@@ -59,12 +60,19 @@ class Bmc:
         self.write(MODERN_ENV, doc)
 
 
+def copy_mockup(root: Path) -> Path:
+    """A fresh copy of the mockup tree at `root` (without its SOURCE.md), for one BMC."""
+    shutil.copytree(MOCKUP, root, ignore=shutil.ignore_patterns("*.md"))
+    return root
+
+
 @contextmanager
 def sushy_static(tmp: Path, cert: tuple[Path, Path] | None = None) -> Iterator[Bmc]:
     """sushy-static serving a fresh copy of the mockup tree (over TLS with `cert`: (certificate, key))."""
+    from tests.conftest import free_port, require_tool, wait_http
+
     exe = require_tool("sushy-static")
-    root = tmp / "mockup"
-    shutil.copytree(FIXTURES / "redfish", root, ignore=shutil.ignore_patterns("*.md"))
+    root = copy_mockup(tmp / "mockup")
     port = free_port()
     args = [exe, "-m", str(root), "-i", "127.0.0.1", "-p", str(port)]
     scheme = "http"

@@ -19,6 +19,10 @@ The scenario (cluster c1, PUE 1.5, 60 s steps, 2024-03-01 00:00-02:00 UTC, hours
   (4 cores) and host idle by the node's 64 cores: D 37.5 W, E 18.75 W. No job held a GPU, so the CPU-seconds fallback:
   each hour residual = 1.62 - 1.08 = 0.54 MJ; the jobs' part is the exporter's share of RAPL to jobs, 202,500 of
   1,080,000 J: 101,250 J, split by CPU-seconds 28,800 : 14,400 -> D 67,500 J, E 33,750 J, node idle 438,750 J.
+* gpu03, the exporter's BMC collector at 1000 W, two GPUs, no RAPL series: jobs F and G share GPU 0 in time (each
+  holds it all along, each charged 200 W of its 400 W), GPU 1 idles at 100 W with no job. Each hour: node 3.6 MJ =
+  GPUs 1.8 + residual 1.8. F and G held 3600 GPU-seconds each, 7200 on one GPU that had 3600: allocated 1800 each
+  (a GPU is allocated once), 3600 of the node's 7200: F 0.45 MJ, G 0.45 MJ, node idle 0.9 MJ (GPU 1's half).
 """
 
 from __future__ import annotations
@@ -134,6 +138,18 @@ def _history() -> list[tuple[str, dict[str, str], float, float]]:
     add("wattprint_job_cpu_seconds_total", {**h3, "job_id": "E"}, lambda m: 240 * m)
     add("wattprint_cpu_rapl_up", h3, lambda m: 1)
     add("ipmi_dcmi_power_consumption_watts", {"instance": "cpu01:9290", "job": "ipmi"}, lambda m: 450)
+    # gpu03: F and G on GPU 0 (400 W, 200 W each), GPU 1 idle at 100 W; its BMC through the exporter at 1000 W
+    f0 = {**exp, "hostname": "gpu03", "instance": "gpu03:9835", "gpu": "0", "uuid": "GPU-c0", "model": "H100"}
+    f1 = {**f0, "gpu": "1", "uuid": "GPU-c1"}
+    for job in ("F", "G"):
+        add("wattprint_job_energy_joules_total", {**f0, "job_id": job}, lambda m: 200.0 * 60 * (m + 30))
+        add("wattprint_job_gpu_seconds_total", {**f0, "job_id": job}, lambda m: 60 * (m + 30))
+    add("wattprint_gpu_idle_energy_joules_total", f0, lambda m: 4e6)
+    add("wattprint_gpu_energy_joules_total", f0, lambda m: 4e6 + 400.0 * 60 * (m + 30))
+    add("wattprint_gpu_idle_energy_joules_total", f1, lambda m: 6e6 + 100.0 * 60 * m)
+    add("wattprint_gpu_energy_joules_total", f1, lambda m: 6e6 + 100.0 * 60 * m)
+    add("wattprint_node_energy_joules_total", {**exp, "hostname": "gpu03", "instance": "gpu03:9835",
+                                               "source": "redfish"}, lambda m: 7e8 + 1000.0 * 60 * m)
     return out
 
 
@@ -143,6 +159,8 @@ LEDGER = {  # job: (project, phase, start minute, end minute, node, GPUs there)
     "C": ("proj-a", "evaluation", -5, 180, "gpu02", 1),
     "D": ("proj-b", "experimentation", -30, 180, "cpu01", 0),
     "E": ("proj-a", "experimentation", -30, 180, "cpu01", 0),
+    "F": ("proj-a", "finetuning", -30, 180, "gpu03", 1),
+    "G": ("proj-b", "finetuning", -30, 180, "gpu03", 1),
 }
 H0, H1 = T0, T0 + timedelta(hours=1)
 # (node, hour) -> node, GPU boards, RAPL (J), from the definitions in the module docstring
@@ -150,6 +168,7 @@ NODE_HOURS = {
     ("gpu01", H0): (5_400_000, 3_240_000, 720_000), ("gpu01", H1): (3_600_000, 1_296_000, 720_000),
     ("gpu02", H0): (2_880_000, 1_800_000, 0), ("gpu02", H1): (1_452_000, 1_800_000, 0),
     ("cpu01", H0): (1_620_000, 0, 1_080_000), ("cpu01", H1): (1_620_000, 0, 1_080_000),
+    ("gpu03", H0): (3_600_000, 1_800_000, 0), ("gpu03", H1): (3_600_000, 1_800_000, 0),
 }
 # (job or None for node idle, node, hour) -> the residual's part (J)
 SHARES = {
@@ -158,6 +177,8 @@ SHARES = {
     ("C", "gpu02", H0): 1_080_000,
     ("D", "cpu01", H0): 67_500, ("E", "cpu01", H0): 33_750, (None, "cpu01", H0): 438_750,
     ("D", "cpu01", H1): 67_500, ("E", "cpu01", H1): 33_750, (None, "cpu01", H1): 438_750,
+    ("F", "gpu03", H0): 450_000, ("G", "gpu03", H0): 450_000, (None, "gpu03", H0): 900_000,
+    ("F", "gpu03", H1): 450_000, ("G", "gpu03", H1): 450_000, (None, "gpu03", H1): 900_000,
 }
 
 
@@ -193,9 +214,9 @@ def test_the_bmc_series_are_stored_per_host_with_the_port_of_instance_dropped(bu
     con, _ = built
     got = set(con.execute("SELECT source, kind, hostname, domain FROM series WHERE source = 'node'").fetchall())
     assert got == {("node", "node_energy", "gpu01", "redfish"), ("node", "node_power", "gpu02:9290", None),
-                   ("node", "node_power", "cpu01:9290", None)}
+                   ("node", "node_power", "cpu01:9290", None), ("node", "node_energy", "gpu03", "redfish")}
     nodes = {(n, k) for n, k in con.execute("SELECT node, kind FROM streams WHERE source = 'node'").fetchall()}
-    assert nodes == {("gpu01", "node"), ("gpu02", "node_power"), ("cpu01", "node_power")}
+    assert nodes == {("gpu01", "node"), ("gpu02", "node_power"), ("cpu01", "node_power"), ("gpu03", "node")}
     clusters = con.execute("SELECT DISTINCT cluster FROM streams WHERE source = 'node'").fetchall()
     assert clusters == [("c1",)]
 
@@ -210,8 +231,8 @@ def test_per_node_hour_gpu_plus_rapl_plus_residual_is_the_node_energy_exactly(bu
         assert gpu_j + rapl_j + residual_j == node_j                  # decimals: exactly
         assert attributed_j == max(residual_j, 0) and deficit_j == max(-residual_j, 0)
         assert below_gpu == (node_j < gpu_j)
-        assert kind == ("counter" if node == "gpu01" else "power")
-        assert rapl_read == (node != "gpu02")
+        assert kind == ("counter" if node in ("gpu01", "gpu03") else "power")
+        assert rapl_read == (node not in ("gpu02", "gpu03"))
     # and the GPU boards and RAPL are what the other layers price on that node in that hour
     gpu = {(h, t): e for h, t, e in con.execute(
         "SELECT hostname, hour_ts, sum(energy_j) FROM fct_job_gpu_hour GROUP BY ALL").fetchall()}
@@ -231,7 +252,8 @@ def test_the_residual_is_shared_by_gpu_seconds_then_cpu_seconds_and_conserved_ex
     basis = dict(con.execute("SELECT job_id || '@' || node, any_value(attribution) FROM fct_job_node_hour"
                              " WHERE job_id IS NOT NULL GROUP BY 1").fetchall())
     assert basis == {"A@gpu01": "gpu_seconds", "B@gpu01": "gpu_seconds", "C@gpu02": "gpu_seconds",
-                     "D@cpu01": "cpu_seconds", "E@cpu01": "cpu_seconds"}
+                     "D@cpu01": "cpu_seconds", "E@cpu01": "cpu_seconds", "F@gpu03": "gpu_seconds",
+                     "G@gpu03": "gpu_seconds"}
     # jobs + node idle == the attributed residual, per node-hour, in exact decimals
     off = con.execute(
         "SELECT count(*) FROM fct_node_hour f LEFT JOIN (SELECT node, hour_ts, sum(energy_j) AS s"
@@ -250,7 +272,7 @@ def test_a_bmc_reading_below_its_gpus_is_flagged_with_its_hours(built):
     assert node is not None
     assert (node.deficit_hours, node.below_gpu_hours, node.hours_without_bmc) == (1, 1, 0)
     assert node.deficit_kwh == pytest.approx(348_000 / 3.6e6, rel=1e-12)
-    assert node.hours_without_rapl == 2 and node.power_integrated_hours == 4
+    assert node.hours_without_rapl == 4 and node.power_integrated_hours == 4
     (issue,) = node.issues
     assert (issue.hostname, issue.deficit_hours, issue.deficit_at) == ("gpu02", 1, ("2024-03-01T01:00:00Z",))
     assert any("BMC read less than the GPUs and RAPL in 1 node-hours" in w for w in report.data_quality.warnings)

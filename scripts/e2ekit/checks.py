@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,8 +11,9 @@ import duckdb
 
 from wattprint.pipeline.db import duckdb_config
 
+from .checks_node import check_node
 from .checks_shared import check_shared
-from .pages import Reference, mj, uj
+from .pages import Reference, mj, pct, rel, uj
 from .pipeline import Outcome
 from .plan import CONSERVATION_TOLERANCE, TOLERANCE, GpuKey, Plan
 
@@ -36,18 +36,12 @@ class Verdict:
     fleet: dict[str, float]
     cpu: dict[str, Any] = field(default_factory=dict)   # host energy: exporters' per-job and per-socket figures
     shared: dict[str, Any] = field(default_factory=dict)  # the MIG instances, the pods, the held-idle alert
+    node: dict[str, Any] = field(default_factory=dict)    # the BMC nodes: their residual and its shares
 
     @property
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.ok]
 
-
-def rel(a: float, b: float) -> float:
-    return abs(a - b) / abs(b) if b else (0.0 if a == 0 else math.inf)
-
-
-def pct(a: float, b: float) -> str:
-    return f"{(a - b) / b * 100:+.4f} %" if b else ("0 %" if a == 0 else "inf")
 
 
 def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
@@ -131,6 +125,7 @@ def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
 
     cpu = check_cpu(plan, ref, out, add)
     shared = check_shared(plan, ref, out, add)
+    node = check_node(plan, ref, out, add)
 
     # the all-projects report's reconciliation
     fleet: dict[str, float] = {}
@@ -167,7 +162,7 @@ def check(plan: Plan, ref: Reference, out: Outcome) -> Verdict:
                if ref.intensity.get(z) is None or rel(v, ref.intensity[z]) > CONSERVATION_TOLERANCE]
         add("intensity: the report's annual values == serve-intensity's, per zone", bool(applied) and not off,
             "; ".join(off) or ", ".join(f"{z} {v:g} g/kWh" for z, v in sorted(applied.items())))
-    return Verdict(checks, projects, jobs, gpus, fleet, cpu, shared)
+    return Verdict(checks, projects, jobs, gpus, fleet, cpu, shared, node)
 
 
 def check_cpu(plan: Plan, ref: Reference, out: Outcome, add: Any) -> dict[str, Any]:

@@ -113,6 +113,11 @@ class HostLoad:
             elif j.job_id not in running and d.exists():
                 shutil.rmtree(d)     # slurmstepd removes the job's cgroup when it ends
 
+    def energy_j(self, node: str) -> float:
+        """The node's RAPL energy so far, every socket and domain, unwrapped (the BMC's model adds it up)."""
+        with self._lock:
+            return sum(v for (n, _, _), v in self._energy.items() if n == node) / 1e6
+
     def set_phase(self, phase: str) -> None:
         with self._lock:
             self.phase = phase

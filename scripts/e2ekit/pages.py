@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import defaultdict
@@ -101,12 +102,25 @@ class Reference:
     edge_polls: dict[str, tuple[int, int]] = field(default_factory=dict)  # node -> its polls Prometheus has at S, E
     kube_started: float = 0.0                # when the Kubernetes node's exporter started (its pods held GPUs since)
     alerts: list[dict[str, Any]] = field(default_factory=list)  # WattprintJobHoldingIdleGpus alerts seen firing
+    # BMC nodes: the exporter's node energy counter as Prometheus holds it at S and E, and what the BMC's model
+    # (bmc.py) put in beside the GPUs and RAPL over [S, E] by the wall clock (overhead and PSU losses; for scale)
+    node_at: dict[str, tuple[float, float]] = field(default_factory=dict)
+    window_s: int = 0                        # E - S
+    bmc_overhead_j: dict[str, float] = field(default_factory=dict)
 
     def increase(self, key: SeriesKey) -> float:
         return self.at_end[key] - self.at_start.get(key, 0.0)
 
     def keys(self, kind: str) -> list[SeriesKey]:
         return sorted(k for k in self.at_end if k[0] == kind)
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / abs(b) if b else (0.0 if a == 0 else math.inf)
+
+
+def pct(a: float, b: float) -> str:
+    return f"{(a - b) / b * 100:+.4f} %" if b else ("0 %" if a == 0 else "inf")
 
 
 def mj(v: float) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,9 @@ HELD_KINDS = ("job_seconds", "held_idle", "held_idle_seconds", "equal_seconds")
 INSTANCE_KINDS = ("inst", "inst_idle")
 JOB_KINDS = ("job", "cpu_job", "cpu_seconds", *HELD_KINDS)
 POLLS = "wattprint_exporter_polls_total"
+# the exporter's BMC collector: a poller of its own, so its counter is read from Prometheus at S and E, never from
+# the GPU poll's pages
+NODE_ENERGY = "wattprint_node_energy_joules_total"
 # cluster: (provider, region, zone, PUE)
 CLUSTERS = {"jean-zay": ("onprem", "fr-idf", "FR", 1.2), "aws-usw2": ("aws", "us-west-2", "aws:us-west-2", 1.1)}
 PREFIX = {"jean-zay": "jz", "aws-usw2": "aws"}
@@ -87,6 +90,7 @@ class Node:
     epoch: int
     kind: str = "gpu"            # gpu (mapping-dir) | mig (mapping-dir, every GPU in MIG mode) | kube (PodResources)
     mig: tuple[str, ...] = ()    # kind mig: the GPU instance profiles, ids 1, 2, ... in this order
+    bmc: str = ""                # its BMC (bmc.py): "" none | whole (reads the node) | one-psu (a quarter)
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ def make_plan(nodes: int, gpus_per_node: int, *, shared_nodes: bool = True) -> P
     """GPU slots in node order get roles: a long job, a shared GPU (a ledger job and one missing from the
     ledger), a switch (a job ends, the GPU idles, another starts), an idle GPU; then long, long, idle, ...
     A node's long slots form one multi-GPU job; projects and phases rotate so each project spans clusters.
+    The first node's BMC reads the whole node, the last's (with 2 nodes or more) one of its four power supplies.
 
     With `shared_nodes`, two more nodes: `mig-1` (jean-zay), one board in MIG mode (3g.40gb, 2g.20gb, 1g.10gb and
     an unpartitioned slice) with a job on the 3g instance and one on the 1g, none on the 2g; and `kube-1`
@@ -169,6 +174,10 @@ def make_plan(nodes: int, gpus_per_node: int, *, shared_nodes: bool = True) -> P
                 jobs.append(Job(new_id(node.cluster), node.cluster, node.name, (str(g),), p, ph, "dave", "ends"))
                 p, ph = pick()
                 jobs.append(Job(new_id(node.cluster), node.cluster, node.name, (str(g),), p, ph, "erin", "starts"))
+    # BMCs: the first node's reads the whole node (a Redfish energy counter); the last replay node's reads one of its
+    # four power supplies (the first PowerControl member of a BMC listing one per PSU): below its GPUs, flagged
+    node_list = tuple(replace(n, bmc="whole" if i == 0 else "one-psu" if i == nodes - 1 else "")
+                      for i, n in enumerate(node_list))
     if shared_nodes:
         mig = Node("mig-1", "jean-zay", 1, EPOCH_BASE - 17 * nodes, "mig", MIG_PROFILES)
         kube = Node("kube-1", KUBE_CLUSTER, 2, EPOCH_BASE - 17 * (nodes + 1), "kube")

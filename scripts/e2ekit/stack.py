@@ -17,11 +17,15 @@ from typing import Any
 import requests
 import yaml
 
+from tests.redfishkit import Bmc
+
+from .bmc import CHASSIS, BmcLoad, mockup, sushy_static
 from .hosts import HostLoad
 from .pages import Capture, Reference, page_conservation, page_mig, series_key
 from .plan import (
     HELD_IDLE_ALERT,
     METRICS,
+    NODE_ENERGY,
     POLLS,
     REPO,
     RULE_TIME_SCALE,
@@ -69,6 +73,7 @@ class Stack:
         self.alerts: AlertWatch | None = None
         self.kube_started = 0.0
         self.ksm = ""                              # kube-state-metrics' instance, when the plan has pods
+        self.bmc_load: BmcLoad | None = None       # the BMC nodes' Redfish readings, kept to their wall power
 
     # lifecycle
     def __enter__(self) -> Stack:
@@ -91,6 +96,9 @@ class Stack:
         return proc
 
     def close(self) -> None:
+        if self.bmc_load is not None:
+            self.bmc_load.__exit__(None, None, None)
+            self.bmc_load = None
         if self.alerts is not None:
             self.alerts.stop()
             self.alerts = None
@@ -140,6 +148,7 @@ class Stack:
         ready: list[tuple[Proc, str]] = []
         rule_files = scaled_rules(self.work / "rules")
         self.hosts = HostLoad(self.plan, self.work / "hosts").__enter__()
+        node_power = self._bmcs()
         for node in self.plan.nodes:
             self.write_mapping(node.name, "before")
             port = free_port()
@@ -154,6 +163,7 @@ class Stack:
                 *command("wattprint-exporter"), "--backend", "replay", "--replay-gpus", str(node.gpus),
                 "--replay-epoch", str(node.epoch), *discovery, "--label", f"cluster={node.cluster}",
                 "--path.sysfs", str(self.hosts.sysfs(node.name)), "--path.procfs", str(self.hosts.procfs(node.name)),
+                *node_power.get(node.name, ()),
                 "--hostname", node.name, "--job-retention", retention, "--log.level", "warning",
                 "--web.listen-address", f"127.0.0.1:{port}"])
             self.exporters[f"127.0.0.1:{port}"] = node.name
@@ -196,16 +206,45 @@ class Stack:
 
         targets = len(self.exporters) + 1 + len(scrape_configs)
         gpus = sum(n.gpus for n in self.plan.nodes)
+        bmcs = len(node_power)
         deadline = time.monotonic() + 60
         while True:
             up = self.instant("sum(up)", time.time())
             seen = self.instant(f"count({METRICS['gpu']})", time.time())
-            if up and seen and float(up[0]["value"][1]) == targets and float(seen[0]["value"][1]) == gpus:
+            nodes = self.instant(f"count({NODE_ENERGY})", time.time()) if bmcs else [{"value": [0, "0"]}]
+            if up and seen and nodes and float(up[0]["value"][1]) == targets and \
+                    float(seen[0]["value"][1]) == gpus and float(nodes[0]["value"][1]) == bmcs:
                 break
             if time.monotonic() > deadline:
-                raise StackError(f"Prometheus did not see {targets} targets up and {gpus} GPUs within 60 s:\n"
-                                 + self.log_tails())
+                raise StackError(f"Prometheus did not see {targets} targets up, {gpus} GPUs and {bmcs} BMC nodes "
+                                 "within 60 s:\n" + self.log_tails())
             time.sleep(0.2)
+
+    def _bmcs(self) -> dict[str, list[str]]:
+        """The BMC nodes' Redfish servers (sushy-static, one per node, each over its own mockup tree) and the thread
+        keeping their readings to the nodes' wall power (bmc.py); returns each BMC node's exporter flags."""
+        nodes = [n for n in self.plan.nodes if n.bmc]
+        if not nodes:
+            return {}
+        exe = sushy_static()
+        flags: dict[str, list[str]] = {}
+        ready: list[tuple[Proc, str]] = []
+        servers = {}
+        for node in nodes:
+            root = mockup(node, self.work / "bmc" / node.name)
+            url = f"http://127.0.0.1:{free_port()}"
+            p = self._spawn(f"bmc-{node.name}", [exe, "-m", str(root), "-i", "127.0.0.1",
+                                                  "-p", url.rsplit(":", 1)[1]])
+            ready.append((p, url + "/redfish/v1/Chassis"))
+            servers[node.name] = (node, Bmc(root, url, p.log))
+            # the BMC polled every second, as the GPUs: the residual compares readings of the same moments
+            flags[node.name] = ["--node-power", "redfish", "--redfish-url", url + "/",
+                                "--redfish-chassis", CHASSIS[node.bmc], "--node-power-interval", "1"]
+        for proc, url in ready:
+            wait_ready(proc, url)
+        assert self.hosts is not None
+        self.bmc_load = BmcLoad(self.hosts, servers).__enter__()
+        return flags
 
     def _kubelet(self, node: Node) -> list[str]:
         """The Kubernetes node's discovery: a real gRPC server of the kubelet's PodResources v1 API on a unix socket
@@ -266,8 +305,21 @@ class Stack:
             self.log(f"  ({cap.errors} of {cap.reads + cap.errors} direct reads of /metrics failed)")
         ref = self._reference(cap, w)
         ref.rapl_wraps = self.hosts.wraps
+        self._node_reference(ref, w)
         ref.kube_started = self.kube_started
         return ref
+
+    def _node_reference(self, ref: Reference, w: Window) -> None:
+        if self.bmc_load is None:
+            return
+        at = [{r["metric"].get("hostname", ""): float(r["value"][1])
+               for r in self.instant(f'{NODE_ENERGY}{{job="wattprint-exporter"}}', t)} for t in (w.start, w.end)]
+        for name, meter in self.bmc_load.meters.items():
+            if name not in at[0] or name not in at[1]:
+                raise StackError(f"Prometheus has no {NODE_ENERGY} of {name} at {iso(w.start)} and {iso(w.end)}")
+            ref.node_at[name] = (at[0][name], at[1][name])
+            ref.window_s = w.end - w.start
+            ref.bmc_overhead_j[name] = meter.overhead_at(w.end) - meter.overhead_at(w.start)
 
     def held_idle_alerts(self) -> list[dict[str, Any]]:
         """The WattprintJobHoldingIdleGpus alerts seen firing (Prometheus' alerts are read in the background from

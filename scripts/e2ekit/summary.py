@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from .checks import Verdict, pct, rel
-from .pages import Reference
+from .checks import Verdict
+from .pages import Reference, pct, rel
 from .pipeline import Outcome
 from .plan import HELD_IDLE_ALERT, Job, Plan, iso
 from .stack import Stack
@@ -56,6 +56,18 @@ def summary(plan: Plan, stack: Stack, ref: Reference, out: Outcome, verdict: Ver
         lines.append(f"{'project':<12} {'report CPU energy':>20} {'exporters':>16} {'difference':>26}")
         for p, (got, exp) in verdict.cpu["projects"].items():
             lines.append(f"{p:<12} {kj(got):>20} {kj(exp):>16} {got - exp:>+12.3f} J {pct(got, exp):>11}")
+    if verdict.node.get("nodes"):
+        lines += ["", f"node power: {len(verdict.node['nodes'])} BMCs (Redfish, sushy-static), {verdict.node['hours']} "
+                  "node-hours; over [S, E], from the exporters' counters:",
+                  f"{'node':<8} {'BMC':<8} {'node':>14} {'GPU boards':>14} {'RAPL':>12} {'residual':>14} "
+                  f"{'jobs':>12} {'node idle':>12} {'BMC model overhead':>20}"]
+        for name, r in verdict.node["nodes"].items():
+            jobs = sum(r["shares_j"].values())
+            lines.append(f"{name:<8} {r['bmc']:<8} {kj(r['node_j']):>14} {kj(r['gpu_j']):>14} {kj(r['rapl_j']):>12} "
+                         f"{kj(r['residual_j']):>14} {kj(jobs):>12} {kj(r['idle_j']):>12} "
+                         f"{kj(r['overhead_j']):>20}")
+        lines.append("(BMC model overhead: what the BMC's model put in beside the GPUs and RAPL by the wall clock, the "
+                     "fans' 450 W and the PSUs' losses; shown for scale, not checked)")
     for (node, gpu), b in verdict.shared.get("mig", {}).items():
         lines += ["", f"MIG board {node} GPU {gpu}: {kj(b['board_j'])} = instances + unpartitioned slice "
                   f"{kj(b['unpartitioned_j'])}; board idle {kj(b['idle_j'])}"]

@@ -202,7 +202,7 @@ def layer_rows(total: Sums, o: ReportOptions) -> tuple[LayerRow, ...]:
                  if o.idle_policy == "pro-rata"
                  else "reported separately per cluster (idle policy 'separate'): not charged"),
         "node": ("per node-hour, the BMC's node energy less the GPU boards and RAPL (0 where the BMC read less), "
-                 "shared among the node's jobs by GPU-seconds (CPU-seconds without GPU jobs), x that hour's "
+                 "shared among the node's jobs by allocated GPU-seconds (CPU-seconds without GPU jobs), x that hour's "
                  "intensity"),
         "pue": "(PUE - 1) x the " + _and(["GPU", *(["CPU"] if o.inc_cpu else []),
                                           *(["node residual"] if o.inc_node else [])])

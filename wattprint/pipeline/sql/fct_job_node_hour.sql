@@ -2,8 +2,10 @@
 -- each node-hour's attributed_j (fct_node_hour.sql) shared among the jobs by their share of the node, the rest to
 -- node idle (job_id NULL), so per node-hour, exactly (DECIMAL(38, 9)), jobs + idle == attributed_j.
 --  gpu_seconds  (jobs held GPUs on the node in the hour) the jobs' part is the node's allocated share,
---               min(1, their GPU-seconds / capacity_s), capacity_s = the node's GPUs x the seconds the BMC read; each
---               job gets that part by its GPU-seconds (fct_job_gpu_hour). The unallocated GPU-seconds are node idle.
+--               min(1, their allocated GPU-seconds / capacity_s), capacity_s = the node's GPUs x the seconds the BMC
+--               read; each job gets that part by its allocated GPU-seconds: its GPU-seconds (fct_job_gpu_hour), on a
+--               GPU whose jobs together held it longer than the BMC read (jobs sharing it in time) scaled down to
+--               those seconds pro rata. The unallocated GPU-seconds are node idle.
 --  cpu_seconds  (no job held a GPU; jobs had CPU time) the jobs' part is the share of the node's RAPL energy the
 --               exporter split to jobs, i.e. their share of the node's CPU time (the exporter weighs each poll's
 --               energy by the jobs' CPU time against the node's, wattprint/exporter/host/accounting.py: the pipeline
@@ -23,12 +25,28 @@ n AS (
     WHERE attributed_j > 0
       AND hour_ts >= to_timestamp($out_lo_h::BIGINT * 3600) AND hour_ts < to_timestamp($out_hi_h::BIGINT * 3600)
 ),
-w AS (
-    SELECT cluster, node_key(hostname) AS node, epoch_us(hour_ts) // 3600000000 AS hour_idx, job_id,
-           'gpu_seconds' AS basis, sum(exact(gpu_seconds)) AS w_s
+held AS (
+    -- each job's GPU-seconds on each GPU of the node in the hour
+    SELECT cluster, node_key(hostname) AS node, epoch_us(hour_ts) // 3600000000 AS hour_idx, gpu_key, job_id,
+           sum(exact(gpu_seconds)) AS s
     FROM fct_job_gpu_hour
     WHERE job_id IS NOT NULL
       AND hour_ts >= to_timestamp($out_lo_h::BIGINT * 3600) AND hour_ts < to_timestamp($out_hi_h::BIGINT * 3600)
+    GROUP BY ALL
+),
+allocated AS (
+    -- a GPU is allocated once: jobs sharing it in time each hold it the whole time, so where its jobs' GPU-seconds
+    -- exceed the seconds the BMC read, they are scaled down pro rata to those seconds (a GPU shared by two jobs
+    -- weighs as much as one held by one job, and unallocated GPUs stay node idle)
+    SELECT h.cluster, h.node, h.hour_idx, h.job_id, h.s, sum(h.s) OVER gpu AS gpu_s, n.covered_s
+    FROM held h
+    JOIN n USING (cluster, node, hour_idx)
+    WINDOW gpu AS (PARTITION BY h.cluster, h.node, h.hour_idx, h.gpu_key)
+),
+w AS (
+    SELECT cluster, node, hour_idx, job_id, 'gpu_seconds' AS basis,
+           sum(CASE WHEN gpu_s > exact(covered_s) THEN exact(s * exact(covered_s) / gpu_s) ELSE s END) AS w_s
+    FROM allocated
     GROUP BY ALL
     UNION ALL
     SELECT cluster, node_key(hostname), epoch_us(hour_ts) // 3600000000, job_id, 'cpu_seconds', sum(exact(cpu_seconds))

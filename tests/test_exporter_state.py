@@ -19,8 +19,18 @@ from wattprint.exporter.backends.replay import ReplayBackend
 from wattprint.exporter.collectors import WattprintCollector
 from wattprint.exporter.config import parse_config
 from wattprint.exporter.jobs.base import Assignment, Job
+from wattprint.exporter.node import source as node_source
+from wattprint.exporter.node.accounting import NodePowerPoller
 from wattprint.exporter.poller import Poller
-from wattprint.exporter.state import StateError, load_state
+from wattprint.exporter.state import (
+    SavedNode,
+    SavedNodeCounter,
+    StateError,
+    dump_state,
+    load_state,
+    load_state_doc,
+    write_state,
+)
 
 
 class Board:
@@ -259,3 +269,92 @@ def test_flags_and_app_shutdown_save(tmp_path, monkeypatch):
     finally:
         app.shutdown()
     assert load_state(state)   # written again on shutdown
+
+
+class Bmc:
+    """A scripted BMC energy counter (tests/test_node_redfish_state.py uses a real Redfish server)."""
+
+    name = "redfish"
+    bmc = "bmc.node-a.example"
+
+    def __init__(self) -> None:
+        self.joules = 5_000.0
+        self.t = 0.0
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def read(self) -> node_source.NodeReading:
+        self.t += 1.0
+        return node_source.NodeReading(timestamp=self.t, method=node_source.METHOD_COUNTER, energy_joules=self.joules,
+                                       power_watts=None, reading="EnvironmentMetrics.EnergyJoules",
+                                       chassis="/redfish/v1/Chassis/1")
+
+
+def _with_node(board, path, bmc, interval=10.0) -> tuple[Poller, NodePowerPoller]:
+    node = NodePowerPoller(bmc, wallclock=lambda: 1.7e9, hostname="node-a")
+    clock = itertools.count(0.0, 1.0)
+    return Poller(board, Jobs(), clock=lambda: next(clock), wallclock=lambda: 1.7e9, state_file=str(path),
+                  state_interval=interval, node=node), node
+
+
+def test_the_node_counter_is_saved_beside_the_gpus_and_resumed(tmp_path):
+    state = tmp_path / "state.json"
+    board, bmc = Board(["GPU-a"]), Bmc()
+    p, node = _with_node(board, state, bmc)
+    node.poll_once()
+    bmc.joules = 5_012.345
+    node.poll_once()
+    p.poll_once()
+    assert p.save_state()
+    doc = json.loads(state.read_text())
+    assert doc["version"] == 1 and doc["gpus"]["GPU-a"]["energy_mj"] == 0
+    assert doc["node"] == {"source": "redfish", "hostname": "node-a", "energy_mj": 12_345, "resets": 0, "gaps": 0,
+                           "gap_seconds": 0.0, "last_unixtime": 1.7e9,
+                           "counter": {"method": "counter", "reading": "EnvironmentMetrics.EnergyJoules",
+                                       "chassis": "/redfish/v1/Chassis/1", "bmc": "bmc.node-a.example",
+                                       "raw_mj": 5_012_345}}
+    # the next process: down while the BMC counted 100 J
+    bmc.joules = 5_112.345
+    p2, node2 = _with_node(board, state, bmc)
+    assert node2.snapshot.energy_mj == 12_345 and not node2.snapshot.up
+    p2.poll_once()   # saved before the node's first poll: the file's node part is kept as it was
+    assert json.loads(state.read_text())["node"] == doc["node"]
+    assert node2.poll_once().energy_mj == 112_345
+
+
+def test_files_without_a_node_part_load_and_a_bad_one_is_refused(tmp_path):
+    state = tmp_path / "state.json"
+    base = {"format": "wattprint-exporter-state", "version": 1, "gpus": {}}
+    state.write_text(json.dumps(base))
+    assert load_state_doc(state).node is None   # a file from before the node part
+    good = {"source": "redfish", "hostname": "node-a", "energy_mj": 7, "counter": None}
+    state.write_text(json.dumps({**base, "node": good}))
+    # the fields after energy_mj take their defaults
+    assert load_state_doc(state).node == SavedNode(source="redfish", hostname="node-a", energy_mj=7)
+    assert load_state(state) == {}   # the GPU reader passes over it, as an older exporter does
+    for bad, what in [({**good, "energy_mj": -1}, "node.energy_mj"), ({**good, "gap_seconds": float("nan")},
+                                                                       "node.gap_seconds"),
+                      ({**good, "counter": {"method": "counter", "reading": "r", "chassis": "c", "bmc": "b",
+                                            "raw_mj": "12"}}, "node.counter.raw_mj"),
+                      ({**good, "counter": {"method": "counter", "reading": "r", "chassis": "c", "raw_mj": 12}},
+                       "node.counter.bmc"),
+                      ({k: v for k, v in good.items() if k != "hostname"}, "node.hostname"), ([1], "node")]:
+        state.write_text(json.dumps({**base, "node": bad}))
+        with pytest.raises(StateError, match=what):
+            load_state_doc(state)
+
+
+def test_the_node_part_round_trips_exactly(tmp_path):
+    node = SavedNode(source="redfish", hostname="gpu-node-7.cluster.example", energy_mj=123_456_789_012, resets=2,
+                     gaps=3, gap_seconds=0.1 + 0.2,
+                     last_unixtime=1_712_345_678.123456,
+                     counter=SavedNodeCounter(method="counter", reading="EnvironmentMetrics.EnergykWh",
+                                              chassis="/redfish/v1/Chassis/1U", bmc="[fd00::7]:8443",
+                                              raw_mj=9_007_199_254_740_993))
+    path = tmp_path / "state.json"
+    write_state(path, dump_state([], 1.7e9, node=node))
+    assert load_state_doc(path).node == node
+    write_state(path, dump_state([], 1.7e9))
+    assert load_state_doc(path).node is None

@@ -63,6 +63,7 @@ class ScriptedBmc:
     """A BMC's power readings, 1 s apart (tests/test_node_redfish.py reads a real Redfish server)."""
 
     name = "redfish"
+    bmc = "bmc.node-a.example"
 
     def __init__(self) -> None:
         self.t = 0.0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import time
 from http.server import BaseHTTPRequestHandler
@@ -66,6 +67,37 @@ def test_exporter_serves_node_energy_and_power_from_redfish(tmp_path: Path) -> N
     assert "node power source found" in err and err.count("node power read failed") == 1
     assert "calvin-0f-the-bmc" not in err and base64.b64encode(b"root:calvin-0f-the-bmc").decode() not in err
     assert "Traceback" not in err
+
+
+def test_the_node_counter_continues_across_an_exporter_restart(tmp_path: Path) -> None:
+    """--state-file: stopped, the BMC counts on; started again, the served counter is the saved total plus the BMC's
+    count over the downtime, exactly (no reset for Prometheus, no energy lost)."""
+    state = tmp_path / "state.json"
+    with sushy_static(tmp_path) as bmc:
+        args = ("--backend", "replay", "--node-power", "redfish", "--redfish-url", bmc.url,
+                "--redfish-chassis", "Modern", "--state-file", str(state),
+                "--node-power-interval", "0.2", "--poll-interval", "0.2")
+        bmc.set_environment(EnergyJoules=1_000_000.0)
+        with running_exporter(*args) as (proc, port):
+            assert wait_until(lambda: node_energy(port) == 0.0, timeout=10)
+            bmc.set_environment(EnergyJoules=1_000_123.25)
+            assert wait_until(lambda: node_energy(port) == 123.25, timeout=10), scrape(port)
+            proc.terminate()
+            assert proc.wait(5) == 0
+        saved = json.loads(state.read_text())["node"]
+        bmc.set_environment(EnergyJoules=1_004_000.5)   # counted by the BMC while no exporter ran
+        with running_exporter(*args) as (proc, port):
+            assert wait_until(lambda: node_energy(port) is not None, timeout=10)
+            page = scrape(port)
+            proc.terminate()
+            proc.wait(5)
+            err = proc.stderr.read()
+    assert saved["energy_mj"] == 123_250 and saved["counter"]["raw_mj"] == 1_000_123_250
+    assert saved["counter"]["bmc"] == bmc.url.split("//", 1)[1] and saved["counter"]["chassis"].endswith("/Modern")
+    assert page["wattprint_node_energy_joules_total"][0][1] == 123.25 + (1_004_000.5 - 1_000_123.25) == 4000.5
+    assert page["wattprint_node_energy_resets_total"][0][1] == 0.0
+    assert page["wattprint_node_power_gaps_total"][0][1] == 0.0
+    assert "node energy counter resumed" in err and "Traceback" not in err
 
 
 class _Silent(BaseHTTPRequestHandler):

@@ -99,7 +99,7 @@ def build_node_power(cfg: Config) -> NodePowerPoller | None:
                        password_file=cfg.redfish_password_file, password=password_from_env(),
                        ca_file=cfg.redfish_ca_file)
     return NodePowerPoller(RedfishSource(http, chassis=cfg.redfish_chassis), interval=cfg.node_power_interval,
-                           max_gap=cfg.node_power_max_gap)
+                           max_gap=cfg.node_power_max_gap, hostname=cfg.hostname)
 
 
 class App:
@@ -107,12 +107,13 @@ class App:
         self.cfg = cfg
         self.backend = backend or build_backend(cfg)
         self.discovery = build_discovery(cfg)
+        self.node = build_node_power(cfg)
+        # The GPU poller writes the state file, the node's totals included (restored before its first poll).
         self.poller = Poller(self.backend, self.discovery, cfg.poll_interval, cfg.job_retention,
                              state_file=cfg.state_file, state_interval=cfg.state_interval, host=build_host(cfg),
                              held_idle_utilization=cfg.held_idle_utilization,
-                             mig_idle_floor_watts=cfg.mig_idle_floor_watts)
+                             mig_idle_floor_watts=cfg.mig_idle_floor_watts, node=self.node)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.node = build_node_power(cfg)
         self.registry.register(
             WattprintCollector(lambda: self.poller.snapshot, cfg.hostname, cfg.labels, self.backend.name,
                                more_collectors=self._node_collectors)
@@ -205,8 +206,9 @@ class App:
         if self.server is not None:
             self.server.shutdown()
         self.poller.stop()
+        if self.node is not None:
+            self.node.stop()   # before the save, so that its last poll is in the file (a read still in flight is not)
         self.poller.save_state()  # the totals of the last poll, for the next process
         self.backend.close()
         if self.node is not None:
-            self.node.stop()
             self.node.source.close()

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..common.logs import kv, typed
 from .attribution import split_energy_mj
@@ -24,8 +25,11 @@ from .backends.base import BackendError, GpuBackend, GpuInfo, GpuReading, MigIns
 from .host.accounting import HostPoller, HostSnapshot
 from .jobs.base import Assignment, Job, JobDiscovery
 from .mig import board_shares
-from .state import SavedGpu, SavedJob, StateError, dump_state, load_state_file, write_state
+from .state import SavedGpu, SavedJob, StateError, dump_state, load_state_doc, write_state
 from .ticker import run_every
+
+if TYPE_CHECKING:
+    from .node.accounting import NodePowerPoller
 
 log = logging.getLogger("wattprint.poller")
 
@@ -149,8 +153,11 @@ class Poller:
         host: HostPoller | None = None,
         held_idle_utilization: float = HELD_IDLE_UTILIZATION,
         mig_idle_floor_watts: float | None = None,
+        node: NodePowerPoller | None = None,
     ) -> None:
         self.backend = backend
+        # The node-power poller runs on its own thread; this one only keeps its totals in the state file.
+        self.node = node
         self.held_idle_utilization = held_idle_utilization
         self.mig_idle_floor_watts = mig_idle_floor_watts
         self.host = host
@@ -178,13 +185,16 @@ class Poller:
     # -- the state file ---------------------------------------------------------------
     def _load_state(self, path: str) -> None:
         try:
-            self._restored, host = load_state_file(path)
+            doc = load_state_doc(path)
         except StateError as exc:
             log.warning("state file not used, counters start from 0", extra=kv(path=path, reason=exc))
             return
+        self._restored = doc.gpus
         log.info("state file loaded", extra=kv(path=path, gpus=len(self._restored)))
-        if host is not None and self.host is not None:
-            self.host.restore(host)
+        if doc.host is not None and self.host is not None:
+            self.host.restore(doc.host)
+        if doc.node is not None and self.node is not None:
+            self.node.restore(doc.node)
 
     def _account_from_state(self, info: GpuInfo, saved: SavedGpu, now: float) -> _GpuAccount:
         acc = _GpuAccount(info=info, energy_mj=saved.energy_mj, idle_mj=saved.idle_mj, resets=saved.resets)
@@ -225,7 +235,8 @@ class Poller:
         gpus += [g for uuid, g in sorted(self._restored.items()) if uuid not in self._accounts]
         try:
             host = self.host.saved() if self.host is not None else None
-            write_state(self.state_file, dump_state(gpus, self._wallclock(), host))
+            node = self.node.saved() if self.node is not None else None
+            write_state(self.state_file, dump_state(gpus, self._wallclock(), host, node))
         except OSError as exc:
             self.state_save_errors += 1
             if self.state_save_errors == 1:  # once: a full or read-only disk would log every poll otherwise

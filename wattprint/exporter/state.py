@@ -8,7 +8,14 @@ rapl collector on, an optional ``host`` object holds the CPU side: per socket an
 domain the exported totals (integer µJ), the last raw RAPL counters, each job's CPU
 time and last cgroup usage, and the boot id they belong to (raw counters restart at
 boot, so they are only used again in the same boot). Files without ``host`` (older
-exporters) load unchanged, and older exporters ignore it. It is
+exporters) load unchanged, and older exporters ignore it. With ``--node-power`` on, an
+optional ``node`` object (added the same way: no version change) holds the node's exported
+totals (energy in integer mJ, the gaps and resets counters) with the series they belong to
+(source and hostname; another series starts from 0), the wall-clock time of the last
+good BMC reading, and, where the BMC has an energy counter, its last raw value (integer mJ,
+the unit the exporter books deltas in) with what identifies it: method, reading, chassis and
+the BMC's address, so that a file moved to another node or pointed at another BMC never books
+a foreign counter's delta. It is
 small JSON, written atomically (temporary file, fsync, ``os.replace``), so a
 reader sees either the old file or the new one, never half of one. Anything that
 does not parse as this format is refused as a whole: the exporter then starts
@@ -18,6 +25,7 @@ from zero, as it does without a state file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -102,6 +110,41 @@ class SavedHost:
     jobs: tuple[SavedCpuJob, ...] = ()
 
 
+@dataclass(frozen=True)
+class SavedNodeCounter:
+    """The BMC energy counter's last raw value and what it belongs to: resumed only where all of them match."""
+
+    method: str      # node.source.METHOD_COUNTER
+    reading: str     # the Redfish property, e.g. EnvironmentMetrics.EnergyJoules
+    chassis: str     # the chassis' @odata.id
+    bmc: str         # the BMC's address: host, and the port where it is not the scheme's default
+    # The counter as the exporter books it: round(J x 1000), so a resumed delta is the same integer subtraction
+    # an uninterrupted process would have made.
+    raw_mj: int
+
+
+@dataclass(frozen=True)
+class SavedNode:
+    # The series the totals belong to: the `source` label (redfish) and the exporter's --hostname. Another series'
+    # totals are not taken over: a new series must start at 0, as the pipeline reads its first value as energy.
+    source: str
+    hostname: str
+    energy_mj: int                   # wattprint_node_energy_joules_total
+    resets: int = 0                  # wattprint_node_energy_resets_total
+    gaps: int = 0                    # wattprint_node_power_gaps_total
+    gap_seconds: float = 0.0         # wattprint_node_power_gap_seconds_total
+    # Wall-clock time of the last good reading, to measure the downtime a restart leaves unbooked.
+    last_unixtime: float | None = None
+    counter: SavedNodeCounter | None = None   # None with power integration (no counter to resume)
+
+
+@dataclass(frozen=True)
+class StateDoc:
+    gpus: dict[str, SavedGpu]
+    host: SavedHost | None = None
+    node: SavedNode | None = None
+
+
 def _int(v: Any, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise StateError(f"{what}: expected an integer >= 0, got {v!r}")
@@ -112,6 +155,12 @@ def _str(v: Any, what: str) -> str:
     if not isinstance(v, str):
         raise StateError(f"{what}: expected a string, got {v!r}")
     return v
+
+
+def _seconds(v: Any, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+        raise StateError(f"{what}: expected a number >= 0, got {v!r}")
+    return float(v)
 
 
 def _obj(v: Any, what: str) -> dict[str, Any]:
@@ -133,6 +182,12 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, SavedGpu]:
 
 def load_state_file(path: str | os.PathLike[str]) -> tuple[dict[str, SavedGpu], SavedHost | None]:
     """The GPUs' saved totals and the host (CPU) part, None in files written without it."""
+    doc = load_state_doc(path)
+    return doc.gpus, doc.host
+
+
+def load_state_doc(path: str | os.PathLike[str]) -> StateDoc:
+    """Every part of the file: GPUs, host (CPU) and node (BMC), the last two None in files written without them."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -182,7 +237,37 @@ def load_state_file(path: str | os.PathLike[str]) -> tuple[dict[str, SavedGpu], 
             resets=_int(g.get("resets"), f"gpu {uuid} resets"),
             jobs=tuple(saved_jobs),
         )
-    return out, (None if doc.get("host") is None else _load_host(doc["host"]))
+    return StateDoc(gpus=out, host=None if doc.get("host") is None else _load_host(doc["host"]),
+                    node=None if doc.get("node") is None else _load_node(doc["node"]))
+
+
+def _load_node(n: Any) -> SavedNode:
+    n = _obj(n, "node")
+    last = n.get("last_unixtime")
+    c = n.get("counter")
+    counter = None
+    if c is not None:
+        c = _obj(c, "node.counter")
+        counter = SavedNodeCounter(
+            method=_str(c.get("method"), "node.counter.method"), reading=_str(c.get("reading"), "node.counter.reading"),
+            chassis=_str(c.get("chassis"), "node.counter.chassis"), bmc=_str(c.get("bmc"), "node.counter.bmc"),
+            raw_mj=_int(c.get("raw_mj"), "node.counter.raw_mj"))
+    return SavedNode(
+        source=_str(n.get("source"), "node.source"), hostname=_str(n.get("hostname"), "node.hostname"),
+        energy_mj=_int(n.get("energy_mj"), "node.energy_mj"),
+        resets=_int(n.get("resets", 0), "node.resets"), gaps=_int(n.get("gaps", 0), "node.gaps"),
+        gap_seconds=_seconds(n.get("gap_seconds", 0.0), "node.gap_seconds"),
+        last_unixtime=None if last is None else _seconds(last, "node.last_unixtime"), counter=counter)
+
+
+def _dump_node(n: SavedNode) -> dict[str, Any]:
+    c = n.counter
+    return {
+        "source": n.source, "hostname": n.hostname, "energy_mj": n.energy_mj, "resets": n.resets, "gaps": n.gaps,
+        "gap_seconds": n.gap_seconds, "last_unixtime": n.last_unixtime,
+        "counter": None if c is None else {"method": c.method, "reading": c.reading, "chassis": c.chassis,
+                                           "bmc": c.bmc, "raw_mj": c.raw_mj},
+    }
 
 
 def _load_host(h: Any) -> SavedHost:
@@ -232,7 +317,8 @@ def _dump_host(h: SavedHost) -> dict[str, Any]:
     }
 
 
-def dump_state(gpus: list[SavedGpu], saved_unixtime: float, host: SavedHost | None = None) -> str:
+def dump_state(gpus: list[SavedGpu], saved_unixtime: float, host: SavedHost | None = None,
+               node: SavedNode | None = None) -> str:
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -257,6 +343,8 @@ def dump_state(gpus: list[SavedGpu], saved_unixtime: float, host: SavedHost | No
     }
     if host is not None:
         doc["host"] = _dump_host(host)
+    if node is not None:
+        doc["node"] = _dump_node(node)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
 
 

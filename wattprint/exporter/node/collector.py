@@ -39,8 +39,9 @@ class NodePowerCollector(Collector):
         lk, v = self._keys, [self._hostname, snap.source, *self._static]
         energy = CounterMetricFamily(
             C.NODE_ENERGY,
-            "Whole-node energy from the BMC since the exporter started: deltas of its energy counter, or its power "
-            "integrated (method on wattprint_node_power_source_info).", labels=lk)
+            "Whole-node energy from the BMC since the exporter started (with --state-file, since the file was first "
+            "written): deltas of its energy counter, or its power integrated (method on "
+            "wattprint_node_power_source_info).", labels=lk)
         power = GaugeMetricFamily(C.NODE_POWER, "Whole-node power as the BMC last reported it.", labels=lk)
         up = GaugeMetricFamily("wattprint_node_power_up", "1 if the last node-power poll read the BMC, 0 if it failed.",
                                labels=lk)
@@ -55,7 +56,8 @@ class NodePowerCollector(Collector):
             "Times the BMC's energy counter went backwards (reset); each drops one poll interval of energy.", labels=lk)
         gaps = CounterMetricFamily(
             "wattprint_node_power_gaps",
-            "Intervals between two power readings longer than --node-power-max-gap, not integrated.", labels=lk)
+            "Intervals with no node energy booked: two power readings further apart than --node-power-max-gap, or "
+            "an exporter restart whose downtime the BMC's counter could not cover (--state-file).", labels=lk)
         gap_s = CounterMetricFamily("wattprint_node_power_gap_seconds",
                                     "The length of those intervals: node time with no energy booked.", labels=lk)
         up.add_metric(v, 1.0 if snap.up else 0.0)

@@ -105,6 +105,10 @@ class RedfishSource:
         self._clock = clock
         self._choice: _Choice | None = None
 
+    @property
+    def bmc(self) -> str:
+        return self.http.bmc
+
     def open(self) -> None:
         self.http.open()
         if self.http.plain_http and self.http.user:

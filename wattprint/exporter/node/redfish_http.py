@@ -35,6 +35,7 @@ ROOT = "/redfish/v1"
 # A Redfish resource is a few KiB; a chassis collection of a large GPU server a few tens.
 MAX_BODY_BYTES = 1024 * 1024
 _EXAMPLE = "e.g. https://bmc.node1.example/"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _VERIFY_REASON = re.compile(r"certificate verify failed: ([^()'\"]+)")
 
 
@@ -52,6 +53,11 @@ class RedfishHttp:
         self._scrub = Scrubber()
         self.session = session or SameOriginSession()
         self.origin = ""
+
+    @property
+    def bmc(self) -> str:
+        """The BMC's address as the state file names it (bmc_address)."""
+        return bmc_address(self.url)
 
     @property
     def plain_http(self) -> bool:
@@ -175,6 +181,22 @@ class RedfishHttp:
 
     def close(self) -> None:
         self.session.close()
+
+
+def bmc_address(url: str) -> str:
+    """What identifies the BMC behind `url` in the state file: its host, lower case, with the port only where it is
+    not the scheme's default. The scheme is left out (a BMC moved from http to https keeps its counter); the port is
+    kept (two BMC endpoints on one address are two BMCs). "" for a URL without a host (refused at open anyway)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""
+    host = (parts.hostname or "").lower()
+    if not host:
+        return ""
+    name = f"[{host}]" if ":" in host else host
+    return name if port is None or port == _DEFAULT_PORTS.get(parts.scheme.lower()) else f"{name}:{port}"
 
 
 def password_from_env() -> str | None:

@@ -60,6 +60,10 @@ class NodePowerSource(Protocol):
 
     name: str        # the `source` label: redfish
 
+    @property
+    def bmc(self) -> str:
+        """The BMC's address (host[:port]): a saved energy counter is resumed only from the same BMC (--state-file)."""
+
     def open(self) -> None: ...
 
     def read(self) -> NodeReading: ...

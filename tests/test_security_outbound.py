@@ -498,7 +498,7 @@ def test_dcgm_username_without_password_is_a_startup_error(tmp_path: Path) -> No
     for extra, fragment in ((["--dcgm-username", "u"], "has no password"),
                             (["--dcgm-password-file", str(tmp_path / "pw")], "without --dcgm-username"),
                             (["--dcgm-username", "u", "--dcgm-password-file", str(tmp_path / "nope")],
-                             "cannot read the password")):
+                             "cannot read the file")):
         res = subprocess.run(base + extra, cwd=REPO, capture_output=True, text=True, env=clean_env(), timeout=30)
         assert fragment in one_line_error(res, 2)
 

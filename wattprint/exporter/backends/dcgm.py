@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import os
 import time
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ import requests
 
 from ...common.logs import kv
 from ...common.safehttp import CrossOriginRedirect, SameOriginSession, Scrubber, redact_url
+from ...common.secretfile import SecretFile, SecretFileError
 from ..mig import board_slices, profile_slices
 from .base import BackendError, BackendUnavailable, GpuInfo, GpuReading, MigInstance, id_order
 from .exposition import Sample, parse
@@ -164,8 +164,7 @@ class DcgmBackend:
         self.username = username or None
         self.password_file = password_file or None
         self._password = password or None  # from the environment; a password file wins over it
-        self._file_stamp: tuple[int, int] | None = None
-        self._file_failing = False
+        self._secret = SecretFile(password_file, PASSWORD_FILE_FLAG) if password_file else None
         self._scrub = Scrubber()
         # Hostname dcgm-exporter reports, so a mis-pointed URL (another node's pod) can be spotted.
         self.hostname = ""
@@ -192,8 +191,11 @@ class DcgmBackend:
         if self.password_file and not self.username:
             raise BackendUnavailable(f"{PASSWORD_FILE_FLAG} was given without {USER_FLAG}; add {USER_FLAG} USER")
         if self.username:
-            if self.password_file:
-                self._load_password(at_start=True)
+            if self._secret is not None:
+                try:
+                    self._password = self._secret.load()
+                except SecretFileError as exc:
+                    raise BackendUnavailable(str(exc)) from None
             if not self._password:
                 raise BackendUnavailable(
                     f"{USER_FLAG} {self.username!r} has no password: pass {PASSWORD_FILE_FLAG} FILE "
@@ -201,37 +203,16 @@ class DcgmBackend:
                 )
             self._scrub = Scrubber(basic_auth=[(self.username, self._password)])
 
-    def _load_password(self, at_start: bool = False) -> None:
-        """(Re-)read the password file when its modification time or size changed."""
-        path = self.password_file
-        assert path is not None
-        try:
-            st = os.stat(path)
-            stamp = (st.st_mtime_ns, st.st_size)
-            if stamp == self._file_stamp:
-                return
-            with open(path, encoding="utf-8") as fh:
-                value = fh.read().strip()
-            if not value:
-                raise ValueError("the file is empty; write the password on its first line")
-        except (OSError, ValueError) as exc:
-            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-            problem = f"{PASSWORD_FILE_FLAG} {path}: cannot read the password ({reason})"
-            if at_start:
-                raise BackendUnavailable(f"{problem}; check the path and its permissions") from None
-            if not self._file_failing:
-                log.warning("%s; keeping the password read before", problem)
-            self._file_failing = True
-            return
-        self._file_stamp, self._password, self._file_failing = stamp, value, False
-        assert self.username is not None
-        self._scrub = Scrubber(basic_auth=[(self.username, value)])
-
     def _auth(self) -> tuple[str, str] | None:
         if not self.username:
             return None
-        if self.password_file:
-            self._load_password()
+        if self._secret is not None:   # re-read when rotated; a bad re-read keeps the last password, said once
+            problem = self._secret.refresh()
+            if problem:
+                log.warning("%s", problem)
+            if self._secret.value != self._password:
+                self._password = self._secret.value
+                self._scrub = Scrubber(basic_auth=[(self.username, self._password)])
         assert self._password is not None
         return self.username, self._password
 

@@ -8,7 +8,8 @@
 #   docker build --target exporter -t REGISTRY/wattprint-exporter:$V .
 #   docker build --target full -t REGISTRY/wattprint:$V .
 # NVML comes from the host driver at run time (the NVIDIA container runtime mounts libnvidia-ml.so.1),
-# so nothing of CUDA is in either image.
+# so nothing of CUDA is in either image. Nor of ROCm: for AMD GPUs (--backend amdsmi), Dockerfile.amdsmi adds ROCm's
+# amd-smi library on top of the exporter image (a separate file, so no build of these targets fetches ROCm).
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY requirements/build.txt requirements/build.txt

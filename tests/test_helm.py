@@ -103,10 +103,14 @@ def rendered(helm: str, case: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 def values_of(case: str) -> dict[str, Any]:
-    """The effective values of a case (chart defaults deep-merged with the override file)."""
+    """The effective values of a case (chart defaults deep-merged with the override file; null deletes a default
+    key, as in Helm)."""
     def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         out = dict(base)
         for k, v in over.items():
+            if v is None and isinstance(base, dict) and k in base:
+                out.pop(k)
+                continue
             out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         return out
 
@@ -140,6 +144,12 @@ def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]
             yield d["kind"], d["spec"]["template"]["spec"]
         elif d["kind"] == "CronJob":
             yield d["kind"], d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def amdsmi_privileged(values: dict[str, Any]) -> bool:
+    """Backend amdsmi reaching the device nodes through hostPath mounts in a privileged container."""
+    e = values["exporter"]
+    return bool(e["backend"] == "amdsmi" and e["amdsmi"]["deviceAccess"] == "privileged")
 
 
 def container(doc: dict[str, Any]) -> dict[str, Any]:
@@ -234,6 +244,7 @@ def test_pods_are_locked_down(rendered: tuple[str, list[dict[str, Any]]], case: 
     assert {k for k, _ in specs} == {"DaemonSet", "Deployment", "CronJob"}
     kube = values_of(case)["exporter"]["kubernetes"]
     pod_resources = discovery == "kubernetes" and kube["podResources"]
+    amd_privileged = amdsmi_privileged(values_of(case))
     for k, spec in specs:
         assert spec["automountServiceAccountToken"] is False, k
         # the kubelet's PodResources socket is root's: uid 0, every capability still dropped (below)
@@ -244,10 +255,18 @@ def test_pods_are_locked_down(rendered: tuple[str, list[dict[str, Any]]], case: 
         for c in spec["containers"]:
             sc = c["securityContext"]
             assert sc["readOnlyRootFilesystem"] is True, k
-            assert sc["allowPrivilegeEscalation"] is False, k
             assert sc["capabilities"]["drop"] == ["ALL"], k
             assert not sc["capabilities"].get("add"), k
-            assert not sc.get("privileged"), k
+            # privileged only where amdsmi must open /dev/kfd and /dev/dri (the device cgroup), and then never as
+            # root: a privileged root process holds every capability whatever capabilities.drop says
+            privileged = k == "DaemonSet" and amd_privileged
+            assert bool(sc.get("privileged")) is privileged, k
+            if privileged:
+                assert not root and spec["securityContext"]["runAsUser"] != 0
+                # the API server refuses allowPrivilegeEscalation: false beside privileged: true
+                assert "allowPrivilegeEscalation" not in sc, k
+            else:
+                assert sc["allowPrivilegeEscalation"] is False, k
             assert c["resources"]["requests"] and c["resources"]["limits"], k
             # No mount inside another (a mount point cannot be created in a read-only ConfigMap volume).
             paths = [m["mountPath"].rstrip("/") + "/" for m in c["volumeMounts"]]
@@ -264,9 +283,10 @@ def test_pods_are_locked_down(rendered: tuple[str, list[dict[str, Any]]], case: 
             e = values_of(case)["exporter"]
             want = ([e["mappingDir"]] if discovery == "mapping-dir" else []) + \
                    ([kube["podResourcesDir"], kube["podLogsDir"]] if pod_resources else []) + \
-                   ([e["rapl"]["hostSysfs"]] if e["rapl"]["enabled"] else [])
+                   ([e["rapl"]["hostSysfs"]] if e["rapl"]["enabled"] else []) + \
+                   (["/dev/kfd", "/dev/dri"] if amd_privileged else [])
             assert [v["hostPath"]["path"] for v in host_paths] == want, k
-            for v in host_paths:  # every host directory is mounted read-only
+            for v in host_paths:  # every host path is mounted read-only (device nodes' I/O included: not limited)
                 (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == v["name"]]
                 assert mount["readOnly"] is True
         else:
@@ -367,12 +387,69 @@ def test_kubernetes_discovery_reads_the_podresources_socket_without_host_pid(hel
     assert mounts(moved)["/srv/logs/pods"] == ("/srv/logs/pods", True)
 
 
+AMD_NODES = {"exporter.backend": "amdsmi", "exporter.nodeSelector.nvidia\\.com/gpu\\.present": "null"}
+
+
+def test_amdsmi_reaches_the_device_nodes_without_a_gpu(helm: str) -> None:
+    """backend amdsmi: /dev/kfd and /dev/dri through read-only hostPath mounts in a privileged container that stays
+    non-root (the device nodes' groups as supplementalGroups), or, with the AMD container runtime, unprivileged; never
+    an amd.com/gpu request; the image with ROCm's library."""
+    from wattprint.exporter.config import parse_config
+
+    def daemonset(*extra: str, **over: Any) -> dict[str, Any]:
+        docs = docs_of(template(helm, *set_args({**REQUIRED, **AMD_NODES, **over}), *extra))
+        return one(docs, "DaemonSet")["spec"]["template"]["spec"]
+
+    spec = daemonset("--set-json", "exporter.amdsmi.deviceGroups=[44,110]",
+                     "--set-json", "exporter.podSecurityContext.supplementalGroups=[44,2000]")
+    (c,) = spec["containers"]
+    cfg = parse_config([a.replace("$(NODE_NAME)", "mi300x-1").replace("$(HOST_IP)", "10.0.0.7") for a in c["args"]])
+    assert "--backend=amdsmi" in c["args"] and cfg.backend == "amdsmi"
+    assert c["image"] == "ghcr.io/wattprint/wattprint-exporter-amdsmi:0.1.0"
+    # the device nodes: the compute interface and the DRM nodes, each checked for its type before the pod starts
+    host = {v["name"]: v["hostPath"] for v in spec["volumes"] if "hostPath" in v}
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    for path, kind_ in (("/dev/kfd", "CharDevice"), ("/dev/dri", "Directory")):
+        assert host[mounts[path]["name"]] == {"path": path, "type": kind_}
+        assert mounts[path]["readOnly"] is True
+    # privileged for the device cgroup; every other hardening kept; the process non-root, in the devices' groups
+    sc = c["securityContext"]
+    assert sc["privileged"] is True and "allowPrivilegeEscalation" not in sc
+    assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
+    pod = spec["securityContext"]
+    assert (pod["runAsNonRoot"], pod["runAsUser"], pod["runAsGroup"]) == (True, 65534, 65534)
+    assert pod["supplementalGroups"] == [44, 2000, 110] and pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False and not spec.get("hostPID") and not spec.get("hostNetwork")
+    assert not [r for s in c["resources"].values() for r in s if "gpu" in r]
+    assert {e["name"] for e in c["env"]}.isdisjoint({"AMD_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"})
+    assert "runtimeClassName" not in spec
+
+    # the AMD container runtime injects the device nodes and their cgroup rules: unprivileged, no /dev mount
+    rt = daemonset(**{"exporter.amdsmi.deviceAccess": "runtime", "exporter.runtimeClassName": "amd"})
+    (c,) = rt["containers"]
+    assert rt["runtimeClassName"] == "amd"
+    assert {"name": "AMD_VISIBLE_DEVICES", "value": "all"} in c["env"]
+    assert c["securityContext"] == {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                    "privileged": False, "capabilities": {"drop": ["ALL"]}}
+    assert not [v for v in rt["volumes"] if v.get("hostPath", {}).get("path", "").startswith("/dev")]
+    assert "supplementalGroups" not in rt["securityContext"]
+
+    # pods found from the processes on each GPU (hostPID), non-root
+    pods = daemonset(**{"exporter.jobDiscovery": "kubernetes", "exporter.kubernetes.podResources": False})
+    assert pods["hostPID"] is True and pods["securityContext"]["runAsUser"] == 65534
+    assert "--kubelet-podresources-socket=" in pods["containers"][0]["args"]
+
+
 def test_exporter_runs_on_gpu_nodes(rendered: tuple[str, list[dict[str, Any]]], case: str) -> None:
     _, docs = rendered
     values = values_of(case)["exporter"]
     spec = one(docs, "DaemonSet")["spec"]["template"]["spec"]
-    assert spec["nodeSelector"] == values["nodeSelector"]
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert spec.get("nodeSelector", {}) == values["nodeSelector"]
+    assert spec["tolerations"] == values["tolerations"]
+    if values["backend"] == "amdsmi":
+        assert not any(k.startswith("nvidia.com/") for k in spec.get("nodeSelector", {}))
+    else:
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
     assert spec.get("runtimeClassName", "") == values["runtimeClassName"]
     probe = container(one(docs, "DaemonSet"))["livenessProbe"]
     assert probe["httpGet"]["path"] == "/-/healthy"
@@ -388,7 +465,8 @@ def test_each_workload_runs_its_image(rendered: tuple[str, list[dict[str, Any]]]
     tag = full["tag"] or yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     want_full = f"{full['repository']}:{tag}" + (f"@{full['digest']}" if full["digest"] else "")
     exp = values["exporter"]["image"]
-    want_exporter = f"{exp['repository'] or full['repository'] + '-exporter'}:{exp['tag'] or tag}" \
+    suffix = "-exporter-amdsmi" if values["exporter"]["backend"] == "amdsmi" else "-exporter"
+    want_exporter = f"{exp['repository'] or full['repository'] + suffix}:{exp['tag'] or tag}" \
         + (f"@{exp['digest']}" if exp["digest"] else "")
     assert container(one(docs, "DaemonSet"))["image"] == want_exporter
     others = [d for d in docs if d["kind"] in ("Deployment", "CronJob")]
@@ -436,6 +514,11 @@ def test_exporter_args_parse_and_carry_the_cluster_label(rendered: tuple[str, li
     assert {"NODE_NAME", "HOST_IP"} <= env
     wants_runtime_env = cfg.backend == "nvml" and bool(values["exporter"]["nvidiaVisibleDevices"])
     assert ("NVIDIA_VISIBLE_DEVICES" in env) == wants_runtime_env
+    wants_amd_env = cfg.backend == "amdsmi" and values["exporter"]["amdsmi"]["deviceAccess"] == "runtime"
+    assert ("AMD_VISIBLE_DEVICES" in env) == wants_amd_env
+    # never a GPU resource: the device plugin would take that GPU from the jobs
+    for section in c["resources"].values():
+        assert not [r for r in section if r.startswith(("nvidia.com/", "amd.com/"))], section
 
 
 def test_serve_intensity_args_and_config_are_accepted(rendered: tuple[str, list[dict[str, Any]]], case: str,
@@ -823,7 +906,15 @@ def test_notes_render(helm: str, case: str, tmp_path: Path) -> None:
 
 
 BAD_VALUES = [
-    pytest.param({"exporter.backend": "nvm"}, ["exporter.backend", "must be one of", "nvml", "dcgm"], id="backend"),
+    pytest.param({"exporter.backend": "nvm"}, ["exporter.backend", "must be one of", "nvml", "dcgm", "amdsmi"],
+                 id="backend"),
+    pytest.param({"exporter.backend": "rocm-smi"}, ["exporter.backend", "must be one of", '"amdsmi"'],
+                 id="backend-amd-spelling"),
+    pytest.param({"exporter.amdsmi.deviceAccess": "hostPath"}, ["exporter.amdsmi.deviceAccess", "must be one of",
+                                                                "privileged", "runtime"], id="amdsmi-device-access"),
+    pytest.param({"exporter.amdsmi.deviceGroups": "{render}"}, ["exporter.amdsmi.deviceGroups.0",
+                                                                 "Invalid type. Expected: integer"],
+                 id="amdsmi-device-groups"),
     pytest.param({"cluster.name": ""}, ["cluster.name", "String length must be greater than or equal to 1"],
                  id="no-cluster-name"),
     pytest.param({"exporter.pollInterval": -1}, ["exporter.pollInterval", "greater than 0"], id="poll-interval"),
@@ -888,6 +979,23 @@ TEMPLATE_CHECKS = [
     pytest.param({"exporter.nodePower.source": "redfish"},
                  "exporter.nodePower.source redfish needs exporter.nodePower.redfish.url", [],
                  id="redfish-without-url"),
+    # backend amdsmi with the chart's NVIDIA settings: a DaemonSet on no AMD node, or pods never charged.
+    pytest.param({"exporter.backend": "amdsmi"},
+                 "exporter.backend amdsmi: exporter.nodeSelector still selects NVIDIA nodes (nvidia.com/gpu.present",
+                 [],
+                 id="amdsmi-on-nvidia-nodes"),
+    pytest.param({**AMD_NODES, "exporter.runtimeClassName": "nvidia"},
+                 "exporter.backend amdsmi: exporter.runtimeClassName nvidia is the NVIDIA container runtime's", [],
+                 id="amdsmi-nvidia-runtime"),
+    pytest.param({**AMD_NODES, "exporter.jobDiscovery": "kubernetes"},
+                 "set exporter.kubernetes.podResources=false", [], id="amdsmi-podresources"),
+    pytest.param({**AMD_NODES, "exporter.rapl.runAsRoot": True},
+                 "would run a privileged container as uid 0", [], id="amdsmi-privileged-root"),
+    # a GPU request would take the GPU from the jobs, whatever the backend
+    pytest.param({**AMD_NODES, "exporter.resources.limits.amd\\.com/gpu": 1},
+                 "exporter.resources.limits must not request amd.com/gpu", [], id="amd-gpu-resource"),
+    pytest.param({"exporter.resources.requests.nvidia\\.com/gpu": 1},
+                 "exporter.resources.requests must not request nvidia.com/gpu", [], id="nvidia-gpu-resource"),
 ]
 
 

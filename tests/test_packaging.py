@@ -53,6 +53,18 @@ def test_dockerfile_versions_are_the_package_version() -> None:
             assert v == wattprint.__version__, line
 
 
+def test_amdsmi_image_layers_on_the_exporter_image() -> None:
+    """Dockerfile.amdsmi (not built here: it fetches ROCm) adds amd-smi to the exporter image and keeps its version
+    label (inherited) and its non-root user; the ROCm release is the builder's choice, never a default."""
+    lines = [x for x in (REPO / "Dockerfile.amdsmi").read_text().splitlines() if x and not x.startswith("#")]
+    froms = [x for x in lines if x.startswith("FROM")]
+    assert froms[-1] == "FROM ${EXPORTER_IMAGE}"
+    assert "ARG ROCM_VERSION" in lines and "ARG EXPORTER_IMAGE" in lines   # no default value
+    assert not [x for x in lines if "org.opencontainers.image.version" in x]
+    assert [x for x in lines if x.startswith("USER")][-1] == "USER 65534"
+    assert lines[-1] == "USER 65534"
+
+
 def test_pyproject_reads_the_version_from_the_package() -> None:
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert meta["project"]["dynamic"] == ["version"]

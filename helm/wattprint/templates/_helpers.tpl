@@ -173,11 +173,13 @@ Pod-level volumes and container mounts shared by the pipeline pods: the config a
 
 {{/*
 The exporter image (Dockerfile target exporter): wattprint-exporter without DuckDB and Arrow, for the DaemonSet.
-Repository defaults to <image.repository>-exporter, tag to image.tag then the appVersion; its own digest pins it.
+Repository defaults to <image.repository>-exporter (backend amdsmi: <image.repository>-exporter-amdsmi, built with
+Dockerfile.amdsmi: the exporter image with ROCm's amd-smi library), tag to image.tag then the appVersion; its own digest pins it.
 */}}
 {{- define "wattprint.exporterImage" -}}
 {{- $img := .Values.exporter.image | default dict }}
-{{- $repo := default (printf "%s-exporter" .Values.image.repository) $img.repository }}
+{{- $suffix := eq .Values.exporter.backend "amdsmi" | ternary "-exporter-amdsmi" "-exporter" }}
+{{- $repo := default (printf "%s%s" .Values.image.repository $suffix) $img.repository }}
 {{- $tag := default (default .Chart.AppVersion .Values.image.tag) $img.tag }}
 {{- if $img.digest }}
 {{- printf "%s:%s@%s" $repo $tag $img.digest }}

@@ -227,6 +227,32 @@ def test_replay_restart_with_the_same_epoch_counts_the_whole_trace(tmp_path):
     assert _jobs(g1) == {"train": g1.energy_mj}
 
 
+def test_a_file_from_another_node_restores_none_of_its_gpus(tmp_path, caplog):
+    """GPUs are keyed by UUID, unique to a board (replay's derive from --hostname): a state file copied to or shared
+    with another node holds none of that node's GPUs, so they start from 0 and the foreign ones are dropped."""
+    state = tmp_path / "state.json"
+    jobs = Jobs()
+    jobs.on = {"0": ["train"]}
+
+    def replay(hostname):
+        b = ReplayBackend(gpus=2, epoch=2_000.0, hostname=hostname, wallclock=lambda: 2_010.0)
+        b.open()
+        return b
+
+    p = _poller(replay("n1"), jobs, state)
+    p.poll_once()
+    p.save_state()
+    foreign = set(load_state(state))
+    with caplog.at_level(logging.INFO, logger="wattprint.poller"):
+        snap = _poller(replay("n2"), jobs, state).poll_once()
+    assert {g.info.uuid for g in snap.gpus}.isdisjoint(foreign)
+    assert [(g.energy_mj, g.idle_mj, _jobs(g), g.counter_resets) for g in snap.gpus] == [(0, 0, {"train": 0}, 0),
+                                                                                       (0, 0, {}, 0)]
+    dropped = {r.fields["uuid"] for r in caplog.records   # type: ignore[attr-defined]
+               if r.message == "state file: GPU not found, its saved totals are dropped"}
+    assert dropped == foreign and set(load_state(state)) == {g.info.uuid for g in snap.gpus}
+
+
 def test_write_failures_are_counted_logged_once_and_not_fatal(tmp_path, caplog):
     state = tmp_path / "no-such-dir" / "state.json"
     board = Board(["GPU-a"])

@@ -47,10 +47,11 @@ class Ticks:
 
 
 def host_poller(host: HostTree, discovery: str = "slurm", retention: float = 300.0,
-                read_file: Callable[[str], bytes] = read_small, clock: Ticks | None = None) -> HostPoller:
+                read_file: Callable[[str], bytes] = read_small, clock: Ticks | None = None,
+                hostname: str = "") -> HostPoller:
     rapl = RaplCollector(str(host.sysfs), read_file=read_file, clock=clock or Ticks())
     cgroups = None if discovery == "none" else CgroupCollector(str(host.sysfs), str(host.procfs), discovery, hz=HZ)
-    return HostPoller(rapl, cgroups, str(host.procfs), retention)
+    return HostPoller(rapl, cgroups, str(host.procfs), retention, hostname=hostname)
 
 
 def domain(snap: HostSnapshot, socket: str, name: str):
@@ -361,10 +362,10 @@ def test_collector_off_means_no_cpu_families(tmp_path):
 # -- restarts (--state-file) -------------------------------------------------------------------------------------
 
 
-def stateful(host: HostTree, state: Path, clock: Ticks) -> Poller:
+def stateful(host: HostTree, state: Path, clock: Ticks, hostname: str = "") -> Poller:
     ticks = itertools.count(0.0, 1.0)
     return Poller(Board(), NoDiscovery(), clock=lambda: next(ticks), wallclock=lambda: 1.7e9,
-                  state_file=str(state), state_interval=1.0, host=host_poller(host, clock=clock))
+                  state_file=str(state), state_interval=1.0, host=host_poller(host, clock=clock, hostname=hostname))
 
 
 def test_restart_in_the_same_boot_books_the_downtime_by_its_cpu_time(tmp_path):
@@ -441,6 +442,66 @@ def test_long_downtime_is_booked_as_a_lower_bound_with_a_warning(tmp_path, caplo
     assert any("lower bound" in r.message for r in caplog.records)
 
 
+def _first_node(host: HostTree, state: Path, clock: Ticks, hostname: str) -> None:
+    """One exporter's life on `hostname`: 4 J on the package, 3 of them job 1's, saved to `state`."""
+    host.cgroup(J1)
+    p = stateful(host, state, clock, hostname)
+    p.poll_once()
+    host.add_node_usec(4_000_000)
+    host.add_usage(J1, 3_000_000)
+    host.add_energy("0", "package", 4_000_000)
+    p.poll_once()
+
+
+def test_a_file_saved_for_another_hostname_starts_the_cpu_counters_from_0(tmp_path, caplog):
+    """A state file copied to or shared with another node (an image template, an NFS path), or --hostname changed:
+    that series is new to Prometheus and must start at 0, even in the same boot (raw baselines and all)."""
+    host = HostTree(tmp_path, sockets=1, dram=False)
+    state = tmp_path / "state.json"
+    clock = Ticks()
+    _first_node(host, state, clock, "node-a")
+    assert json.loads(state.read_text())["host"]["hostname"] == "node-a"
+    host.add_energy("0", "package", 2_000_000)
+    host.add_node_usec(2_000_000)
+    host.add_usage(J1, 2_000_000)
+    with caplog.at_level(logging.INFO, logger="wattprint.host"):
+        p = stateful(host, state, clock, "node-b")
+    why = [r for r in caplog.records if r.name == "wattprint.host"]
+    assert [r.message for r in why] == ["state file: CPU energy saved for another hostname, not taken over; "
+                                        "CPU counters start from 0"]
+    assert why[0].fields == {"saved_hostname": "node-a", "hostname": "node-b"}  # type: ignore[attr-defined]
+    snap = p.poll_once().host   # a baseline: nothing booked, no reset counted
+    assert snap is not None
+    d = domain(snap, "0", "package")
+    assert (d.energy_uj, d.idle_uj, d.resets, dict(d.jobs)) == (0, 0, 0, {"1": 0})
+    assert dict((j, s) for j, s, _ in snap.jobs) == {"1": 0}
+    host.add_energy("0", "package", 1_000_000)
+    host.add_node_usec(1_000_000)
+    snap = p.poll_once().host
+    assert snap is not None and domain(snap, "0", "package").energy_uj == 1_000_000 and conserved(snap)
+    saved = load_state_file(state)[1]
+    assert saved is not None and saved.hostname == "node-b" and saved.domains[0].energy_uj == 1_000_000
+
+
+def test_a_file_without_a_hostname_is_restored_whatever_the_hostname(tmp_path):
+    """Files from exporters before the hostname was saved: restored as they always were (no way to tell)."""
+    host = HostTree(tmp_path, sockets=1, dram=False)
+    state = tmp_path / "state.json"
+    clock = Ticks()
+    _first_node(host, state, clock, "node-a")
+    doc = json.loads(state.read_text())
+    del doc["host"]["hostname"]
+    state.write_text(json.dumps(doc))
+    loaded = load_state_file(state)[1]
+    assert loaded is not None and loaded.hostname is None
+    host.add_energy("0", "package", 2_000_000)
+    host.add_node_usec(2_000_000)
+    snap = stateful(host, state, clock, "node-b").poll_once().host
+    assert snap is not None
+    d = domain(snap, "0", "package")
+    assert (d.energy_uj, d.resets) == (6_000_000, 0) and dict(d.jobs)["1"] == 3_000_000 and conserved(snap)
+
+
 def test_old_state_files_without_host_load_and_gain_it(tmp_path):
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"format": "wattprint-exporter-state", "version": 1, "saved_unixtime": 1.0,
@@ -463,6 +524,10 @@ def test_a_bad_host_section_refuses_the_file(tmp_path):
                                  "host": {"boot_id": "b", "domains": [{"socket": "0", "domain": "package",
                                                                        "energy_uj": -1, "idle_uj": 0}]}}))
     with pytest.raises(StateError, match="energy_uj"):
+        load_state_file(state)
+    state.write_text(json.dumps({"format": "wattprint-exporter-state", "version": 1, "gpus": {},
+                                 "host": {"boot_id": "b", "hostname": 7}}))
+    with pytest.raises(StateError, match="host.hostname"):
         load_state_file(state)
 
 

@@ -83,7 +83,7 @@ def build_host(cfg: Config) -> HostPoller | None:
 
     # Without job discovery there are no jobs to split among: no cgroup scan, every joule is host idle.
     cgroups = None if cfg.job_discovery == "none" else CgroupCollector(cfg.sysfs, cfg.procfs, cfg.job_discovery)
-    return HostPoller(RaplCollector(cfg.sysfs), cgroups, cfg.procfs, cfg.job_retention)
+    return HostPoller(RaplCollector(cfg.sysfs), cgroups, cfg.procfs, cfg.job_retention, hostname=cfg.hostname)
 
 
 def build_node_power(cfg: Config) -> NodePowerPoller | None:

@@ -6,8 +6,11 @@ job's held GPU time in integer microseconds (``gpu_us``; files written before it
 existed load with 0 for every job, and older exporters ignore it). With the
 rapl collector on, an optional ``host`` object holds the CPU side: per socket and
 domain the exported totals (integer µJ), the last raw RAPL counters, each job's CPU
-time and last cgroup usage, and the boot id they belong to (raw counters restart at
-boot, so they are only used again in the same boot). Files without ``host`` (older
+time and last cgroup usage, the boot id they belong to (raw counters restart at
+boot, so they are only used again in the same boot) and the ``hostname`` of the series
+(``--hostname``): another hostname's totals are not taken over, its CPU series start at 0
+(a ``host`` object without ``hostname``, from an exporter before it was saved, is restored
+whatever the hostname, as it always was). Files without ``host`` (older
 exporters) load unchanged, and older exporters ignore it. With ``--node-power`` on, an
 optional ``node`` object (added the same way: no version change) holds the node's exported
 totals (energy in integer mJ, the gaps and resets counters) with the series they belong to
@@ -15,7 +18,10 @@ totals (energy in integer mJ, the gaps and resets counters) with the series they
 good BMC reading, and, where the BMC has an energy counter, its last raw value (integer mJ,
 the unit the exporter books deltas in) with what identifies it: method, reading, chassis and
 the BMC's address, so that a file moved to another node or pointed at another BMC never books
-a foreign counter's delta. It is
+a foreign counter's delta. The GPUs need no such field: they are keyed by
+UUID, unique to a board (replay derives its UUIDs from ``--hostname``), so a file from
+another node holds no GPU of this one, and its GPUs are dropped at the first good read
+like any GPU no longer found. It is
 small JSON, written atomically (temporary file, fsync, ``os.replace``), so a
 reader sees either the old file or the new one, never half of one. Anything that
 does not parse as this format is refused as a whole: the exporter then starts
@@ -108,6 +114,9 @@ class SavedHost:
     zones: tuple[SavedZone, ...] = ()
     domains: tuple[SavedCpuDomain, ...] = ()
     jobs: tuple[SavedCpuJob, ...] = ()
+    # The exporter's --hostname (the CPU series' `hostname` label): totals continue only on the same series.
+    # None in files written before it was saved, which are restored as they always were.
+    hostname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -299,14 +308,16 @@ def _load_host(h: Any) -> SavedHost:
         cpu_jobs.append(SavedCpuJob(
             job_id=job_id, cpu_usec=_int(j.get("cpu_usec"), f"cpu job {job_id} cpu_usec"),
             raw_usage_usec=None if raw is None else _int(raw, f"cpu job {job_id} raw_usage_usec")))
+    hostname = h.get("hostname")
     return SavedHost(
         boot_id=_str(h.get("boot_id", ""), "host.boot_id"),
+        hostname=None if hostname is None else _str(hostname, "host.hostname"),
         node_cpu_usec=None if node is None else _int(node, "host.node_cpu_usec"),
         zones=tuple(zones), domains=tuple(domains), jobs=tuple(cpu_jobs))
 
 
 def _dump_host(h: SavedHost) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "boot_id": h.boot_id,
         "node_cpu_usec": h.node_cpu_usec,
         "zones": {z.zone: {"socket": z.socket, "domain": z.domain, "raw_uj": z.raw_uj, "boottime_ms": z.boottime_ms,
@@ -315,6 +326,9 @@ def _dump_host(h: SavedHost) -> dict[str, Any]:
                      "idle_uj": d.idle_uj, "resets": d.resets, "jobs": dict(d.jobs)} for d in h.domains],
         "jobs": {j.job_id: {"cpu_usec": j.cpu_usec, "raw_usage_usec": j.raw_usage_usec} for j in h.jobs},
     }
+    if h.hostname is not None:
+        doc["hostname"] = h.hostname
+    return doc
 
 
 def dump_state(gpus: list[SavedGpu], saved_unixtime: float, host: SavedHost | None = None,

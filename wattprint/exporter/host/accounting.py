@@ -85,8 +85,9 @@ class HostPoller:
     """Runs the rapl and cgroups collectors each poll and keeps the CPU energy accounts."""
 
     def __init__(self, rapl: RaplCollector, cgroups: CgroupCollector | None, procfs: str = "/proc",
-                 job_retention: float = 300.0) -> None:
+                 job_retention: float = 300.0, hostname: str = "") -> None:
         self.rapl = rapl
+        self.hostname = hostname  # the `hostname` label: saved totals continue only on the same series
         self.cgroups = cgroups
         self.procfs = procfs
         self.job_retention = job_retention
@@ -240,6 +241,7 @@ class HostPoller:
     def saved(self) -> SavedHost:
         return SavedHost(
             boot_id=self.boot_id or "",
+            hostname=self.hostname,
             node_cpu_usec=self._node_last_usec,
             zones=tuple(self.rapl.saved()),
             domains=tuple(
@@ -252,7 +254,15 @@ class HostPoller:
         )
 
     def restore(self, saved: SavedHost) -> None:
-        """Take over the totals of the state file; its raw baselines only if it was written in this boot."""
+        """Take over the totals of the state file, if saved for this series (--hostname); its raw baselines only
+        if it was also written in this boot."""
+        if saved.hostname is not None and saved.hostname != self.hostname:
+            # A file copied to or shared with another node (an image template, an NFS path), or --hostname changed:
+            # that series is new to Prometheus and starts at 0 (the pipeline counts a new series' first value as
+            # energy used since it started). A file without a hostname predates the field: restored as before.
+            log.info("state file: CPU energy saved for another hostname, not taken over; CPU counters start from 0",
+                     extra=kv(saved_hostname=saved.hostname, hostname=self.hostname))
+            return
         same_boot = bool(saved.boot_id) and saved.boot_id == self.boot_id
         for d in saved.domains:
             self._domains[(d.socket, d.domain)] = _CpuDomain(

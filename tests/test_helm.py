@@ -440,11 +440,22 @@ def test_amdsmi_reaches_the_device_nodes_without_a_gpu(helm: str) -> None:
     assert "--kubelet-podresources-socket=" in pods["containers"][0]["args"]
 
 
+# What each case's exporter is placed by, written out rather than merged here: Helm merges a nodeSelector given in
+# values into the default one, so a scenario with its own label must null the default's NVIDIA key, or its pods would
+# need both labels. The default render keeps NVIDIA's.
+NODE_SELECTORS = {
+    "defaults": {"nvidia.com/gpu.present": "true"},
+    "amd-instinct-values.yaml": {"feature.node.kubernetes.io/amd-gpu": "true"},
+    "kubernetes-discovery-values.yaml": {"nvidia.com/gpu.present": "true"},
+    "slurm-mapping-dir-values.yaml": {"node-role.example.org/gpu": "true"},
+}
+
+
 def test_exporter_runs_on_gpu_nodes(rendered: tuple[str, list[dict[str, Any]]], case: str) -> None:
     _, docs = rendered
     values = values_of(case)["exporter"]
     spec = one(docs, "DaemonSet")["spec"]["template"]["spec"]
-    assert spec.get("nodeSelector", {}) == values["nodeSelector"]
+    assert spec.get("nodeSelector", {}) == values["nodeSelector"] == NODE_SELECTORS[case]
     assert spec["tolerations"] == values["tolerations"]
     if values["backend"] == "amdsmi":
         assert not any(k.startswith("nvidia.com/") for k in spec.get("nodeSelector", {}))

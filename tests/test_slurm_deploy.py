@@ -9,6 +9,7 @@ from __future__ import annotations
 import configparser
 import datetime as dt
 import fcntl
+import json
 import os
 import re
 import shlex
@@ -35,6 +36,9 @@ EPILOG = SLURM / "epilog.sh"
 SCRIPTS = (PROLOG, EPILOG)
 UNITS = ("wattprint-exporter.service", "wattprint-serve-intensity.service", "wattprint-report.service",
          "wattprint-report.timer")
+# The exporter unit's drop-in for AMD Instinct nodes, and where the README installs it.
+AMD_DROP_IN = "wattprint-exporter-amdsmi.conf"
+AMD_DROP_IN_PATH = "wattprint-exporter.service.d/amdsmi.conf"
 # The prolog and epilog are POSIX sh: run them under every shell of this machine that slurmd might use.
 SHELLS = [s for s in ("sh", "dash", "bash") if shutil.which(s)]
 
@@ -367,13 +371,16 @@ def env_file(path: Path) -> dict[str, str]:
     return out
 
 
-def unit_env(u: dict[str, dict[str, list[str]]], default_file: Path | None) -> dict[str, str]:
-    """The environment systemd gives the service: Environment= lines, then the EnvironmentFile= on top."""
+def unit_env(u: dict[str, dict[str, list[str]]], default_file: Path | None,
+             drop_ins: Iterable[dict[str, dict[str, list[str]]]] = ()) -> dict[str, str]:
+    """The environment systemd gives the service: Environment= lines (the unit's, then its drop-ins' in order,
+    the last assignment of a variable winning), then the EnvironmentFile= on top."""
     env: dict[str, str] = {}
-    for item in u["Service"].get("Environment", []):
-        for assignment in shlex.split(item):
-            key, _, value = assignment.partition("=")
-            env[key] = value
+    for part in (u, *drop_ins):
+        for item in part["Service"].get("Environment", []):
+            for assignment in shlex.split(item):
+                key, _, value = assignment.partition("=")
+                env[key] = value
     if default_file is not None:
         env.update(env_file(default_file))
     return env
@@ -484,6 +491,33 @@ def test_exporter_unit_is_hardened_but_sees_the_gpus() -> None:
     assert "ProcSubset" not in s  # would hide /proc/driver/nvidia
 
 
+def test_amd_drop_in_sets_the_backend_and_its_devices_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """wattprint-exporter-amdsmi.conf: --backend amdsmi, the amdgpu device groups instead of NVIDIA's, the render and
+    video groups ROCm documents; no other key, so nothing else of the unit's hardening can change."""
+    u = unit("wattprint-exporter.service")
+    d = unit(AMD_DROP_IN)
+    assert set(d) == {"Service"} and set(d["Service"]) == {"Environment", "DeviceAllow", "SupplementaryGroups"}
+    # The empty assignment first: it drops char-nvidia*, so the AMD node's service reaches no NVIDIA device.
+    assert d["Service"]["DeviceAllow"] == ["", "char-drm rw", "char-kfd rw"]
+    assert d["Service"]["SupplementaryGroups"] == ["render video"]
+    text = (SLURM / "wattprint-exporter.default").read_text()
+    assert "WATTPRINT_BACKEND" not in text   # the backend comes and goes with the drop-in's device access
+    env = unit_env(u, SLURM / "wattprint-exporter.default", [d])
+    cfg = parse_exporter(exporter_argv(env), env, monkeypatch)
+    assert (cfg.backend, cfg.job_discovery, cfg.mapping_dir) == ("amdsmi", "mapping-dir", "/run/wattprint/jobs")
+    assert dict(cfg.labels) == {"cluster": "jean-zay", "region": "FR"}
+    # The default file's commented AMD example, uncommented, still parses and hands ROCM_PATH to the service.
+    example = [line[1:] for line in text.splitlines() if line.startswith("#ROCM_PATH=")]
+    assert example == ["ROCM_PATH=/opt/rocm-6.4.1"]
+    uncommented = tmp_path / "wattprint-exporter"
+    uncommented.write_text(text + "\n".join(example) + "\n")
+    env = unit_env(u, uncommented, [d])
+    assert env["ROCM_PATH"] == "/opt/rocm-6.4.1"
+    assert parse_exporter(exporter_argv(env), env, monkeypatch).backend == "amdsmi"
+    # The README installs it where systemd reads the unit's drop-ins.
+    assert f"/etc/systemd/system/{AMD_DROP_IN_PATH}" in (SLURM / "README.md").read_text()
+
+
 @pytest.mark.parametrize("name", ["wattprint-exporter.service", "wattprint-serve-intensity.service"])
 def test_daemons_have_a_memory_limit_their_http_bound_fits_in(name: str) -> None:
     from wattprint.common.web import MAX_CONNECTIONS
@@ -562,6 +596,43 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     res = subprocess.run([analyze, "verify", *(str(tmp_path / n) for n in UNITS)], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
+
+
+def security(analyze: str, unit_dir: Path) -> dict[str, tuple[bool, str | None, str]]:
+    """systemd-analyze security --offline of the exporter unit in unit_dir (with the drop-ins beside it): each
+    setting it scores -> (set, exposure, description)."""
+    res = subprocess.run([analyze, "security", "--offline=true", "--json=short",
+                          str(unit_dir / "wattprint-exporter.service")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return {c["name"]: (c["set"], c["exposure"], c["description"]) for c in json.loads(res.stdout)}
+
+
+def test_systemd_reads_the_amd_drop_in_and_it_loosens_nothing_else(tmp_path: Path) -> None:
+    """systemd's own parser: the unit with the AMD drop-in verifies cleanly, and its security scan differs from the
+    NVIDIA unit's only in the supplementary groups and in which devices the allow-list names."""
+    analyze = require_tool("systemd-analyze")
+    venv_bin = Path(sys.executable).parent
+    text = (SLURM / "wattprint-exporter.service").read_text().replace("/opt/wattprint/bin/", f"{venv_bin}/")
+    nvidia, amd = tmp_path / "nvidia", tmp_path / "amd"
+    for d in (nvidia, amd):
+        d.mkdir()
+        (d / "wattprint-exporter.service").write_text(text)
+    (amd / AMD_DROP_IN_PATH).parent.mkdir()
+    shutil.copy(SLURM / AMD_DROP_IN, amd / AMD_DROP_IN_PATH)
+    # verify reads the drop-ins beside a unit file (a misspelt key there is reported like one in the unit)
+    res = subprocess.run([analyze, "verify", str(amd / "wattprint-exporter.service")], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
+    before, after = security(analyze, nvidia), security(analyze, amd)
+    assert set(before) == set(after)
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {"SupplementaryGroups=", "DeviceAllow="}, changed
+    assert before["SupplementaryGroups="][:2] == (True, None)     # no exposure without groups
+    assert after["SupplementaryGroups="][:2] == (False, "0.1")
+    assert before["DeviceAllow="][:2] == after["DeviceAllow="][:2]   # same score: a closed list either way
+    assert "char-nvidia" in before["DeviceAllow="][2]
+    devices = set(after["DeviceAllow="][2].split(": ", 1)[1].split())
+    assert devices == {"char-drm:rw", "char-kfd:rw", "char-rtc:r"}   # char-rtc r: ProtectClock=yes adds it
 
 
 # -- the monthly report: the unit's `wattprint run` ------------------------------------------------------------

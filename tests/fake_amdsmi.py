@@ -12,7 +12,15 @@ in the PyPI sdists' ``amdsmi/amdsmi_interface.py``, ``amdsmi_wrapper.py`` and ``
 * the version differences: the accumulator is ``power`` in 6.2, ``power`` and ``energy_accumulator`` in 6.3,
   ``energy_accumulator`` from 6.4; ``socket_power`` joins ``amdsmi_get_power_info`` in 7.0 (which in 6.4 takes
   ``sensor_ind=0``); ``amdsmi_get_gpu_kfd_info`` from 6.3, ``amdsmi_get_gpu_xcd_counter`` from 6.4;
-  ``cu_occupancy`` in the process list from 7.0; a field the GPU lacks is ``"N/A"``.
+  ``cu_occupancy`` in the process list from 7.0; a field the GPU lacks is ``"N/A"``;
+* ``amdsmi_get_gpu_device_bdf`` in every release: ``_format_bdf``'s lower-case hex ``dddd:bb:dd.f``; a compute
+  partition's function is its partition id (``0000:0c:00.1`` for partition 1: ``amd-smi list -e`` in CPX, amdsmi's
+  changelog for ROCm 6.4.1), and ``amdsmi_get_gpu_kfd_info``'s ``node_id`` is the processor's KFD topology node.
+
+``write_sysfs`` lays out the kernel's side of the same node: the KFD topology nodes with their
+``drm_render_minor`` and each render node's ``device`` link, to the GPU's PCI device for a whole GPU or its first
+partition and to ``amdgpu_xcp_<n>`` platform devices for the other partitions (Linux ``amdgpu_xcp_drv.c``: seven
+per GPU, numbered across the node), which is what AMD's device plugin names devices by.
 
 The counter resolution defaults to 15.300000190734863 µJ: the C float of the 15.3 rocm_smi_lib hard-codes
 (``kEnergyCounterResolution``, "hard-coded for now since all ASICs have same resolution"), the value a real
@@ -26,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import json
+import os
 import time
 import types
 from collections.abc import Callable
@@ -35,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 VERSIONS = ("6.2", "6.3", "6.4", "7.0")
+FIRST_GPU_NODE = 2        # KFD topology nodes 0 and 1 are the two CPU sockets; a GPU processor's is 2 + its handle
 RESOLUTION_UJ = float(ctypes.c_float(15.3).value)   # 15.300000190734863
 MI300X = "AMD Instinct MI300X"
 MI250X = "AMD Instinct MI250X"
@@ -64,6 +74,8 @@ class FakePartition:
     vram_used_mb: int = 2048
     processes: list[FakeProcess] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)   # call -> AMDSMI_STATUS_* name ("*": every call)
+    render_minor: int = 128                 # its DRM render node, /dev/dri/renderD<minor>
+    drm_device: str = ""                    # the sysfs device holding that node: the PCI address or amdgpu_xcp_<n>
 
 
 @dataclass
@@ -82,11 +94,15 @@ class FakeSocket:
 
 
 def mi300x(index: int, mode: str = "SPX", power_w: float = 140.0) -> FakeSocket:
-    """An MI300X OAM at bus 0x0c + index*0x10 (8 XCDs); in CPX mode eight partitions of one XCD each."""
+    """An MI300X OAM at bus 0x0c + index*0x10 (8 XCDs); in CPX mode eight partitions of one XCD each. Partition p
+    renders on renderD(128 + 8*index + p); the first is the PCI device's, the others the platform devices
+    amdgpu_xcp_<7*index + p - 1> (seven per GPU, allocated in GPU order)."""
     bus = 0x0C + 0x10 * index
     count = {"SPX": 1, "DPX": 2, "QPX": 4, "CPX": 8}[mode]
     parts = [FakePartition(uuid=f"{0x3EFF74B5 + index:08x}-0000-1000-80{p:02x}-5a0b{index:02x}c1e2d3",
-                           bdf=f"0000:{bus:02x}:00.{p}", partition_id=p, xcds=8 // count)
+                           bdf=f"0000:{bus:02x}:00.{p}", partition_id=p, xcds=8 // count,
+                           render_minor=128 + 8 * index + p,
+                           drm_device=f"0000:{bus:02x}:00.0" if p == 0 else f"amdgpu_xcp_{7 * index + p - 1}")
              for p in range(count)]
     return FakeSocket(partitions=parts, power_w=power_w, mode=mode)
 
@@ -310,7 +326,7 @@ def make_fake_amdsmi(version: str = "6.4", sockets: list[FakeSocket] | None = No
         @getter("get_gpu_kfd_info")
         def kfd(s: FakeSocket, p: FakePartition) -> dict[str, Any]:
             n = next(i for i, h in enumerate(m.handles) if h[2] is p)
-            return {"kfd_id": 0x5A5A + n, "node_id": 2 + n, "current_partition_id": p.partition_id}
+            return {"kfd_id": 0x5A5A + n, "node_id": FIRST_GPU_NODE + n, "current_partition_id": p.partition_id}
         m.amdsmi_get_gpu_kfd_info = kfd
     if at_least >= (6, 4):
         @getter("get_gpu_xcd_counter")
@@ -318,6 +334,34 @@ def make_fake_amdsmi(version: str = "6.4", sockets: list[FakeSocket] | None = No
             return p.xcds
         m.amdsmi_get_gpu_xcd_counter = xcd
     return m
+
+
+# -- the kernel's side: sysfs ------------------------------------------------------------------------------------
+def write_sysfs(root: Path, sockets: list[FakeSocket]) -> Path:
+    """A sysfs tree for `sockets` (in handle order, as make_fake_amdsmi numbers them): KFD topology nodes and DRM
+    render nodes linked to their devices, as Linux lays them out. Returns the tree's root, for --path.sysfs."""
+    sysfs = root / "sys"
+    nodes = sysfs / "class" / "kfd" / "kfd" / "topology" / "nodes"
+    for cpu in range(FIRST_GPU_NODE):
+        (nodes / str(cpu)).mkdir(parents=True)
+        (nodes / str(cpu) / "properties").write_text(
+            "cpu_cores_count 96\nsimd_count 0\nmem_banks_count 1\ngfx_target_version 0\ndrm_render_minor 0\n")
+    drm = sysfs / "class" / "drm"
+    drm.mkdir(parents=True)
+    parts = [(s, p) for s in sockets for p in s.partitions]
+    for n, (s, p) in enumerate(parts):
+        node = nodes / str(FIRST_GPU_NODE + n)
+        node.mkdir()
+        (node / "properties").write_text(
+            f"cpu_cores_count 0\nsimd_count {1216 // len(s.partitions)}\nmem_banks_count 1\n"
+            f"gfx_target_version 90402\ndrm_render_minor {p.render_minor}\n"
+            f"unique_id {0x9A3F4C2E1B0D5867 + sockets.index(s)}\n")     # one per physical GPU, as the kernel's
+        parent = "devices/platform" if p.drm_device.startswith("amdgpu_xcp") else "devices/pci0000:00/0000:00:01.1"
+        render = sysfs / parent / p.drm_device / "drm" / f"renderD{p.render_minor}"
+        render.mkdir(parents=True)
+        (render / "device").symlink_to(f"../../../{p.drm_device}")
+        (drm / f"renderD{p.render_minor}").symlink_to(os.path.relpath(render, drm))
+    return sysfs
 
 
 # -- the exporter process: a fake `amdsmi` package on its PYTHONPATH ------------------------------

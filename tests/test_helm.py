@@ -440,12 +440,36 @@ def test_amdsmi_reaches_the_device_nodes_without_a_gpu(helm: str) -> None:
     assert "--kubelet-podresources-socket=" in pods["containers"][0]["args"]
 
 
+def test_amdsmi_reads_amd_allocations_from_the_podresources_api_unprivileged(helm: str) -> None:
+    """backend amdsmi with the PodResources API: uid 0 for the kubelet's socket, so through the AMD container runtime
+    (unprivileged, every capability dropped), never a privileged root container (refused: TEMPLATE_CHECKS)."""
+    from wattprint.exporter.config import parse_config
+
+    values = {**REQUIRED, **AMD_NODES, "exporter.jobDiscovery": "kubernetes", "exporter.amdsmi.deviceAccess": "runtime",
+              "exporter.runtimeClassName": "amd"}
+    spec = one(docs_of(template(helm, *set_args(values))), "DaemonSet")["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    cfg = parse_config([a.replace("$(NODE_NAME)", "mi300x-1").replace("$(HOST_IP)", "10.0.0.7") for a in c["args"]])
+    assert (cfg.backend, cfg.job_discovery, cfg.kubelet_podresources_socket) == (
+        "amdsmi", "kubernetes", "/var/lib/kubelet/pod-resources/kubelet.sock")
+    assert cfg.sysfs == "/host/sys"         # the node's /sys: the render nodes' devices (class/kfd, class/drm) too
+    assert (spec["securityContext"]["runAsUser"], spec["securityContext"]["runAsNonRoot"]) == (0, False)
+    assert c["securityContext"] == {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                    "privileged": False, "capabilities": {"drop": ["ALL"]}}
+    assert {"name": "AMD_VISIBLE_DEVICES", "value": "all"} in c["env"] and spec["runtimeClassName"] == "amd"
+    assert not spec.get("hostPID")
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in c["volumeMounts"]}
+    assert mounts["/var/lib/kubelet/pod-resources"] is True and mounts["/var/log/pods"] is True
+    assert not [m for m in mounts if m.startswith("/dev")]
+
+
 # What each case's exporter is placed by, written out rather than merged here: Helm merges a nodeSelector given in
 # values into the default one, so a scenario with its own label must null the default's NVIDIA key, or its pods would
 # need both labels. The default render keeps NVIDIA's.
 NODE_SELECTORS = {
     "defaults": {"nvidia.com/gpu.present": "true"},
     "amd-instinct-values.yaml": {"feature.node.kubernetes.io/amd-gpu": "true"},
+    "amd-instinct-podresources-values.yaml": {"feature.node.kubernetes.io/amd-gpu": "true"},
     "kubernetes-discovery-values.yaml": {"nvidia.com/gpu.present": "true"},
     "slurm-mapping-dir-values.yaml": {"node-role.example.org/gpu": "true"},
 }
@@ -990,7 +1014,7 @@ TEMPLATE_CHECKS = [
     pytest.param({"exporter.nodePower.source": "redfish"},
                  "exporter.nodePower.source redfish needs exporter.nodePower.redfish.url", [],
                  id="redfish-without-url"),
-    # backend amdsmi with the chart's NVIDIA settings: a DaemonSet on no AMD node, or pods never charged.
+    # backend amdsmi with the chart's NVIDIA settings (a DaemonSet on no AMD node), or a privileged root container.
     pytest.param({"exporter.backend": "amdsmi"},
                  "exporter.backend amdsmi: exporter.nodeSelector still selects NVIDIA nodes (nvidia.com/gpu.present",
                  [],
@@ -999,7 +1023,8 @@ TEMPLATE_CHECKS = [
                  "exporter.backend amdsmi: exporter.runtimeClassName nvidia is the NVIDIA container runtime's", [],
                  id="amdsmi-nvidia-runtime"),
     pytest.param({**AMD_NODES, "exporter.jobDiscovery": "kubernetes"},
-                 "set exporter.kubernetes.podResources=false", [], id="amdsmi-podresources"),
+                 "would run a privileged container as uid 0 (the socket is root's)", [],
+                 id="amdsmi-privileged-podresources"),
     pytest.param({**AMD_NODES, "exporter.rapl.runAsRoot": True},
                  "would run a privileged container as uid 0", [], id="amdsmi-privileged-root"),
     # a GPU request would take the GPU from the jobs, whatever the backend

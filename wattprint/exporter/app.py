@@ -44,7 +44,7 @@ def build_backend(cfg: Config) -> GpuBackend:
     if cfg.backend == "amdsmi":
         from .backends.amdsmi import AmdSmiBackend
 
-        return AmdSmiBackend()
+        return AmdSmiBackend(sysfs=cfg.sysfs)
     if cfg.backend == "dcgm":
         from .backends.dcgm import DcgmBackend
 
@@ -65,7 +65,9 @@ def build_discovery(cfg: Config) -> JobDiscovery:
     if cfg.job_discovery == "kubernetes":
         from .jobs.kubernetes import KubernetesDiscovery
 
-        return KubernetesDiscovery(cfg.procfs, cfg.kubelet_podresources_socket, cfg.kubelet_pod_logs_dir)
+        # The allocations of the backend's vendor's device plugin: AMD's with amdsmi, NVIDIA's with the others.
+        return KubernetesDiscovery(cfg.procfs, cfg.kubelet_podresources_socket, cfg.kubelet_pod_logs_dir,
+                                   vendor="amd" if cfg.backend == "amdsmi" else "nvidia")
     if cfg.job_discovery == "mapping-dir":
         from .jobs.mapping_dir import MappingDirDiscovery
 

@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--path.procfs", dest="procfs", default="/proc", metavar="PATH",
         help="procfs mount point, for slurm and kubernetes discovery and the node's CPU time (default: %(default)s)")
     add("--path.sysfs", dest="sysfs", default="/sys", metavar="PATH",
-        help="sysfs mount point, for RAPL (class/powercap) and job cgroups (fs/cgroup) (default: %(default)s)")
+        help="sysfs mount point, for RAPL (class/powercap), job cgroups (fs/cgroup) and, with --backend amdsmi, the "
+        "device names AMD's Kubernetes device plugin allocates by (class/kfd, class/drm) (default: %(default)s)")
     add("--collector.rapl", dest="collector_rapl", action=argparse.BooleanOptionalAction, default=True,
         help="host CPU package and DRAM energy from RAPL, split among the jobs by cgroup v2 CPU time "
         "(default: on; WATTPRINT_COLLECTOR_RAPL=false turns it off)")

@@ -11,8 +11,9 @@ Whether the exporter reaches the AMD device nodes through hostPath mounts in a p
 {{- end }}
 
 {{/*
-Refuses what cannot work or would be silently wrong: a GPU resource on the exporter (any backend), and with backend
-amdsmi the NVIDIA settings the chart has and the kubelet's PodResources reader, which knows NVIDIA resources only.
+Refuses what cannot work, would be silently wrong or unsafe: a GPU resource on the exporter (any backend), and with
+backend amdsmi the NVIDIA settings the chart has, and uid 0 (the kubelet's PodResources socket, RAPL as root) in a
+privileged container, where it would hold every capability.
 */}}
 {{- define "wattprint.exporter.checks" -}}
 {{- $e := .Values.exporter }}
@@ -30,8 +31,8 @@ amdsmi the NVIDIA settings the chart has and the kubelet's PodResources reader, 
 {{- if contains "nvidia" (lower $e.runtimeClassName) }}
 {{- fail (printf "exporter.backend amdsmi: exporter.runtimeClassName %s is the NVIDIA container runtime's: leave it empty with exporter.amdsmi.deviceAccess privileged, or name the AMD container runtime's RuntimeClass with deviceAccess runtime" $e.runtimeClassName) }}
 {{- end }}
-{{- if eq (include "wattprint.exporter.podResources" .) "true" }}
-{{- fail "exporter.backend amdsmi with exporter.jobDiscovery kubernetes: the exporter reads NVIDIA device plugin allocations (nvidia.com/*) from the PodResources API, none of amd.com/gpu, so every pod would go uncharged: set exporter.kubernetes.podResources=false (pods from the processes on each GPU, hostPID)" }}
+{{- if and (include "wattprint.exporter.amdsmiPrivileged" .) (eq (include "wattprint.exporter.podResources" .) "true") }}
+{{- fail "exporter.backend amdsmi with exporter.amdsmi.deviceAccess privileged and the kubelet's PodResources API (exporter.jobDiscovery kubernetes, exporter.kubernetes.podResources) would run a privileged container as uid 0 (the socket is root's), which holds every capability whatever capabilities.drop says: use exporter.amdsmi.deviceAccess runtime (the AMD container runtime: unprivileged, uid 0 with every capability dropped, pods charged for the amd.com GPUs allocated to them), or set exporter.kubernetes.podResources=false (pods from the processes on each GPU, hostPID)" }}
 {{- end }}
 {{- if and (include "wattprint.exporter.amdsmiPrivileged" .) $e.rapl.enabled $e.rapl.runAsRoot }}
 {{- fail "exporter.rapl.runAsRoot with exporter.backend amdsmi and exporter.amdsmi.deviceAccess privileged would run a privileged container as uid 0, which holds every capability whatever capabilities.drop says: install deploy/udev/99-wattprint-rapl.rules on the nodes instead (energy_uj readable without root), or use deviceAccess runtime" }}

@@ -8,6 +8,11 @@ partition, and the partitions become the board's instances: the poller splits th
 by the MIG rule (``wattprint/exporter/mig.py``), and each partition's part among the jobs on it. A GPU in SPX
 mode (one handle) is read as a whole GPU.
 
+Each GPU (in SPX mode) or partition also carries the kernel's names of its device, by which AMD's Kubernetes device
+plugin allocates it (``GpuInfo.kernel_devices``, ``MigInstance.kernel_devices``): the PCI address amdsmi gives
+for the GPU or its first partition, and, from 6.3 on, the sysfs device holding the processor's render node
+(``amdgpu_sysfs.py``; ``amdgpu_xcp_<n>`` for the other partitions). A name two processors share is left out.
+
 Per-call failures are counted by call name and never stop the other GPUs. A call that answers
 AMDSMI_STATUS_NOT_SUPPORTED (or NOT_YET_IMPLEMENTED) is remembered and not asked again, as in the nvml backend.
 docs/exporter.md, "amdsmi", says what is read, from which amdsmi release, and the limits.
@@ -15,7 +20,9 @@ docs/exporter.md, "amdsmi", says what is read, from which amdsmi release, and th
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import io
 import logging
 import time
@@ -25,6 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from ...common.logs import kv, typed
+from .amdgpu_sysfs import render_device
 from .amdsmi_shapes import (
     energy_mj,
     gfx_deltas,
@@ -54,6 +62,9 @@ class _Processor:
     uuid: str
     partition: str = "0"                 # the compute partition id (kfd current_partition_id), "0" in SPX
     slices: int = 1                      # its XCDs (amdsmi_get_gpu_xcd_counter, 6.4+); 1 where unknown
+    bdf: str = ""                        # amdsmi's PCI address, lower case ("0000:0c:00.1" for partition 1)
+    render_device: str = ""              # the sysfs device holding its render node (6.3+), "" where unknown
+    kernel_devices: tuple[str, ...] = ()  # what AMD's device plugin may allocate it by (module docstring)
     unsupported: set[str] = field(default_factory=set)
     gfx_ns: dict[int, int] = field(default_factory=dict)   # PID -> graphics-engine ns at the last read
 
@@ -95,9 +106,11 @@ def load_amdsmi() -> ModuleType:
 class AmdSmiBackend:
     name = "amdsmi"
 
-    def __init__(self, amdsmi: ModuleType | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, amdsmi: ModuleType | None = None, clock: Callable[[], float] = time.monotonic,
+                 sysfs: str = "/sys") -> None:
         self._am = amdsmi
         self._clock = clock      # the readings' time: the intervals' length, for held time and power integration
+        self._sysfs = sysfs      # where the render nodes' devices are named (--path.sysfs)
         self._gpus: list[_Gpu] = []
         self._unsupported: frozenset[int] = frozenset()
         self._no_data: int | None = None
@@ -126,26 +139,26 @@ class AmdSmiBackend:
                 log.error("gpu skipped at start-up", extra=kv(handle=i, err=_one_line(exc)))
                 continue
             bdf = self._text(am.amdsmi_get_gpu_device_bdf, h)
-            partition = self._partition_id(h)
+            kfd = self._kfd_info(h)
+            partition, node = _whole(kfd.get("current_partition_id")), _whole(kfd.get("node_id"))
             proc = _Processor(handle=h, uuid=uuid, partition=str(partition if partition is not None else ""),
-                              slices=self._xcds(h))
+                              slices=self._xcds(h), bdf=bdf.lower(),
+                              render_device=(render_device(self._sysfs, node) or "") if node is not None else "")
             groups.setdefault(socket_key(bdf) if bdf else f"#{i}", []).append((i, proc, self._model(h)))
-        for members in groups.values():
-            self._add_gpu(members, driver)
+        ordered = [_ordered(members) for members in groups.values()]
+        named = _name_devices([procs for procs, _ in ordered])
+        for procs, model in ordered:
+            self._add_gpu(procs, model, driver)
         if not self._gpus:
             log.warning("amdsmi found no AMD GPU: nothing to measure", extra=kv(processors=len(handles)))
-        log.info("amdsmi ready", extra=kv(gpus=len(self._gpus), processors=len(handles), driver=driver))
+        log.info("amdsmi ready", extra=kv(gpus=len(self._gpus), processors=len(handles), driver=driver,
+                                          named_devices=named))
 
-    def _add_gpu(self, members: list[tuple[int, _Processor, str]], driver: str) -> None:
-        """One physical GPU from its processor handles: partitions in id order (enumeration order where the
-        library has no ids), numbered 0, 1, ... where it has none."""
-        members.sort(key=lambda m: (int(m[1].partition) if m[1].partition.isdigit() else 1 << 30, m[0]))
-        procs = [p for _, p, _ in members]
-        if len({p.partition for p in procs}) < len(procs) or "" in {p.partition for p in procs}:
-            for n, p in enumerate(procs):     # no ids, or ids that repeat: number them in enumeration order
-                p.partition = str(n)
+    def _add_gpu(self, procs: list[_Processor], model: str, driver: str) -> None:
+        """One physical GPU from its processor handles, partition 0 first."""
         primary = procs[0]
-        info = GpuInfo(index=str(len(self._gpus)), uuid=primary.uuid, model=members[0][2], driver=driver)
+        info = GpuInfo(index=str(len(self._gpus)), uuid=primary.uuid, model=model, driver=driver,
+                       kernel_devices=primary.kernel_devices if len(procs) == 1 else ())
         gpu = _Gpu(info=info, processors=procs)
         if len(procs) > 1:
             gpu.mode = self._text(self._am_fn("amdsmi_get_gpu_compute_partition"), primary.handle)
@@ -153,7 +166,7 @@ class AmdSmiBackend:
         if "energy" in primary.unsupported or (count is not None and energy_mj(count) is None):
             # A VM guest has no energy counter (amdsmi.h: amdsmi_get_energy_count is bare-metal only).
             primary.unsupported.add("energy")
-            gpu.info = GpuInfo(info.index, info.uuid, info.model, info.driver, has_energy_counter=False)
+            gpu.info = dataclasses.replace(info, has_energy_counter=False)
             log.warning("gpu has no energy counter; integrating power", extra=kv(gpu=info.index, uuid=info.uuid))
         self._gpus.append(gpu)
 
@@ -180,9 +193,17 @@ class AmdSmiBackend:
         return (self._text(self._am_fn("amdsmi_get_gpu_asic_info"), handle, "market_name")
                 or self._text(self._am_fn("amdsmi_get_gpu_board_info"), handle, "product_name") or "AMD GPU")
 
-    def _partition_id(self, handle: Any) -> int | None:
-        text = self._text(self._am_fn("amdsmi_get_gpu_kfd_info"), handle, "current_partition_id")   # 6.3+
-        return int(text) if text.isdigit() else None
+    def _kfd_info(self, handle: Any) -> dict[str, Any]:
+        """``amdsmi_get_gpu_kfd_info`` (6.3+): the partition id and KFD node id; {} where it cannot answer."""
+        fn = self._am_fn("amdsmi_get_gpu_kfd_info")
+        if fn is None:
+            return {}
+        try:
+            value = fn(handle)
+        except Exception as exc:  # a fact left out never stops the start
+            log.debug("amdsmi call failed at start-up", extra=kv(call="amdsmi_get_gpu_kfd_info", err=typed(exc)))
+            return {}
+        return value if isinstance(value, dict) else {}
 
     def _xcds(self, handle: Any) -> int:
         text = self._text(self._am_fn("amdsmi_get_gpu_xcd_counter"), handle)                        # 6.4+
@@ -261,7 +282,7 @@ class AmdSmiBackend:
         else:
             reading.mig = tuple(
                 MigInstance(gi_id=p.partition, profile=gpu.mode, slices=p.slices, uuid=p.uuid, activity=ratio,
-                            pids=pids)
+                            pids=pids, kernel_devices=p.kernel_devices)
                 for p, (pids, _, ratio) in zip(gpu.processors, usage, strict=True))
             reading.mig_slices = sum(p.slices for p in gpu.processors)
             known = [u[0] for u in usage if u[0] is not None]
@@ -276,6 +297,47 @@ class AmdSmiBackend:
                 self._am.amdsmi_shut_down()
             except Exception as exc:  # shutting down: nothing left to protect
                 log.debug("amdsmi shut down failed", extra=kv(err=typed(exc)))
+
+
+def _whole(value: Any) -> int | None:
+    """A non-negative integer fact (a partition or node id), or None for "N/A" and other non-numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isdigit() else None
+
+
+def _ordered(members: list[tuple[int, _Processor, str]]) -> tuple[list[_Processor], str]:
+    """One physical GPU's processors in partition id order (enumeration order where the library has no ids),
+    numbered 0, 1, ... where it has none; and the GPU's model."""
+    members.sort(key=lambda m: (int(m[1].partition) if m[1].partition.isdigit() else 1 << 30, m[0]))
+    procs = [p for _, p, _ in members]
+    if len({p.partition for p in procs}) < len(procs) or "" in {p.partition for p in procs}:
+        for n, p in enumerate(procs):     # no ids, or ids that repeat: number them in enumeration order
+            p.partition = str(n)
+    return procs, members[0][2]
+
+
+def _name_devices(gpus: list[list[_Processor]]) -> int:
+    """Set each processor's kernel_devices: the PCI address for a GPU's first processor (the PCI device itself:
+    the whole GPU in SPX, partition 0 otherwise), and the device holding its render node. A name two processors
+    share would charge one's pods to the other: it is left out, with a warning. Returns how many have a name."""
+    for procs in gpus:
+        for n, p in enumerate(procs):
+            names = [p.bdf] if n == 0 and p.bdf else []
+            names += [p.render_device] if p.render_device else []
+            p.kernel_devices = tuple(dict.fromkeys(names))
+    uses = collections.Counter(name for procs in gpus for p in procs for name in p.kernel_devices)
+    shared = sorted(name for name, k in uses.items() if k > 1)
+    if shared:
+        log.warning("device names shared by several GPUs or partitions are left out: device plugin allocations "
+                    "naming them are not charged", extra=kv(names=",".join(shared)))
+        for procs in gpus:
+            for p in procs:
+                p.kernel_devices = tuple(n for n in p.kernel_devices if n not in shared)
+    return sum(1 for procs in gpus for p in procs if p.kernel_devices)
 
 
 def _mean_by_slices(instances: tuple[MigInstance, ...]) -> float | None:

@@ -30,6 +30,10 @@ class GpuInfo:
     driver: str = ""
     # True when the hardware reports a cumulative energy counter (Volta and newer).
     has_energy_counter: bool = True
+    # The kernel's names of this GPU's device, lower case, by which AMD's device plugin allocates it (its PCI
+    # address "0000:0c:00.0"); empty where the backend does not read them (nvml, dcgm, replay: NVIDIA's plugins
+    # allocate by UUID or index) and for a partitioned GPU, whose partitions carry theirs (MigInstance).
+    kernel_devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class MigInstance:
     activity: float | None = None
     # PIDs of compute processes on this instance; None when the backend cannot see them.
     pids: tuple[int, ...] | None = None
+    # The kernel's names of this partition's device, as GpuInfo.kernel_devices (amdsmi: the GPU's PCI address for
+    # the first compute partition, "amdgpu_xcp_<n>" for the others).
+    kernel_devices: tuple[str, ...] = ()
 
 
 def id_order(text: str) -> tuple[int, str]:

@@ -1,7 +1,8 @@
 """Kubernetes pods on each GPU: by device allocation (the kubelet's PodResources API), else by process.
 
 With ``--kubelet-podresources-socket`` (the default) each poll lists the kubelet's pod -> device allocations
-(podresources.py): a pod is charged for the GPU or MIG instance it holds whether or not it runs anything on it, and
+(podresources.py; the device plugin of the backend's vendor, ``vendor``): a pod is charged for the GPU, MIG instance
+or compute partition it holds whether or not it runs anything on it, and
 its PIDs (where this process sees the host's, ``hostPID``) only weigh the split between pods sharing one GPU. When
 the socket is absent or the API fails, that poll falls back to the processes on each GPU, as below, and says so
 (``method``, ``wattprint_job_discovery_errors_total{reason="podresources_..."}``, one log line per reason).
@@ -36,7 +37,7 @@ from ..backends.base import GpuReading, instance_key
 from .base import Assignment, Job
 from .kubelet_pods import DEFAULT_DIR as DEFAULT_POD_LOGS_DIR
 from .kubelet_pods import PodUidIndex
-from .podresources import PodDevices, PodResourcesClient, PodResourcesUnavailable, device_key, device_table
+from .podresources import PLUGINS, PodDevices, PodResourcesClient, PodResourcesUnavailable
 from .proc import ProcDiscovery
 
 log = logging.getLogger("wattprint.jobs")
@@ -88,17 +89,20 @@ class KubernetesDiscovery:
     """--job-discovery kubernetes: pods by allocation (PodResources API), by process when the API cannot be read.
 
     ``podresources_socket`` "" keeps the /proc method alone, as before the API was used (``method`` "proc").
+    ``vendor`` ("nvidia", "amd"; podresources.PLUGINS) is whose device plugin allocations are read.
     """
 
     name = SOURCE
 
     def __init__(self, procfs: str | Path = "/proc", podresources_socket: str = "",
                  pod_logs_dir: str = DEFAULT_POD_LOGS_DIR, timeout: float = 2.0, retry_after: float = RETRY_AFTER_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, vendor: str = "nvidia") -> None:
         self.errors: collections.Counter[str] = collections.Counter()
         self.proc = KubernetesProcDiscovery(procfs)
         self.proc.errors = self.errors          # one counter for the exporter's discovery, whichever method
-        self.client = PodResourcesClient(podresources_socket, timeout) if podresources_socket else None
+        self.plugin = PLUGINS[vendor]
+        self.client = (PodResourcesClient(podresources_socket, timeout, self.plugin.prefix) if podresources_socket
+                       else None)
         self.uids = PodUidIndex(pod_logs_dir)
         self.method = "podresources" if self.client else "proc"
         self.retry_after = retry_after
@@ -133,7 +137,7 @@ class KubernetesDiscovery:
         return self._stable(found, now)
 
     def _from_allocations(self, pods: list[PodDevices], readings: Sequence[GpuReading]) -> Assignment:
-        table = device_table(readings)
+        table = self.plugin.table(readings)
         problem = self.uids.refresh()
         if problem:
             self._note("pod_logs_unreadable", problem, "pod UIDs unknown: pods are named <namespace>/<pod>")
@@ -152,10 +156,10 @@ class KubernetesDiscovery:
             else:
                 job = Job(uid, SOURCE, pod_uid=uid)
             for container, device_id in pod.devices:
-                key = device_key(device_id, table)
+                key = self.plugin.key(device_id, table)
                 if key is None:
-                    self._note("unknown_device", f"{where} container {container}: device {device_id!r} is no GPU "
-                               "or MIG instance this exporter reads")
+                    self._note("unknown_device", f"{where} container {container}: device {device_id!r} is no GPU, "
+                               "MIG instance or compute partition this exporter reads")
                     continue
                 jobs = found.setdefault(key, {})
                 jobs[job] = jobs.get(job, frozenset()) | frozenset(pids.get(key, {}).get(uid or "", ()))

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
+from pathlib import Path
 
 import grpc
 
@@ -67,3 +68,23 @@ def serving(kubelet: Kubelet | None = None) -> Iterator[tuple[Kubelet, str]]:
         kubelet.release.set()
         server.stop(grace=None)
         shutil.rmtree(where, ignore_errors=True)
+
+
+def pod_logs(root: Path, *pods: tuple[str, str, str]) -> Path:
+    """A kubelet pod log directory: one <namespace>_<pod>_<uid> entry per pod."""
+    d = root / "pods"
+    d.mkdir(exist_ok=True)
+    for ns, name, uid in pods:
+        (d / f"{ns}_{name}_{uid}").mkdir()
+    return d
+
+
+def proc_tree(root: Path, pids: dict[int, str]) -> Path:
+    """A /proc with each PID's cgroup inside its pod, by pod UID (systemd driver, containerd)."""
+    d = root / "proc"
+    for pid, uid in pids.items():
+        (d / str(pid)).mkdir(parents=True)
+        (d / str(pid) / "cgroup").write_text(
+            f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid.replace('-', '_')}.slice/"
+            f"cri-containerd-{'a' * 64}.scope\n")
+    return d

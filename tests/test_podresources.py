@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.exporter_proc import running_exporter, wait_until
-from tests.kubelet_podresources import Kubelet, pod, serving
+from tests.kubelet_podresources import Kubelet, pod, pod_logs, proc_tree, serving
 from wattprint.exporter.backends.base import GpuInfo, GpuReading, MigInstance
 from wattprint.exporter.collectors import WattprintCollector
 from wattprint.exporter.jobs.base import Job
@@ -89,25 +89,6 @@ def kubelet() -> Iterator[tuple[Kubelet, str]]:
     with serving() as served:
         yield served
 
-
-def pod_logs(root: Path, *pods: tuple[str, str, str]) -> Path:
-    """A kubelet pod log directory: one <namespace>_<pod>_<uid> entry per pod."""
-    d = root / "pods"
-    d.mkdir(exist_ok=True)
-    for ns, name, uid in pods:
-        (d / f"{ns}_{name}_{uid}").mkdir()
-    return d
-
-
-def proc_tree(root: Path, pids: dict[int, str]) -> Path:
-    """A /proc with each PID's cgroup inside its pod (systemd driver, containerd)."""
-    d = root / "proc"
-    for pid, uid in pids.items():
-        (d / str(pid)).mkdir(parents=True)
-        (d / str(pid) / "cgroup").write_text(
-            f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid.replace('-', '_')}.slice/"
-            f"cri-containerd-{'a' * 64}.scope\n")
-    return d
 
 
 def job(uid: str) -> Job:

@@ -31,7 +31,7 @@ except ImportError:
 
 from tests.exporter_proc import running_exporter, wait_until
 from tests.fake_amdsmi import VERSIONS, FakeProcess, make_fake_amdsmi, mi300x, write_shim, write_sysfs
-from tests.kubelet_podresources import Kubelet, pod, serving
+from tests.kubelet_podresources import Kubelet, pod, pod_logs, proc_tree, serving
 from wattprint.exporter.backends.amdsmi import AmdSmiBackend
 from wattprint.exporter.backends.base import GpuInfo, GpuReading, MigInstance
 from wattprint.exporter.jobs.kubernetes import KubernetesDiscovery
@@ -43,24 +43,10 @@ UIDS = {name: f"{n:08x}-1111-2222-3333-{n:012x}" for n, name in enumerate(
     ("idle", "slice-a", "slice-b", "part0", "part3", "nvidia", "vm"), start=1)}
 
 
-def pod_logs(root: Path, *names: str) -> Path:
-    """The kubelet's pod log directory: <namespace>_<pod>_<uid> for each pod (namespace "ml")."""
-    d = root / "pods"
-    d.mkdir()
-    for name in names:
-        (d / f"ml_{name}_{UIDS[name]}").mkdir()
-    return d
 
-
-def proc_tree(root: Path, pids: dict[int, str]) -> Path:
-    """A /proc with each PID's cgroup in its pod (systemd driver, containerd)."""
-    d = root / "proc"
-    for pid, name in pids.items():
-        (d / str(pid)).mkdir(parents=True)
-        (d / str(pid) / "cgroup").write_text(
-            f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UIDS[name].replace('-', '_')}"
-            f".slice/cri-containerd-{'b' * 64}.scope\n")
-    return d
+def logs_of(root: Path, *names: str) -> Path:
+    """The kubelet's pod log directory for these pods (namespace "ml")."""
+    return pod_logs(root, *(("ml", n, UIDS[n]) for n in names))
 
 
 # -- the id mapping ------------------------------------------------------------------------------------------------
@@ -167,10 +153,10 @@ def test_pods_are_charged_the_amd_gpus_and_partitions_allocated_to_them(tmp_path
     sockets, am = _node(version)
     backend = AmdSmiBackend(am, clock=lambda: am.now, sysfs=str(write_sysfs(tmp_path, sockets)))
     backend.open()
-    procfs = proc_tree(tmp_path, {81001: "slice-a", 81002: "slice-b", 81003: "part3"})
+    procfs = proc_tree(tmp_path, {81001: UIDS["slice-a"], 81002: UIDS["slice-b"], 81003: UIDS["part3"]})
     with serving() as (server, socket):
         _allocations(server)
-        discovery = KubernetesDiscovery(procfs, socket, str(pod_logs(tmp_path, *UIDS)), vendor="amd")
+        discovery = KubernetesDiscovery(procfs, socket, str(logs_of(tmp_path, *UIDS)), vendor="amd")
         clock = iter(range(10_000))
         poller = Poller(backend, discovery, clock=lambda: float(next(clock)))
         with caplog.at_level(logging.DEBUG, logger="wattprint.jobs"):
@@ -213,7 +199,7 @@ def test_an_nvidia_backend_still_reads_nvidia_allocations_only(tmp_path: Path) -
     with serving() as (server, socket):
         server.pods = [pod("ml", "idle", ("c", GPU, ["0000:0c:00.0"])), pod("ml", "nvidia", ("c", "nvidia.com/gpu",
                                                                                               ["GPU-0"]))]
-        discovery = KubernetesDiscovery(tmp_path / "proc", socket, str(pod_logs(tmp_path, "idle", "nvidia")))
+        discovery = KubernetesDiscovery(tmp_path / "proc", socket, str(logs_of(tmp_path, "idle", "nvidia")))
         found = discovery.discover([reading])
     assert {k: {j.job_id for j in jobs} for k, jobs in found.items()} == {"0": {UIDS["nvidia"]}}
     assert not discovery.errors
@@ -235,7 +221,7 @@ def test_exporter_process_charges_pods_on_a_faked_mi300x_node(tmp_path: Path) ->
     with serving() as (server, socket):
         _allocations(server)
         args = ("--backend", "amdsmi", "--job-discovery", "kubernetes", "--kubelet-podresources-socket", socket,
-                "--kubelet-pod-logs-dir", str(pod_logs(tmp_path, *UIDS)), "--path.procfs", str(tmp_path / "proc"),
+                "--kubelet-pod-logs-dir", str(logs_of(tmp_path, *UIDS)), "--path.procfs", str(tmp_path / "proc"),
                 "--path.sysfs", str(sysfs), "--no-collector.rapl", "--poll-interval", "0.1")
         with running_exporter(*args, env=env) as (_, port):
             def page() -> str:

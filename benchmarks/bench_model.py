@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -701,6 +702,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.quick:
         a.gpus, a.days, a.jobs, a.reps, a.baseline_reps, a.scaling_reps, a.month_days = 64, 3, 40, 1, 1, 1, 1
         a.scaling_gpus = a.scaling_gpus or 32
+    if not a.skip_pandas and importlib.util.find_spec("pandas") is None:
+        p.error("the pandas comparison needs pandas: `make bench-pipeline` installs it (requirements/bench.txt), "
+                "or pass --skip-pandas")
     months = [int(x) for x in a.scaling_months.split(",") if x.strip()]
     scaling_gpus = a.scaling_gpus or a.gpus
     dcgm_gpus = a.gpus if a.dcgm_gpus is None else a.dcgm_gpus

@@ -6,6 +6,7 @@
 #   requirements/exporter.txt  the base + kubernetes extra (grpcio for the kubelet's PodResources API): the exporter
 #                              image (Dockerfile target `exporter`)
 #   requirements/build.txt     the build backend (setuptools), so wattprint builds with --no-build-isolation
+#   requirements/bench.txt     the base + bench extra (pandas): the model benchmark's baseline, `make bench-pipeline`
 # pipeline.txt and exporter.txt are constrained by test.txt: the same version of a package everywhere.
 # pip-tools runs from a throwaway venv (never .venv); the resolution uses PyPI alone, not local mirrors.
 # Upgrade every pin: scripts/lock.sh --upgrade (or --upgrade-package NAME); otherwise the existing pins are kept.
@@ -31,10 +32,11 @@ compile --allow-unsafe -o requirements/build.txt requirements/build.in
 compile --extra test --extra pipeline -o requirements/test.txt "$@" pyproject.toml
 compile --extra pipeline --extra kubernetes -c requirements/test.txt -o requirements/pipeline.txt pyproject.toml
 compile --extra kubernetes -c requirements/test.txt -o requirements/exporter.txt pyproject.toml
+compile --extra bench -c requirements/test.txt -o requirements/bench.txt pyproject.toml
 
 # The test extra names wattprint[pipeline]: pip-compile lists wattprint itself (by its local path, unhashable).
 # wattprint is installed from the tree (pip install --no-deps), never from a lock file: drop that entry.
-"$PY" - requirements/test.txt requirements/pipeline.txt requirements/exporter.txt <<'PYEOF'
+"$PY" - requirements/test.txt requirements/pipeline.txt requirements/exporter.txt requirements/bench.txt <<'PYEOF'
 import re
 import sys
 
@@ -45,4 +47,4 @@ for path in sys.argv[1:]:
     text = re.sub(r"^wattprint @ file:[^\n]*\n(    #[^\n]*\n)*", "", text, flags=re.M)
     open(path, "w").write(text)
 PYEOF
-echo "lock: requirements/{build,test,pipeline,exporter}.txt written"
+echo "lock: requirements/{build,test,pipeline,exporter,bench}.txt written"

@@ -45,6 +45,7 @@ bench-pipeline: tools
 	.venv/bin/python benchmarks/bench_ingest.py
 	.venv/bin/python benchmarks/bench_model.py
 	.venv/bin/python benchmarks/bench_report.py
+	.venv/bin/python benchmarks/bench_cli_startup.py
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache *.egg-info

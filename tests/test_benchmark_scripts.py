@@ -58,3 +58,12 @@ def test_bench_mig_quick(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     text = (tmp_path / "g.md").read_text()
     assert "| jobs | 16 | 56 |" in text and "prometheus_client's parser" in text
+
+
+def test_bench_cli_startup_quick(tmp_path):
+    """The script runs, with this same checkout as its baseline (no git needed)."""
+    res = run("bench_cli_startup.py", "--compare-root", str(REPO), "--markdown-out", str(tmp_path / "s.md"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = (tmp_path / "s.md").read_text()
+    assert "| `wattprint --help` | baseline |" in text
+    assert "| `wattprint jobs import` (2 jobs, new DuckDB file) | this |" in text

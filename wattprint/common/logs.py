@@ -11,7 +11,7 @@ a bool as true/false); in logfmt it is double-quoted, with \\" \\\\ \\n ... esca
 a space, '=', '"' or a control character. `ts`, `level`, `caller` (the logger's name without "wattprint."),
 `msg`, then the fields, in the order given; with a traceback (debug level only) a last `exc` field.
 
-Every value goes through safehttp.redact_text (and the finished line too): URLs lose user:password@ and the
+Every value goes through redact.redact_text (and the finished line too): URLs lose user:password@ and the
 values of secret-looking query parameters (token, password, key, secret, auth, ...), whoever built the text.
 """
 
@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Mapping
 
-from .safehttp import redact_text
+from .redact import redact_text
 
 LOG_FORMATS = ("logfmt", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -12,7 +12,8 @@ is another origin) and refuses any other with `CrossOriginRedirect`, before anyt
 Redaction: an upstream may echo what it received (a 401 page printing the request headers), so a
 secret can come back raw, base64-encoded (basic auth sends base64 of "user:password"),
 URL-encoded or HTML/JSON-escaped. `Scrubber` replaces all of those with ***; `redact_url` and
-`redact_text` remove user:password@ and the values of secret-looking query parameters from URLs.
+`redact_text` (redact.py, which does not import requests) remove user:password@ and the values of
+secret-looking query parameters from URLs.
 """
 
 from __future__ import annotations
@@ -23,19 +24,14 @@ import json
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 
-MASK = "***"
+from .redact import MASK, redact_url
+from .redact import redact_text as redact_text  # re-exported: the redaction is redact.py
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-# Query parameter names whose values are treated as secrets (matched anywhere in the name,
-# case-insensitively: api_key, access_token, X-Amz-Signature, ...).
-SECRET_PARAM = re.compile(r"token|passw|pwd|secret|key|auth|sig|credential|session|cookie", re.IGNORECASE)
-# scheme://userinfo@ up to the last @ of the same word: a password holding a raw / or @ still goes.
-_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s'\"<>]*@")
-# A value does not take a trailing ":", ",", "." or ")": in a message that is the sentence, not the URL.
-_QUERY_PARAM = re.compile(r"([?&;])([^=&;#\s'\"<>]+)=((?:[^&;#\s'\"<>]*[^&;#\s'\"<>:,.)])?)")
 # Encoded forms shorter than this are not scrubbed inside other text (they would match by chance).
 _MIN_CORE = 8
 _MIN_PARTIAL = 4
@@ -58,33 +54,6 @@ def origin(url: str) -> tuple[str, str, int]:
 def origin_text(url: str) -> str:
     scheme, host, port = origin(url)
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
-
-
-def redact_url(url: str) -> str:
-    """`url` without user:password@ and with the values of secret-looking query parameters masked."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-    except ValueError:
-        return redact_text(url)
-    query = _QUERY_PARAM.sub(_mask_param, "?" + parts.query)[1:] if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def _mask_param(m: re.Match[str]) -> str:
-    sep, name, value = m.group(1), m.group(2), m.group(3)
-    return f"{sep}{name}={MASK}" if value and SECRET_PARAM.search(name) else m.group(0)
-
-
-def redact_text(text: str) -> str:
-    """`text` with the userinfo of every URL in it removed and secret-looking query values masked."""
-    if "://" not in text and "=" not in text:
-        return text
-    text = _USERINFO.sub(r"\1", text)
-    return _QUERY_PARAM.sub(_mask_param, text)
 
 
 # -- secrets in text ----------------------------------------------------------------------------------

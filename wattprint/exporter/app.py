@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from ..common.logs import kv
-from ..common.safehttp import redact_text
+from ..common.redact import redact_text
 from ..common.web import CachedRenderer
 from .backends.base import GpuBackend
 from .collectors import WattprintCollector

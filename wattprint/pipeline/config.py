@@ -116,6 +116,7 @@ from .scope2 import parse as parse_scope2
 from .sources.jobs import yamlmarks
 from .sources.jobs.common import suggest
 from .sources.jobs.rules import Rules
+from .verb_requests import IDLE_POLICIES
 from .zones import canonical_zone
 
 PROVIDERS = ("onprem", "aws", "gcp", "azure")
@@ -310,7 +311,6 @@ class IngestConfig:
 # canonical order; node: the BMC's whole-node energy less the GPU boards and RAPL (the node residual), not in the
 # default headline, so a site's existing figures do not move when its BMC power is ingested (docs/methodology.md)
 LAYERS = ("gpu", "cpu", "node", "idle", "pue", "embodied")
-IDLE_POLICIES = ("pro-rata", "separate")
 
 
 @dataclass(frozen=True)

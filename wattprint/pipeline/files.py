@@ -19,6 +19,9 @@ MIB = 1024 * 1024
 # a few KB: the limits only stop what is plainly not such a file.
 MAX_JOB_FILE_BYTES = 1024 * MIB
 MAX_SMALL_FILE_BYTES = 16 * MIB
+# Every intensity file is read whole (imports) or kept parsed (serve-intensity): a year of hourly values for 100
+# zones in the generic CSV is ~35 MB, far more than any source publishes per request; beyond, split the file.
+MAX_INTENSITY_FILE_BYTES = 64 * MIB
 
 
 def file_kind(mode: int) -> str:

@@ -22,78 +22,30 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import verbs
 from .errors import InputError, UpstreamError, WattprintError
-from .report.run import ReportRequest
 from .settings import Settings
 from .timeutil import iso
-from .verbs import (
+from .verb_requests import (
+    DEFAULT_RUN_FORMATS,
     CompactRequest,
     IngestRequest,
     IntensityFetchRequest,
     IntensityImportRequest,
     JobsImportRequest,
     JobsSyncRequest,
-    PromSource,
+    ReportRequest,
+    RunRequest,
 )
-
-RUN_FORMATS = ("md", "html", "json", "csv")
-DEFAULT_FORMATS = ("html", "json")
 
 
 def previous_month(now: datetime) -> str:
     """YYYY-MM of the UTC month before `now`'s."""
     first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return (first - timedelta(days=1)).strftime("%Y-%m")
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """One `wattprint run`: the window (none: the previous UTC month), the Prometheus API, the sources of each step
-    (None: the step is not run) and the report set. Each group means what the single verb's flags of the same
-    name mean."""
-
-    prometheus: PromSource
-    month: str | None = None
-    start: str | None = None
-    end: str | None = None
-    # ingest
-    step: int | None = None
-    match: tuple[str, ...] = ()
-    power_metric: str | None = None
-    # job ledger
-    sync_kubernetes: str | None = None      # the cluster the pods run in
-    project_label: str = JobsSyncRequest.project_label
-    phase_label: str = JobsSyncRequest.phase_label
-    sacct: bool = False
-    sacct_args: str = ""                    # more sacct flags, split as a shell would
-    jobs_file: str | None = None
-    jobs_format: str | None = None
-    timezone: str | None = None
-    rules: str | None = None
-    # grid intensity
-    intensity_source: str | None = None
-    intensity_zone: str | None = None
-    intensity_token_file: str | None = None
-    intensity_base_url: str | None = None
-    intensity_file: str | None = None
-    intensity_format: str | None = None
-    # reports
-    out_dir: str = "reports"
-    formats: tuple[str, ...] = ()           # none: DEFAULT_FORMATS
-    layers: str | None = None
-    idle_policy: str | None = None
-    estimates: str | None = None
-    top_jobs: int = 10
-    scope2_basis: str | None = None         # None: config report.scope2_basis
-    # retention
-    keep_samples_days: int | None = None    # then `compact --keep-samples-days`; None: no compaction
-    db: str | None = None
-    quiet: bool = False
 
 
 class Step:
@@ -178,7 +130,7 @@ def run(req: RunRequest, settings: Settings, now: datetime | None = None) -> int
     start_s, end_s = iso(window.start), iso(window.end)
     label = window.label or f"{window.start:%Y%m%dT%H%MZ}--{window.end:%Y%m%dT%H%MZ}"
     out_dir = Path(req.out_dir) / label
-    formats = list(dict.fromkeys(req.formats or DEFAULT_FORMATS))
+    formats = list(dict.fromkeys(req.formats or DEFAULT_RUN_FORMATS))
 
     steps = [Step("ingest", lambda: verbs.ingest(IngestRequest(
         prometheus=req.prometheus, start=start_s, end=end_s, step=req.step, match=req.match,

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError
 from .sources.jobs.common import suggest
 from .timeutil import iso, parse_instant
+from .verb_requests import SCOPE2_BASES
 from .zones import canonical_zone
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 MATCHING = ("monthly", "hourly")
 KINDS = ("ppa", "certificate", "supplier")   # the order instruments are applied in (docs/methodology.md, section 7)
 CERTIFICATES = ("GO", "REC", "I-REC")
-BASES = ("location", "market")
+BASES = SCOPE2_BASES     # defined with the flags' choices: the command line is parsed without this module
 J_PER_MWH = 3.6e9
 
 

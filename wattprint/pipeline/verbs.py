@@ -1,5 +1,6 @@
-"""What each `wattprint` verb does: one typed function per verb, called with its request (the flags, as values)
-and the cluster settings, by the CLI (wattprint/pipeline/cli/), by `wattprint run` (month.py) and by tests.
+"""What each `wattprint` verb does: one typed function per verb, called with its request (the flags, as values:
+verb_requests.py) and the cluster settings, by the CLI (wattprint/pipeline/cli/), by `wattprint run` (month.py)
+and by tests.
 
 Requests are checked before the database is opened for writing, so a bad file never touches stored data; each
 import and the rebuild of the results commit in one transaction."""
@@ -7,7 +8,6 @@ import and the rebuild of the results commit in one transaction."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,113 +19,20 @@ from .model import BuildSummary, closed_before_h, rebuild, rebuild_hours
 from .records import IntensityPoint, JobRecord, intensity_signal
 from .settings import Settings
 from .timeutil import hour_start, iso, parse_instant
+from .verb_requests import (
+    BuildRequest,
+    CompactRequest,
+    IngestRequest,
+    IntensityFetchRequest,
+    IntensityImportRequest,
+    JobsImportRequest,
+    JobsSyncRequest,
+    PromSource,
+    ReportRequest,
+)
 
 if TYPE_CHECKING:
     from .promapi import PromClient
-    from .report.run import ReportRequest
-
-
-@dataclass(frozen=True)
-class PromSource:
-    """A Prometheus-compatible API, as the --prometheus* flags name it. Secrets are only files (or the
-    environment), read when the client is made."""
-
-    url: str
-    token_file: str | None = None
-    user: str | None = None
-    password_file: str | None = None
-    ca_file: str | None = None
-    tenant: str | None = None
-    timeout_s: float = 30.0
-    retries: int = 5
-
-
-@dataclass(frozen=True)
-class IngestRequest:
-    """`wattprint ingest`: the energy series of [start, end) at `step` seconds (None: config ingest.step_seconds)."""
-
-    prometheus: PromSource
-    start: str
-    end: str
-    step: int | None = None
-    match: tuple[str, ...] = ()        # LABEL=VALUE
-    power_metric: str | None = None
-    db: str | None = None
-    quiet: bool = False
-
-
-@dataclass(frozen=True)
-class JobsImportRequest:
-    """`wattprint jobs import PATH --format FORMAT`."""
-
-    path: str
-    format: str
-    cluster: str | None = None         # for rows that name none; None: the config's default cluster
-    timezone: str | None = None        # of sacct --parsable2 times
-    rules: str | None = None           # phase rules YAML; None: config phase_rules
-    db: str | None = None
-    quiet: bool = False
-
-
-@dataclass(frozen=True)
-class JobsSyncRequest:
-    """`wattprint jobs sync-kubernetes`: the window's pods, from kube-state-metrics series, as jobs of `cluster`."""
-
-    prometheus: PromSource
-    start: str
-    end: str
-    cluster: str
-    step: int = 300
-    project_label: str = "label_wattprint_io_project"
-    phase_label: str = "label_wattprint_io_phase"
-    rules: str | None = None
-    db: str | None = None
-    quiet: bool = False
-
-
-@dataclass(frozen=True)
-class IntensityImportRequest:
-    """`wattprint intensity import PATH --format FORMAT`."""
-
-    path: str
-    format: str
-    zone: str | None = None            # for formats that carry none
-    basis: str | None = None           # Electricity Maps CSV column; None: config intensity.basis
-    db: str | None = None
-    quiet: bool = False
-
-
-@dataclass(frozen=True)
-class IntensityFetchRequest:
-    """`wattprint intensity fetch`: [start, end) of `zone` from the `source` API."""
-
-    source: str
-    zone: str
-    start: str
-    end: str
-    token_file: str | None = None      # the Electricity Maps token or the WattTime password
-    base_url: str | None = None
-    db: str | None = None
-    quiet: bool = False
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    """`wattprint build`: the results again from what is stored."""
-
-    db: str | None = None
-    quiet: bool = False
-
-
-@dataclass(frozen=True)
-class CompactRequest:
-    """`wattprint compact`: close the UTC months that ended over `keep_samples_days` ago and delete their samples."""
-
-    keep_samples_days: int = 90
-    rewrite: bool = False             # then copy the file so that it shrinks
-    db: str | None = None
-    quiet: bool = False
-    now: datetime | None = None       # None: the clock (tests pin it)
 
 
 class _Loud(Protocol):

@@ -2,6 +2,11 @@
 
 Exit status: 0 done, 1 an upstream server or the database failed, 2 bad input (flag, file, row,
 config). Only a bug prints a traceback.
+
+Building the parser loads no verb: each cli/<verb>.py imports only argparse, flags.py and the typed requests
+(wattprint/pipeline/verb_requests.py) at its top, and its handler imports the verb's implementation when it runs,
+so `wattprint --help` and `wattprint jobs import` do not pay for DuckDB, the model, the reports or the live server
+they do not use (tests/test_cli_imports.py).
 """
 
 from __future__ import annotations
@@ -14,11 +19,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from wattprint.common.logs import LOG_FORMATS, LOG_LEVELS
+
 from .. import __version__
 from ..errors import WattprintError
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("logfmt", "json")
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ class _RedactingFormatter(logging.Formatter):
         self._inner = inner or logging.Formatter()
 
     def format(self, record: logging.LogRecord) -> str:
-        from wattprint.common.safehttp import redact_text
+        from wattprint.common.redact import redact_text
 
         return redact_text(self._inner.format(record))
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..settings import Settings
-from ..verbs import BuildRequest, build
+from ..verb_requests import BuildRequest
 from . import flags
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,4 +19,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..verbs import build
+
     return build(BuildRequest(db=args.db, quiet=args.quiet), settings)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..settings import Settings
-from ..verbs import CompactRequest, compact
+from ..verb_requests import CompactRequest
 from . import flags
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,4 +32,6 @@ def request(args: argparse.Namespace) -> CompactRequest:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..verbs import compact
+
     return compact(request(args), settings)

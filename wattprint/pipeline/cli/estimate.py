@@ -6,9 +6,7 @@ import argparse
 import json
 import sys
 
-from .. import hardware
 from ..errors import InputError
-from ..estimate import compute, render_text
 
 DESCRIPTION = """\
 Estimate the energy and carbon of a run with no telemetry, from hardware facts alone (as ML model cards do):
@@ -31,13 +29,26 @@ examples:
 """
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Names the known GPU models in the description when the help is shown: the shipped table is read then, not
+    each time the command line is parsed."""
+
+    def add_text(self, text: str | None) -> None:
+        super().add_text(DESCRIPTION.format(keys=_known_models()) if text == DESCRIPTION else text)
+
+
+def _known_models() -> str:
+    from .. import hardware
+
     try:
-        keys = ", ".join(hardware.keys())
-    except InputError as exc:   # a broken shipped table must not break --help of every verb
-        keys = f"(hardware table unreadable: {exc.message()})"
+        return ", ".join(hardware.keys())
+    except InputError as exc:   # a broken shipped table must not break the help
+        return f"(hardware table unreadable: {exc.message()})"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("estimate", help="estimate energy and carbon from hardware facts (no telemetry needed)",
-                       description=DESCRIPTION.format(keys=keys), formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DESCRIPTION, formatter_class=_Help)
     g = p.add_argument_group("GPU hardware")
     g.add_argument("--gpu-model", metavar="NAME",
                    help="GPU model: a table key (A100, H100-PCIE, ...) or an NVML name; gives the TDP")
@@ -63,6 +74,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..estimate import compute, render_text
+
     if args.intensity is not None and args.region is not None:
         raise InputError("--region", "give either --intensity or --region, not both",
                          "--intensity G overrides the table; drop --region (or --intensity)")

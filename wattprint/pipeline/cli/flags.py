@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..verbs import PromSource
+from ..verb_requests import PromSource
 
 JOB_FORMATS = ("csv", "yaml", "sacct-json", "sacct-parsable")
 INTENSITY_FORMATS = ("electricitymaps-csv", "electricitymaps-json", "uk-json", "watttime-json", "csv")

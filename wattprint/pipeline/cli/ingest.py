@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..settings import Settings
-from ..verbs import IngestRequest, ingest
+from ..verb_requests import IngestRequest
 from . import flags
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,4 +33,6 @@ def request(args: argparse.Namespace) -> IngestRequest:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..verbs import ingest
+
     return ingest(request(args), settings)

@@ -4,10 +4,13 @@ wattprint/pipeline/verbs.py)."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..settings import Settings
-from ..verbs import IntensityFetchRequest, IntensityImportRequest, intensity_fetch, intensity_import
+from ..verb_requests import IntensityFetchRequest, IntensityImportRequest
 from . import flags
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,8 +49,12 @@ def fetch_request(args: argparse.Namespace) -> IntensityFetchRequest:
 
 
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
+    from ..verbs import intensity_import
+
     return intensity_import(import_request(args), settings)
 
 
 def run_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    from ..verbs import intensity_fetch
+
     return intensity_fetch(fetch_request(args), settings)

@@ -4,10 +4,13 @@ wattprint/pipeline/verbs.py)."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..settings import Settings
-from ..verbs import JobsImportRequest, JobsSyncRequest, jobs_import, jobs_sync_kubernetes
+from ..verb_requests import JobsImportRequest, JobsSyncRequest
 from . import flags
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,8 +57,12 @@ def sync_request(args: argparse.Namespace) -> JobsSyncRequest:
 
 
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
+    from ..verbs import jobs_import
+
     return jobs_import(import_request(args), settings)
 
 
 def run_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from ..verbs import jobs_sync_kubernetes
+
     return jobs_sync_kubernetes(sync_request(args), settings)

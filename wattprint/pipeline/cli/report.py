@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..config import IDLE_POLICIES, SCOPE2_BASES
-from ..report.run import FORMATS, ReportRequest
-from ..settings import Settings
-from ..verbs import report
+from ..verb_requests import IDLE_POLICIES, REPORT_FORMATS, SCOPE2_BASES, ReportRequest
 from . import flags
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--month", metavar="YYYY-MM", help="a calendar month (UTC)")
     p.add_argument("--start", metavar="ISO8601", help="window start on a whole UTC hour, e.g. 2026-10-01T00:00:00Z")
     p.add_argument("--end", metavar="ISO8601", help="window end (exclusive) on a whole UTC hour")
-    p.add_argument("--format", choices=FORMATS, default="md",
+    p.add_argument("--format", choices=REPORT_FORMATS, default="md",
                    help="md (model-card Markdown), html (self-contained page with charts), json (the documented "
                    "contract), csv (every number), model-card (write or update co2_eq_emissions in --out's YAML "
                    "front matter) (default: %(default)s)")
@@ -63,4 +64,6 @@ def request(args: argparse.Namespace) -> ReportRequest:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..verbs import report
+
     return report(request(args), settings)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..config import IDLE_POLICIES, SCOPE2_BASES
-from ..month import DEFAULT_FORMATS, RUN_FORMATS, RunRequest
-from ..month import run as run_month
-from ..settings import Settings
-from ..verbs import JobsSyncRequest
+from ..verb_requests import DEFAULT_RUN_FORMATS, IDLE_POLICIES, RUN_FORMATS, SCOPE2_BASES, JobsSyncRequest, RunRequest
 from . import flags
 from .flags import FETCH_SOURCES, INTENSITY_FORMATS, JOB_FORMATS
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="reports go to DIR/<label>/wattprint-<label>.<format> (default: %(default)s)")
     r.add_argument("--format", action="append", choices=RUN_FORMATS, dest="formats", metavar="FORMAT",
                    help=f"a report format, repeatable: {', '.join(RUN_FORMATS)} "
-                   f"(default: {' and '.join(DEFAULT_FORMATS)})")
+                   f"(default: {' and '.join(DEFAULT_RUN_FORMATS)})")
     r.add_argument("--layers", metavar="LIST", help="layers in the headline, as `wattprint report --layers`")
     r.add_argument("--idle-policy", choices=IDLE_POLICIES, help="as `wattprint report --idle-policy`")
     r.add_argument("--scope2-basis", choices=SCOPE2_BASES, help="the headline's Scope 2 method, as `wattprint report "
@@ -92,4 +92,6 @@ def request(args: argparse.Namespace) -> RunRequest:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..month import run as run_month
+
     return run_month(request(args), settings)

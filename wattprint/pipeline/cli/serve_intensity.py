@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from ..live.intensity_server import (
+from wattprint.common.logs import LOG_FORMATS, LOG_LEVELS
+
+from ..files import MAX_INTENSITY_FILE_BYTES, MIB
+from ..verb_requests import (
     DEFAULT_LISTEN,
     DEFAULT_MAX_AGE_S,
     DEFAULT_REFRESH_S,
     DEFAULT_TIMEOUT_S,
-    LOG_FORMATS,
-    LOG_LEVELS,
+    SERVE_SOURCES,
     ServeRequest,
-    options,
-    serve,
 )
-from ..live.sources import SOURCES
-from ..sources.intensity._common import MAX_INPUT_BYTES, MIB
 
 DESCRIPTION = """\
 Serve the grid carbon intensity in force now for each zone, from --source, as Prometheus metrics, with the
@@ -34,15 +32,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--config", metavar="FILE",
                    help="cluster config YAML: clusters (zone, PUE, provider, region) and budgets "
                    "(default: $WATTPRINT_CONFIG)")
-    p.add_argument("--source", metavar="{" + ",".join(SOURCES) + "}",
+    p.add_argument("--source", metavar="{" + ",".join(SERVE_SOURCES) + "}",
                    help="where the current intensity comes from (required); annual: the shipped annual table")
     p.add_argument("--zone", action="append", metavar="ZONE",
                    help="zone to serve (repeatable; default: the zones of the configured clusters). For uk: GB or "
                    "GB-<regionid>; for watttime: a WattTime region")
     p.add_argument("--csv", metavar="FILE",
                    help="for --source csv: a generic CSV timestamp,zone,intensity_g_per_kwh (a regular file of at "
-                   f"most {MAX_INPUT_BYTES // MIB} MiB, read once each time it changes); the row covering the current "
-                   "hour is served")
+                   f"most {MAX_INTENSITY_FILE_BYTES // MIB} MiB, read once each time it changes); the row covering "
+                   "the current hour is served")
     p.add_argument("--token-file", metavar="FILE",
                    help="file holding the Electricity Maps token or the WattTime password (else "
                    "ELECTRICITYMAPS_TOKEN[_FILE], WATTTIME_USERNAME + WATTTIME_PASSWORD[_FILE])")
@@ -80,4 +78,6 @@ def request(args: argparse.Namespace) -> ServeRequest:
 
 def run(args: argparse.Namespace) -> int:
     """Check flags and config (InputError: exit 2), then serve until SIGTERM/SIGINT."""
+    from ..live.intensity_server import options, serve
+
     return serve(options(request(args)))

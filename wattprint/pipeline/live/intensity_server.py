@@ -29,21 +29,17 @@ from urllib.parse import urlsplit
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from wattprint.common.logs import LOG_FORMATS, kv
+from wattprint.common.logs import LOG_FORMATS, LOG_LEVELS, kv
 
 from .. import __version__
 from ..config import Config
 from ..errors import DatabaseLocked, InputError, WattprintError
+from ..verb_requests import DEFAULT_MAX_AGE_S, DEFAULT_REFRESH_S, DEFAULT_TIMEOUT_S, ServeRequest
 from ..zones import canonical_zone
 from .sources import API_SOURCES, REASONS, SOURCES, WORLD, LiveValue, RecordingSession, Source, annual, classify
 
 log = logging.getLogger("wattprint.serve_intensity")
 
-DEFAULT_LISTEN = ":9837"
-DEFAULT_REFRESH_S = 300.0
-DEFAULT_TIMEOUT_S = 10.0
-DEFAULT_MAX_AGE_S = 3 * 3600.0
-LOG_LEVELS = ("debug", "info", "warning", "error")
 LEDGER_REASONS = ("locked", "missing", "error")
 
 
@@ -357,26 +353,6 @@ class IntensityCollector(Collector):
 
 
 # -- options --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ServeRequest:
-    """`wattprint serve-intensity` as its flags give it, text as typed; options() checks it."""
-
-    source: str | None = None
-    zones: tuple[str, ...] = ()             # --zone, repeatable; none: the configured clusters' zones
-    csv: str | None = None
-    token_file: str | None = None
-    base_url: str | None = None
-    refresh_interval: str | None = None     # seconds; None: the default
-    timeout: str | None = None
-    max_age: str | None = None
-    config: str | None = None               # None: $WATTPRINT_CONFIG
-    db: str | None = None
-    listen_address: str = DEFAULT_LISTEN
-    web_config_file: str | None = None
-    log_level: str | None = None
-    log_format: str | None = None
-
 
 @dataclass(frozen=True)
 class Options:

@@ -42,11 +42,12 @@ from ..sources.intensity.checks import check_points
 from ..sources.intensity.fetching import BASE_URLS
 from ..sources.intensity.fetching import fetch as fetch_window
 from ..timeutil import iso
+from ..verb_requests import SERVE_SOURCES
 from ..zones import canonical_zone, same_zone
 
 log = logging.getLogger("wattprint.serve_intensity")
 
-SOURCES = ("electricitymaps", "uk", "watttime", "csv", "annual")
+SOURCES = SERVE_SOURCES                # --source; defined with the flags' choices (verb_requests.py)
 API_SOURCES = ("electricitymaps", "uk", "watttime")
 REASONS = ("timeout", "connection", "http", "parse", "no_data")
 ANNUAL_LABEL = "annual_table"          # the `source` label of a value from the shipped table

@@ -9,7 +9,6 @@ import re
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from .. import __version__, db
 from ..config import parse_layers
 from ..errors import InputError
 from ..settings import Settings
+from ..verb_requests import ReportRequest
 from .compute import build_report, finite
 from .names import clean
 from .phases import cpu_name
@@ -24,28 +24,6 @@ from .scope import ReportOptions
 from .types import Report, as_report
 from .window import resolve
 
-FORMATS = ("md", "html", "json", "csv", "model-card")
-
-
-@dataclass(frozen=True)
-class ReportRequest:
-    """One `wattprint report`, as its flags give it (run checks it): the window, the scope, the output."""
-
-    month: str | None = None
-    start: str | None = None
-    end: str | None = None
-    project: str | None = None
-    phases: tuple[str, ...] = ()
-    format: str = "md"
-    out: str | None = None
-    layers: str | None = None          # comma-separated; None: config report.layers
-    idle_policy: str | None = None     # None: config report.idle_policy
-    estimates: str | None = None       # manual phases YAML
-    top_jobs: int = 10
-    time_shift_slack: int = 24       # hours: the latest start the time-shift what-if considers
-    db: str | None = None
-    quiet: bool = False
-    scope2_basis: str | None = None    # None: config report.scope2_basis
 _INVISIBLE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes C0 itself
 
 

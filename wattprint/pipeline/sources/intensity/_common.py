@@ -15,17 +15,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ...errors import InputError
-from ...files import file_kind
+from ...files import MAX_INTENSITY_FILE_BYTES, MIB, file_kind
 from ...records import INTENSITY_BASES, IntensityPoint
 from ...timeutil import parse_instant
 from .._text import check_no_surrogates
 
 MAX_G_PER_KWH = 5000.0  # no grid has ever averaged above ~1,300 g/kWh; 5,000 catches unit mix-ups (lbs, kg/MWh x1000)
 
-MIB = 1024 * 1024
-# Every intensity file is read whole (imports) or kept parsed (serve-intensity): a year of hourly values for 100
-# zones in the generic CSV is ~35 MB, far more than any source publishes per request; beyond, split the file.
-MAX_INPUT_BYTES = 64 * MIB
+MAX_INPUT_BYTES = MAX_INTENSITY_FILE_BYTES     # files.py holds the limit (and why), beside the others
 CHUNK_BYTES = MIB
 
 MOER_WARNING = (

@@ -41,6 +41,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from machinefacts import cpu_model  # noqa: E402  (benchmarks/, beside this script)
+
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER = ("job_id,project,phase,cluster,user,start,end,nodes,gpus\n"
           "42,vision,pretraining,c1,ana,2024-03-01T00:00:00Z,2024-03-01T06:00:00Z,gpu01,4\n"
@@ -131,12 +133,7 @@ def measure(trees: dict[str, Path], runs: int, work: Path) -> dict:
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), model)
-    except OSError:
-        pass
+    model = cpu_model()
     system = f"Linux {platform.release()}"
     try:
         pretty = next(ln.split("=", 1)[1].strip('"') for ln in Path("/etc/os-release").read_text().splitlines()

@@ -34,14 +34,15 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]   # wattprint; machinefacts beside this script
+
+from machinefacts import cpu_model  # noqa: E402
 
 from wattprint.exporter.host.accounting import HostPoller  # noqa: E402
 from wattprint.exporter.host.cgroups import CgroupCollector  # noqa: E402
@@ -66,12 +67,7 @@ CGROUP_FILES = (
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), model)
-    except OSError:
-        pass
+    model = cpu_model()
     return f"{os.cpu_count()} CPU cores ({model}), Linux {platform.release()}, Python {platform.python_version()}"
 
 

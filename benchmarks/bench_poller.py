@@ -39,6 +39,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from machinefacts import cpu_model  # noqa: E402  (benchmarks/, beside this script)
+
 from wattprint.common.logs import setup_logging
 from wattprint.exporter.app import App
 from wattprint.exporter.config import Config
@@ -63,12 +65,7 @@ NVML_CALLS_PER_GPU = (
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), model)
-    except OSError:
-        pass
+    model = cpu_model()
     return (f"{os.cpu_count()} CPU cores ({model}), no GPU, Linux {platform.release()}, "
             f"Python {platform.python_version()}, prometheus_client {metadata.version('prometheus_client')}")
 

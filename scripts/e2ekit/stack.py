@@ -8,7 +8,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -250,9 +249,7 @@ class Stack:
         """The Kubernetes node's discovery: a real gRPC server of the kubelet's PodResources v1 API on a unix socket
         (tests/kubelet_podresources.py) allocating the plan's pods their devices, the kubelet's pod log directory
         (<namespace>_<pod>_<uid>), and the idle trace."""
-        if str(REPO) not in sys.path:
-            sys.path.insert(0, str(REPO))
-        from tests.kubelet_podresources import Kubelet, pod, serving
+        from tests.kubelet_podresources import Kubelet, pod, serving  # grpc: imported only with a Kubernetes node
 
         trace = idle_trace(self.work / "idle_trace.csv")
         uuids = replay_uuids(node, trace)

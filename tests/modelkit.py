@@ -52,6 +52,17 @@ def add_job(con: duckdb.DuckDBPyConnection, cluster: str, job_id: str, project: 
         con.execute("INSERT INTO job_nodes VALUES (?, ?, ?, ?)", [cluster, job_id, node, gpus])
 
 
+def add_steady_job(con: duckdb.DuckDBPyConnection, job_id: str, project: str, phase: str, cluster: str, node: str,
+                   watts: float, minutes: int) -> None:
+    """A job alone on its node's one GPU (an A100, uuid GPU-<node>) from T0 for `minutes` at `watts`: the GPU and job
+    counters every 5 minutes, and the ledger row."""
+    labels = {"cluster": cluster, "hostname": node, "gpu": "0", "uuid": f"GPU-{node}", "model": "NVIDIA A100"}
+    pts = [(float(m), m * 60 * watts) for m in range(0, minutes + 1, 5)]
+    add_series(con, "wattprint", "gpu_energy", labels, pts)
+    add_series(con, "wattprint", "job_energy", {**labels, "job_id": job_id}, pts)
+    add_job(con, cluster, job_id, project, phase, 0, minutes, {node: 1})
+
+
 def fct(con: duckdb.DuckDBPyConnection, where: str = "true", params: Sequence[object] = ()) -> list[tuple]:
     return con.execute(
         "SELECT job_id, attribution, energy_quality, sum(energy_j) FROM fct_job_gpu_hour"

@@ -49,7 +49,7 @@ from wattprint.pipeline.settings import load_settings
 from wattprint.pipeline.sources.intensity import check_points, parse
 from wattprint.pipeline.store import SIGNAL_TABLES, write_intensity
 
-from .modelkit import add_series
+from .modelkit import add_steady_job
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 LB = 0.45359237                      # g/kWh per lbs/MWh
@@ -115,15 +115,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     config.write_text(CONFIG, encoding="utf-8")
     path = tmp / "m.duckdb"
     con = db.connect(path)
-    for job, project, phase, cluster, node, watts, minutes in JOBS:
-        labels = {"cluster": cluster, "hostname": node, "gpu": "0", "uuid": f"GPU-{node}", "model": "NVIDIA A100"}
-        pts = [(float(m), m * 60 * watts) for m in range(0, minutes + 1, 5)]
-        add_series(con, "wattprint", "gpu_energy", labels, pts)
-        add_series(con, "wattprint", "job_energy", {**labels, "job_id": job}, pts)
-        con.execute("INSERT INTO jobs (cluster, job_id, project, phase, start_ts, end_ts, source, origin)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'test', 'test')",
-                    [cluster, job, project, phase, T0, T0 + timedelta(minutes=minutes)])
-        con.execute("INSERT INTO job_nodes VALUES (?, ?, ?, 1)", [cluster, job, node])
+    for job in JOBS:
+        add_steady_job(con, *job)
     settings = load_settings(str(config))
     with db.transaction(con):
         for zone, g in AVERAGE.items():

@@ -48,7 +48,7 @@ from wattprint.pipeline.report.scope2 import match, periods
 from wattprint.pipeline.scope2 import Instrument
 from wattprint.pipeline.settings import load_settings
 
-from .modelkit import add_series
+from .modelkit import add_steady_job
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 CLUSTERS = """\
@@ -89,15 +89,8 @@ def scenario(tmp_path_factory):  # type: ignore[no-untyped-def]
     with_s2.write_text(CLUSTERS + SCOPE2, encoding="utf-8")
     path = tmp / "s.duckdb"
     con = db.connect(path)
-    for job, project, phase, cluster, node, watts, minutes in JOBS:
-        labels = {"cluster": cluster, "hostname": node, "gpu": "0", "uuid": f"GPU-{node}", "model": "NVIDIA A100"}
-        pts = [(float(m), m * 60 * watts) for m in range(0, minutes + 1, 5)]
-        add_series(con, "wattprint", "gpu_energy", labels, pts)
-        add_series(con, "wattprint", "job_energy", {**labels, "job_id": job}, pts)
-        con.execute("INSERT INTO jobs (cluster, job_id, project, phase, start_ts, end_ts, source, origin)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'test', 'test')",
-                    [cluster, job, project, phase, T0, T0 + timedelta(minutes=minutes)])
-        con.execute("INSERT INTO job_nodes VALUES (?, ?, ?, 1)", [cluster, job, node])
+    for job in JOBS:
+        add_steady_job(con, *job)
     for zone, g in INTENSITY.items():
         con.executemany(
             "INSERT INTO intensity_hourly (zone, hour_ts, g_per_kwh, basis, source, is_estimated, covered_s, origin)"

@@ -231,9 +231,9 @@ class Stack:
         servers = {}
         for node in nodes:
             root = mockup(node, self.work / "bmc" / node.name)
-            url = f"http://127.0.0.1:{free_port()}"
-            p = self._spawn(f"bmc-{node.name}", [exe, "-m", str(root), "-i", "127.0.0.1",
-                                                  "-p", url.rsplit(":", 1)[1]])
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            p = self._spawn(f"bmc-{node.name}", [exe, "-m", str(root), "-i", "127.0.0.1", "-p", str(port)])
             ready.append((p, url + "/redfish/v1/Chassis"))
             servers[node.name] = (node, Bmc(root, url, p.log))
             # the BMC polled every second, as the GPUs: the residual compares readings of the same moments
